@@ -1,0 +1,45 @@
+# Two commands set everything up on a machine with only python3 and make:
+#   make run    creates .venv, installs Centralita, serves the demo config
+#   make test   ruff, mypy and pytest
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest bench sounds clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/centralita serve $(if $(CONFIG),--config $(CONFIG),)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check agi ami dialplan centralita
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/agi_load.py
+	@for b in bench/render_bench.py bench/lookup_bench.py bench/pop_bench.py; do \
+		if [ -f $$b ]; then echo; $(BIN)/python $$b || exit 1; fi; done
+
+# Builds the prompts with espeak-ng and sox (Debian packages). The built WAVs are committed,
+# so only whoever changes a prompt text needs this.
+sounds: $(STAMP)
+	@command -v espeak-ng >/dev/null && command -v sox >/dev/null || \
+		(apt-get install -y espeak-ng sox || sudo apt-get install -y espeak-ng sox)
+	$(BIN)/python -m centralita.sounds build
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,7 @@
+"""`python -m centralita` is the `centralita` command."""
+
+import sys
+
+from centralita.cli import main
+
+sys.exit(main())

@@ -1,0 +1,164 @@
+"""Settings: one TOML file, validated at startup into typed, frozen settings.
+
+A wrong key, type or value raises `ConfigError` with the file, the dotted key and the reason.
+Relative paths are resolved against the config file's folder (the built-in demo: the current
+directory). Secrets may be written as `{ env = "VARIABLE" }`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from dialplan.model import Destination, Site, check_destination, load_site
+from dialplan.validate import ConfigError, Section
+
+DEMO_NAME = "centralita.toml"
+DEFAULT_CONFIG = Path("centralita.toml")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    data_dir: Path = Path("data")
+    allowed_peers: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    max_sessions: int = 5000
+    header_timeout_s: float = 5.0
+    reply_timeout_s: float = 60.0
+    idle_timeout_s: float = 300.0
+    shutdown_grace_s: float = 10.0
+    fallback: Destination = Destination("hangup")
+    log_format: str = "text"
+    log_level: str = "INFO"
+    secret_key: str | None = None
+
+
+@dataclass(frozen=True)
+class AsteriskSettings:
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_user: str = "centralita"
+    ami_secret: str | None = None
+    ami_ping_s: float = 20.0
+    ami_timeout_s: float = 5.0
+    spool_dir: Path = Path("/var/spool/asterisk")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    url: str
+    account_id: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole validated configuration."""
+
+    file: Path | None  # None: the built-in demo
+    server: ServerSettings
+    asterisk: AsteriskSettings
+    site: Site
+    webhooks: tuple[Webhook, ...]
+
+    @property
+    def data_dir(self) -> Path:
+        return self.server.data_dir
+
+
+def demo_text() -> str:
+    """The commented demo config, as shipped in the package."""
+    return resources.files("centralita.demo").joinpath(DEMO_NAME).read_text(encoding="utf-8")
+
+
+def _resolve(base: Path, text: str) -> Path:
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Settings:
+    """Validate TOML text into Settings; `base` anchors relative paths."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, "(syntax)", str(exc)) from None
+    root = Section(data, file, "")
+
+    srv = root.table("server")
+    peers = tuple(srv.str_list("allowed_peers", ["127.0.0.1/32", "::1/128"]))
+    for peer in peers:
+        try:
+            ipaddress.ip_network(peer, strict=False)
+        except ValueError:
+            raise ConfigError(
+                file, "server.allowed_peers", f"{peer!r} is not an address or network"
+            ) from None
+    server = ServerSettings(
+        agi_host=srv.str("agi_host", "127.0.0.1"),
+        agi_port=srv.int("agi_port", 4573, min=0, max=65535),
+        web_host=srv.str("web_host", "127.0.0.1"),
+        web_port=srv.int("web_port", 8080, min=0, max=65535),
+        data_dir=_resolve(base, srv.str("data_dir", "data")),
+        allowed_peers=peers,
+        max_sessions=srv.int("max_sessions", 5000, min=1, max=200000),
+        header_timeout_s=srv.float("header_timeout_s", 5.0, min=0.1),
+        reply_timeout_s=srv.float("reply_timeout_s", 60.0, min=0.1),
+        idle_timeout_s=srv.float("idle_timeout_s", 300.0, min=1.0),
+        shutdown_grace_s=srv.float("shutdown_grace_s", 10.0),
+        fallback=Destination.parse(srv.str("fallback", "hangup"), file, "server.fallback"),
+        log_format=srv.choice("log_format", ("text", "json"), "text"),
+        log_level=srv.choice("log_level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
+        secret_key=srv.secret("secret_key"),
+    )
+    srv.finish()
+
+    ast = root.table("asterisk")
+    asterisk = AsteriskSettings(
+        ami_host=ast.str("ami_host", "127.0.0.1"),
+        ami_port=ast.int("ami_port", 5038, min=1, max=65535),
+        ami_user=ast.str("ami_user", "centralita"),
+        ami_secret=ast.secret("ami_secret"),
+        ami_ping_s=ast.float("ami_ping_s", 20.0, min=1.0),
+        ami_timeout_s=ast.float("ami_timeout_s", 5.0, min=0.1),
+        spool_dir=_resolve(base, ast.str("spool_dir", "/var/spool/asterisk")),
+    )
+    for key, value in (("ami_user", asterisk.ami_user), ("ami_secret", asterisk.ami_secret or "")):
+        if any(c in value for c in "\r\n\0"):
+            raise ConfigError(file, f"asterisk.{key}", "must not contain line breaks")
+
+    site = load_site(root)
+    ast.finish()
+    root.table("console").finish()
+
+    webhooks = []
+    for w in root.tables("webhooks"):
+        url = w.str("url")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(file, w.key("url"), f"{url!r} must start with http:// or https://")
+        webhooks.append(Webhook(url=url, account_id=w.str("account_id", "")))
+        w.finish()
+    # The store, web and AMI sections may grow; every key must still be read by someone.
+    root.finish()
+    check_destination(site, server.fallback, file, "server.fallback")
+    return Settings(
+        file=path, server=server, asterisk=asterisk, site=site, webhooks=tuple(webhooks)
+    )
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Load `path`; without one, `./centralita.toml` if present, else the built-in demo."""
+    if path is None and DEFAULT_CONFIG.exists():
+        path = DEFAULT_CONFIG
+    if path is None:
+        return parse_settings(demo_text(), "<demo centralita.toml>", Path.cwd(), None)
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), "(file)", exc.strerror or str(exc)) from None
+    return parse_settings(text, str(path), path.resolve().parent, path.resolve())
