@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from dialplan.model import Destination, Site, check_destination, load_site
+from dialplan.model import HANGUP, Destination, Site, check_destination, load_site
 from dialplan.validate import ConfigError, Section
 
 DEMO_NAME = "centralita.toml"
@@ -33,7 +33,7 @@ class ServerSettings:
     reply_timeout_s: float = 60.0
     idle_timeout_s: float = 300.0
     shutdown_grace_s: float = 10.0
-    fallback: Destination = Destination("hangup")
+    fallback: Destination = HANGUP
     log_format: str = "text"
     log_level: str = "INFO"
     secret_key: str | None = None
@@ -90,7 +90,7 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
     root = Section(data, file, "")
 
     srv = root.table("server")
-    peers = tuple(srv.str_list("allowed_peers", ["127.0.0.1/32", "::1/128"]))
+    peers = tuple(srv.string_list("allowed_peers", ["127.0.0.1/32", "::1/128"]))
     for peer in peers:
         try:
             ipaddress.ip_network(peer, strict=False)
@@ -99,18 +99,18 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
                 file, "server.allowed_peers", f"{peer!r} is not an address or network"
             ) from None
     server = ServerSettings(
-        agi_host=srv.str("agi_host", "127.0.0.1"),
-        agi_port=srv.int("agi_port", 4573, min=0, max=65535),
-        web_host=srv.str("web_host", "127.0.0.1"),
-        web_port=srv.int("web_port", 8080, min=0, max=65535),
-        data_dir=_resolve(base, srv.str("data_dir", "data")),
+        agi_host=srv.string("agi_host", "127.0.0.1"),
+        agi_port=srv.integer("agi_port", 4573, minimum=0, maximum=65535),
+        web_host=srv.string("web_host", "127.0.0.1"),
+        web_port=srv.integer("web_port", 8080, minimum=0, maximum=65535),
+        data_dir=_resolve(base, srv.string("data_dir", "data")),
         allowed_peers=peers,
-        max_sessions=srv.int("max_sessions", 5000, min=1, max=200000),
-        header_timeout_s=srv.float("header_timeout_s", 5.0, min=0.1),
-        reply_timeout_s=srv.float("reply_timeout_s", 60.0, min=0.1),
-        idle_timeout_s=srv.float("idle_timeout_s", 300.0, min=1.0),
-        shutdown_grace_s=srv.float("shutdown_grace_s", 10.0),
-        fallback=Destination.parse(srv.str("fallback", "hangup"), file, "server.fallback"),
+        max_sessions=srv.integer("max_sessions", 5000, minimum=1, maximum=200000),
+        header_timeout_s=srv.number("header_timeout_s", 5.0, minimum=0.1),
+        reply_timeout_s=srv.number("reply_timeout_s", 60.0, minimum=0.1),
+        idle_timeout_s=srv.number("idle_timeout_s", 300.0, minimum=1.0),
+        shutdown_grace_s=srv.number("shutdown_grace_s", 10.0),
+        fallback=Destination.parse(srv.string("fallback", "hangup"), file, "server.fallback"),
         log_format=srv.choice("log_format", ("text", "json"), "text"),
         log_level=srv.choice("log_level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         secret_key=srv.secret("secret_key"),
@@ -119,13 +119,13 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
 
     ast = root.table("asterisk")
     asterisk = AsteriskSettings(
-        ami_host=ast.str("ami_host", "127.0.0.1"),
-        ami_port=ast.int("ami_port", 5038, min=1, max=65535),
-        ami_user=ast.str("ami_user", "centralita"),
+        ami_host=ast.string("ami_host", "127.0.0.1"),
+        ami_port=ast.integer("ami_port", 5038, minimum=1, maximum=65535),
+        ami_user=ast.string("ami_user", "centralita"),
         ami_secret=ast.secret("ami_secret"),
-        ami_ping_s=ast.float("ami_ping_s", 20.0, min=1.0),
-        ami_timeout_s=ast.float("ami_timeout_s", 5.0, min=0.1),
-        spool_dir=_resolve(base, ast.str("spool_dir", "/var/spool/asterisk")),
+        ami_ping_s=ast.number("ami_ping_s", 20.0, minimum=1.0),
+        ami_timeout_s=ast.number("ami_timeout_s", 5.0, minimum=0.1),
+        spool_dir=_resolve(base, ast.string("spool_dir", "/var/spool/asterisk")),
     )
     for key, value in (("ami_user", asterisk.ami_user), ("ami_secret", asterisk.ami_secret or "")):
         if any(c in value for c in "\r\n\0"):
@@ -137,10 +137,10 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
 
     webhooks = []
     for w in root.tables("webhooks"):
-        url = w.str("url")
+        url = w.string("url")
         if not url.startswith(("http://", "https://")):
             raise ConfigError(file, w.key("url"), f"{url!r} must start with http:// or https://")
-        webhooks.append(Webhook(url=url, account_id=w.str("account_id", "")))
+        webhooks.append(Webhook(url=url, account_id=w.string("account_id", "")))
         w.finish()
     # The store, web and AMI sections may grow; every key must still be read by someone.
     root.finish()

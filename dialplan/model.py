@@ -42,7 +42,14 @@ CUSTOMER_ID_MODES = ("none", "crm-bool", "crm-destination")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # QUEUESTATUS values after which the caller is offered a callback (app_queue.c queue_results
 # 1847-1857; JOINUNAVAIL/LEAVEUNAVAIL are never set in 20.20.1 but listed for later versions).
-CALLBACK_QUEUESTATUSES = ("TIMEOUT", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL", "LEAVEUNAVAIL", "FULL")
+CALLBACK_QUEUESTATUSES = (
+    "TIMEOUT",
+    "JOINEMPTY",
+    "LEAVEEMPTY",
+    "JOINUNAVAIL",
+    "LEAVEUNAVAIL",
+    "FULL",
+)
 PROMPT_RE = re.compile(r"^[A-Za-z0-9_/-]{1,80}$")
 
 
@@ -64,8 +71,8 @@ class Destination:
             raise ConfigError(
                 file,
                 key,
-                f"{text!r} is not a destination: use one of "
-                "queue:NAME, ivr:NAME, customer-id:NAME, time:NAME, agent:EXT, voicemail:BOX, hangup",
+                f"{text!r} is not a destination: use one of queue:NAME, ivr:NAME, "
+                "customer-id:NAME, time:NAME, agent:EXT, voicemail:BOX, hangup",
             )
         if kind == "hangup":
             if target:
@@ -243,14 +250,14 @@ class Site:
 
 
 def _prompt(section: Section, name: str, default: str) -> str:
-    value = section.str(name, default)
+    value = section.string(name, default)
     if not PROMPT_RE.match(value):
         raise ConfigError(section.file, section.key(name), f"{value!r} is not a valid prompt id")
     return value
 
 
 def _destination(section: Section, name: str, default: str | None = None) -> Destination:
-    return Destination.parse(section.str(name, default), section.file, section.key(name))
+    return Destination.parse(section.string(name, default), section.file, section.key(name))
 
 
 def _parse_time(section: Section, key: str, text: str) -> time:
@@ -279,18 +286,18 @@ def _parse_days(section: Section, key: str, text: str) -> tuple[int, ...]:
 def _languages(root: Section) -> tuple[Language, ...]:
     languages = []
     for s in root.tables("languages"):
-        digit = s.str("digit")
+        digit = s.string("digit")
         if len(digit) != 1 or digit not in "123456789":
             raise ConfigError(s.file, s.key("digit"), f"{digit!r} must be one key 1-9")
-        code = s.str("code")
+        code = s.string("code")
         if not re.match(r"^[a-z]{2,3}(_[A-Z]{2})?$", code):
             raise ConfigError(s.file, s.key("code"), f"{code!r} is not a language code like 'en'")
         languages.append(
             Language(
                 digit=digit,
                 code=code,
-                queue=check_name(s.str("queue"), s.file, s.key("queue")),
-                name=check_display_name(s.str("name", code), s.file, s.key("name")),
+                queue=check_name(s.string("queue"), s.file, s.key("queue")),
+                name=check_display_name(s.string("name", code), s.file, s.key("name")),
                 prompt=_prompt(s, "prompt", f"centralita/menu-{code}"),
             )
         )
@@ -303,22 +310,22 @@ def _queues(root: Section) -> tuple[Queue, ...]:
     for s in root.tables("queues"):
         queues.append(
             Queue(
-                name=check_name(s.str("name"), s.file, s.key("name")),
-                id=s.int("id", min=1),
+                name=check_name(s.string("name"), s.file, s.key("name")),
+                id=s.integer("id", minimum=1),
                 strategy=s.choice("strategy", QUEUE_STRATEGIES, "random"),
-                timeout_s=s.int("timeout_s", 10, min=1, max=86400),
-                member_timeout_s=s.int("member_timeout_s", 15, min=1, max=600),
-                retry_s=s.int("retry_s", 5, min=1, max=600),
-                wrapup_s=s.int("wrapup_s", 0, min=0, max=3600),
-                maxlen=s.int("maxlen", 0, min=0, max=10000),
+                timeout_s=s.integer("timeout_s", 10, minimum=1, maximum=86400),
+                member_timeout_s=s.integer("member_timeout_s", 15, minimum=1, maximum=600),
+                retry_s=s.integer("retry_s", 5, minimum=1, maximum=600),
+                wrapup_s=s.integer("wrapup_s", 0, minimum=0, maximum=3600),
+                maxlen=s.integer("maxlen", 0, minimum=0, maximum=10000),
                 joinempty=s.choice(
                     "joinempty", ("yes", "no", "strict", "loose", "unavailable"), "yes"
                 ),
                 leavewhenempty=s.choice(
                     "leavewhenempty", ("yes", "no", "strict", "loose", "unavailable"), "no"
                 ),
-                survey=s.bool("survey", False),
-                language=s.opt_str("language"),
+                survey=s.boolean("survey", False),
+                language=s.opt_string("language"),
             )
         )
         s.finish()
@@ -326,21 +333,21 @@ def _queues(root: Section) -> tuple[Queue, ...]:
 
 
 def _agents(root: Section) -> tuple[Agent, ...]:
-    agents = []
+    agents: list[Agent] = []
     for s in root.tables("agents"):
-        ext = check_extension(s.str("extension"), s.file, s.key("extension"))
+        ext = check_extension(s.string("extension"), s.file, s.key("extension"))
         secret = s.secret("secret")
         if secret is None:
             raise ConfigError(s.file, s.key("secret"), "is required (the SIP password)")
         agents.append(
             Agent(
                 extension=ext,
-                name=check_display_name(s.str("name"), s.file, s.key("name")),
+                name=check_display_name(s.string("name"), s.file, s.key("name")),
                 queues=tuple(
-                    check_name(q, s.file, s.key("queues")) for q in s.str_list("queues", [])
+                    check_name(q, s.file, s.key("queues")) for q in s.string_list("queues", [])
                 ),
                 secret=check_secret(secret, s.file, s.key("secret")),
-                language=s.str("language", "en"),
+                language=s.string("language", "en"),
             )
         )
         s.finish()
@@ -351,29 +358,29 @@ def _customer_id(root: Section) -> tuple[CustomerIdNode, ...]:
     nodes = []
     for s in root.tables("customer_id"):
         mode = s.choice("mode", CUSTOMER_ID_MODES, "none")
-        url = s.opt_str("url")
+        url = s.opt_string("url")
         if mode != "none" and not url:
             raise ConfigError(s.file, s.key("url"), f"is required in mode {mode!r}")
         if url is not None and not re.match(r"^https?://", url):
             raise ConfigError(s.file, s.key("url"), f"{url!r} must start with http:// or https://")
         if s.has("id_length"):
-            min_digits = max_digits = s.int("id_length", min=1, max=32)
+            min_digits = max_digits = s.integer("id_length", minimum=1, maximum=32)
         else:
-            min_digits = s.int("min_digits", 1, min=1, max=32)
-            max_digits = s.int("max_digits", 12, min=1, max=32)
+            min_digits = s.integer("min_digits", 1, minimum=1, maximum=32)
+            max_digits = s.integer("max_digits", 12, minimum=1, maximum=32)
         if max_digits < min_digits:
             raise ConfigError(s.file, s.key("max_digits"), "must not be below min_digits")
         nodes.append(
             CustomerIdNode(
-                name=check_name(s.str("name"), s.file, s.key("name")),
-                id=s.int("id", min=1),
+                name=check_name(s.string("name"), s.file, s.key("name")),
+                id=s.integer("id", minimum=1),
                 mode=mode,
                 url=url,
                 prompt=_prompt(s, "prompt", "centralita/enter-customer-id"),
                 min_digits=min_digits,
                 max_digits=max_digits,
-                timeout_s=s.int("timeout_s", 10, min=1, max=120),
-                retries=s.int("retries", 3, min=1, max=10),
+                timeout_s=s.integer("timeout_s", 10, minimum=1, maximum=120),
+                retries=s.integer("retries", 3, minimum=1, maximum=10),
                 success=_destination(s, "success"),
                 failure=_destination(s, "failure"),
             )
@@ -385,7 +392,7 @@ def _customer_id(root: Section) -> tuple[CustomerIdNode, ...]:
 def _time_conditions(root: Section) -> tuple[TimeCondition, ...]:
     conditions = []
     for s in root.tables("time_conditions"):
-        tz = s.str("timezone", "UTC")
+        tz = s.string("timezone", "UTC")
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
@@ -394,14 +401,14 @@ def _time_conditions(root: Section) -> tuple[TimeCondition, ...]:
         for r in s.tables("ranges"):
             ranges.append(
                 TimeRange(
-                    days=_parse_days(r, r.key("days"), r.str("days", "mon-sun")),
-                    start=_parse_time(r, r.key("start"), r.str("start", "00:00")),
-                    end=_parse_time(r, r.key("end"), r.str("end", "24:00")),
+                    days=_parse_days(r, r.key("days"), r.string("days", "mon-sun")),
+                    start=_parse_time(r, r.key("start"), r.string("start", "00:00")),
+                    end=_parse_time(r, r.key("end"), r.string("end", "24:00")),
                 )
             )
             r.finish()
         holidays = []
-        for text in s.str_list("holidays", []):
+        for text in s.string_list("holidays", []):
             try:
                 holidays.append(date.fromisoformat(text))
             except ValueError:
@@ -410,8 +417,8 @@ def _time_conditions(root: Section) -> tuple[TimeCondition, ...]:
                 ) from None
         conditions.append(
             TimeCondition(
-                name=check_name(s.str("name"), s.file, s.key("name")),
-                id=s.int("id", min=1),
+                name=check_name(s.string("name"), s.file, s.key("name")),
+                id=s.integer("id", minimum=1),
                 timezone=tz,
                 ranges=tuple(ranges),
                 holidays=tuple(holidays),
@@ -445,13 +452,19 @@ def check_destination(site: Site, dest: Destination, file: str, key: str) -> Non
 
 def validate_references(site: Site, file: str) -> None:
     """Every queue, agent, node and destination named anywhere must exist, once."""
-    _check_unique(file, "queues", [(f"queues[{i}].name", q.name) for i, q in enumerate(site.queues)])
-    _check_unique(file, "queues", [(f"queues[{i}].id", str(q.id)) for i, q in enumerate(site.queues)])
+    _check_unique(
+        file, "queues", [(f"queues[{i}].name", q.name) for i, q in enumerate(site.queues)]
+    )
+    _check_unique(
+        file, "queues", [(f"queues[{i}].id", str(q.id)) for i, q in enumerate(site.queues)]
+    )
     _check_unique(
         file, "agents", [(f"agents[{i}].extension", a.extension) for i, a in enumerate(site.agents)]
     )
     _check_unique(
-        file, "languages", [(f"languages[{i}].digit", la.digit) for i, la in enumerate(site.languages)]
+        file,
+        "languages",
+        [(f"languages[{i}].digit", la.digit) for i, la in enumerate(site.languages)],
     )
     _check_unique(
         file,
@@ -500,16 +513,16 @@ def load_site(root: Section) -> Site:
     driver = asterisk.choice("sip_driver", ("pjsip", "sip"), "pjsip")
     numbers = tuple(
         check_number(n, root.file, "asterisk.company_numbers")
-        for n in asterisk.str_list("company_numbers", ["0777"])
+        for n in asterisk.string_list("company_numbers", ["0777"])
     )
     entry = _destination(asterisk, "entry", "ivr:main")
-    recordings_dir = asterisk.str("recordings_dir", "/var/spool/asterisk/monitor")
+    recordings_dir = asterisk.string("recordings_dir", "/var/spool/asterisk/monitor")
     outbound_callerid = check_number(
-        asterisk.str("outbound_callerid", numbers[0] if numbers else "0777"),
+        asterisk.string("outbound_callerid", numbers[0] if numbers else "0777"),
         root.file,
         "asterisk.outbound_callerid",
     )
-    outbound_trunk = asterisk.str("outbound_trunk", "PJSIP/{number}@trunk")
+    outbound_trunk = asterisk.string("outbound_trunk", "PJSIP/{number}@trunk")
     if "{number}" not in outbound_trunk or any(c in outbound_trunk for c in "\n;,[]"):
         raise ConfigError(
             root.file, "asterisk.outbound_trunk", "must contain {number} and no ';', ',', '[', ']'"
@@ -517,23 +530,23 @@ def load_site(root: Section) -> Site:
 
     ivr_s = root.table("ivr")
     ivr = Ivr(
-        name=check_name(ivr_s.str("name", "main"), root.file, "ivr.name"),
-        id=ivr_s.int("id", 1, min=1),
-        timeout_s=ivr_s.int("timeout_s", 10, min=1, max=120),
-        retries=ivr_s.int("retries", 2, min=0, max=10),
+        name=check_name(ivr_s.string("name", "main"), root.file, "ivr.name"),
+        id=ivr_s.integer("id", 1, minimum=1),
+        timeout_s=ivr_s.integer("timeout_s", 10, minimum=1, maximum=120),
+        retries=ivr_s.integer("retries", 2, minimum=0, maximum=10),
         default=_destination(ivr_s, "default", "hangup"),
         welcome=_prompt(ivr_s, "welcome", "centralita/welcome"),
         invalid=_prompt(ivr_s, "invalid", "centralita/invalid-option"),
-        recording_notice=ivr_s.bool("recording_notice", True),
+        recording_notice=ivr_s.boolean("recording_notice", True),
     )
     ivr_s.finish()
 
     cb = root.table("callback")
     callback = CallbackSettings(
-        min_digits=cb.int("min_digits", 6, min=1, max=30),
-        max_digits=cb.int("max_digits", 15, min=1, max=30),
-        retries=cb.int("retries", 3, min=1, max=10),
-        timeout_s=cb.int("timeout_s", 10, min=1, max=120),
+        min_digits=cb.integer("min_digits", 6, minimum=1, maximum=30),
+        max_digits=cb.integer("max_digits", 15, minimum=1, maximum=30),
+        retries=cb.integer("retries", 3, minimum=1, maximum=10),
+        timeout_s=cb.integer("timeout_s", 10, minimum=1, maximum=120),
     )
     if callback.max_digits < callback.min_digits:
         raise ConfigError(root.file, "callback.max_digits", "must not be below min_digits")
@@ -541,42 +554,46 @@ def load_site(root: Section) -> Site:
 
     sv = root.table("survey")
     survey = SurveySettings(
-        delay_s=sv.int("delay_s", 60, min=0, max=86400),
-        threshold=sv.int("threshold", 5, min=0, max=11),
-        voicemail_box=check_extension(sv.str("voicemail_box", "600"), root.file, "survey.voicemail_box"),
-        retries=sv.int("retries", 2, min=1, max=10),
-        timeout_s=sv.int("timeout_s", 8, min=1, max=60),
-        max_retries=sv.int("max_retries", 2, min=0, max=20),
-        retry_time_s=sv.int("retry_time_s", 300, min=1),
-        wait_time_s=sv.int("wait_time_s", 45, min=1, max=600),
-        callerid=check_number(sv.str("callerid", outbound_callerid), root.file, "survey.callerid"),
+        delay_s=sv.integer("delay_s", 60, minimum=0, maximum=86400),
+        threshold=sv.integer("threshold", 5, minimum=0, maximum=11),
+        voicemail_box=check_extension(
+            sv.string("voicemail_box", "600"), root.file, "survey.voicemail_box"
+        ),
+        retries=sv.integer("retries", 2, minimum=1, maximum=10),
+        timeout_s=sv.integer("timeout_s", 8, minimum=1, maximum=60),
+        max_retries=sv.integer("max_retries", 2, minimum=0, maximum=20),
+        retry_time_s=sv.integer("retry_time_s", 300, minimum=1),
+        wait_time_s=sv.integer("wait_time_s", 45, minimum=1, maximum=600),
+        callerid=check_number(
+            sv.string("callerid", outbound_callerid), root.file, "survey.callerid"
+        ),
     )
     sv.finish()
 
     mg = root.table("manager")
-    dispositions = tuple(mg.str_list("dispositions", ["ANSWERED", "NO ANSWER", "BUSY"]))
+    dispositions = tuple(mg.string_list("dispositions", ["ANSWERED", "NO ANSWER", "BUSY"]))
     for d in dispositions:
         if d not in ("ANSWERED", "NO ANSWER", "BUSY", "FAILED", "CONGESTION", "CANCEL"):
             raise ConfigError(root.file, "manager.dispositions", f"{d!r} is not a CDR disposition")
     manager = ManagerSettings(
-        window_h=mg.int("window_h", 24, min=1, max=24 * 365),
-        ring_s=mg.int("ring_s", 15, min=1, max=300),
+        window_h=mg.integer("window_h", 24, minimum=1, maximum=24 * 365),
+        ring_s=mg.integer("ring_s", 15, minimum=1, maximum=300),
         dispositions=dispositions,
         fallback=_destination(mg, "fallback", f"queue:{_first_queue(root)}"),
-        default_region=mg.str("default_region", "ES").upper(),
-        match_digits=mg.int("match_digits", 10, min=4, max=15),
-        min_digits=mg.int("min_digits", 6, min=1, max=15),
+        default_region=mg.string("default_region", "ES").upper(),
+        match_digits=mg.integer("match_digits", 10, minimum=4, maximum=15),
+        min_digits=mg.integer("min_digits", 6, minimum=1, maximum=15),
     )
     mg.finish()
 
     crm_s = root.table("crm")
     crm = CrmSettings(
-        user_agent=crm_s.str("user_agent", "Centralita"),
-        timeout_s=crm_s.float("timeout_s", 3.0, min=0.1),
-        breaker_failures=crm_s.int("breaker_failures", 5, min=1),
-        breaker_cooldown_s=crm_s.float("breaker_cooldown_s", 30.0),
-        incoming_url=crm_s.opt_str("incoming_url"),
-        outgoing_url=crm_s.opt_str("outgoing_url"),
+        user_agent=crm_s.string("user_agent", "Centralita"),
+        timeout_s=crm_s.number("timeout_s", 3.0, minimum=0.1),
+        breaker_failures=crm_s.integer("breaker_failures", 5, minimum=1),
+        breaker_cooldown_s=crm_s.number("breaker_cooldown_s", 30.0),
+        incoming_url=crm_s.opt_string("incoming_url"),
+        outgoing_url=crm_s.opt_string("outgoing_url"),
     )
     if any(c in crm.user_agent for c in "\r\n\0"):
         raise ConfigError(root.file, "crm.user_agent", "must not contain line breaks")
@@ -584,7 +601,7 @@ def load_site(root: Section) -> Site:
 
     console = root.table("console")
     site_dispositions = tuple(
-        console.str_list("dispositions", ["sale", "support", "no-interest", "call-back"])
+        console.string_list("dispositions", ["sale", "support", "no-interest", "call-back"])
     )
 
     site = Site(

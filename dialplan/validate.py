@@ -107,7 +107,7 @@ class Section:
         self._seen.add(name)
         return self.data.get(name)
 
-    def str(self, name: str, default: str | None = None) -> str:
+    def string(self, name: str, default: str | None = None) -> str:
         value = self._get(name)
         if value is None:
             if default is None:
@@ -117,7 +117,7 @@ class Section:
             raise ConfigError(self.file, self.key(name), f"must be a string, not {value!r}")
         return value
 
-    def opt_str(self, name: str) -> str | None:
+    def opt_string(self, name: str) -> str | None:
         value = self._get(name)
         if value is None:
             return None
@@ -132,9 +132,7 @@ class Section:
             return default
         if isinstance(value, Mapping):
             if set(value) != {"env"} or not isinstance(value["env"], str):
-                raise ConfigError(
-                    self.file, self.key(name), 'use a string or { env = "VARIABLE" }'
-                )
+                raise ConfigError(self.file, self.key(name), 'use a string or { env = "VARIABLE" }')
             env_value = os.environ.get(value["env"])
             if env_value is None:
                 raise ConfigError(
@@ -147,13 +145,13 @@ class Section:
             raise ConfigError(self.file, self.key(name), "must be a string")
         return value
 
-    def int(
+    def integer(
         self,
         name: str,
         default: int | None = None,
         *,
-        min: int | None = None,  # noqa: A002 - reads naturally at call sites
-        max: int | None = None,  # noqa: A002
+        minimum: int | None = None,
+        maximum: int | None = None,
     ) -> int:
         value = self._get(name)
         if value is None:
@@ -162,23 +160,23 @@ class Section:
             value = default
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(self.file, self.key(name), f"must be an integer, not {value!r}")
-        if min is not None and value < min:
-            raise ConfigError(self.file, self.key(name), f"must be at least {min}, not {value}")
-        if max is not None and value > max:
-            raise ConfigError(self.file, self.key(name), f"must be at most {max}, not {value}")
+        if minimum is not None and value < minimum:
+            raise ConfigError(self.file, self.key(name), f"must be at least {minimum}, not {value}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(self.file, self.key(name), f"must be at most {maximum}, not {value}")
         return value
 
-    def float(self, name: str, default: float, *, min: float = 0.0) -> float:  # noqa: A002
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
         value = self._get(name)
         if value is None:
             value = default
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(self.file, self.key(name), f"must be a number, not {value!r}")
-        if value < min:
-            raise ConfigError(self.file, self.key(name), f"must be at least {min}, not {value}")
+        if value < minimum:
+            raise ConfigError(self.file, self.key(name), f"must be at least {minimum}, not {value}")
         return float(value)
 
-    def bool(self, name: str, default: bool) -> bool:
+    def boolean(self, name: str, default: bool) -> bool:
         value = self._get(name)
         if value is None:
             return default
@@ -186,7 +184,7 @@ class Section:
             raise ConfigError(self.file, self.key(name), f"must be true or false, not {value!r}")
         return value
 
-    def str_list(self, name: str, default: list[str] | None = None) -> list[str]:
+    def string_list(self, name: str, default: list[str] | None = None) -> list[str]:
         value = self._get(name)
         if value is None:
             if default is None:
@@ -197,7 +195,7 @@ class Section:
         return list(value)
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.str(name, default)
+        value = self.string(name, default)
         if value not in choices:
             raise ConfigError(
                 self.file, self.key(name), f"must be one of {', '.join(choices)}, not {value!r}"
