@@ -1,0 +1,90 @@
+"""Phone-number keys for matching callers to call records and contacts.
+
+Caller IDs arrive in many spellings (`+34 915 550 123`, `0034915550123`, `915550123`,
+`"Bob" <+34915550123>`, `sip:915550123@host`). `normalize` turns them into one key so a
+returning caller is found with an indexed equality lookup instead of `LIKE '%digits'`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+# Caller IDs that mean "withheld". Asterisk reports a withheld number as an empty CallerIDNum
+# or one of these words, depending on the trunk (chan_pjsip uses "anonymous" from
+# `From: "Anonymous" <sip:anonymous@anonymous.invalid>`, RFC 3323).
+PRIVATE_MARKERS = frozenset(
+    {
+        "",
+        "anonymous",
+        "private",
+        "unknown",
+        "<unknown>",
+        "restricted",
+        "unavailable",
+        "withheld",
+        "anonymous@anonymous.invalid",
+    }
+)
+
+# A caller ID longer than this is not a phone number; only its digits are looked at.
+_MAX_PARSE_LEN = 64
+_ANGLE = re.compile(r"<([^<>]*)>")
+
+
+def _number_part(callerid: str) -> str:
+    """The number inside a full caller ID: `"Name" <num>` -> num, `sip:num@host` -> num."""
+    text = callerid.strip()
+    match = _ANGLE.search(text)
+    if match:
+        text = match.group(1).strip()
+    lowered = text.lower()
+    for scheme in ("sip:", "sips:", "tel:"):
+        if lowered.startswith(scheme):
+            text = text[len(scheme) :]
+            break
+    if "@" in text and text.lower() not in PRIVATE_MARKERS:
+        text = text.split("@", 1)[0]
+    return text.strip()
+
+
+def is_private(callerid: str | None) -> bool:
+    """True when the caller ID is withheld: empty, a marker word, or without any digit."""
+    if callerid is None:
+        return True
+    text = _number_part(callerid)
+    if text.lower() in PRIVATE_MARKERS or callerid.strip().lower() in PRIVATE_MARKERS:
+        return True
+    return not any(c.isdigit() for c in text)
+
+
+def normalize(
+    number: str | None,
+    region: str = "ES",
+    match_digits: int = 10,
+    min_digits: int = 6,
+) -> str | None:
+    """Canonical matching key for a caller number, or None when there is nothing to match.
+
+    A number that `phonenumbers` parses as possible (in `region` when it has no `+`/IDD
+    prefix) gives its E.164 digits without `+`; anything else gives its last `match_digits`
+    digits. Withheld caller IDs and numbers with fewer than `min_digits` digits give None.
+    """
+    if number is None or is_private(number):
+        return None
+    text = _number_part(number)
+    # Only ASCII digits count: int("٣") works but a trunk never sends Arabic-Indic digits.
+    digits = "".join(c for c in text if "0" <= c <= "9")
+    if len(digits) < min_digits:
+        return None
+    if len(text) <= _MAX_PARSE_LEN:
+        candidate = ("+" + digits) if text.lstrip().startswith("+") else digits
+        try:
+            parsed = phonenumbers.parse(candidate, region.upper() or None)
+        except phonenumbers.NumberParseException:
+            parsed = None
+        if parsed is not None and phonenumbers.is_possible_number(parsed):
+            e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+            return e164.lstrip("+")
+    return digits[-match_digits:]
