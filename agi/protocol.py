@@ -142,6 +142,17 @@ _STR_FIELDS = (
 )
 
 
+# Header values that come from the caller or the network, in Asterisk's order (§1.2), each with
+# the header that must follow it.
+_NEXT_HEADER = {
+    "agi_callerid": "agi_calleridname: ",
+    "agi_calleridname": "agi_callingpres: ",
+    "agi_dnid": "agi_rdnis: ",
+    "agi_rdnis": "agi_context: ",
+}
+_STRANGER_FIELDS = frozenset(_NEXT_HEADER)
+
+
 def build_request(headers: list[tuple[str, str]]) -> AgiRequest:
     """Turn the `agi_*` header lines into a typed request."""
     fields: dict[str, str] = {}
@@ -285,6 +296,15 @@ class AgiConnection:
                 self._in_headers = False
                 return build_request(self._headers)
             key, sep, value = line.partition(": ")
+            if self._headers and self._headers[-1][0] in _STRANGER_FIELDS:
+                # Asterisk writes these values raw (`agi_calleridname: %s\n`, res_agi.c:2499),
+                # so a caller name holding a newline spills onto extra lines. The order of the
+                # block is fixed (§1.2): until the next expected header, a line is part of
+                # the stranger's value, never a header of its own.
+                previous = self._headers[-1][0]
+                if not line.startswith(_NEXT_HEADER[previous]):
+                    self._headers[-1] = (previous, self._headers[-1][1] + "\n" + line)
+                    return None
             if not sep:
                 # `agi_accountcode: ` with an empty value still has ": " (res_agi.c:2517);
                 # be lenient with a bare `key:` too.

@@ -1,0 +1,339 @@
+"""The FastAGI server: accepts Asterisk's connections and runs one flow task per call.
+
+Built on `asyncio.Protocol` rather than streams: one call costs one task, and each reply is
+handed to the waiting flow by resolving a future, with no per-command task or timer. Bounds
+are kept by one sweeper for the whole server (header deadline, reply deadline), so a command
+costs no timer of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from agi.protocol import AgiConnection, AgiProtocolError, AgiRequest, Hangup, Reply
+from agi.router import FLOWS, FlowRegistry
+from agi.session import AgiCommandError, AgiSession, CallerHangup, ReplyTimeout
+
+log = logging.getLogger("centralita.agi")
+
+# The dialplan reads this after AGI() returns (DESIGN.md, principle 1).
+ROUTE_VARIABLE = "CENTRALITA_ROUTE"
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """The bounds of the server (every wait has one: DESIGN.md principle 3)."""
+
+    max_sessions: int = 5000
+    header_timeout_s: float = 5.0
+    reply_timeout_s: float = 60.0
+    shutdown_grace_s: float = 10.0
+
+
+class AgiMetrics:
+    """Hooks for metrics; the default does nothing (the web app plugs in Prometheus)."""
+
+    def session_started(self, script: str) -> None:
+        """A flow started."""
+
+    def session_ended(self, script: str, outcome: str, seconds: float) -> None:
+        """A flow ended: outcome is ok, hangup, error, timeout, unknown-flow."""
+
+    def command_latency(self, seconds: float) -> None:
+        """One command's round trip (sampled)."""
+
+
+class _AgiProtocol(asyncio.Protocol):
+    """One FastAGI connection."""
+
+    __slots__ = (
+        "_conn",
+        "_pending",
+        "_server",
+        "_transport",
+        "deadline",
+        "hung_up",
+        "peer",
+        "request",
+        "task",
+    )
+
+    def __init__(self, server: AgiServer) -> None:
+        self._server = server
+        self._conn = AgiConnection()
+        self._transport: asyncio.Transport | None = None
+        self._pending: asyncio.Future[Reply] | None = None
+        self.hung_up = False
+        self.request: AgiRequest | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.deadline = 0.0
+        self.peer = "?"
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        server = self._server
+        peername = transport.get_extra_info("peername")
+        self.peer = str(peername[0]) if peername else "?"
+        if not server.peer_allowed(self.peer):
+            log.warning("refused FastAGI connection from %s: not in allowed_peers", self.peer)
+            transport.abort()
+            return
+        if len(server.sessions) >= server.limits.max_sessions:
+            # Closing at once lets Asterisk's dialplan take its fallback (AGISTATUS).
+            log.warning(
+                "refused FastAGI connection from %s: %d sessions", self.peer, len(server.sessions)
+            )
+            transport.abort()
+            return
+        self.deadline = server.now() + server.limits.header_timeout_s
+        server.sessions.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self._conn.receive_data(data)
+        except AgiProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        for event in events:
+            if type(event) is Reply:
+                pending = self._pending
+                if pending is None:
+                    log.warning("%s: reply with no command waiting: %r", self._label(), event.text)
+                    continue
+                self._pending = None
+                if not pending.done():
+                    pending.set_result(event)
+            elif type(event) is Hangup:
+                self.hung_up = True
+            elif type(event) is AgiRequest:
+                self.request = event
+                self.deadline = 0.0
+                self.task = self._server.start_flow(self, event)
+
+    def eof_received(self) -> bool | None:
+        try:
+            self._conn.receive_data(b"")
+        except AgiProtocolError as exc:
+            if self.request is None:
+                log.info("FastAGI peer %s closed before the end of its headers", self.peer)
+            else:
+                log.info("%s: %s", self._label(), exc)
+        return None  # let the transport close itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.sessions.discard(self)
+        self.hung_up = True
+        pending = self._pending
+        if pending is not None and not pending.done():
+            self._pending = None
+            pending.set_exception(CallerHangup("the connection closed"))
+
+    # -- what the session uses -------------------------------------------------------------
+
+    def send(self, data: bytes) -> asyncio.Future[Reply]:
+        """Write one command and return the future of its reply."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            raise CallerHangup("the connection is closed")
+        if self._pending is not None:
+            raise RuntimeError("AGI commands must not be pipelined (asterisk-protocol.md §1.7)")
+        future: asyncio.Future[Reply] = self._server.loop.create_future()
+        self._pending = future
+        self.deadline = self._server.now() + self._server.limits.reply_timeout_s
+        transport.write(data)
+        return future
+
+    def close(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
+
+    # -- bounds --------------------------------------------------------------------------------
+
+    def check_deadline(self, now: float) -> None:
+        """Called by the sweeper: enforce the header and reply bounds."""
+        if not self.deadline or now < self.deadline:
+            return
+        if self.request is None:
+            log.info("FastAGI peer %s sent no complete headers in time; closing", self.peer)
+            self.deadline = 0.0
+            if self._transport is not None:
+                self._transport.abort()
+            return
+        pending = self._pending
+        if pending is not None and not pending.done():
+            self._pending = None
+            self.deadline = 0.0
+            pending.set_exception(ReplyTimeout("Asterisk did not answer in time"))
+
+    def _protocol_error(self, exc: AgiProtocolError) -> None:
+        log.warning("%s: protocol error: %s; closing", self._label(), exc)
+        pending = self._pending
+        if pending is not None and not pending.done():
+            self._pending = None
+            pending.set_exception(CallerHangup(f"protocol error: {exc}"))
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _label(self) -> str:
+        if self.request is None:
+            return f"peer {self.peer}"
+        return f"[{self.request.uniqueid} {self.request.channel}]"
+
+
+class AgiServer:
+    """Serves FastAGI on host:port, routing each call to a registered flow."""
+
+    def __init__(
+        self,
+        registry: FlowRegistry = FLOWS,
+        *,
+        context: Any = None,
+        host: str = "127.0.0.1",
+        port: int = 4573,
+        allowed_peers: Iterable[str] = ("127.0.0.1/32", "::1/128"),
+        limits: ServerLimits | None = None,
+        fallback_route: str | None = None,
+        metrics: AgiMetrics | None = None,
+    ) -> None:
+        self.registry = registry
+        self.context = context
+        self.host = host
+        self.port = port
+        self.limits = limits or ServerLimits()
+        self.fallback_route = fallback_route
+        self.metrics = metrics or AgiMetrics()
+        self._networks = [ipaddress.ip_network(p, strict=False) for p in allowed_peers]
+        self._allowed_cache: dict[str, bool] = {}
+        self.sessions: set[_AgiProtocol] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self.loop = asyncio.get_event_loop_policy().get_event_loop()
+        self.now: Callable[[], float] = time.monotonic
+        self.calls_started = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening (port 0 picks a free port: see `self.port` afterwards)."""
+        self.loop = asyncio.get_running_loop()
+        self.now = self.loop.time
+        self._server = await self.loop.create_server(
+            lambda: _AgiProtocol(self), self.host, self.port, backlog=4096, reuse_address=True
+        )
+        sockets = self._server.sockets
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        self._sweeper = self.loop.create_task(self._sweep())
+        log.info("FastAGI listening on %s:%d", self.host, self.port)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop accepting, let calls in a flow finish for `grace_s`, then close the rest."""
+        grace = self.limits.shutdown_grace_s if grace_s is None else grace_s
+        if self._server is not None:
+            self._server.close()
+        if self.tasks:
+            log.info("waiting up to %.1f s for %d calls to finish", grace, len(self.tasks))
+            _, still_running = await asyncio.wait(set(self.tasks), timeout=grace)
+            for task in still_running:
+                task.cancel()
+            if still_running:
+                await asyncio.wait(still_running, timeout=1.0)
+        for session in list(self.sessions):
+            session.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._server is not None:
+            await self._server.wait_closed()
+        log.info("FastAGI server stopped")
+
+    async def _sweep(self) -> None:
+        tick = max(
+            0.05, min(1.0, self.limits.header_timeout_s / 4, self.limits.reply_timeout_s / 4)
+        )
+        while True:
+            await asyncio.sleep(tick)
+            now = self.now()
+            for session in list(self.sessions):
+                session.check_deadline(now)
+
+    # -- per call --------------------------------------------------------------------------------
+
+    def peer_allowed(self, address: str) -> bool:
+        allowed = self._allowed_cache.get(address)
+        if allowed is None:
+            try:
+                ip = ipaddress.ip_address(address.split("%", 1)[0])
+            except ValueError:
+                allowed = False
+            else:
+                if ip.version == 6 and ip.ipv4_mapped is not None:
+                    ip = ip.ipv4_mapped
+                allowed = any(ip in network for network in self._networks)
+            if len(self._allowed_cache) < 4096:
+                self._allowed_cache[address] = allowed
+        return allowed
+
+    def start_flow(self, proto: _AgiProtocol, request: AgiRequest) -> asyncio.Task[None]:
+        self.calls_started += 1
+        task = self.loop.create_task(self._run(proto, request))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def _run(self, proto: _AgiProtocol, request: AgiRequest) -> None:
+        session = AgiSession(request, proto, self.context)
+        flow = self.registry.get(request.script)
+        started = self.now()
+        outcome = "ok"
+        if flow is None:
+            # Closing leaves the channel variables unset, so the dialplan takes its fallback.
+            session.log.warning(
+                "no flow named %r; closing so the dialplan falls back", request.script
+            )
+            self.metrics.session_ended(request.script, "unknown-flow", 0.0)
+            proto.close()
+            return
+        self.metrics.session_started(request.script)
+        try:
+            await flow(session, self.context)
+        except CallerHangup:
+            outcome = "hangup"
+            session.log.debug("caller hung up")
+        except ReplyTimeout:
+            outcome = "timeout"
+            session.log.warning("Asterisk did not answer a command in time; ending the session")
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            session.log.warning("flow cancelled (server shutting down)")
+            raise
+        except Exception:
+            outcome = "error"
+            session.log.exception(
+                "flow %r failed; sending the call to the fallback route", request.script
+            )
+            await self._fallback(session, proto)
+        finally:
+            self.metrics.session_ended(request.script, outcome, self.now() - started)
+            proto.close()
+
+    async def _fallback(self, session: AgiSession, proto: _AgiProtocol) -> None:
+        """After a flow error the caller must not hear silence: route them to the fallback."""
+        if self.fallback_route is None or proto.hung_up or session.ended:
+            return
+        try:
+            await session.set_variable(ROUTE_VARIABLE, self.fallback_route)
+        except (CallerHangup, ReplyTimeout, AgiCommandError) as exc:
+            session.log.warning("could not set the fallback route: %s", exc)

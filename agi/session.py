@@ -1,0 +1,235 @@
+"""The typed async session a flow talks to: one method per AGI command.
+
+Every command goes through `protocol.encode_command`, waits for exactly one reply (Asterisk
+must not be sent a second command while one is running: asterisk-protocol.md §1.7) and is bounded
+by the server's reply timeout. The caller hanging up, whichever way Asterisk says it (a `HANGUP`
+line, a `511`, EOF: §1.5-1.6), raises `CallerHangup`, which the server handles quietly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from agi.protocol import AgiRequest, Reply, encode_command
+
+log = logging.getLogger("centralita.agi")
+
+
+class CallLog(logging.LoggerAdapter[logging.Logger]):
+    """Prefixes every log line of a call with its Uniqueid and channel."""
+
+    def __init__(self, logger: logging.Logger, request: AgiRequest) -> None:
+        super().__init__(logger, {"uniqueid": request.uniqueid, "channel": request.channel})
+        self._prefix = f"[{request.uniqueid} {request.channel}] "
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        kwargs.setdefault("extra", self.extra)
+        return self._prefix + str(msg), kwargs
+
+
+class CallerHangup(Exception):
+    """The caller is gone (HANGUP line, 511 on a dead channel, or the socket closed)."""
+
+
+class AgiCommandError(Exception):
+    """Asterisk refused a command (510 unknown command, 520 bad usage)."""
+
+    def __init__(self, command: str, reply: Reply) -> None:
+        self.command = command
+        self.reply = reply
+        super().__init__(f"{command.strip()!r} was refused: {reply.text}")
+
+
+class ReplyTimeout(Exception):
+    """Asterisk did not answer a command within the reply bound."""
+
+
+class Transport(Protocol):
+    """What the session needs from the connection (the server's protocol object)."""
+
+    def send(self, data: bytes) -> asyncio.Future[Reply]: ...
+
+    @property
+    def hung_up(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DataResult:
+    """What GET DATA gave: the digits (maybe empty) and whether input ended by timeout."""
+
+    digits: str
+    timed_out: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResult:
+    """STREAM FILE / GET OPTION: the key that interrupted (or None) and the end offset."""
+
+    digit: str | None
+    endpos: int
+    failed: bool  # the file was missing (result=-1 endpos=0 on a live channel)
+
+
+def _digit_from_ascii(result: int) -> str | None:
+    # STREAM FILE, GET OPTION, WAIT FOR DIGIT, SAY * report the key as its ASCII code (§1.7).
+    return chr(result) if result > 0 else None
+
+
+class AgiSession:
+    """One call's FastAGI session, as a flow sees it."""
+
+    __slots__ = ("_transport", "context", "ended", "log", "request")
+
+    def __init__(
+        self, request: AgiRequest, transport: Transport, context: object | None = None
+    ) -> None:
+        self.request = request
+        self._transport = transport
+        self.context = context
+        self.ended = False
+        self.log = CallLog(log, request)
+
+    @property
+    def uniqueid(self) -> str:
+        return self.request.uniqueid
+
+    async def command(self, command: str, *args: str | int) -> Reply:
+        """Send one command and return its 200 reply; 510/520 raise AgiCommandError.
+
+        Once Asterisk has said `HANGUP` the flow is over: the reply to the command in flight
+        is read (to keep the stream in step) and CallerHangup is raised.
+        """
+        line = encode_command(command, *args)
+        if self.ended or self._transport.hung_up:
+            self.ended = True
+            raise CallerHangup("the caller has hung up")
+        reply = await self._transport.send(line)
+        if reply.code == 511:
+            self.ended = True
+            raise CallerHangup("command not permitted on a dead channel")
+        if self._transport.hung_up:
+            self.ended = True
+            raise CallerHangup("the caller hung up during " + command)
+        if reply.code == 200:
+            return reply
+        raise AgiCommandError(line.decode("utf-8", "replace"), reply)
+
+    # -- channel -----------------------------------------------------------------------------
+
+    async def answer(self) -> None:
+        """Answer the channel (a no-op when it is already up)."""
+        await self.command("ANSWER")
+
+    async def hangup(self, channel: str | None = None) -> None:
+        """Hang up this channel (or another one by name)."""
+        if channel is None:
+            self.ended = True
+            if not self._transport.hung_up:
+                # Asterisk answers `200 result=1` and then `HANGUP` (§8); either way we are done.
+                await self._transport.send(encode_command("HANGUP"))
+        else:
+            await self.command("HANGUP", channel)
+
+    async def channel_status(self, channel: str | None = None) -> int:
+        """The `ast_channel_state` number (6 = Up); -1 for an unknown channel."""
+        reply = await (
+            self.command("CHANNEL STATUS", channel) if channel else self.command("CHANNEL STATUS")
+        )
+        return reply.result_int
+
+    # -- audio and keys ----------------------------------------------------------------------
+
+    async def stream_file(self, filename: str, escape_digits: str = "") -> StreamResult:
+        """Play a prompt; a key in `escape_digits` interrupts it."""
+        reply = await self.command("STREAM FILE", filename, escape_digits)
+        code = reply.result_int
+        endpos = reply.endpos or 0
+        return StreamResult(_digit_from_ascii(code), endpos, failed=code < 0)
+
+    async def get_data(self, filename: str, timeout_ms: int, max_digits: int) -> DataResult:
+        """Play a prompt and read up to `max_digits` keys; `#` ends the entry (§1.8)."""
+        reply = await self.command("GET DATA", filename, timeout_ms, max_digits)
+        if reply.result == "-1" and reply.data is None:
+            # Hangup or a missing prompt (indistinguishable on the wire, §1.8). The next
+            # command tells: a hangup makes it fail; a missing prompt is a timeout for us.
+            self.log.warning("GET DATA %s returned -1 (missing prompt or hangup)", filename)
+            return DataResult("", timed_out=True)
+        return DataResult(reply.result, timed_out=reply.data == "timeout")
+
+    async def get_option(
+        self, filename: str, escape_digits: str, timeout_ms: int | None = None
+    ) -> StreamResult:
+        """Play a prompt, then wait for one key; keys outside `escape_digits` count as none."""
+        args: tuple[str | int, ...] = (filename, escape_digits)
+        if timeout_ms is not None:
+            args += (timeout_ms,)
+        reply = await self.command("GET OPTION", *args)
+        code = reply.result_int
+        return StreamResult(_digit_from_ascii(code), reply.endpos or 0, failed=code < 0)
+
+    async def wait_for_digit(self, timeout_ms: int) -> str | None:
+        """Wait for one key; None on timeout. `-1` means the caller hung up."""
+        reply = await self.command("WAIT FOR DIGIT", timeout_ms)
+        code = reply.result_int
+        if code < 0:
+            self.ended = True
+            raise CallerHangup("caller hung up while waiting for a digit")
+        return _digit_from_ascii(code)
+
+    async def say_digits(self, digits: str, escape_digits: str = "") -> str | None:
+        """Say a digit string one digit at a time (SAY DIGITS needs an integer: §1.7)."""
+        if not digits.isdigit():
+            raise ValueError(f"SAY DIGITS takes digits only, not {digits!r}")
+        reply = await self.command("SAY DIGITS", digits, escape_digits)
+        return _digit_from_ascii(reply.result_int)
+
+    async def say_number(self, number: int, escape_digits: str = "") -> str | None:
+        """Say a number as a number ("forty-two") in the channel's language."""
+        reply = await self.command("SAY NUMBER", str(int(number)), escape_digits)
+        return _digit_from_ascii(reply.result_int)
+
+    # -- variables and dialplan --------------------------------------------------------------
+
+    async def get_variable(self, name: str) -> str | None:
+        """A channel variable or function (`CHANNEL(language)`); None when unset."""
+        reply = await self.command("GET VARIABLE", name)
+        return reply.data if reply.result == "1" else None
+
+    async def get_full_variable(self, expression: str, channel: str | None = None) -> str:
+        """Evaluate a `${...}` expression (an unset variable gives "": §1.7 GOTCHA)."""
+        args = (expression, channel) if channel else (expression,)
+        reply = await self.command("GET FULL VARIABLE", *args)
+        return reply.data or "" if reply.result == "1" else ""
+
+    async def set_variable(self, name: str, value: str) -> None:
+        """Set a channel variable or write a function (`CHANNEL(language)`)."""
+        await self.command("SET VARIABLE", name, value)
+
+    async def exec(self, application: str, data: str = "") -> int:
+        """Run a dialplan application; -2 when it does not exist."""
+        reply = await self.command("EXEC", application, data)
+        return reply.result_int
+
+    async def set_context(self, context: str) -> None:
+        await self.command("SET CONTEXT", context)
+
+    async def set_extension(self, extension: str) -> None:
+        await self.command("SET EXTENSION", extension)
+
+    async def set_priority(self, priority: int | str) -> None:
+        await self.command("SET PRIORITY", str(priority))
+
+    async def database_get(self, family: str, key: str) -> str | None:
+        reply = await self.command("DATABASE GET", family, key)
+        return reply.data if reply.result == "1" else None
+
+    async def database_put(self, family: str, key: str, value: str) -> bool:
+        reply = await self.command("DATABASE PUT", family, key, value)
+        return reply.result == "1"
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        await self.command("VERBOSE", message, level)

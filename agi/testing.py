@@ -1,0 +1,757 @@
+"""The Asterisk simulator: a scripted caller that speaks FastAGI exactly as Asterisk 20 does.
+
+Use it to test your own flows without an Asterisk::
+
+    from agi.testing import Caller, place_call
+
+    result = await place_call("127.0.0.1", 4573, Caller(script="language", keys=["2"]))
+    assert result.heard[0] == "centralita/welcome"
+    assert result.variables["CENTRALITA_ROUTE"] == "queue:support-en"
+
+A `Caller` connects to the FastAGI port, sends the header block in Asterisk's order
+(asterisk-protocol.md §1.2) and then answers every command as a real channel would (§1.5-1.8):
+digit strings for GET DATA, ASCII codes for keys, `endpos=`, 510/511/520 with Asterisk's exact
+texts. Its fidelity is tested against the recordings in `asterisk-traces/`.
+
+Keys: `keys` is a list of entries, one per time the flow listens. An entry is what the caller
+types at that prompt (`"4321#"`), or `None`/`""` for silence (the command times out). A prompt
+played with escape digits (STREAM FILE, GET OPTION, SAY) takes the first key of the next entry
+only if it is one of its escape digits; the rest of that entry stays typed ahead for the next
+listening command. GET DATA and WAIT FOR DIGIT always take an entry.
+
+Hangup: `hangup_at=N` hangs up during command N (0-based). A prompt or listening command then
+answers as interrupted (`200 result=-1`); any other command finds the channel already gone.
+Either way Asterisk's `HANGUP` line follows, then dead-channel answers: `511` for commands not
+allowed on a dead channel (§1.5), `200` for the others. `hangup_after_s` hangs up on a clock.
+
+Time is simulated: timeouts answer at once, so thousands of calls run in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+# -- Asterisk's exact texts (res_agi.c:4251-4314) ------------------------------------------------
+INVALID_COMMAND = "510 Invalid or unknown command"
+DEAD_CHANNEL = "511 Command Not Permitted on a dead channel or intercept routine"
+USAGE_START = "520-Invalid command syntax.  Proper usage follows:"
+USAGE_END = "520 End of proper usage."
+
+# Usage bodies as Asterisk sends them (raw XML markup left in, §1.5). GET DATA's is recorded in
+# fastagi-ivr.txt; the others are the first lines of each command's description.
+USAGE_TEXT: dict[str, tuple[str, ...]] = {
+    "get data": (
+        "Stream the given <replaceable>file</replaceable>, and receive DTMF data.",
+        "Returns the digits received from the channel at the other end.",
+    ),
+    "stream file": (
+        "Send the given file, allowing playback to be interrupted by the given digits, if any.",
+    ),
+    "say digits": ("Say a given digit string, returning early if any of the given DTMF digits",),
+    "say number": ("Say a given number, returning early if any of the given DTMF digits",),
+    "get option": ("Behaves similar to STREAM FILE but used with a timeout option.",),
+    "wait for digit": ("Waits up to <replaceable>timeout</replaceable> milliseconds for channel",),
+    "set variable": ("Sets a variable to the current channel.",),
+    "get variable": ("Returns <literal>0</literal> if <replaceable>variablename</replaceable>",),
+    "get full variable": ("Evaluates the given <replaceable>expression</replaceable> against the",),
+    "set context": ("Sets the context for continuation upon exiting the application.",),
+    "set extension": ("Changes the extension for continuation upon exiting the application.",),
+    "set priority": ("Changes the priority for continuation upon exiting the application.",),
+    "database get": ("Retrieves an entry in the Asterisk database for a given",),
+    "database put": ("Adds or updates an entry in the Asterisk database for a given",),
+    "exec": ("Executes <replaceable>application</replaceable> with given",),
+    "hangup": ("Hangs up the specified channel. If no channel name is given, hangs",),
+}
+
+# Commands allowed on a dead channel: the table's `dead=1` entries (res_agi.c:3911-3958).
+DEAD_ALLOWED = frozenset(
+    {
+        "asyncagi break",
+        "database del",
+        "database deltree",
+        "database get",
+        "database put",
+        "exec",
+        "get full variable",
+        "get variable",
+        "noop",
+        "set variable",
+        "verbose",
+    }
+)
+
+# Applications the simulated Asterisk knows; EXEC of anything else answers -2 (§1.7).
+KNOWN_APPS = frozenset(
+    {
+        "answer",
+        "background",
+        "dial",
+        "goto",
+        "gotoif",
+        "hangup",
+        "log",
+        "mixmonitor",
+        "noop",
+        "playback",
+        "queue",
+        "read",
+        "ringing",
+        "saydigits",
+        "saynumber",
+        "set",
+        "system",
+        "verbose",
+        "voicemail",
+        "voicemailmain",
+        "wait",
+    }
+)
+
+DEFAULT_SOUND_SAMPLES = 8000  # endpos of a prompt played to its end, 1 s at 8 kHz
+RECORDED_SOUND_SAMPLES = {"beep": 3520, "hello-world": 11360}  # fastagi-none/ivr.txt
+
+
+def parse_args(line: str) -> list[str]:
+    """Asterisk's AGI tokenizer (parse_args, res_agi.c:4158-4218; asterisk-protocol.md §1.4).
+
+    Space and TAB separate arguments outside quotes; `"` toggles quoting and is dropped (after
+    whitespace it starts an argument even if empty); `\\` escapes the next character. At most
+    127 arguments are kept.
+    """
+    args: list[str] = []
+    current: list[str] = []
+    in_word = False
+    quoted = False
+    escaped = False
+    for ch in line:
+        if escaped:
+            current.append(ch)
+            in_word = True
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+            in_word = True
+        elif ch == '"':
+            quoted = not quoted
+            in_word = True
+        elif ch in " \t" and not quoted:
+            if in_word:
+                args.append("".join(current))
+                current = []
+                in_word = False
+        else:
+            current.append(ch)
+            in_word = True
+    if in_word:
+        args.append("".join(current))
+    return args[:127]
+
+
+# The registered command words (longest first so that `get full variable` beats `get ...`).
+COMMANDS: tuple[tuple[str, ...], ...] = tuple(
+    sorted(
+        (
+            tuple(words.split())
+            for words in (
+                "answer",
+                "asyncagi break",
+                "channel status",
+                "control stream file",
+                "database del",
+                "database deltree",
+                "database get",
+                "database put",
+                "exec",
+                "get data",
+                "get full variable",
+                "get option",
+                "get variable",
+                "hangup",
+                "noop",
+                "receive char",
+                "record file",
+                "say alpha",
+                "say digits",
+                "say number",
+                "set autohangup",
+                "set callerid",
+                "set context",
+                "set extension",
+                "set music",
+                "set priority",
+                "set variable",
+                "stream file",
+                "verbose",
+                "wait for digit",
+            )
+        ),
+        key=len,
+        reverse=True,
+    )
+)
+
+MEDIA_COMMANDS = frozenset(
+    {
+        "stream file",
+        "get data",
+        "get option",
+        "wait for digit",
+        "say digits",
+        "say number",
+        "say alpha",
+        "control stream file",
+        "record file",
+        "exec",
+    }
+)
+
+
+@dataclass
+class Caller:
+    """One scripted call. Every header can be set; the defaults are those of the traces."""
+
+    script: str = "language"
+    args: Sequence[str] = ()
+    keys: Sequence[str | None] = ()
+    hangup_at: int | None = None
+    hangup_after_s: float | None = None
+    callerid: str = "5551234567"
+    calleridname: str = "Alice Example"
+    language: str = "en"
+    channel: str | None = None
+    uniqueid: str | None = None
+    type: str = "PJSIP"
+    version: str = "20.20.1"
+    callingpres: int = 0
+    callingani2: int = 0
+    callington: int = 0
+    callingtns: int = 0
+    dnid: str = "unknown"
+    rdnis: str = "unknown"
+    context: str = "incoming"
+    extension: str = "s"
+    priority: int = 2
+    accountcode: str = ""
+    threadid: str = "140008372963008"
+    server_address: str | None = None  # host[:port] in agi_request; default: where we connect
+    variables: Mapping[str, str] = field(default_factory=dict)
+    device_states: Mapping[str, str] = field(default_factory=dict)
+    database: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    missing_sounds: Iterable[str] = ()
+    sound_samples: Mapping[str, int] = field(default_factory=dict)
+    app_results: Mapping[str, int] = field(default_factory=dict)
+    answered: bool = False  # channel state at AGI start (Up after Answer in the dialplan)
+    timeout_s: float = 60.0  # bound on the whole call, so a stuck flow cannot hang a test
+
+
+@dataclass
+class CallResult:
+    """What the flow did to the call."""
+
+    headers: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)  # every line sent back, HANGUP included
+    transcript: list[tuple[str, str]] = field(default_factory=list)  # ("S"|"A", line)
+    heard: list[str] = field(default_factory=list)  # prompts played, "digits:123", "number:7"
+    variables: dict[str, str] = field(default_factory=dict)
+    variables_set: list[tuple[str, str]] = field(default_factory=list)
+    apps: list[tuple[str, str]] = field(default_factory=list)
+    database: dict[tuple[str, str], str] = field(default_factory=dict)
+    language: str = "en"
+    context: str | None = None
+    extension: str | None = None
+    priority: str | None = None
+    caller_hung_up: bool = False
+    server_hung_up: bool = False  # the flow sent HANGUP
+    closed_by_server: bool = False
+    error: str | None = None  # the simulator's bound or a broken connection
+
+    @property
+    def route(self) -> str | None:
+        """The destination the flow chose (CENTRALITA_ROUTE), for the dialplan to act on."""
+        return self.variables.get("CENTRALITA_ROUTE")
+
+
+_ids = itertools.count(1)
+_VAR_RE = re.compile(r"\$\{([^${}]*)\}")
+
+
+class SimulatedChannel:
+    """The channel side of one FastAGI session: answers command lines like Asterisk."""
+
+    def __init__(self, caller: Caller, result: CallResult) -> None:
+        self.caller = caller
+        self.result = result
+        self.keys: list[str | None] = list(caller.keys)
+        self.index = -1
+        self.up = caller.answered
+        self.dead = False
+        self.hangup_notice_due = False
+        self.variables: dict[str, str] = dict(caller.variables)
+        self.database: dict[tuple[str, str], str] = dict(caller.database)
+        self.missing = set(caller.missing_sounds)
+        self.samples = {**RECORDED_SOUND_SAMPLES, **caller.sound_samples}
+        result.language = caller.language
+        result.database = self.database
+        result.variables = self.variables
+
+    # -- hangup ------------------------------------------------------------------------------
+
+    @property
+    def sighup(self) -> bool:
+        # AGISIGHUP defaults on; only an explicit false value silences HANGUP (res_agi.c:4344).
+        return self.variables.get("AGISIGHUP", "yes").lower() not in ("no", "false", "0", "off")
+
+    def hang_up(self) -> None:
+        """The caller hangs up; Asterisk says `HANGUP` before its next answer."""
+        if not self.dead:
+            self.dead = True
+            self.result.caller_hung_up = True
+            self.hangup_notice_due = self.sighup
+
+    def take_hangup_notice(self) -> list[str]:
+        if self.hangup_notice_due:
+            self.hangup_notice_due = False
+            return ["HANGUP"]
+        return []
+
+    # -- keys --------------------------------------------------------------------------------
+
+    def _next_entry(self) -> str | None:
+        return self.keys.pop(0) if self.keys else None
+
+    def _escape_key(self, escape: str) -> str | None:
+        """A prompt with escape digits: the caller's next key interrupts it if allowed."""
+        if not self.keys or not escape:
+            return None
+        entry = self.keys[0]
+        if entry and entry[0] in escape:
+            rest = entry[1:]
+            if rest:
+                self.keys[0] = rest
+            else:
+                self.keys.pop(0)
+            return entry[0]
+        return None
+
+    def _play(self, filename: str) -> bool:
+        self.result.heard.append(filename)
+        return filename not in self.missing
+
+    def _length(self, filename: str) -> int:
+        return self.samples.get(filename, DEFAULT_SOUND_SAMPLES)
+
+    # -- the command loop --------------------------------------------------------------------
+
+    def handle(self, line: str) -> list[str]:
+        """Answer one command line; returns the lines Asterisk would write back."""
+        self.index += 1
+        argv = parse_args(line)
+        words = _match(argv)
+        if words is None:
+            return [*self.take_hangup_notice(), INVALID_COMMAND]
+        name = " ".join(words)
+        args = argv[len(words) :]
+        interrupted = False
+        if self.caller.hangup_at == self.index and not self.dead:
+            if name in MEDIA_COMMANDS and not (name == "exec" and not self._is_media_app(args)):
+                interrupted = True  # the caller hangs up while this command plays or listens
+            else:
+                self.hang_up()  # gone before the command arrived
+        if self.dead and name not in DEAD_ALLOWED:
+            return [*self.take_hangup_notice(), DEAD_CHANNEL]
+        if interrupted:
+            reply = self._interrupted(name, args)
+            self.hang_up()
+            return reply
+        notice = self.take_hangup_notice()
+        return [*notice, *self._dispatch(name, args)]
+
+    def _is_media_app(self, args: list[str]) -> bool:
+        return bool(args) and args[0].lower() in (
+            "playback",
+            "background",
+            "read",
+            "wait",
+            "dial",
+            "queue",
+            "voicemail",
+        )
+
+    def _interrupted(self, name: str, args: list[str]) -> list[str]:
+        if name in ("stream file", "get option", "control stream file"):
+            if args:
+                self._play(args[0])
+            return ["200 result=-1 endpos=0"]
+        if name == "get data" and args:
+            self._play(args[0])
+        if name == "exec" and args:
+            self.result.apps.append((args[0], args[1] if len(args) > 1 else ""))
+        if name == "record file":
+            return ["200 result=-1 (hangup) endpos=0"]
+        return ["200 result=-1"]
+
+    def _usage(self, name: str) -> list[str]:
+        body = USAGE_TEXT.get(name)
+        if body is None:
+            return ["520 Invalid command syntax.  Proper usage not available."]
+        return [USAGE_START, *body, USAGE_END]
+
+    def _dispatch(self, name: str, args: list[str]) -> list[str]:
+        argc = len(args) + len(name.split())
+        if name == "answer":
+            self.up = True
+            return ["200 result=0"]
+        if name == "noop" or name == "asyncagi break":
+            return ["200 result=0"]
+        if name == "hangup":
+            if argc > 2:
+                return self._usage(name)
+            if args and args[0] != self.caller.channel and args[0] != self._channel_name():
+                return ["200 result=-1"]
+            self.dead = True
+            self.result.server_hung_up = True
+            # `200 result=1` then `HANGUP` in one read (asterisk-protocol.md §8).
+            return ["200 result=1", "HANGUP"] if self.sighup else ["200 result=1"]
+        if name == "stream file":
+            if argc not in (4, 5):
+                return self._usage(name)
+            filename, escape = args[0], args[1]
+            if not self._play(filename):
+                offset = args[2] if len(args) > 2 else "0"
+                return [f"200 result=-1 endpos={offset}"]
+            key = self._escape_key(escape)
+            length = self._length(filename)
+            if key is not None:
+                return [f"200 result={ord(key)} endpos={length // 2}"]
+            return [f"200 result=0 endpos={length}"]
+        if name == "get data":
+            if argc < 3:
+                return self._usage(name)
+            return [self._get_data(args)]
+        if name == "get option":
+            if argc not in (4, 5):
+                return self._usage(name)
+            filename, escape = args[0], args[1]
+            if not self._play(filename):
+                return ["200 result=-1 endpos=0"]
+            length = self._length(filename)
+            key = self._escape_key(escape)
+            if key is not None:
+                return [f"200 result={ord(key)} endpos={length // 2}"]
+            entry = self._next_entry()  # silence or a key after the prompt
+            if entry and entry[0] in escape:
+                return [f"200 result={ord(entry[0])} endpos={length}"]
+            return [f"200 result=0 endpos={length}"]
+        if name == "wait for digit":
+            if argc != 4:
+                return self._usage(name)
+            entry = self._next_entry()
+            return [f"200 result={ord(entry[0])}" if entry else "200 result=0"]
+        if name in ("say digits", "say number"):
+            if argc not in (4, 5) or (name == "say digits" and argc != 4):
+                return self._usage(name)
+            if not re.fullmatch(r"-?\d+", args[0]):
+                # Both parse their argument with sscanf %d (res_agi.c:2850-2879).
+                return self._usage(name)
+            kind = "digits" if name == "say digits" else "number"
+            self.result.heard.append(f"{kind}:{args[0]}")
+            key = self._escape_key(args[1])
+            return [f"200 result={ord(key)}" if key else "200 result=0"]
+        if name == "say alpha":
+            if argc < 4:
+                return self._usage(name)
+            self.result.heard.append(f"alpha:{args[0]}")
+            key = self._escape_key(args[1])
+            return [f"200 result={ord(key)}" if key else "200 result=0"]
+        if name == "get variable":
+            if argc != 3:
+                return self._usage(name)
+            value = self._read(args[0])
+            return ["200 result=0"] if value is None else [f"200 result=1 ({value})"]
+        if name == "get full variable":
+            if argc not in (4, 5):
+                return self._usage(name)
+            if argc == 5 and args[1] not in (self.caller.channel, self._channel_name()):
+                return ["200 result=0"]
+            return [f"200 result=1 ({self._expand(args[0])})"]
+        if name == "set variable":
+            if argc != 4:
+                return self._usage(name)
+            self._write(args[0], args[1])
+            return ["200 result=1"]
+        if name == "exec":
+            if argc < 2:
+                return self._usage(name)
+            app = args[0]
+            data = args[1] if len(args) > 1 else ""
+            if app.lower() not in KNOWN_APPS:
+                return ["200 result=-2"]
+            self.result.apps.append((app, data))
+            if self.dead:
+                return ["200 result=-1"]
+            if app.lower() in ("playback", "background"):
+                for filename in data.split(",")[0].split("&"):
+                    self._play(filename)
+            return [f"200 result={self.caller.app_results.get(app, 0)}"]
+        if name == "set context":
+            if argc != 3:
+                return self._usage(name)
+            self.result.context = args[0]
+            return ["200 result=0"]
+        if name == "set extension":
+            if argc != 3:
+                return self._usage(name)
+            self.result.extension = args[0]
+            return ["200 result=0"]
+        if name == "set priority":
+            if argc != 3:
+                return self._usage(name)
+            self.result.priority = args[0]
+            return ["200 result=0"]
+        if name == "channel status":
+            if argc > 3:
+                return self._usage(name)
+            if args and args[0] not in (self.caller.channel, self._channel_name()):
+                return ["200 result=-1"]
+            return [f"200 result={6 if self.up else 4}"]
+        if name == "database get":
+            if argc != 4:
+                return self._usage(name)
+            value = self.database.get((args[0], args[1]))
+            return ["200 result=0"] if value is None else [f"200 result=1 ({value})"]
+        if name == "database put":
+            if argc != 5:
+                return self._usage(name)
+            self.database[(args[0], args[1])] = args[2]
+            return ["200 result=1"]
+        if name == "database del":
+            if argc != 4:
+                return self._usage(name)
+            return [f"200 result={int(self.database.pop((args[0], args[1]), None) is not None)}"]
+        if name == "database deltree":
+            keys = [k for k in self.database if k[0] == (args[0] if args else "")]
+            for k in keys:
+                del self.database[k]
+            # Inverted on purpose: Asterisk 20.20.1 answers 0 when it deleted something (§1.7).
+            return ["200 result=0" if keys else "200 result=1"]
+        if name == "verbose":
+            return ["200 result=1"] if argc >= 2 else self._usage(name)
+        if name in ("set music", "set autohangup"):
+            return ["200 result=0"]
+        if name == "set callerid":
+            return ["200 result=1"]
+        return [INVALID_COMMAND]  # receive char, record file, control stream file: not modelled
+
+    def _get_data(self, args: list[str]) -> str:
+        filename = args[0]
+        max_digits = 1024
+        if len(args) > 2:
+            try:
+                max_digits = int(args[2])
+            except ValueError:
+                max_digits = 1024
+        if not self._play(filename) or max_digits == 0:
+            return "200 result=-1"  # missing prompt (§1.8)
+        entry = self._next_entry() or ""
+        digits = ""
+        for key in entry:
+            if key == "#":
+                # `#` ends the entry and is not included; `#` first gives an empty result.
+                return f"200 result={digits}"
+            digits += key
+            if len(digits) >= max_digits:
+                return f"200 result={digits}"
+        return f"200 result={digits} (timeout)"
+
+    # -- variables -------------------------------------------------------------------------
+
+    def _channel_name(self) -> str:
+        return self.caller.channel or ""
+
+    def _read(self, name: str) -> str | None:
+        if name.endswith(")") and "(" in name:
+            function, _, argument = name[:-1].partition("(")
+            return self._function(function.upper(), argument)
+        return self.variables.get(name)
+
+    def _function(self, function: str, argument: str) -> str | None:
+        if function == "CHANNEL":
+            return {
+                "language": self.result.language,
+                "state": "Up" if self.up else "Ring",
+                "name": self._channel_name(),
+                "uniqueid": self.caller.uniqueid or "",
+            }.get(argument.lower())
+        if function == "CALLERID":
+            return {"num": self.caller.callerid, "name": self.caller.calleridname}.get(
+                argument.lower()
+            )
+        if function == "DEVICE_STATE":
+            return self.caller.device_states.get(argument, "UNKNOWN")
+        if function == "DB":
+            family, _, key = argument.partition("/")
+            return self.database.get((family, key))
+        return self.variables.get(f"{function}({argument})")
+
+    def _expand(self, expression: str) -> str:
+        for _ in range(20):
+            match = _VAR_RE.search(expression)
+            if match is None:
+                break
+            value = self._read(match.group(1)) or ""
+            expression = expression[: match.start()] + value + expression[match.end() :]
+        return expression
+
+    def _write(self, name: str, value: str) -> None:
+        self.result.variables_set.append((name, value))
+        bare = name.lstrip("_")  # `_X`/`__X` make X inheritable (pbx_variables.c:1256-1258)
+        if bare.upper() == "CHANNEL(LANGUAGE)":
+            self.result.language = value
+            return
+        self.variables[bare] = value
+
+
+def _match(argv: list[str]) -> tuple[str, ...] | None:
+    lowered = [a.lower() for a in argv[:3]]
+    for words in COMMANDS:
+        if tuple(lowered[: len(words)]) == words:
+            return words
+    return None
+
+
+def header_lines(caller: Caller, server_address: str) -> list[str]:
+    """The header block Asterisk sends, in its order (res_agi.c:2267-2526; §1.2)."""
+    uniqueid = caller.uniqueid or f"1795301017.{next(_ids)}"
+    channel = caller.channel or f"{caller.type}/1099-{next(_ids):08x}"
+    caller.uniqueid, caller.channel = uniqueid, channel
+    lines = ["agi_network: yes"]
+    if caller.script:
+        lines.append(f"agi_network_script: {caller.script}")
+    address = caller.server_address or server_address
+    lines += [
+        f"agi_request: agi://{address}/{caller.script}"
+        if caller.script
+        else f"agi_request: agi://{address}",
+        f"agi_channel: {channel}",
+        f"agi_language: {caller.language}",
+        f"agi_type: {caller.type}",
+        f"agi_uniqueid: {uniqueid}",
+        f"agi_version: {caller.version}",
+        f"agi_callerid: {caller.callerid or 'unknown'}",
+        f"agi_calleridname: {caller.calleridname or 'unknown'}",
+        f"agi_callingpres: {caller.callingpres}",
+        f"agi_callingani2: {caller.callingani2}",
+        f"agi_callington: {caller.callington}",
+        f"agi_callingtns: {caller.callingtns}",
+        f"agi_dnid: {caller.dnid}",
+        f"agi_rdnis: {caller.rdnis}",
+        f"agi_context: {caller.context}",
+        f"agi_extension: {caller.extension}",
+        f"agi_priority: {caller.priority}",
+        "agi_enhanced: 0.0",
+        f"agi_accountcode: {caller.accountcode}",
+        f"agi_threadid: {caller.threadid}",
+    ]
+    lines += [f"agi_arg_{i}: {arg}" for i, arg in enumerate(caller.args, start=1)]
+    return lines
+
+
+async def place_call(
+    host: str,
+    port: int,
+    caller: Caller,
+    *,
+    on_command: Callable[[SimulatedChannel, str], None] | None = None,
+) -> CallResult:
+    """Connect to a FastAGI server as Asterisk would and play `caller`'s script to the end."""
+    result = CallResult()
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError as exc:
+        result.error = f"connect failed: {exc}"
+        return result
+    try:
+        await asyncio.wait_for(
+            _converse(reader, writer, caller, result, on_command), caller.timeout_s
+        )
+    except TimeoutError:
+        result.error = f"the call did not end within {caller.timeout_s} s"
+    except (ConnectionError, OSError) as exc:
+        result.error = f"connection broke: {exc}"
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+    return result
+
+
+async def _converse(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    caller: Caller,
+    result: CallResult,
+    on_command: Callable[[SimulatedChannel, str], None] | None,
+) -> None:
+    result.headers = header_lines(caller, _address(writer))
+    writer.write(("\n".join(result.headers) + "\n\n").encode("utf-8"))
+    channel = SimulatedChannel(caller, result)
+    clock: asyncio.TimerHandle | None = None
+    if caller.hangup_after_s is not None:
+
+        def hang_up_now() -> None:
+            # Idle hangup: Asterisk writes HANGUP at once (res_agi.c:4362-4375).
+            if not channel.dead:
+                channel.hang_up()
+                for line in channel.take_hangup_notice():
+                    result.replies.append(line)
+                    result.transcript.append(("A", line))
+                    writer.write(line.encode() + b"\n")
+
+        clock = asyncio.get_running_loop().call_later(caller.hangup_after_s, hang_up_now)
+    try:
+        while True:
+            raw = await reader.readline()
+            if not raw.endswith(b"\n"):
+                result.closed_by_server = True
+                return
+            # Only `\n` is stripped, never `\r` (res_agi.c:4447-4451).
+            line = raw[:-1].decode("utf-8", "surrogateescape")
+            result.commands.append(line)
+            result.transcript.append(("S", line))
+            if on_command is not None:
+                on_command(channel, line)
+            replies = channel.handle(line)
+            result.replies.extend(replies)
+            result.transcript.extend(("A", r) for r in replies)
+            writer.write(("\n".join(replies) + "\n").encode("utf-8", "surrogateescape"))
+    finally:
+        if clock is not None:
+            clock.cancel()
+
+
+def _address(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if not peer:
+        return "127.0.0.1"
+    host, port = peer[0], peer[1]
+    return f"{host}:{port}" if port != 4573 else str(host)
+
+
+async def place_calls(
+    host: str, port: int, callers: Iterable[Caller], *, concurrency: int = 1000
+) -> list[CallResult]:
+    """Run many callers, at most `concurrency` at once; results in the callers' order."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(caller: Caller) -> CallResult:
+        async with semaphore:
+            return await place_call(host, port, caller)
+
+    return list(await asyncio.gather(*(one(c) for c in callers)))
