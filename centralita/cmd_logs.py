@@ -1,10 +1,260 @@
-"""Subcommands registered by this module (filled in by its feature)."""
+"""The log subcommands: `callbacks`, `complaints`, `calls` and `cdr import`.
+
+They read the store in data_dir (the server may be running: SQLite WAL lets both work) and
+print tables for a terminal. Cells hold caller IDs and names from strangers, so control
+characters are shown escaped instead of being sent to the terminal.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
 from typing import Any
+
+from centralita.cli import add_config_argument
+from centralita.csvlog import (
+    CALLS_HEADER,
+    call_row,
+    callback_row,
+    callbacks_log,
+    encode_row,
+)
+from centralita.settings import Settings, load_settings
+from centralita.store import CALLBACK_STATUSES, Store, default_path
+
+MAX_CELL = 40
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Nothing registered yet."""
+    """Register `callbacks`, `complaints`, `calls` and `cdr`."""
+    cb = subparsers.add_parser(
+        "callbacks",
+        help="list callback requests, or close one",
+        description="List the callback requests left by callers; `done ID` closes one.",
+    )
+    add_config_argument(cb)
+    cb.add_argument(
+        "--status", choices=CALLBACK_STATUSES, default=None, help="only requests in this status"
+    )
+    cb.set_defaults(func=_callbacks_list)
+    actions = cb.add_subparsers(dest="action", metavar="ACTION")
+    for action, status in (("done", "done"), ("cancel", "cancelled")):
+        sub = actions.add_parser(action, help=f"mark a callback request {status}")
+        # SUPPRESS: `callbacks --config F done 5` must keep the F given before the action
+        # (a sub-parser's own default would overwrite it).
+        sub.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="config file")
+        sub.add_argument("id", type=int, metavar="ID", help="the request's id")
+        sub.set_defaults(func=_callbacks_set, new_status=status)
+
+    complaints = subparsers.add_parser(
+        "complaints",
+        help="list survey ratings below the threshold",
+        description="List the survey ratings below [survey] threshold (with --all, every one).",
+    )
+    add_config_argument(complaints)
+    complaints.add_argument("--all", action="store_true", help="every rating, not only low ones")
+    complaints.set_defaults(func=_complaints)
+
+    calls = subparsers.add_parser(
+        "calls",
+        help="list call records with outcomes",
+        description="List call records (newest first) with the agents' outcomes.",
+    )
+    add_config_argument(calls)
+    calls.add_argument("--from", dest="start", type=_day, metavar="DATE", help="YYYY-MM-DD")
+    calls.add_argument("--to", dest="end", type=_day, metavar="DATE", help="YYYY-MM-DD")
+    calls.add_argument("--agent", metavar="EXT", help="agent extension")
+    calls.add_argument("--customer", metavar="TEXT", help="part of the number or contact name")
+    calls.add_argument("--limit", type=int, default=50, help="rows to show (default 50)")
+    calls.add_argument("--offset", type=int, default=0, help="rows to skip")
+    calls.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    calls.set_defaults(func=_calls)
+
+    cdr = subparsers.add_parser("cdr", help="call records (CDR)")
+    cdr_actions = cdr.add_subparsers(dest="cdr_action", metavar="ACTION", required=True)
+    imp = cdr_actions.add_parser(
+        "import",
+        help="import an Asterisk cdr-csv Master.csv",
+        description="Import Asterisk's cdr-csv Master.csv; rows already stored are skipped.",
+    )
+    add_config_argument(imp)
+    imp.add_argument("file", type=Path, metavar="FILE", help="Master.csv")
+    imp.set_defaults(func=_cdr_import)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _open(settings: Settings) -> Any:
+    manager = settings.site.manager
+    return Store.open(
+        default_path(settings.server.data_dir),
+        region=manager.default_region,
+        match_digits=manager.match_digits,
+        min_digits=manager.min_digits,
+    )
+
+
+def _cell(value: object) -> str:
+    """A cell safe to print: control characters escaped, long text cut."""
+    text = "" if value is None else str(value)
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Rows as aligned columns under a header, for a terminal."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [len(h) for h in header]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    return "\n".join(lines)
+
+
+def _callbacks_list(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+
+    async def run() -> int:
+        async with _open(settings) as store:
+            requests = await store.list_callbacks(args.status)
+        if not requests:
+            print("no callback requests" + (f" in status {args.status}" if args.status else ""))
+            return 0
+        header = ("id", "time", "status", "number", "alternative", "callerid", "language", "queue")
+        rows = [
+            (c.id, c.created_at, c.status, c.number, c.alternative, c.callerid, c.language, c.queue)
+            for c in requests
+        ]
+        print(format_table(header, rows))
+        return 0
+
+    return asyncio.run(run())
+
+
+def _callbacks_set(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+
+    async def run() -> int:
+        async with _open(settings) as store:
+            if not await store.set_callback_status(args.id, args.new_status):
+                print(f"centralita: there is no callback request {args.id}", file=sys.stderr)
+                return 1
+            request = await store.get_callback(args.id)
+        assert request is not None
+        await callbacks_log(settings.server.data_dir).append(callback_row(request))
+        print(f"callback {args.id} ({_cell(request.number)}) is {args.new_status}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _complaints(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    threshold = settings.site.survey.threshold
+
+    async def run() -> int:
+        async with _open(settings) as store:
+            ratings = await store.list_ratings(below=None if args.all else threshold)
+        if not ratings:
+            print("no ratings" if args.all else f"no ratings below {threshold}")
+            return 0
+        header = ("id", "time", "caller", "agent", "queue", "rating", "call_id")
+        rows = [
+            (r.id, r.created_at, r.callerid, r.agent, r.queue, r.rating, r.call_id) for r in ratings
+        ]
+        print(format_table(header, rows))
+        return 0
+
+    return asyncio.run(run())
+
+
+def _calls(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    if args.limit < 1 or args.offset < 0:
+        print("centralita: --limit must be 1 or more, --offset 0 or more", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        async with _open(settings) as store:
+            calls, total = await store.list_calls(
+                start=args.start,
+                end=args.end,
+                agent=args.agent,
+                customer=args.customer,
+                offset=args.offset,
+                limit=args.limit,
+            )
+        if args.csv:
+            out = sys.stdout.buffer
+            out.write(encode_row(CALLS_HEADER))
+            for call in calls:
+                out.write(encode_row(call_row(call)))
+            out.flush()
+            return 0
+        if not calls:
+            print("no calls")
+            return 0
+        header = (
+            "time",
+            "caller",
+            "contact",
+            "agent",
+            "disposition",
+            "billsec",
+            "outcome",
+            "notes",
+        )
+        rows = [
+            (
+                c.start.isoformat(sep=" "),
+                c.src,
+                c.contact_name or "",
+                c.agent,
+                c.disposition,
+                c.billsec,
+                c.outcome or "",
+                c.notes or "",
+            )
+            for c in calls
+        ]
+        print(format_table(header, rows))
+        shown_to = args.offset + len(calls)
+        print(f"\n{args.offset + 1}-{shown_to} of {total} calls")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _cdr_import(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    manager = settings.site.manager
+    path: Path = args.file
+    if not path.is_file():
+        print(f"centralita: {path}: no such file", file=sys.stderr)
+        return 1
+
+    async def run() -> int:
+        async with _open(settings) as store:
+            imported, skipped = await store.import_master_csv(
+                path,
+                region=manager.default_region,
+                match_digits=manager.match_digits,
+                min_digits=manager.min_digits,
+            )
+        print(f"imported {imported}, skipped {skipped} (already stored or unreadable)")
+        return 0
+
+    return asyncio.run(run())
