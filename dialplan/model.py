@@ -298,7 +298,7 @@ def _languages(root: Section) -> tuple[Language, ...]:
                 code=code,
                 queue=check_name(s.string("queue"), s.file, s.key("queue")),
                 name=check_display_name(s.string("name", code), s.file, s.key("name")),
-                prompt=_prompt(s, "prompt", f"centralita/menu-{code}"),
+                prompt=_prompt(s, "prompt", f"{code}/centralita/menu"),
             )
         )
         s.finish()

@@ -1,0 +1,177 @@
+"""agi/protocol.py: the parser's bounds and errors, and the one encoder against parse_args."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agi.protocol import (
+    MAX_HEADERS,
+    MAX_LINE,
+    AgiConnection,
+    AgiEncodeError,
+    AgiProtocolError,
+    AgiRequest,
+    ConnectionClosed,
+    Hangup,
+    Reply,
+    encode_command,
+    parse_reply_line,
+    quote_arg,
+)
+
+HEADERS = (
+    "agi_network: yes\nagi_network_script: language?lang=en&x=1&x=2\n"
+    "agi_request: agi://127.0.0.1/language?lang=en&x=1&x=2\nagi_channel: PJSIP/1001-0001\n"
+    "agi_language: en\nagi_type: PJSIP\nagi_uniqueid: 1795301017.1\nagi_version: 20.20.1\n"
+    "agi_callerid: 5551234567\nagi_calleridname: Alice\nagi_callingpres: 0\n"
+    "agi_callingani2: 0\nagi_callington: 0\nagi_callingtns: 0\nagi_dnid: unknown\n"
+    "agi_rdnis: unknown\nagi_context: incoming\nagi_extension: s\nagi_priority: 2\n"
+    "agi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 1\nagi_arg_1: vip-check\n"
+    "agi_arg_2: \nagi_arg_3: a b\n\n"
+)
+
+
+def parse_args_from_spec(line: str) -> list[str]:
+    """An independent reading of parse_args (asterisk-protocol.md §1.4), char by char."""
+    out: list[str] = []
+    buf = ""
+    started = quoting = escaping = False
+    for c in line:
+        if escaping:
+            buf, started, escaping = buf + c, True, False
+            continue
+        if c == "\\":
+            escaping = started = True
+        elif c == '"':
+            quoting, started = not quoting, True
+        elif (c == " " or c == "\t") and not quoting:
+            if started:
+                out.append(buf)
+            buf, started = "", False
+        else:
+            buf, started = buf + c, True
+    if started:
+        out.append(buf)
+    return out
+
+
+def test_request_is_typed_and_split() -> None:
+    (request,) = AgiConnection().receive_data(HEADERS.encode())
+    assert isinstance(request, AgiRequest)
+    assert request.script == "language"
+    assert request.query == (("lang", "en"), ("x", "1"), ("x", "2"))
+    assert request.query_value("lang") == "en"
+    assert request.args == ("vip-check", "", "a b")
+    assert request.arg(1) == "vip-check" and request.arg(9, "none") == "none"
+    assert request.callingpres == 0 and request.accountcode == ""
+
+
+def test_headers_arriving_byte_by_byte() -> None:
+    conn = AgiConnection()
+    events = []
+    for byte in HEADERS.encode():
+        events += conn.receive_data(bytes([byte]))
+    assert len(events) == 1 and isinstance(events[0], AgiRequest)
+
+
+def test_caller_name_with_newline_stays_in_the_name() -> None:
+    hostile = HEADERS.replace(
+        "agi_calleridname: Alice", 'agi_calleridname: x" \nEXEC System evil\nagi_context: evil'
+    )
+    (request,) = AgiConnection().receive_data(hostile.encode())
+    assert isinstance(request, AgiRequest)
+    assert request.calleridname == 'x" \nEXEC System evil\nagi_context: evil'
+    assert request.context == "incoming"
+
+
+def test_hangup_line_before_reply() -> None:
+    conn = AgiConnection()
+    conn.receive_data(HEADERS.encode())
+    events = conn.receive_data(b"HANGUP\n200 result=1 (Up)\n")
+    assert events == [Hangup(), Reply(200, "1", "Up", None, "200 result=1 (Up)")]
+
+
+@pytest.mark.parametrize(
+    ("line", "result", "data", "endpos"),
+    [
+        ("200 result=0", "0", None, None),
+        ("200 result= (timeout)", "", "timeout", None),
+        ("200 result=12 (timeout)", "12", "timeout", None),
+        ("200 result=", "", None, None),
+        ("200 result=-1 endpos=0", "-1", None, 0),
+        ("200 result=57 endpos=2400", "57", None, 2400),
+        ('200 result=1 (a b"c\\d)', "1", 'a b"c\\d', None),
+        ("200 result=1 (x (y) z)", "1", "x (y) z", None),
+        ("200 result=0 (timeout) endpos=1234", "0", "timeout", 1234),
+        ("200 result=*12", "*12", None, None),
+    ],
+)
+def test_reply_forms(line: str, result: str, data: str | None, endpos: int | None) -> None:
+    reply = parse_reply_line(line)
+    assert (reply.code, reply.result, reply.data, reply.endpos) == (200, result, data, endpos)
+
+
+def test_usage_block_and_short_usage() -> None:
+    conn = AgiConnection()
+    conn.receive_data(b"\n")
+    assert conn.receive_data(b"520-Invalid command syntax.  Proper usage follows:\nline\n") == []
+    (reply,) = conn.receive_data(b"520 End of proper usage.\n")
+    assert isinstance(reply, Reply) and reply.code == 520 and reply.usage == ("line",)
+    (short,) = conn.receive_data(b"520 Invalid command syntax.  Proper usage not available.\n")
+    assert isinstance(short, Reply) and short.code == 520
+
+
+def test_caps_and_eof_mid_message() -> None:
+    with pytest.raises(AgiProtocolError, match="line longer"):
+        AgiConnection().receive_data(b"agi_x: " + b"a" * MAX_LINE)
+    conn = AgiConnection()
+    with pytest.raises(AgiProtocolError, match="header block larger"):
+        for i in range(MAX_HEADERS // 20 + 10):
+            conn.receive_data(f"agi_arg_{i + 1}: {'v' * 10}\n".encode())
+    conn = AgiConnection()
+    conn.receive_data(b"agi_network: yes\n")
+    with pytest.raises(AgiProtocolError, match="middle of a header block"):
+        conn.receive_data(b"")
+    conn = AgiConnection()
+    conn.receive_data(b"\n200 res")
+    with pytest.raises(AgiProtocolError, match="middle of a reply"):
+        conn.receive_data(b"")
+    conn = AgiConnection()
+    conn.receive_data(b"\n200 result=0\n")
+    assert conn.receive_data(b"") == [ConnectionClosed()]
+
+
+def test_garbage_reply_is_a_protocol_error() -> None:
+    conn = AgiConnection()
+    conn.receive_data(b"\n")
+    with pytest.raises(AgiProtocolError):
+        conn.receive_data(b"hello there\n")
+
+
+def test_encoder_quotes_only_when_needed() -> None:
+    assert encode_command("STREAM FILE", "beep", "") == b'STREAM FILE beep ""\n'
+    assert encode_command("GET DATA", "beep", 6000, 4) == b"GET DATA beep 6000 4\n"
+    assert encode_command("SET VARIABLE", "X", 'a b"c\\d') == b'SET VARIABLE X "a b\\"c\\\\d"\n'
+
+
+@pytest.mark.parametrize("bad", ["a\nb", "a\rb", "a\0b", 'x" \n EXEC System evil'])
+def test_encoder_refuses_line_breaks_and_nul(bad: str) -> None:
+    with pytest.raises(AgiEncodeError):
+        quote_arg(bad)
+    with pytest.raises(AgiEncodeError):
+        encode_command("SET VARIABLE", "NAME", bad)
+
+
+@given(st.lists(st.text(), min_size=1, max_size=5))
+def test_every_value_is_refused_or_round_trips(values: list[str]) -> None:
+    try:
+        line = encode_command("VERBOSE", *values)
+    except AgiEncodeError:
+        assert any(c in v for v in values for c in "\n\r\0")
+        return
+    text = line.decode("utf-8")
+    # Exactly one line: nothing can start a second command.
+    assert text.count("\n") == 1 and text.endswith("\n")
+    assert parse_args_from_spec(text[:-1]) == ["VERBOSE", *values]

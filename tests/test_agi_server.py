@@ -1,0 +1,213 @@
+"""agi/server.py and agi/session.py driven by the simulator over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from agi.router import DuplicateFlowError, FlowRegistry
+from agi.server import AgiServer, ServerLimits
+from agi.session import AgiSession
+from agi.testing import Caller, place_call, place_calls
+
+registry = FlowRegistry()
+
+
+@registry.flow("echo")
+async def echo_flow(session: AgiSession, context: object) -> None:
+    """Answer, read digits, say them back, and route on them."""
+    await session.answer()
+    await session.stream_file("centralita/welcome")
+    data = await session.get_data("centralita/enter-phone-number", 5000, 6)
+    if data.digits:
+        await session.say_digits(data.digits)
+    await session.set_variable("CENTRALITA_ROUTE", f"queue:q{data.digits or 'none'}")
+
+
+@registry.flow("broken")
+async def broken_flow(session: AgiSession, context: object) -> None:
+    await session.answer()
+    raise RuntimeError("a bug in a flow")
+
+
+@registry.flow("slow")
+async def slow_flow(session: AgiSession, context: object) -> None:
+    await session.answer()
+    await asyncio.sleep(0.3)
+    await session.set_variable("CENTRALITA_ROUTE", "queue:late")
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[AgiServer]:
+    srv = AgiServer(
+        registry,
+        port=0,
+        allowed_peers=["127.0.0.1/32"],
+        fallback_route="queue:support-en",
+        limits=ServerLimits(header_timeout_s=0.5, reply_timeout_s=0.5, shutdown_grace_s=2.0),
+    )
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+async def test_a_call_runs_its_flow(server: AgiServer) -> None:
+    result = await place_call("127.0.0.1", server.port, Caller(script="echo", keys=["123#"]))
+    assert result.heard == ["centralita/welcome", "centralita/enter-phone-number", "digits:123"]
+    assert result.route == "queue:q123"
+    assert result.closed_by_server and result.error is None
+
+
+async def test_script_query_is_routed_by_name(server: AgiServer) -> None:
+    result = await place_call("127.0.0.1", server.port, Caller(script="echo?lang=fr", keys=[""]))
+    assert result.route == "queue:qnone"
+
+
+async def test_unknown_flow_closes_without_routing(server: AgiServer) -> None:
+    result = await place_call("127.0.0.1", server.port, Caller(script="nosuchflow"))
+    assert result.commands == []
+    assert result.closed_by_server
+    assert result.route is None  # the dialplan's CENTRALITA_FALLBACK takes over
+
+
+async def test_a_failing_flow_sends_the_call_to_the_fallback(
+    server: AgiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    result = await place_call("127.0.0.1", server.port, Caller(script="broken"))
+    assert result.route == "queue:support-en"
+    assert "a bug in a flow" in caplog.text
+
+
+def test_duplicate_flow_name_fails_loudly() -> None:
+    with pytest.raises(DuplicateFlowError, match="echo"):
+        registry.register("echo", echo_flow)
+
+
+@pytest.mark.parametrize("index", range(5))
+async def test_hangup_at_every_command(
+    server: AgiServer, index: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    result = await place_call(
+        "127.0.0.1", server.port, Caller(script="echo", keys=["42#"], hangup_at=index)
+    )
+    assert result.caller_hung_up
+    assert result.closed_by_server
+    # The flow stops at the first command after Asterisk said HANGUP.
+    assert len(result.commands) <= index + 2
+    assert "HANGUP" in result.replies
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_idle_hangup_ends_the_flow(server: AgiServer) -> None:
+    result = await place_call("127.0.0.1", server.port, Caller(script="slow", hangup_after_s=0.05))
+    assert result.replies[:2] == ["200 result=0", "HANGUP"]
+    assert result.route is None and result.closed_by_server
+
+
+async def test_robust_against_hostile_peers_while_a_call_runs(server: AgiServer) -> None:
+    normal = asyncio.create_task(place_call("127.0.0.1", server.port, Caller(script="slow")))
+
+    async def half_headers() -> None:
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"agi_network: yes\nagi_network_scr")
+        await writer.drain()
+        writer.close()
+
+    async def huge_line() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(b"agi_network: yes\nagi_calleridname: " + b"x" * (1 << 20))
+            await writer.drain()
+        except ConnectionError:
+            pass
+        data = await reader.read()
+        writer.close()
+        return data
+
+    async def outsider() -> bytes:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, local_addr=("127.0.0.2", 0)
+        )
+        data = await reader.read()
+        writer.close()
+        return data
+
+    results = await asyncio.gather(
+        *(half_headers() for _ in range(200)), huge_line(), outsider(), return_exceptions=True
+    )
+    # The server sent nothing to the hostile peers and closed them.
+    assert all(r is None for r in results[:200])
+    assert results[200] in (b"",) or isinstance(results[200], ConnectionError)
+    assert results[201] in (b"",) or isinstance(results[201], ConnectionError)
+    done = await normal
+    assert done.route == "queue:late"
+    after = await place_call("127.0.0.1", server.port, Caller(script="echo", keys=["7#"]))
+    assert after.route == "queue:q7"
+    assert server.sessions == set()
+
+
+async def test_a_silent_peer_is_closed_after_the_header_bound(server: AgiServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    assert await reader.read() == b""  # closed by the server, not by us
+    writer.close()
+
+
+async def test_no_reply_is_bounded() -> None:
+    srv = AgiServer(
+        registry, port=0, limits=ServerLimits(reply_timeout_s=0.2), fallback_route="hangup"
+    )
+    await srv.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"agi_network: yes\nagi_network_script: echo\n\n")
+        assert await reader.readline() == b"ANSWER\n"
+        # Never answer: the server gives up on its own and closes.
+        assert await reader.read() == b""
+        writer.close()
+    finally:
+        await srv.stop()
+
+
+async def test_session_limit_refuses_extra_calls() -> None:
+    srv = AgiServer(registry, port=0, limits=ServerLimits(max_sessions=1))
+    await srv.start()
+    try:
+        first = asyncio.create_task(place_call("127.0.0.1", srv.port, Caller(script="slow")))
+        await asyncio.sleep(0.05)
+        second = await place_call("127.0.0.1", srv.port, Caller(script="echo"))
+        assert second.commands == [] and second.closed_by_server
+        assert (await first).route == "queue:late"
+    finally:
+        await srv.stop()
+
+
+async def test_graceful_shutdown_lets_calls_finish() -> None:
+    srv = AgiServer(registry, port=0, limits=ServerLimits(shutdown_grace_s=5.0))
+    await srv.start()
+    call = asyncio.create_task(place_call("127.0.0.1", srv.port, Caller(script="slow")))
+    await asyncio.sleep(0.05)
+    await srv.stop()
+    assert (await call).route == "queue:late"
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", srv.port)
+
+
+async def test_shutdown_grace_expires() -> None:
+    srv = AgiServer(registry, port=0, limits=ServerLimits(shutdown_grace_s=0.05))
+    await srv.start()
+    call = asyncio.create_task(place_call("127.0.0.1", srv.port, Caller(script="slow")))
+    await asyncio.sleep(0.05)
+    await srv.stop()
+    result = await call
+    assert result.route is None and result.closed_by_server
+
+
+async def test_thousands_of_callers_at_once(server: AgiServer) -> None:
+    server.limits = ServerLimits(max_sessions=5000, reply_timeout_s=30, header_timeout_s=30)
+    callers = [Caller(script="echo", keys=[f"{i % 1000}#"]) for i in range(2000)]
+    results = await place_calls("127.0.0.1", server.port, callers, concurrency=1000)
+    assert [r.route for r in results] == [f"queue:q{i % 1000}" for i in range(2000)]
