@@ -1,0 +1,253 @@
+"""The AMI wire protocol, sans-IO: bytes in, messages out; everything sent is encoded in one place.
+
+This module does no I/O and imports no asyncio (the h11 style). `AmiParser` turns what the
+manager port sent into `AmiMessage`s; `encode_action()` / `encode_packet()` are the only way
+bytes for the wire are built, so no header value can smuggle a second header or packet.
+
+Facts relied on are cited from Asterisk 20.20.1 (`main/manager.c`) through
+`asterisk-protocol.md` §2 and checked against the recordings in `asterisk-traces/ami-*.txt`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+# Caps on what one peer can make us buffer. Asterisk's own input line is 1024 bytes
+# (main/manager.c:298); its output lines are bounded only by the values it prints (a long
+# `VarSet` value, a `Command` output line), so we allow 8 KiB per line and 64 KiB per packet.
+MAX_LINE = 8 * 1024
+MAX_PACKET = 64 * 1024
+
+# Asterisk writes this single line, without a blank line after it, on connect
+# (main/manager.c:7445; AMI_VERSION include/asterisk/manager.h:57).
+BANNER_PREFIX = "Asterisk Call Manager/"
+
+# Old (pre-13) `Command` responses: `Response: Follows` then raw output ending in this marker.
+# Asterisk 20 no longer sends it (asterisk-protocol.md §2.7) but a lenient reader copes.
+END_COMMAND = "--END COMMAND--"
+
+_KINDS = {"response": "response", "event": "event", "action": "action"}
+
+
+class AmiProtocolError(Exception):
+    """The peer broke the framing: an oversized line or packet, or EOF in mid-packet."""
+
+
+@dataclass(frozen=True, slots=True)
+class AmiMessage:
+    """One AMI packet: its kind and its headers, in order, duplicates kept.
+
+    `kind` is "response", "event", "action" (what a client sends), "banner" (the first line
+    of a session; its one header is `Banner`) or "unknown" (a packet whose first header is
+    none of Response/Event/Action). Header names keep their case; lookups ignore it.
+    """
+
+    kind: str
+    headers: tuple[tuple[str, str], ...]
+    _index: dict[str, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    def __post_init__(self) -> None:
+        # First occurrence wins, as in Asterisk's own astman_get_header (main/manager.c:1628-1655).
+        index = self._index
+        for name, value in self.headers:
+            index.setdefault(name.lower(), value)
+
+    @classmethod
+    def build(cls, headers: Iterable[tuple[str, str]] | Mapping[str, str]) -> AmiMessage:
+        """A message from headers; the kind comes from the first header's name."""
+        items = tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers)
+        kind = _KINDS.get(items[0][0].lower(), "unknown") if items else "unknown"
+        return cls(kind, items)
+
+    @property
+    def name(self) -> str:
+        """The value of the first header: the event, response or action name."""
+        return self.headers[0][1] if self.headers else ""
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header `name` (case-insensitive), else `default`."""
+        return self._index.get(name.lower(), default)
+
+    def value(self, name: str) -> str:
+        """The first value of header `name`, or "" when absent."""
+        return self._index.get(name.lower(), "")
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of header `name`, in order (e.g. `Output`, `ChanVariable`)."""
+        key = name.lower()
+        return [v for n, v in self.headers if n.lower() == key]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._index
+
+    @property
+    def action_id(self) -> str | None:
+        return self._index.get("actionid")
+
+    @property
+    def is_success(self) -> bool:
+        """True for `Response: Success` (and `Goodbye`, `Follows`), False for `Error`."""
+        return self.kind == "response" and self.name.lower() in ("success", "goodbye", "follows")
+
+
+class AmiParser:
+    """Frames an AMI byte stream into messages.
+
+    `receive_data(data)` returns the messages completed by `data`; call `receive_eof()` when
+    the peer closed. Lines may end in CRLF or bare LF (Asterisk reads both,
+    main/manager.c:7188-7193; the traces are LF-only). A packet ends at an empty line; runs of
+    empty lines are ignored. Bytes are decoded per line as UTF-8 with invalid sequences
+    replaced, so a hostile caller name can never raise. After an `AmiProtocolError` the
+    stream is out of sync: close the connection.
+    """
+
+    def __init__(self, *, expect_banner: bool = True) -> None:
+        self._buf = bytearray()
+        self._headers: list[tuple[str, str]] = []
+        self._size = 0
+        self._expect_banner = expect_banner
+        self._raw_output = False  # inside an old-style `Response: Follows` body
+        self.banner: str | None = None
+
+    def receive_data(self, data: bytes) -> list[AmiMessage]:
+        """Feed bytes; return every message they complete."""
+        buf = self._buf
+        buf += data
+        out: list[AmiMessage] = []
+        start = 0
+        while True:
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                break
+            if nl - start > MAX_LINE:
+                raise AmiProtocolError(f"line longer than {MAX_LINE} bytes")
+            end = nl - 1 if nl > start and buf[nl - 1] == 0x0D else nl
+            line = buf[start:end].decode("utf-8", errors="replace")
+            message = self._line(line, nl + 1 - start)
+            start = nl + 1
+            if message is not None:
+                out.append(message)
+        del buf[:start]
+        if len(buf) > MAX_LINE:
+            raise AmiProtocolError(f"line longer than {MAX_LINE} bytes")
+        return out
+
+    def receive_eof(self) -> list[AmiMessage]:
+        """The peer closed: raise if that cut a packet (or a line) in half."""
+        if self._buf.strip() or self._headers:
+            raise AmiProtocolError("connection closed in the middle of a packet")
+        return []
+
+    def _line(self, line: str, size: int) -> AmiMessage | None:
+        if self._expect_banner:
+            self._expect_banner = False
+            if line.startswith(BANNER_PREFIX):
+                self.banner = line
+                return AmiMessage("banner", (("Banner", line),))
+        self._size += size
+        if self._size > MAX_PACKET:
+            raise AmiProtocolError(f"packet larger than {MAX_PACKET} bytes")
+        if self._raw_output:
+            return self._raw_line(line)
+        if not line:
+            return self._finish()
+        name, colon, value = line.partition(":")
+        if not colon:
+            # Not a header line; keep it rather than lose output text.
+            self._headers.append(("Output", line))
+            return None
+        # Asterisk writes exactly "Name: value" (main/manager.c astman_append); dropping that one
+        # space keeps values that really start with blanks (RTPAUDIOQOSLOSS in the traces).
+        if value.startswith(" "):
+            value = value[1:]
+        self._headers.append((name, value))
+        if (
+            len(self._headers) == 1
+            and name.lower() == "response"
+            and value.strip().lower() == "follows"
+        ):
+            self._raw_output = True
+        return None
+
+    def _raw_line(self, line: str) -> AmiMessage | None:
+        # Old-style Command output: `Privilege:`/`ActionID:` headers, raw text, then the marker.
+        if line.endswith(END_COMMAND):
+            text = line[: -len(END_COMMAND)]
+            if text:
+                self._headers.append(("Output", text))
+            self._raw_output = False
+            return None
+        name, colon, value = line.partition(":")
+        if colon and name.lower() in ("privilege", "actionid") and not self._has_output():
+            self._headers.append((name, value[1:] if value.startswith(" ") else value))
+        else:
+            self._headers.append(("Output", line))
+        return None
+
+    def _has_output(self) -> bool:
+        return any(n == "Output" for n, _ in self._headers)
+
+    def _finish(self) -> AmiMessage | None:
+        self._size = 0
+        if not self._headers:
+            return None
+        headers = tuple(self._headers)
+        self._headers = []
+        return AmiMessage(_KINDS.get(headers[0][0].lower(), "unknown"), headers)
+
+
+HeadersArg = Mapping[str, str] | Sequence[tuple[str, str]]
+
+
+def _check(text: object, what: str) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"AMI {what} must be a str, not {type(text).__name__}")
+    for bad, label in (("\r", "CR"), ("\n", "LF"), ("\0", "NUL")):
+        if bad in text:
+            raise ValueError(f"AMI {what} {text[:40]!r} contains {label}")
+    return text
+
+
+def _check_name(name: object) -> str:
+    text = _check(name, "header name")
+    if not text or ":" in text or any(c.isspace() for c in text):
+        raise ValueError(f"AMI header name {text!r} must be non-empty, without ':' or blanks")
+    return text
+
+
+def encode_packet(headers: HeadersArg) -> bytes:
+    """Encode one packet: `Name: value` lines with CRLF, then the empty line.
+
+    Refuses (ValueError) CR, LF or NUL anywhere, and names that are empty or contain ':' or
+    blanks: no value can end its header early or start another one.
+    """
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    parts: list[str] = []
+    for name, value in items:
+        parts.append(f"{_check_name(name)}: {_check(value, 'header value')}\r\n")
+    if not parts:
+        raise ValueError("an AMI packet needs at least one header")
+    parts.append("\r\n")
+    return "".join(parts).encode("utf-8")
+
+
+def encode_action(action: str, headers: HeadersArg = ()) -> bytes:
+    """Encode `Action: <action>` and its headers: the one encoder for what we send to AMI."""
+    items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    if any(isinstance(n, str) and n.lower() == "action" for n, _ in items):
+        raise ValueError("give the action name as `action`, not as a header")
+    if not _check(action, "action name"):
+        raise ValueError("the AMI action name must not be empty")
+    return encode_packet([("Action", action), *items])
+
+
+def parse_trace(text: str | bytes) -> list[AmiMessage]:
+    """Parse a recorded AMI stream (asterisk-traces format: LF lines, blank-line separated)."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    parser = AmiParser()
+    messages = parser.receive_data(data)
+    if not data.endswith(b"\n\n"):
+        messages += parser.receive_data(b"\n\n")
+    parser.receive_eof()
+    return messages
