@@ -84,5 +84,5 @@ class FlowContext(Protocol):
         ...
 
     async def ask_crm(self, node: CustomerIdNode, customer_id: str) -> CrmReply:
-        """POST the customer ID to the node's CRM (bounded; never retried while the caller waits)."""
+        """POST the customer ID to the node's CRM: bounded, never retried while the caller waits."""
         ...
