@@ -121,7 +121,7 @@ def test_parser_reads_each_reply_form() -> None:
 
     assert reply("GET DATA beep 6000 4") == Reply(200, "4321", None, None, "200 result=4321")
     assert reply("GET VARIABLE CHANNEL(language)").data == "en"
-    assert reply("STREAM FILE hello-world \"12\"").endpos == 11360
+    assert reply('STREAM FILE hello-world "12"').endpos == 11360
     missing = reply('STREAM FILE no-such-sound-file ""')
     assert (missing.result, missing.endpos) == ("-1", 0)
     assert reply("EXEC NoSuchApplication foo").result_int == -2
