@@ -80,16 +80,7 @@ def render_to(
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     secret, note = ami_secret_for(settings, out_dir)
-    access = AsteriskAccess(
-        agi_host=settings.server.agi_host,
-        agi_port=settings.server.agi_port,
-        ami_user=settings.asterisk.ami_user,
-        ami_secret=secret,
-        ami_port=settings.asterisk.ami_port,
-        fallback=settings.server.fallback,
-        file=str(settings.file) if settings.file else "<demo centralita.toml>",
-    )
-    files = render_site(settings.site, access)
+    files = render_files(settings, secret)
     try:
         results = write_rendered(out_dir, files)
     except OSError as exc:
@@ -102,6 +93,25 @@ def render_to(
     if not reload:
         return 0
     return reload_asterisk(settings, secret, out=out, err=err)
+
+
+def access_for(settings: Settings, ami_secret: str) -> AsteriskAccess:
+    """What the rendered files need from [server] and [asterisk]."""
+    return AsteriskAccess(
+        agi_host=settings.server.agi_host,
+        agi_port=settings.server.agi_port,
+        ami_user=settings.asterisk.ami_user,
+        ami_secret=ami_secret,
+        ami_port=settings.asterisk.ami_port,
+        fallback=settings.server.fallback,
+        file=str(settings.file) if settings.file else "<demo centralita.toml>",
+    )
+
+
+def render_files(settings: Settings, ami_secret: str | None = None) -> dict[str, str]:
+    """Render every file in memory ({name: text}); raises ConfigError. Writes nothing."""
+    secret = ami_secret or settings.asterisk.ami_secret or ""
+    return render_site(settings.site, access_for(settings, secret))
 
 
 def ami_secret_for(settings: Settings, out_dir: Path) -> tuple[str, str | None]:
