@@ -1,0 +1,299 @@
+"""`centralita render --out DIR [--reload]`: atomic writes, .bak copies, errors, AMI reload."""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from centralita.cli import main
+from centralita.cmd_render import AmiError, AmiPacketParser, encode_action
+from centralita.settings import demo_text
+
+NAMES = {
+    "pjsip.conf",
+    "queues.conf",
+    "extensions.conf",
+    "voicemail.conf",
+    "features.conf",
+    "manager.conf",
+}
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "centralita.toml"
+    path.write_text(demo_text(), encoding="utf-8")
+    return path
+
+
+def render(config: Path, out: Path, *extra: str) -> int:
+    return main(["render", "--config", str(config), "--out", str(out), *extra])
+
+
+def test_render_writes_every_file_then_reports_unchanged(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "asterisk"
+    assert render(config, out) == 0
+    first = capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} == NAMES
+    assert first.count("new  ") == 6
+    # Files with secrets are not world-readable; nothing temporary is left behind.
+    assert stat.S_IMODE((out / "pjsip.conf").stat().st_mode) == 0o640
+    assert stat.S_IMODE((out / "manager.conf").stat().st_mode) == 0o640
+    assert stat.S_IMODE((out / "extensions.conf").stat().st_mode) == 0o644
+    inodes = {p.name: p.stat().st_ino for p in out.iterdir()}
+
+    assert render(config, out) == 0
+    second = capsys.readouterr().out
+    assert second.count("unchanged  ") == 6
+    assert {p.name: p.stat().st_ino for p in out.iterdir()} == inodes
+
+
+def test_a_change_replaces_only_the_affected_files_and_keeps_bak(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "asterisk"
+    assert render(config, out) == 0
+    old_queues = (out / "queues.conf").read_bytes()
+    old_features_inode = (out / "features.conf").stat().st_ino
+    (out / "queues.conf").chmod(0o600)  # an admin's choice of mode is kept
+    capsys.readouterr()
+
+    config.write_text(
+        config.read_text(encoding="utf-8").replace('name = "John Smith"', 'name = "John Smyth"'),
+        encoding="utf-8",
+    )
+    assert render(config, out) == 0
+    report = capsys.readouterr().out
+    assert f"changed  {out / 'queues.conf'}" in report
+    assert f"unchanged  {out / 'features.conf'}" in report
+    assert (out / "queues.conf.bak").read_bytes() == old_queues
+    assert b"John Smyth" in (out / "queues.conf").read_bytes()
+    assert stat.S_IMODE((out / "queues.conf").stat().st_mode) == 0o600
+    assert (out / "features.conf").stat().st_ino == old_features_inode
+    assert not (out / "features.conf.bak").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_an_invalid_config_writes_nothing(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "asterisk"
+    assert render(config, out) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace('name = "John Smith"', 'name = "John\\n[evil]"'), "utf-8")
+    assert render(config, out) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: agents[1].name: display name contains a control character" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    # A value only the renderer refuses: still nothing written, and a fresh folder stays empty.
+    config.write_text(text.replace('language = "fr"', 'language = "fr\\n[evil]"'), "utf-8")
+    fresh = tmp_path / "fresh"
+    assert render(config, fresh) == 2
+    err = capsys.readouterr().err
+    assert "agents[2].language: 'fr\\n[evil]' is not a language code" in err
+    assert not fresh.exists()
+
+
+def test_a_missing_ami_secret_is_generated_once_and_kept(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            'ami_secret = "change-me-centralita"', "# no secret"
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "asterisk"
+    assert render(config, out) == 0
+    note = capsys.readouterr().err
+    assert "asterisk.ami_secret is not set" in note
+    assert "generated one" in note
+    secret_line = next(
+        line
+        for line in (out / "manager.conf").read_text(encoding="utf-8").splitlines()
+        if line.startswith("secret = ")
+    )
+    secret = secret_line.removeprefix("secret = ")
+    assert len(secret) >= 16
+    assert f'ami_secret = "{secret}"' in note
+
+    assert render(config, out) == 0
+    again = capsys.readouterr()
+    assert "kept the one in manager.conf" in again.err
+    assert f"unchanged  {out / 'manager.conf'}" in again.out
+
+
+# --------------------------------------------------------------------------- --reload
+
+
+class FakeAmi:
+    """A loopback AMI server that answers like Asterisk 20 (protocol doc 2.1, 2.2, 2.7)."""
+
+    def __init__(self, secret: str, failing: str = "") -> None:
+        self.secret = secret
+        self.failing = failing
+        self.commands: list[str] = []
+        fake = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                self.wfile.write(b"Asterisk Call Manager/9.0.0\r\n")
+                parser = AmiPacketParser()
+                while True:
+                    data = self.request.recv(4096)
+                    if not data:
+                        return
+                    for packet in parser.feed(data):
+                        if not fake.answer(self.wfile, packet):
+                            return
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def answer(self, wfile: socketserver._SocketWriter, packet: dict[str, list[str]]) -> bool:
+        action = packet["action"][0].lower()
+        action_id = packet["actionid"][0]
+        if action == "login":
+            if packet["secret"][0] != self.secret:
+                wfile.write(
+                    f"Response: Error\r\nActionID: {action_id}\r\n"
+                    "Message: Authentication failed\r\n\r\n".encode()
+                )
+                return False
+            wfile.write(
+                f"Response: Success\r\nActionID: {action_id}\r\n"
+                "Message: Authentication accepted\r\n\r\n"
+                "Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 5\r\n"
+                "LastReload: 5\r\nStatus: Fully Booted\r\n\r\n".encode()
+            )
+        elif action == "command":
+            command = packet["command"][0]
+            self.commands.append(command)
+            # An event may come before the response it relates to.
+            wfile.write(b"Event: Reload\r\nPrivilege: system,all\r\nModule: x\r\nStatus: 0\r\n\r\n")
+            if command == self.failing:
+                wfile.write(
+                    f"Response: Error\r\nActionID: {action_id}\r\n"
+                    "Message: Command output follows\r\n"
+                    f"Output: No such command '{command}'\r\n\r\n".encode()
+                )
+            else:
+                wfile.write(
+                    f"Response: Success\r\nActionID: {action_id}\r\n"
+                    "Message: Command output follows\r\n"
+                    f"Output: done: {command}\r\n\r\n".encode()
+                )
+        elif action == "logoff":
+            wfile.write(
+                f"Response: Goodbye\r\nActionID: {action_id}\r\n"
+                "Message: Thanks for all the fish.\r\n\r\n".encode()
+            )
+            return False
+        return True
+
+    def __enter__(self) -> FakeAmi:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def ami_config(config: Path) -> Iterator[tuple[Path, FakeAmi]]:
+    with FakeAmi("change-me-centralita") as ami:
+        text = config.read_text(encoding="utf-8").replace(
+            "ami_port = 5038", f"ami_port = {ami.port}"
+        )
+        config.write_text(text, encoding="utf-8")
+        yield config, ami
+
+
+def test_reload_sends_each_command_and_reports_the_answers(
+    ami_config: tuple[Path, FakeAmi], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, ami = ami_config
+    assert render(config, tmp_path / "out", "--reload") == 0
+    report = capsys.readouterr().out
+    assert ami.commands == [
+        "dialplan reload",
+        "module reload app_queue.so",
+        "module reload res_pjsip.so",
+        "module reload app_voicemail.so",
+        "module reload features",
+        "manager reload",
+    ]
+    for command in ami.commands:
+        assert f"asterisk: {command}: Success: Command output follows / done: {command}" in report
+
+
+def test_reload_reports_a_failed_command(
+    ami_config: tuple[Path, FakeAmi], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, ami = ami_config
+    ami.failing = "module reload app_queue.so"
+    assert render(config, tmp_path / "out", "--reload") == 1
+    report = capsys.readouterr().out
+    assert "asterisk: module reload app_queue.so: Error: " in report
+    assert "No such command 'module reload app_queue.so'" in report
+    assert len(ami.commands) == 6  # one failure does not stop the others
+
+
+def test_reload_with_a_wrong_secret_says_login_refused(
+    ami_config: tuple[Path, FakeAmi], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, ami = ami_config
+    ami.secret = "another-secret"
+    assert render(config, tmp_path / "out", "--reload") == 1
+    err = capsys.readouterr().err
+    assert "login as 'centralita' refused: Authentication failed" in err
+    assert ami.commands == []
+
+
+def test_reload_with_ami_unreachable_keeps_the_files(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    text = config.read_text(encoding="utf-8").replace("ami_port = 5038", f"ami_port = {port}")
+    config.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    assert render(config, out, "--reload") == 1
+    err = capsys.readouterr().err
+    assert f"Asterisk's AMI at 127.0.0.1:{port} is unreachable" in err
+    assert "the files are written" in err
+    assert {p.name for p in out.iterdir()} == NAMES
+
+
+def test_ami_header_values_never_carry_line_breaks() -> None:
+    assert encode_action([("Action", "Command"), ("Command", "dialplan reload")]) == (
+        b"Action: Command\r\nCommand: dialplan reload\r\n\r\n"
+    )
+    for value in ("dialplan reload\r\nAction: Originate", "x\ny", "x\rz"):
+        with pytest.raises(AmiError):
+            encode_action([("Command", value)])
+
+
+def test_ami_parser_frames_packets_and_bounds_lines() -> None:
+    parser = AmiPacketParser()
+    assert parser.feed(b"Response: Success\r\nOutput: a\r\nOut") == []
+    (packet,) = parser.feed(b"put: b\n\r\n")
+    assert packet == {"response": ["Success"], "output": ["a", "b"]}
+    with pytest.raises(AmiError):
+        parser.feed(b"x" * 10000)
