@@ -1,0 +1,528 @@
+"""The AMI listener: one managed connection to Asterisk's manager port feeding the call tracker.
+
+    tracker = CallTracker(["1001", "1002"], ("PJSIP",))
+    listener = AmiListener("127.0.0.1", 5038, "centralita", secret, tracker=tracker,
+                           on_change=push_to_agent, on_cdr=store_cdr)
+    await listener.start()     # returns at once; connects and retries in the background
+    ...
+    await listener.stop()
+
+What it does, per connection: read the banner, `Login` with an `Events:` mask limited to the
+classes the tracker reads (§2.2/§2.3: the server filters, nothing else reaches us), rebuild the
+state (`DeviceStateList`, then `CoreShowChannels`, each applied at the point of the stream where
+its list completes, so no event is applied twice or lost, §2.2 "a response is contiguous"),
+then read events into the tracker and `Ping` every `ping_s`. A Ping unanswered within
+`ping_timeout_s`, EOF, a framing error or a refused login ends the connection; the next attempt
+comes after a capped, jittered exponential backoff (0.5 s doubling to 30 s by default).
+
+The connection is written on our own sans-IO parser (`ami.protocol`) rather than panoramisk's
+Manager because panoramisk decodes each TCP read on its own with errors ignored (a UTF-8 name
+split across reads loses characters), splits packets on CRLF only (the traces and Asterisk's
+reader accept LF), buffers without bound, never notices a Ping left unanswered, retries at a
+fixed interval and builds header lines without refusing CR/LF.
+
+Callbacks run in order on a separate task, so a slow consumer never stalls the socket
+(Asterisk drops readers slower than its write timeout, §2.1); each call is bounded by
+`callback_timeout_s` and its exceptions are logged, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ami.protocol import AmiMessage, AmiParser, AmiProtocolError, HeadersArg, encode_action
+from ami.tracker import CallChange, CallTracker, CdrEvent, parse_cdr
+
+log = logging.getLogger(__name__)
+
+# The classes the tracker needs (§2.5): call (channels, dials, bridges, transfers, device
+# states, OriginateResponse), agent (queue events), dialplan (VarSet of CENTRALITA_*), cdr.
+DEFAULT_EVENTS = ("call", "agent", "dialplan", "cdr")
+
+MAX_LIST_ITEMS = 100_000
+
+ChangeCallback = Callable[[CallChange], Awaitable[None]]
+CdrCallback = Callable[[CdrEvent], Awaitable[None]]
+
+
+class AmiError(Exception):
+    """Something went wrong talking to Asterisk's manager port."""
+
+
+class AmiNotConnected(AmiError):
+    """There is no logged-in AMI connection (or it was lost while waiting)."""
+
+
+class AmiAuthError(AmiError):
+    """Asterisk refused the login (wrong user or secret, ACL)."""
+
+
+class AmiTimeout(AmiError, TimeoutError):
+    """Asterisk did not answer an action within its bound."""
+
+
+@dataclass
+class ListenerStats:
+    """Counters for metrics and tests."""
+
+    connects: int = 0  # logins that succeeded
+    attempts: int = 0  # connection attempts
+    events: int = 0  # events read
+    changes: int = 0  # call changes queued for on_change
+    cdrs: int = 0  # Cdr records queued for on_cdr
+    duplicate_cdrs: int = 0
+    dropped: int = 0  # changes/records lost because the callback queue was full
+    ping_failures: int = 0
+
+
+@dataclass
+class _ListAction:
+    future: asyncio.Future[tuple[AmiMessage, list[AmiMessage]]]
+    on_complete: Callable[[list[AmiMessage]], None] | None
+    response: AmiMessage | None = None
+    items: list[AmiMessage] = field(default_factory=list)
+
+
+@dataclass
+class _EventWaiter:
+    name: str
+    future: asyncio.Future[AmiMessage]
+
+
+class AmiListener:
+    """A self-healing AMI session that turns events into `CallChange`s and `CdrEvent`s."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        secret: str,
+        *,
+        tracker: CallTracker,
+        on_change: ChangeCallback | None = None,
+        on_cdr: CdrCallback | None = None,
+        events: Sequence[str] = DEFAULT_EVENTS,
+        ping_s: float = 20.0,
+        ping_timeout_s: float = 5.0,
+        action_timeout_s: float = 5.0,
+        connect_timeout_s: float = 5.0,
+        backoff_min_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        callback_timeout_s: float = 30.0,
+        queue_max: int = 100_000,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.username = username
+        self._secret = secret
+        self.tracker = tracker
+        self.on_change = on_change
+        self.on_cdr = on_cdr
+        self.events = tuple(events)
+        self.ping_s = ping_s
+        self.ping_timeout_s = ping_timeout_s
+        self.action_timeout_s = action_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.backoff_min_s = backoff_min_s
+        self.backoff_max_s = backoff_max_s
+        self.callback_timeout_s = callback_timeout_s
+        self.stats = ListenerStats()
+        self.last_error: str | None = None
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._queue: asyncio.Queue[CallChange | CdrEvent] = asyncio.Queue(queue_max)
+        self._ids = itertools.count(1)
+        self._connected = False
+        self._ready = asyncio.Event()
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[str, asyncio.Future[AmiMessage]] = {}
+        self._lists: dict[str, _ListAction] = {}
+        self._waiters: dict[str, _EventWaiter] = {}
+        self._banner: asyncio.Future[str] | None = None
+        self._recent_cdrs: dict[tuple[str, ...], None] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while logged in to Asterisk."""
+        return self._connected
+
+    async def start(self) -> None:
+        """Start connecting in the background; returns at once."""
+        if self._task is not None:
+            return
+        self._stopping = False
+        self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="ami-dispatch")
+        self._task = asyncio.create_task(self._run(), name="ami-listener")
+
+    async def stop(self) -> None:
+        """Log off (briefly), close the connection and stop retrying."""
+        self._stopping = True
+        if self._connected:
+            with contextlib.suppress(AmiError, OSError, ValueError):
+                await self._request("Logoff", [], min(1.0, self.action_timeout_s))
+        for task in (self._task, self._dispatcher):
+            if task is not None:
+                task.cancel()
+        for task in (self._task, self._dispatcher):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._dispatcher = None
+        self._teardown("listener stopped")
+
+    async def wait_connected(self, timeout_s: float = 10.0) -> None:
+        """Wait until logged in and the state is rebuilt (AmiTimeout otherwise)."""
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout_s)
+        except TimeoutError:
+            raise AmiTimeout(
+                f"not connected to AMI within {timeout_s} s: {self.last_error or 'no answer'}"
+            ) from None
+
+    # -- actions ----------------------------------------------------------------------------
+
+    async def action(
+        self, name: str, headers: HeadersArg = (), timeout_s: float | None = None
+    ) -> AmiMessage:
+        """Send an action and return its Response (matched by ActionID), within `timeout_s`.
+
+        The headers are encoded (CR/LF refused with ValueError) before anything is checked or
+        sent. A `Response: Error` is returned, not raised; check `msg.is_success`.
+        """
+        items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+        encode_action(name, items)  # refuse bad values even while disconnected
+        if not self._connected:
+            raise AmiNotConnected(f"not connected to AMI: {self.last_error or 'connecting'}")
+        return await self._request(name, items, timeout_s or self.action_timeout_s)
+
+    async def list_action(
+        self, name: str, headers: HeadersArg = (), timeout_s: float | None = None
+    ) -> tuple[AmiMessage, list[AmiMessage]]:
+        """Send a list action (QueueStatus, CoreShowChannels ...): its ack and its items."""
+        if not self._connected:
+            raise AmiNotConnected(f"not connected to AMI: {self.last_error or 'connecting'}")
+        return await self._list(name, headers, timeout_s or self.action_timeout_s)
+
+    def expect_event(self, action_id: str, name: str) -> asyncio.Future[AmiMessage]:
+        """A future for the event `name` carrying `action_id` (e.g. OriginateResponse).
+
+        Register it before sending the action; call `cancel_expect()` when done with it.
+        """
+        future: asyncio.Future[AmiMessage] = asyncio.get_running_loop().create_future()
+        self._waiters[action_id] = _EventWaiter(name, future)
+        return future
+
+    def cancel_expect(self, action_id: str) -> None:
+        """Forget a waiter registered with `expect_event()`."""
+        waiter = self._waiters.pop(action_id, None)
+        if waiter is not None and not waiter.future.done():
+            waiter.future.cancel()
+
+    def _next_id(self) -> str:
+        return f"centralita-{next(self._ids)}"
+
+    async def _write(self, data: bytes, timeout_s: float) -> None:
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            raise AmiNotConnected("the AMI connection is closed")
+        writer.write(data)
+        try:
+            await asyncio.wait_for(writer.drain(), timeout_s)
+        except TimeoutError:
+            raise AmiTimeout(f"AMI did not take our data within {timeout_s} s") from None
+        except ConnectionError as exc:
+            raise AmiNotConnected(f"AMI connection lost: {exc}") from None
+
+    async def _request(self, name: str, headers: HeadersArg, timeout_s: float) -> AmiMessage:
+        items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+        action_id = next((v for n, v in items if n.lower() == "actionid"), None)
+        if action_id is None:
+            action_id = self._next_id()
+            items.insert(0, ("ActionID", action_id))
+        if not action_id or action_id in self._pending or action_id in self._lists:
+            raise ValueError(f"ActionID {action_id!r} is empty or already in use")
+        data = encode_action(name, items)
+        future: asyncio.Future[AmiMessage] = asyncio.get_running_loop().create_future()
+        self._pending[action_id] = future
+        try:
+            await self._write(data, timeout_s)
+            return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise AmiTimeout(f"no response to {name} within {timeout_s} s") from None
+        finally:
+            self._pending.pop(action_id, None)
+
+    async def _list(
+        self,
+        name: str,
+        headers: HeadersArg,
+        timeout_s: float,
+        on_complete: Callable[[list[AmiMessage]], None] | None = None,
+    ) -> tuple[AmiMessage, list[AmiMessage]]:
+        items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+        action_id = self._next_id()
+        data = encode_action(name, [("ActionID", action_id), *items])
+        future: asyncio.Future[tuple[AmiMessage, list[AmiMessage]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._lists[action_id] = _ListAction(future, on_complete)
+        try:
+            await self._write(data, timeout_s)
+            return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise AmiTimeout(f"no complete {name} list within {timeout_s} s") from None
+        finally:
+            self._lists.pop(action_id, None)
+
+    # -- the connection ---------------------------------------------------------------------
+
+    def backoff_delay(self, failures: int) -> float:
+        """Seconds to wait before attempt `failures` + 1: capped doubling, jittered to 50-100 %."""
+        delay: float = min(self.backoff_max_s, self.backoff_min_s * 2.0 ** min(failures, 30))
+        return delay * self._rng.uniform(0.5, 1.0)
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            self.stats.attempts += 1
+            try:
+                await self._session()
+            except AmiAuthError as exc:
+                self.last_error = f"login refused: {exc}"
+                log.error("AMI %s:%s %s", self.host, self.port, self.last_error)
+            except (OSError, AmiError, AmiProtocolError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)
+                log.warning("AMI %s:%s connection: %s", self.host, self.port, self.last_error)
+            except Exception as exc:  # a bug must not end the retries: Centralita needs AMI back
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("AMI %s:%s unexpected error", self.host, self.port)
+            was_up = self._connected
+            self._teardown(self.last_error or "connection ended")
+            if self._stopping:
+                break
+            failures = 0 if was_up else failures + 1
+            await asyncio.sleep(self.backoff_delay(failures))
+
+    async def _session(self) -> None:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), self.connect_timeout_s
+        )
+        self._writer = writer
+        loop = asyncio.get_running_loop()
+        self._banner = loop.create_future()
+        read_task = asyncio.create_task(self._read_loop(reader), name="ami-read")
+        ping_task: asyncio.Task[None] | None = None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._banner), self.connect_timeout_s)
+            login = await self._request(
+                "Login",
+                [
+                    ("Username", self.username),
+                    ("Secret", self._secret),
+                    ("Events", ",".join(self.events) or "off"),
+                ],
+                self.action_timeout_s,
+            )
+            if not login.is_success:
+                raise AmiAuthError(login.value("Message") or "Authentication failed")
+            self._connected = True
+            self.stats.connects += 1
+            self.last_error = None
+            log.info("AMI %s:%s logged in as %s", self.host, self.port, self.username)
+            # Rebuild: device states (optional module, §2.9), then the live channels.
+            dev_ack, _ = await self._list(
+                "DeviceStateList", (), self.action_timeout_s, self.tracker.set_device_states
+            )
+            if not dev_ack.is_success:
+                log.info("AMI DeviceStateList unavailable: %s", dev_ack.value("Message"))
+            chan_ack, _ = await self._list(
+                "CoreShowChannels", (), self.action_timeout_s, self._resync
+            )
+            if not chan_ack.is_success:
+                raise AmiError(f"CoreShowChannels refused: {chan_ack.value('Message')}")
+            self._ready.set()
+            ping_task = asyncio.create_task(self._pinger(), name="ami-ping")
+            done, _ = await asyncio.wait(
+                {read_task, ping_task}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for finished in done:
+                finished.result()  # re-raise what ended the connection
+            raise AmiNotConnected("AMI connection ended")
+        finally:
+            for task in (read_task, ping_task):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            if read_task.done() and not read_task.cancelled():
+                read_task.exception()  # retrieved, so asyncio does not warn about it
+
+    async def _pinger(self) -> None:
+        while True:
+            await asyncio.sleep(self.ping_s)
+            try:
+                await self._request("Ping", [], self.ping_timeout_s)
+            except AmiTimeout:
+                self.stats.ping_failures += 1
+                raise AmiTimeout(
+                    f"no answer to Ping within {self.ping_timeout_s} s: connection dead"
+                ) from None
+
+    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+        parser = AmiParser()
+        reason = "AMI closed the connection"
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    parser.receive_eof()
+                    raise AmiNotConnected(reason)
+                for msg in parser.receive_data(data):
+                    self._on_message(msg)
+        except (OSError, AmiProtocolError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            # Whoever waits for an answer learns now, not at its timeout.
+            self._fail_waiting(reason)
+
+    def _fail_waiting(self, reason: str) -> None:
+        error = AmiNotConnected(f"AMI connection lost: {reason}")
+        futures: list[asyncio.Future[Any]] = [
+            *self._pending.values(),
+            *(lst.future for lst in self._lists.values()),
+            *(w.future for w in self._waiters.values()),
+        ]
+        if self._banner is not None:
+            futures.append(self._banner)
+        for future in futures:
+            if not future.done():
+                future.set_exception(error)
+                future.exception()  # retrieved: no "never retrieved" log if nobody awaits
+        self._pending.clear()
+        self._lists.clear()
+        self._waiters.clear()
+
+    def _teardown(self, reason: str) -> None:
+        self._connected = False
+        self._ready.clear()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.transport.abort()
+        self._fail_waiting(reason)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _on_message(self, msg: AmiMessage) -> None:
+        kind = msg.kind
+        if kind == "event":
+            self._on_event(msg)
+        elif kind == "response":
+            self._on_response(msg)
+        elif kind == "banner" and self._banner is not None and not self._banner.done():
+            self._banner.set_result(msg.name)
+
+    def _on_response(self, msg: AmiMessage) -> None:
+        action_id = msg.action_id or ""
+        lst = self._lists.get(action_id)
+        if lst is not None:
+            lst.response = msg
+            if not msg.is_success or msg.value("EventList").lower() != "start":
+                del self._lists[action_id]
+                if not lst.future.done():
+                    lst.future.set_result((msg, []))
+            return
+        future = self._pending.get(action_id)
+        if future is not None and not future.done():
+            future.set_result(msg)
+
+    def _on_event(self, msg: AmiMessage) -> None:
+        action_id = msg.action_id
+        if action_id is not None:
+            lst = self._lists.get(action_id)
+            if lst is not None and "Privilege" not in msg:
+                # A list item or the list's end (§2.8); applied right here, in stream order.
+                if msg.value("EventList").lower() == "complete":
+                    del self._lists[action_id]
+                    if lst.on_complete is not None:
+                        lst.on_complete(lst.items)
+                    if not lst.future.done():
+                        lst.future.set_result((lst.response or msg, lst.items))
+                elif len(lst.items) < MAX_LIST_ITEMS:
+                    lst.items.append(msg)
+                return
+            waiter = self._waiters.get(action_id)
+            if waiter is not None and waiter.name == msg.name and not waiter.future.done():
+                waiter.future.set_result(msg)
+        self.stats.events += 1
+        try:
+            changes = self.tracker.handle(msg)
+        except Exception:  # one odd event must not cost the connection (DESIGN principle 5)
+            log.exception("AMI tracker failed on %s (Uniqueid %s)", msg.name, msg.get("Uniqueid"))
+            changes = []
+        for change in changes:
+            self._emit(change)
+        if msg.name == "Cdr":
+            cdr = parse_cdr(msg)
+            if cdr is not None:
+                self._emit_cdr(cdr)
+
+    def _resync(self, items: list[AmiMessage]) -> None:
+        changes = self.tracker.resync(items)
+        if changes:
+            log.info("AMI resync: %d change(s) after reconnect", len(changes))
+        for change in changes:
+            self._emit(change)
+
+    def _emit_cdr(self, cdr: CdrEvent) -> None:
+        key = cdr.key
+        if key in self._recent_cdrs:
+            self.stats.duplicate_cdrs += 1
+            return
+        self._recent_cdrs[key] = None
+        if len(self._recent_cdrs) > 10_000:
+            del self._recent_cdrs[next(iter(self._recent_cdrs))]
+        self.stats.cdrs += 1
+        self._put(cdr)
+
+    def _emit(self, change: CallChange) -> None:
+        self.stats.changes += 1
+        self._put(change)
+
+    def _put(self, item: CallChange | CdrEvent) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.stats.dropped += 1
+            log.error("AMI callback queue full: dropped %r", item)
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                if isinstance(item, CallChange):
+                    if self.on_change is not None:
+                        await asyncio.wait_for(self.on_change(item), self.callback_timeout_s)
+                elif self.on_cdr is not None:
+                    await asyncio.wait_for(self.on_cdr(item), self.callback_timeout_s)
+            except Exception:
+                log.exception("AMI callback failed for %r", item)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Wait until every queued change and record went through its callback."""
+        await asyncio.wait_for(self._queue.join(), timeout_s)
