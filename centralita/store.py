@@ -19,6 +19,7 @@ import hmac
 import json
 import re
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Collection, Generator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -658,13 +659,22 @@ class Store:
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
             try:
+                await self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
+                await self._db.execute("COMMIT")
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                # Also on cancellation: a BEGIN already queued to aiosqlite's thread runs
+                # anyway, and would leave the connection inside a transaction. The thread
+                # runs calls in order, so this ROLLBACK comes after it.
+                await self._rollback()
                 raise
-            await self._db.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        try:
+            await self._db.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            pass  # no transaction open: BEGIN failed, or COMMIT went through
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
