@@ -98,6 +98,11 @@ def fill(path: Path, rows: int, callers: int, rng: random.Random) -> list[tuple[
     return [(rng.choice(spellings(n)), k) for n, k in people]
 
 
+def people_hint(sample: list[tuple[str, str]]) -> str:
+    """Six digits of a known caller, as a supervisor would type them."""
+    return "".join(c for c in sample[1][0] if c.isdigit())[-6:]
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -127,6 +132,22 @@ async def measure(
             results["store"].append((time.perf_counter() - t0) * 1000)
             found += agent is not None
     results["found"] = [float(found)]
+
+    # The supervisor's listing on the same table: one page plus the total count.
+    async with Store.open(path) as store:
+        day = (NOW - timedelta(days=3)).date()
+        listings = {
+            "list_calls()": {},
+            "list_calls(one day)": {"start": day, "end": day},
+            "list_calls(agent)": {"agent": AGENTS[0]},
+            "list_calls(customer)": {"customer": people_hint(sample)},
+        }
+        for label, kwargs in listings.items():
+            results[label] = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                await store.list_calls(**kwargs)  # type: ignore[arg-type]
+                results[label].append((time.perf_counter() - t0) * 1000)
 
     conn = sqlite3.connect(path)
     query = (
@@ -199,6 +220,14 @@ def main() -> int:
     ):
         s = res[name]
         print(f"{label:<46}{len(s):>6}{pct(s, 0.5):>10.3f}{pct(s, 0.99):>10.3f}{max(s):>10.3f}")
+    for label in (
+        "list_calls()",
+        "list_calls(one day)",
+        "list_calls(agent)",
+        "list_calls(customer)",
+    ):
+        s = res[label]
+        print(f"{label + ' page+count':<46}{len(s):>6}{pct(s, 0.5):>10.3f}{'':>10}{max(s):>10.3f}")
     print(
         f"callers with an agent found: {int(res['found'][0])}/{len(res['store'])}; "
         f"mean store lookup {statistics.fmean(res['store']):.3f} ms"
