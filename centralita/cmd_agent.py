@@ -1,10 +1,164 @@
-"""Subcommands registered by this module (filled in by its feature)."""
+"""`centralita agent add|remove|list|passwd`: manage agents in the config file.
+
+add and remove edit the TOML file in place (comments and order kept, centralita.agents_admin),
+validate the whole result before writing it atomically, then render the Asterisk files when
+`--render-to DIR` is given. They refuse to edit the built-in demo: the admin's own file must
+exist (`--config FILE` or ./centralita.toml; `centralita init DIR` writes one).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
 from typing import Any
+
+from centralita import agents_admin
+from centralita.cli import add_config_argument
+from centralita.cmd_render import render_to
+from centralita.settings import DEFAULT_CONFIG, Settings, load_settings
+from centralita.store import Store, default_path
+from dialplan.validate import ConfigError
+
+MIN_PASSWORD = 8
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Nothing registered yet."""
+    """Register `centralita agent …`."""
+    parser = subparsers.add_parser(
+        "agent",
+        help="add, remove or list agents; set an agent's console password",
+        description="Manage the agents of the config file.",
+    )
+    commands = parser.add_subparsers(dest="agent_command", required=True, metavar="ACTION")
+
+    add = commands.add_parser("add", help="add an agent (generates a SIP secret if none given)")
+    add_config_argument(add)
+    add.add_argument("extension", metavar="EXT", help="the agent's extension (digits)")
+    add.add_argument("--name", required=True, help="display name (any language)")
+    add.add_argument(
+        "--queues", default="", help="comma-separated queue names, e.g. support-en,support-fr"
+    )
+    add.add_argument("--secret", help="SIP password (default: a generated 24-character one)")
+    add.add_argument("--language", help="the agent's language code (default: en)")
+    add.add_argument("--render-to", metavar="DIR", help="then render the Asterisk files here")
+    add.set_defaults(func=_add)
+
+    remove = commands.add_parser("remove", help="remove an agent")
+    add_config_argument(remove)
+    remove.add_argument("extension", metavar="EXT")
+    remove.add_argument("--render-to", metavar="DIR", help="then render the Asterisk files here")
+    remove.set_defaults(func=_remove)
+
+    listing = commands.add_parser("list", help="list the agents")
+    add_config_argument(listing)
+    listing.set_defaults(func=_list)
+
+    passwd = commands.add_parser("passwd", help="set an agent's web console password")
+    add_config_argument(passwd)
+    passwd.add_argument("extension", metavar="EXT")
+    passwd.add_argument("--password", help="the new password (default: asked twice)")
+    passwd.set_defaults(func=_passwd)
+
+
+def editable_config(option: str | None) -> Path:
+    """The config file to edit: --config FILE, else ./centralita.toml; never the demo."""
+    if option is not None:
+        path = Path(option)
+        if not path.is_file():
+            raise ConfigError(option, "(file)", "no such config file")
+        return path
+    if DEFAULT_CONFIG.is_file():
+        return DEFAULT_CONFIG
+    raise ConfigError(
+        "<demo centralita.toml>",
+        "(file)",
+        "the built-in demo cannot be edited: pass --config FILE, or create "
+        "./centralita.toml with `centralita init DIR`",
+    )
+
+
+def _add(args: argparse.Namespace) -> int:
+    path = editable_config(args.config)
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    secret = args.secret
+    generated = secret is None
+    if generated:
+        secret = agents_admin.generate_secret()
+    text = path.read_text(encoding="utf-8")
+    new_text = agents_admin.add_agent(
+        text, args.extension, args.name, queues, secret, language=args.language, file=str(path)
+    )
+    agents_admin.save_config(path, new_text)
+    where = ", ".join(queues) or "no queue"
+    print(f"added agent {args.extension} ({args.name}) to {where} in {path}")
+    if generated:
+        # Shown once: it is in the config file too, but nobody should have to dig for it.
+        print(f"SIP secret for {args.extension}: {secret}")
+    return _after_edit(path, args.render_to)
+
+
+def _remove(args: argparse.Namespace) -> int:
+    path = editable_config(args.config)
+    text = path.read_text(encoding="utf-8")
+    new_text = agents_admin.remove_agent(text, args.extension, file=str(path))
+    agents_admin.save_config(path, new_text)
+    print(f"removed agent {args.extension} from {path}")
+    settings = load_settings(path)
+    if _store_path(settings).exists():
+        removed = asyncio.run(_forget_password(settings, args.extension))
+        if removed:
+            print(f"removed the console password of {args.extension}")
+    return _after_edit(path, args.render_to)
+
+
+def _after_edit(path: Path, render_dir: str | None) -> int:
+    if render_dir is None:
+        print(f"to update Asterisk: centralita render --config {path} --out DIR --reload")
+        return 0
+    return render_to(load_settings(path), Path(render_dir))
+
+
+def _list(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    sys.stdout.write(agents_admin.format_agents(agents_admin.list_agents(settings)))
+    return 0
+
+
+def _passwd(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    if settings.site.agent(args.extension) is None:
+        print(f"centralita: there is no agent with extension {args.extension}", file=sys.stderr)
+        return 1
+    password = args.password
+    if password is None:
+        password = getpass.getpass(f"console password for {args.extension}: ")
+        if getpass.getpass("again: ") != password:
+            print("centralita: the passwords differ", file=sys.stderr)
+            return 1
+    if len(password) < MIN_PASSWORD or any(ord(c) < 32 for c in password):
+        print(
+            f"centralita: a console password needs at least {MIN_PASSWORD} characters "
+            "and no control characters",
+            file=sys.stderr,
+        )
+        return 1
+    asyncio.run(_set_password(settings, args.extension, password))
+    print(f"console password set for {args.extension}")
+    return 0
+
+
+def _store_path(settings: Settings) -> Path:
+    return default_path(settings.server.data_dir)
+
+
+async def _set_password(settings: Settings, extension: str, password: str) -> None:
+    async with Store.open(_store_path(settings)) as store:
+        await store.set_agent_password(extension, password)
+
+
+async def _forget_password(settings: Settings, extension: str) -> bool:
+    async with Store.open(_store_path(settings)) as store:
+        return await store.remove_agent_password(extension)
