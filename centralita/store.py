@@ -20,7 +20,15 @@ import json
 import re
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Collection, Generator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Collection,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -944,11 +952,12 @@ class Store:
         with handle:
             reader = csv.reader(handle)
             while True:
-                chunk = await asyncio.to_thread(_read_chunk, reader, 5000)
-                if not chunk:
-                    break
+                chunk, at_end = await asyncio.to_thread(_read_chunk, reader, 5000)
                 batch = []
                 for row in chunk:
+                    if row is None:
+                        skipped += 1
+                        continue
                     try:
                         rec = cdr_from_csv_row(
                             row, region=region, match_digits=match_digits, min_digits=min_digits
@@ -964,6 +973,8 @@ class Store:
                     added = db.total_changes - before
                 imported += added
                 skipped += len(batch) - added
+                if at_end:
+                    break
         return imported, skipped
 
     # ----------------------------------------------------------------- contacts
@@ -1407,14 +1418,21 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-def _read_chunk(reader: Iterable[list[str]], size: int) -> list[list[str]]:
-    chunk = []
-    for row in reader:
+def _read_chunk(reader: Iterator[list[str]], size: int) -> tuple[list[list[str] | None], bool]:
+    """Up to `size` rows (None for a row the csv module cannot read), and whether the end
+    of the file was reached."""
+    chunk: list[list[str] | None] = []
+    while len(chunk) < size:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return chunk, True
+        except csv.Error:  # e.g. a field over csv.field_size_limit(): skip that row
+            chunk.append(None)
+            continue
         if row:
             chunk.append(row)
-        if len(chunk) >= size:
-            break
-    return chunk
+    return chunk, False
 
 
 def _outcome(row: Sequence[Any]) -> Outcome:

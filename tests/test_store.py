@@ -601,3 +601,15 @@ async def test_cancelled_writers_leave_no_open_transaction(store: Store) -> None
     assert set(stored) <= listed
     after = await add_one(store, 999)
     assert after in {c.id for c in await store.list_callbacks()}
+
+
+async def test_import_skips_unreadable_rows(store: Store, tmp_path: Path) -> None:
+    good = MASTER_CSV.splitlines()[1]
+    nul = good.replace("Bob", "B\x00b").replace("1772362800.7", "1772362800.8")
+    huge = good.replace("support-en", "x" * 200_000).replace("1772362800.7", "1772362800.9")
+    latin1 = good.replace("1772362800.7", "1772362801.0").encode().replace(b"Bob", b"J\xf6rg")
+    path = tmp_path / "Master.csv"
+    path.write_bytes(b"\n".join([nul.encode(), huge.encode(), latin1, good.encode()]) + b"\n")
+    assert await store.import_master_csv(path, region="ES", match_digits=10) == (2, 2)
+    [rec] = await store.get_cdrs("1772362801.0")
+    assert rec.clid == '"J\ufffdrg" <+34915550123>'
