@@ -588,6 +588,8 @@ class CallTracker:
         if pop is not None:
             pop.legs.add(leg.uniqueid)
             self._leg_pop[leg.uniqueid] = key
+            if leg.agent is not None and self.agent_of_channel(pop.channel) is None:
+                pop.channel = leg.name  # the phone's channel beats a Local half in later changes
             return []
         call = self._calls.get(call_id)
         if call is None:
@@ -769,7 +771,7 @@ class CallTracker:
         chan = self._channels.pop(uid, None)
         if chan is not None:
             if chan.bridge is not None:
-                self._bridges.get(chan.bridge, set()).discard(uid)
+                self._leave_bridge(chan.bridge, uid)
             if chan.linkedid:
                 self._unlink(chan.linkedid, uid)
         return changes
@@ -878,12 +880,12 @@ class CallTracker:
         if chan is None or not bridge:
             return []
         if chan.bridge is not None and chan.bridge != bridge:
-            self._bridges.get(chan.bridge, set()).discard(chan.uniqueid)
+            self._leave_bridge(chan.bridge, chan.uniqueid)
         chan.bridge = bridge
         members = self._bridges.setdefault(bridge, set())
         members.add(chan.uniqueid)
         swap = msg.value("SwapUniqueid")
-        if swap:
+        if swap and swap != chan.uniqueid:
             members.discard(swap)
         return self._settle_bridge(bridge)
 
@@ -910,10 +912,17 @@ class CallTracker:
         uid = msg.value("Uniqueid")
         chan = self._channels.get(uid)
         bridge = msg.value("BridgeUniqueid")
-        self._bridges.get(bridge, set()).discard(uid)
+        self._leave_bridge(bridge, uid)
         if chan is not None and chan.bridge == bridge:
             chan.bridge = None
         return []
+
+    def _leave_bridge(self, bridge: str, uid: str) -> None:
+        members = self._bridges.get(bridge)
+        if members is not None:
+            members.discard(uid)
+            if not members:
+                del self._bridges[bridge]
 
     def _on_bridge_destroy(self, msg: AmiMessage) -> list[CallChange]:
         self._bridges.pop(msg.value("BridgeUniqueid"), None)
