@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from centralita.cmd_render import render_files
 from centralita.settings import Settings, demo_text, parse_settings
 from dialplan.render import check_rendered, output_names
+from dialplan.timecond import range_holds
 from dialplan.validate import ConfigError, check_display_name
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -337,6 +338,68 @@ def test_time_conditions_render_ranges_and_holidays(tmp_path: Path) -> None:
     assert lines.index("n(outside),Goto(centralita-voicemail,600,1)") < lines.index(
         "n(inside),Goto(centralita-ivr,main,1)"
     )
+
+
+ASTERISK_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]  # pbx_timing.c days[]
+
+
+def asterisk_range(src: str, names: list[str]) -> set[int]:
+    """pbx_timing.c get_range: `a-b&c`, ranges cyclic, names looked up case-insensitively."""
+    mask: set[int] = set()
+    for part in src.split("&"):
+        first, _, last = part.partition("-")
+        start = names.index(first)
+        end = names.index(last) if last else start
+        mask.add(end)
+        while start != end:
+            mask.add(start)
+            start = (start + 1) % len(names)
+    return mask
+
+
+def asterisk_timerange(times: str) -> set[int]:
+    """pbx_timing.c get_timerange: every minute from start to end, the end minute included."""
+    start, end = ((int(t[:2]) * 60 + int(t[3:])) for t in times.split("-"))
+    minutes = {end}
+    while start != end:
+        minutes.add(start)
+        start = (start + 1) % (24 * 60)
+    return minutes
+
+
+def test_rendered_goto_if_time_matches_the_time_condition_model(tmp_path: Path) -> None:
+    ranges = [
+        {"days": "mon-fri", "start": "09:00", "end": "18:00"},
+        {"days": "sat,sun", "start": "10:00", "end": "14:30"},
+        {"days": "sun,mon", "start": "22:00", "end": "06:00"},
+        {"days": "mon,wed-thu", "start": "00:00", "end": "24:00"},
+        {"days": "fri-tue", "start": "12:15", "end": "12:16"},
+    ]
+
+    def edit(doc: Any) -> None:
+        doc["time_conditions"][0]["ranges"] = ranges
+
+    settings = load(edited(edit))
+    lines = dialplan(render_files(settings), tmp_path)["centralita-time"]
+    rendered = [
+        re.fullmatch(r"n,GotoIfTime\(([^,]+),([^,]+),\*,\*,Europe/Madrid\?inside\)", line)
+        for line in lines
+        if "GotoIfTime" in line
+    ]
+    model = settings.site.time_conditions[0].ranges
+    assert len(rendered) == len(model) == len(ranges)
+    for match, r in zip(rendered, model, strict=True):
+        assert match is not None
+        days = asterisk_range(match.group(2), ASTERISK_DAYS)
+        minutes = asterisk_timerange(match.group(1))
+        for weekday in range(7):
+            for minute in range(24 * 60):
+                asterisk = (weekday + 1) % 7 in days and minute in minutes
+                assert asterisk == range_holds(r, weekday, minute), (
+                    match.group(0),
+                    weekday,
+                    minute,
+                )
 
 
 # --------------------------------------------------------------------------- injection
