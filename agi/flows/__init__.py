@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-FLOW_MODULES = ("language", "callback", "survey")
+FLOW_MODULES = ("language", "callback", "survey", "customer_id", "manager")
 
 
 def load_flows() -> None:
