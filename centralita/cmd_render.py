@@ -90,6 +90,12 @@ def render_to(
         print(f"{result.status:>9}  {result.path}", file=out)
     if note:
         print(note, file=err)
+    if settings.asterisk.ami_host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"note: manager.conf lets Centralita in from 127.0.0.1 only, but asterisk.ami_host "
+            f"is {settings.asterisk.ami_host}: run Centralita on the Asterisk machine",
+            file=err,
+        )
     if not reload:
         return 0
     return reload_asterisk(settings, secret, out=out, err=err)

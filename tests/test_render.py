@@ -318,6 +318,16 @@ def test_queue_handling(tmp_path: Path) -> None:
     assert plan["centralita-fallback"][-1] == "n,Goto(centralita-queue,support-en,1)"
 
 
+def test_a_queue_language_sets_the_channel_language(tmp_path: Path) -> None:
+    def edit(doc: Any) -> None:
+        doc["queues"][2]["language"] = "fr"
+
+    lines = dialplan(render_files(load(edited(edit))), tmp_path)["centralita-queue"]
+    start = lines.index("support-fr,1,Set(CENTRALITA_QUEUE=support-fr)")
+    assert lines[start + 1] == "n,Set(CHANNEL(language)=fr)"
+    assert "n,Set(CHANNEL(language)=fr)" not in lines[:start]
+
+
 def test_time_conditions_render_ranges_and_holidays(tmp_path: Path) -> None:
     def edit(doc: Any) -> None:
         tc = doc["time_conditions"][0]
