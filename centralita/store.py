@@ -20,6 +20,7 @@ import json
 import re
 import secrets
 import sqlite3
+import time
 from collections.abc import (
     AsyncIterator,
     Collection,
@@ -58,6 +59,10 @@ SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
 _SCRYPT_MAX_N = 2**20
+
+# Longest a returning-caller lookup may run in the event loop's thread before it is
+# interrupted and handed to aiosqlite's thread.
+FAST_LOOKUP_S = 0.002
 
 
 def default_path(data_dir: Path | str) -> Path:
@@ -617,6 +622,10 @@ class Store:
         # One aiosqlite connection is one SQLite connection: a transaction must not
         # interleave with another coroutine's statements.
         self._lock = asyncio.Lock()
+        # Read-only connection for the returning-caller lookup, used in the loop's thread:
+        # see `last_agent_for`.
+        self._fast: sqlite3.Connection | None = None
+        self._fast_deadline = 0.0
 
     @staticmethod
     def open(
@@ -647,13 +656,32 @@ class Store:
             await db.execute("PRAGMA foreign_keys = ON")
             store = cls(db, path, region, match_digits, min_digits)
             await store._migrate()
+            store._open_fast()
         except BaseException:
             await db.close()
             raise
         return store
 
+    def _open_fast(self) -> None:
+        # After the migration, so the WAL files exist for a read-only opener. busy_timeout 0:
+        # the event loop never waits on a lock; a busy database falls back to aiosqlite.
+        fast = sqlite3.connect(
+            self.path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None
+        )
+        fast.execute("PRAGMA busy_timeout = 0")
+        # Bound the time spent in the loop's thread: a lookup past the deadline is
+        # interrupted (OperationalError) and retried on aiosqlite's thread.
+        fast.set_progress_handler(self._past_deadline, 1000)
+        self._fast = fast
+
+    def _past_deadline(self) -> int:
+        return 1 if time.perf_counter() > self._fast_deadline else 0
+
     async def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Close the connections (idempotent)."""
+        if self._fast is not None:
+            self._fast.close()
+            self._fast = None
         await self._db.close()
 
     async def __aenter__(self) -> Self:
@@ -932,8 +960,17 @@ class Store:
             "ORDER BY start DESC LIMIT 1"
         )
         params = (src_key, _cdr_text(since), *disp_list, *agent_list)
-        # execute_fetchall: one trip to aiosqlite's thread instead of three (execute,
-        # fetchone, close); on a busy machine each trip costs more than the query.
+        # The query is one covering-index probe, ~10-30 us. A trip to aiosqlite's thread
+        # costs more, and on a loaded 2-core machine its tail reaches ~2 ms (bench/
+        # lookup_bench.py prints both), so it runs here, bounded to FAST_LOOKUP_S.
+        if self._fast is not None:
+            self._fast_deadline = time.perf_counter() + FAST_LOOKUP_S
+            try:
+                row = self._fast.execute(sql, params).fetchone()
+            except sqlite3.OperationalError:
+                pass  # busy or past the deadline: ask the worker thread instead
+            else:
+                return str(row[0]) if row else None
         async with self._read() as db:
             rows = list(await db.execute_fetchall(sql, params))
         return str(rows[0][0]) if rows else None

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -613,3 +614,45 @@ async def test_import_skips_unreadable_rows(store: Store, tmp_path: Path) -> Non
     assert await store.import_master_csv(path, region="ES", match_digits=10) == (2, 2)
     [rec] = await store.get_cdrs("1772362801.0")
     assert rec.clid == '"J\ufffdrg" <+34915550123>'
+
+
+async def test_lookup_falls_back_when_past_its_in_loop_deadline(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t0 = datetime(2026, 3, 1, 9, 0, 0)
+    await store.upsert_cdr(cdr("1.1", "915550123", t0, dstchannel="SIP/1001-00000001"))
+    for n in range(400):  # newer calls taken by someone who is not an agent any more
+        rec = cdr(f"{n + 2}.1", "915550123", t0 + timedelta(minutes=n + 1))
+        await store.upsert_cdr(replace(rec, dstchannel=f"SIP/9999-{n:08x}"))
+    key = store.key("915550123")
+    assert key is not None
+    calls: list[str] = []
+    real = store._db.execute_fetchall
+
+    async def spy(sql: str, params: Any = None) -> Any:
+        calls.append(sql)
+        return await real(sql, params)
+
+    monkeypatch.setattr(store._db, "execute_fetchall", spy)
+    found = await store.last_agent_for(key, since=t0, dispositions=["ANSWERED"], agents={"1001"})
+    assert found == "1001" and calls == []  # answered in the loop's thread
+    monkeypatch.setattr("centralita.store.FAST_LOOKUP_S", -1.0)
+    found = await store.last_agent_for(key, since=t0, dispositions=["ANSWERED"], agents={"1001"})
+    assert found == "1001" and len(calls) == 1  # interrupted, answered by aiosqlite
+
+
+async def test_path_with_uri_characters(tmp_path: Path) -> None:
+    path = tmp_path / "a b#c?d%20" / "db.sqlite3"
+    async with Store.open(path) as s:
+        await s.upsert_cdr(
+            cdr("1.1", "915550123", datetime(2026, 3, 1), dstchannel="SIP/1001-00000001")
+        )
+        key = s.key("915550123")
+        assert key is not None
+        assert (
+            await s.last_agent_for(
+                key, since=datetime(2026, 1, 1), dispositions=["ANSWERED"], agents={"1001"}
+            )
+            == "1001"
+        )
+    assert path.exists()
