@@ -25,7 +25,8 @@ against `asterisk-traces/ami-*.txt`):
 * `Originate`: with `Async: true`, `Originate successfully queued` at once and, after
   `originate_delay`, an `OriginateResponse` with the same ActionID (`Reason: 4` when
   answered, as in ami-click2dial.txt; set `originate_result` for other outcomes). Without
-  Async, the response waits and no OriginateResponse follows (§2.6).
+  Async, the response waits and no OriginateResponse follows (§2.6). Set `originate_error`
+  to a message (e.g. "Extension does not exist.") to have Originate refused instead.
 
 Every action received is recorded in `actions` (parsed `AmiMessage`s, in order). Tests can
 drop every connection (`drop_connections()`) and stop answering `Ping` (`answer_ping = False`).
@@ -126,7 +127,8 @@ class ChannelTable:
             self.devices[msg.value("Device")] = msg.value("State")
             return
         uid = msg.get("Uniqueid")
-        if not uid or not msg.get("Channel") or uid == "none":
+        # A channel block has Channel, Uniqueid and Linkedid (a Cdr has `UniqueID` but no block).
+        if not uid or uid == "none" or not msg.get("Channel") or "Linkedid" not in msg:
             return
         if name == "Hangup":
             self._channels.pop(uid, None)
@@ -233,6 +235,7 @@ class FakeAmiServer:
         self.login_failure_delay = login_failure_delay
         self.originate_delay = originate_delay
         self.originate_result: tuple[str, int] = ("Success", 4)
+        self.originate_error: str | None = None
         self.on_originate: OriginateHook | None = None
         self.commands: dict[str, Sequence[str]] = dict(commands or {})
         self.variables: dict[str, str] = {}
@@ -559,6 +562,9 @@ class FakeAmiServer:
     async def _action_originate(self, session: _Session, msg: AmiMessage) -> bool:
         if "/" not in msg.value("Channel"):
             self._error(session, msg, "Invalid channel")
+            return True
+        if self.originate_error is not None:
+            self._error(session, msg, self.originate_error)
             return True
         if not _true(msg.value("Async")):
             # Synchronous: the session blocks until the call is answered or fails (§2.6).
