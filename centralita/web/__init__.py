@@ -1,9 +1,255 @@
-"""The agent console and JSON API (filled in by the web feature)."""
+"""The agent console and JSON API: login, the `/ws` screen pop, pages, click-to-dial, metrics.
+
+`setup_web(app)` adds the routes and two cleanup contexts to the app built by
+`centralita.app.create_app`: `console_ctx` (pop hub and bridge, sessions, the webhook sender)
+and `ami_ctx` (the AMI listener feeding the bridge, the webhooks and the call records). The
+app serves even when Asterisk's AMI is unreachable: the listener retries in the background
+and `/healthz` reports `"ami": {"connected": false, ...}`.
+"""
 
 from __future__ import annotations
 
+import collections
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import jinja2
 from aiohttp import web
+
+from ami.client import AmiListener
+from ami.protocol import AmiMessage
+from ami.tracker import CallChange, CallTracker, CdrEvent
+from centralita import metrics
+from centralita.app import AGI_SERVER, HEALTH_CHECKS, SETTINGS, STORE
+from centralita.pop import PopBridge, PopHub
+from centralita.store import cdr_from_ami
+from centralita.web import auth, console
+from centralita.web.state import AMI, AUTH, BRIDGE, HUB, TEMPLATES, WEBHOOKS
+from centralita.webhooks import WebhookSender
+
+log = logging.getLogger("centralita.web")
+
+OUTBOUND_CONTEXT = "centralita-outbound"
+
+# What the browser may load and run: our own files only, so an injected tag would not run
+# even if escaping failed somewhere; no framing (clickjacking of the dial buttons).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class TimedTracker(CallTracker):
+    """A CallTracker that notes when the event behind each change arrived.
+
+    The listener hands changes to `on_change` in the order `handle` made them, so a FIFO of
+    (change, time) pairs gives each change its event's arrival time (for the pop-latency
+    metric: from the event's arrival to the socket send).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.arrivals: collections.deque[tuple[CallChange, float]] = collections.deque(
+            maxlen=100_000
+        )
+
+    def handle(self, msg: AmiMessage) -> list[CallChange]:
+        """Apply one message and remember when its changes arrived."""
+        arrived = time.perf_counter()
+        changes = super().handle(msg)
+        for change in changes:
+            self.arrivals.append((change, arrived))
+        return changes
+
+    def arrival(self, change: CallChange) -> float | None:
+        """When the event of `change` arrived (None for changes made by a resync)."""
+        if self.arrivals and self.arrivals[0][0] is change:
+            return self.arrivals.popleft()[1]
+        # Not made by handle() (a resync), or earlier changes were dropped: find it, if at
+        # all, and forget whatever precedes it.
+        if not any(c is change for c, _ in self.arrivals):
+            return None
+        while True:
+            first, arrived = self.arrivals.popleft()
+            if first is change:
+                return arrived
+
+
+def cdr_headers(cdr: CdrEvent) -> dict[str, str]:
+    """A tracker `CdrEvent` back as `Cdr` event headers, for `store.cdr_from_ami`."""
+    headers = {
+        "AccountCode": cdr.account_code,
+        "Source": cdr.source,
+        "Destination": cdr.destination,
+        "DestinationContext": cdr.destination_context,
+        "CallerID": cdr.caller_id,
+        "Channel": cdr.channel,
+        "DestinationChannel": cdr.destination_channel,
+        "LastApplication": cdr.last_application,
+        "LastData": cdr.last_data,
+        "StartTime": cdr.start_time,
+        "AnswerTime": cdr.answer_time,
+        "EndTime": cdr.end_time,
+        "Duration": str(cdr.duration),
+        "BillableSeconds": str(cdr.billable_seconds),
+        "Disposition": cdr.disposition,
+        "AMAFlags": cdr.ama_flags,
+        "UniqueID": cdr.unique_id,
+        "UserField": cdr.user_field,
+    }
+    linked = cdr.linked_id
+    if linked:
+        headers["Linkedid"] = linked
+    return headers
+
+
+def templates() -> jinja2.Environment:
+    """The console's Jinja2 environment (autoescaped HTML: caller names come from strangers)."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("centralita.web", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+@web.middleware
+async def security_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Add the security headers to every answer (not to the WebSocket upgrade)."""
+    response = await handler(request)
+    if not isinstance(response, web.WebSocketResponse):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.path.startswith(("/api/", "/calls", "/callbacks", "/complaints")):
+            response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+async def console_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sessions, the pop hub and bridge, and the webhook sender for the app's lifetime."""
+    settings = app[SETTINGS]
+    store = app[STORE]
+    app[AUTH] = auth.Auth(auth.load_key(settings.server.secret_key, settings.data_dir))
+    hub = PopHub()
+    app[HUB] = hub
+    app[BRIDGE] = PopBridge(store, hub, settings.site.crm, on_sent=metrics.pop_sent)
+    sender = WebhookSender(
+        store,
+        settings.webhooks,
+        internal_numbers=[a.extension for a in settings.site.agents],
+    )
+    app[WEBHOOKS] = sender
+    if settings.webhooks:
+        sender.start()  # also delivers what a previous run left in the outbox
+    server = app.get(AGI_SERVER)
+    if server is not None:
+        server.metrics = metrics.PrometheusAgiMetrics()
+    yield
+    await sender.stop()
+
+
+async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Run the AMI listener: changes -> pops and webhooks, Cdr -> call records."""
+    settings = app[SETTINGS]
+    site = settings.site
+    ast = settings.asterisk
+    bridge = app[BRIDGE]
+    sender = app[WEBHOOKS]
+    store = app[STORE]
+    prefix = "PJSIP" if site.sip_driver == "pjsip" else "SIP"
+    tracker = TimedTracker(
+        [a.extension for a in site.agents], (prefix,), outbound_context=OUTBOUND_CONTEXT
+    )
+
+    async def on_change(change: CallChange) -> None:
+        try:
+            await bridge.on_change(change, tracker.arrival(change))
+        finally:
+            await sender.on_change(change)
+
+    async def on_cdr(cdr: CdrEvent) -> None:
+        try:
+            await store.upsert_cdr(cdr_from_ami(cdr_headers(cdr)))
+        except ValueError as exc:
+            log.warning("Cdr event for %s not stored: %s", cdr.unique_id, exc)
+
+    listener = AmiListener(
+        ast.ami_host,
+        ast.ami_port,
+        ast.ami_user,
+        ast.ami_secret or "",
+        tracker=tracker,
+        on_change=on_change,
+        on_cdr=on_cdr,
+        ping_s=ast.ami_ping_s,
+        ping_timeout_s=ast.ami_timeout_s,
+        action_timeout_s=ast.ami_timeout_s,
+        connect_timeout_s=ast.ami_timeout_s,
+    )
+    app[AMI] = listener
+    await listener.start()
+    try:
+        yield
+    finally:
+        await listener.stop()
+
+
+def ami_health(app: web.Application) -> dict[str, object]:
+    """The AMI part of /healthz: connected or away (and why)."""
+    listener = app.get(AMI)
+    if listener is None:
+        return {"ami": {"connected": False, "error": "not started"}}
+    return {
+        "ami": {
+            "connected": bool(listener.connected),
+            "host": listener.host,
+            "port": listener.port,
+            "error": None if listener.connected else listener.last_error,
+        }
+    }
+
+
+async def close_sockets(app: web.Application) -> None:
+    """On shutdown: close every console socket (1001 going away) so the app can stop."""
+    hub = app.get(HUB)
+    if hub is not None:
+        await hub.close_all()
 
 
 def setup_web(app: web.Application) -> None:
-    """Add the console's routes to the application (none yet)."""
+    """Add the console, the JSON API, /ws, /metrics and the AMI listener to the app."""
+    app[TEMPLATES] = templates()
+    app.middlewares.append(security_headers)
+    app.cleanup_ctx.append(console_ctx)
+    app.cleanup_ctx.append(ami_ctx)
+    app.on_shutdown.append(close_sockets)
+    app[HEALTH_CHECKS].append(ami_health)
+    r = app.router
+    r.add_get("/login", auth.login_page)
+    r.add_post("/login", auth.login)
+    r.add_post("/logout", auth.logout)
+    r.add_get("/", console.console_page)
+    r.add_get("/ws", console.websocket)
+    r.add_get("/calls", console.calls_page)
+    r.add_get("/calls.csv", console.calls_csv)
+    r.add_get("/callbacks", console.callbacks_page)
+    r.add_get("/complaints", console.complaints_page)
+    r.add_get("/api/calls", console.api_calls)
+    r.add_get("/api/contacts", console.api_contacts)
+    r.add_post("/api/contacts", console.api_create_contact)
+    r.add_post("/api/contacts/{contact_id:\\d+}/numbers", console.api_link_number)
+    r.add_post("/api/outcomes", console.api_outcome)
+    r.add_post("/api/dial", console.api_dial)
+    r.add_post("/api/pops/dismiss", console.api_dismiss)
+    r.add_post("/api/events/callmyway", console.api_callmyway)
+    r.add_get("/metrics", metrics.metrics_handler)
+    r.add_static("/static", console.STATIC_DIR, append_version=True)

@@ -1,0 +1,89 @@
+"""Prometheus metrics (prometheus-client, default registry) and the `/metrics` handler.
+
+The metrics live in the process-wide default registry, so other modules (the CRM client in
+centralita/crm.py) register theirs there and `/metrics` serves them all. Gauges that mirror
+app state (active AGI sessions, AMI connected, webhook backlog, open console sockets) are
+refreshed from the app at scrape time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from agi.server import AgiMetrics
+
+ACTIVE_CALLS = Gauge("centralita_active_calls", "Calls currently in a FastAGI flow")
+AGI_SESSIONS = Counter(
+    "centralita_agi_sessions_total",
+    "FastAGI sessions ended, by flow and outcome",
+    ["flow", "outcome"],
+)
+AGI_COMMAND_SECONDS = Histogram(
+    "centralita_agi_command_seconds",
+    "Round trip of one AGI command (sampled)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+AMI_CONNECTED = Gauge("centralita_ami_connected", "1 while the AMI connection is up")
+POPS_SENT = Counter("centralita_pops_sent_total", "Screen-pop messages sent to agents", ["type"])
+POP_SECONDS = Histogram(
+    "centralita_pop_seconds",
+    "From the AMI event's arrival to the console socket send",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+)
+CONSOLE_SOCKETS = Gauge("centralita_console_sockets", "Open agent console WebSockets")
+WEBHOOK_BACKLOG = Gauge("centralita_webhook_backlog", "Webhook events waiting in the outbox")
+WEBHOOKS_SENT = Counter("centralita_webhooks_total", "Webhook deliveries, by result", ["result"])
+LOGIN_ATTEMPTS = Counter("centralita_logins_total", "Console logins, by result", ["result"])
+
+
+class PrometheusAgiMetrics(AgiMetrics):
+    """The FastAGI server's metrics hooks, recorded in Prometheus."""
+
+    def session_ended(self, script: str, outcome: str, seconds: float) -> None:
+        """A flow ended: count it by flow and outcome."""
+        AGI_SESSIONS.labels(flow=script[:64], outcome=outcome).inc()
+
+    def command_latency(self, seconds: float) -> None:
+        """One command's round trip."""
+        AGI_COMMAND_SECONDS.observe(seconds)
+
+
+def pop_sent(kind: str, seconds: float) -> None:
+    """Count one pop message and its latency (the PopBridge `on_sent` hook)."""
+    POPS_SENT.labels(type=kind).inc()
+    POP_SECONDS.observe(seconds)
+
+
+Refresh = Callable[[web.Application], object]
+
+
+async def refresh_gauges(app: web.Application) -> None:
+    """Read the app's state into the gauges that mirror it."""
+    from centralita.app import AGI_SERVER, STORE
+    from centralita.web.state import AMI, HUB
+
+    server = app.get(AGI_SERVER)
+    if server is not None:
+        ACTIVE_CALLS.set(len(server.sessions))
+    ami = app.get(AMI)
+    AMI_CONNECTED.set(1 if ami is not None and ami.connected else 0)
+    hub = app.get(HUB)
+    if hub is not None:
+        CONSOLE_SOCKETS.set(hub.count())
+    store = app.get(STORE)
+    if store is not None:
+        WEBHOOK_BACKLOG.set(await store.outbox_backlog())
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    """`GET /metrics`: the default registry in Prometheus text format."""
+    await refresh_gauges(request.app)
+    body = generate_latest(REGISTRY)
+    response = web.Response(body=body)
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    response.charset = "utf-8"
+    return response

@@ -1,0 +1,256 @@
+"""The screen-pop bridge: AMI call changes -> contact lookup -> one agent's WebSocket(s).
+
+`PopHub` keeps the open console sockets of each agent; `PopBridge.on_change(change)` turns an
+`ami.tracker.CallChange` into the JSON message of the external contract (DESIGN.md, "Web"):
+
+    {"type": "call.ringing"|"call.answered"|"call.ended", "call_id": <Linkedid>,
+     "direction": "in"|"out", "number": ..., "agent": <extension>, "queue": ...|null,
+     "contacts": [...], "crm_url": ...|null}
+
+plus `customer_id` when the customer-ID flow set `CENTRALITA_CUSTOMER_ID`, and `name` (the
+caller-ID name, a stranger's text: the console shows it with textContent only) and `uniqueid`.
+A message goes ONLY to the sockets of `change.agent`: the hub is keyed by extension and there
+is no broadcast path at all.
+
+The bridge remembers each agent's open pops so a console that (re)connects mid-call shows the
+call at once, and caches the contacts found at `ringing` for the later steps of the same pop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from centralita import phone
+from centralita.store import Contact, Store
+from dialplan.model import CrmSettings
+
+log = logging.getLogger("centralita.pop")
+
+KINDS = ("ringing", "answered", "ended")
+# A stuck socket must not make the bridge wait: one send is bounded.
+SEND_TIMEOUT_S = 2.0
+# An agent may open the console in a few tabs, not hundreds.
+MAX_SOCKETS_PER_AGENT = 8
+
+
+class Change(Protocol):
+    """What the bridge reads from an `ami.tracker.CallChange` (or a CallMyWay event)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def call_id(self) -> str: ...
+    @property
+    def uniqueid(self) -> str: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def number(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def agent(self) -> str: ...
+    @property
+    def queue(self) -> str | None: ...
+    @property
+    def customer_id(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SimpleChange:
+    """A call change built outside the AMI tracker (the CallMyWay endpoint, tests)."""
+
+    kind: str
+    call_id: str
+    direction: str
+    number: str
+    agent: str
+    uniqueid: str = ""
+    name: str = ""
+    queue: str | None = None
+    customer_id: str | None = None
+    channel: str = ""
+
+
+def contact_json(contact: Contact) -> dict[str, Any]:
+    """A contact as the console reads it."""
+    return {
+        "id": contact.id,
+        "name": contact.name,
+        "company": contact.company,
+        "numbers": list(contact.numbers),
+        "notes": contact.notes,
+        "external_id": contact.external_id,
+        "url": contact.url,
+    }
+
+
+def crm_url(crm: CrmSettings, direction: str, number: str) -> str | None:
+    """The external CRM link for a call: `incoming_url`/`outgoing_url` with `{number}`
+    replaced by the URL-encoded number (the number comes from a stranger), or None."""
+    template = crm.incoming_url if direction == "in" else crm.outgoing_url
+    if not template or not number:
+        return None
+    return template.replace("{number}", urllib.parse.quote(number, safe=""))
+
+
+class PopHub:
+    """The open console sockets, by agent extension."""
+
+    def __init__(self) -> None:
+        self._sockets: dict[str, set[web.WebSocketResponse]] = {}
+        self.sent = 0
+
+    def add(self, agent: str, ws: web.WebSocketResponse) -> bool:
+        """Register a socket for `agent`; False when the agent has too many open."""
+        sockets = self._sockets.setdefault(agent, set())
+        if len(sockets) >= MAX_SOCKETS_PER_AGENT:
+            return False
+        sockets.add(ws)
+        return True
+
+    def remove(self, agent: str, ws: web.WebSocketResponse) -> None:
+        """Forget a socket (closed by the browser or by us)."""
+        sockets = self._sockets.get(agent)
+        if sockets is not None:
+            sockets.discard(ws)
+            if not sockets:
+                del self._sockets[agent]
+
+    def count(self, agent: str | None = None) -> int:
+        """Open sockets, of one agent or of all."""
+        if agent is not None:
+            return len(self._sockets.get(agent, ()))
+        return sum(len(s) for s in self._sockets.values())
+
+    def agents(self) -> list[str]:
+        """Agents with at least one open socket."""
+        return list(self._sockets)
+
+    async def send(self, agent: str, message: dict[str, Any]) -> int:
+        """Send `message` to every socket of `agent` (and nobody else); returns how many."""
+        sockets = self._sockets.get(agent)
+        if not sockets:
+            return 0
+        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        sent = 0
+        for ws in list(sockets):
+            if ws.closed:
+                self.remove(agent, ws)
+                continue
+            try:
+                await asyncio.wait_for(ws.send_str(text), SEND_TIMEOUT_S)
+                sent += 1
+            except (ConnectionError, TimeoutError, RuntimeError) as exc:
+                log.info("console socket of agent %s dropped: %s", agent, exc)
+                self.remove(agent, ws)
+        self.sent += sent
+        return sent
+
+    async def close_all(self, code: int = 1001, message: bytes = b"server shutdown") -> None:
+        """Close every socket (on shutdown: code 1001, going away)."""
+        sockets = [ws for group in self._sockets.values() for ws in group]
+        self._sockets.clear()
+        for ws in sockets:
+            try:
+                await asyncio.wait_for(ws.close(code=code, message=message), SEND_TIMEOUT_S)
+            except (ConnectionError, TimeoutError, RuntimeError):
+                pass
+
+
+PopListener = Callable[[str, dict[str, Any]], Awaitable[None] | None]
+
+
+class PopBridge:
+    """Turns call changes into pop messages for the agent concerned."""
+
+    def __init__(
+        self,
+        store: Store,
+        hub: PopHub,
+        crm: CrmSettings,
+        *,
+        on_sent: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.crm = crm
+        self.on_sent = on_sent
+        # (agent, call_id) -> the latest message of an open pop (ringing or answered).
+        self._open: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def open_pops(self, agent: str) -> list[dict[str, Any]]:
+        """The open pops of one agent (what a console shows when it connects)."""
+        return [m for (a, _), m in self._open.items() if a == agent]
+
+    def busy(self, agent: str) -> bool:
+        """True while the agent has an open pop."""
+        return any(a == agent for a, _ in self._open)
+
+    async def message_for(self, change: Change) -> dict[str, Any]:
+        """The contract's JSON message for one change (contacts looked up at `ringing`)."""
+        key = (change.agent, change.call_id)
+        previous = self._open.get(key)
+        if previous is not None and previous["number"] == change.number:
+            contacts = previous["contacts"]
+        else:
+            contacts = await self._contacts(change.number)
+        message: dict[str, Any] = {
+            "type": f"call.{change.kind}",
+            "call_id": change.call_id,
+            "direction": change.direction,
+            "number": change.number,
+            "agent": change.agent,
+            "queue": change.queue,
+            "contacts": contacts,
+            "crm_url": crm_url(self.crm, change.direction, change.number),
+            "name": change.name,
+            "uniqueid": change.uniqueid,
+            "private": phone.is_private(change.number),
+        }
+        if change.customer_id:
+            message["customer_id"] = change.customer_id
+        return message
+
+    async def _contacts(self, number: str) -> list[dict[str, Any]]:
+        if phone.is_private(number):
+            return []
+        try:
+            found = await self.store.contacts_for_number(number)
+        except ValueError:
+            return []
+        return [contact_json(c) for c in found]
+
+    async def on_change(self, change: Change, arrived: float | None = None) -> int:
+        """Publish one change to its agent; returns the sockets reached.
+
+        `arrived` is the `time.perf_counter()` at which the event was read (for the
+        pop-latency metric and the benchmark)."""
+        if change.kind not in KINDS:
+            raise ValueError(f"unknown call change {change.kind!r}")
+        message = await self.message_for(change)
+        key = (change.agent, change.call_id)
+        if change.kind == "ended":
+            self._open.pop(key, None)
+        else:
+            self._open[key] = message
+            while len(self._open) > 100_000:  # a bound, should ended events be lost
+                del self._open[next(iter(self._open))]
+        sent = await self.hub.send(change.agent, message)
+        if self.on_sent is not None:
+            started = arrived if arrived is not None else time.perf_counter()
+            self.on_sent(message["type"], time.perf_counter() - started)
+        return sent
+
+    def forget(self, agent: str, call_id: str) -> bool:
+        """Drop an open pop by hand (the agent dismissed a pop whose end was lost)."""
+        return self._open.pop((agent, call_id), None) is not None

@@ -1,0 +1,359 @@
+"""Console login: signed session cookies, CSRF tokens, login rate limits.
+
+* `POST /login` (form fields `extension`, `password`; DESIGN.md "Web") checks the scrypt hash
+  with `Store.verify_agent_password` and sets the session cookie: HttpOnly, SameSite=Strict,
+  Secure behind https. The cookie is `<payload>.<HMAC-SHA256>`, payload = base64 JSON
+  {extension, session id, issued at}; the key is `[server] secret_key`, else a random key
+  kept in `data_dir/secret_key` (mode 0600) so sessions survive a restart.
+* CSRF: every POST but the login carries the session's token (form field `csrf` or header
+  `X-CSRF-Token`); the token is an HMAC of the session id, so it needs no server state. The
+  login form itself has no session yet: it is refused when `Origin` names another site.
+* Rate limits: failures per client IP and per extension in a sliding window; when exceeded
+  the login answers 429 without even hashing (scrypt costs ~50 ms of CPU).
+* `POST /logout` revokes the session id (kept until its cookie would expire anyway).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from centralita import metrics
+from centralita.app import SETTINGS, STORE
+from centralita.web.state import AUTH, TEMPLATES
+
+log = logging.getLogger("centralita.web")
+
+COOKIE = "centralita_session"
+SESSION_MAX_AGE_S = 12 * 3600
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf"
+KEY_FILE = "secret_key"
+MAX_FIELD = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A logged-in agent."""
+
+    extension: str
+    sid: str
+    issued: float
+
+
+class RateLimiter:
+    """At most `limit` failures per key within `window_s` seconds (bounded memory)."""
+
+    def __init__(self, limit: int, window_s: float, *, max_keys: int = 10_000) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.max_keys = max_keys
+        self._fails: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float] | None:
+        fails = self._fails.get(key)
+        if fails is None:
+            return None
+        while fails and fails[0] <= now - self.window_s:
+            fails.popleft()
+        if not fails:
+            del self._fails[key]
+            return None
+        return fails
+
+    def retry_after(self, key: str, now: float | None = None) -> float:
+        """Seconds until `key` may try again (0 when it may now)."""
+        now = time.monotonic() if now is None else now
+        fails = self._recent(key, now)
+        if fails is None or len(fails) < self.limit:
+            return 0.0
+        return max(0.0, fails[-self.limit] + self.window_s - now)
+
+    def fail(self, key: str, now: float | None = None) -> None:
+        """Record a failure for `key`."""
+        now = time.monotonic() if now is None else now
+        fails = self._recent(key, now)
+        if fails is None:
+            if len(self._fails) >= self.max_keys:
+                del self._fails[next(iter(self._fails))]
+            fails = self._fails[key] = deque(maxlen=self.limit * 2)
+        fails.append(now)
+
+    def reset(self, key: str) -> None:
+        """Forget `key`'s failures (after a successful login)."""
+        self._fails.pop(key, None)
+
+
+def load_key(secret_key: str | None, data_dir: Path) -> bytes:
+    """The signing key: the configured secret, else a random one kept in data_dir."""
+    if secret_key:
+        return hashlib.sha256(b"centralita-session\0" + secret_key.encode()).digest()
+    path = data_dir / KEY_FILE
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        key = bytes.fromhex(text)
+        if len(key) >= 32:
+            return key
+    except (OSError, ValueError):
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    tmp = path.with_name(KEY_FILE + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key.hex() + "\n")
+    os.replace(tmp, path)
+    return key
+
+
+class Auth:
+    """Issues and checks session cookies and CSRF tokens; holds the login rate limits."""
+
+    def __init__(
+        self,
+        key: bytes,
+        *,
+        max_age_s: float = SESSION_MAX_AGE_S,
+        per_ip: RateLimiter | None = None,
+        per_extension: RateLimiter | None = None,
+    ) -> None:
+        self._key = key
+        self.max_age_s = max_age_s
+        self.per_ip = per_ip or RateLimiter(20, 300.0)
+        self.per_extension = per_extension or RateLimiter(5, 300.0)
+        self._revoked: dict[str, float] = {}
+
+    def _sign(self, payload: bytes) -> str:
+        return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
+
+    def issue(self, extension: str) -> tuple[str, Session]:
+        """A new session for `extension` and its cookie value."""
+        session = Session(extension, secrets.token_urlsafe(16), time.time())
+        body = json.dumps({"e": extension, "s": session.sid, "t": int(session.issued)})
+        payload = base64.urlsafe_b64encode(body.encode()).rstrip(b"=")
+        return payload.decode() + "." + self._sign(payload), session
+
+    def read(self, cookie: str | None) -> Session | None:
+        """The session of a cookie value, or None when forged, expired or revoked."""
+        if not cookie or len(cookie) > 1000 or "." not in cookie:
+            return None
+        payload_text, _, signature = cookie.rpartition(".")
+        payload = payload_text.encode()
+        if not hmac.compare_digest(self._sign(payload), signature):
+            return None
+        try:
+            data = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
+            session = Session(str(data["e"]), str(data["s"]), float(data["t"]))
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            return None
+        if time.time() - session.issued > self.max_age_s or session.sid in self._revoked:
+            return None
+        return session
+
+    def revoke(self, session: Session) -> None:
+        """Log a session out for good."""
+        now = time.time()
+        self._revoked = {s: t for s, t in self._revoked.items() if now - t <= self.max_age_s}
+        self._revoked[session.sid] = session.issued
+
+    def csrf_token(self, session: Session) -> str:
+        """The CSRF token of a session."""
+        return self._sign(b"csrf\0" + session.sid.encode())
+
+    def check_csrf(self, session: Session, token: str | None) -> bool:
+        """True when `token` is the session's CSRF token."""
+        return bool(token) and hmac.compare_digest(self.csrf_token(session), str(token))
+
+
+# ----------------------------------------------------------------------------- request helpers
+
+
+def current_session(request: web.Request) -> Session | None:
+    """The logged-in agent of a request, or None; an agent removed from the config is out."""
+    session = request.app[AUTH].read(request.cookies.get(COOKIE))
+    if session is None:
+        return None
+    if request.app[SETTINGS].site.agent(session.extension) is None:
+        return None
+    return session
+
+
+def wants_json(request: web.Request) -> bool:
+    """True for API callers (JSON accepted or sent), False for a browser form."""
+    accept = request.headers.get("Accept", "")
+    return (
+        request.path.startswith("/api/")
+        or "application/json" in accept
+        or request.content_type == "application/json"
+    )
+
+
+def error(request: web.Request, status: int, message: str) -> web.Response:
+    """A 4xx with a message, as JSON for API callers and as text otherwise."""
+    if wants_json(request):
+        return web.json_response({"error": message}, status=status)
+    return web.Response(status=status, text=message + "\n")
+
+
+def redirect(location: str) -> web.Response:
+    """A 303 See Other to a path of ours."""
+    return web.Response(status=303, headers={"Location": location})
+
+
+def require_page(request: web.Request) -> Session:
+    """The session of a page request; redirects to /login without one."""
+    session = current_session(request)
+    if session is None:
+        raise web.HTTPSeeOther("/login")
+    return session
+
+
+def require_api(request: web.Request) -> Session:
+    """The session of an API GET; 401 without one."""
+    session = current_session(request)
+    if session is None:
+        raise web.HTTPUnauthorized(
+            text=json.dumps({"error": "log in first"}), content_type="application/json"
+        )
+    return session
+
+
+async def require_post(request: web.Request) -> tuple[Session, dict[str, object]]:
+    """The session and body of a POST that needs a valid session and CSRF token.
+
+    The body is a JSON object or a form; the token comes from the `X-CSRF-Token` header or
+    the `csrf` field. 401 without a session, 403 without the right token, 400 on a bad body.
+    """
+    session = current_session(request)
+    if session is None:
+        raise web.HTTPUnauthorized(
+            text=json.dumps({"error": "log in first"}), content_type="application/json"
+        )
+    body: dict[str, object]
+    if request.content_type == "application/json":
+        try:
+            data = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(
+                text=json.dumps({"error": "the body is not valid JSON"}),
+                content_type="application/json",
+            ) from None
+        if not isinstance(data, dict):
+            raise web.HTTPBadRequest(
+                text=json.dumps({"error": "the body must be a JSON object"}),
+                content_type="application/json",
+            )
+        body = data
+    else:
+        body = dict(await request.post())
+    token = request.headers.get(CSRF_HEADER) or body.get(CSRF_FIELD)
+    if not request.app[AUTH].check_csrf(session, token if isinstance(token, str) else None):
+        raise web.HTTPForbidden(
+            text=json.dumps({"error": "missing or wrong CSRF token"}),
+            content_type="application/json",
+        )
+    return session, body
+
+
+def client_ip(request: web.Request) -> str:
+    """The peer address (no X-Forwarded-For: a header a client can write is no identity)."""
+    return request.remote or "unknown"
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:  # not a browser form post (curl, tests): no cross-site risk
+        return True
+    return origin == f"{request.scheme}://{request.host}"
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+async def login_page(request: web.Request) -> web.Response:
+    """`GET /login`: the login form."""
+    if current_session(request) is not None:
+        raise web.HTTPSeeOther("/")
+    html = request.app[TEMPLATES].get_template("login.html").render(error=None, extension="")
+    return web.Response(text=html, content_type="text/html")
+
+
+async def _login_form_error(
+    request: web.Request, status: int, message: str, ext: str
+) -> web.Response:
+    if wants_json(request):
+        return web.json_response({"error": message}, status=status)
+    html = request.app[TEMPLATES].get_template("login.html").render(error=message, extension=ext)
+    return web.Response(text=html, content_type="text/html", status=status)
+
+
+async def login(request: web.Request) -> web.Response:
+    """`POST /login` with `extension` and `password`: sets the session cookie."""
+    auth = request.app[AUTH]
+    if not _same_origin(request):
+        return error(request, 403, "login from another site refused")
+    form = await request.post()
+    extension = form.get("extension")
+    password = form.get("password")
+    if not isinstance(extension, str) or not isinstance(password, str):
+        return await _login_form_error(request, 400, "extension and password are required", "")
+    extension = extension.strip()[:MAX_FIELD]
+    ip = client_ip(request)
+    wait = max(auth.per_ip.retry_after(ip), auth.per_extension.retry_after(extension))
+    if wait > 0:
+        metrics.LOGIN_ATTEMPTS.labels(result="limited").inc()
+        limited = await _login_form_error(
+            request, 429, f"too many failed logins; try again in {int(wait) + 1} s", extension
+        )
+        limited.headers["Retry-After"] = str(int(wait) + 1)
+        return limited
+    settings = request.app[SETTINGS]
+    known = settings.site.agent(extension) is not None
+    ok = await request.app[STORE].verify_agent_password(extension, password)
+    if not (known and ok):
+        auth.per_ip.fail(ip)
+        auth.per_extension.fail(extension)
+        metrics.LOGIN_ATTEMPTS.labels(result="failed").inc()
+        log.info("console login failed for extension %r from %s", extension, ip)
+        return await _login_form_error(request, 401, "wrong extension or password", extension)
+    auth.per_extension.reset(extension)
+    cookie, session = auth.issue(extension)
+    metrics.LOGIN_ATTEMPTS.labels(result="ok").inc()
+    log.info("agent %s logged in to the console from %s", extension, ip)
+    response: web.Response
+    if wants_json(request):
+        response = web.json_response({"extension": extension, "csrf": auth.csrf_token(session)})
+    else:
+        response = redirect("/")
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=int(auth.max_age_s),
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    """`POST /logout` (with the CSRF token): ends the session."""
+    session, _ = await require_post(request)
+    request.app[AUTH].revoke(session)
+    response: web.Response
+    response = web.json_response({"ok": True}) if wants_json(request) else redirect("/login")
+    response.del_cookie(COOKIE, path="/")
+    return response

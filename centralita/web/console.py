@@ -1,0 +1,487 @@
+"""Console pages and JSON API handlers.
+
+Pages (server-rendered, autoescaped): `/` the agent console, `/calls` call records with
+filters, paging and CSV export, `/callbacks` and `/complaints`. API under `/api/` (JSON): every
+POST needs the session and its CSRF token (`centralita.web.auth.require_post`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import WSMsgType, web
+
+from ami.originate import OriginateRefused, originate, validate_dial_number
+from centralita import csvlog
+from centralita.app import SETTINGS, STORE
+from centralita.pop import SimpleChange, contact_json
+from centralita.store import CallRow
+from centralita.web.auth import (
+    Session,
+    current_session,
+    error,
+    require_api,
+    require_page,
+    require_post,
+)
+from centralita.web.state import AMI, AUTH, BRIDGE, HUB, TEMPLATES
+from centralita.webhooks import parse_callmyway
+
+log = logging.getLogger("centralita.web")
+
+STATIC_DIR = Path(__file__).parent / "static"
+HEARTBEAT_S = 25.0
+PAGE_SIZE = 50
+CSV_MAX_ROWS = 200_000
+MAX_TEXT = 4000
+OUTBOUND_CONTEXT = "centralita-outbound"
+
+
+def _render(request: web.Request, name: str, session: Session, **values: Any) -> web.Response:
+    settings = request.app[SETTINGS]
+    agent = settings.site.agent(session.extension)
+    html = (
+        request.app[TEMPLATES]
+        .get_template(name)
+        .render(
+            extension=session.extension,
+            agent_name=agent.name if agent else session.extension,
+            csrf=request.app[AUTH].csrf_token(session),
+            **values,
+        )
+    )
+    return web.Response(text=html, content_type="text/html")
+
+
+def _bad(message: str) -> web.HTTPBadRequest:
+    """A 400 with the reason as JSON (raise it)."""
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def _field(
+    body: dict[str, object], name: str, *, required: bool = False, limit: int = MAX_TEXT
+) -> str:
+    value = body.get(name, "")
+    if value is None:
+        value = ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise _bad(f"{name} must be text")
+    value = value.strip()
+    if required and not value:
+        raise _bad(f"{name} is required")
+    if len(value) > limit or "\0" in value:
+        raise _bad(f"{name} is too long or has a NUL character")
+    return value
+
+
+# ----------------------------------------------------------------------------- console + /ws
+
+
+async def console_page(request: web.Request) -> web.Response:
+    """`GET /`: the agent console (the pop, contacts, outcome form, click-to-dial)."""
+    session = require_page(request)
+    settings = request.app[SETTINGS]
+    return _render(
+        request,
+        "console.html",
+        session,
+        dispositions=settings.site.dispositions,
+        outbound_callerid=settings.site.outbound_callerid,
+    )
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    return origin is None or origin == f"{request.scheme}://{request.host}"
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """`GET /ws`: the logged-in agent's pop stream (their own calls only), with heartbeat."""
+    session = current_session(request)
+    if session is None:
+        return error(request, 401, "log in first")
+    # Cross-site WebSocket hijacking: a page elsewhere could open this socket with the
+    # agent's cookie if SameSite were not honoured; the Origin check closes that door too.
+    if not _same_origin(request):
+        return error(request, 403, "WebSocket from another site refused")
+    hub = request.app[HUB]
+    bridge = request.app[BRIDGE]
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
+    await ws.prepare(request)
+    agent = session.extension
+    if not hub.add(agent, ws):
+        await ws.close(code=1008, message=b"too many open consoles")
+        return ws
+    try:
+        for message in bridge.open_pops(agent):
+            await ws.send_json(message)
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT and msg.data == "ping":
+                await ws.send_str('{"type":"pong"}')
+            # Anything else from the browser is ignored: the console acts through POSTs.
+    finally:
+        hub.remove(agent, ws)
+    return ws
+
+
+# ----------------------------------------------------------------------------- contacts
+
+
+async def api_contacts(request: web.Request) -> web.Response:
+    """`GET /api/contacts?number=N` (contacts with that number) or `?q=NAME` (search)."""
+    require_api(request)
+    store = request.app[STORE]
+    number = request.query.get("number", "").strip()
+    query = request.query.get("q", "").strip()
+    if len(number) > 100 or len(query) > 200:
+        raise _bad("the query is too long")
+    if number:
+        found = await store.contacts_for_number(number)
+    elif query:
+        found = await store.search_contacts(query, limit=20)
+    else:
+        raise _bad("give number= or q=")
+    return web.json_response({"contacts": [contact_json(c) for c in found]})
+
+
+async def api_create_contact(request: web.Request) -> web.Response:
+    """`POST /api/contacts` {name, company, number, notes}: a new contact (201)."""
+    _, body = await require_post(request)
+    name = _field(body, "name", required=True, limit=200)
+    number = _field(body, "number", limit=100)
+    try:
+        contact = await request.app[STORE].create_contact(
+            name=name,
+            company=_field(body, "company", limit=200),
+            numbers=[number] if number else [],
+            notes=_field(body, "notes"),
+        )
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+    return web.json_response({"contact": contact_json(contact)}, status=201)
+
+
+async def api_link_number(request: web.Request) -> web.Response:
+    """`POST /api/contacts/{id}/numbers` {number}: link the caller's number to a contact."""
+    _, body = await require_post(request)
+    number = _field(body, "number", required=True, limit=100)
+    try:
+        contact = await request.app[STORE].add_contact_number(
+            int(request.match_info["contact_id"]), number
+        )
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+    if contact is None:
+        return error(request, 404, "there is no such contact")
+    return web.json_response({"contact": contact_json(contact)})
+
+
+# ----------------------------------------------------------------------------- outcomes
+
+
+def _parse_date(text: str, name: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise _bad(f"{name} must be a date YYYY-MM-DD") from None
+
+
+async def api_outcome(request: web.Request) -> web.Response:
+    """`POST /api/outcomes` {call_id, uniqueid, outcome, notes, follow_up, contact_id}.
+
+    The outcome is stored under `uniqueid` when given (the pop's `uniqueid`: the customer
+    leg whose CDR Asterisk writes), else under `call_id`: cdr_manager sends no Linkedid
+    unless mapped (asterisk-protocol.md §4), so only the Uniqueid joins it to /calls.
+    """
+    session, body = await require_post(request)
+    settings = request.app[SETTINGS]
+    call_id = _field(body, "call_id", required=True, limit=200)
+    call_id = _field(body, "uniqueid", limit=200) or call_id
+    outcome = _field(body, "outcome", required=True, limit=200)
+    if outcome not in settings.site.dispositions:
+        raise _bad(f"outcome must be one of {', '.join(settings.site.dispositions)}")
+    follow_up = _parse_date(_field(body, "follow_up", limit=20), "follow_up")
+    contact_text = _field(body, "contact_id", limit=20)
+    contact_id: int | None = None
+    if contact_text:
+        if not contact_text.isdigit():
+            raise _bad("contact_id must be a number")
+        contact_id = int(contact_text)
+    try:
+        saved = await request.app[STORE].save_outcome(
+            call_id=call_id,
+            agent=session.extension,
+            outcome=outcome,
+            notes=_field(body, "notes", limit=20000),
+            follow_up=follow_up,
+            contact_id=contact_id,
+        )
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+    return web.json_response(
+        {
+            "outcome": {
+                "id": saved.id,
+                "call_id": saved.call_id,
+                "agent": saved.agent,
+                "outcome": saved.outcome,
+                "notes": saved.notes,
+                "follow_up": saved.follow_up.isoformat() if saved.follow_up else None,
+                "contact_id": saved.contact_id,
+            }
+        }
+    )
+
+
+async def api_dismiss(request: web.Request) -> web.Response:
+    """`POST /api/pops/dismiss` {call_id}: close a pop on the agent's screen for good."""
+    session, body = await require_post(request)
+    call_id = _field(body, "call_id", required=True, limit=200)
+    return web.json_response({"dismissed": request.app[BRIDGE].forget(session.extension, call_id)})
+
+
+# ----------------------------------------------------------------------------- click-to-dial
+
+
+async def api_dial(request: web.Request) -> web.Response:
+    """`POST /api/dial` {number, private}: ring the agent's phone, then the customer.
+
+    Refused (409) while the agent is on a call, 400 for a number that is not digits, `+`,
+    `*`, `#` (so no CR/LF ever reaches an AMI header), 503 while AMI is away; otherwise the
+    OriginateResponse (matched by ActionID) as JSON.
+    """
+    session, body = await require_post(request)
+    raw = body.get("number")
+    try:
+        number = validate_dial_number(raw)  # as sent: a stray CR/LF is refused, not trimmed
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+    private = body.get("private") in (True, "1", "true", "on", "yes")
+    settings = request.app[SETTINGS]
+    agent = session.extension
+    if request.app[BRIDGE].busy(agent):
+        return error(request, 409, f"agent {agent} is already on a call")
+    listener = request.app.get(AMI)
+    if listener is None:
+        return error(request, 503, "Asterisk is not connected")
+    try:
+        result = await originate(
+            listener,
+            agent,
+            number,
+            device=settings.site.device(agent),
+            callerid=settings.site.outbound_callerid,
+            private=private,
+            context=OUTBOUND_CONTEXT,
+        )
+    except OriginateRefused as exc:
+        status = 409 if "already on a call" in str(exc) else 503
+        return error(request, status, str(exc))
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+    log.info(
+        "click-to-dial by %s to %s: %s (%s)", agent, number, result.response, result.reason_text
+    )
+    return web.json_response(
+        {
+            "ok": result.success,
+            "number": number,
+            "action_id": result.action_id,
+            "response": result.response,
+            "reason": result.reason,
+            "reason_text": result.reason_text,
+            "message": result.message,
+        },
+        status=200 if result.success else 502,
+    )
+
+
+# ----------------------------------------------------------------------------- call records
+
+
+def _filters(request: web.Request) -> dict[str, Any]:
+    q = request.query
+    start = _parse_date(q.get("start", "").strip(), "start")
+    end = _parse_date(q.get("end", "").strip(), "end")
+    agent = q.get("agent", "").strip()
+    customer = q.get("customer", "").strip()
+    if len(agent) > 80 or len(customer) > 200:
+        raise _bad("agent or customer is too long")
+    return {"start": start, "end": end, "agent": agent or None, "customer": customer or None}
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise _bad(f"{name} must be a whole number")
+    return max(low, min(int(text), high))
+
+
+def call_json(call: CallRow) -> dict[str, Any]:
+    """One call record with its outcome, as JSON."""
+    return {
+        "uniqueid": call.uniqueid,
+        "linkedid": call.linkedid,
+        "start": call.start.isoformat(sep=" "),
+        "src": call.src,
+        "dst": call.dst,
+        "agent": call.agent,
+        "disposition": call.disposition,
+        "duration": call.duration,
+        "billsec": call.billsec,
+        "contact": call.contact_name,
+        "outcome": call.outcome,
+        "outcome_agent": call.outcome_agent,
+        "notes": call.notes,
+        "follow_up": call.follow_up.isoformat() if call.follow_up else None,
+    }
+
+
+async def api_calls(request: web.Request) -> web.Response:
+    """`GET /api/calls?offset=&limit=&start=&end=&agent=&customer=`: call records as JSON."""
+    require_api(request)
+    filters = _filters(request)
+    offset = _int_param(request, "offset", 0, 0, 10**9)
+    limit = _int_param(request, "limit", PAGE_SIZE, 1, 1000)
+    calls, total = await request.app[STORE].list_calls(**filters, offset=offset, limit=limit)
+    return web.json_response(
+        {
+            "calls": [call_json(c) for c in calls],
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+        }
+    )
+
+
+async def calls_page(request: web.Request) -> web.Response:
+    """`GET /calls`: call records by date range, agent and customer, with outcomes; paged."""
+    session = require_page(request)
+    filters = _filters(request)
+    page = _int_param(request, "page", 1, 1, 10**7)
+    calls, total = await request.app[STORE].list_calls(
+        **filters, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+    )
+    query = {k: request.query.get(k, "").strip() for k in ("start", "end", "agent", "customer")}
+    kept = {k: v for k, v in query.items() if v}
+    pages = max(1, -(-total // PAGE_SIZE))
+    return _render(
+        request,
+        "calls.html",
+        session,
+        calls=calls,
+        total=total,
+        page=page,
+        pages=pages,
+        query=query,
+        prev_url=f"/calls?{urlencode({**kept, 'page': page - 1})}" if page > 1 else None,
+        next_url=f"/calls?{urlencode({**kept, 'page': page + 1})}" if page < pages else None,
+        csv_url=f"/calls.csv?{urlencode(kept)}",
+        agents=request.app[SETTINGS].site.agents,
+    )
+
+
+async def calls_csv(request: web.Request) -> web.StreamResponse:
+    """`GET /calls.csv`: the filtered call records as CSV (formula cells neutralised)."""
+    require_page(request)
+    filters = _filters(request)
+    store = request.app[STORE]
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": 'attachment; filename="calls.csv"',
+        }
+    )
+    await response.prepare(request)
+    await response.write(csvlog.encode_row(csvlog.CALLS_HEADER))
+    offset = 0
+    while offset < CSV_MAX_ROWS:
+        calls, _ = await store.list_calls(**filters, offset=offset, limit=1000)
+        if not calls:
+            break
+        await response.write(b"".join(csvlog.encode_row(csvlog.call_row(c)) for c in calls))
+        offset += len(calls)
+    await response.write_eof()
+    return response
+
+
+async def callbacks_page(request: web.Request) -> web.Response:
+    """`GET /callbacks[?status=pending]`: the callback list."""
+    session = require_page(request)
+    status = request.query.get("status", "").strip() or None
+    try:
+        callbacks = await request.app[STORE].list_callbacks(status)
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+    return _render(request, "callbacks.html", session, callbacks=callbacks, status=status or "")
+
+
+async def complaints_page(request: web.Request) -> web.Response:
+    """`GET /complaints`: ratings below the survey threshold."""
+    session = require_page(request)
+    threshold = request.app[SETTINGS].site.survey.threshold
+    ratings = await request.app[STORE].list_ratings(below=threshold)
+    return _render(request, "complaints.html", session, ratings=ratings, threshold=threshold)
+
+
+# ----------------------------------------------------------------------------- CallMyWay in
+
+
+def _peer_allowed(request: web.Request) -> bool:
+    remote = request.remote
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return False
+    return any(
+        address in ipaddress.ip_network(peer, strict=False)
+        for peer in request.app[SETTINGS].server.allowed_peers
+    )
+
+
+async def api_callmyway(request: web.Request) -> web.Response:
+    """`POST /api/events/callmyway`: a CallMyWay callStart/callEnd pops the agent's screen.
+
+    Accepted from `[server] allowed_peers` only (no browser session: a PBX posts this).
+    `data.endpoint_id` names the agent; `type` out means the agent called `dnis`, otherwise
+    `ani` called the agent. Answers `{"ack": "ok"}`; a bad body gets 400 with a message.
+    """
+    if not _peer_allowed(request):
+        return web.json_response({"error": "this address may not post events"}, status=403)
+    try:
+        body = await request.json()
+    except ValueError:
+        return web.json_response({"error": "the body is not valid JSON"}, status=400)
+    try:
+        action, data = parse_callmyway(body)
+    except ValueError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    agent = data["endpoint_id"]
+    if request.app[SETTINGS].site.agent(agent) is None:
+        return web.json_response({"error": f"endpoint_id {agent!r} is not an agent"}, status=400)
+    direction = "out" if data["type"] == "out" else "in"
+    number = data["dnis"] if direction == "out" else data["ani"]
+    if action == "callStart":
+        kind = "answered" if data["connect_time"] else "ringing"
+    else:
+        kind = "ended"
+    change = SimpleChange(
+        kind=kind, call_id=data["callid"], direction=direction, number=number, agent=agent
+    )
+    await asyncio.shield(request.app[BRIDGE].on_change(change))
+    return web.json_response({"ack": "ok"})

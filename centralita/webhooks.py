@@ -1,0 +1,295 @@
+"""CallMyWay webhooks: call start/end events to each `[[webhooks]]` URL, through the outbox.
+
+The shape (issue 6, §7) is CallMyWay's:
+
+    {"action": "callStart"|"callEnd",
+     "data": {"callid", "account_id", "endpoint_id", "ani", "dnis", "detect_time",
+              "connect_time", "disconnect_time", "duration", "type": "in"|"out"|"internal",
+              "cost"}}
+
+with times as `YYYY-MM-DD HH:MM:SS` (local wall clock, as Asterisk's CDR writes them). The
+receiver answers `{"ack": "ok"}`; anything else is a failure, retried with exponential backoff.
+Every event is written to the store's outbox before anything is sent (DESIGN.md principle 4),
+so a restart loses none: the sender picks up whatever is due when it starts again.
+
+How calls map to events: `CallEvents` follows the tracker's per-agent changes and emits one
+`callStart` when a call (Linkedid) first rings an agent and one `callEnd` when its last agent
+pop ends. `endpoint_id` is the agent extension (the one who answered, else the last rung);
+`ani`/`dnis` are caller/callee: customer -> agent for inbound, agent -> customer for outbound;
+`duration` is the seconds from connect to disconnect (0 if never answered); `cost` is 0
+(Centralita does not rate calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+
+from centralita import metrics
+from centralita.pop import Change
+from centralita.settings import Webhook
+from centralita.store import OutboxEvent, Store
+
+log = logging.getLogger("centralita.webhooks")
+
+ACTIONS = ("callStart", "callEnd")
+TYPES = ("in", "out", "internal")
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+DATA_FIELDS = (
+    "callid",
+    "account_id",
+    "endpoint_id",
+    "ani",
+    "dnis",
+    "detect_time",
+    "connect_time",
+    "disconnect_time",
+    "duration",
+    "type",
+    "cost",
+)
+MAX_OPEN_CALLS = 100_000
+
+
+def format_time(moment: datetime | None) -> str:
+    """`YYYY-MM-DD HH:MM:SS` in local time; "" for no time (never connected)."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone().replace(tzinfo=None)
+    return moment.strftime(TIME_FORMAT)
+
+
+def backoff_s(attempts: int, base_s: float = 2.0, cap_s: float = 600.0) -> float:
+    """Delay before the next try after `attempts` failures: base * 2^(n-1), capped."""
+    return float(min(cap_s, base_s * 2.0 ** max(0, min(attempts - 1, 30))))
+
+
+@dataclass(slots=True)
+class _Call:
+    callid: str
+    direction: str
+    number: str
+    endpoint: str
+    detect: datetime
+    connect: datetime | None = None
+    agents: set[str] = field(default_factory=set)
+
+
+class CallEvents:
+    """Per-agent call changes in, CallMyWay `callStart`/`callEnd` data out (sans-IO)."""
+
+    def __init__(self, internal_numbers: Collection[str] = ()) -> None:
+        self.internal_numbers = frozenset(internal_numbers)
+        self._calls: dict[str, _Call] = {}
+
+    def _type(self, call: _Call) -> str:
+        return "internal" if call.number in self.internal_numbers else call.direction
+
+    def data(self, call: _Call, end: datetime | None) -> dict[str, Any]:
+        """The `data` object of an event for `call` (without account_id)."""
+        if call.direction == "out":
+            ani, dnis = call.endpoint, call.number
+        else:
+            ani, dnis = call.number, call.endpoint
+        duration = 0
+        if end is not None and call.connect is not None:
+            duration = max(0, int((end - call.connect).total_seconds()))
+        return {
+            "callid": call.callid,
+            "endpoint_id": call.endpoint,
+            "ani": ani,
+            "dnis": dnis,
+            "detect_time": format_time(call.detect),
+            "connect_time": format_time(call.connect),
+            "disconnect_time": format_time(end),
+            "duration": duration,
+            "type": self._type(call),
+            "cost": 0,
+        }
+
+    def handle(
+        self, change: Change, now: datetime | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Apply one change; returns the (action, data) events it completes."""
+        now = now or datetime.now()
+        call = self._calls.get(change.call_id)
+        events: list[tuple[str, dict[str, Any]]] = []
+        if change.kind in ("ringing", "answered"):
+            if call is None:
+                call = _Call(change.call_id, change.direction, change.number, change.agent, now)
+                self._calls[change.call_id] = call
+                while len(self._calls) > MAX_OPEN_CALLS:
+                    del self._calls[next(iter(self._calls))]
+                events.append(("callStart", self.data(call, None)))
+            call.agents.add(change.agent)
+            if change.kind == "answered":
+                if call.connect is None:
+                    call.connect = now
+                call.endpoint = change.agent
+            elif call.connect is None:
+                call.endpoint = change.agent  # not answered yet: the last agent rung
+        elif change.kind == "ended" and call is not None:
+            call.agents.discard(change.agent)
+            if not call.agents:
+                del self._calls[change.call_id]
+                events.append(("callEnd", self.data(call, now)))
+        return events
+
+
+def payload(action: str, data: Mapping[str, Any], account_id: str) -> dict[str, Any]:
+    """The CallMyWay JSON body for one webhook URL."""
+    body = dict(data)
+    body["account_id"] = account_id
+    return {"action": action, "data": {k: body.get(k, "") for k in DATA_FIELDS}}
+
+
+def parse_callmyway(body: object) -> tuple[str, dict[str, Any]]:
+    """Validate an incoming CallMyWay event; returns (action, data) or raises ValueError."""
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    action = body.get("action")
+    if action not in ACTIONS:
+        raise ValueError(f"action must be one of {', '.join(ACTIONS)}")
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise ValueError("data must be an object")
+    for name in ("callid", "endpoint_id"):
+        value = data.get(name)
+        if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
+            raise ValueError(f"data.{name} is required")
+    clean: dict[str, Any] = {}
+    for name in DATA_FIELDS:
+        value = data.get(name, "")
+        if value is None:
+            value = ""
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError(f"data.{name} must be a string or a number")
+        text = str(value)
+        if len(text) > 200 or any(c in text for c in "\r\n\0"):
+            raise ValueError(f"data.{name} is too long or has control characters")
+        clean[name] = text
+    if clean["type"] and clean["type"] not in TYPES:
+        raise ValueError(f"data.type must be one of {', '.join(TYPES)}")
+    for name in ("detect_time", "connect_time", "disconnect_time"):
+        if clean[name]:
+            try:
+                datetime.strptime(clean[name], TIME_FORMAT)
+            except ValueError:
+                raise ValueError(f"data.{name} must be YYYY-MM-DD HH:MM:SS") from None
+    return str(action), clean
+
+
+class WebhookSender:
+    """Writes call events to the outbox and delivers them, retrying with backoff."""
+
+    def __init__(
+        self,
+        store: Store,
+        webhooks: Collection[Webhook],
+        *,
+        internal_numbers: Collection[str] = (),
+        timeout_s: float = 10.0,
+        poll_s: float = 5.0,
+        base_backoff_s: float = 2.0,
+        max_backoff_s: float = 600.0,
+    ) -> None:
+        self.store = store
+        self.webhooks = tuple(webhooks)
+        self.events = CallEvents(internal_numbers)
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.poll_s = poll_s
+        self.base_backoff_s = base_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def on_change(self, change: Change) -> int:
+        """Queue the webhook events a call change completes; returns how many were queued."""
+        if not self.webhooks:
+            return 0
+        queued = 0
+        for action, data in self.events.handle(change):
+            for hook in self.webhooks:
+                await self.store.enqueue_event(hook.url, payload(action, data, hook.account_id))
+                queued += 1
+        if queued:
+            self._wake.set()
+        return queued
+
+    async def deliver_due(self, now: datetime | None = None) -> tuple[int, int]:
+        """Try every due event once; returns (sent, failed)."""
+        now = now or datetime.now(UTC)
+        sent = failed = 0
+        for event in await self.store.due_events(now):
+            error = await self._post(event)
+            if error is None:
+                await self.store.mark_sent(event.id)
+                metrics.WEBHOOKS_SENT.labels(result="ok").inc()
+                sent += 1
+            else:
+                delay = backoff_s(event.attempts + 1, self.base_backoff_s, self.max_backoff_s)
+                await self.store.mark_failed(event.id, now + timedelta(seconds=delay), error)
+                metrics.WEBHOOKS_SENT.labels(result="failed").inc()
+                log.warning(
+                    "webhook %s (event %d, try %d) failed: %s; next try in %.0f s",
+                    event.url,
+                    event.id,
+                    event.attempts + 1,
+                    error,
+                    delay,
+                )
+                failed += 1
+        return sent, failed
+
+    async def _post(self, event: OutboxEvent) -> str | None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        try:
+            async with self._session.post(event.url, json=event.payload) as response:
+                if response.status >= 300:
+                    return f"HTTP {response.status}"
+                try:
+                    answer = await response.json(content_type=None)
+                except ValueError:
+                    return "the answer is not JSON"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if not isinstance(answer, dict) or answer.get("ack") != "ok":
+            return 'the answer is not {"ack": "ok"}'
+        return None
+
+    async def run(self) -> None:
+        """Deliver until cancelled: at once when events are queued, else every poll_s."""
+        while True:
+            self._wake.clear()
+            try:
+                await self.deliver_due()
+            except Exception:  # a broken store or URL must not stop later deliveries
+                log.exception("webhook delivery round failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+
+    def start(self) -> None:
+        """Run the delivery loop in the background."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="centralita-webhooks")
+
+    async def stop(self) -> None:
+        """Stop delivering (undelivered events stay in the outbox) and close the client."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
