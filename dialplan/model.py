@@ -481,6 +481,12 @@ def validate_references(site: Site, file: str) -> None:
         "time_conditions",
         [(f"time_conditions[{i}].name", t.name) for i, t in enumerate(site.time_conditions)],
     )
+    # CRM replies name time conditions by id ("2,Y", dialplan/destinations.py): one id, one.
+    _check_unique(
+        file,
+        "time_conditions",
+        [(f"time_conditions[{i}].id", str(t.id)) for i, t in enumerate(site.time_conditions)],
+    )
     queue_names = {q.name for q in site.queues}
     agent_exts = {a.extension for a in site.agents}
     for i, lang in enumerate(site.languages):

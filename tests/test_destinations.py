@@ -143,3 +143,16 @@ def test_config_refuses_a_destination_that_is_not_one(tmp_path: Path) -> None:
             tmp_path, lambda text: text.replace('failure = "ivr:main"', 'failure = "1,2"')
         )
     assert "customer_id[0].failure" in str(info.value)
+
+
+def test_time_condition_ids_are_unique(tmp_path: Path) -> None:
+    twin = """
+[[time_conditions]]
+name = "nights"
+id = 1
+inside = "voicemail:600"
+outside = "ivr:main"
+"""
+    with pytest.raises(ConfigError) as info:
+        make_settings(tmp_path, lambda text: text + twin)
+    assert "time_conditions[1].id" in str(info.value)
