@@ -11,6 +11,7 @@ Facts relied on are cited from Asterisk 20.20.1 (`res/res_agi.c`) through
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -35,36 +36,77 @@ class AgiEncodeError(ValueError):
 # Events
 
 
+class _Header:
+    """A header of the block as an attribute: `request.uniqueid` is `agi_uniqueid`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, request: AgiRequest, owner: type | None = None) -> str:
+        return request.fields.get(self.name, "")
+
+
+class _IntHeader(_Header):
+    """An integer header (0 when absent or malformed)."""
+
+    def __get__(self, request: AgiRequest, owner: type | None = None) -> int:  # type: ignore[override]
+        try:
+            return int(request.fields.get(self.name) or 0)
+        except ValueError:
+            return 0
+
+
+# Header values that come from the caller or the network, in Asterisk's order (§1.2), each with
+# the header that must follow it.
+_NEXT_HEADER = {
+    "agi_callerid": "agi_calleridname: ",
+    "agi_calleridname": "agi_callingpres: ",
+    "agi_dnid": "agi_rdnis: ",
+    "agi_rdnis": "agi_context: ",
+}
+_STRANGER_FIELDS = frozenset(_NEXT_HEADER)
+
+
 @dataclass(frozen=True, slots=True)
 class AgiRequest:
-    """The header block Asterisk sends first (asterisk-protocol.md §1.2)."""
+    """The header block Asterisk sends first (asterisk-protocol.md §1.2).
 
-    network: bool
-    network_script: str  # raw, including any ?query (res_agi.c:2276-2279); "" when absent
-    script: str  # the script name without the query
+    Every `agi_<name>` header is available as `request.<name>` (`uniqueid`, `channel`,
+    `callerid`, `calleridname`, `language`, `context`, ...); `args` are `agi_arg_1..N` in order
+    (1-based on the wire, no agi_arg_0); `script` is the script name without its `?query`.
+    """
+
+    fields: dict[str, str]  # agi_<name> -> value, without the `agi_` prefix or arguments
+    args: tuple[str, ...]
+    script: str
     query: tuple[tuple[str, str], ...]
-    request: str
-    channel: str
-    language: str
-    type: str
-    uniqueid: str
-    version: str
-    callerid: str
-    calleridname: str
-    callingpres: int
-    callingani2: int
-    callington: int
-    callingtns: int
-    dnid: str
-    rdnis: str
-    context: str
-    extension: str
-    priority: str
-    enhanced: str
-    accountcode: str
-    threadid: str
-    args: tuple[str, ...]  # agi_arg_1.. in order (1-based on the wire, no agi_arg_0)
     headers: tuple[tuple[str, str], ...]  # every line as received, in order
+
+    network_script = _Header("network_script")  # raw, with any ?query (res_agi.c:2276-2279)
+    request = _Header("request")
+    channel = _Header("channel")
+    language = _Header("language")
+    type = _Header("type")
+    uniqueid = _Header("uniqueid")
+    version = _Header("version")
+    callerid = _Header("callerid")
+    calleridname = _Header("calleridname")
+    callingpres = _IntHeader("callingpres")
+    callingani2 = _IntHeader("callingani2")
+    callington = _IntHeader("callington")
+    callingtns = _IntHeader("callingtns")
+    dnid = _Header("dnid")
+    rdnis = _Header("rdnis")
+    context = _Header("context")
+    extension = _Header("extension")
+    priority = _Header("priority")
+    enhanced = _Header("enhanced")
+    accountcode = _Header("accountcode")
+    threadid = _Header("threadid")
+
+    @property
+    def network(self) -> bool:
+        return self.fields.get("network") == "yes"
 
     def query_value(self, name: str, default: str | None = None) -> str | None:
         """The first value of a query parameter of the script (`language?lang=en`)."""
@@ -121,81 +163,37 @@ class ConnectionClosed:
 
 Event = AgiRequest | Reply | Hangup | ConnectionClosed
 
-_INT_FIELDS = ("callingpres", "callingani2", "callington", "callingtns")
-_STR_FIELDS = (
-    "request",
-    "channel",
-    "language",
-    "type",
-    "uniqueid",
-    "version",
-    "callerid",
-    "calleridname",
-    "dnid",
-    "rdnis",
-    "context",
-    "extension",
-    "priority",
-    "enhanced",
-    "accountcode",
-    "threadid",
-)
-
-
-# Header values that come from the caller or the network, in Asterisk's order (§1.2), each with
-# the header that must follow it.
-_NEXT_HEADER = {
-    "agi_callerid": "agi_calleridname: ",
-    "agi_calleridname": "agi_callingpres: ",
-    "agi_dnid": "agi_rdnis: ",
-    "agi_rdnis": "agi_context: ",
-}
-_STRANGER_FIELDS = frozenset(_NEXT_HEADER)
-
 
 def build_request(headers: list[tuple[str, str]]) -> AgiRequest:
     """Turn the `agi_*` header lines into a typed request."""
     fields: dict[str, str] = {}
     args: dict[int, str] = {}
     for key, value in headers:
-        if not key.startswith("agi_"):
+        if key[:4] != "agi_":
             raise AgiProtocolError(f"header {key!r} is not an agi_* variable")
-        name = key[4:]
-        if name.startswith("arg_"):
+        if key[4:8] == "arg_":
             try:
-                index = int(name[4:])
+                args[int(key[8:])] = value
             except ValueError:
                 raise AgiProtocolError(f"bad argument header {key!r}") from None
-            args[index] = value
         else:
-            fields[name] = value
-    if sorted(args) != list(range(1, len(args) + 1)):
+            fields[key[4:]] = value
+    if args and sorted(args) != list(range(1, len(args) + 1)):
         raise AgiProtocolError(f"agi_arg_N headers are not numbered 1..N: {sorted(args)}")
-    network_script = fields.get("network_script", "")
-    script, _, query_text = network_script.partition("?")
-    query = tuple(
-        (key, value)
-        for key, values in parse_qs(query_text, keep_blank_values=True).items()
-        for value in values
-    )
-    ints: dict[str, int] = {}
-    for name in _INT_FIELDS:
-        try:
-            ints[name] = int(fields.get(name, "0") or "0")
-        except ValueError:
-            raise AgiProtocolError(f"agi_{name} is not an integer: {fields[name]!r}") from None
+    script, _, query_text = fields.get("network_script", "").partition("?")
+    query: tuple[tuple[str, str], ...] = ()
+    if query_text:
+        query = tuple(
+            (key, value)
+            for key, values in parse_qs(query_text, keep_blank_values=True).items()
+            for value in values
+        )
     return AgiRequest(
-        network=fields.get("network") == "yes",
-        network_script=network_script,
-        script=script.strip("/"),
-        query=query,
-        args=tuple(args[i] for i in range(1, len(args) + 1)),
-        headers=tuple(headers),
-        callingpres=ints["callingpres"],
-        callingani2=ints["callingani2"],
-        callington=ints["callington"],
-        callingtns=ints["callingtns"],
-        **{name: fields.get(name, "") for name in _STR_FIELDS},
+        fields,
+        tuple(args[i] for i in range(1, len(args) + 1)),
+        script.strip("/"),
+        query,
+        tuple(headers),
     )
 
 
@@ -233,12 +231,11 @@ class AgiConnection:
     States: reading the header block, then reading replies. `receive_data(b"")` means EOF.
     """
 
-    __slots__ = ("_buffer", "_header_bytes", "_headers", "_in_headers", "_usage", "closed")
+    __slots__ = ("_buffer", "_headers", "_in_headers", "_usage", "closed")
 
     def __init__(self) -> None:
         self._buffer = b""
         self._headers: list[tuple[str, str]] = []
-        self._header_bytes = 0
         self._in_headers = True
         self._usage: list[str] | None = None  # inside a `520-` block
         self.closed = False
@@ -258,24 +255,70 @@ class AgiConnection:
         buffer = self._buffer + data if self._buffer else data
         events: list[Event] = []
         start = 0
+        if self._in_headers:
+            start = self._header_block(buffer, events)
+            if self._in_headers:
+                return events
         while True:
             end = buffer.find(b"\n", start)
             if end < 0:
                 break
-            line_bytes = buffer[start:end]
             if end - start > MAX_LINE:
                 raise AgiProtocolError(f"line longer than {MAX_LINE} bytes")
+            event = self._line(buffer[start:end])
             start = end + 1
-            event = self._line(line_bytes)
             if event is not None:
                 events.append(event)
-        rest = buffer[start:]
+        rest = buffer[start:] if start else buffer
         if len(rest) > MAX_LINE:
             raise AgiProtocolError(f"line longer than {MAX_LINE} bytes")
-        if self._in_headers and self._header_bytes + len(rest) > MAX_HEADERS:
-            raise AgiProtocolError(f"header block larger than {MAX_HEADERS} bytes")
         self._buffer = rest
         return events
+
+    def _header_block(self, buffer: bytes, events: list[Event]) -> int:
+        """Parse the header block once it is complete; returns where the replies start."""
+        if buffer.startswith(b"\n"):
+            end = 0  # an empty block
+        else:
+            end = buffer.find(b"\n\n")
+            if end < 0:
+                if len(buffer) > MAX_HEADERS:
+                    raise AgiProtocolError(f"header block larger than {MAX_HEADERS} bytes")
+                if len(buffer) - buffer.rfind(b"\n") - 1 > MAX_LINE:
+                    raise AgiProtocolError(f"line longer than {MAX_LINE} bytes")
+                self._buffer = buffer
+                return len(buffer)
+            end += 1  # keep the last header's newline in the block
+        if end + 1 > MAX_HEADERS:
+            raise AgiProtocolError(f"header block larger than {MAX_HEADERS} bytes")
+        if end > MAX_LINE and max(map(len, buffer[:end].split(b"\n"))) > MAX_LINE:
+            raise AgiProtocolError(f"line longer than {MAX_LINE} bytes")
+        if end:
+            # Only `\n` ends a line (res_agi.c:4447-4451); a stray `\r` stays data.
+            lines = buffer[: end - 1].decode("utf-8", "surrogateescape").split("\n")
+            headers = self._headers
+            stranger = False
+            for line in lines:
+                if stranger and not line.startswith(_NEXT_HEADER[headers[-1][0]]):
+                    # Asterisk writes these values raw (`agi_calleridname: %s\n`,
+                    # res_agi.c:2499), so a caller name holding a newline spills onto extra
+                    # lines. The block's order is fixed (§1.2): until the next expected
+                    # header, a line is part of the stranger's value, never a header.
+                    headers[-1] = (headers[-1][0], headers[-1][1] + "\n" + line)
+                    continue
+                key, sep, value = line.partition(": ")
+                if not sep:
+                    # `agi_accountcode: ` keeps its ": " when empty (res_agi.c:2517); be
+                    # lenient with a bare `key:` too.
+                    if not line.endswith(":"):
+                        raise AgiProtocolError(f"malformed header line {line!r}")
+                    key, value = line[:-1], ""
+                headers.append((key, value))
+                stranger = key in _STRANGER_FIELDS
+        self._in_headers = False
+        self._buffer = b""
+        events.append(build_request(self._headers))
+        return end + 1
 
     def _eof(self) -> list[Event]:
         self.closed = True
@@ -285,35 +328,7 @@ class AgiConnection:
         return [ConnectionClosed()]
 
     def _line(self, raw: bytes) -> Event | None:
-        # Only `\n` ends a line (res_agi.c:4447-4451); Asterisk never sends `\r`, and a stray
-        # one is kept as data rather than silently dropped.
         line = raw.decode("utf-8", "surrogateescape")
-        if self._in_headers:
-            self._header_bytes += len(raw) + 1
-            if self._header_bytes > MAX_HEADERS:
-                raise AgiProtocolError(f"header block larger than {MAX_HEADERS} bytes")
-            if not line:
-                self._in_headers = False
-                return build_request(self._headers)
-            key, sep, value = line.partition(": ")
-            if self._headers and self._headers[-1][0] in _STRANGER_FIELDS:
-                # Asterisk writes these values raw (`agi_calleridname: %s\n`, res_agi.c:2499),
-                # so a caller name holding a newline spills onto extra lines. The order of the
-                # block is fixed (§1.2): until the next expected header, a line is part of
-                # the stranger's value, never a header of its own.
-                previous = self._headers[-1][0]
-                if not line.startswith(_NEXT_HEADER[previous]):
-                    self._headers[-1] = (previous, self._headers[-1][1] + "\n" + line)
-                    return None
-            if not sep:
-                # `agi_accountcode: ` with an empty value still has ": " (res_agi.c:2517);
-                # be lenient with a bare `key:` too.
-                if line.endswith(":"):
-                    key, value = line[:-1], ""
-                else:
-                    raise AgiProtocolError(f"malformed header line {line!r}")
-            self._headers.append((key, value))
-            return None
         if self._usage is not None:
             # Inside `520-...`: lines are not prefixed; `520 ` (with a space) ends the block.
             if line.startswith("520 "):
@@ -340,8 +355,8 @@ class AgiConnection:
 # ---------------------------------------------------------------------------------------------
 # Encoding: the one place where values become command text.
 
-_FORBIDDEN = ("\n", "\r", "\0")
-_NEEDS_QUOTES = frozenset(' \t"\\')
+_FORBIDDEN_RE = re.compile("[\n\r\0]")
+_NEEDS_QUOTES_RE = re.compile('[ \t"\\\\]')
 
 
 def quote_arg(value: str) -> str:
@@ -351,10 +366,10 @@ def quote_arg(value: str) -> str:
     refused. Other values are sent bare when that is unambiguous, else in double quotes with
     `\\` and `"` escaped (parse_args drops the quotes and the escaping backslash).
     """
-    for bad in _FORBIDDEN:
-        if bad in value:
-            raise AgiEncodeError(f"AGI argument contains {bad!r}: {value!r}")
-    if value and not any(c in _NEEDS_QUOTES for c in value):
+    bad = _FORBIDDEN_RE.search(value)
+    if bad is not None:
+        raise AgiEncodeError(f"AGI argument contains {bad.group()!r}: {value!r}")
+    if value and _NEEDS_QUOTES_RE.search(value) is None:
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

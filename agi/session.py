@@ -8,9 +8,8 @@ line, a `511`, EOF: §1.5-1.6), raises `CallerHangup`, which the server handles 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -51,7 +50,7 @@ class ReplyTimeout(Exception):
 class Transport(Protocol):
     """What the session needs from the connection (the server's protocol object)."""
 
-    def send(self, data: bytes) -> asyncio.Future[Reply]: ...
+    def send(self, data: bytes) -> Awaitable[Reply]: ...
 
     @property
     def hung_up(self) -> bool: ...

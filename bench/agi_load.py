@@ -1,0 +1,418 @@
+"""FastAGI load benchmark: Centralita's server against panoramisk's and a bare floor.
+
+Each server runs in its own process and serves the same 10-command flow. A load generator (this
+process) plays Asterisk: it sends the header block, answers every command with
+`200 result=0`, and measures the time from each reply it sends to the next command it gets.
+The server's CPU time is read from the server process itself (user + system), so a slow load
+generator can neither hide nor inflate it; peak RSS is the server's VmHWM.
+
+    python bench/agi_load.py            # the full table (100 and 1,000 concurrent callers)
+    python bench/agi_load.py --calls 2000
+
+Servers:
+- centralita: agi.server.AgiServer with a registered flow using the typed session;
+- panoramisk: panoramisk.fast_agi.Application on asyncio.start_server;
+- floor: a bare asyncio.Protocol that writes the next command on each reply and parses nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+COMMANDS = [
+    b"ANSWER\n",
+    b"GET VARIABLE CHANNEL(language)\n",
+    b"STREAM FILE centralita/welcome 123\n",
+    b"GET DATA centralita/enter-phone-number 5000 10\n",
+    b'SAY DIGITS 12345 ""\n',
+    b'STREAM FILE centralita/you-entered ""\n',
+    b"GET FULL VARIABLE ${CALLERID(num)}\n",
+    b"SET VARIABLE CENTRALITA_QUEUE support-en\n",
+    b"VERBOSE bench 1\n",
+    b"SET VARIABLE CENTRALITA_ROUTE queue:support-en\n",
+]
+
+HEADERS = (
+    "agi_network: yes\nagi_network_script: bench\nagi_request: agi://127.0.0.1/bench\n"
+    "agi_channel: PJSIP/1001-00000001\nagi_language: en\nagi_type: PJSIP\n"
+    "agi_uniqueid: 1795301017.{n}\nagi_version: 20.20.1\nagi_callerid: 5551234567\n"
+    "agi_calleridname: Alice Example\nagi_callingpres: 0\nagi_callingani2: 0\n"
+    "agi_callington: 0\nagi_callingtns: 0\nagi_dnid: unknown\nagi_rdnis: unknown\n"
+    "agi_context: incoming\nagi_extension: s\nagi_priority: 2\nagi_enhanced: 0.0\n"
+    "agi_accountcode: \nagi_threadid: 140008372963008\n\n"
+)
+
+
+def raise_fd_limit() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# -- the servers (each runs in its own process) ---------------------------------------------
+
+
+async def serve_centralita(port: int) -> None:
+    from agi.router import FlowRegistry
+    from agi.server import AgiServer, ServerLimits
+    from agi.session import AgiSession
+
+    registry = FlowRegistry()
+
+    @registry.flow("bench")
+    async def bench_flow(session: AgiSession, context: object) -> None:
+        await session.answer()
+        await session.get_variable("CHANNEL(language)")
+        await session.stream_file("centralita/welcome", "123")
+        await session.get_data("centralita/enter-phone-number", 5000, 10)
+        await session.say_digits("12345")
+        await session.stream_file("centralita/you-entered")
+        await session.get_full_variable("${CALLERID(num)}")
+        await session.set_variable("CENTRALITA_QUEUE", "support-en")
+        await session.verbose("bench")
+        await session.set_variable("CENTRALITA_ROUTE", "queue:support-en")
+
+    server = AgiServer(
+        registry,
+        port=port,
+        limits=ServerLimits(max_sessions=20000, header_timeout_s=60, reply_timeout_s=600),
+    )
+    await server.start()
+    await announce(server.port)
+
+
+async def serve_panoramisk(port: int) -> None:
+    from panoramisk import fast_agi
+
+    app = fast_agi.Application(loop=asyncio.get_running_loop())
+
+    async def bench(request: fast_agi.Request) -> None:
+        for command in COMMANDS:
+            await request.send_command(command[:-1].decode())
+
+    app.add_route("bench", bench)
+    server = await asyncio.start_server(app.handler, "127.0.0.1", port, backlog=4096)
+    await announce(server.sockets[0].getsockname()[1])
+
+
+class FloorProtocol(asyncio.Protocol):
+    """Writes the next command whenever a line arrives; parses nothing."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.in_headers = True
+        self.next = 0
+
+    def data_received(self, data: bytes) -> None:
+        if self.in_headers:
+            if not data.endswith(b"\n\n"):
+                return
+            self.in_headers = False
+        elif not data.endswith(b"\n"):
+            return
+        if self.next == len(COMMANDS):
+            self.transport.close()
+            return
+        self.transport.write(COMMANDS[self.next])
+        self.next += 1
+
+
+async def serve_floor(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(FloorProtocol, "127.0.0.1", port, backlog=4096)
+    await announce(server.sockets[0].getsockname()[1])
+
+
+async def announce(port: int) -> None:
+    print(f"READY {port}", flush=True)
+    await asyncio.Event().wait()
+
+
+SERVERS = {"centralita": serve_centralita, "panoramisk": serve_panoramisk, "floor": serve_floor}
+
+
+def run_server(kind: str) -> None:
+    import logging
+
+    logging.disable(logging.CRITICAL)  # panoramisk logs every request at INFO
+    raise_fd_limit()
+    asyncio.run(SERVERS[kind](0))
+
+
+# -- the load generator ----------------------------------------------------------------------
+
+
+class Caller(asyncio.Protocol):
+    """Plays Asterisk for one call: headers, then `200 result=0` to every command."""
+
+    def __init__(self, n: int, done: asyncio.Future[None], samples: list[float]) -> None:
+        self.n = n
+        self.done = done
+        self.samples = samples
+        self.sent_at = 0.0
+        self.buffer = b""
+        self.commands = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(HEADERS.format(n=self.n).encode())
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        self.buffer += data
+        while b"\n" in self.buffer:
+            _, self.buffer = self.buffer.split(b"\n", 1)
+            if self.commands:
+                self.samples.append(now - self.sent_at)
+            self.commands += 1
+            self.sent_at = time.perf_counter()
+            self.transport.write(b"200 result=0\n")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def drive(port: int, calls: int, concurrency: int) -> tuple[float, list[float], int]:
+    """Run `calls` calls, `concurrency` at a time; returns wall time, latencies, failures."""
+    loop = asyncio.get_running_loop()
+    samples: list[float] = []
+    counter = iter(range(calls))
+    failures = 0
+
+    async def worker() -> None:
+        nonlocal failures
+        for n in counter:
+            done: asyncio.Future[None] = loop.create_future()
+            try:
+                _transport, proto = await loop.create_connection(
+                    lambda n=n, done=done: Caller(n, done, samples), "127.0.0.1", port
+                )
+            except OSError:
+                failures += 1
+                continue
+            await done
+            if proto.commands != len(COMMANDS):
+                failures += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - start, samples, failures
+
+
+@dataclass
+class Row:
+    server: str
+    concurrency: int
+    calls: int
+    cpu_per_call_us: float
+    user_per_call_us: float
+    calls_per_s: float
+    p50_ms: float
+    p99_ms: float
+    peak_rss_mb: float
+    failures: int
+
+
+def start_server(kind: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("READY "):
+        proc.kill()
+        raise RuntimeError(f"{kind} server did not start: {line!r}")
+    return proc, int(line.split()[1])
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return psutil.Process(pid).memory_info().rss / 1024 / 1024
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user + system, user) CPU seconds of a process so far."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system, times.user
+
+
+def measure_level(concurrency: int, calls: int, rounds: int) -> list[Row]:
+    """All three servers at one concurrency, in interleaved rounds (so a burst of load on the
+    machine hits every server alike); CPU/call is the median over the rounds."""
+    kinds = ("centralita", "panoramisk", "floor")
+    servers = {kind: start_server(kind) for kind in kinds}
+    cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+    user: dict[str, list[float]] = {kind: [] for kind in kinds}
+    samples: dict[str, list[float]] = {kind: [] for kind in kinds}
+    wall: dict[str, float] = dict.fromkeys(kinds, 0.0)
+    failures: dict[str, int] = dict.fromkeys(kinds, 0)
+    per_round = max(1, calls // rounds)
+    try:
+        for _kind, (_, port) in servers.items():
+            asyncio.run(drive(port, min(300, calls), min(100, concurrency)))  # warm up
+        for _ in range(rounds):
+            for kind, (proc, port) in servers.items():
+                gc.collect()
+                total_before, user_before = cpu_seconds(proc.pid)
+                seconds, latencies, failed = asyncio.run(drive(port, per_round, concurrency))
+                total_after, user_after = cpu_seconds(proc.pid)
+                cpu[kind].append((total_after - total_before) / per_round)
+                user[kind].append((user_after - user_before) / per_round)
+                samples[kind] += latencies
+                wall[kind] += seconds
+                failures[kind] += failed
+        rows = []
+        for kind, (proc, _) in servers.items():
+            latencies = sorted(samples[kind])
+            rows.append(
+                Row(
+                    server=kind,
+                    concurrency=concurrency,
+                    calls=per_round * rounds,
+                    cpu_per_call_us=statistics.median(cpu[kind]) * 1e6,
+                    user_per_call_us=statistics.median(user[kind]) * 1e6,
+                    calls_per_s=per_round * rounds / wall[kind],
+                    p50_ms=statistics.median(latencies) * 1e3,
+                    p99_ms=latencies[int(len(latencies) * 0.99)] * 1e3,
+                    peak_rss_mb=peak_rss_mb(proc.pid),
+                    failures=failures[kind],
+                )
+            )
+        return rows
+    finally:
+        for proc, _ in servers.values():
+            proc.kill()
+            proc.wait()
+
+
+async def hold_idle(port: int, sessions: int) -> list[asyncio.Transport]:
+    """Open `sessions` calls that each stop answering after the first command."""
+    loop = asyncio.get_running_loop()
+    transports: list[asyncio.Transport] = []
+    got_first: list[asyncio.Future[None]] = []
+
+    class Idle(asyncio.Protocol):
+        def __init__(self, n: int) -> None:
+            self.n = n
+            self.first: asyncio.Future[None] = loop.create_future()
+            got_first.append(self.first)
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            transport.write(HEADERS.format(n=self.n).encode())
+
+        def data_received(self, data: bytes) -> None:
+            if not self.first.done():
+                self.first.set_result(None)  # the flow now waits for our reply: idle
+
+    for start in range(0, sessions, 500):
+        batch = await asyncio.gather(
+            *(
+                loop.create_connection(lambda n=n: Idle(n), "127.0.0.1", port)
+                for n in range(start, min(sessions, start + 500))
+            )
+        )
+        transports += [t for t, _ in batch]
+    await asyncio.gather(*got_first)
+    return transports
+
+
+def measure_idle(sessions: int) -> tuple[float, float]:
+    """RSS per idle session of the Centralita server, in KiB (and the total in MiB)."""
+    proc, port = start_server("centralita")
+    try:
+        asyncio.run(drive(port, 200, 50))  # warm up
+        time.sleep(0.2)
+        before = psutil.Process(proc.pid).memory_info().rss
+
+        async def hold() -> int:
+            transports = await hold_idle(port, sessions)
+            await asyncio.sleep(0.5)
+            rss = psutil.Process(proc.pid).memory_info().rss
+            for t in transports:
+                t.abort()
+            return rss
+
+        after = asyncio.run(hold())
+        return (after - before) / sessions / 1024, after / 1024 / 1024
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--serve", choices=sorted(SERVERS), help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=int, default=6000, help="calls per server and level")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds per level")
+    parser.add_argument("--idle", type=int, default=10000, help="idle sessions to hold")
+    args = parser.parse_args()
+    if args.serve:
+        run_server(args.serve)
+        return
+    raise_fd_limit()
+    rows: list[Row] = []
+    for concurrency in (100, 1000):
+        rows += measure_level(concurrency, args.calls, args.rounds)
+    print(
+        "FastAGI load: a 10-command flow over loopback, each server in its own process; "
+        f"CPU/call is the server's own CPU time, median of {args.rounds} interleaved rounds"
+    )
+    print(
+        f"{'server':<11} {'conc':>5} {'calls':>6} {'CPU/call':>9} {'user':>7} {'calls/s':>8} "
+        f"{'p50':>8} {'p99':>8} {'peak RSS':>9} {'fail':>5}"
+    )
+    for r in rows:
+        print(
+            f"{r.server:<11} {r.concurrency:>5} {r.calls:>6} {r.cpu_per_call_us:>7.0f}us "
+            f"{r.user_per_call_us:>5.0f}us "
+            f"{r.calls_per_s:>8.0f} {r.p50_ms:>6.2f}ms {r.p99_ms:>6.2f}ms "
+            f"{r.peak_rss_mb:>7.1f}MB {r.failures:>5}"
+        )
+    print()
+    for concurrency in (100, 1000):
+        by = {r.server: r for r in rows if r.concurrency == concurrency}
+        ours = by["centralita"].cpu_per_call_us
+        vs_pano = ours / by["panoramisk"].cpu_per_call_us
+        vs_floor = ours / by["floor"].cpu_per_call_us
+        pano_floor = by["panoramisk"].cpu_per_call_us / by["floor"].cpu_per_call_us
+        user_pano = by["centralita"].user_per_call_us / by["panoramisk"].user_per_call_us
+        user_floor = by["centralita"].user_per_call_us / by["floor"].user_per_call_us
+        print(
+            f"{concurrency:>5} callers: centralita CPU/call = {vs_pano:.2f}x panoramisk "
+            f"(target <= 0.85), {vs_floor:.2f}x floor (target <= 1.20); "
+            f"panoramisk = {pano_floor:.2f}x floor; user CPU only: {user_pano:.2f}x panoramisk, "
+            f"{user_floor:.2f}x floor"
+        )
+    per_session, total = measure_idle(args.idle)
+    print(
+        f"{args.idle} idle sessions: {per_session:.1f} KiB RSS each "
+        f"(target < 20 KiB), server RSS {total:.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()
