@@ -239,7 +239,7 @@ class CrmClient:
                     raise _Failure(TOO_LARGE, f"body over {MAX_BODY} bytes")
         except TimeoutError:
             raise _Failure(TIMEOUT, f"no answer within {self.settings.timeout_s:g} s") from None
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             raise _Failure(CONNECTION, f"{type(exc).__name__}: {exc}") from None
         return _destination(body)
 
