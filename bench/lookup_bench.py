@@ -223,7 +223,7 @@ def main() -> int:
     )
     print(f"{'query':<46}{'n':>6}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for label, name in (
-        ("Store.last_agent_for (normalize + aiosqlite)", "store"),
+        ("Store.last_agent_for (normalize + lookup)", "store"),
         ("same indexed query, sqlite3 in-thread", "sqlite3"),
         ("aiosqlite round trip alone (SELECT 1)", "hop"),
         ("seed: src LIKE '%<10 digits>', start index", "like"),
