@@ -1,0 +1,208 @@
+"""CallMyWay webhooks: the event shape, the outbox with retries, restarts, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from test_web_support import TRACES, console_env
+
+from ami.protocol import parse_trace
+from ami.tracker import CallTracker
+from centralita.settings import Webhook
+from centralita.store import Store
+from centralita.webhooks import CallEvents, WebhookSender, backoff_s, payload
+
+TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+
+
+@dataclass
+class Receiver:
+    """A CallMyWay-like endpoint on loopback: answers with `answers` in turn, then ack ok."""
+
+    server: TestServer
+    answers: list[tuple[int, Any]] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("/hook"))
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    app = web.Application()
+    rec = Receiver(TestServer(app, host="127.0.0.1"))
+
+    async def hook(request: web.Request) -> web.Response:
+        rec.received.append(await request.json())
+        rec.arrived.set()
+        status, body = rec.answers.pop(0) if rec.answers else (200, {"ack": "ok"})
+        return web.json_response(body, status=status)
+
+    app.router.add_post("/hook", hook)
+    await rec.server.start_server()
+    yield rec
+    await rec.server.close()
+
+
+def queue_changes() -> list[Any]:
+    tracker = CallTracker(["1001"], ("SIP",))
+    raw = (TRACES / "ami-queue-sip-call.txt").read_bytes()
+    return [c for m in parse_trace(raw) for c in tracker.handle(m)]
+
+
+def test_call_events_from_a_queue_call() -> None:
+    events = CallEvents(internal_numbers=["1001", "1002"])
+    t0 = datetime(2026, 11, 21, 22, 44, 46)
+    times = [t0, t0 + timedelta(seconds=1), t0 + timedelta(seconds=7)]
+    out = [e for c, t in zip(queue_changes(), times, strict=True) for e in events.handle(c, t)]
+    assert out == [
+        (
+            "callStart",
+            {
+                "callid": "1795301086.0",
+                "endpoint_id": "1001",
+                "ani": "+34915550123",
+                "dnis": "1001",
+                "detect_time": "2026-11-21 22:44:46",
+                "connect_time": "",
+                "disconnect_time": "",
+                "duration": 0,
+                "type": "in",
+                "cost": 0,
+            },
+        ),
+        (
+            "callEnd",
+            {
+                "callid": "1795301086.0",
+                "endpoint_id": "1001",
+                "ani": "+34915550123",
+                "dnis": "1001",
+                "detect_time": "2026-11-21 22:44:46",
+                "connect_time": "2026-11-21 22:44:47",
+                "disconnect_time": "2026-11-21 22:44:53",
+                "duration": 6,
+                "type": "in",
+                "cost": 0,
+            },
+        ),
+    ]
+    assert payload("callEnd", out[1][1], "acct-7")["data"]["account_id"] == "acct-7"
+    assert list(payload("callStart", out[0][1], "a")["data"]) == [
+        "callid",
+        "account_id",
+        "endpoint_id",
+        "ani",
+        "dnis",
+        "detect_time",
+        "connect_time",
+        "disconnect_time",
+        "duration",
+        "type",
+        "cost",
+    ]
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert [backoff_s(n, 2.0, 60.0) for n in range(1, 8)] == [2, 4, 8, 16, 32, 60, 60]
+    assert backoff_s(10_000, 2.0, 600.0) == 600.0
+
+
+async def test_failed_delivery_is_retried_with_backoff(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.answers = [(500, {"error": "busy"}), (200, {"ack": "no"})]
+    async with Store.open(tmp_path / "c.db") as store:
+        sender = WebhookSender(store, [Webhook(receiver.url, "acct-1")], base_backoff_s=5.0)
+        try:
+            event_id = await store.enqueue_event(receiver.url, {"action": "callStart", "data": {}})
+            now = datetime.now(UTC)
+            assert await sender.deliver_due(now) == (0, 1)
+            (pending,) = await store.due_events(now + timedelta(seconds=5))
+            assert pending.id == event_id
+            assert pending.attempts == 1
+            assert pending.last_error == "HTTP 500"
+            # Not due again before the backoff.
+            assert await store.due_events(now + timedelta(seconds=4)) == []
+            # A 200 without {"ack": "ok"} is a failure too; the next wait doubles.
+            assert await sender.deliver_due(now + timedelta(seconds=5)) == (0, 1)
+            assert await store.due_events(now + timedelta(seconds=14)) == []
+            (again,) = await store.due_events(now + timedelta(seconds=15))
+            assert again.last_error == 'the answer is not {"ack": "ok"}'
+            assert await sender.deliver_due(now + timedelta(seconds=15)) == (1, 0)
+            assert await store.outbox_backlog() == 0
+            assert len(receiver.received) == 3
+            assert receiver.received[-1] == {"action": "callStart", "data": {}}
+        finally:
+            await sender.stop()
+
+
+async def test_a_restart_loses_no_event(tmp_path: Path, receiver: Receiver) -> None:
+    db = tmp_path / "c.db"
+    hook = Webhook(receiver.url, "acct-1")
+    # First run: events are queued, and the app stops before its sender delivers them.
+    async with Store.open(db) as store:
+        sender = WebhookSender(store, [hook])
+        for change in queue_changes():
+            await sender.on_change(change)
+        assert await store.outbox_backlog() == 2
+        await sender.stop()
+    assert receiver.received == []
+    # Second run: the sender starts and delivers what the first left behind.
+    async with Store.open(db) as store:
+        sender = WebhookSender(store, [hook], poll_s=0.05)
+        sender.start()
+        try:
+            for _ in range(200):
+                if len(receiver.received) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            for _ in range(100):
+                if await store.outbox_backlog() == 0:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await sender.stop()
+        assert [r["action"] for r in receiver.received] == ["callStart", "callEnd"]
+        assert await store.outbox_backlog() == 0
+
+
+async def test_app_posts_callmyway_events_for_a_replayed_call(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    async with console_env(tmp_path, sip=True, webhooks=(receiver.url,)) as env:
+        await env.wait_ami()
+        await env.ami.replay_trace(TRACES / "ami-queue-sip-call.txt")
+        await env.drain()
+        for _ in range(250):
+            if len(receiver.received) >= 2:
+                break
+            await asyncio.sleep(0.02)
+    start, end = receiver.received
+    assert start["action"] == "callStart"
+    assert end["action"] == "callEnd"
+    for event in (start, end):
+        data = event["data"]
+        assert data["callid"] == "1795301086.0"
+        assert data["account_id"] == "acct-7"
+        assert data["endpoint_id"] == "1001"
+        assert (data["ani"], data["dnis"], data["type"], data["cost"]) == (
+            "+34915550123",
+            "1001",
+            "in",
+            0,
+        )
+        assert TIME.match(data["detect_time"])
+    assert start["data"]["disconnect_time"] == ""
+    assert TIME.match(end["data"]["connect_time"])
+    assert TIME.match(end["data"]["disconnect_time"])
+    assert isinstance(end["data"]["duration"], int)
