@@ -16,8 +16,9 @@ from agi.flows import load_flows
 from agi.router import FLOWS
 from agi.server import AgiServer, ServerLimits
 from centralita.context import AppFlowContext
+from centralita.crm import CrmClient
 from centralita.settings import Settings
-from centralita.store import Store
+from centralita.store import Store, default_path
 
 log = logging.getLogger("centralita")
 
@@ -25,6 +26,7 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 FLOW_CONTEXT = web.AppKey("flow_context", AppFlowContext)
 AGI_SERVER = web.AppKey("agi_server", AgiServer)
+CRM = web.AppKey("crm", CrmClient)
 
 
 def open_store(settings: Settings) -> AsyncIterator[Store]:
@@ -35,7 +37,7 @@ def open_store(settings: Settings) -> AsyncIterator[Store]:
 async def _store(settings: Settings) -> AsyncIterator[Store]:
     manager = settings.site.manager
     store = await Store.open(
-        settings.data_dir / "centralita.db",
+        default_path(settings.data_dir),
         region=manager.default_region,
         match_digits=manager.match_digits,
         min_digits=manager.min_digits,
@@ -46,11 +48,18 @@ async def _store(settings: Settings) -> AsyncIterator[Store]:
         await store.close()
 
 
+async def crm_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One pooled CRM client for the app's lifetime."""
+    async with CrmClient(app[SETTINGS].site.crm) as crm:
+        app[CRM] = crm
+        yield
+
+
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the SQLite store for the app's lifetime (an open connection keeps a process alive)."""
     async for store in open_store(app[SETTINGS]):
         app[STORE] = store
-        app[FLOW_CONTEXT] = AppFlowContext(app[SETTINGS], store)
+        app[FLOW_CONTEXT] = AppFlowContext(app[SETTINGS], store, app[CRM])
         yield
 
 
@@ -100,6 +109,8 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
     app[HEALTH_CHECKS] = []
+    # Started in this order, closed in reverse: FastAGI stops first, then the store, the CRM.
+    app.cleanup_ctx.append(crm_ctx)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(agi_ctx)
     app.router.add_get("/healthz", healthz)

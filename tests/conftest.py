@@ -13,7 +13,7 @@ from agi.router import FLOWS
 from agi.server import AgiServer, ServerLimits
 from centralita.context import AppFlowContext, Crm
 from centralita.settings import Settings, demo_text, parse_settings
-from centralita.store import Store
+from centralita.store import Store, default_path
 
 load_flows()
 
@@ -46,7 +46,7 @@ class FlowEnv:
 
 async def start_flow_env(settings: Settings, crm: Crm | None = None) -> AsyncIterator[FlowEnv]:
     store = await Store.open(
-        settings.data_dir / "centralita.db",
+        default_path(settings.data_dir),
         region=settings.site.manager.default_region,
         match_digits=settings.site.manager.match_digits,
     )
