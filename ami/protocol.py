@@ -10,6 +10,7 @@ Facts relied on are cited from Asterisk 20.20.1 (`main/manager.c`) through
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -47,11 +48,14 @@ class AmiMessage:
     headers: tuple[tuple[str, str], ...]
     _index: dict[str, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
-    def __post_init__(self) -> None:
-        # First occurrence wins, as in Asterisk's own astman_get_header (main/manager.c:1628-1655).
+    def _lookup(self) -> dict[str, str]:
+        # Built on first use: most events are skipped by name alone. First occurrence wins, as
+        # in Asterisk's own astman_get_header (main/manager.c:1628-1655).
         index = self._index
-        for name, value in self.headers:
-            index.setdefault(name.lower(), value)
+        if not index and self.headers:
+            for name, value in reversed(self.headers):
+                index[name.lower()] = value
+        return index
 
     @classmethod
     def build(cls, headers: Iterable[tuple[str, str]] | Mapping[str, str]) -> AmiMessage:
@@ -67,11 +71,11 @@ class AmiMessage:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of header `name` (case-insensitive), else `default`."""
-        return self._index.get(name.lower(), default)
+        return self._lookup().get(name.lower(), default)
 
     def value(self, name: str) -> str:
         """The first value of header `name`, or "" when absent."""
-        return self._index.get(name.lower(), "")
+        return self._lookup().get(name.lower(), "")
 
     def get_all(self, name: str) -> list[str]:
         """Every value of header `name`, in order (e.g. `Output`, `ChanVariable`)."""
@@ -79,11 +83,11 @@ class AmiMessage:
         return [v for n, v in self.headers if n.lower() == key]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._index
+        return isinstance(name, str) and name.lower() in self._lookup()
 
     @property
     def action_id(self) -> str | None:
-        return self._index.get("actionid")
+        return self._lookup().get("actionid")
 
     @property
     def is_success(self) -> bool:
@@ -97,17 +101,15 @@ class AmiParser:
     `receive_data(data)` returns the messages completed by `data`; call `receive_eof()` when
     the peer closed. Lines may end in CRLF or bare LF (Asterisk reads both,
     main/manager.c:7188-7193; the traces are LF-only). A packet ends at an empty line; runs of
-    empty lines are ignored. Bytes are decoded per line as UTF-8 with invalid sequences
-    replaced, so a hostile caller name can never raise. After an `AmiProtocolError` the
-    stream is out of sync: close the connection.
+    empty lines are ignored. Each packet is decoded as UTF-8 with invalid sequences replaced,
+    so a hostile caller name can never raise. After an `AmiProtocolError` the stream is out of
+    sync: close the connection.
     """
 
     def __init__(self, *, expect_banner: bool = True) -> None:
         self._buf = bytearray()
-        self._headers: list[tuple[str, str]] = []
-        self._size = 0
+        self._checked = 0  # the unfinished bytes before this offset passed the line cap
         self._expect_banner = expect_banner
-        self._raw_output = False  # inside an old-style `Response: Follows` body
         self.banner: str | None = None
 
     def receive_data(self, data: bytes) -> list[AmiMessage]:
@@ -115,86 +117,129 @@ class AmiParser:
         buf = self._buf
         buf += data
         out: list[AmiMessage] = []
-        start = 0
-        while True:
-            nl = buf.find(b"\n", start)
+        pos = 0
+        if self._expect_banner:
+            nl = buf.find(b"\n")
             if nl < 0:
-                break
-            if nl - start > MAX_LINE:
+                self._check_tail()
+                return out
+            self._expect_banner = False
+            line = bytes(buf[:nl]).rstrip(b"\r").decode("utf-8", errors="replace")
+            if line.startswith(BANNER_PREFIX):
+                self.banner = line
+                out.append(AmiMessage("banner", (("Banner", line),)))
+                pos = nl + 1
+        size = len(buf)
+        while pos < size:
+            # Blank lines between packets are not packets.
+            if buf[pos] == 0x0A:
+                pos += 1
+                continue
+            if buf[pos] == 0x0D and buf.startswith(b"\r\n", pos):
+                pos += 2
+                continue
+            if buf[pos : pos + len(_FOLLOWS)].lower() == _FOLLOWS:
+                end = self._follows_end(pos)
+                if end is None:
+                    break
+                body_end, next_pos = end
+            else:
+                match = _PACKET_END.search(buf, pos)
+                if match is None:
+                    break
+                body_end, next_pos = match.start(), match.end()
+            if next_pos - pos > MAX_PACKET:
+                raise AmiProtocolError(f"packet larger than {MAX_PACKET} bytes")
+            body = buf[pos:body_end]
+            if len(body) > MAX_LINE and max(map(len, body.split(b"\n"))) > MAX_LINE + 1:
                 raise AmiProtocolError(f"line longer than {MAX_LINE} bytes")
-            end = nl - 1 if nl > start and buf[nl - 1] == 0x0D else nl
-            line = buf[start:end].decode("utf-8", errors="replace")
-            message = self._line(line, nl + 1 - start)
-            start = nl + 1
-            if message is not None:
-                out.append(message)
-        del buf[:start]
-        if len(buf) > MAX_LINE:
-            raise AmiProtocolError(f"line longer than {MAX_LINE} bytes")
+            out.append(_packet(bytes(body)))
+            pos = next_pos
+        del buf[:pos]
+        self._checked = max(0, self._checked - pos)
+        self._check_tail()
         return out
+
+    def _check_tail(self) -> None:
+        """Apply the caps to what waits for the rest of its packet (checked once per byte)."""
+        buf = self._buf
+        if len(buf) > MAX_PACKET:
+            raise AmiProtocolError(f"packet larger than {MAX_PACKET} bytes")
+        start = self._checked
+        while (nl := buf.find(b"\n", start)) >= 0:
+            if nl - start > MAX_LINE + 1:  # + 1: the CR of a CRLF
+                raise AmiProtocolError(f"line longer than {MAX_LINE} bytes")
+            start = nl + 1
+        if len(buf) - start > MAX_LINE:
+            raise AmiProtocolError(f"line longer than {MAX_LINE} bytes")
+        self._checked = start
+
+    def _follows_end(self, pos: int) -> tuple[int, int] | None:
+        # Old-style Command output may hold blank lines: the packet ends at the first empty
+        # line after the `--END COMMAND--` marker.
+        marker = self._buf.find(END_COMMAND.encode(), pos)
+        if marker < 0:
+            return None
+        match = _PACKET_END.search(self._buf, marker)
+        return None if match is None else (match.start(), match.end())
 
     def receive_eof(self) -> list[AmiMessage]:
         """The peer closed: raise if that cut a packet (or a line) in half."""
-        if self._buf.strip() or self._headers:
+        if self._buf.strip():
             raise AmiProtocolError("connection closed in the middle of a packet")
         return []
 
-    def _line(self, line: str, size: int) -> AmiMessage | None:
-        if self._expect_banner:
-            self._expect_banner = False
-            if line.startswith(BANNER_PREFIX):
-                self.banner = line
-                return AmiMessage("banner", (("Banner", line),))
-        self._size += size
-        if self._size > MAX_PACKET:
-            raise AmiProtocolError(f"packet larger than {MAX_PACKET} bytes")
-        if self._raw_output:
-            return self._raw_line(line)
-        if not line:
-            return self._finish()
-        name, colon, value = line.partition(":")
-        if not colon:
-            # Not a header line; keep it rather than lose output text.
-            self._headers.append(("Output", line))
-            return None
-        # Asterisk writes exactly "Name: value" (main/manager.c astman_append); dropping that one
-        # space keeps values that really start with blanks (RTPAUDIOQOSLOSS in the traces).
-        if value.startswith(" "):
-            value = value[1:]
-        self._headers.append((name, value))
-        if (
-            len(self._headers) == 1
-            and name.lower() == "response"
-            and value.strip().lower() == "follows"
-        ):
-            self._raw_output = True
-        return None
 
-    def _raw_line(self, line: str) -> AmiMessage | None:
-        # Old-style Command output: `Privilege:`/`ActionID:` headers, raw text, then the marker.
-        if line.endswith(END_COMMAND):
-            text = line[: -len(END_COMMAND)]
-            if text:
-                self._headers.append(("Output", text))
-            self._raw_output = False
-            return None
-        name, colon, value = line.partition(":")
-        if colon and name.lower() in ("privilege", "actionid") and not self._has_output():
-            self._headers.append((name, value[1:] if value.startswith(" ") else value))
+_PACKET_END = re.compile(rb"\r?\n\r?\n")
+_FOLLOWS = b"response: follows"
+
+
+def _packet(body: bytes) -> AmiMessage:
+    """One packet's bytes (without its terminating empty line) as a message."""
+    text = body.decode("utf-8", errors="replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    headers: list[tuple[str, str]] = []
+    append = headers.append
+    for line in lines:
+        # Fast path: Asterisk writes exactly "Name: value" (main/manager.c astman_append).
+        pair = line.split(": ", 1)
+        if len(pair) == 2 and ":" not in pair[0]:
+            append((pair[0], pair[1]))
         else:
-            self._headers.append(("Output", line))
-        return None
+            append(_odd_line(line))
+    first = headers[0]
+    if first[0].lower() == "response" and first[1].lower() == "follows":
+        headers = _follows(lines)
+    return AmiMessage(_KINDS.get(first[0].lower(), "unknown"), tuple(headers))
 
-    def _has_output(self) -> bool:
-        return any(n == "Output" for n, _ in self._headers)
 
-    def _finish(self) -> AmiMessage | None:
-        self._size = 0
-        if not self._headers:
-            return None
-        headers = tuple(self._headers)
-        self._headers = []
-        return AmiMessage(_KINDS.get(headers[0][0].lower(), "unknown"), headers)
+def _odd_line(line: str) -> tuple[str, str]:
+    name, colon, value = line.partition(":")
+    if not colon:
+        return ("Output", line)  # not a header line: keep it rather than lose text
+    # Dropping only the one space after the colon keeps values that really start with blanks
+    # (RTPAUDIOQOSLOSS in the traces).
+    return (name, value[1:] if value.startswith(" ") else value)
+
+
+def _follows(lines: list[str]) -> list[tuple[str, str]]:
+    """Old-style Command output: `Privilege:`/`ActionID:` headers, raw text, the marker."""
+    headers = [_odd_line(lines[0])]
+    raw = True
+    for line in lines[1:]:
+        if not raw:
+            headers.append(_odd_line(line))
+        elif line.endswith(END_COMMAND):
+            if line != END_COMMAND:
+                headers.append(("Output", line[: -len(END_COMMAND)]))
+            raw = False
+        elif len(headers) < 3 and line.partition(":")[0].lower() in ("privilege", "actionid"):
+            headers.append(_odd_line(line))
+        else:
+            headers.append(("Output", line))
+    return headers
 
 
 HeadersArg = Mapping[str, str] | Sequence[tuple[str, str]]

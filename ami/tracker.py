@@ -367,10 +367,8 @@ class CallTracker:
 
     def handle(self, msg: AmiMessage) -> list[CallChange]:
         """Apply one message; return the call changes it caused (often none)."""
-        if msg.kind != "event":
-            return []
         handler = self._handlers.get(msg.name)
-        if handler is None:
+        if handler is None or msg.kind != "event":
             return []
         # List items answer our own actions (CoreShowChannels, DeviceStateList): they carry an
         # ActionID and no Privilege (§2.8); only resync() reads channel lists.
