@@ -30,10 +30,13 @@ against `asterisk-traces/ami-*.txt`):
 
 Every action received is recorded in `actions` (parsed `AmiMessage`s, in order). Tests can
 drop every connection (`drop_connections()`) and stop answering `Ping` (`answer_ping = False`).
+
+From a shell: `python -m ami.testing --port 5038 --secret S --replay TRACE --rate 20 --loop`.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import itertools
@@ -611,3 +614,51 @@ class FakeAmiServer:
             ("CallerIDName", name),
         ]
         await self.push_events([headers])
+
+
+async def _serve_forever(args: argparse.Namespace) -> None:
+    fake = FakeAmiServer(
+        username=args.username,
+        secret=args.secret,
+        host=args.host,
+        port=args.port,
+        login_failure_delay=args.login_failure_delay,
+    )
+    await fake.start()
+    print(f"fake AMI listening on {fake.host}:{fake.port} (user {fake.username})", flush=True)
+    try:
+        if args.replay:
+            await fake.wait_for_sessions(1, timeout_s=3600.0)
+            while True:
+                for path in args.replay:
+                    sent = await fake.replay_trace(path, rate=args.rate)
+                    print(f"replayed {path}: {sent} event(s) delivered", flush=True)
+                if not args.loop:
+                    break
+        await asyncio.Event().wait()
+    finally:
+        await fake.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m ami.testing`: run a fake AMI port, optionally replaying traces."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ami.testing", description="A fake Asterisk manager (AMI) port."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5038)
+    parser.add_argument("--username", default="centralita")
+    parser.add_argument("--secret", default="change-me-centralita")
+    parser.add_argument("--login-failure-delay", type=float, default=1.0)
+    parser.add_argument(
+        "--replay", action="append", metavar="TRACE", help="trace file to stream (repeatable)"
+    )
+    parser.add_argument("--rate", type=float, default=20.0, help="events per second")
+    parser.add_argument("--loop", action="store_true", help="replay the traces forever")
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_forever(args))
+
+
+if __name__ == "__main__":
+    main()
