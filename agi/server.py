@@ -20,7 +20,7 @@ from typing import Any
 
 from agi.protocol import AgiConnection, AgiProtocolError, AgiRequest, Hangup, Reply
 from agi.router import FLOWS, FlowRegistry
-from agi.session import AgiCommandError, AgiSession, CallerHangup, ReplyTimeout
+from agi.session import AgiCommandError, AgiSession, CallerHangup, ReplyTimeout, settle
 
 log = logging.getLogger("centralita.agi")
 
@@ -56,32 +56,38 @@ class ReplyWaiter:
 
     Why not `loop.create_future()`: an asyncio Future schedules its task's wake-up with
     `call_soon`, which costs a Handle and an extra turn of the event loop for every command,
-    most of a command's CPU time in this server. A Task accepts any object with the Future
-    protocol (`_asyncio_future_blocking`, `get_loop`, `add_done_callback`, `result`), so this
-    one calls the task's wake-up directly from `data_received`: the flow resumes in the same
-    turn that read its reply. It must only be completed from protocol callbacks, never from
-    inside a running task (the sweeper completes it through `call_soon`).
+    a large share of a command's CPU time in this server. A Task accepts any object with the
+    Future protocol (`_asyncio_future_blocking`, `get_loop`, `add_done_callback`, `result`),
+    so this one calls the task's wake-up directly from `data_received`: the flow resumes in
+    the same turn that read its reply. It must only be completed from protocol callbacks,
+    never from inside a running task (the sweeper completes it through `call_soon`).
+    `result()` hands the reply to `session.settle`, which raises CallerHangup or
+    AgiCommandError where the reply means one.
     """
 
     __slots__ = (
         "_asyncio_future_blocking",
-        "_callbacks",
+        "_callback",
+        "_context",
         "_exception",
-        "_loop",
+        "_line",
+        "_proto",
         "_result",
         "_state",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self, proto: _AgiProtocol, line: bytes) -> None:
+        self._proto = proto
+        self._line = line
         self._state = 0  # 0 pending, 1 done, 2 cancelled
         self._result: Reply | None = None
         self._exception: BaseException | None = None
-        self._callbacks: list[tuple[Callable[[Any], object], contextvars.Context | None]] = []
+        self._callback: Callable[[Any], object] | None = None
+        self._context: contextvars.Context | None = None
         self._asyncio_future_blocking = False
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
+        return self._proto.loop
 
     def done(self) -> bool:
         return self._state != 0
@@ -92,24 +98,36 @@ class ReplyWaiter:
     def add_done_callback(
         self, callback: Callable[[Any], object], *, context: contextvars.Context | None = None
     ) -> None:
+        if self._state or self._callback is not None:
+            # Only the awaiting task registers, once; anything else goes through the loop.
+            self._proto.loop.call_soon(self._later, callback, context=context)
+            return
+        self._callback = callback
+        self._context = context
+
+    def _later(self, callback: Callable[[Any], object]) -> None:
         if self._state:
-            self._loop.call_soon(callback, self, context=context)
-        else:
-            self._callbacks.append((callback, context))
+            callback(self)
+        else:  # pragma: no cover - nobody but the flow's task waits on a reply
+            self._proto.loop.call_later(0.01, self._later, callback)
 
     def remove_done_callback(self, callback: Callable[[Any], object]) -> int:
-        before = len(self._callbacks)
-        self._callbacks = [(cb, ctx) for cb, ctx in self._callbacks if cb != callback]
-        return before - len(self._callbacks)
+        if self._callback is not None and self._callback == callback:
+            self._callback = self._context = None
+            return 1
+        return 0
 
     def result(self) -> Reply:
         if self._state == 2:
             raise asyncio.CancelledError
         if self._exception is not None:
             raise self._exception
-        if self._result is None:
+        reply = self._result
+        if reply is None:
             raise asyncio.InvalidStateError("the reply has not arrived")
-        return self._result
+        if reply.code == 511:
+            self._proto.hung_up = True
+        return settle(self._line, reply, self._proto.hung_up)
 
     def exception(self) -> BaseException | None:
         if self._state == 2:
@@ -132,19 +150,22 @@ class ReplyWaiter:
         if self._state:
             return False
         self._state = 2
-        # A cancel comes from inside some task: wake the waiting one on the next turn.
-        callbacks, self._callbacks = self._callbacks, []
-        for callback, context in callbacks:
-            self._loop.call_soon(callback, self, context=context)
+        callback, context = self._callback, self._context
+        self._callback = self._context = None
+        if callback is not None:
+            # A cancel comes from inside some task: wake the waiting one on the next turn.
+            self._proto.loop.call_soon(callback, self, context=context)
         return True
 
     def _wake(self) -> None:
-        callbacks, self._callbacks = self._callbacks, []
-        for callback, context in callbacks:
-            if context is None:
-                callback(self)
-            else:
-                context.run(callback, self)
+        callback, context = self._callback, self._context
+        if callback is None:
+            return
+        self._callback = self._context = None
+        if context is None:
+            callback(self)
+        else:
+            context.run(callback, self)
 
     def __await__(self) -> Generator[Any, None, Reply]:
         if not self._state:
@@ -159,12 +180,14 @@ class _AgiProtocol(asyncio.Protocol):
     """One FastAGI connection."""
 
     __slots__ = (
+        "_closed",
         "_conn",
         "_pending",
         "_server",
         "_transport",
         "deadline",
         "hung_up",
+        "loop",
         "peer",
         "request",
         "task",
@@ -174,6 +197,8 @@ class _AgiProtocol(asyncio.Protocol):
         self._server = server
         self._conn = AgiConnection()
         self._transport: asyncio.Transport | None = None
+        self._closed = False
+        self.loop = server.loop
         self._pending: ReplyWaiter | None = None
         self.hung_up = False
         self.request: AgiRequest | None = None
@@ -238,6 +263,7 @@ class _AgiProtocol(asyncio.Protocol):
         return None  # let the transport close itself
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
         self._server.sessions.discard(self)
         self.hung_up = True
         pending = self._pending
@@ -249,19 +275,19 @@ class _AgiProtocol(asyncio.Protocol):
 
     def send(self, data: bytes) -> ReplyWaiter:
         """Write one command and return the awaitable of its reply."""
-        transport = self._transport
-        if transport is None or transport.is_closing():
+        if self._closed or self._transport is None:
             raise CallerHangup("the connection is closed")
         if self._pending is not None:
             raise RuntimeError("AGI commands must not be pipelined (asterisk-protocol.md §1.7)")
         server = self._server
-        waiter = self._pending = ReplyWaiter(server.loop)
+        waiter = self._pending = ReplyWaiter(self, data)
         self.deadline = server.now() + server.limits.reply_timeout_s
-        transport.write(data)
+        self._transport.write(data)
         return waiter
 
     def close(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
+        if not self._closed and self._transport is not None:
+            self._closed = True
             self._transport.close()
 
     # -- bounds --------------------------------------------------------------------------------
@@ -400,7 +426,6 @@ class AgiServer:
         self.calls_started += 1
         task = self.loop.create_task(self._run(proto, request))
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
         return task
 
     async def _run(self, proto: _AgiProtocol, request: AgiRequest) -> None:
@@ -415,6 +440,7 @@ class AgiServer:
             )
             self.metrics.session_ended(request.script, "unknown-flow", 0.0)
             proto.close()
+            self._forget_current_task()
             return
         self.metrics.session_started(request.script)
         try:
@@ -438,6 +464,12 @@ class AgiServer:
         finally:
             self.metrics.session_ended(request.script, outcome, self.now() - started)
             proto.close()
+            self._forget_current_task()
+
+    def _forget_current_task(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.discard(task)
 
     async def _fallback(self, session: AgiSession, proto: _AgiProtocol) -> None:
         """After a flow error the caller must not hear silence: route them to the fallback."""

@@ -8,6 +8,7 @@ line, a `511`, EOF: §1.5-1.6), raises `CallerHangup`, which the server handles 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, MutableMapping
 from dataclasses import dataclass
@@ -50,10 +51,24 @@ class ReplyTimeout(Exception):
 class Transport(Protocol):
     """What the session needs from the connection (the server's protocol object)."""
 
-    def send(self, data: bytes) -> Awaitable[Reply]: ...
+    hung_up: bool
 
-    @property
-    def hung_up(self) -> bool: ...
+    def send(self, data: bytes) -> Awaitable[Reply]:
+        """Write one command line; the awaitable gives its reply, checked by `settle`."""
+        ...
+
+
+def settle(line: bytes, reply: Reply, hung_up: bool) -> Reply:
+    """Turn one reply into a result for the flow, or the exception it stands for.
+
+    Once Asterisk has said `HANGUP`, or answers 511 (dead channel, §1.5), the flow is over:
+    CallerHangup. 510 and 520 mean we sent a bad command: AgiCommandError.
+    """
+    if reply.code == 200 and not hung_up:
+        return reply
+    if hung_up or reply.code == 511:
+        raise CallerHangup(f"the caller hung up ({line.decode('utf-8', 'replace').strip()})")
+    raise AgiCommandError(line.decode("utf-8", "replace"), reply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +96,7 @@ def _digit_from_ascii(result: int) -> str | None:
 class AgiSession:
     """One call's FastAGI session, as a flow sees it."""
 
-    __slots__ = ("_transport", "context", "ended", "log", "request")
+    __slots__ = ("_finished", "_log", "_transport", "context", "request")
 
     def __init__(
         self, request: AgiRequest, transport: Transport, context: object | None = None
@@ -89,33 +104,34 @@ class AgiSession:
         self.request = request
         self._transport = transport
         self.context = context
-        self.ended = False
-        self.log = CallLog(log, request)
+        self._finished = False
+        self._log: CallLog | None = None
+
+    @property
+    def log(self) -> CallLog:
+        """This call's logger: every line carries the Uniqueid and the channel."""
+        if self._log is None:
+            self._log = CallLog(log, self.request)
+        return self._log
 
     @property
     def uniqueid(self) -> str:
         return self.request.uniqueid
 
-    async def command(self, command: str, *args: str | int) -> Reply:
-        """Send one command and return its 200 reply; 510/520 raise AgiCommandError.
+    @property
+    def ended(self) -> bool:
+        """True once the caller hung up or the flow hung up the call."""
+        return self._finished or self._transport.hung_up
 
-        Once Asterisk has said `HANGUP` the flow is over: the reply to the command in flight
-        is read (to keep the stream in step) and CallerHangup is raised.
+    def command(self, command: str, *args: str | int) -> Awaitable[Reply]:
+        """Send one command; awaiting gives its 200 reply (see `settle` for the errors).
+
+        `command` is one of our literals (`"STREAM FILE"`); every argument is encoded by
+        `protocol.encode_command`, the one encoder for AGI.
         """
-        line = encode_command(command, *args)
-        if self.ended or self._transport.hung_up:
-            self.ended = True
+        if self._finished or self._transport.hung_up:
             raise CallerHangup("the caller has hung up")
-        reply = await self._transport.send(line)
-        if reply.code == 511:
-            self.ended = True
-            raise CallerHangup("command not permitted on a dead channel")
-        if self._transport.hung_up:
-            self.ended = True
-            raise CallerHangup("the caller hung up during " + command)
-        if reply.code == 200:
-            return reply
-        raise AgiCommandError(line.decode("utf-8", "replace"), reply)
+        return self._transport.send(encode_command(command, *args))
 
     # -- channel -----------------------------------------------------------------------------
 
@@ -126,10 +142,11 @@ class AgiSession:
     async def hangup(self, channel: str | None = None) -> None:
         """Hang up this channel (or another one by name)."""
         if channel is None:
-            self.ended = True
-            if not self._transport.hung_up:
+            if not self.ended:
+                self._finished = True
                 # Asterisk answers `200 result=1` and then `HANGUP` (§8); either way we are done.
-                await self._transport.send(encode_command("HANGUP"))
+                with contextlib.suppress(CallerHangup):
+                    await self._transport.send(encode_command("HANGUP"))
         else:
             await self.command("HANGUP", channel)
 
@@ -175,7 +192,7 @@ class AgiSession:
         reply = await self.command("WAIT FOR DIGIT", timeout_ms)
         code = reply.result_int
         if code < 0:
-            self.ended = True
+            self._finished = True
             raise CallerHangup("caller hung up while waiting for a digit")
         return _digit_from_ascii(code)
 
