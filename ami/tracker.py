@@ -956,7 +956,13 @@ class CallTracker:
             return []
         chan = self._chan(msg, "")
         if chan is not None and chan.linkedid:
-            self._vars.setdefault(chan.linkedid, {})[variable] = c_unescape(msg.value("Value"))
+            value = c_unescape(msg.value("Value"))
+            self._vars.setdefault(chan.linkedid, {})[variable] = value
+            if variable == CUSTOMER_ID_VAR:
+                # Set while an agent already rings: the next changes of those pops carry it.
+                for (call_id, _), pop in self._pops.items():
+                    if call_id == chan.linkedid:
+                        pop.customer_id = value or None
         return []
 
     def _on_device_state(self, msg: AmiMessage) -> list[CallChange]:

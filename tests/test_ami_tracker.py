@@ -301,6 +301,16 @@ def test_customer_id_from_varset_on_any_channel_of_the_call() -> None:
     assert changes == pop(**QUEUE_SIP, customer_id="C-0042")
 
 
+def test_customer_id_set_while_ringing_reaches_the_next_changes() -> None:
+    messages = trace("ami-queue-sip-call.txt")
+    i = next(i for i, m in enumerate(messages) if m.get("DestChannel") == "SIP/1001-00000000")
+    assert messages[i].name == "AgentCalled"
+    i += 1  # the agent's phone rings from here on
+    var = _varset("1795301086.1", "1795301086.0", "CENTRALITA_CUSTOMER_ID", "C-9")
+    changes = replay(CallTracker(AGENTS), [*messages[:i], var, *messages[i:]])
+    assert [c.customer_id for c in changes] == [None, "C-9", "C-9"]
+
+
 def test_customer_id_from_manager_conf_channelvars() -> None:
     # channelvars=CENTRALITA_CUSTOMER_ID adds `ChanVariable:` to every channel block (§2.3).
     messages = []
