@@ -432,6 +432,7 @@ class CallTracker:
         pops whose channels vanished during the outage get `ended`; agent channels up in a
         call that started during the outage get a pop (`ringing`, and `answered` if Up).
         """
+        before = self._channels
         self._channels = {}
         self._members = {}
         self._bridges = {}
@@ -447,6 +448,9 @@ class CallTracker:
                 self._bridges.setdefault(bridge, set()).add(chan.uniqueid)
             if item.value("Application") == "Queue":
                 chan.queue = item.value("ApplicationData").split(",")[0] or None
+        for uid in before:
+            if uid not in self._channels:
+                self._gone.add(uid)  # hung up during the outage: a late event must not revive it
         changes: list[CallChange] = []
         old = self._pops
         self._pops = {}
