@@ -202,8 +202,8 @@ def test_every_file_parses_and_names_every_agent(driver: str, tmp_path: Path) ->
     assert user["secret"] == "change-me-centralita"
     assert user["permit"] == "127.0.0.1/255.255.255.255"
     assert user["deny"] == "0.0.0.0/0.0.0.0"
-    assert set(user["read"].split(",")) == {"system", "call", "agent", "cdr"}
-    assert set(user["write"].split(",")) == {"call", "originate", "command"}
+    assert set(user["read"].split(",")) == {"system", "call", "agent", "dialplan", "cdr"}
+    assert set(user["write"].split(",")) == {"call", "originate", "reporting", "command"}
     featuremap = dict(items(parsed["features.conf"], "featuremap"))
     assert featuremap == {"automixmon": "*1", "atxfer": "*2", "blindxfer": "##"}
 
