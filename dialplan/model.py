@@ -26,7 +26,18 @@ from dialplan.validate import (
 )
 
 SipDriver = Literal["pjsip", "sip"]
-DESTINATION_KINDS = ("queue", "ivr", "customer-id", "time", "agent", "voicemail", "hangup")
+DESTINATION_KINDS = (
+    "queue",
+    "ivr",
+    "customer-id",
+    "time",
+    "agent",
+    "voicemail",
+    "manager",
+    "hangup",
+)
+# Destinations without a target: the returning-caller lookup, and hanging up.
+BARE_KINDS = ("manager", "hangup")
 QUEUE_STRATEGIES = (
     "ringall",
     "leastrecent",
@@ -56,13 +67,14 @@ PROMPT_RE = re.compile(r"^[A-Za-z0-9_/-]{1,80}$")
 @dataclass(frozen=True)
 class Destination:
     """Where a call goes: `queue:NAME`, `ivr:NAME`, `customer-id:NAME`, `time:NAME`,
-    `agent:EXT`, `voicemail:BOX` or `hangup`."""
+    `agent:EXT`, `voicemail:BOX`, `manager` (the returning caller's last agent, else
+    `[manager] fallback`) or `hangup`."""
 
     kind: str
     target: str = ""
 
     def __str__(self) -> str:
-        return self.kind if self.kind == "hangup" else f"{self.kind}:{self.target}"
+        return self.kind if self.kind in BARE_KINDS else f"{self.kind}:{self.target}"
 
     @classmethod
     def parse(cls, text: str, file: str = "<destination>", key: str = "destination") -> Destination:
@@ -72,12 +84,12 @@ class Destination:
                 file,
                 key,
                 f"{text!r} is not a destination: use one of queue:NAME, ivr:NAME, "
-                "customer-id:NAME, time:NAME, agent:EXT, voicemail:BOX, hangup",
+                "customer-id:NAME, time:NAME, agent:EXT, voicemail:BOX, manager, hangup",
             )
-        if kind == "hangup":
+        if kind in BARE_KINDS:
             if target:
-                raise ConfigError(file, key, "'hangup' takes no target")
-            return cls("hangup")
+                raise ConfigError(file, key, f"{kind!r} takes no target")
+            return cls(kind)
         if kind in ("agent", "voicemail"):
             check_extension(target, file, key)
         else:

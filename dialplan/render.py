@@ -271,6 +271,8 @@ def goto(dest: Destination) -> str:
     """The `context,extension,1` that acts on a destination."""
     if dest.kind == "hangup":
         return "centralita-hangup,s,1"
+    if dest.kind == "manager":
+        return "centralita-manager,s,1"
     return f"{ROUTE_CONTEXTS[dest.kind]},{dest.target},1"
 
 

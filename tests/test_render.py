@@ -296,7 +296,20 @@ def test_route_dispatch_covers_every_kind(tmp_path: Path) -> None:
         )
     assert '"${CENTRALITA_ROUTE}" = "callback"]?centralita-callback,s,1' in route
     assert '"${CENTRALITA_ROUTE}" = "hangup"]?centralita-hangup,s,1' in route
+    assert '"${CENTRALITA_ROUTE}" = "manager"]?centralita-manager,s,1' in route
     assert plan["centralita-route"][-1] == "n(invalid),Goto(centralita-fallback,s,1)"
+
+
+def test_manager_destination_reaches_the_returning_caller_flow(tmp_path: Path) -> None:
+    def inside_manager(doc: Any) -> None:
+        doc["time_conditions"][0]["inside"] = "manager"
+
+    plan = dialplan(render_files(load(edited(inside_manager))), tmp_path)
+    time_lines = " ".join(plan["centralita-time"])
+    assert "centralita-manager,s,1" in time_lines
+    assert any("agi://127.0.0.1:4573/manager" in line for line in plan["centralita-manager"])
+    with pytest.raises(ConfigError, match="takes no target"):
+        load(demo_text().replace('inside = "ivr:main"', 'inside = "manager:x"'))
 
 
 def test_queue_handling(tmp_path: Path) -> None:
