@@ -48,6 +48,18 @@ SCENARIOS = {
         ),
         first_command("GET DATA centralita/confirm-reenter"),
     ),
+    # Without a CRM client the node's CRM answer is an error: the caller confirms the ID and
+    # goes to the failure destination; nothing is stored by this flow.
+    "customer-id": Scenario(
+        lambda at: Caller(
+            script="customer-id", args=["vip-check"], keys=["123456#", "1"], hangup_at=at
+        ),
+        lambda result: None,
+    ),
+    "manager": Scenario(
+        lambda at: Caller(script="manager", callerid="+34915550123", hangup_at=at),
+        lambda result: None,
+    ),
     "survey": Scenario(
         lambda at: Caller(script="survey", keys=["2#", None], variables=SURVEY_VARS, hangup_at=at),
         first_command("GET DATA centralita/rate-call"),
