@@ -31,7 +31,6 @@ class ServerSettings:
     max_sessions: int = 5000
     header_timeout_s: float = 5.0
     reply_timeout_s: float = 60.0
-    idle_timeout_s: float = 300.0
     shutdown_grace_s: float = 10.0
     fallback: Destination = HANGUP
     log_format: str = "text"
@@ -108,7 +107,6 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
         max_sessions=srv.integer("max_sessions", 5000, minimum=1, maximum=200000),
         header_timeout_s=srv.number("header_timeout_s", 5.0, minimum=0.1),
         reply_timeout_s=srv.number("reply_timeout_s", 60.0, minimum=0.1),
-        idle_timeout_s=srv.number("idle_timeout_s", 300.0, minimum=1.0),
         shutdown_grace_s=srv.number("shutdown_grace_s", 10.0),
         fallback=Destination.parse(srv.string("fallback", "hangup"), file, "server.fallback"),
         log_format=srv.choice("log_format", ("text", "json"), "text"),
