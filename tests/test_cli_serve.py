@@ -1,0 +1,70 @@
+"""`centralita serve` as a user runs it: a real process, FastAGI and web on real ports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from agi.testing import Caller, place_call
+from centralita.settings import demo_text
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def healthz(port: int) -> dict[str, object] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+    except OSError:
+        return None
+
+
+async def test_serve_answers_calls_while_ami_is_away(tmp_path: Path) -> None:
+    agi_port, web_port, ami_port = free_port(), free_port(), free_port()
+    config = tmp_path / "centralita.toml"
+    config.write_text(
+        demo_text()
+        .replace("agi_port = 4573", f"agi_port = {agi_port}")
+        .replace("web_port = 8080", f"web_port = {web_port}")
+        .replace("ami_port = 5038", f"ami_port = {ami_port}"),  # nothing listens there
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
+        [sys.executable, "-m", "centralita", "serve", "--config", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        health = None
+        for _ in range(200):  # readiness poll, not a time limit
+            health = await asyncio.to_thread(healthz, web_port)
+            if health is not None or process.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert health is not None, process.stdout.read() if process.stdout else ""
+        assert health["status"] == "ok"
+        assert health["agi"] == {"listening": True, "port": agi_port, "sessions": 0}
+        assert health["ami"]["connected"] is False  # type: ignore[index]
+
+        result = await place_call("127.0.0.1", agi_port, Caller(script="language", keys=["3"]))
+        assert result.route == "queue:support-fr"
+        assert result.language == "fr"
+        assert (tmp_path / "data").is_dir()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0].decode()
+    assert process.returncode == 0, output
+    assert "FastAGI server stopped" in output

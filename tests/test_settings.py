@@ -1,0 +1,138 @@
+"""Settings: one TOML file validated into typed settings, with clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from centralita.cli import main
+from centralita.settings import demo_text, load_settings, parse_settings
+from dialplan.validate import ConfigError
+
+
+def load_text(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "centralita.toml"
+    path.write_text(text, encoding="utf-8")
+    load_settings(path)
+
+
+def test_the_demo_is_valid_and_complete(tmp_path: Path) -> None:
+    settings = parse_settings(demo_text(), "demo", tmp_path, None)
+    site = settings.site
+    assert [(lang.digit, lang.code, lang.queue) for lang in site.languages] == [
+        ("1", "ar", "support-ar"),
+        ("2", "en", "support-en"),
+        ("3", "fr", "support-fr"),
+    ]
+    assert site.company_numbers == ("0777",)
+    assert site.survey.voicemail_box == "600"
+    assert settings.server.agi_port == 4573 and settings.server.web_port == 8080
+    assert settings.asterisk.ami_port == 5038
+    # Relative paths are relative to the config's folder.
+    assert settings.data_dir == tmp_path / "data"
+    assert settings.asterisk.spool_dir == tmp_path / "data" / "spool"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "reason"),
+    [
+        ("agi_port = 4573", "agi_port = 70000", "server.agi_port", "at most 65535"),
+        ("agi_port = 4573", 'agi_port = "4573"', "server.agi_port", "must be an integer"),
+        ("[server]", "[server]\nagi_prot = 1", "server.agi_prot", "unknown key"),
+        ('sip_driver = "pjsip"', 'sip_driver = "iax"', "asterisk.sip_driver", "must be one of"),
+        ('extension = "1002"', 'extension = "10x2"', "agents[1].extension", "digits only"),
+        ('extension = "1002"', 'extension = "1001"', "agents[1].extension", "defined twice"),
+        ('queue = "support-fr"', 'queue = "support-xx"', "languages[2].queue", "not defined"),
+        (
+            'fallback = "queue:support-en" #',
+            'fallback = "queue:nope" #',
+            "server.fallback",
+            "not defined",
+        ),
+        (
+            'failure = "ivr:main"',
+            'failure = "time:nowhere"',
+            "customer_id[0].failure",
+            "not defined",
+        ),
+        (
+            'timezone = "Europe/Madrid"',
+            'timezone = "Mars/Olympus"',
+            "time_conditions[0].timezone",
+            "unknown time zone",
+        ),
+        ("window_h = 24", "window_h = true", "manager.window_h", "integer"),
+        (
+            'allowed_peers = ["127.0.0.1/32", "::1/128"]',
+            'allowed_peers = ["localhost"]',
+            "server.allowed_peers",
+            "not an address",
+        ),
+    ],
+)
+def test_a_wrong_key_type_or_value_names_file_key_and_reason(
+    tmp_path: Path, old: str, new: str, key: str, reason: str
+) -> None:
+    text = demo_text()
+    assert old in text
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, text.replace(old, new, 1))
+    error = caught.value
+    assert error.file == str(tmp_path / "centralita.toml")
+    assert error.key == key
+    assert reason in error.reason
+
+
+def test_a_toml_syntax_error_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="syntax"):
+        load_text(tmp_path, demo_text() + "\n[[broken\n")
+
+
+def test_secrets_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (
+        demo_text()
+        .replace('ami_secret = "change-me-centralita"', 'ami_secret = { env = "TEST_AMI_SECRET" }')
+        .replace('secret = "demo-secret-1001"', 'secret = { env = "TEST_SIP_1001" }')
+    )
+    path = tmp_path / "centralita.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match="TEST_AMI_SECRET is not set"):
+        load_settings(path)
+    monkeypatch.setenv("TEST_AMI_SECRET", "from-the-env-123")
+    monkeypatch.setenv("TEST_SIP_1001", "sip-secret-from-env")
+    settings = load_settings(path)
+    assert settings.asterisk.ami_secret == "from-the-env-123"
+    agent = settings.site.agent("1001")
+    assert agent is not None and agent.secret == "sip-secret-from-env"
+
+
+def test_without_a_config_the_demo_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(None).file is None
+    (tmp_path / "centralita.toml").write_text(
+        demo_text().replace("agi_port = 4573", "agi_port = 4999"), encoding="utf-8"
+    )
+    settings = load_settings(None)
+    assert settings.server.agi_port == 4999
+    assert settings.file == (tmp_path / "centralita.toml").resolve()
+
+
+def test_init_writes_the_commented_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "site"
+    assert main(["init", str(target)]) == 0
+    written = (target / "centralita.toml").read_text(encoding="utf-8")
+    assert written == demo_text() and written.count("#") > 20
+    assert main(["init", str(target)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(["init", str(target), "--force"]) == 0
+
+
+def test_a_bad_config_stops_a_command_with_a_clear_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "centralita.toml"
+    path.write_text(demo_text().replace("web_port = 8080", "web_port = -1"), encoding="utf-8")
+    assert main(["serve", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: server.web_port: must be at least 0" in err
