@@ -245,6 +245,10 @@ class Caller:
     sound_samples: Mapping[str, int] = field(default_factory=dict)
     app_results: Mapping[str, int] = field(default_factory=dict)
     answered: bool = False  # channel state at AGI start (Up after Answer in the dialplan)
+    # AGI started on a channel already hung up (a hangup handler): Asterisk runs it in dead
+    # mode from the start and never sends HANGUP for it (res_agi.c run_agi: `needhup` is only
+    # set by a read on a live channel); commands not allowed on a dead channel answer 511.
+    dead: bool = False
     timeout_s: float = 60.0  # bound on the whole call, so a stuck flow cannot hang a test
 
 
@@ -289,7 +293,7 @@ class SimulatedChannel:
         self.keys: list[str | None] = list(caller.keys)
         self.index = -1
         self.up = caller.answered
-        self.dead = False
+        self.dead = caller.dead
         self.hangup_notice_due = False
         self.variables: dict[str, str] = dict(caller.variables)
         self.database: dict[tuple[str, str], str] = dict(caller.database)
@@ -586,6 +590,8 @@ class SimulatedChannel:
                 "state": "Up" if self.up else "Ring",
                 "name": self._channel_name(),
                 "uniqueid": self.caller.uniqueid or "",
+                # One channel alone: its Linkedid is its own Uniqueid.
+                "linkedid": self.variables.get("LINKEDID", self.caller.uniqueid or ""),
             }.get(argument.lower())
         if function == "CALLERID":
             return {"num": self.caller.callerid, "name": self.caller.calleridname}.get(

@@ -78,9 +78,11 @@ async def test_schedule_writes_a_call_file(flow_env: FlowEnv) -> None:
             args=["support-en", "PJSIP/1001", "1795301017.1"],
             callerid="+34915550123",
             language="fr",
+            dead=True,  # a hangup handler: the caller is already gone
         ),
     )
     assert result.error is None
+    assert not [r for r in result.replies if r.startswith("511")]
     outgoing = flow_env.settings.asterisk.spool_dir / "outgoing"
     (path,) = list(outgoing.iterdir())
     assert list((flow_env.settings.asterisk.spool_dir / "tmp").iterdir()) == []
@@ -123,7 +125,33 @@ async def test_no_survey_for_private_callers_or_unanswered_calls(
             args=args,
             callerid=callerid,
             variables={"MEMBERINTERFACE": ""},
+            dead=True,
         ),
     )
     outgoing = flow_env.settings.asterisk.spool_dir / "outgoing"
     assert not outgoing.exists() or list(outgoing.iterdir()) == []
+
+
+async def test_schedule_reads_the_member_and_call_from_the_dead_channel(flow_env: FlowEnv) -> None:
+    # As the generated hangup handler calls it: only the queue as argument.
+    result = await place_call(
+        "127.0.0.1",
+        flow_env.port,
+        Caller(
+            script="survey-schedule",
+            args=["support-fr"],
+            callerid="0034915550123",
+            variables={"MEMBERINTERFACE": "PJSIP/1003"},
+            uniqueid="1795309999.7",
+            dead=True,
+        ),
+    )
+    assert result.commands == [
+        "GET FULL VARIABLE ${MEMBERINTERFACE}",
+        "GET FULL VARIABLE ${CHANNEL(linkedid)}",
+    ]
+    (path,) = list((flow_env.settings.asterisk.spool_dir / "outgoing").iterdir())
+    call = parse_call_file(path.read_bytes())
+    assert call["variables"]["CENTRALITA_AGENT"] == "1003"
+    assert call["variables"]["CENTRALITA_QUEUE"] == "support-fr"
+    assert call["variables"]["CENTRALITA_CALL_ID"] == "1795309999.7"
