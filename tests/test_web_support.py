@@ -24,7 +24,7 @@ from ami.testing import FakeAmiServer
 from centralita.app import STORE, create_app
 from centralita.settings import Settings, demo_text, parse_settings
 from centralita.store import Store
-from centralita.web.state import AMI, BRIDGE, HUB
+from centralita.web.state import AMI, BRIDGE, CDR_WRITER, HUB
 
 TRACES = Path(__file__).resolve().parent.parent.parent / "shared" / "asterisk-traces"
 AMI_SECRET = "test-ami-secret"
@@ -112,8 +112,9 @@ class WebEnv:
         await self.app[AMI].wait_connected(10.0)
 
     async def drain(self) -> None:
-        """Wait until every AMI change went through the pop bridge."""
+        """Wait until every AMI change went through the pop bridge and records are stored."""
         await self.app[AMI].drain(10.0)
+        await self.app[CDR_WRITER].drain(10.0)
 
     def open_pops(self, extension: str) -> list[dict[str, Any]]:
         return self.app[BRIDGE].open_pops(extension)

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     import jinja2
 
     from centralita.pop import PopBridge, PopHub
+    from centralita.web import CdrWriter
     from centralita.web.auth import Auth
     from centralita.webhooks import WebhookSender
 
@@ -20,3 +21,4 @@ TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
 WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")
 # The AmiListener (ami/client.py) while the app runs; Any keeps this module free of it.
 AMI: web.AppKey[Any] = web.AppKey("ami")
+CDR_WRITER: web.AppKey[CdrWriter] = web.AppKey("cdr_writer")
