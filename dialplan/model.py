@@ -242,6 +242,9 @@ class Site:
     outbound_callerid: str = "0777"
     outbound_trunk: str = "PJSIP/{number}@trunk"
     dispositions: tuple[str, ...] = ("sale", "support", "no-interest", "call-back")
+    # Agents who see every call record, the callback list and the complaints log; other
+    # agents see their own calls only.
+    supervisors: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def queue(self, name: str) -> Queue | None:
@@ -501,6 +504,9 @@ def validate_references(site: Site, file: str) -> None:
     )
     queue_names = {q.name for q in site.queues}
     agent_exts = {a.extension for a in site.agents}
+    for ext in site.supervisors:
+        if ext not in agent_exts:
+            raise ConfigError(file, "console.supervisors", f"agent {ext!r} is not defined")
     for i, lang in enumerate(site.languages):
         if lang.queue not in queue_names:
             raise ConfigError(file, f"languages[{i}].queue", f"queue {lang.queue!r} is not defined")
@@ -621,6 +627,10 @@ def load_site(root: Section) -> Site:
     site_dispositions = tuple(
         console.string_list("dispositions", ["sale", "support", "no-interest", "call-back"])
     )
+    supervisors = tuple(
+        check_extension(ext, root.file, "console.supervisors")
+        for ext in console.string_list("supervisors", [])
+    )
 
     site = Site(
         sip_driver="sip" if driver == "sip" else "pjsip",
@@ -640,6 +650,7 @@ def load_site(root: Section) -> Site:
         outbound_callerid=outbound_callerid,
         outbound_trunk=outbound_trunk,
         dispositions=site_dispositions,
+        supervisors=supervisors,
     )
     validate_references(site, root.file)
     return site

@@ -256,3 +256,52 @@ async def test_callmyway_endpoint_only_from_allowed_peers(tmp_path: Path) -> Non
             assert resp.status == 403
         await asyncio.sleep(0)
         assert env.open_pops("1001") == []
+
+
+async def test_only_supervisors_see_every_call_the_callbacks_and_complaints(
+    tmp_path: Path,
+) -> None:
+    async with console_env(tmp_path) as env:
+        assert env.settings.site.supervisors == ("1001",)
+        for number, agent in (
+            ("600000001", "SIP/1001-00000001"),
+            ("600000002", "SIP/1002-00000002"),
+        ):
+            await env.store.upsert_cdr(
+                CdrRecord(
+                    uniqueid=f"1.{number}",
+                    linkedid=f"1.{number}",
+                    src=number,
+                    dst="300",
+                    dcontext="centralita-queue",
+                    clid=number,
+                    channel=f"PJSIP/trunk-{number}",
+                    dstchannel=agent,
+                    lastapp="Queue",
+                    start=datetime(2026, 11, 20, 10, 0, 0),
+                    answer=datetime(2026, 11, 20, 10, 0, 5),
+                    end=datetime(2026, 11, 20, 10, 5, 0),
+                    duration=300,
+                    billsec=295,
+                    disposition="ANSWERED",
+                )
+            )
+        async with env.session() as supervisor, env.session() as agent:
+            await env.login(supervisor, "1001")
+            await env.login(agent, "1002")
+            async with supervisor.get("/api/calls") as resp:
+                assert sorted(c["src"] for c in (await resp.json())["calls"]) == [
+                    "600000001",
+                    "600000002",
+                ]
+            # An agent sees their own calls only, whatever filter they ask for.
+            async with agent.get("/api/calls?agent=1001") as resp:
+                assert [c["src"] for c in (await resp.json())["calls"]] == ["600000002"]
+            for page in ("/callbacks", "/complaints"):
+                async with supervisor.get(page) as resp:
+                    assert resp.status == 200
+                async with agent.get(page) as resp:
+                    assert resp.status == 403
+            async with agent.get("/calls") as resp:
+                html = await resp.text()
+            assert 'href="/complaints"' not in html and "600000001" not in html

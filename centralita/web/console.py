@@ -54,6 +54,7 @@ def _render(request: web.Request, name: str, session: Session, **values: Any) ->
             extension=session.extension,
             agent_name=agent.name if agent else session.extension,
             csrf=request.app[AUTH].csrf_token(session),
+            supervisor=is_supervisor(request, session),
             **values,
         )
     )
@@ -310,7 +311,17 @@ async def api_dial(request: web.Request) -> web.Response:
 # ----------------------------------------------------------------------------- call records
 
 
-def _filters(request: web.Request) -> dict[str, Any]:
+def is_supervisor(request: web.Request, session: Session) -> bool:
+    """Supervisors (`[console] supervisors`) see every call; other agents their own."""
+    return session.extension in request.app[SETTINGS].site.supervisors
+
+
+def require_supervisor(request: web.Request, session: Session) -> None:
+    if not is_supervisor(request, session):
+        raise web.HTTPForbidden(text="this page is for supervisors ([console] supervisors)")
+
+
+def _filters(request: web.Request, session: Session) -> dict[str, Any]:
     q = request.query
     start = _parse_date(q.get("start", "").strip(), "start")
     end = _parse_date(q.get("end", "").strip(), "end")
@@ -318,6 +329,8 @@ def _filters(request: web.Request) -> dict[str, Any]:
     customer = q.get("customer", "").strip()
     if len(agent) > 80 or len(customer) > 200:
         raise _bad("agent or customer is too long")
+    if not is_supervisor(request, session):
+        agent = session.extension  # an agent's own calls only
     return {"start": start, "end": end, "agent": agent or None, "customer": customer or None}
 
 
@@ -352,8 +365,8 @@ def call_json(call: CallRow) -> dict[str, Any]:
 
 async def api_calls(request: web.Request) -> web.Response:
     """`GET /api/calls?offset=&limit=&start=&end=&agent=&customer=`: call records as JSON."""
-    require_api(request)
-    filters = _filters(request)
+    session = require_api(request)
+    filters = _filters(request, session)
     offset = _int_param(request, "offset", 0, 0, 10**9)
     limit = _int_param(request, "limit", PAGE_SIZE, 1, 1000)
     calls, total = await request.app[STORE].list_calls(**filters, offset=offset, limit=limit)
@@ -370,7 +383,7 @@ async def api_calls(request: web.Request) -> web.Response:
 async def calls_page(request: web.Request) -> web.Response:
     """`GET /calls`: call records by date range, agent and customer, with outcomes; paged."""
     session = require_page(request)
-    filters = _filters(request)
+    filters = _filters(request, session)
     page = _int_param(request, "page", 1, 1, 10**7)
     calls, total = await request.app[STORE].list_calls(
         **filters, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
@@ -396,8 +409,8 @@ async def calls_page(request: web.Request) -> web.Response:
 
 async def calls_csv(request: web.Request) -> web.StreamResponse:
     """`GET /calls.csv`: the filtered call records as CSV (formula cells neutralised)."""
-    require_page(request)
-    filters = _filters(request)
+    session = require_page(request)
+    filters = _filters(request, session)
     store = request.app[STORE]
     response = web.StreamResponse(
         headers={
@@ -419,8 +432,9 @@ async def calls_csv(request: web.Request) -> web.StreamResponse:
 
 
 async def callbacks_page(request: web.Request) -> web.Response:
-    """`GET /callbacks[?status=pending]`: the callback list."""
+    """`GET /callbacks[?status=pending]`: the callback list (supervisors)."""
     session = require_page(request)
+    require_supervisor(request, session)
     status = request.query.get("status", "").strip() or None
     try:
         callbacks = await request.app[STORE].list_callbacks(status)
@@ -430,8 +444,9 @@ async def callbacks_page(request: web.Request) -> web.Response:
 
 
 async def complaints_page(request: web.Request) -> web.Response:
-    """`GET /complaints`: ratings below the survey threshold."""
+    """`GET /complaints`: ratings below the survey threshold (supervisors)."""
     session = require_page(request)
+    require_supervisor(request, session)
     threshold = request.app[SETTINGS].site.survey.threshold
     ratings = await request.app[STORE].list_ratings(below=threshold)
     return _render(request, "complaints.html", session, ratings=ratings, threshold=threshold)
