@@ -7,6 +7,7 @@ typed app state under `web.AppKey`s.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -104,6 +105,17 @@ async def healthz(request: web.Request) -> web.Response:
 HEALTH_CHECKS = web.AppKey("health_checks", list)
 
 
+async def freeze_startup_objects(app: web.Application) -> None:
+    """Move everything allocated at startup out of the garbage collector's way.
+
+    Imports, templates and settings live as long as the process; with `gc.freeze()` the full
+    collections no longer walk them, which shortened pauses of the event loop (pops, FastAGI
+    replies) in bench/pop_bench.py.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the app: store, FastAGI, console; features add their own cleanup contexts."""
     app = web.Application()
@@ -117,6 +129,8 @@ def create_app(settings: Settings) -> web.Application:
     from centralita.web import setup_web
 
     setup_web(app)
+    # After the cleanup contexts' startup, which aiohttp runs as the first on_startup handler.
+    app.on_startup.append(freeze_startup_objects)
     return app
 
 
