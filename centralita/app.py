@@ -129,14 +129,14 @@ def create_app(settings: Settings) -> web.Application:
     from centralita.web import setup_web
 
     setup_web(app)
-    # After the cleanup contexts' startup, which aiohttp runs as the first on_startup handler.
-    app.on_startup.append(freeze_startup_objects)
     return app
 
 
 def run(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully within the configured grace."""
     app = create_app(settings)
+    # After the cleanup contexts' startup, which aiohttp runs as the first on_startup handler.
+    app.on_startup.append(freeze_startup_objects)
     log.info(
         "Centralita: FastAGI on %s:%d, web on http://%s:%d/ (config: %s)",
         settings.server.agi_host,
