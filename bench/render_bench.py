@@ -45,7 +45,8 @@ def big_config(agents: int, queues: int) -> str:
             f'[[agents]]\nextension = "{ext}"\nname = "Agent Número {a}"\n'
             f'queues = [{listed}]\nsecret = "bench-secret-{ext}"\n\n'
         )
-    parts.append(tail)
+    # The demo's supervisor is one of its own agents, which the bench replaces.
+    parts.append(tail.replace('supervisors = ["1001"]', 'supervisors = ["10000"]'))
     return "".join(parts)
 
 

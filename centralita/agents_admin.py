@@ -120,8 +120,16 @@ def remove_agent(text: str, extension: str, *, file: str = "<config>") -> str:
         del doc["agents"]
     else:
         del doc["agents"][index]
-    new_text = tomlkit.dumps(doc)
     before = _plain(text, file)
+    # A removed agent stops being a supervisor too ([console] supervisors names agents).
+    console = doc.get("console")
+    supervisors = console.get("supervisors") if console is not None else None
+    if supervisors is not None and extension in supervisors:
+        del supervisors[list(supervisors).index(extension)]
+        before["console"]["supervisors"] = [
+            e for e in before["console"]["supervisors"] if e != extension
+        ]
+    new_text = tomlkit.dumps(doc)
     expected = [a for a in before.get("agents", []) if a.get("extension") != extension]
     _verify(new_text, before, expected, file)
     return new_text

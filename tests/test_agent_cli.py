@@ -194,7 +194,10 @@ def test_list_shows_agents_without_secrets(
 # --------------------------------------------------------------------------- pure functions
 
 WITH_TAIL = demo_text().replace('language = "fr"\n', 'language = "fr"\n# agents end here\n')
-NO_AGENTS = re.sub(r"\[\[agents\]\]\n(?:[^\[\n].*\n|\n)*", "", demo_text())
+# Without agents there can be no supervisor either.
+NO_AGENTS = re.sub(r"\[\[agents\]\]\n(?:[^\[\n].*\n|\n)*", "", demo_text()).replace(
+    'supervisors = ["1001"]', "supervisors = []"
+)
 AGENTS_LAST = NO_AGENTS + (
     '\n[[agents]]\nextension = "1009"\nname = "Z"\nqueues = []\nsecret = "zzzzzzzzzz"\n'
 )
@@ -256,3 +259,12 @@ def test_passwd_stores_a_console_password(
     # Removing the agent forgets the password too.
     assert agent(config, "remove", "1002") == 0
     assert "removed the console password of 1002" in capsys.readouterr().out
+
+
+def test_removing_a_supervisor_drops_them_from_the_supervisors() -> None:
+    text = agents_admin.remove_agent(demo_text(), "1001")
+    data = tomllib.loads(text)
+    assert data["console"]["supervisors"] == []
+    assert [a["extension"] for a in data["agents"]] == ["1002", "1003"]
+    # Only that line changed besides the agent's table; the comment after it is kept.
+    assert "supervisors = []        # see every call record" in text
