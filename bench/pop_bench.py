@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/pop_bench.py [--agents 1000] [--rate 200] [--seconds 10]
 
-The whole app (store, FastAGI, console, AMI listener) runs in this process on loopback with
-one WebSocket open per agent. The fake AMI (`ami.testing.FakeAmiServer`) runs in a child
-process so its encoding does not steal this loop's time; it streams copies of
+The whole app (store, FastAGI, console, AMI listener) runs in this process on loopback. The
+agents' browsers (one WebSocket each) run in a child process, as they would on the agents'
+machines, and the fake AMI (`ami.testing.FakeAmiServer`) in another, so that neither steals
+the app's loop; it streams copies of
 asterisk-traces/ami-queue-sip-call.txt (86 events a call: a queue call ringing, answered
 and ended at one agent, with its two Cdr records), each call renamed (Uniqueids, channels,
 bridge, caller number, agent) and its events spread over 3 s, a new call every 1/rate s.
@@ -113,6 +114,50 @@ async def _fake_ami(conn: Connection, calls: int, rate: float, agents: int) -> N
         elapsed = time.perf_counter() - started
         conn.send((sent, elapsed))
         await asyncio.to_thread(conn.recv)  # "stop"
+
+
+# ----------------------------------------------------------------------------- child: browsers
+
+
+def browsers_process(conn: Connection, web_port: int, cookies: list[str]) -> None:
+    asyncio.run(_browsers(conn, web_port, cookies))
+
+
+async def _browsers(conn: Connection, web_port: int, cookies: list[str]) -> None:
+    """The agents' consoles: one WebSocket each, counting the pops they receive."""
+    received = 0
+    session = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=60),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        connector=aiohttp.TCPConnector(limit=0),  # each socket holds its connection
+    )
+    sockets = []
+    for cookie in cookies:
+        ws = await session.ws_connect(
+            f"http://127.0.0.1:{web_port}/ws", headers={"Cookie": f"{COOKIE}={cookie}"}
+        )
+        sockets.append(ws)
+
+    async def reader(ws: aiohttp.ClientWebSocketResponse) -> None:
+        nonlocal received
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                received += 1
+
+    readers = [asyncio.create_task(reader(ws)) for ws in sockets]
+    conn.send("connected")
+    expected = await asyncio.to_thread(conn.recv)  # how many pops the app sent
+    for _ in range(500):
+        if received >= expected:
+            break
+        await asyncio.sleep(0.01)
+    conn.send(received)
+    for ws in sockets:
+        await ws.close()
+    for task in readers:
+        task.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    await session.close()
 
 
 # ----------------------------------------------------------------------------- parse speed
@@ -232,29 +277,21 @@ async def live(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     for i in range(0, calls, 10):
         await store.create_contact(name=f"Customer {i}", numbers=[f"+3491{i % 10_000_000:07d}"])
 
-    received = 0
+    # The browsers run in a process of their own, as they would on the agents' machines, so
+    # that their 1,000 sockets' reading does not steal the app's loop.
     auth = app[AUTH]
-    session = aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=60),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        connector=aiohttp.TCPConnector(limit=0),  # each socket holds its connection
+    cookies = [auth.issue(str(FIRST_AGENT + a))[0] for a in range(args.agents)]
+    browsers_conn, browsers_child = multiprocessing.Pipe()
+    browsers = multiprocessing.Process(
+        target=browsers_process, args=(browsers_child, web_port, cookies), daemon=True
     )
-    sockets = []
-    for a in range(args.agents):
-        cookie, _ = auth.issue(str(FIRST_AGENT + a))
-        ws = await session.ws_connect(
-            f"http://127.0.0.1:{web_port}/ws", headers={"Cookie": f"{COOKIE}={cookie}"}
-        )
-        sockets.append(ws)
+    browsers.start()
+    assert await asyncio.to_thread(browsers_conn.recv) == "connected"
+    for _ in range(500):
+        if app[HUB].count() == args.agents:
+            break
+        await asyncio.sleep(0.01)
     assert app[HUB].count() == args.agents
-
-    async def reader(ws: aiohttp.ClientWebSocketResponse) -> None:
-        nonlocal received
-        async for msg in ws:
-            if msg.type == aiohttp.WSMsgType.TEXT:
-                received += 1
-
-    readers = [asyncio.create_task(reader(ws)) for ws in sockets]
     # What a long-running server should do once started (see docs/console.md): move the
     # startup objects out of the collector's way, so full collections stay short.
     gc.collect()
@@ -276,19 +313,12 @@ async def live(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     sent_events, child_elapsed = await asyncio.to_thread(parent.recv)
     await app[AMI].drain(60)
     elapsed = time.perf_counter() - started
-    for _ in range(200):
-        if received >= len(latencies):
-            break
-        await asyncio.sleep(0.01)
     tracked = app[AMI].stats.events - events_before
     cpu = time.process_time() - cpu_before
     monitor.cancel()
-    for ws in sockets:
-        await ws.close()
-    for task in readers:
-        task.cancel()
-    await asyncio.gather(*readers, return_exceptions=True)
-    await session.close()
+    browsers_conn.send(len(latencies))
+    received = await asyncio.to_thread(browsers_conn.recv)
+    browsers.join(30)
     await runner.cleanup()
     parent.send("stop")
     proc.join(10)
