@@ -175,3 +175,43 @@ def test_every_value_is_refused_or_round_trips(values: list[str]) -> None:
     # Exactly one line: nothing can start a second command.
     assert text.count("\n") == 1 and text.endswith("\n")
     assert parse_args_from_spec(text[:-1]) == ["VERBOSE", *values]
+
+
+TRACE_STREAM = (
+    HEADERS + "200 result=0\nHANGUP\n200 result=1 (Up)\n520-Invalid command syntax.  Proper usage"
+    " follows:\nusage line\n520 End of proper usage.\n200 result= (timeout)\n511 Command Not"
+    " Permitted on a dead channel or intercept routine\n200 result=57 endpos=2400\n"
+).encode()
+
+
+def events_of(chunks: list[bytes]) -> list[object]:
+    conn = AgiConnection()
+    events: list[object] = []
+    for chunk in chunks:
+        events += conn.receive_data(chunk)
+    return events + conn.receive_data(b"")
+
+
+@given(st.lists(st.integers(min_value=1, max_value=len(TRACE_STREAM)), max_size=40))
+def test_any_chunking_gives_the_same_events(cuts: list[int]) -> None:
+    points = sorted(set(cuts))
+    chunks = [
+        TRACE_STREAM[a:b] for a, b in zip([0, *points], [*points, len(TRACE_STREAM)], strict=True)
+    ]
+    assert events_of([c for c in chunks if c]) == events_of([TRACE_STREAM])
+
+
+@given(st.binary(max_size=2048), st.booleans())
+def test_garbage_only_ever_raises_a_protocol_error(data: bytes, after_headers: bool) -> None:
+    conn = AgiConnection()
+    if after_headers:
+        conn.receive_data(HEADERS.encode())
+    events: list[object] = []
+    try:
+        events += conn.receive_data(data)
+        events += conn.receive_data(b"")
+    except AgiProtocolError as exc:
+        assert str(exc)  # a clear message, never a crash of another kind
+        return
+    assert all(isinstance(e, AgiRequest | Reply | Hangup | ConnectionClosed) for e in events)
+    assert events[-1] == ConnectionClosed()
