@@ -73,6 +73,7 @@ class ReplyWaiter:
         "_callback",
         "_context",
         "_exception",
+        "_extra",
         "_line",
         "_proto",
         "_result",
@@ -92,6 +93,7 @@ class ReplyWaiter:
         self._exception: BaseException | None = None
         self._callback: Callable[[Any], object] | None = None
         self._context: contextvars.Context | None = None
+        self._extra: list[tuple[Callable[[Any], object], contextvars.Context | None]] | None = None
         self._asyncio_future_blocking = False
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
@@ -106,24 +108,26 @@ class ReplyWaiter:
     def add_done_callback(
         self, callback: Callable[[Any], object], *, context: contextvars.Context | None = None
     ) -> None:
-        if self._state or self._callback is not None:
-            # Only the awaiting task registers, once; anything else goes through the loop.
-            self._proto.loop.call_soon(self._later, callback, context=context)
-            return
-        self._callback = callback
-        self._context = context
-
-    def _later(self, callback: Callable[[Any], object]) -> None:
         if self._state:
-            callback(self)
-        else:  # pragma: no cover - nobody but the flow's task waits on a reply
-            self._proto.loop.call_later(0.01, self._later, callback)
+            self._proto.loop.call_soon(callback, self, context=context)
+        elif self._callback is None:
+            self._callback = callback
+            self._context = context
+        else:  # a second waiter (rare: the flow's task is normally the only one)
+            if self._extra is None:
+                self._extra = []
+            self._extra.append((callback, context))
 
     def remove_done_callback(self, callback: Callable[[Any], object]) -> int:
+        removed = 0
         if self._callback is not None and self._callback == callback:
             self._callback = self._context = None
-            return 1
-        return 0
+            removed = 1
+        if self._extra:
+            before = len(self._extra)
+            self._extra = [(cb, ctx) for cb, ctx in self._extra if cb != callback]
+            removed += before - len(self._extra)
+        return removed
 
     def result(self) -> Reply:
         if self._state == 2:
@@ -158,22 +162,23 @@ class ReplyWaiter:
         if self._state:
             return False
         self._state = 2
-        callback, context = self._callback, self._context
-        self._callback = self._context = None
-        if callback is not None:
-            # A cancel comes from inside some task: wake the waiting one on the next turn.
-            self._proto.loop.call_soon(callback, self, context=context)
+        # A cancel comes from inside some task: wake the waiting ones on the next turn.
+        self._wake(later=True)
         return True
 
-    def _wake(self) -> None:
-        callback, context = self._callback, self._context
-        if callback is None:
-            return
-        self._callback = self._context = None
-        if context is None:
-            callback(self)
-        else:
-            context.run(callback, self)
+    def _wake(self, later: bool = False) -> None:
+        callback, context, extra = self._callback, self._context, self._extra
+        self._callback = self._context = self._extra = None
+        loop = self._proto.loop
+        if callback is not None:
+            if later:
+                loop.call_soon(callback, self, context=context)
+            elif context is None:
+                callback(self)
+            else:
+                context.run(callback, self)
+        for other, other_context in extra or ():
+            loop.call_soon(other, self, context=other_context)
 
     def __await__(self) -> Generator[Any, None, Reply]:
         if not self._state:
@@ -300,11 +305,13 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         if self._closed or self._transport is None:
             raise CallerHangup("the connection is closed")
         if self._pending is not None:
+            if self._pending.cancelled():
+                # A command was given up before its reply (wait_for timed out): the next
+                # reply would be the wrong one, so the session cannot go on.
+                raise ReplyTimeout("a command was abandoned before its reply")
             raise RuntimeError("AGI commands must not be pipelined (asterisk-protocol.md §1.7)")
         server = self._server
         waiter = self._waiter
-        if waiter._state == 0 and waiter._callback is not None:
-            raise RuntimeError("a reply is still awaited")
         waiter.rearm(data)
         self._pending = waiter
         self.deadline = server.now() + server.limits.reply_timeout_s

@@ -211,3 +211,34 @@ async def test_thousands_of_callers_at_once(server: AgiServer) -> None:
     callers = [Caller(script="echo", keys=[f"{i % 1000}#"]) for i in range(2000)]
     results = await place_calls("127.0.0.1", server.port, callers, concurrency=1000)
     assert [r.route for r in results] == [f"queue:q{i % 1000}" for i in range(2000)]
+
+
+@registry.flow("impatient")
+async def impatient_flow(session: AgiSession, context: object) -> None:
+    """Awaits replies through asyncio helpers, then gives up on one."""
+    reply = await asyncio.wait_for(session.command("ANSWER"), 5)
+    first, second = await asyncio.gather(asyncio.sleep(0, "x"), session.command("NOOP"))
+    await session.set_variable("CENTRALITA_ROUTE", f"queue:{reply.result}{second.result}{first}")
+    try:
+        await asyncio.wait_for(session.command("WAIT FOR DIGIT", 1000), 0.05)
+    except TimeoutError:
+        await session.command("NOOP")  # the stream is out of step now: refused
+
+
+async def test_replies_can_be_awaited_through_asyncio_helpers(
+    server: AgiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"agi_network: yes\nagi_network_script: impatient\n\n")
+    for expected, reply in (
+        (b"ANSWER\n", b"200 result=0\n"),
+        (b"NOOP\n", b"200 result=0\n"),
+        (b"SET VARIABLE CENTRALITA_ROUTE queue:00x\n", b"200 result=1\n"),
+    ):
+        assert await reader.readline() == expected
+        writer.write(reply)
+    assert await reader.readline() == b"WAIT FOR DIGIT 1000\n"
+    # No answer: wait_for gives up; the next command is refused and the server closes.
+    assert await reader.read() == b""
+    writer.close()
+    assert "did not answer a command in time" in caplog.text
