@@ -15,6 +15,10 @@ from agi.router import flow
 from agi.session import AgiSession
 
 PROMPT_WELCOME = "centralita/welcome"
+# Every key interrupts the welcome and the menu: Asterisk discards a key that is not an escape
+# digit of the playing prompt (res_agi.c STREAM FILE), and a caller who pressed a wrong key
+# should hear "invalid option", not silence.
+ANY_KEY = "0123456789*#"
 PROMPTS = (PROMPT_WELCOME, PROMPT_INVALID, "centralita/menu")
 
 
@@ -24,7 +28,7 @@ async def language_flow(session: AgiSession, context: FlowContext) -> None:
     site = context.site
     ivr = site.ivr
     by_digit = {lang.digit: lang for lang in site.languages}
-    digits = "".join(by_digit)
+    digits = ANY_KEY
     await session.answer()
     key = (await session.stream_file(ivr.welcome, digits)).digit
     for attempt in range(ivr.retries + 1):
