@@ -219,6 +219,9 @@ class Caller:
     keys: Sequence[str | None] = ()
     hangup_at: int | None = None
     hangup_after_s: float | None = None
+    # Hang up when this event is set (e.g. by a fake CRM when the flow asks it): a hangup at
+    # an exact moment between commands, without a clock.
+    hangup_on: asyncio.Event | None = None
     callerid: str = "5551234567"
     calleridname: str = "Alice Example"
     language: str = "en"
@@ -709,18 +712,27 @@ async def _converse(
     writer.write(("\n".join(result.headers) + "\n\n").encode("utf-8"))
     channel = SimulatedChannel(caller, result)
     clock: asyncio.TimerHandle | None = None
+
+    def hang_up_now() -> None:
+        # Idle hangup: Asterisk writes HANGUP at once (res_agi.c:4362-4375).
+        if not channel.dead:
+            channel.hang_up()
+            for line in channel.take_hangup_notice():
+                result.replies.append(line)
+                result.transcript.append(("A", line))
+                writer.write(line.encode() + b"\n")
+
     if caller.hangup_after_s is not None:
-
-        def hang_up_now() -> None:
-            # Idle hangup: Asterisk writes HANGUP at once (res_agi.c:4362-4375).
-            if not channel.dead:
-                channel.hang_up()
-                for line in channel.take_hangup_notice():
-                    result.replies.append(line)
-                    result.transcript.append(("A", line))
-                    writer.write(line.encode() + b"\n")
-
         clock = asyncio.get_running_loop().call_later(caller.hangup_after_s, hang_up_now)
+    watcher: asyncio.Task[None] | None = None
+    if caller.hangup_on is not None:
+        event = caller.hangup_on
+
+        async def hang_up_on_event() -> None:
+            await event.wait()
+            hang_up_now()
+
+        watcher = asyncio.get_running_loop().create_task(hang_up_on_event())
     try:
         while True:
             raw = await reader.readline()
@@ -740,6 +752,8 @@ async def _converse(
     finally:
         if clock is not None:
             clock.cancel()
+        if watcher is not None:
+            watcher.cancel()
 
 
 def _address(writer: asyncio.StreamWriter) -> str:

@@ -289,13 +289,16 @@ async def test_crm_down(tmp_path: Path, fake: FakeCrm) -> None:
 async def test_caller_hangs_up_while_the_crm_is_asked(
     tmp_path: Path, fake: FakeCrm, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The CRM holds its answer until the server has seen Asterisk's HANGUP line (sent on
-    its own when the channel hangs up, res_agi.c:4362-4375); the answer is then dropped."""
+    """The caller hangs up the moment the CRM is asked, and the CRM holds its answer until the
+    server has seen Asterisk's HANGUP line (sent on its own when the channel hangs up,
+    res_agi.c:4362-4375); the answer is then dropped."""
     caplog.set_level(logging.DEBUG)
     env_holder: list[FlowEnv] = []
     answered = asyncio.Event()
+    crm_asked = asyncio.Event()
 
     async def held(request: object) -> object:
+        crm_asked.set()
         env = env_holder[0]
         for _ in range(1000):  # bounded: at most 10 s
             if env.server.sessions and all(s.hung_up for s in env.server.sessions):
@@ -307,7 +310,7 @@ async def test_caller_hangs_up_while_the_crm_is_asked(
     fake.reply = held  # type: ignore[assignment]
     async with running(tmp_path, fake, crm_timeout_s=15.0) as env:
         env_holder.append(env)
-        result = await call(env, GOOD_KEYS, hangup_after_s=1.0)
+        result = await call(env, GOOD_KEYS, hangup_on=crm_asked)
         await asyncio.wait_for(answered.wait(), 15)
         # The flow task has ended quietly.
         await asyncio.wait_for(_no_tasks(env), 5)
