@@ -40,6 +40,22 @@ async def slow_flow(session: AgiSession, context: object) -> None:
     await session.set_variable("CENTRALITA_ROUTE", "queue:late")
 
 
+@registry.flow("stuck")
+async def stuck_flow(session: AgiSession, context: object) -> None:
+    await session.answer()
+    await asyncio.Event().wait()  # never set: only the shutdown ends this call
+    await session.set_variable("CENTRALITA_ROUTE", "queue:never")
+
+
+async def flow_running(srv: AgiServer) -> None:
+    """Wait until a call's flow has started (bounded, not a time limit)."""
+    for _ in range(1000):
+        if srv.tasks:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("no flow started")
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[AgiServer]:
     srv = AgiServer(
@@ -47,7 +63,7 @@ async def server() -> AsyncIterator[AgiServer]:
         port=0,
         allowed_peers=["127.0.0.1/32"],
         fallback_route="queue:support-en",
-        limits=ServerLimits(header_timeout_s=0.5, reply_timeout_s=0.5, shutdown_grace_s=2.0),
+        limits=ServerLimits(header_timeout_s=0.5, reply_timeout_s=5.0, shutdown_grace_s=2.0),
     )
     await srv.start()
     yield srv
@@ -177,7 +193,7 @@ async def test_session_limit_refuses_extra_calls() -> None:
     await srv.start()
     try:
         first = asyncio.create_task(place_call("127.0.0.1", srv.port, Caller(script="slow")))
-        await asyncio.sleep(0.05)
+        await flow_running(srv)
         second = await place_call("127.0.0.1", srv.port, Caller(script="echo"))
         assert second.commands == [] and second.closed_by_server
         assert (await first).route == "queue:late"
@@ -189,7 +205,7 @@ async def test_graceful_shutdown_lets_calls_finish() -> None:
     srv = AgiServer(registry, port=0, limits=ServerLimits(shutdown_grace_s=5.0))
     await srv.start()
     call = asyncio.create_task(place_call("127.0.0.1", srv.port, Caller(script="slow")))
-    await asyncio.sleep(0.05)
+    await flow_running(srv)
     await srv.stop()
     assert (await call).route == "queue:late"
     with pytest.raises(OSError):
@@ -199,8 +215,8 @@ async def test_graceful_shutdown_lets_calls_finish() -> None:
 async def test_shutdown_grace_expires() -> None:
     srv = AgiServer(registry, port=0, limits=ServerLimits(shutdown_grace_s=0.05))
     await srv.start()
-    call = asyncio.create_task(place_call("127.0.0.1", srv.port, Caller(script="slow")))
-    await asyncio.sleep(0.05)
+    call = asyncio.create_task(place_call("127.0.0.1", srv.port, Caller(script="stuck")))
+    await flow_running(srv)
     await srv.stop()
     result = await call
     assert result.route is None and result.closed_by_server
