@@ -132,6 +132,27 @@ async def test_no_survey_for_private_callers_or_unanswered_calls(
     assert not outgoing.exists() or list(outgoing.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "presentation", [32, 35, 67]
+)  # restricted, restricted+screened, unavailable
+async def test_no_survey_when_the_caller_withheld_their_number(
+    flow_env: FlowEnv, presentation: int
+) -> None:
+    await place_call(
+        "127.0.0.1",
+        flow_env.port,
+        Caller(
+            script="survey-schedule",
+            args=["support-en", "PJSIP/1001", "1.1"],
+            callerid="+34915550123",
+            callingpres=presentation,
+            dead=True,
+        ),
+    )
+    outgoing = flow_env.settings.asterisk.spool_dir / "outgoing"
+    assert not outgoing.exists() or list(outgoing.iterdir()) == []
+
+
 async def test_schedule_reads_the_member_and_call_from_the_dead_channel(flow_env: FlowEnv) -> None:
     # As the generated hangup handler calls it: only the queue as argument.
     result = await place_call(

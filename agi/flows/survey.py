@@ -23,6 +23,11 @@ PROMPT_LEAVE_MESSAGE = "centralita/leave-message"
 PROMPTS = (PROMPT_RATE, PROMPT_THANKS, PROMPT_LEAVE_MESSAGE, PROMPT_INVALID, PROMPT_GOODBYE)
 
 
+# The presentation bits of agi_callingpres (include/asterisk/callerid.h AST_PRES_RESTRICTION:
+# 0x20 restricted, 0x40 unavailable): a caller who withheld their number is not called back.
+PRESENTATION_WITHHELD = 0x60
+
+
 def _extension_of(interface: str) -> str:
     """`PJSIP/1001` or `SIP/1001-0000002a` -> `1001`."""
     _, _, rest = interface.partition("/")
@@ -44,6 +49,9 @@ async def survey_schedule_flow(session: AgiSession, context: FlowContext) -> Non
     queue_model = context.site.queue(queue)
     if queue_model is None or not queue_model.survey:
         session.log.info("queue %r has no survey", queue)
+        return
+    if request.callingpres & PRESENTATION_WITHHELD:
+        session.log.info("caller withheld their number; no survey")
         return
     scheduled = await context.schedule_survey(
         SurveyRequest(
