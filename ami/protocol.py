@@ -129,6 +129,31 @@ class AmiParser:
                 self.banner = line
                 out.append(AmiMessage("banner", (("Banner", line),)))
                 pos = nl + 1
+        # Fast path: Asterisk frames every packet with CRLF and ends it with an empty line
+        # (main/manager.c astman_append, send_string); the complete packets in the buffer
+        # are then split in one go. Anything else (LF only, old-style `Response: Follows`
+        # with blank lines in its output) takes the general loop below.
+        last = buf.rfind(b"\r\n\r\n")
+        if last >= pos:
+            region = bytes(buf[pos : last + 4])
+            # Pure CRLF (every LF after a CR), so that `\r\n\r\n` is the only packet end,
+            # exactly as in the general loop; and no old-style Command output.
+            if (
+                region.count(b"\n") == region.count(b"\r\n")
+                and b"ollows" not in region
+                and b"OLLOWS" not in region
+            ):
+                for body in region.split(b"\r\n\r\n")[:-1]:
+                    if body.startswith(b"\r\n"):
+                        body = body.lstrip(b"\r\n")  # blank lines between packets
+                    if not body:
+                        continue
+                    if len(body) > MAX_PACKET:
+                        raise AmiProtocolError(f"packet larger than {MAX_PACKET} bytes")
+                    if len(body) > MAX_LINE and max(map(len, body.split(b"\n"))) > MAX_LINE + 1:
+                        raise AmiProtocolError(f"line longer than {MAX_LINE} bytes")
+                    out.append(_packet(body))
+                pos = last + 4
         size = len(buf)
         while pos < size:
             # Blank lines between packets are not packets.

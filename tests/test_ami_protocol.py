@@ -243,3 +243,43 @@ def test_arbitrary_bytes_only_ever_raise_protocol_errors(chunks: list[bytes]) ->
         parser.receive_eof()
     except AmiProtocolError:
         pass
+
+
+_header_name = st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,12}", fullmatch=True)
+_header_value = st.text(
+    alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=20
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.tuples(_header_name, _header_value), min_size=1, max_size=6),
+            st.integers(min_value=0, max_value=2),  # extra blank lines after the packet
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.integers(min_value=1, max_value=64),
+)
+def test_crlf_fast_path_equals_the_general_parser(
+    packets: list[tuple[list[tuple[str, str]], int]], chunk: int
+) -> None:
+    """Whole CRLF reads take the bulk path; LF-only reads and small chunks the general one."""
+    text = "".join(
+        "".join(f"{name}: {value}\n" for name, value in headers) + "\n" * (1 + blanks)
+        for headers, blanks in packets
+    )
+    lf = ("Asterisk Call Manager/9.0.0\n" + text).encode()
+    crlf = lf.replace(b"\n", b"\r\n")
+
+    def parse(data: bytes, size: int) -> list[AmiMessage]:
+        parser = AmiParser()
+        out: list[AmiMessage] = []
+        for i in range(0, len(data), size):
+            out += parser.receive_data(data[i : i + size])
+        return out
+
+    whole = parse(crlf, len(crlf))
+    assert whole == parse(lf, len(lf)) == parse(crlf, chunk)
+    assert [m.headers for m in whole[1:]] == [tuple(h) for h, _ in packets if h]
