@@ -175,10 +175,10 @@ class AmiParser:
                 body_end, next_pos = match.start(), match.end()
             if next_pos - pos > MAX_PACKET:
                 raise AmiProtocolError(f"packet larger than {MAX_PACKET} bytes")
-            body = buf[pos:body_end]
-            if len(body) > MAX_LINE and max(map(len, body.split(b"\n"))) > MAX_LINE + 1:
+            packet = bytes(buf[pos:body_end])
+            if len(packet) > MAX_LINE and max(map(len, packet.split(b"\n"))) > MAX_LINE + 1:
                 raise AmiProtocolError(f"line longer than {MAX_LINE} bytes")
-            out.append(_packet(bytes(body)))
+            out.append(_packet(packet))
             pos = next_pos
         del buf[:pos]
         self._checked = max(0, self._checked - pos)
