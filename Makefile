@@ -37,9 +37,12 @@ bench: $(STAMP)
 # Builds the prompts with espeak-ng and sox (Debian packages). The built WAVs are committed,
 # so only whoever changes a prompt text needs this.
 sounds: $(STAMP)
-	@command -v espeak-ng >/dev/null && command -v sox >/dev/null || \
-		(apt-get install -y espeak-ng sox || sudo apt-get install -y espeak-ng sox)
+	@if ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null; then \
+		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq espeak-ng sox; \
+	fi
 	$(BIN)/python -m centralita.sounds build
+	$(BIN)/python -m centralita.sounds check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
