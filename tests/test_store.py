@@ -338,25 +338,9 @@ async def test_bad_cdr_is_refused(store: Store) -> None:
     assert await store.count_cdrs() == 0
 
 
-MASTER_CSV = (
-    # 16 columns (no loguniqueid): an unanswered call has an empty, unquoted answer field.
-    '"","915550123","300","queue-sip","""Bob ""the"" Customer"" <915550123>",'
-    '"SIP/trunk-00000001","SIP/1001-00000002","Queue","support-en,,,,10",'
-    '"2026-03-01 10:00:00",,"2026-03-01 10:00:12",12,0,"NO ANSWER","DOCUMENTATION"\n'
-    # 17 columns: loguniqueid=yes.
-    '"acct","+34915550123","300","queue-sip","""Bob"" <+34915550123>",'
-    '"SIP/trunk-00000003","SIP/1002-00000004","Queue","support-en,,,,10",'
-    '"2026-03-01 11:00:00","2026-03-01 11:00:05","2026-03-01 11:01:00",60,55,"ANSWERED",'
-    '"DOCUMENTATION","1772362800.7"\n'
-    # 21 columns: loguniqueid, loguserfield and newcdrcolumns.
-    '"","5551234567","1001","from-internal","""Alice"" <5551234567>","SIP/2000-00000005",'
-    '"SIP/1001-00000006","Dial","SIP/1001,20","2026-03-02 09:00:00","2026-03-02 09:00:02",'
-    '"2026-03-02 09:00:30",30,28,"ANSWERED","DOCUMENTATION","1772442000.9","vip","",'
-    '"1772442000.8",3\n'
-    # Garbage: too few columns, and a bad date.
-    '"just","three","columns"\n'
-    '"","1","2","c","clid","ch","","app","","not a date",,"2026-03-01 10:00:00",1,1,"FAILED","x"\n'
-)
+# A cdr_csv Master.csv in the three layouts (16 columns; 17 with loguniqueid; 21 with
+# loguniqueid, loguserfield and newcdrcolumns) plus two garbage rows: tests/fixtures/cdr.
+MASTER_CSV = (Path(__file__).parent / "fixtures" / "cdr" / "Master.csv").read_text(encoding="utf-8")
 
 
 async def test_import_master_csv(store: Store, tmp_path: Path) -> None:
