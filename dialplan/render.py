@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ from dialplan.model import (
 )
 from dialplan.validate import ConfigError, check_name, check_secret
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "conf_templates"
+# The templates are the `conf_templates` package's data: found the same way from a checkout, an
+# editable install or a wheel.
+TEMPLATE_DIR = Path(str(resources.files("conf_templates")))
 
 VOICEMAIL_CONTEXT = "VoiceMail"
 AGENT_CONTEXT = "agents"
