@@ -210,7 +210,6 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         "loop",
         "peer",
         "request",
-        "task",
     )
 
     def __init__(self, server: AgiServer) -> None:
@@ -223,7 +222,6 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         self._pending: ReplyWaiter | None = None
         self.hung_up = False
         self.request: AgiRequest | None = None
-        self.task: asyncio.Task[None] | None = None
         self.deadline = 0.0
         self.peer = "?"
 
@@ -277,7 +275,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
             elif type(event) is AgiRequest:
                 self.request = event
                 self.deadline = 0.0
-                self.task = self._server.start_flow(self, event)
+                self._server.start_flow(self, event)
 
     def eof_received(self) -> bool | None:
         try:
@@ -390,7 +388,6 @@ class AgiServer:
         self._sweeper: asyncio.Task[None] | None = None
         self.loop = asyncio.get_event_loop_policy().get_event_loop()
         self.now: Callable[[], float] = time.monotonic
-        self.calls_started = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -457,7 +454,6 @@ class AgiServer:
         return allowed
 
     def start_flow(self, proto: _AgiProtocol, request: AgiRequest) -> asyncio.Task[None]:
-        self.calls_started += 1
         task = self.loop.create_task(self._run(proto, request))
         self.tasks.add(task)
         return task
