@@ -48,7 +48,7 @@ from centralita.web import TimedTracker  # noqa: E402
 from centralita.web.auth import COOKIE  # noqa: E402
 from centralita.web.state import AMI, AUTH, BRIDGE, HUB  # noqa: E402
 
-TRACE = ROOT.parent / "shared" / "asterisk-traces" / "ami-queue-sip-call.txt"
+TRACE = ROOT / "tests" / "fixtures" / "asterisk-traces" / "ami-queue-sip-call.txt"
 SECRET = "bench-ami-secret"
 CALL_SECONDS = 3.0
 FIRST_AGENT = 2000

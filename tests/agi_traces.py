@@ -1,11 +1,11 @@
-"""Reading the recorded FastAGI transcripts of ../shared/asterisk-traces (test helper)."""
+"""Reading the recorded FastAGI transcripts of tests/fixtures/asterisk-traces (test helper)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TRACES = Path(__file__).resolve().parent.parent.parent / "shared" / "asterisk-traces"
+TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
 
 
 @dataclass

@@ -17,7 +17,7 @@ from ami.protocol import AmiMessage
 from ami.testing import FakeAmiServer, event_classes, load_trace
 from ami.tracker import CallChange, CallTracker, CdrEvent
 
-TRACES = Path(__file__).resolve().parent.parent.parent / "shared" / "asterisk-traces"
+TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
 QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
 SECRET = "s3cret-for-tests"
 

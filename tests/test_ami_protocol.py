@@ -19,7 +19,7 @@ from ami.protocol import (
     parse_trace,
 )
 
-TRACES = Path(__file__).resolve().parent.parent.parent / "shared" / "asterisk-traces"
+TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
 AMI_TRACES = sorted(TRACES.glob("ami-*.txt"))
 
 

@@ -13,7 +13,7 @@ from ami.protocol import AmiMessage, parse_trace
 from ami.testing import ChannelTable, load_trace, rewrite
 from ami.tracker import CallChange, CallTracker, parse_cdr
 
-TRACES = Path(__file__).resolve().parent.parent.parent / "shared" / "asterisk-traces"
+TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ami"
 AGENTS = ["1001", "1002"]
 

@@ -22,7 +22,7 @@ from centralita.store import (
     default_path,
 )
 
-TRACES = Path("/work/shared/asterisk-traces")
+TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from centralita.settings import Settings, demo_text, parse_settings
 from centralita.store import Store
 from centralita.web.state import AMI, BRIDGE, CDR_WRITER, HUB
 
-TRACES = Path(__file__).resolve().parent.parent.parent / "shared" / "asterisk-traces"
+TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
 AMI_SECRET = "test-ami-secret"
 PASSWORD = "correct horse battery"
 TIMEOUT = aiohttp.ClientTimeout(total=20)
