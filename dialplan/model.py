@@ -15,6 +15,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dialplan.validate import (
+    check_bind,
     DIGIT_KEYS,
     ConfigError,
     Section,
@@ -241,6 +242,7 @@ class Site:
     recordings_dir: str = "/var/spool/asterisk/monitor"
     outbound_callerid: str = "0777"
     outbound_trunk: str = "PJSIP/{number}@trunk"
+    sip_bind: str = "0.0.0.0:5060"  # where the SIP driver listens for the agents' phones
     dispositions: tuple[str, ...] = ("sale", "support", "no-interest", "call-back")
     # Agents who see every call record, the callback list and the complaints log; other
     # agents see their own calls only.
@@ -552,6 +554,10 @@ def load_site(root: Section) -> Site:
             root.file, "asterisk.outbound_trunk", "must contain {number} and no ';', ',', '[', ']'"
         )
 
+    sip_bind = check_bind(
+        asterisk.string("sip_bind", "0.0.0.0:5060"), root.file, "asterisk.sip_bind"
+    )
+
     ivr_s = root.table("ivr")
     ivr = Ivr(
         name=check_name(ivr_s.string("name", "main"), root.file, "ivr.name"),
@@ -649,6 +655,7 @@ def load_site(root: Section) -> Site:
         recordings_dir=recordings_dir,
         outbound_callerid=outbound_callerid,
         outbound_trunk=outbound_trunk,
+        sip_bind=sip_bind,
         dispositions=site_dispositions,
         supervisors=supervisors,
     )

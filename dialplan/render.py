@@ -177,6 +177,7 @@ def render_site(site: Site, access: AsteriskAccess) -> dict[str, str]:
         "codecs": CODECS,
         "agent_context": AGENT_CONTEXT,
         "voicemail_context": VOICEMAIL_CONTEXT,
+        "sip_bind": site.sip_bind,
     }
     views: dict[str, dict[str, Any]] = {
         "pjsip.conf": common,

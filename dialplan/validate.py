@@ -6,6 +6,7 @@ the checks here, so that `[`, `]`, `;`, `,`, `=` and newlines can never reach a 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import unicodedata
@@ -56,6 +57,27 @@ def check_extension(value: str, file: str, key: str) -> str:
 def check_number(value: str, file: str, key: str) -> str:
     if not NUMBER_RE.match(value):
         raise ConfigError(file, key, f"{value!r} is not a valid number: digits, optional leading +")
+    return value
+
+
+def check_bind(value: str, file: str, key: str) -> str:
+    """An `address:port` a SIP driver can listen on (`0.0.0.0:5060`, `[::1]:5062`).
+
+    chan_sip's udpbindaddr and pjsip's transport `bind` both take this form (an IPv6
+    address in brackets); nothing else may reach the rendered line.
+    """
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ipaddress.ip_address(host)
+        ok = bool(sep) and port.isascii() and port.isdigit() and 1 <= int(port) <= 65535
+    except ValueError:
+        ok = False
+    if not ok or (":" in host and not value.startswith("[")):
+        raise ConfigError(
+            file, key, f"{value!r} is not an address:port (e.g. 0.0.0.0:5060 or [::]:5060)"
+        )
     return value
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from conftest import make_settings
 
 from centralita.cli import main
 from centralita.settings import demo_text, load_settings, parse_settings
@@ -136,3 +138,25 @@ def test_a_bad_config_stops_a_command_with_a_clear_message(
     assert main(["serve", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}: server.web_port: must be at least 0" in err
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:5062", "0.0.0.0:5060", "[::1]:5070", "[::]:5060"])
+def test_sip_bind_is_rendered_for_both_drivers(tmp_path: Path, value: str) -> None:
+    from centralita.cmd_render import render_files
+
+    for driver, name, key in (("pjsip", "pjsip.conf", "bind"), ("sip", "sip.conf", "udpbindaddr")):
+        settings = make_settings(
+            tmp_path,
+            lambda t, d=driver: t.replace('sip_bind = "0.0.0.0:5060"', f'sip_bind = "{value}"')
+            .replace('sip_driver = "pjsip"', f'sip_driver = "{d}"'),
+        )
+        assert f"\n{key} = {value}\n" in render_files(settings)[name]
+
+
+@pytest.mark.parametrize(
+    "value", ["5060", "localhost:5060", "0.0.0.0:0", "0.0.0.0:99999", "::1:5060", "1.2.3.4:5060\n"]
+)
+def test_sip_bind_refuses_what_is_not_an_address_and_port(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_settings(tmp_path, lambda t: t.replace('"0.0.0.0:5060"', json.dumps(value)))
+    assert info.value.key == "asterisk.sip_bind"
