@@ -15,10 +15,10 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dialplan.validate import (
-    check_bind,
     DIGIT_KEYS,
     ConfigError,
     Section,
+    check_bind,
     check_display_name,
     check_extension,
     check_name,
