@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,3 +73,73 @@ async def start_flow_env(settings: Settings, crm: Crm | None = None) -> AsyncIte
 async def flow_env(settings: Settings) -> AsyncIterator[FlowEnv]:
     async for env in start_flow_env(settings):
         yield env
+
+
+# --------------------------------------------------------------------------- the real Asterisk
+# The integration suite (tests/integration, marker `asterisk`) runs on every combination of
+# install and SIP driver that CENTRALITA_ASTERISK names. These hooks live here, at the root,
+# so that they also run in pytest-xdist's controller, which prints the summary.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from integration.asterisk import targets_from_env
+
+    config.integration_targets = targets_from_env()  # type: ignore[attr-defined]
+    config.integration_counts = {}  # type: ignore[attr-defined]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "site" not in metafunc.fixturenames:
+        return
+    targets = metafunc.config.integration_targets  # type: ignore[attr-defined]
+    metafunc.parametrize(
+        "site",
+        [
+            pytest.param(t, id=t.name, marks=(pytest.mark.xdist_group(t.name),))
+            for t in targets
+        ],
+        indirect=True,
+        scope="session",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    keep, dropped = [], []
+    for item in items:
+        if "integration" in item.nodeid.split("/")[1:2]:
+            item.add_marker(pytest.mark.asterisk)
+            if not config.integration_targets:  # type: ignore[attr-defined]
+                dropped.append(item)
+                continue
+        keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+        config.integration_skipped = len(dropped)  # type: ignore[attr-defined]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "/integration/" not in report.nodeid or "[" not in report.nodeid:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        found = re.search(r"\d+(?:\.\d+)+[^-\]]*-(?:pjsip|sip)", report.nodeid.rsplit("[", 1)[1])
+        if found is None:
+            return
+        counts = _COUNTS.setdefault(found.group(0), {})
+        counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+_COUNTS: dict[str, dict[str, int]] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from integration.asterisk import HOW_TO
+
+    config = terminalreporter.config
+    if getattr(config, "workerinput", None) is not None:
+        return
+    if getattr(config, "integration_skipped", 0):
+        terminalreporter.write_line(f"integration suite skipped: {HOW_TO}")
+    for name, counts in sorted(_COUNTS.items()):
+        shown = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        terminalreporter.write_line(f"integration suite on Asterisk {name}: {shown}")
