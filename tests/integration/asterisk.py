@@ -246,7 +246,7 @@ class ScratchAsterisk:
         self.write(
             "logger.conf",
             "[general]\n[logfiles]\nmessages.log => notice,warning,error\nfull.log => "
-            "notice,warning,error,verbose(3)\n",
+            "notice,warning,error,verbose\n",
         )
         self.write(
             "rtp.conf",
@@ -335,14 +335,24 @@ class ScratchAsterisk:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def log_problems(self) -> list[str]:
-        """WARNING and ERROR lines of this boot's messages.log, without time and thread."""
-        try:
-            text = (self.log_dir / "messages.log").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return []
-        problems = []
+    def log_problems(self, *, until_ready: bool = False) -> list[str]:
+        """WARNING and ERROR lines of this boot's log, without time and thread.
+
+        With `until_ready`, only those logged before "Asterisk Ready." (the boot), waiting
+        for that line: the logger thread writes after `core waitfullybooted` has returned.
+        """
+        problems: list[str] = []
+        for _ in range(300 if until_ready else 1):  # readiness poll of the logger
+            try:
+                text = (self.log_dir / "full.log").read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                text = ""
+            if not until_ready or "Asterisk Ready." in text:
+                break
+            time.sleep(0.05)
         for line in text.splitlines():
+            if until_ready and "Asterisk Ready." in line:
+                break
             match = re.match(r"^\[[^\]]*\]\s+(WARNING|ERROR)\[\d+\](?:\[[^\]]*\])?\s+(.*)$", line)
             if match:
                 problems.append(f"{match.group(1)} {match.group(2)}")

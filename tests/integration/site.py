@@ -194,6 +194,7 @@ class Site:
     phones: dict[str, Phone] = field(default_factory=dict)
     centralita: subprocess.Popen[bytes] | None = None
     asterisk: ScratchAsterisk = field(init=False)
+    boot_problems: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -362,8 +363,26 @@ class Site:
         self.write_asterisk_files()
         self.asterisk.link_sounds(REPO / "sounds")
         self.asterisk.start()
+        self.boot_problems = self.asterisk.log_problems(until_ready=True)
         self.start_phones()
+        self.wait_phones_reachable()
         self.start_centralita()
+
+    def wait_phones_reachable(self) -> None:
+        """Until every phone is registered and qualified: before that, a queue skips the agent
+        as unavailable (a contact is qualified on registration, protocol doc §6)."""
+        if self.driver == "pjsip":
+            command, ok = "pjsip show contacts", re.compile(r"^\s*Contact:\s+(\d+)/\S+.*\bAvail\b")
+        else:
+            command, ok = "sip show peers", re.compile(r"^(\d+)(?:/\S+)?\s+127\.0\.0\.1\b.*\bOK\b")
+        seen: set[str] = set()
+        for _ in range(600):  # readiness poll
+            text = self.asterisk.cli(command)
+            seen = {m.group(1) for line in text.splitlines() if (m := ok.match(line))}
+            if seen >= set(PHONE_AGENTS):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"phones not reachable: only {sorted(seen)}:\n{text}")
 
     def start_phones(self) -> None:
         secrets = _secrets(self.config)
