@@ -122,7 +122,10 @@ class Console:
         return f"http://127.0.0.1:{self.site.web_port}"
 
     async def __aenter__(self) -> Self:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S))
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=WAIT_S),
+            cookie_jar=aiohttp.CookieJar(unsafe=True),  # the console is on an IP address
+        )
         async with self._session.post(
             f"{self.base}/login",
             data={"extension": self.extension, "password": CONSOLE_PASSWORD},
