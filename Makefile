@@ -24,8 +24,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The integration suite (tests/integration) runs on a real Asterisk when CENTRALITA_ASTERISK
+# names one or more installs (README "The integration suite"); one worker per combination.
+INTEGRATION_WORKERS ?= 3
+
 pytest: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not asterisk"
+	$(BIN)/pytest -q -m asterisk tests/integration \
+		$(if $(CENTRALITA_ASTERISK),-n $(INTEGRATION_WORKERS) --dist loadgroup,)
 
 test: lint typecheck pytest
 

@@ -132,6 +132,15 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 _COUNTS: dict[str, dict[str, int]] = {}
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # `make test` runs the integration suite on its own; with no Asterisk configured every
+    # test is deselected, which pytest reports as "no tests ran" (5). That is not a failure.
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and getattr(
+        session.config, "integration_skipped", 0
+    ):
+        session.exitstatus = pytest.ExitCode.OK
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from integration.asterisk import HOW_TO
 

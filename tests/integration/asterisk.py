@@ -14,6 +14,7 @@ directory into the scratch folder except the modules and the binary, and
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -120,15 +121,21 @@ def _unpack(archive: Path) -> Path:
     stem = re.sub(r"\.tar(\.[a-z0-9]+)?$", "", archive.name)
     target = cache_dir() / stem
     done = target / ".unpacked"
-    if not done.exists():
-        partial = target.with_name(target.name + f".partial-{os.getpid()}")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(partial, filter="tar")
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
-        done.touch()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers start together: one unpacks, the others wait on the lock.
+    with (target.parent / f"{stem}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            partial = target.with_name(target.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            with tarfile.open(archive) as tar:
+                # The "tar" filter (Python 3.11.4+) refuses members that leave the folder.
+                safe = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
+                tar.extractall(partial, **safe)  # type: ignore[arg-type]
+            shutil.rmtree(target, ignore_errors=True)
+            partial.rename(target)
+            done.touch()
     return _prefix_in(target)
 
 
