@@ -25,13 +25,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The integration suite (tests/integration) runs on a real Asterisk when CENTRALITA_ASTERISK
-# names one or more installs (README "The integration suite"); one worker per combination.
-INTEGRATION_WORKERS ?= 3
-
+# names one or more installs (README "The integration suite"): one pytest per combination.
 pytest: $(STAMP)
 	$(BIN)/pytest -q -m "not asterisk"
-	$(BIN)/pytest -q -m asterisk tests/integration \
-		$(if $(CENTRALITA_ASTERISK),-n $(INTEGRATION_WORKERS) --dist loadgroup,)
+	$(BIN)/python tests/integration/parallel.py
 
 test: lint typecheck pytest
 

@@ -28,9 +28,7 @@ class Transcript:
 
     @property
     def args(self) -> list[str]:
-        return [
-            line.partition(": ")[2] for line in self.headers if line.startswith("agi_arg_")
-        ]
+        return [line.partition(": ")[2] for line in self.headers if line.startswith("agi_arg_")]
 
 
 def read_transcript(name: str) -> Transcript:

@@ -78,7 +78,7 @@ async def flow_env(settings: Settings) -> AsyncIterator[FlowEnv]:
 # --------------------------------------------------------------------------- the real Asterisk
 # The integration suite (tests/integration, marker `asterisk`) runs on every combination of
 # install and SIP driver that CENTRALITA_ASTERISK names. These hooks live here, at the root,
-# so that they also run in pytest-xdist's controller, which prints the summary.
+# so that they see every item (tests/integration/parallel.py runs one process per combination).
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -94,10 +94,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     targets = metafunc.config.integration_targets  # type: ignore[attr-defined]
     metafunc.parametrize(
         "site",
-        [
-            pytest.param(t, id=t.name, marks=(pytest.mark.xdist_group(t.name),))
-            for t in targets
-        ],
+        [pytest.param(t, id=t.name) for t in targets],
         indirect=True,
         scope="session",
     )
@@ -145,8 +142,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from integration.asterisk import HOW_TO
 
     config = terminalreporter.config
-    if getattr(config, "workerinput", None) is not None:
-        return
     if getattr(config, "integration_skipped", 0):
         terminalreporter.write_line(f"integration suite skipped: {HOW_TO}")
     for name, counts in sorted(_COUNTS.items()):

@@ -122,7 +122,7 @@ def _unpack(archive: Path) -> Path:
     target = cache_dir() / stem
     done = target / ".unpacked"
     target.parent.mkdir(parents=True, exist_ok=True)
-    # pytest-xdist workers start together: one unpacks, the others wait on the lock.
+    # The combinations run as parallel pytest processes: one unpacks, the others wait.
     with (target.parent / f"{stem}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
@@ -176,13 +176,18 @@ def find_install(spec: str) -> Install:
     return Install(prefix=prefix, version=_version(prefix), drivers=drivers)
 
 
+ONLY_VAR = "CENTRALITA_ASTERISK_ONLY"
+
+
 def targets_from_env() -> list[Target]:
+    """Every combination CENTRALITA_ASTERISK offers (only CENTRALITA_ASTERISK_ONLY's, if set)."""
     specs = [s for s in os.environ.get(ENV_VAR, "").split(os.pathsep) if s.strip()]
     found: list[Target] = []
     for spec in specs:
         install = find_install(spec.strip())
         found.extend(Target(install, driver) for driver in install.drivers)
-    return found
+    only = os.environ.get(ONLY_VAR)
+    return [t for t in found if t.name == only] if only else found
 
 
 # --------------------------------------------------------------------------- the process

@@ -38,6 +38,7 @@ import tomlkit
 from aiohttp import web
 
 from centralita.settings import demo_text
+from centralita.store import Store, default_path
 
 from .asterisk import Ports, ScratchAsterisk, Target
 
@@ -331,6 +332,11 @@ class Site:
     def render(self) -> subprocess.CompletedProcess[str]:
         return self.cli("render", "--out", str(self.rendered))
 
+    async def _set_passwords(self, extensions: tuple[str, ...]) -> None:
+        async with Store.open(default_path(self.data_dir)) as store:
+            for extension in extensions:
+                await store.set_agent_password(extension, CONSOLE_PASSWORD)
+
     def write_asterisk_files(self) -> None:
         """What the admin adds around the rendered files (README: 'link the generated files')."""
         sip = "pjsip" if self.driver == "pjsip" else "sip"
@@ -357,8 +363,9 @@ class Site:
         self.crm.start()
         self.write_config()
         self.render()
-        for extension in (*PHONE_AGENTS, NO_PHONE_AGENT):
-            self.cli("agent", "passwd", extension, "--password", CONSOLE_PASSWORD)
+        # One `agent passwd` as the admin types it; the others straight into the store.
+        self.cli("agent", "passwd", PHONE_AGENTS[0], "--password", CONSOLE_PASSWORD)
+        asyncio.run(self._set_passwords((*PHONE_AGENTS[1:], NO_PHONE_AGENT)))
         self.asterisk.prepare()
         self.write_asterisk_files()
         self.asterisk.link_sounds(REPO / "sounds")
