@@ -13,7 +13,9 @@ state (`DeviceStateList`, then `CoreShowChannels`, each applied at the point of 
 its list completes, so no event is applied twice or lost, §2.2 "a response is contiguous"),
 then read events into the tracker and `Ping` every `ping_s`. A Ping unanswered within
 `ping_timeout_s`, EOF, a framing error or a refused login ends the connection; the next attempt
-comes after a capped, jittered exponential backoff (0.5 s doubling to 30 s by default).
+comes after a capped, jittered exponential backoff (0.5 s doubling to 5 s by default: AMI is on
+the same machine or LAN, a refused connect costs nothing, and every second without AMI is a
+screen pop lost; the real-Asterisk suite restarts Asterisk under a running Centralita).
 
 The connection is written on our own sans-IO parser (`ami.protocol`) rather than panoramisk's
 Manager because panoramisk decodes each TCP read on its own with errors ignored (a UTF-8 name
@@ -115,7 +117,7 @@ class AmiListener:
         action_timeout_s: float = 5.0,
         connect_timeout_s: float = 5.0,
         backoff_min_s: float = 0.5,
-        backoff_max_s: float = 30.0,
+        backoff_max_s: float = 5.0,
         callback_timeout_s: float = 30.0,
         queue_max: int = 100_000,
         rng: random.Random | None = None,

@@ -334,8 +334,8 @@ class ScratchAsterisk:
         if self.process.poll() is None:
             self.cli("core stop now", timeout=30)
             try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # a module stuck in its unload: not ours to wait for
                 self.process.kill()
                 self.process.wait(timeout=30)
         self.process = None
