@@ -89,7 +89,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "site" not in metafunc.fixturenames:
+    if "site" not in metafunc.fixturenames or not _in_integration(metafunc.definition.nodeid):
         return
     targets = metafunc.config.integration_targets  # type: ignore[attr-defined]
     metafunc.parametrize(
@@ -100,10 +100,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
+def _in_integration(nodeid: str) -> bool:
+    return nodeid.startswith("tests/integration/")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     keep, dropped = [], []
     for item in items:
-        if "integration" in item.nodeid.split("/")[1:2]:
+        if _in_integration(item.nodeid):
             item.add_marker(pytest.mark.asterisk)
             if not config.integration_targets:  # type: ignore[attr-defined]
                 dropped.append(item)
@@ -116,7 +120,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if "/integration/" not in report.nodeid or "[" not in report.nodeid:
+    if not _in_integration(report.nodeid) or "[" not in report.nodeid:
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         found = re.search(r"\d+(?:\.\d+)+[^-\]]*-(?:pjsip|sip)", report.nodeid.rsplit("[", 1)[1])
