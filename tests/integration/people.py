@@ -77,9 +77,14 @@ async def place_call(
     name: str = "Test Caller",
     exten: str = "0777",
     context: str = "incoming",
+    variable: str | None = None,
 ) -> Call:
-    """A caller dials `exten@context` (Local channel; our dialplan runs on the ;2 half)."""
+    """A caller dials `exten@context` (Local channel; our dialplan runs on the ;2 half).
+
+    `variable` ("NAME=value") is set on the call (Local copies it to the ;2 half).
+    """
     mark = ami.mark()
+    extra = {"Variable": variable} if variable is not None else {}
     response = await ami.originate(
         Channel=f"Local/{exten}@{context}",
         Context="centralita-test-caller",
@@ -87,6 +92,7 @@ async def place_call(
         Priority="1",
         CallerID=f'"{name}" <{number}>',
         Timeout="30000",
+        **extra,
     )
     assert response.get("Response") == "Success", response
     far = response.value("Channel")
