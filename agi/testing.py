@@ -11,13 +11,22 @@ Use it to test your own flows without an Asterisk::
 A `Caller` connects to the FastAGI port, sends the header block in Asterisk's order
 (asterisk-protocol.md §1.2) and then answers every command as a real channel would (§1.5-1.8):
 digit strings for GET DATA, ASCII codes for keys, `endpos=`, 510/511/520 with Asterisk's exact
-texts. Its fidelity is tested against the recordings in `asterisk-traces/`.
+texts. Its fidelity is tested against the recordings in `asterisk-traces/` and
+`agi-fidelity/` (sessions recorded on Asterisk 20 and 22 by the integration suite).
 
 Keys: `keys` is a list of entries, one per time the flow listens. An entry is what the caller
 types at that prompt (`"4321#"`), or `None`/`""` for silence (the command times out). A prompt
 played with escape digits (STREAM FILE, GET OPTION, SAY) takes the first key of the next entry
 only if it is one of its escape digits; the rest of that entry stays typed ahead for the next
 listening command. GET DATA and WAIT FOR DIGIT always take an entry.
+
+That is convenient (a wrong key "typed during the menu" reaches the WAIT FOR DIGIT after it),
+but a real Asterisk drops a key that is not an escape digit of the prompt playing
+(agi-fidelity/*/unescaped-key.txt). `keys_per_prompt=True` plays it exactly: every command
+that reads keys (`reads_keys`: GET DATA, WAIT FOR DIGIT, GET OPTION, and STREAM FILE or SAY
+with escape digits) takes an entry of its own, pressed while it runs; during a prompt, keys
+that are not escape digits are dropped, the first escape digit interrupts it, and what
+follows that digit stays typed ahead.
 
 Hangup: `hangup_at=N` hangs up during command N (0-based). A prompt or listening command then
 answers as interrupted (`200 result=-1`); any other command finds the channel already gone.
@@ -253,6 +262,9 @@ class Caller:
     # set by a read on a live channel); commands not allowed on a dead channel answer 511.
     dead: bool = False
     timeout_s: float = 60.0  # bound on the whole call, so a stuck flow cannot hang a test
+    # Each command that reads keys takes an entry, and a prompt drops keys that are not its
+    # escape digits, as Asterisk does (see the module's docstring).
+    keys_per_prompt: bool = False
 
 
 @dataclass
@@ -295,6 +307,7 @@ class SimulatedChannel:
         self.result = result
         self.keys: list[str | None] = list(caller.keys)
         self.index = -1
+        self.pressed: str | None = None  # keys_per_prompt: the entry of the running command
         self.up = caller.answered
         self.dead = caller.dead
         self.hangup_notice_due = False
@@ -329,10 +342,23 @@ class SimulatedChannel:
     # -- keys --------------------------------------------------------------------------------
 
     def _next_entry(self) -> str | None:
+        if self.caller.keys_per_prompt:
+            return self.pressed  # taken when the command arrived (handle)
         return self.keys.pop(0) if self.keys else None
 
     def _escape_key(self, escape: str) -> str | None:
         """A prompt with escape digits: the caller's next key interrupts it if allowed."""
+        if self.caller.keys_per_prompt:
+            # Asterisk drops a key that is not an escape digit (file.c waitstream_core reads
+            # it and only returns for one of `breakon`), recorded in unescaped-key.txt.
+            pressed = self.pressed or ""
+            for position, key in enumerate(pressed):
+                if key in escape:
+                    rest = pressed[position + 1 :]
+                    if rest:
+                        self.keys.insert(0, rest)  # typed on after the prompt ended
+                    return key
+            return None
         if not self.keys or not escape:
             return None
         entry = self.keys[0]
@@ -363,6 +389,10 @@ class SimulatedChannel:
             return [*self.take_hangup_notice(), INVALID_COMMAND]
         name = " ".join(words)
         args = argv[len(words) :]
+        if self.caller.keys_per_prompt:
+            self.pressed = None
+            if _reads_keys(name, args) and self.keys:
+                self.pressed = self.keys.pop(0)
         interrupted = False
         if self.caller.hangup_at == self.index and not self.dead:
             if name in MEDIA_COMMANDS and not (name == "exec" and not self._is_media_app(args)):
@@ -450,6 +480,8 @@ class SimulatedChannel:
             key = self._escape_key(escape)
             if key is not None:
                 return [f"200 result={ord(key)} endpos={length // 2}"]
+            if self.caller.keys_per_prompt:
+                return [f"200 result=0 endpos={length}"]  # its entry had no escape digit
             entry = self._next_entry()  # silence or a key after the prompt
             if entry and entry[0] in escape:
                 return [f"200 result={ord(entry[0])} endpos={length}"]
@@ -499,8 +531,15 @@ class SimulatedChannel:
             if app.lower() not in KNOWN_APPS:
                 return ["200 result=-2"]
             self.result.apps.append((app, data))
+            if app.lower() == "set" and "=" in data:
+                # Set() works on a dead channel too (agi-fidelity/*/variables.txt).
+                variable, _, value = data.partition("=")
+                self._write(variable.strip(), value)
             if self.dead:
-                return ["200 result=-1"]
+                # An application on a dead channel answers what it returns: Playback,
+                # Background, Read, NoOp give 0 (agi-fidelity/*/hangup-get-data.txt), Wait
+                # gave -1 right after a hangup in fastagi-none.txt (see agi-fidelity/README).
+                return ["200 result=-1" if app.lower() == "wait" else "200 result=0"]
             if app.lower() in ("playback", "background"):
                 for filename in data.split(",")[0].split("&"):
                     self._play(filename)
@@ -623,6 +662,21 @@ class SimulatedChannel:
             self.result.language = value
             return
         self.variables[bare] = value
+
+
+def _reads_keys(name: str, args: list[str]) -> bool:
+    if name in ("get data", "wait for digit", "get option"):
+        return True
+    if name in ("stream file", "control stream file", "say digits", "say number", "say alpha"):
+        return len(args) > 1 and args[1] != ""
+    return False
+
+
+def reads_keys(line: str) -> bool:
+    """Whether a command line reads the caller's keys (with `keys_per_prompt`: takes an entry)."""
+    argv = parse_args(line)
+    words = _match(argv)
+    return words is not None and _reads_keys(" ".join(words), argv[len(words) :])
 
 
 def _match(argv: list[str]) -> tuple[str, ...] | None:
