@@ -31,12 +31,16 @@ class Transcript:
         return [line.partition(": ")[2] for line in self.headers if line.startswith("agi_arg_")]
 
 
-def read_transcript(name: str) -> Transcript:
-    """`A: ` lines are Asterisk's, `S: ` the server's, `#` lines the recorder's notes."""
+def read_transcript(name: str | Path) -> Transcript:
+    """`A: ` lines are Asterisk's, `S: ` the server's, `#` lines the recorder's notes.
+
+    `name` is a file of asterisk-traces/, or a path to a transcript anywhere else.
+    """
     headers: list[str] = []
     exchanges: list[Exchange] = []
     in_headers = True
-    for raw in (TRACES / name).read_text(encoding="utf-8").split("\n"):
+    path = name if isinstance(name, Path) else TRACES / name
+    for raw in path.read_text(encoding="utf-8").split("\n"):
         if raw.startswith("#") or raw == "":
             continue
         who, _, line = raw.partition(": ")

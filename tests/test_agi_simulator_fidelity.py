@@ -1,14 +1,28 @@
-"""The simulator against real Asterisk: replay each fastagi-*.txt trace byte for byte."""
+"""The simulator against real Asterisk: replay each recorded session byte for byte.
+
+asterisk-traces/fastagi-*.txt were recorded by hand on Asterisk 20; agi-fidelity/ holds the
+sessions the integration suite records on each Asterisk version (agi_fidelity.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from agi_fidelity import (
+    BY_NAME,
+    MISSING_SOUND,
+    SCENARIOS,
+    Scenario,
+    normalise_replies,
+    read_recording,
+    recorded_versions,
+    recordings,
+)
 from agi_traces import FASTAGI_TRACES, Transcript, read_transcript
 
 from agi.protocol import AgiConnection, AgiRequest, Hangup, Reply
-from agi.testing import Caller, place_call
+from agi.testing import Caller, CallResult, SimulatedChannel, place_call, reads_keys
 
 # What the recorded callers did (asterisk-traces/README.md), as simulator scripts.
 SCRIPTS: dict[str, dict[str, object]] = {
@@ -134,3 +148,96 @@ def test_parser_reads_each_reply_form() -> None:
     (timeout,) = conn.receive_data((none["GET DATA beep 2000 4"][0] + "\n").encode())
     assert isinstance(timeout, Reply)
     assert (timeout.result, timeout.data) == ("", "timeout")
+
+
+# -- sessions recorded by the integration suite on each Asterisk (fixtures/agi-fidelity) ---------
+
+
+def fidelity_caller(scenario: Scenario, trace: Transcript) -> Caller:
+    """The scenario's caller as a simulator script: one entry per command that reads keys."""
+    hangup_at = next((i for i, step in enumerate(scenario.steps) if step.hangup), None)
+    live = scenario.steps if hangup_at is None else scenario.steps[: hangup_at + 1]
+    return Caller(
+        script=trace.header("agi_network_script"),
+        args=trace.args,
+        server_address=trace.header("agi_request").split("/")[2],
+        channel=trace.header("agi_channel"),
+        language=trace.header("agi_language"),
+        type=trace.header("agi_type"),
+        uniqueid=trace.header("agi_uniqueid"),
+        version=trace.header("agi_version"),
+        callerid=trace.header("agi_callerid"),
+        calleridname=trace.header("agi_calleridname"),
+        context=trace.header("agi_context"),
+        extension=trace.header("agi_extension"),
+        priority=int(trace.header("agi_priority")),
+        accountcode=trace.header("agi_accountcode"),
+        threadid=trace.header("agi_threadid"),
+        answered=True,  # Answer() runs before AGI() in [centralita-test-agi]
+        keys=[step.press for step in live if reads_keys(step.command)],
+        keys_per_prompt=True,
+        hangup_at=hangup_at,
+        missing_sounds=[MISSING_SOUND],
+    )
+
+
+def test_every_scenario_is_recorded_on_each_version() -> None:
+    versions = recorded_versions()
+    assert versions, "no recordings in fixtures/agi-fidelity"
+    assert sorted(recordings()) == sorted(
+        (version, scenario.name) for version in versions for scenario in SCENARIOS
+    )
+
+
+@pytest.mark.parametrize(("version", "name"), recordings())
+async def test_simulator_answers_like_the_recording(version: str, name: str) -> None:
+    scenario = BY_NAME[name]
+    trace = read_recording(version, name)
+    assert [e.command for e in trace.exchanges] == [s.command for s in scenario.steps]
+    seen: dict[str, object] = {}
+    server = await replay_server(trace, seen)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        result = await place_call("127.0.0.1", port, fidelity_caller(scenario, trace))
+    assert result.error is None
+    assert seen["headers"] == trace.headers
+    answers = seen["answers"]
+    assert isinstance(answers, list)
+    recorded = [e.replies for e in trace.exchanges]
+    # Byte for byte, but for the sample offset where a key or a hangup stopped a prompt.
+    assert normalise_replies(scenario, answers) == normalise_replies(scenario, recorded)
+    assert result.closed_by_server
+    assert result.caller_hung_up == scenario.hangs_up
+
+
+@pytest.mark.parametrize(("version", "name"), recordings())
+def test_parser_parses_every_recorded_line(version: str, name: str) -> None:
+    trace = read_recording(version, name)
+    conn = AgiConnection()
+    block = "".join(line + "\n" for line in trace.headers) + "\n"
+    (request,) = conn.receive_data(block.encode())
+    assert isinstance(request, AgiRequest)
+    assert request.args == ("first arg", "second")
+    for exchange in trace.exchanges:
+        events = conn.receive_data("".join(r + "\n" for r in exchange.replies).encode())
+        replies = [e for e in events if isinstance(e, Reply)]
+        assert [r.text for r in replies] == [exchange.replies[-1]]
+        assert sum(isinstance(e, Hangup) for e in events) == exchange.replies.count("HANGUP")
+
+
+def test_keys_per_prompt_plays_keys_as_asterisk_does() -> None:
+    def channel(exact: bool) -> SimulatedChannel:
+        caller = Caller(keys=["95", None, "38"], keys_per_prompt=exact, answered=True)
+        return SimulatedChannel(caller, CallResult())
+
+    exact = channel(True)
+    # 9 is not an escape digit: dropped; 5 stops the prompt (unescaped-key.txt, keys.txt).
+    assert exact.handle('STREAM FILE beep "5"') == ["200 result=53 endpos=1760"]
+    assert exact.handle('STREAM FILE beep ""') == ["200 result=0 endpos=3520"]  # no entry
+    assert exact.handle("WAIT FOR DIGIT 1000") == ["200 result=0"]
+    assert exact.handle('SAY DIGITS 12 "3"') == ["200 result=51"]
+    assert exact.handle("GET DATA beep 1000 4") == ["200 result=8 (timeout)"]  # typed on
+    # The default: a key that is not an escape digit waits for the next listening command.
+    default = channel(False)
+    assert default.handle('STREAM FILE beep "5"') == ["200 result=0 endpos=3520"]
+    assert default.handle("WAIT FOR DIGIT 1000") == ["200 result=57"]
