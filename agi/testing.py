@@ -121,7 +121,8 @@ KNOWN_APPS = frozenset(
 )
 
 DEFAULT_SOUND_SAMPLES = 8000  # endpos of a prompt played to its end, 1 s at 8 kHz
-RECORDED_SOUND_SAMPLES = {"beep": 3520, "hello-world": 11360}  # fastagi-none/ivr.txt
+# Recorded in fastagi-none/ivr.txt and agi-fidelity/ (Asterisk's own gsm prompts).
+RECORDED_SOUND_SAMPLES = {"beep": 3520, "hello-world": 11360, "tt-weasels": 23680}
 
 
 def parse_args(line: str) -> list[str]:

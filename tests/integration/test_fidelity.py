@@ -16,6 +16,7 @@ with the newest one committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 
@@ -41,6 +42,7 @@ from .site import Site
 pytestmark = pytest.mark.asterisk
 
 UPDATE = os.environ.get("CENTRALITA_UPDATE_GOLDEN") == "1"
+HANGUP_AFTER_S = 0.5
 _FINAL = re.compile(r"^\d{3} ")  # a reply's last line; `520-...` and HANGUP come before it
 
 
@@ -69,13 +71,21 @@ async def _started(ami: AmiWatch, call: Call, command: str, after: int) -> None:
     )
 
 
-async def _received(ami: AmiWatch, call: Call, keys: str, after: int) -> None:
-    """Every key pressed reached the channel (DTMFEnd, Direction Received), in order."""
+async def _received(ami: AmiWatch, call: Call, command: str, keys: str, after: int) -> None:
+    """Every key pressed reached the channel (DTMFEnd, Direction Received), in order, while
+    `command` ran: a key that came late would make the recording say something else."""
     for key in keys:
         event = await ami.wait_for(
             matches("DTMFEnd", Channel=call.near, Direction="Received", Digit=key), after=after
         )
         after = ami.events.index(event) + 1
+    ended = await ami.wait_for(
+        lambda m: (
+            m.name == "AGIExecEnd" and m.get("Channel") == call.near and m.get("Command") == command
+        ),
+        after=after - 1,
+    )
+    assert ami.events.index(ended) >= after, f"the keys {keys} came after {command} ended"
 
 
 async def record(ami: AmiWatch, scenario: Scenario) -> tuple[list[str], list[list[str]]]:
@@ -110,12 +120,19 @@ async def record(ami: AmiWatch, scenario: Scenario) -> tuple[list[str], list[lis
                     if step.press is not None:
                         await call.press(step.press)
                     else:
+                        # The prompt must be playing when the hangup lands: one that lands
+                        # before finds a dead channel (EXEC Playback then answers 0, not -1).
+                        # Asterisk reports nothing when a prompt starts (no AMI event), so
+                        # let it play a moment; every hangup step plays for over a second.
+                        await asyncio.sleep(HANGUP_AFTER_S)
                         await call.hangup()
                 replies.append(await _reply(reader))
                 if step.press is not None:
-                    await _received(ami, call, step.press, mark)
+                    await _received(ami, call, step.command, step.press, mark)
         finally:
             writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
         await call.ended()
     return headers, replies
 
