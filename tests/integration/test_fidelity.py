@@ -71,21 +71,22 @@ async def _started(ami: AmiWatch, call: Call, command: str, after: int) -> None:
     )
 
 
-async def _received(ami: AmiWatch, call: Call, command: str, keys: str, after: int) -> None:
+async def _received(ami: AmiWatch, call: Call, command: str, keys: str, mark: int) -> None:
     """Every key pressed reached the channel (DTMFEnd, Direction Received), in order, while
     `command` ran: a key that came late would make the recording say something else."""
+    last = mark
     for key in keys:
         event = await ami.wait_for(
-            matches("DTMFEnd", Channel=call.near, Direction="Received", Digit=key), after=after
+            matches("DTMFEnd", Channel=call.near, Direction="Received", Digit=key), after=last
         )
-        after = ami.events.index(event) + 1
+        last = ami.events.index(event) + 1
     ended = await ami.wait_for(
         lambda m: (
             m.name == "AGIExecEnd" and m.get("Channel") == call.near and m.get("Command") == command
         ),
-        after=after - 1,
+        after=mark,
     )
-    assert ami.events.index(ended) >= after, f"the keys {keys} came after {command} ended"
+    assert ami.events.index(ended) >= last, f"the keys {keys} came after {command} ended"
 
 
 async def record(ami: AmiWatch, scenario: Scenario) -> tuple[list[str], list[list[str]]]:
