@@ -72,3 +72,14 @@ async def test_wrong_keys_only_go_to_the_default(flow_env: FlowEnv) -> None:
     assert result.heard.count("centralita/invalid-option") == 3
     assert result.route == "queue:support-en"  # the demo's default
     assert "CENTRALITA_QUEUE" not in result.variables
+
+
+async def test_wrong_key_during_the_welcome_as_asterisk_plays_it(flow_env: FlowEnv) -> None:
+    # keys_per_prompt: a key not among a prompt's escape digits would be dropped, as a real
+    # Asterisk does (agi-fidelity/*/unescaped-key.txt); every key is one here, so the wrong
+    # key is heard and told so, and the right one interrupts "invalid option".
+    caller = Caller(script="language", keys=["9", "3"], keys_per_prompt=True)
+    result = await place_call("127.0.0.1", flow_env.port, caller)
+    assert result.heard[:2] == ["centralita/welcome", "centralita/invalid-option"]
+    assert not any(c.startswith("WAIT FOR DIGIT") for c in result.commands)
+    assert result.route == "queue:support-fr"
