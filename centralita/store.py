@@ -42,7 +42,7 @@ import aiosqlite
 from centralita import phone
 
 DB_FILENAME = "centralita.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 CALLBACK_STATUSES = ("pending", "done", "cancelled")
 # ast_cdr_disp2str, main/cdr.c:3576-3595 (asterisk-protocol.md §4).
@@ -207,13 +207,17 @@ _CHANNEL_SUFFIX = re.compile(r"-[0-9a-fA-F]{8}$")
 
 def agent_of(dst: str, dstchannel: str) -> str:
     """The extension behind a destination channel (`SIP/1001-00000000` -> `1001`,
-    `PJSIP/1001-0000002a` -> `1001`, `Local/1001@agents-00000001;1` -> `1001`), else `dst`.
+    `PJSIP/1001-0000002a` -> `1001`, `Local/1001@agents-00000001;1` -> `1001`); "" when
+    there is none.
 
     Channel names are `<tech>/<resource>-<8 hex digits>` (the suffix Asterisk appends to
-    make names unique; see DestChannel in asterisk-traces/ami-queue-sip-call.txt).
+    make names unique; see DestChannel in asterisk-traces/ami-queue-sip-call.txt). A record
+    without a destination channel is a call that never reached anyone: its `dst` is only
+    where the dialplan stopped (`s` after the callback flow, `600` after voicemail), not an
+    agent (cdr.c sets the destination channel only when a channel is dialed or bridged).
     """
     if not dstchannel or "/" not in dstchannel:
-        return dst
+        return ""
     resource = dstchannel.split("/", 1)[1].split(";", 1)[0]
     resource = _CHANNEL_SUFFIX.sub("", resource)
     resource = resource.split("@", 1)[0]
@@ -517,6 +521,11 @@ _MIGRATIONS: tuple[str, ...] = (
         sent_at TEXT
     );
     CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE sent_at IS NULL;
+    """,
+    # version 2: records without a destination channel have no agent (see agent_of); earlier
+    # versions stored their `dst` (`s`, a queue or a voicemail box) as the agent.
+    """
+    UPDATE cdr SET agent = '' WHERE dstchannel = '' OR instr(dstchannel, '/') = 0;
     """,
 )
 

@@ -121,6 +121,29 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
         await Store.open(path)
 
 
+async def test_version_2_clears_the_agent_of_records_nobody_took(tmp_path: Path) -> None:
+    # Version 1 stored `dst` as the agent of a record without a destination channel (`s`
+    # after the callback flow); version 2 clears it and keeps real agents.
+    path = tmp_path / "db.sqlite3"
+    start = datetime(2026, 11, 21, 10, 0)
+    async with Store.open(path) as store:
+        await store.upsert_cdr(cdr("1.1", "+34600000001", start, dst="s"))
+        await store.upsert_cdr(cdr("1.2", "+34600000001", start, dstchannel="SIP/1001-0000000a"))
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE cdr SET agent = dst WHERE dstchannel = ''")
+    conn.execute("UPDATE schema_version SET version = 1")
+    conn.commit()
+    conn.close()
+    async with Store.open(path) as store:
+        assert await store.schema_version() == 2
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT uniqueid, agent FROM cdr ORDER BY uniqueid").fetchall()
+    finally:
+        conn.close()
+    assert rows == [("1.1", ""), ("1.2", "1001")]
+
+
 # ------------------------------------------------------------------ callbacks and ratings
 
 
@@ -209,8 +232,9 @@ def test_agent_of_channel_names() -> None:
     assert agent_of("300", "SIP/1001-00000000") == "1001"
     assert agent_of("300", "PJSIP/1002-0000002a") == "1002"
     assert agent_of("300", "Local/1003@agents-00000001;1") == "1003"
-    assert agent_of("1001", "") == "1001"
-    assert agent_of("s", "") == "s"
+    # No destination channel: nobody took the call; `dst` is where the dialplan stopped.
+    assert agent_of("1001", "") == ""
+    assert agent_of("s", "") == ""
 
 
 async def test_trace_cdr_events_all_kept(store: Store) -> None:
@@ -226,7 +250,7 @@ async def test_trace_cdr_events_all_kept(store: Store) -> None:
     recs = await store.get_cdrs("1795301710.17")
     assert [(r.disposition, r.agent, r.lastapp) for r in recs] == [
         ("NO ANSWER", "1001", "Queue"),
-        ("ANSWERED", "300", "Hangup"),
+        ("ANSWERED", "", "Hangup"),  # nobody took it: 300 is the queue's extension
     ]
     assert recs[0].src_key == "5559998888"
     assert recs[0].start == datetime(2026, 11, 21, 22, 55, 10)
