@@ -87,7 +87,9 @@ class Crm:
         form = await request.post()
         customer = str(form.get("idContact", ""))
         self.asked.append(customer)
-        answers = {CRM_TRUE: "true", CRM_FALSE: "false", CRM_DESTINATION: "1,3"}
+        # The slow answer is "true": a caller routed to success would prove that Centralita
+        # waited past [crm] timeout_s instead of taking the failure destination.
+        answers = {CRM_TRUE: "true", CRM_FALSE: "false", CRM_DESTINATION: "1,3", CRM_SLOW: "true"}
         if customer == CRM_SLOW:
             await asyncio.sleep(CRM_SLOW_S)
         return web.json_response({"status": "ok", "destination": answers.get(customer, "false")})
