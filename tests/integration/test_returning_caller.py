@@ -35,7 +35,7 @@ def agents_on_record(site: Site, number: str) -> list[str]:
 async def earlier_call(site: Site, ami: AmiWatch, number: str) -> str:
     """A real call an agent answers; returns the agent once its record is in the store."""
     call = await place_call(ami, number=number)
-    await call.listening("WAIT FOR DIGIT")
+    await call.listening("STREAM FILE")  # a key interrupts the welcome (flow language)
     await call.press("2")
     connect = await ami.wait_for(matches("AgentConnect", Channel=call.near), after=call.mark)
     agent = connect.value("Interface").split("/", 1)[1]

@@ -52,7 +52,7 @@ def message_fields(path: Path) -> dict[str, str]:
 async def answered_queue_call(ami: AmiWatch, number: str) -> tuple[Call, str]:
     """An English caller, answered by an agent's phone; returns the call and the agent."""
     call = await place_call(ami, number=number)
-    await call.listening("WAIT FOR DIGIT")
+    await call.listening("STREAM FILE")  # a key interrupts the welcome (flow language)
     await call.press("2")
     connect = await ami.wait_for(matches("AgentConnect", Channel=call.near), after=call.mark)
     assert connect.get("Queue") == "support-en"
