@@ -19,7 +19,7 @@ pytestmark = pytest.mark.asterisk
 
 def holidays(site: Site, condition: str) -> list[str]:
     doc = tomlkit.parse(site.config.read_text(encoding="utf-8"))
-    for tc in doc["time_conditions"]:  # type: ignore[union-attr]
+    for tc in doc["time_conditions"]:
         if tc["name"] == condition:
             return [str(day) for day in tc["holidays"]]
     raise AssertionError(f"no time condition {condition} in the site config")
