@@ -1,0 +1,85 @@
+"""Click-to-dial through the console API on a real Asterisk.
+
+POST /api/dial makes Centralita send an Originate whose Channel is the agent's device: Asterisk
+calls the agent's phone first, and only once it answers runs the outbound context, which dials
+the customer (here `Local/<number>@centralita-test-customer`, the test site's trunk). While
+the agent is on that call, a second dial is refused with 409.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .amiwatch import AmiWatch, matches
+from .people import Console
+from .site import Site
+
+pytestmark = pytest.mark.asterisk
+
+AGENT = "1002"
+
+
+async def test_the_agent_rings_first_then_the_customer_and_a_second_dial_is_refused(
+    site: Site, ami: AmiWatch, number: str
+) -> None:
+    async with Console(site, AGENT) as console:
+        mark = ami.mark()
+        status, body = await console.post("/api/dial", {"number": number})
+        # The API answers with the OriginateResponse: Success, reason 4 = the agent answered.
+        assert status == 200, body
+        assert (body["ok"], body["response"], body["reason"]) == (True, "Success", 4), body
+
+        # Asterisk's own account, in order: the agent's device channel is created and
+        # answered, then (and only then) it runs the outbound context, which dials the customer.
+        agent_new = await ami.wait_for(
+            matches("Newchannel", Channel=site.device(AGENT) + "-*"), after=mark
+        )
+        agent_channel = agent_new.value("Channel")
+        agent_up = await ami.wait_for(
+            matches("Newstate", Channel=agent_channel, ChannelStateDesc="Up"), after=mark
+        )
+        outbound = await ami.wait_for(
+            matches("Newexten", Channel=agent_channel, Context="centralita-outbound"), after=mark
+        )
+        assert outbound.get("Extension") == number
+        customer_new = await ami.wait_for(
+            matches("Newchannel", Channel=f"Local/{number}@centralita-test-customer-*"),
+            after=mark,
+        )
+        dial = await ami.wait_for(
+            matches("DialBegin", Channel=agent_channel, DestChannel="Local/*"), after=mark
+        )
+        assert dial.value("DestChannel").startswith(f"Local/{number}@centralita-test-customer-")
+        order = [ami.events.index(m) for m in (agent_new, agent_up, outbound, customer_new, dial)]
+        assert order == sorted(order), order
+        # The customer (the far half of the Local trunk channel) answers in the test context.
+        await ami.wait_for(
+            matches("DialEnd", Channel=agent_channel, DialStatus="ANSWER"), after=mark
+        )
+        customer_far = await ami.wait_for(
+            matches("Newexten", Context="centralita-test-customer", Application="Answer"),
+            after=mark,
+        )
+        assert customer_far.value("Channel").startswith(f"Local/{number}@centralita-test-customer-")
+
+        # The agent's console shows the call: outgoing, to the number dialled.
+        call_id = agent_new.value("Linkedid")
+        ringing = await console.wait_for("call.ringing", call_id)
+        answered = await console.wait_for("call.answered", call_id)
+        for message in (ringing, answered):
+            assert (message["direction"], message["number"], message["agent"]) == (
+                "out",
+                number,
+                AGENT,
+            )
+
+        # A second dial while on the call: refused, and Asterisk is asked for nothing.
+        second = ami.mark()
+        status, body = await console.post("/api/dial", {"number": number[:-1] + "9"})
+        assert status == 409, body
+        assert "already on a call" in str(body)
+
+        await ami.action("Hangup", Channel=agent_channel)
+        await console.wait_for("call.ended", call_id)
+        assert not ami.seen(matches("Newchannel", Channel=site.device(AGENT) + "-*"), after=second)
+        assert not ami.seen(matches("OriginateResponse"), after=second)
