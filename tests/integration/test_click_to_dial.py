@@ -12,6 +12,7 @@ import pytest
 
 from .amiwatch import AmiWatch, matches
 from .people import Console
+from .records import stored_rows
 from .site import Site
 
 pytestmark = pytest.mark.asterisk
@@ -83,3 +84,26 @@ async def test_the_agent_rings_first_then_the_customer_and_a_second_dial_is_refu
         await console.wait_for("call.ended", call_id)
         assert not ami.seen(matches("Newchannel", Channel=site.device(AGENT) + "-*"), after=second)
         assert not ami.seen(matches("OriginateResponse"), after=second)
+
+        # The call record: Asterisk writes it for the agent's channel (the one that dialled,
+        # `DestinationChannel` is the trunk's); it is the agent's call, and the outcome
+        # recorded from the pop joins it.
+        cdr = await ami.wait_for(matches("Cdr", Channel=agent_channel), after=mark)
+        assert cdr.get("Disposition") == "ANSWERED"
+        assert cdr.get("DestinationContext") == "centralita-outbound"
+        assert answered["uniqueid"] == cdr.get("UniqueID")
+        rows = await stored_rows(
+            site,
+            "SELECT dst, agent, disposition FROM cdr WHERE uniqueid = ?",
+            answered["uniqueid"],
+        )
+        assert rows == [(number, AGENT, "ANSWERED")]
+        status, body = await console.post(
+            "/api/outcomes",
+            {"call_id": call_id, "uniqueid": answered["uniqueid"], "outcome": "sale"},
+        )
+        assert status == 200, body
+        status, listing = await console.get("/api/calls")
+        assert status == 200, listing
+        mine = [c for c in listing["calls"] if c["uniqueid"] == answered["uniqueid"]]
+        assert [(c["agent"], c["dst"], c["outcome"]) for c in mine] == [(AGENT, number, "sale")]

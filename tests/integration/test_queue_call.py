@@ -7,43 +7,19 @@ The call record is read from the SQLite store itself (Centralita writes it from 
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-from contextlib import AsyncExitStack, closing
-from typing import Any
+from contextlib import AsyncExitStack
 from urllib.parse import urlencode
 
 import pytest
 
-from .amiwatch import WAIT_S, AmiWatch, matches
+from .amiwatch import AmiWatch, matches
 from .people import Console, place_call
+from .records import agent_of, stored_rows
 from .site import PHONE_AGENTS, Site
 
 pytestmark = pytest.mark.asterisk
 
 CALLER_NAME = "Queue Caller"
-
-
-def agent_of(channel: str) -> str:
-    """`PJSIP/1002-0000000a` or `SIP/1002-0000000a` -> `1002`."""
-    return channel.partition("/")[2].rpartition("-")[0]
-
-
-async def stored_rows(site: Site, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    """Rows from the store, read-only, waiting (bounded) until the query finds some.
-
-    Centralita writes the record when it reads the `Cdr` event; nothing tells the test when
-    that commit happened, so the read is repeated until it finds rows or WAIT_S passes.
-    """
-    uri = site.database.resolve().as_uri() + "?mode=ro"
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    while True:
-        with closing(sqlite3.connect(uri, uri=True)) as db:
-            rows = db.execute(sql, params).fetchall()
-        if rows or loop.time() > deadline:
-            return rows
-        await asyncio.sleep(0.1)
 
 
 async def test_the_pop_reaches_the_agent_who_answers_and_the_outcome_joins_the_record(

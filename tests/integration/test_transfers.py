@@ -18,17 +18,13 @@ import pytest
 
 from .amiwatch import AmiWatch, matches
 from .people import Call, Console, place_call
+from .records import agent_of
 from .site import PHONE_AGENTS, Site
 
 pytestmark = pytest.mark.asterisk
 
 CALLER_NAME = "Transfer Caller"
 TRANSFER_CONTEXT = "agents"  # the agents' endpoint context: where a transfer dials
-
-
-def agent_of(channel: str) -> str:
-    """`PJSIP/1002-0000000a` or `SIP/1002-0000000a` -> `1002`."""
-    return channel.partition("/")[2].rpartition("-")[0]
 
 
 @dataclass
