@@ -16,6 +16,13 @@ def agent_of(channel: str) -> str:
     return channel.partition("/")[2].rpartition("-")[0]
 
 
+def store_agent_of(channel: str) -> str:
+    """The agent behind a CDR's DestinationChannel, Local channels too
+    (`Local/1003@agents-00000001;1` -> `1003`), as call records name it."""
+    resource = channel.partition("/")[2].split(";", 1)[0].rpartition("-")[0]
+    return resource.split("@", 1)[0]
+
+
 async def stored_rows(site: Site, sql: str, *params: object) -> list[tuple[Any, ...]]:
     """Rows from the store, read-only, waiting (bounded) until the query finds some.
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import pytest
 
 from .amiwatch import AmiWatch, matches
 from .people import Call, Console, place_call
-from .records import agent_of
+from .records import agent_of, stored_rows
+from .records import store_agent_of as records_agent
 from .site import PHONE_AGENTS, Site
 
 pytestmark = pytest.mark.asterisk
@@ -75,6 +77,37 @@ def assert_customer_pop(message: dict[str, object], number: str, agent: str) -> 
     assert message["direction"] == "in"
 
 
+async def assert_the_new_agents_record(
+    site: Site, ami: AmiWatch, console: Console, call: Call, agent: str
+) -> None:
+    """Asterisk wrote a record of the customer's call with `agent`; the outcome joins it."""
+    await ami.wait_for(
+        lambda m: (
+            m.name == "Cdr"
+            and m.get("UniqueID") == call.uniqueid
+            and records_agent(m.value("DestinationChannel")) == agent
+        ),
+        after=call.mark,
+    )
+    rows = await stored_rows(
+        site, "SELECT agent FROM cdr WHERE uniqueid = ? AND agent = ?", call.uniqueid, agent
+    )
+    assert rows == [(agent,)]
+    status, body = await console.post(
+        "/api/outcomes", {"call_id": call.linkedid, "uniqueid": call.uniqueid, "outcome": "sale"}
+    )
+    assert status == 200, body
+    status, listing = await console.get("/api/calls?" + urlencode({"customer": call.number}))
+    assert status == 200, listing
+    # (A supervisor also sees the first agent's part of the call, a record of its own.)
+    mine = [
+        (c["outcome"], c["outcome_agent"])
+        for c in listing["calls"]
+        if c["uniqueid"] == call.uniqueid and c["agent"] == agent
+    ]
+    assert mine == [("sale", agent)], listing
+
+
 async def test_a_blind_transfer_moves_the_pop_to_the_new_agent(
     site: Site, ami: AmiWatch, number: str
 ) -> None:
@@ -119,6 +152,7 @@ async def test_a_blind_transfer_moves_the_pop_to_the_new_agent(
         assert kinds == ["call.ringing", "call.answered", "call.ended"]
         third = next(a for a in PHONE_AGENTS if a not in (got.agent, target))
         assert consoles[third].for_call(call.linkedid) == []
+        await assert_the_new_agents_record(site, ami, consoles[target], call, target)
 
 
 async def test_an_attended_transfer_moves_the_pop_to_the_new_agent(
@@ -171,3 +205,4 @@ async def test_an_attended_transfer_moves_the_pop_to_the_new_agent(
                 assert_customer_pop(message, number, agent)
         third = next(a for a in PHONE_AGENTS if a not in (got.agent, target))
         assert consoles[third].for_call(call.linkedid) == []
+        await assert_the_new_agents_record(site, ami, consoles[target], call, target)
