@@ -41,7 +41,7 @@ async def answered_queue_call(
     site: Site, ami: AmiWatch, consoles: dict[str, Console], number: str
 ) -> Answered:
     call = await place_call(ami, number=number, name=CALLER_NAME)
-    await call.listening("WAIT FOR DIGIT")
+    await call.listening("STREAM FILE")  # the welcome: a key cuts the menu short
     await call.press("2")
     connect = await ami.wait_for(matches("AgentConnect", Channel=call.near), after=call.mark)
     channel = connect.value("DestChannel")
