@@ -65,6 +65,10 @@ _SCRYPT_MAX_N = 2**20
 FAST_LOOKUP_S = 0.002
 
 
+# Where click-to-dial runs the agent's channel (conf_templates/extensions.conf.j2).
+OUTBOUND_CONTEXT = "centralita-outbound"
+
+
 def default_path(data_dir: Path | str) -> Path:
     """Where the SQLite database lives inside `data_dir`."""
     return Path(data_dir) / DB_FILENAME
@@ -134,7 +138,15 @@ class CdrRecord:
         A queue call's CDR has the queue's extension in `dst` and the agent only in the
         channel name (`Destination: 300`, `DestinationChannel: SIP/1001-00000000` in
         asterisk-traces/ami-queue-sip-call.txt).
+
+        A click-to-dial call is the other way round: Asterisk calls the agent's device first
+        and that channel runs the outbound context to dial the customer, so the CDR's
+        `Channel` is the agent's and `DestinationChannel` the trunk's (`DestinationContext:
+        centralita-outbound`, `Channel: SIP/1002-00000000`, `DestinationChannel:
+        Local/+34600000001@centralita-test-customer-00000000;1` on Asterisk 20 and 22).
         """
+        if self.dcontext == OUTBOUND_CONTEXT:
+            return agent_of(self.dst, self.channel)
         return agent_of(self.dst, self.dstchannel)
 
     def with_key(self, region: str, match_digits: int, min_digits: int = 6) -> CdrRecord:

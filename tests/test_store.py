@@ -237,6 +237,32 @@ def test_agent_of_channel_names() -> None:
     assert agent_of("s", "") == ""
 
 
+def test_a_click_to_dial_record_is_the_agents_call() -> None:
+    # The Cdr event Asterisk 20.20.1 (chan_sip) wrote for a click-to-dial by agent 1002
+    # (integration suite, test_click_to_dial): the agent's channel dialled the trunk.
+    headers = {
+        "Source": "0777",
+        "Destination": "+34600000001",
+        "DestinationContext": "centralita-outbound",
+        "CallerID": '"John Smith" <0777>',
+        "Channel": "SIP/1002-00000000",
+        "DestinationChannel": "Local/+34600000001@centralita-test-customer-00000000;1",
+        "LastApplication": "Dial",
+        "LastData": "Local/+34600000001@centralita-test-customer,60,T",
+        "StartTime": "2026-11-29 22:33:52",
+        "AnswerTime": "2026-11-29 22:33:53",
+        "EndTime": "2026-11-29 22:33:53",
+        "Duration": "0",
+        "BillableSeconds": "0",
+        "Disposition": "ANSWERED",
+        "UniqueID": "1795991632.0",
+    }
+    assert cdr_from_ami(headers).agent == "1002"
+    # A queue call stays the agent's in DestinationChannel.
+    queue = headers | {"DestinationContext": "centralita-queue", "Channel": "Local/0777@x;2"}
+    assert cdr_from_ami(queue | {"DestinationChannel": "PJSIP/1003-0000000a"}).agent == "1003"
+
+
 async def test_trace_cdr_events_all_kept(store: Store) -> None:
     # ami-queue-timeout.txt: two Cdr events share UniqueID 1795301710.17 (the Queue attempt
     # to SIP/1001 and the Hangup that followed). Both are real records.

@@ -356,6 +356,16 @@ class Site:
             "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
             "read = all\nwrite = all\n",
         )
+        # What a packaged Asterisk installs too (its sample indications.conf): the transfer
+        # features collect the extension with ast_app_dtget, which plays the `dial` tone; with
+        # no tones Asterisk logs "no dial for indications?" and nothing drives the channel's
+        # reads while it waits, so a key received then is not seen until the next frame.
+        self.asterisk.write(
+            "indications.conf",
+            "[general]\ncountry = es\n\n[es]\ndescription = Spain\nringcadence = 1500,3000\n"
+            "dial = 425\nbusy = 425/200,0/200\nring = 425/1500,0/3000\n"
+            "congestion = 425/200,0/200,425/200,0/200,425/200,0/600\n",
+        )
         self.asterisk.write("cdr.conf", "[general]\nenable = yes\n")
         self.asterisk.write("cdr_manager.conf", "[general]\nenabled = yes\n")
 
