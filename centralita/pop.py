@@ -42,6 +42,8 @@ KINDS = ("ringing", "answered", "ended")
 SEND_TIMEOUT_S = 2.0
 # An agent may open the console in a few tabs, not hundreds.
 MAX_SOCKETS_PER_AGENT = 8
+# Calls remembered as popped to their agent (for the outcome check): a day of a busy center.
+MAX_SEEN = 200_000
 
 
 class Change(Protocol):
@@ -265,10 +267,25 @@ class PopBridge:
         self.on_sent = on_sent
         # (agent, call_id) -> the latest message of an open pop (ringing or answered).
         self._open: dict[tuple[str, str], dict[str, Any]] = {}
+        # (agent, call id or uniqueid) of every call popped to an agent, newest last: an
+        # outcome may be saved only for one of these (or a call whose record names the
+        # agent), since the call record is written only when the call ends.
+        self._seen: dict[tuple[str, str], None] = {}
 
     def open_pops(self, agent: str) -> list[dict[str, Any]]:
         """The open pops of one agent (what a console shows when it connects)."""
         return [m for (a, _), m in self._open.items() if a == agent]
+
+    def popped(self, agent: str, call_id: str) -> bool:
+        """True when `call_id` (a Linkedid or a Uniqueid) was popped to `agent`."""
+        return (agent, call_id) in self._seen
+
+    def _remember(self, change: Change) -> None:
+        for key in {change.call_id, change.uniqueid} - {""}:
+            self._seen.pop((change.agent, key), None)
+            self._seen[(change.agent, key)] = None
+        while len(self._seen) > MAX_SEEN:
+            del self._seen[next(iter(self._seen))]
 
     def busy(self, agent: str) -> bool:
         """True while the agent has an open pop."""
@@ -320,6 +337,7 @@ class PopBridge:
         if change.kind not in KINDS:
             raise ValueError(f"unknown call change {change.kind!r}")
         message = await self.message_for(change)
+        self._remember(change)
         key = (change.agent, change.call_id)
         if change.kind == "ended":
             self._open.pop(key, None)

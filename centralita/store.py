@@ -1217,6 +1217,19 @@ class Store:
         assert row is not None
         return _outcome(row)
 
+    async def took_part(self, call_id: str, agent: str) -> bool:
+        """True when a call record (by Uniqueid or Linkedid) names `agent` as its agent or
+        destination: the proof, once the call has ended, that the agent was on it."""
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT 1 FROM cdr WHERE (uniqueid = ? OR (linkedid = ? AND linkedid != '')) "
+                "AND (agent = ? OR dst = ?) LIMIT 1",
+                (call_id, call_id, agent, agent),
+            ) as cur,
+        ):
+            return await cur.fetchone() is not None
+
     async def get_outcomes(self, call_id: str) -> list[Outcome]:
         """Every agent's outcome for one call."""
         async with (
@@ -1238,14 +1251,16 @@ class Store:
         end: date | None = None,
         agent: str | None = None,
         customer: str | None = None,
+        viewer: str | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[CallRow], int]:
         """Call records newest first, with outcomes and contact names, and the total count.
 
-        `start`/`end` are inclusive days; `agent` matches the record's agent or dst or the
-        outcome's agent; `customer` matches a substring of the caller number or of the name
-        of a contact with that number.
+        `start`/`end` are inclusive days; `agent` matches the record's agent or dst;
+        `customer` matches a substring of the caller number or of the name of a contact
+        with that number. With `viewer` (an agent who is not a supervisor), only that
+        agent's own outcome and notes are shown: another agent's notes stay private.
         """
         where: list[str] = []
         params: list[object] = []
@@ -1258,16 +1273,13 @@ class Store:
         if agent:
             _text("agent", agent, limit=200)
             where.append(
-                # A set of row ids built from three indexes, not a per-row test: the
-                # count stays fast on a million records.
+                # A set of row ids built from two indexes, not a per-row test: the count
+                # stays fast on a million records. Only the record itself says who took
+                # part: an outcome is the agent's claim, not proof (issue 10, finding 1).
                 "c.id IN (SELECT id FROM cdr WHERE agent = ? "
-                "UNION SELECT id FROM cdr WHERE dst = ? "
-                "UNION SELECT c2.id FROM outcomes o2 JOIN cdr c2 ON c2.uniqueid = o2.call_id "
-                "WHERE o2.agent = ? "
-                "UNION SELECT c3.id FROM outcomes o3 JOIN cdr c3 ON c3.linkedid = o3.call_id "
-                "WHERE o3.agent = ? AND c3.linkedid != '')"
+                "UNION SELECT id FROM cdr WHERE dst = ?)"
             )
-            params += [agent, agent, agent, agent]
+            params += [agent, agent]
         if customer:
             _text("customer", customer, limit=200)
             needle = customer.strip()
@@ -1283,8 +1295,22 @@ class Store:
         limit = max(1, min(int(limit), 1000))
         # The outcome shown is the one of this record's agent if there is one, else the
         # latest; the outcome's chosen contact wins over a contact found by number.
+        if viewer is not None:
+            _text("viewer", viewer, limit=200, empty=False)
+            pick = (
+                "SELECT o3.id FROM outcomes o3 WHERE o3.call_id IN (c.linkedid, c.uniqueid) "
+                "AND o3.agent = ? ORDER BY o3.updated_at DESC, o3.id DESC LIMIT 1"
+            )
+        else:
+            pick = (
+                # (SQLite cannot name an outer column in a subquery's ORDER BY, hence two.)
+                "COALESCE((SELECT o3.id FROM outcomes o3 "
+                "  WHERE o3.call_id IN (c.linkedid, c.uniqueid) AND o3.agent = c.agent), "
+                " (SELECT o4.id FROM outcomes o4 WHERE o4.call_id IN (c.linkedid, c.uniqueid) "
+                "  ORDER BY o4.updated_at DESC, o4.id DESC LIMIT 1))"
+            )
         sql = (
-            # `clause` joins the fixed fragments above; every value is a parameter.
+            # `clause` and `pick` join the fixed fragments above; every value is a parameter.
             "SELECT c.uniqueid, c.linkedid, c.start, c.src, c.dst, c.agent, "  # noqa: S608
             "c.disposition, "
             "c.duration, c.billsec, "
@@ -1292,19 +1318,15 @@ class Store:
             " (SELECT k.name FROM contact_numbers n JOIN contacts k ON k.id = n.contact_id "
             "  WHERE n.key = c.src_key ORDER BY k.name_fold, k.id LIMIT 1)), "
             "o.outcome, o.agent, o.notes, o.follow_up "
-            "FROM cdr c LEFT JOIN outcomes o ON o.id = ("
-            # (SQLite cannot name an outer column in a subquery's ORDER BY, hence two.)
-            " COALESCE((SELECT o3.id FROM outcomes o3 "
-            "  WHERE o3.call_id IN (c.linkedid, c.uniqueid) AND o3.agent = c.agent), "
-            " (SELECT o4.id FROM outcomes o4 WHERE o4.call_id IN (c.linkedid, c.uniqueid) "
-            "  ORDER BY o4.updated_at DESC, o4.id DESC LIMIT 1)))"
+            f"FROM cdr c LEFT JOIN outcomes o ON o.id = ({pick})"
             f"{clause} ORDER BY c.start DESC, c.id DESC LIMIT ? OFFSET ?"
         )
+        select_params = ([viewer] if viewer is not None else []) + params
         async with self._read() as db:
             count_sql = f"SELECT count(*) FROM cdr c{clause}"  # noqa: S608 (as above)
             async with db.execute(count_sql, params) as cur:
                 total_row = await cur.fetchone()
-            async with db.execute(sql, (*params, limit, offset)) as cur:
+            async with db.execute(sql, (*select_params, limit, offset)) as cur:
                 rows = await cur.fetchall()
         calls = []
         for r in rows:

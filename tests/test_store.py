@@ -477,7 +477,13 @@ async def test_outcomes_and_calls_listing(store: Store) -> None:
     assert await ids(end=date(2026, 3, 1)) == (["10.1"], 1)
     assert await ids(agent="1001") == (["10.1"], 1)  # from the destination channel
     assert await ids(agent="1002") == (["11.0"], 1)  # from dst
-    assert await ids(agent="1004") == (["12.0"], 1)  # from the outcome
+    # An outcome is no proof of taking part: it does not list the call (issue 10, finding 1).
+    assert await ids(agent="1004") == ([], 0)
+    # A viewer sees their own outcome only, never another agent's notes.
+    mine, _ = await store.list_calls(viewer="1003")
+    assert {r.uniqueid: r.outcome for r in mine}["12.0"] is None
+    theirs, _ = await store.list_calls(viewer="1004")
+    assert {r.uniqueid: r.outcome for r in theirs}["12.0"] == "call-back"
     assert await ids(customer="bob") == (["10.1"], 1)  # contact name
     assert await ids(customer="2345") == (["11.0"], 1)  # number substring
     assert await ids(customer="%") == ([], 0)

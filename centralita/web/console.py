@@ -219,8 +219,17 @@ async def api_outcome(request: web.Request) -> web.Response:
         if not contact_text.isdigit():
             raise _bad("contact_id must be a number")
         contact_id = int(contact_text)
+    store = request.app[STORE]
+    # Only a call this agent was on (popped to them, or its record names them), unless a
+    # supervisor writes it: call ids are `epoch.seq`, easy to guess (issue 10, finding 1).
+    if not (
+        is_supervisor(request, session)
+        or request.app[BRIDGE].popped(session.extension, call_id)
+        or await store.took_part(call_id, session.extension)
+    ):
+        return error(request, 403, "you may only save outcomes of your own calls")
     try:
-        saved = await request.app[STORE].save_outcome(
+        saved = await store.save_outcome(
             call_id=call_id,
             agent=session.extension,
             outcome=outcome,
@@ -329,9 +338,17 @@ def _filters(request: web.Request, session: Session) -> dict[str, Any]:
     customer = q.get("customer", "").strip()
     if len(agent) > 80 or len(customer) > 200:
         raise _bad("agent or customer is too long")
+    viewer = None
     if not is_supervisor(request, session):
         agent = session.extension  # an agent's own calls only
-    return {"start": start, "end": end, "agent": agent or None, "customer": customer or None}
+        viewer = session.extension  # and only their own outcomes and notes
+    return {
+        "start": start,
+        "end": end,
+        "agent": agent or None,
+        "customer": customer or None,
+        "viewer": viewer,
+    }
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
