@@ -36,6 +36,7 @@ class ServerSettings:
     log_format: str = "text"
     log_level: str = "INFO"
     secret_key: str | None = None
+    events_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
         log_format=srv.choice("log_format", ("text", "json"), "text"),
         log_level=srv.choice("log_level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         secret_key=srv.secret("secret_key"),
+        events_secret=srv.secret("events_secret"),
     )
     srv.finish()
 

@@ -7,10 +7,14 @@ asterisk-traces/ami-queue-sip-call.txt). In the demo config 1001 is the supervis
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from pathlib import Path
 
 import aiohttp
-from test_web_support import TRACES, console_env
+import pytest
+from test_web_support import EVENTS_HEADERS, EVENTS_SECRET, TRACES, console_env
 
 from ami.testing import load_trace, rewrite
 
@@ -91,3 +95,125 @@ async def test_a_stored_foreign_outcome_neither_lists_the_call_nor_shows_to_the_
             every = (await _calls(supervisor))["calls"]
             notes = {c["uniqueid"]: c["notes"] for c in every}  # type: ignore[attr-defined]
             assert notes[UNIQUEID] == "intruder's note"  # supervisors see every outcome
+
+
+# ------------------------------------------------------------------ finding 8: inbound events
+
+CALL_START = {
+    "action": "callStart",
+    "data": {"callid": "forged-1", "endpoint_id": "1003", "ani": "+34911222333", "type": "in"},
+}
+
+
+async def test_inbound_event_needs_the_shared_secret_and_json(tmp_path: Path) -> None:
+    async with console_env(tmp_path) as env, env.session() as page:
+        raw = json.dumps(CALL_START).encode()
+        # A page on an allowed address: text/plain needs no CORS preflight.
+        async with page.post(
+            "/api/events/callmyway", data=raw, headers={"Content-Type": "text/plain"}
+        ) as resp:
+            assert resp.status in (401, 415)
+        async with page.post(
+            "/api/events/callmyway",
+            data=raw,
+            headers={**EVENTS_HEADERS, "Content-Type": "text/plain"},
+        ) as resp:
+            assert resp.status == 415
+        async with page.post("/api/events/callmyway", json=CALL_START) as resp:
+            assert resp.status == 401
+        async with page.post(
+            "/api/events/callmyway",
+            json=CALL_START,
+            headers={"X-Centralita-Secret": "guess"},
+        ) as resp:
+            assert resp.status == 401
+        async with page.post(
+            "/api/events/callmyway",
+            data=raw,
+            headers={"Content-Type": "application/json", "X-Centralita-Signature": "sha256=00"},
+        ) as resp:
+            assert resp.status == 401
+        assert env.open_pops("1003") == []
+        # With an HMAC of the body it is accepted.
+        signature = hmac.new(EVENTS_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        async with page.post(
+            "/api/events/callmyway",
+            data=raw,
+            headers={
+                "Content-Type": "application/json",
+                "X-Centralita-Signature": f"sha256={signature}",
+            },
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+        assert [p["call_id"] for p in env.open_pops("1003")] == ["forged-1"]
+
+
+async def test_inbound_event_endpoint_is_off_without_a_secret(tmp_path: Path) -> None:
+    def edit(text: str) -> str:
+        return text.replace(f'events_secret = "{EVENTS_SECRET}"\n', "")
+
+    async with console_env(tmp_path, edit=edit) as env, env.session() as pbx:
+        async with pbx.post(
+            "/api/events/callmyway", json=CALL_START, headers=EVENTS_HEADERS
+        ) as resp:
+            assert resp.status == 403
+        assert env.open_pops("1003") == []
+
+
+@pytest.mark.parametrize("number", ["1e400", "NaN", "Infinity", "-Infinity"])
+async def test_inbound_event_refuses_non_finite_numbers(tmp_path: Path, number: str) -> None:
+    async with console_env(tmp_path) as env, env.session() as pbx:
+        raw = json.dumps(CALL_START)[:-2] + f', "duration": {number}}}}}'
+        assert json.loads(raw)["data"]["duration"] is not None  # Python's json takes it
+        async with pbx.post(
+            "/api/events/callmyway",
+            data=raw,
+            headers={"Content-Type": "application/json", **EVENTS_HEADERS},
+        ) as resp:
+            assert resp.status == 400
+        assert env.open_pops("1003") == []
+
+
+# ------------------------------------------------------------------ finding 9: 400, not 500
+
+
+async def test_deeply_nested_json_is_a_400(tmp_path: Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    async with console_env(tmp_path) as env, env.session() as client:
+        token = await env.login(client, "1002")
+        for path in ("/api/outcomes", "/api/contacts", "/api/dial", "/api/pops/dismiss"):
+            async with client.post(
+                path,
+                data=deep,
+                headers={"Content-Type": "application/json", "X-CSRF-Token": token},
+            ) as resp:
+                assert resp.status == 400, path
+        async with client.post(
+            "/api/events/callmyway",
+            data=deep,
+            headers={"Content-Type": "application/json", **EVENTS_HEADERS},
+        ) as resp:
+            assert resp.status == 400
+
+
+async def test_non_ascii_digits_are_a_400(tmp_path: Path) -> None:
+    async with console_env(tmp_path, sip=True) as env:
+        await env.wait_ami()
+        await env.ami.replay_trace(CALL_1002)
+        await env.drain()
+        async with env.session() as client:
+            token = await env.login(client, "1002")
+            for path, query in (
+                ("/api/calls", {"offset": "²"}),
+                ("/api/calls", {"limit": "²"}),
+                ("/calls", {"page": "²"}),
+            ):
+                async with client.get(path, params=query) as resp:
+                    assert resp.status == 400, (path, query)
+            status, body = await _post(
+                client,
+                "/api/outcomes",
+                token,
+                {"call_id": LINKEDID, "uniqueid": UNIQUEID, "outcome": "sale", "contact_id": "²"},
+            )
+            assert status == 400, body

@@ -315,7 +315,7 @@ def setup_web(app: web.Application) -> None:
     r.add_get("/api/calls", console.api_calls)
     r.add_get("/api/contacts", console.api_contacts)
     r.add_post("/api/contacts", console.api_create_contact)
-    r.add_post("/api/contacts/{contact_id:\\d+}/numbers", console.api_link_number)
+    r.add_post("/api/contacts/{contact_id:[0-9]+}/numbers", console.api_link_number)
     r.add_post("/api/outcomes", console.api_outcome)
     r.add_post("/api/dial", console.api_dial)
     r.add_post("/api/pops/dismiss", console.api_dismiss)

@@ -8,6 +8,8 @@ POST needs the session and its CSRF token (`centralita.web.auth.require_post`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import ipaddress
 import json
 import logging
@@ -25,8 +27,10 @@ from centralita.pop import SimpleChange, contact_json
 from centralita.store import CallRow
 from centralita.web.auth import (
     Session,
+    ascii_digits,
     current_session,
     error,
+    parse_json,
     require_api,
     require_page,
     require_post,
@@ -216,7 +220,7 @@ async def api_outcome(request: web.Request) -> web.Response:
     contact_text = _field(body, "contact_id", limit=20)
     contact_id: int | None = None
     if contact_text:
-        if not contact_text.isdigit():
+        if not ascii_digits(contact_text):
             raise _bad("contact_id must be a number")
         contact_id = int(contact_text)
     store = request.app[STORE]
@@ -355,7 +359,7 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     text = request.query.get(name, "").strip()
     if not text:
         return default
-    if not text.isdigit():
+    if not ascii_digits(text):
         raise _bad(f"{name} must be a whole number")
     return max(low, min(int(text), high))
 
@@ -486,19 +490,52 @@ def _peer_allowed(request: web.Request) -> bool:
     )
 
 
+EVENTS_SECRET_HEADER = "X-Centralita-Secret"  # noqa: S105 (a header name)
+EVENTS_SIGNATURE_HEADER = "X-Centralita-Signature"
+
+
+def _event_signed(request: web.Request, raw: bytes, secret: str) -> bool:
+    """The shared secret as a header, or `sha256=<hex HMAC-SHA256 of the body>`."""
+    given = request.headers.get(EVENTS_SECRET_HEADER)
+    if given is not None:
+        return hmac.compare_digest(given.encode(), secret.encode())
+    signature = request.headers.get(EVENTS_SIGNATURE_HEADER, "")
+    if not signature.startswith("sha256="):
+        return False
+    expected = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(signature[len("sha256=") :].lower().encode(), expected.encode())
+
+
 async def api_callmyway(request: web.Request) -> web.Response:
     """`POST /api/events/callmyway`: a CallMyWay callStart/callEnd pops the agent's screen.
 
-    Accepted from `[server] allowed_peers` only (no browser session: a PBX posts this).
+    Accepted from `[server] allowed_peers` only (no browser session: a PBX posts this), as
+    `application/json`, with `[server] events_secret` in the `X-Centralita-Secret` header or
+    `X-Centralita-Signature: sha256=<hex HMAC-SHA256 of the body>`.
     `data.endpoint_id` names the agent; `type` out means the agent called `dnis`, otherwise
     `ani` called the agent. Answers `{"ack": "ok"}`; a bad body gets 400 with a message.
     """
     if not _peer_allowed(request):
         return web.json_response({"error": "this address may not post events"}, status=403)
+    secret = request.app[SETTINGS].server.events_secret
+    if not secret:
+        return web.json_response(
+            {"error": "events are off: set [server] events_secret to accept them"}, status=403
+        )
+    # application/json only: a page in a browser on an allowed address can send text/plain
+    # (a "simple" request) without a CORS preflight, but not application/json.
+    if request.content_type != "application/json":
+        return web.json_response({"error": "the body must be application/json"}, status=415)
+    raw = await request.read()
+    if not _event_signed(request, raw, secret):
+        return web.json_response(
+            {"error": f"missing or wrong {EVENTS_SECRET_HEADER} or {EVENTS_SIGNATURE_HEADER}"},
+            status=401,
+        )
     try:
-        body = await request.json()
-    except ValueError:
-        return web.json_response({"error": "the body is not valid JSON"}, status=400)
+        body = parse_json(raw)
+    except ValueError as exc:
+        return web.json_response({"error": f"the body is not valid JSON: {exc}"}, status=400)
     try:
         action, data = parse_callmyway(body)
     except ValueError as exc:
