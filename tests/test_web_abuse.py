@@ -7,16 +7,22 @@ asterisk-traces/ami-queue-sip-call.txt). In the demo config 1001 is the supervis
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from test_web_support import EVENTS_HEADERS, EVENTS_SECRET, TRACES, console_env
 
+import centralita.store as store_module
 from ami.testing import load_trace, rewrite
+from centralita.web.state import AUTH
 
 QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
 # The recorded call, rewritten to ring 1002 (a plain agent) instead of 1001 (the supervisor).
@@ -217,3 +223,63 @@ async def test_non_ascii_digits_are_a_400(tmp_path: Path) -> None:
                 {"call_id": LINKEDID, "uniqueid": UNIQUEID, "outcome": "sale", "contact_id": "²"},
             )
             assert status == 400, body
+
+
+# ------------------------------------------------------------------ finding 2: login flood
+
+
+class _HashCounter:
+    """Counts scrypt hashes (known and unknown extensions) and the most at once."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self.running = 0
+        self.most = 0
+        self._lock = threading.Lock()
+        for name in ("_check_password", "_hash_password"):
+            monkeypatch.setattr(store_module, name, self._wrap(getattr(store_module, name)))
+
+    def _wrap(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any) -> Any:
+            with self._lock:
+                self.count += 1
+                self.running += 1
+                self.most = max(self.most, self.running)
+            try:
+                return func(*args)
+            finally:
+                with self._lock:
+                    self.running -= 1
+
+        return counted
+
+
+async def _login(client: aiohttp.ClientSession, extension: str, password: str) -> int:
+    async with client.post(
+        "/login",
+        data={"extension": extension, "password": password},
+        headers={"Accept": "application/json"},
+    ) as resp:
+        return resp.status
+
+
+async def test_concurrent_wrong_logins_hash_at_most_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with console_env(tmp_path) as env, env.session() as client:
+        await env.store.set_agent_password("1002", "the-right-one")
+        hashes = _HashCounter(monkeypatch)
+        statuses = await asyncio.gather(*(_login(client, "1002", f"wrong-{i}") for i in range(100)))
+        # The per-extension limit is 5 failures: 5 hashed, the rest refused unhashed.
+        assert hashes.count <= 5
+        assert statuses.count(401) == hashes.count
+        assert set(statuses) <= {401, 429, 503}
+
+
+async def test_concurrent_hashes_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with console_env(tmp_path) as env, env.session() as client:
+        hashes = _HashCounter(monkeypatch)
+        await asyncio.gather(*(_login(client, f"9{i:03d}", "guess") for i in range(20)))
+        assert 0 < hashes.most <= env.app[AUTH].max_hashes

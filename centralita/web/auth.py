@@ -9,14 +9,18 @@
   `X-CSRF-Token`); the token is an HMAC of the session id, so it needs no server state. The
   login form itself has no session yet: it is refused when `Origin` names another site.
 * Rate limits: failures per client IP and per extension in a sliding window; when exceeded
-  the login answers 429 without even hashing (scrypt costs ~50 ms of CPU).
+  the login answers 429 without even hashing (scrypt costs ~50 ms of CPU and 16 MiB). An
+  attempt counts as a failure from before its hash until it succeeds, and at most
+  `MAX_HASHES` hashes run at once (`MAX_HASH_WAITING` more may wait; beyond, 503).
 * `POST /logout` revokes the session id (kept until its cookie would expire anyway).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
@@ -26,6 +30,7 @@ import os
 import secrets
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +48,9 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf"
 KEY_FILE = "secret_key"
 MAX_FIELD = 200
+# Concurrent scrypt checks (16 MiB and ~50 ms of one core each), and logins queued for one.
+MAX_HASHES = 4
+MAX_HASH_WAITING = 64
 # aiohttp's own limit on a request body (client_max_size) is 1 MiB; say so here too.
 MAX_JSON_BODY = 1024**2
 
@@ -54,6 +62,10 @@ class Session:
     extension: str
     sid: str
     issued: float
+
+
+class Busy(Exception):
+    """Too many logins are waiting to have their password checked."""
 
 
 class RateLimiter:
@@ -84,8 +96,9 @@ class RateLimiter:
             return 0.0
         return max(0.0, fails[-self.limit] + self.window_s - now)
 
-    def fail(self, key: str, now: float | None = None) -> None:
-        """Record a failure for `key`."""
+    def fail(self, key: str, now: float | None = None) -> float:
+        """Record a failure (or an attempt not yet known to succeed) for `key`; returns its
+        time, for `forgive`."""
         now = time.monotonic() if now is None else now
         fails = self._recent(key, now)
         if fails is None:
@@ -93,6 +106,16 @@ class RateLimiter:
                 del self._fails[next(iter(self._fails))]
             fails = self._fails[key] = deque(maxlen=self.limit * 2)
         fails.append(now)
+        return now
+
+    def forgive(self, key: str, stamp: float) -> None:
+        """Take back one recorded attempt (it succeeded, or was never tried)."""
+        fails = self._fails.get(key)
+        if fails is not None:
+            with contextlib.suppress(ValueError):
+                fails.remove(stamp)
+            if not fails:
+                del self._fails[key]
 
     def reset(self, key: str) -> None:
         """Forget `key`'s failures (after a successful login)."""
@@ -131,12 +154,38 @@ class Auth:
         max_age_s: float = SESSION_MAX_AGE_S,
         per_ip: RateLimiter | None = None,
         per_extension: RateLimiter | None = None,
+        max_hashes: int = MAX_HASHES,
+        max_hash_waiting: int = MAX_HASH_WAITING,
     ) -> None:
         self._key = key
         self.max_age_s = max_age_s
         self.per_ip = per_ip or RateLimiter(20, 300.0)
         self.per_extension = per_extension or RateLimiter(5, 300.0)
         self._revoked: dict[str, float] = {}
+        # At most `max_hashes` scrypt hashes at once (16 MiB each), and a bounded queue
+        # behind them: a flood of logins costs bounded memory, not 16 MiB per request.
+        self.max_hashes = max_hashes
+        self._hash_slots = asyncio.Semaphore(max_hashes)
+        self._hash_waiting = 0
+        self.max_hash_waiting = max_hash_waiting
+        self.hashes = 0  # hashes started, for tests and the benchmark
+
+    @contextlib.asynccontextmanager
+    async def hash_slot(self) -> AsyncIterator[None]:
+        """Hold one of the `max_hashes` slots while checking a password; raises `Busy` when
+        `max_hash_waiting` logins already wait for one."""
+        if self._hash_waiting >= self.max_hash_waiting:
+            raise Busy("too many logins at once")
+        self._hash_waiting += 1
+        try:
+            await self._hash_slots.acquire()
+        finally:
+            self._hash_waiting -= 1
+        try:
+            self.hashes += 1
+            yield
+        finally:
+            self._hash_slots.release()
 
     def _sign(self, payload: bytes) -> str:
         return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
@@ -359,14 +408,29 @@ async def login(request: web.Request) -> web.Response:
         return limited
     settings = request.app[SETTINGS]
     known = settings.site.agent(extension) is not None
-    ok = await request.app[STORE].verify_agent_password(extension, password)
+    # Counted as failures BEFORE hashing, so logins running at the same time see each
+    # other: checked first and recorded after the ~50 ms hash, 300 concurrent guesses were
+    # all hashed (issue 10, finding 2). A success takes its attempt back.
+    ip_stamp = auth.per_ip.fail(ip)
+    ext_stamp = auth.per_extension.fail(extension)
+    try:
+        async with auth.hash_slot():
+            ok = await request.app[STORE].verify_agent_password(extension, password)
+    except Busy:
+        auth.per_ip.forgive(ip, ip_stamp)
+        auth.per_extension.forgive(extension, ext_stamp)
+        metrics.LOGIN_ATTEMPTS.labels(result="limited").inc()
+        busy = await _login_form_error(
+            request, 503, "too many logins at once; try again", extension
+        )
+        busy.headers["Retry-After"] = "1"
+        return busy
     if not (known and ok):
-        auth.per_ip.fail(ip)
-        auth.per_extension.fail(extension)
         metrics.LOGIN_ATTEMPTS.labels(result="failed").inc()
         log.info("console login failed for extension %r from %s", extension, ip)
         return await _login_form_error(request, 401, "wrong extension or password", extension)
     auth.per_extension.reset(extension)
+    auth.per_ip.forgive(ip, ip_stamp)
     cookie, session = auth.issue(extension)
     metrics.LOGIN_ATTEMPTS.labels(result="ok").inc()
     log.info("agent %s logged in to the console from %s", extension, ip)
