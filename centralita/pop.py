@@ -186,23 +186,52 @@ class PopHub:
 
     def __init__(self) -> None:
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
+        # The session (id, version) that opened each socket.
+        self._sids: dict[web.WebSocketResponse, tuple[str, int]] = {}
         self.sent = 0
 
-    def add(self, agent: str, ws: web.WebSocketResponse) -> bool:
-        """Register a socket for `agent`; False when the agent has too many open."""
+    def add(self, agent: str, ws: web.WebSocketResponse, sid: str = "", version: int = 0) -> bool:
+        """Register a socket for `agent` (opened by session `sid` at `version`); False when
+        the agent has too many open."""
         sockets = self._sockets.setdefault(agent, set())
         if len(sockets) >= MAX_SOCKETS_PER_AGENT:
             return False
         sockets.add(ws)
+        self._sids[ws] = (sid, version)
         return True
 
     def remove(self, agent: str, ws: web.WebSocketResponse) -> None:
         """Forget a socket (closed by the browser or by us)."""
+        self._sids.pop(ws, None)
         sockets = self._sockets.get(agent)
         if sockets is not None:
             sockets.discard(ws)
             if not sockets:
                 del self._sockets[agent]
+
+    def sessions(self) -> set[tuple[str, str, int]]:
+        """(agent, session id, version) of every open socket."""
+        return {
+            (agent, *self._sids.get(ws, ("", 0)))
+            for agent, group in self._sockets.items()
+            for ws in group
+        }
+
+    async def close_session(self, sid: str, code: int, message: bytes = b"logged out") -> int:
+        """Close the sockets opened by session `sid`; returns how many."""
+        doomed = [
+            (agent, ws)
+            for agent, group in self._sockets.items()
+            for ws in group
+            if self._sids.get(ws, ("", 0))[0] == sid
+        ]
+        for agent, ws in doomed:
+            self.remove(agent, ws)
+            try:
+                await asyncio.wait_for(ws.close(code=code, message=message), SEND_TIMEOUT_S)
+            except (ConnectionError, TimeoutError, RuntimeError):
+                pass
+        return len(doomed)
 
     def count(self, agent: str | None = None) -> int:
         """Open sockets, of one agent or of all."""
@@ -238,6 +267,7 @@ class PopHub:
         """Close every socket (on shutdown: code 1001, going away)."""
         sockets = [ws for group in self._sockets.values() for ws in group]
         self._sockets.clear()
+        self._sids.clear()
         for ws in sockets:
             try:
                 await asyncio.wait_for(ws.close(code=code, message=message), SEND_TIMEOUT_S)

@@ -42,7 +42,7 @@ import aiosqlite
 from centralita import phone
 
 DB_FILENAME = "centralita.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 CALLBACK_STATUSES = ("pending", "done", "cancelled")
 # ast_cdr_disp2str, main/cdr.c:3576-3595 (asterisk-protocol.md §4).
@@ -517,6 +517,19 @@ _MIGRATIONS: tuple[str, ...] = (
         sent_at TEXT
     );
     CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE sent_at IS NULL;
+    """,
+    # version 2: console sessions that outlive a restart (issue 10, finding 3), and outbox
+    # rows claimed by the sender before it posts them (finding 10).
+    """
+    CREATE TABLE revoked_sessions (
+        sid TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE session_versions (
+        extension TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    );
+    ALTER TABLE outbox ADD COLUMN claimed_until TEXT;
     """,
 )
 
@@ -1355,7 +1368,8 @@ class Store:
     # ----------------------------------------------------------------- passwords
 
     async def set_agent_password(self, extension: str, password: str) -> None:
-        """Store a console password for `extension` as a salted scrypt hash."""
+        """Store a console password for `extension` as a salted scrypt hash; the agent's
+        open sessions end (their session version moves on)."""
         _text("extension", extension, limit=80, empty=False)
         _text("password", password, limit=1024, empty=False)
         encoded = await asyncio.to_thread(_hash_password, password)
@@ -1365,6 +1379,57 @@ class Store:
                 "ON CONFLICT (extension) DO UPDATE SET hash = excluded.hash, "
                 "updated_at = excluded.updated_at",
                 (extension, encoded, _now_iso()),
+            )
+            await self._bump_session_version(db, extension)
+
+    @staticmethod
+    async def _bump_session_version(db: aiosqlite.Connection, extension: str) -> None:
+        await db.execute(
+            "INSERT INTO session_versions (extension, version) VALUES (?, 1) "
+            "ON CONFLICT (extension) DO UPDATE SET version = version + 1",
+            (extension,),
+        )
+
+    async def end_agent_sessions(self, extension: str) -> int:
+        """End every console session of `extension` (agent removed); the new version."""
+        _text("extension", extension, limit=80, empty=False)
+        async with self._tx() as db:
+            await self._bump_session_version(db, extension)
+        return await self.session_version(extension)
+
+    async def session_version(self, extension: str) -> int:
+        """The session version of `extension`: a cookie issued under another is void."""
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT version FROM session_versions WHERE extension = ?", (extension,)
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def session_valid(self, extension: str, sid: str, version: int) -> bool:
+        """False when the session was logged out or its agent's version moved on."""
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT (SELECT version FROM session_versions WHERE extension = ?), "
+                "EXISTS (SELECT 1 FROM revoked_sessions WHERE sid = ?)",
+                (extension, sid),
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row[0] or 0) == version and not row[1]
+
+    async def revoke_session(self, sid: str, expires_at: float) -> None:
+        """Log one session out for good (kept until its cookie would expire anyway)."""
+        _text("sid", sid, limit=200, empty=False)
+        async with self._tx() as db:
+            await db.execute("DELETE FROM revoked_sessions WHERE expires_at < ?", (time.time(),))
+            await db.execute(
+                "INSERT OR REPLACE INTO revoked_sessions (sid, expires_at) VALUES (?, ?)",
+                (sid, float(expires_at)),
             )
 
     async def verify_agent_password(self, extension: str, password: str) -> bool:
@@ -1384,9 +1449,11 @@ class Store:
         return await asyncio.to_thread(_check_password, password, str(row[0]))
 
     async def remove_agent_password(self, extension: str) -> bool:
-        """Forget an extension's console password; False when it had none."""
+        """Forget an extension's console password and end its sessions; False when it had
+        no password."""
         async with self._tx() as db:
             cur = await db.execute("DELETE FROM agent_passwords WHERE extension = ?", (extension,))
+            await self._bump_session_version(db, extension)
             return cur.rowcount > 0
 
     # ----------------------------------------------------------------- webhook outbox

@@ -22,7 +22,8 @@ from test_web_support import EVENTS_HEADERS, EVENTS_SECRET, TRACES, console_env
 
 import centralita.store as store_module
 from ami.testing import load_trace, rewrite
-from centralita.web.state import AUTH
+from centralita.web.auth import COOKIE, WS_CLOSE_LOGGED_OUT
+from centralita.web.state import AUTH, HUB
 
 QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
 # The recorded call, rewritten to ring 1002 (a plain agent) instead of 1001 (the supervisor).
@@ -283,3 +284,62 @@ async def test_concurrent_hashes_are_bounded(
         hashes = _HashCounter(monkeypatch)
         await asyncio.gather(*(_login(client, f"9{i:03d}", "guess") for i in range(20)))
         assert 0 < hashes.most <= env.app[AUTH].max_hashes
+
+
+# ------------------------------------------------------------------ finding 3: sessions
+
+
+def _cookie(client: aiohttp.ClientSession) -> str:
+    return next(c.value for c in client.cookie_jar if c.key == COOKIE)
+
+
+async def test_a_logged_out_cookie_stays_dead_after_a_restart(tmp_path: Path) -> None:
+    async with console_env(tmp_path) as env, env.session() as client:
+        token = await env.login(client, "1002")
+        cookie = _cookie(client)
+        async with client.post("/logout", headers={"X-CSRF-Token": token}) as resp:
+            assert resp.status == 200
+    # The same data folder (database, signing key), a new process's memory.
+    async with console_env(tmp_path) as env, env.session() as replay:
+        replay.cookie_jar.update_cookies({COOKIE: cookie})
+        async with replay.get("/api/calls") as resp:
+            assert resp.status == 401
+
+
+async def test_password_change_and_removal_end_existing_sessions(tmp_path: Path) -> None:
+    async with console_env(tmp_path) as env, env.session() as a, env.session() as b:
+        await env.login(a, "1002")
+        await env.login(b, "1003")
+        await env.store.set_agent_password("1002", "a-brand-new-password")
+        async with a.get("/api/calls") as resp:
+            assert resp.status == 401
+        await env.store.remove_agent_password("1003")  # what `agent remove` does
+        async with b.get("/api/calls") as resp:
+            assert resp.status == 401
+        # A login after the change works (with the new password).
+        async with a.post(
+            "/login",
+            data={"extension": "1002", "password": "a-brand-new-password"},
+            headers={"Accept": "application/json"},
+        ) as resp:
+            assert resp.status == 200
+        async with a.get("/api/calls") as resp:
+            assert resp.status == 200
+
+
+async def test_console_socket_closes_on_logout_and_on_revocation(tmp_path: Path) -> None:
+    async with console_env(tmp_path) as env, env.session() as a, env.session() as b:
+        token = await env.login(a, "1002")
+        await env.login(b, "1003")
+        async with a.ws_connect("/ws") as ws_a, b.ws_connect("/ws") as ws_b:
+            await env.wait_sockets("1002")
+            await env.wait_sockets("1003")
+            async with a.post("/logout", headers={"X-CSRF-Token": token}) as resp:
+                assert resp.status == 200
+            msg = await ws_a.receive(timeout=10)
+            assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, WS_CLOSE_LOGGED_OUT)
+            # A password change made elsewhere (the CLI) closes 1003's socket too.
+            await env.store.set_agent_password("1003", "changed-by-the-admin")
+            msg = await ws_b.receive(timeout=10)
+            assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, WS_CLOSE_LOGGED_OUT)
+            assert env.app[HUB].count() == 0

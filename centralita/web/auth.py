@@ -12,7 +12,9 @@
   the login answers 429 without even hashing (scrypt costs ~50 ms of CPU and 16 MiB). An
   attempt counts as a failure from before its hash until it succeeds, and at most
   `MAX_HASHES` hashes run at once (`MAX_HASH_WAITING` more may wait; beyond, 503).
-* `POST /logout` revokes the session id (kept until its cookie would expire anyway).
+* `POST /logout` revokes the session id in the store (kept until its cookie would expire
+  anyway) and closes the session's `/ws` sockets. Each agent has a session version in the
+  store; a password change or `agent remove` moves it on, which voids every older cookie.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from aiohttp import web
 
 from centralita import metrics
 from centralita.app import SETTINGS, STORE
-from centralita.web.state import AUTH, TEMPLATES
+from centralita.web.state import AUTH, HUB, TEMPLATES
 
 log = logging.getLogger("centralita.web")
 
@@ -48,6 +50,8 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf"
 KEY_FILE = "secret_key"
 MAX_FIELD = 200
+# WebSocket close code for a session that ended (4000-4999: private use, RFC 6455 §7.4.2).
+WS_CLOSE_LOGGED_OUT = 4401
 # Concurrent scrypt checks (16 MiB and ~50 ms of one core each), and logins queued for one.
 MAX_HASHES = 4
 MAX_HASH_WAITING = 64
@@ -62,6 +66,7 @@ class Session:
     extension: str
     sid: str
     issued: float
+    version: int = 0  # the agent's session version when issued (Store.session_version)
 
 
 class Busy(Exception):
@@ -161,7 +166,6 @@ class Auth:
         self.max_age_s = max_age_s
         self.per_ip = per_ip or RateLimiter(20, 300.0)
         self.per_extension = per_extension or RateLimiter(5, 300.0)
-        self._revoked: dict[str, float] = {}
         # At most `max_hashes` scrypt hashes at once (16 MiB each), and a bounded queue
         # behind them: a flood of logins costs bounded memory, not 16 MiB per request.
         self.max_hashes = max_hashes
@@ -190,10 +194,12 @@ class Auth:
     def _sign(self, payload: bytes) -> str:
         return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
 
-    def issue(self, extension: str) -> tuple[str, Session]:
-        """A new session for `extension` and its cookie value."""
-        session = Session(extension, secrets.token_urlsafe(16), time.time())
-        body = json.dumps({"e": extension, "s": session.sid, "t": int(session.issued)})
+    def issue(self, extension: str, version: int = 0) -> tuple[str, Session]:
+        """A new session for `extension` (at its session `version`) and its cookie value."""
+        session = Session(extension, secrets.token_urlsafe(16), time.time(), version)
+        body = json.dumps(
+            {"e": extension, "s": session.sid, "t": int(session.issued), "v": version}
+        )
         payload = base64.urlsafe_b64encode(body.encode()).rstrip(b"=")
         return payload.decode() + "." + self._sign(payload), session
 
@@ -207,18 +213,18 @@ class Auth:
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
-            session = Session(str(data["e"]), str(data["s"]), float(data["t"]))
-        except (ValueError, KeyError, TypeError, binascii.Error):
+            session = Session(
+                str(data["e"]), str(data["s"]), float(data["t"]), int(data.get("v", 0))
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
             return None
-        if time.time() - session.issued > self.max_age_s or session.sid in self._revoked:
+        if time.time() - session.issued > self.max_age_s:
             return None
         return session
 
-    def revoke(self, session: Session) -> None:
-        """Log a session out for good."""
-        now = time.time()
-        self._revoked = {s: t for s, t in self._revoked.items() if now - t <= self.max_age_s}
-        self._revoked[session.sid] = session.issued
+    def expires_at(self, session: Session) -> float:
+        """When the session's cookie expires anyway (epoch seconds)."""
+        return session.issued + self.max_age_s
 
     def csrf_token(self, session: Session) -> str:
         """The CSRF token of a session."""
@@ -232,12 +238,16 @@ class Auth:
 # ----------------------------------------------------------------------------- request helpers
 
 
-def current_session(request: web.Request) -> Session | None:
-    """The logged-in agent of a request, or None; an agent removed from the config is out."""
+async def current_session(request: web.Request) -> Session | None:
+    """The logged-in agent of a request, or None: an agent removed from the config is out,
+    and so is a session logged out or issued before a password change or removal (kept in
+    the store, so a restart does not bring it back: issue 10, finding 3)."""
     session = request.app[AUTH].read(request.cookies.get(COOKIE))
     if session is None:
         return None
     if request.app[SETTINGS].site.agent(session.extension) is None:
+        return None
+    if not await request.app[STORE].session_valid(session.extension, session.sid, session.version):
         return None
     return session
 
@@ -264,17 +274,17 @@ def redirect(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
-def require_page(request: web.Request) -> Session:
+async def require_page(request: web.Request) -> Session:
     """The session of a page request; redirects to /login without one."""
-    session = current_session(request)
+    session = await current_session(request)
     if session is None:
         raise web.HTTPSeeOther("/login")
     return session
 
 
-def require_api(request: web.Request) -> Session:
+async def require_api(request: web.Request) -> Session:
     """The session of an API GET; 401 without one."""
-    session = current_session(request)
+    session = await current_session(request)
     if session is None:
         raise web.HTTPUnauthorized(
             text=json.dumps({"error": "log in first"}), content_type="application/json"
@@ -288,7 +298,7 @@ async def require_post(request: web.Request) -> tuple[Session, dict[str, object]
     The body is a JSON object or a form; the token comes from the `X-CSRF-Token` header or
     the `csrf` field. 401 without a session, 403 without the right token, 400 on a bad body.
     """
-    session = current_session(request)
+    session = await current_session(request)
     if session is None:
         raise web.HTTPUnauthorized(
             text=json.dumps({"error": "log in first"}), content_type="application/json"
@@ -371,7 +381,7 @@ def _same_origin(request: web.Request) -> bool:
 
 async def login_page(request: web.Request) -> web.Response:
     """`GET /login`: the login form."""
-    if current_session(request) is not None:
+    if await current_session(request) is not None:
         raise web.HTTPSeeOther("/")
     html = request.app[TEMPLATES].get_template("login.html").render(error=None, extension="")
     return web.Response(text=html, content_type="text/html")
@@ -431,7 +441,7 @@ async def login(request: web.Request) -> web.Response:
         return await _login_form_error(request, 401, "wrong extension or password", extension)
     auth.per_extension.reset(extension)
     auth.per_ip.forgive(ip, ip_stamp)
-    cookie, session = auth.issue(extension)
+    cookie, session = auth.issue(extension, await request.app[STORE].session_version(extension))
     metrics.LOGIN_ATTEMPTS.labels(result="ok").inc()
     log.info("agent %s logged in to the console from %s", extension, ip)
     response: web.Response
@@ -454,7 +464,9 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """`POST /logout` (with the CSRF token): ends the session."""
     session, _ = await require_post(request)
-    request.app[AUTH].revoke(session)
+    await request.app[STORE].revoke_session(session.sid, request.app[AUTH].expires_at(session))
+    # The console's socket ends with the session, not at the next page load.
+    await request.app[HUB].close_session(session.sid, code=WS_CLOSE_LOGGED_OUT)
     response: web.Response
     response = web.json_response({"ok": True}) if wants_json(request) else redirect("/login")
     response.del_cookie(COOKIE, path="/")

@@ -93,7 +93,7 @@ def _field(
 
 async def console_page(request: web.Request) -> web.Response:
     """`GET /`: the agent console (the pop, contacts, outcome form, click-to-dial)."""
-    session = require_page(request)
+    session = await require_page(request)
     settings = request.app[SETTINGS]
     return _render(
         request,
@@ -111,7 +111,7 @@ def _same_origin(request: web.Request) -> bool:
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     """`GET /ws`: the logged-in agent's pop stream (their own calls only), with heartbeat."""
-    session = current_session(request)
+    session = await current_session(request)
     if session is None:
         return error(request, 401, "log in first")
     # Cross-site WebSocket hijacking: a page elsewhere could open this socket with the
@@ -123,7 +123,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
     await ws.prepare(request)
     agent = session.extension
-    if not hub.add(agent, ws):
+    if not hub.add(agent, ws, session.sid, session.version):
         await ws.close(code=1008, message=b"too many open consoles")
         return ws
     try:
@@ -143,7 +143,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 async def api_contacts(request: web.Request) -> web.Response:
     """`GET /api/contacts?number=N` (contacts with that number) or `?q=NAME` (search)."""
-    require_api(request)
+    await require_api(request)
     store = request.app[STORE]
     number = request.query.get("number", "").strip()
     query = request.query.get("q", "").strip()
@@ -386,7 +386,7 @@ def call_json(call: CallRow) -> dict[str, Any]:
 
 async def api_calls(request: web.Request) -> web.Response:
     """`GET /api/calls?offset=&limit=&start=&end=&agent=&customer=`: call records as JSON."""
-    session = require_api(request)
+    session = await require_api(request)
     filters = _filters(request, session)
     offset = _int_param(request, "offset", 0, 0, 10**9)
     limit = _int_param(request, "limit", PAGE_SIZE, 1, 1000)
@@ -403,7 +403,7 @@ async def api_calls(request: web.Request) -> web.Response:
 
 async def calls_page(request: web.Request) -> web.Response:
     """`GET /calls`: call records by date range, agent and customer, with outcomes; paged."""
-    session = require_page(request)
+    session = await require_page(request)
     filters = _filters(request, session)
     page = _int_param(request, "page", 1, 1, 10**7)
     calls, total = await request.app[STORE].list_calls(
@@ -430,7 +430,7 @@ async def calls_page(request: web.Request) -> web.Response:
 
 async def calls_csv(request: web.Request) -> web.StreamResponse:
     """`GET /calls.csv`: the filtered call records as CSV (formula cells neutralised)."""
-    session = require_page(request)
+    session = await require_page(request)
     filters = _filters(request, session)
     store = request.app[STORE]
     response = web.StreamResponse(
@@ -454,7 +454,7 @@ async def calls_csv(request: web.Request) -> web.StreamResponse:
 
 async def callbacks_page(request: web.Request) -> web.Response:
     """`GET /callbacks[?status=pending]`: the callback list (supervisors)."""
-    session = require_page(request)
+    session = await require_page(request)
     require_supervisor(request, session)
     status = request.query.get("status", "").strip() or None
     try:
@@ -466,7 +466,7 @@ async def callbacks_page(request: web.Request) -> web.Response:
 
 async def complaints_page(request: web.Request) -> web.Response:
     """`GET /complaints`: ratings below the survey threshold (supervisors)."""
-    session = require_page(request)
+    session = await require_page(request)
     require_supervisor(request, session)
     threshold = request.app[SETTINGS].site.survey.threshold
     ratings = await request.app[STORE].list_ratings(below=threshold)
