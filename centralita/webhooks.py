@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import urllib.parse
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -144,6 +145,33 @@ class CallEvents:
         return events
 
 
+def redact_url(url: str) -> str:
+    """A webhook URL fit for a log line: the password and every query value hidden.
+
+    A URL may carry credentials (`https://user:password@host/...?token=...`): logging it
+    whole at every retry put them in the logs (issue 10, finding 6).
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = host if ":" not in host else f"[{host}]"
+    if port is not None:
+        netloc += f":{port}"
+    if parts.username is not None:
+        netloc = (
+            f"{parts.username}:***@{netloc}"
+            if parts.password is not None
+            else (f"{parts.username}@{netloc}")
+        )
+    query = "&".join(
+        f"{key}=***" for key, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
 def payload(action: str, data: Mapping[str, Any], account_id: str) -> dict[str, Any]:
     """The CallMyWay JSON body for one webhook URL."""
     body = dict(data)
@@ -231,6 +259,9 @@ class WebhookSender:
         sent = failed = 0
         for event in await self.store.due_events(now):
             error = await self._post(event)
+            if error is not None:
+                # aiohttp puts the URL in some messages (InvalidURL, ClientResponseError).
+                error = error.replace(event.url, redact_url(event.url))
             if error is None:
                 await self.store.mark_sent(event.id)
                 metrics.WEBHOOKS_SENT.labels(result="ok").inc()
@@ -241,7 +272,7 @@ class WebhookSender:
                 metrics.WEBHOOKS_SENT.labels(result="failed").inc()
                 log.warning(
                     "webhook %s (event %d, try %d) failed: %s; next try in %.0f s",
-                    event.url,
+                    redact_url(event.url),
                     event.id,
                     event.attempts + 1,
                     error,
@@ -254,7 +285,11 @@ class WebhookSender:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
         try:
-            async with self._session.post(event.url, json=event.payload) as response:
+            # No redirects: a 3xx would re-post the call's data to wherever it points and
+            # take that host's ack as delivery (issue 10, finding 6). It counts as a failure.
+            async with self._session.post(
+                event.url, json=event.payload, allow_redirects=False
+            ) as response:
                 if response.status >= 300:
                     return f"HTTP {response.status}"
                 try:

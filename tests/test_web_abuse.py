@@ -22,6 +22,7 @@ from test_web_support import EVENTS_HEADERS, EVENTS_SECRET, TRACES, console_env
 
 import centralita.store as store_module
 from ami.testing import load_trace, rewrite
+from centralita.app import AGI_SERVER
 from centralita.web.auth import COOKIE, WS_CLOSE_LOGGED_OUT
 from centralita.web.state import AUTH, HUB
 
@@ -343,3 +344,35 @@ async def test_console_socket_closes_on_logout_and_on_revocation(tmp_path: Path)
             msg = await ws_b.receive(timeout=10)
             assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, WS_CLOSE_LOGGED_OUT)
             assert env.app[HUB].count() == 0
+
+
+# ------------------------------------------------------------------ finding 4: /metrics
+
+
+async def _agi_session(port: int, script: bytes) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"agi_network: yes\nagi_network_script: " + script + b"\n"
+        b"agi_request: agi://127.0.0.1/" + script + b"\n"
+        b"agi_channel: PJSIP/1099-00000001\nagi_uniqueid: 1795301017.1\n\n"
+    )
+    await writer.drain()
+    await reader.read()  # an unknown flow: the server closes, the dialplan falls back
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_metrics_labels_stay_bounded_and_odd_bytes_do_not_break_them(
+    tmp_path: Path,
+) -> None:
+    async with console_env(tmp_path) as env, env.session() as client:
+        port = env.app[AGI_SERVER].port
+        names = [f"probe-{i}".encode() for i in range(300)] + [b"bad\xffname"]
+        for chunk in range(0, len(names), 50):
+            await asyncio.gather(*(_agi_session(port, n) for n in names[chunk : chunk + 50]))
+        async with client.get("/metrics") as resp:
+            assert resp.status == 200
+            text = await resp.text()
+        assert "probe-" not in text
+        assert "bad" not in text
+        assert 'centralita_agi_sessions_total{flow="unknown",outcome="unknown-flow"}' in text

@@ -219,7 +219,7 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
         sender.start()  # also delivers what a previous run left in the outbox
     server = app.get(AGI_SERVER)
     if server is not None:
-        server.metrics = metrics.PrometheusAgiMetrics()
+        server.metrics = metrics.PrometheusAgiMetrics(server.registry)
     watcher = asyncio.create_task(watch_sessions(app), name="centralita-session-watch")
     try:
         yield
