@@ -13,13 +13,16 @@ so they are stored naive; an aware datetime handed in is converted to local time
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import sqlite3
+import stat
 import time
 from collections.abc import (
     AsyncIterator,
@@ -63,6 +66,28 @@ _SCRYPT_MAX_N = 2**20
 # Longest a returning-caller lookup may run in the event loop's thread before it is
 # interrupted and handed to aiosqlite's thread.
 FAST_LOOKUP_S = 0.002
+
+
+def protect(path: Path) -> None:
+    """Create the database file 0600, and take world access away from an existing one.
+
+    It holds password hashes, contacts and notes, and was created 0644 (issue 10, finding
+    7). A group bit already granted (0640, for a backup group) is kept. SQLite creates the
+    -wal and -shm files with the database file's mode (os_unix.c findCreateFileMode).
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o007:
+            os.fchmod(fd, mode & 0o770)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        with contextlib.suppress(FileNotFoundError):
+            side_mode = stat.S_IMODE(side.stat().st_mode)
+            if side_mode & 0o007:
+                side.chmod(side_mode & 0o770)
 
 
 def default_path(data_dir: Path | str) -> Path:
@@ -658,7 +683,8 @@ class Store:
 
     @classmethod
     async def _open(cls, path: Path, *, region: str, match_digits: int, min_digits: int) -> Store:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        protect(path)
         # isolation_level=None: no implicit transactions; `_tx` issues BEGIN IMMEDIATE.
         db = await aiosqlite.connect(path, isolation_level=None)
         try:

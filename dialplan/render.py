@@ -527,10 +527,11 @@ def write_rendered(out_dir: Path, files: Mapping[str, str]) -> list[FileResult]:
                 results.append(FileResult(name, "unchanged", target))
                 continue
             mode = _mode_for(name, target if existed else None)
+            owner = target.stat() if existed else None
             if existed:  # the backup goes first: a crash between the two renames loses nothing
-                backup = _write_temp(out_dir, f".{name}.bak.", target.read_bytes(), mode)
+                backup = _write_temp(out_dir, f".{name}.bak.", target.read_bytes(), mode, owner)
                 staged.append((f"{name}.bak", backup, out_dir / f"{name}.bak", True))
-            tmp = _write_temp(out_dir, f".{name}.", data, mode)
+            tmp = _write_temp(out_dir, f".{name}.", data, mode, owner)
             staged.append((name, tmp, target, existed))
         for name, tmp, target, existed in staged:
             os.replace(tmp, target)
@@ -550,9 +551,28 @@ def _mode_for(name: str, existing: Path | None) -> int:
     return 0o640 if name in SECRET_FILES else 0o644
 
 
-def _write_temp(folder: Path, prefix: str, data: bytes, mode: int) -> Path:
+def keep_owner(fd: int, previous: os.stat_result | None) -> None:
+    """Give a replacement file the owner and group of the file it replaces.
+
+    Rewritten as root, a file Asterisk reads through its group (root:asterisk 0640) would
+    otherwise become root:root and unreadable to Asterisk (issue 10, finding 7). Without
+    the right to give it away, keep at least the group if we may, else leave it.
+    """
+    if previous is None:
+        return
+    try:
+        os.fchown(fd, previous.st_uid, previous.st_gid)
+    except PermissionError:
+        with contextlib.suppress(PermissionError):
+            os.fchown(fd, -1, previous.st_gid)
+
+
+def _write_temp(
+    folder: Path, prefix: str, data: bytes, mode: int, owner: os.stat_result | None = None
+) -> Path:
     fd, path = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
     try:
+        keep_owner(fd, owner)
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
