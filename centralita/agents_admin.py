@@ -29,7 +29,7 @@ from dialplan.model import Agent
 from dialplan.render import LANGUAGE_RE, VOICEMAIL_MAIN, keep_owner
 from dialplan.validate import (
     ConfigError,
-    check_display_name,
+    check_agent_name,
     check_extension,
     check_name,
     check_secret,
@@ -55,7 +55,7 @@ def add_agent(
 ) -> str:
     """Return `text` with one more [[agents]] table; ConfigError when it would be invalid."""
     check_extension(extension, file, "extension")
-    check_display_name(name, file, "name")
+    check_agent_name(name, file, "name")
     check_secret(secret, file, "secret")
     for queue in queues:
         check_name(queue, file, "queues")

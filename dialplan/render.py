@@ -31,7 +31,7 @@ from dialplan.model import (
     Site,
     TimeRange,
 )
-from dialplan.validate import ConfigError, check_name, check_secret
+from dialplan.validate import ConfigError, check_agent_name, check_name, check_secret
 
 # The templates are the `conf_templates` package's data: found the same way from a checkout, an
 # editable install or a wheel.
@@ -372,13 +372,7 @@ def _check_site(site: Site, access: AsteriskAccess) -> Destination:
             raise ConfigError(
                 file, f"agents[{i}].language", f"{agent.language!r} is not a language code"
             )
-        if not _balanced(agent.name):
-            raise ConfigError(
-                file,
-                f"agents[{i}].name",
-                f"{agent.name!r} has unbalanced parentheses: Asterisk's argument parser "
-                "(app.c __ast_app_separate_args) would swallow the rest of the queue member line",
-            )
+        check_agent_name(agent.name, file, f"agents[{i}].name")
         if agent.extension == VOICEMAIL_MAIN:
             raise ConfigError(
                 file,
@@ -464,17 +458,6 @@ def _check_site(site: Site, access: AsteriskAccess) -> Destination:
     if fallback.kind == "queue" and site.queue(fallback.target) is None:
         raise ConfigError(file, "server.fallback", f"{fallback} names an unknown queue")
     return fallback
-
-
-def _balanced(text: str) -> bool:
-    """True when no `(` stays open (app.c ignores a `)` without its `(`)."""
-    depth = 0
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")" and depth:
-            depth -= 1
-    return depth == 0
 
 
 def _check_time_loops(site: Site, file: str) -> None:

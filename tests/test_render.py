@@ -641,7 +641,10 @@ def test_any_accepted_display_name_renders_valid_lines(name: str) -> None:
 
 
 def test_an_open_parenthesis_in_a_name_is_refused() -> None:
-    err = render_error(set_agent("name", "Eve (night"))
+    # Refused when the config is loaded, by the same validator `agent add` uses.
+    with pytest.raises(ConfigError) as info:
+        load(edited(set_agent("name", "Eve (night")))
+    err = info.value
     assert err.key == "agents[0].name"
     assert "unbalanced parentheses" in err.reason
     assert separate_args("PJSIP/1,0,Eve (night,PJSIP/1") == ["PJSIP/1", "0", "Eve (night,PJSIP/1"]
