@@ -1531,11 +1531,48 @@ class Store:
             for r in rows
         ]
 
+    async def claim_due(
+        self, now: datetime, *, lease_s: float, limit: int = 100
+    ) -> list[OutboxEvent]:
+        """Take the due, unclaimed events (oldest first) for `lease_s` seconds.
+
+        Claimed in one transaction before anything is sent, so a second sender (another
+        process) does not post them too. A sender killed mid-send leaves its claim to
+        expire, and the event is sent again then: delivered once, or retried, never lost
+        (issue 10, finding 10).
+        """
+        moment = _utc_text(now)
+        async with self._tx() as db:
+            async with db.execute(
+                "SELECT id, url, payload, created_at, next_attempt_at, attempts, last_error "
+                "FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= ? "
+                "AND (claimed_until IS NULL OR claimed_until <= ?) "
+                "ORDER BY next_attempt_at, id LIMIT ?",
+                (moment, moment, max(1, int(limit))),
+            ) as cur:
+                rows = await cur.fetchall()
+            until = _utc_text(now + timedelta(seconds=lease_s))
+            await db.executemany(
+                "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, r[0]) for r in rows]
+            )
+        return [
+            OutboxEvent(
+                id=r[0],
+                url=r[1],
+                payload=json.loads(r[2]),
+                created_at=r[3],
+                next_attempt_at=datetime.fromisoformat(r[4]),
+                attempts=r[5],
+                last_error=r[6],
+            )
+            for r in rows
+        ]
+
     async def mark_sent(self, event_id: int) -> bool:
         """Mark an event delivered; False when unknown or already sent."""
         async with self._tx() as db:
             cur = await db.execute(
-                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 "
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, claimed_until = NULL "
                 "WHERE id = ? AND sent_at IS NULL",
                 (_utc_text(datetime.now(UTC)), event_id),
             )
@@ -1545,8 +1582,8 @@ class Store:
         """Record a failed delivery and when to retry; False when unknown or already sent."""
         async with self._tx() as db:
             cur = await db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
-                "WHERE id = ? AND sent_at IS NULL",
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
+                "claimed_until = NULL WHERE id = ? AND sent_at IS NULL",
                 (_utc_text(next_attempt_at), str(error)[:1000], event_id),
             )
             return cur.rowcount > 0

@@ -57,6 +57,8 @@ DATA_FIELDS = (
     "cost",
 )
 MAX_OPEN_CALLS = 100_000
+# Outbox events claimed (and then posted) at a time.
+CLAIM_BATCH = 10
 
 
 def format_time(moment: datetime | None) -> str:
@@ -228,8 +230,12 @@ class WebhookSender:
         poll_s: float = 5.0,
         base_backoff_s: float = 2.0,
         max_backoff_s: float = 600.0,
+        claim_s: float | None = None,
     ) -> None:
         self.store = store
+        # How long a claimed batch is ours: past it, a sender that died mid-send (or hung)
+        # is presumed gone and the events are sent again. Longer than one batch of posts.
+        self.claim_s = claim_s if claim_s is not None else CLAIM_BATCH * timeout_s + 30.0
         self.webhooks = tuple(webhooks)
         self.events = CallEvents(internal_numbers)
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -257,7 +263,14 @@ class WebhookSender:
         """Try every due event once; returns (sent, failed)."""
         now = now or datetime.now(UTC)
         sent = failed = 0
-        for event in await self.store.due_events(now):
+        while batch := await self.store.claim_due(now, lease_s=self.claim_s, limit=CLAIM_BATCH):
+            s, f = await self._deliver(batch, now)
+            sent, failed = sent + s, failed + f
+        return sent, failed
+
+    async def _deliver(self, batch: list[OutboxEvent], now: datetime) -> tuple[int, int]:
+        sent = failed = 0
+        for event in batch:
             error = await self._post(event)
             if error is not None:
                 # aiohttp puts the URL in some messages (InvalidURL, ClientResponseError).
