@@ -81,6 +81,7 @@ async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
         allowed_peers=server_settings.allowed_peers,
         limits=ServerLimits(
             max_sessions=server_settings.max_sessions,
+            max_sessions_per_peer=server_settings.max_sessions_per_peer,
             header_timeout_s=server_settings.header_timeout_s,
             reply_timeout_s=server_settings.reply_timeout_s,
             shutdown_grace_s=server_settings.shutdown_grace_s,
