@@ -20,6 +20,7 @@ from aiohttp import web
 from agi.flows import load_flows
 from agi.router import FLOWS
 from agi.server import AgiServer, ServerLimits
+from centralita import csvlog
 from centralita.context import AppFlowContext
 from centralita.crm import CrmClient
 from centralita.settings import Settings
@@ -63,6 +64,9 @@ async def crm_ctx(app: web.Application) -> AsyncIterator[None]:
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the SQLite store for the app's lifetime (an open connection keeps a process alive)."""
     async for store in open_store(app[SETTINGS]):
+        # The CSV logs are written after the store: a crash between the two leaves them
+        # behind, and nothing else would ever catch them up.
+        await csvlog.reconcile(store, app[SETTINGS].data_dir)
         app[STORE] = store
         app[FLOW_CONTEXT] = AppFlowContext(app[SETTINGS], store, app[CRM])
         yield

@@ -16,9 +16,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from test_cli_serve import free_port, healthz
+from test_web_support import console_env
 
 from centralita.agents_admin import save_config
 from centralita.app import lock_data_dir
+from centralita.cli import main
+from centralita.csvlog import callback_row, callbacks_log, read_rows
 from centralita.settings import Webhook, demo_text
 from centralita.store import Store, default_path
 from centralita.webhooks import WebhookSender
@@ -223,3 +226,62 @@ async def test_two_senders_on_one_outbox_deliver_each_event_once(tmp_path: Path)
     finally:
         await server.close()
     assert sorted(received) == list(range(60))
+
+
+# ------------------------------------------------------------------ finding 13
+
+
+async def _lagging_data(data: Path) -> None:
+    """What a kill -9 between the commit and the CSV append leaves: rows in the store that
+    the CSV logs lack, and a status change the CSV never saw."""
+    async with Store.open(default_path(data)) as store:
+        first = await store.add_callback(
+            callerid="+34600000001",
+            language="en",
+            queue="support-en",
+            number="600000001",
+            alternative="",
+            uniqueid="1.1",
+        )
+        await callbacks_log(data).append(callback_row(first))
+        await store.add_callback(
+            callerid="+34600000002",
+            language="en",
+            queue="support-en",
+            number="600000002",
+            alternative="",
+            uniqueid="1.2",
+        )
+        await store.set_callback_status(first.id, "done")
+        await store.add_rating(
+            callerid="+34600000003", agent="1002", queue="support-en", rating=2, call_id="1.3"
+        )
+
+
+def _csv_state(data: Path) -> tuple[dict[str, str], list[str]]:
+    callbacks = {r["id"]: r["status"] for r in read_rows(data / "callbacks.csv")}
+    complaints = [r["call_id"] for r in read_rows(data / "complaints.csv")]
+    return callbacks, complaints
+
+
+async def test_csv_logs_that_lag_the_database_are_rebuilt_on_start(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    await _lagging_data(data)
+    assert _csv_state(data) == ({"1": "pending"}, [])
+    async with console_env(tmp_path):
+        pass
+    assert _csv_state(data) == ({"1": "done", "2": "pending"}, ["1.3"])
+
+
+async def test_callbacks_csv_regenerates_the_csv_logs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    await _lagging_data(data)
+    (data / "complaints.csv").unlink(missing_ok=True)
+    config = tmp_path / "centralita.toml"
+    config.write_text(demo_text(), encoding="utf-8")
+    code = await asyncio.to_thread(main, ["callbacks", "--config", str(config), "--csv"])
+    assert code == 0
+    assert "rebuilt" in capsys.readouterr().out
+    assert _csv_state(data) == ({"1": "done", "2": "pending"}, ["1.3"])
