@@ -188,6 +188,12 @@ class AmiListener:
                 task.cancel()
         for task in (self._task, self._dispatcher):
             if task is not None:
+                # Python 3.11's wait_for drops a cancellation that arrives as its future
+                # completes (gh-86296): a stop during the login round trips was lost and the
+                # session lived on. Cancel again until the task is really done.
+                while not task.done():
+                    await asyncio.wait({task}, timeout=0.2)
+                    task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._task = self._dispatcher = None

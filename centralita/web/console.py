@@ -517,6 +517,7 @@ async def api_callmyway(request: web.Request) -> web.Response:
     """
     if not _peer_allowed(request):
         return web.json_response({"error": "this address may not post events"}, status=403)
+    raw = await request.read()  # (bounded by client_max_size) so the connection can be reused
     secret = request.app[SETTINGS].server.events_secret
     if not secret:
         return web.json_response(
@@ -526,7 +527,6 @@ async def api_callmyway(request: web.Request) -> web.Response:
     # (a "simple" request) without a CORS preflight, but not application/json.
     if request.content_type != "application/json":
         return web.json_response({"error": "the body must be application/json"}, status=415)
-    raw = await request.read()
     if not _event_signed(request, raw, secret):
         return web.json_response(
             {"error": f"missing or wrong {EVENTS_SECRET_HEADER} or {EVENTS_SIGNATURE_HEADER}"},
