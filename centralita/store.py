@@ -1448,6 +1448,22 @@ class Store:
         assert row is not None
         return int(row[0] or 0) == version and not row[1]
 
+    async def ended_sessions(self, sessions: Iterable[tuple[str, str, int]]) -> set[str]:
+        """The ids among (extension, sid, version) whose session ended (see
+        `session_valid`), in two queries for all of them."""
+        async with self._read() as db:
+            async with db.execute("SELECT extension, version FROM session_versions") as cur:
+                versions = {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+            async with db.execute(
+                "SELECT sid FROM revoked_sessions WHERE expires_at >= ?", (time.time(),)
+            ) as cur:
+                revoked = {str(r[0]) for r in await cur.fetchall()}
+        return {
+            sid
+            for extension, sid, version in sessions
+            if sid in revoked or versions.get(extension, 0) != version
+        }
+
     async def revoke_session(self, sid: str, expires_at: float) -> None:
         """Log one session out for good (kept until its cookie would expire anyway)."""
         _text("sid", sid, limit=200, empty=False)

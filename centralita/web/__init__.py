@@ -236,13 +236,13 @@ async def close_ended_sessions(app: web.Application) -> int:
     password change or `agent remove` (possibly by the CLI, another process) moved the
     agent's session version on. Returns how many sessions were closed."""
     hub = app[HUB]
-    store = app[STORE]
-    closed = 0
-    for agent, sid, version in hub.sessions():
-        if not await store.session_valid(agent, sid, version):
-            await hub.close_session(sid, code=auth.WS_CLOSE_LOGGED_OUT, message=b"session ended")
-            closed += 1
-    return closed
+    open_sessions = hub.sessions()
+    if not open_sessions:
+        return 0
+    ended = await app[STORE].ended_sessions(open_sessions)
+    for sid in ended:
+        await hub.close_session(sid, code=auth.WS_CLOSE_LOGGED_OUT, message=b"session ended")
+    return len(ended)
 
 
 async def watch_sessions(app: web.Application) -> None:
