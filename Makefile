@@ -34,7 +34,7 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/agi_load.py
-	@for b in bench/render_bench.py bench/lookup_bench.py bench/pop_bench.py; do \
+	@for b in bench/render_bench.py bench/lookup_bench.py bench/pop_bench.py bench/login_flood.py; do \
 		if [ -f $$b ]; then echo; $(BIN)/python $$b || exit 1; fi; done
 
 # Builds the prompts with espeak-ng and sox (Debian packages). The built WAVs are committed,

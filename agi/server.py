@@ -27,6 +27,10 @@ log = logging.getLogger("centralita.agi")
 # One read: a header block (16 KiB cap) and more fit; Asterisk's own line buffer is 8 KiB.
 READ_BUFFER = 64 * 1024
 
+# Refused connections are logged once per peer per this many seconds, with a count.
+REFUSED_LOG_S = 60.0
+MAX_REFUSAL_PEERS = 1024
+
 # The dialplan reads this after AGI() returns (DESIGN.md, principle 1).
 ROUTE_VARIABLE = "CENTRALITA_ROUTE"
 
@@ -36,6 +40,9 @@ class ServerLimits:
     """The bounds of the server (every wait has one: DESIGN.md principle 3)."""
 
     max_sessions: int = 5000
+    # Sessions one peer address may hold (None: max_sessions). See also `AgiServer.
+    # evict_idle`: a full server makes room by closing its oldest idle connection.
+    max_sessions_per_peer: int | None = None
     header_timeout_s: float = 5.0
     reply_timeout_s: float = 60.0
     shutdown_grace_s: float = 10.0
@@ -205,6 +212,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         "_server",
         "_transport",
         "_waiter",
+        "counted",
         "deadline",
         "hung_up",
         "loop",
@@ -224,6 +232,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         self.request: AgiRequest | None = None
         self.deadline = 0.0
         self.peer = "?"
+        self.counted = False  # in the server's per-peer counts
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -234,18 +243,25 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         peername = transport.get_extra_info("peername")
         self.peer = str(peername[0]) if peername else "?"
         if not server.peer_allowed(self.peer):
-            log.warning("refused FastAGI connection from %s: not in allowed_peers", self.peer)
+            server.warn_refused(self.peer, "not in allowed_peers")
             transport.abort()
             return
-        if len(server.sessions) >= server.limits.max_sessions:
+        limits = server.limits
+        per_peer = limits.max_sessions_per_peer or limits.max_sessions
+        if server.peer_sessions.get(self.peer, 0) >= per_peer and not server.evict_idle(self.peer):
+            server.warn_refused(self.peer, f"{per_peer} sessions from this peer")
+            transport.abort()
+            return
+        if len(server.sessions) >= limits.max_sessions and not server.evict_idle():
             # Closing at once lets Asterisk's dialplan take its fallback (AGISTATUS).
-            log.warning(
-                "refused FastAGI connection from %s: %d sessions", self.peer, len(server.sessions)
-            )
+            server.warn_refused(self.peer, f"{len(server.sessions)} sessions")
             transport.abort()
             return
-        self.deadline = server.now() + server.limits.header_timeout_s
+        self.deadline = server.now() + limits.header_timeout_s
         server.sessions.add(self)
+        server.idle[self] = None
+        server.count_peer(self.peer, 1)
+        self.counted = True
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._server.read_buffer
@@ -274,6 +290,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
                 self.hung_up = True
             elif type(event) is AgiRequest:
                 self.request = event
+                self._server.idle.pop(self, None)
                 self.deadline = 0.0
                 self._server.start_flow(self, event)
 
@@ -290,6 +307,10 @@ class _AgiProtocol(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._server.sessions.discard(self)
+        self._server.idle.pop(self, None)
+        if self.counted:
+            self.counted = False
+            self._server.count_peer(self.peer, -1)
         self.hung_up = True
         pending = self._pending
         if pending is not None and not pending.done():
@@ -321,6 +342,11 @@ class _AgiProtocol(asyncio.BufferedProtocol):
             self._closed = True
             self._transport.close()
 
+    def abort(self) -> None:
+        if not self._closed and self._transport is not None:
+            self._closed = True
+            self._transport.abort()
+
     # -- bounds --------------------------------------------------------------------------------
 
     def check_deadline(self, now: float) -> None:
@@ -328,7 +354,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         if not self.deadline or now < self.deadline:
             return
         if self.request is None:
-            log.info("FastAGI peer %s sent no complete headers in time; closing", self.peer)
+            self._server.warn_refused(self.peer, "no complete headers in time", level=logging.INFO)
             self.deadline = 0.0
             if self._transport is not None:
                 self._transport.abort()
@@ -381,6 +407,12 @@ class AgiServer:
         self.metrics = metrics or AgiMetrics()
         self._networks = [ipaddress.ip_network(p, strict=False) for p in allowed_peers]
         self._allowed_cache: dict[str, bool] = {}
+        # Sessions per peer address; connections still waiting for their headers, oldest
+        # first.
+        self.peer_sessions: dict[str, int] = {}
+        self.idle: dict[_AgiProtocol, None] = {}
+        # Peer -> (when its last refusal was logged, refusals not logged since).
+        self._refusals: dict[str, tuple[float, int]] = {}
         self.sessions: set[_AgiProtocol] = set()
         self.read_buffer = memoryview(bytearray(READ_BUFFER))
         self.tasks: set[asyncio.Task[None]] = set()
@@ -437,6 +469,50 @@ class AgiServer:
                 session.check_deadline(now)
 
     # -- per call --------------------------------------------------------------------------------
+
+    def count_peer(self, peer: str, delta: int) -> None:
+        """Move a peer's session count (forgetting peers at zero)."""
+        left = self.peer_sessions.get(peer, 0) + delta
+        if left > 0:
+            self.peer_sessions[peer] = left
+        else:
+            self.peer_sessions.pop(peer, None)
+
+    def evict_idle(self, peer: str | None = None) -> bool:
+        """Close the oldest connection (of `peer`, or of anyone) that has not sent its
+        headers, to make room for a new one; False when there is none.
+
+        5,000 idle connections from an allowed peer filled max_sessions, and a real call
+        was refused or waited out the header window (issue 10, finding 11). Asterisk sends
+        its headers as soon as it connects (asterisk-protocol.md §1.2), so the oldest idle
+        connection is the least likely to be a call.
+        """
+        oldest = next((p for p in self.idle if peer is None or p.peer == peer), None)
+        if oldest is None:
+            return False
+        del self.idle[oldest]
+        self.sessions.discard(oldest)
+        if oldest.counted:
+            oldest.counted = False
+            self.count_peer(oldest.peer, -1)
+        self.warn_refused(oldest.peer, "idle while the server is full", level=logging.INFO)
+        oldest.abort()
+        return True
+
+    def warn_refused(self, peer: str, reason: str, *, level: int = logging.WARNING) -> None:
+        """Log a refused or closed connection: once per peer per REFUSED_LOG_S, then how many
+        more there were (10,000 refused connections wrote 10,000 lines: finding 11)."""
+        now = self.now()
+        last, quiet = self._refusals.get(peer, (None, 0))
+        if last is not None and now - last < REFUSED_LOG_S:
+            self._refusals[peer] = (last, quiet + 1)
+            return
+        if len(self._refusals) >= MAX_REFUSAL_PEERS and peer not in self._refusals:
+            # Many addresses (a spoofing flood): forget the oldest, keep memory bounded.
+            del self._refusals[next(iter(self._refusals))]
+        self._refusals[peer] = (now, 0)
+        more = f" ({quiet} more since the last line)" if quiet else ""
+        log.log(level, "FastAGI connection from %s closed: %s%s", peer, reason, more)
 
     def peer_allowed(self, address: str) -> bool:
         allowed = self._allowed_cache.get(address)

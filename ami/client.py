@@ -7,7 +7,8 @@
     ...
     await listener.stop()
 
-What it does, per connection: read the banner, `Login` with an `Events:` mask limited to the
+What it does, per connection: read the banner, `Login` (MD5 challenge: `Challenge`, then
+`AuthType: MD5` with `Key` = md5(challenge + secret), §2.2) with an `Events:` mask limited to the
 classes the tracker reads (§2.2/§2.3: the server filters, nothing else reaches us), rebuild the
 state (`DeviceStateList`, then `CoreShowChannels`, each applied at the point of the stream where
 its list completes, so no event is applied twice or lost, §2.2 "a response is contiguous"),
@@ -39,7 +40,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ami.protocol import AmiMessage, AmiParser, AmiProtocolError, HeadersArg, encode_action
+from ami.protocol import (
+    AmiMessage,
+    AmiParser,
+    AmiProtocolError,
+    HeadersArg,
+    encode_action,
+    md5_key,
+)
 from ami.tracker import CallChange, CallTracker, CdrEvent, parse_cdr
 
 log = logging.getLogger(__name__)
@@ -180,6 +188,12 @@ class AmiListener:
                 task.cancel()
         for task in (self._task, self._dispatcher):
             if task is not None:
+                # Python 3.11's wait_for drops a cancellation that arrives as its future
+                # completes (gh-86296): a stop during the login round trips was lost and the
+                # session lived on. Cancel again until the task is really done.
+                while not task.done():
+                    await asyncio.wait({task}, timeout=0.2)
+                    task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._task = self._dispatcher = None
@@ -329,11 +343,18 @@ class AmiListener:
         ping_task: asyncio.Task[None] | None = None
         try:
             await asyncio.wait_for(asyncio.shield(self._banner), self.connect_timeout_s)
+            # MD5 challenge login (§2.2): the secret itself is never sent.
+            challenge = await self._request(
+                "Challenge", [("AuthType", "MD5")], self.action_timeout_s
+            )
+            if not challenge.is_success or not challenge.value("Challenge"):
+                raise AmiAuthError(challenge.value("Message") or "Challenge refused")
             login = await self._request(
                 "Login",
                 [
                     ("Username", self.username),
-                    ("Secret", self._secret),
+                    ("AuthType", "MD5"),
+                    ("Key", md5_key(challenge.value("Challenge"), self._secret)),
                     ("Events", ",".join(self.events) or "off"),
                 ],
                 self.action_timeout_s,
@@ -528,3 +549,79 @@ class AmiListener:
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait until every queued change and record went through its callback."""
         await asyncio.wait_for(self._queue.join(), timeout_s)
+
+
+# -- one-shot actions (`centralita render --reload`) ------------------------------------------
+
+
+async def run_commands(
+    host: str,
+    port: int,
+    username: str,
+    secret: str,
+    commands: Sequence[str],
+    *,
+    timeout_s: float,
+) -> list[tuple[str, AmiMessage]]:
+    """Log in (MD5 challenge, no events), run each CLI command with `Action: Command`
+    (§2.7), log off; returns each command with its response. Every single wait (connect,
+    one read, one drain) is bounded by `timeout_s`. Raises AmiAuthError when the login is
+    refused, AmiError or AmiProtocolError when the stream breaks, OSError/TimeoutError when
+    Asterisk cannot be reached.
+
+    The same parser and encoder as the listener (`ami.protocol`): one encoder for every
+    value that crosses the protocol (DESIGN.md principle 2).
+    """
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+    parser = AmiParser()
+    pending: list[AmiMessage] = []
+    ids = itertools.count(1)
+
+    async def read_more() -> None:
+        data = await asyncio.wait_for(reader.read(65536), timeout_s)
+        if not data:
+            parser.receive_eof()
+            raise AmiError("Asterisk closed the connection")
+        pending.extend(parser.receive_data(data))
+
+    async def request(action: str, headers: list[tuple[str, str]]) -> AmiMessage:
+        action_id = f"centralita-cli-{next(ids)}"
+        writer.write(encode_action(action, [("ActionID", action_id), *headers]))
+        await asyncio.wait_for(writer.drain(), timeout_s)
+        while True:
+            # Events may come before and after a response (§2.2): skip them.
+            while pending:
+                msg = pending.pop(0)
+                if msg.kind == "response" and msg.action_id == action_id:
+                    return msg
+            await read_more()
+
+    try:
+        while not pending:  # the banner, one line on connect (§2.1)
+            await read_more()
+        if pending.pop(0).kind != "banner":
+            raise AmiError("not an Asterisk manager port (no banner)")
+        challenge = await request("Challenge", [("AuthType", "MD5")])
+        if not challenge.is_success or not challenge.value("Challenge"):
+            raise AmiAuthError(challenge.value("Message") or "Challenge refused")
+        login = await request(
+            "Login",
+            [
+                ("Username", username),
+                ("AuthType", "MD5"),
+                ("Key", md5_key(challenge.value("Challenge"), secret)),
+                ("Events", "off"),
+            ],
+        )
+        if not login.is_success:
+            raise AmiAuthError(login.value("Message") or "Authentication failed")
+        results = [
+            (command, await request("Command", [("Command", command)])) for command in commands
+        ]
+        with contextlib.suppress(AmiError, OSError, TimeoutError):
+            await request("Logoff", [])
+        return results
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), timeout_s)

@@ -10,6 +10,7 @@ Facts relied on are cited from Asterisk 20.20.1 (`main/manager.c`) through
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -310,6 +311,16 @@ def encode_action(action: str, headers: HeadersArg = ()) -> bytes:
     if not _check(action, "action name"):
         raise ValueError("the AMI action name must not be empty")
     return encode_packet([("Action", action), *items])
+
+
+def md5_key(challenge: str, secret: str) -> str:
+    """The `Key` of an `AuthType: MD5` Login: md5hex(challenge + secret).
+
+    main/manager.c:2372-2395 (asterisk-protocol.md §2.2): the secret itself never crosses
+    the wire, only this digest of the session's one-time `Challenge` and the secret.
+    """
+    data = (_check(challenge, "challenge") + secret).encode("utf-8")
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def parse_trace(text: str | bytes) -> list[AmiMessage]:

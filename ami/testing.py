@@ -12,10 +12,12 @@ It speaks AMI over real TCP on loopback as Asterisk 20 does (asterisk-protocol.m
 against `asterisk-traces/ami-*.txt`):
 
 * the banner `Asterisk Call Manager/9.0.0\\r\\n` on connect (§2.1); CRLF or LF accepted;
-* `Login` (right secret: `Authentication accepted`; wrong one: `Authentication failed` after
-  `login_failure_delay` seconds, 1 s as Asterisk, then the connection is closed), the
-  `Events:` mask of Login and of the `Events` action, and the user's `read` classes: an event
-  reaches a session only if all its classes are allowed (§2.3, main/manager.c:6448-6450);
+* `Challenge` (`AuthType: MD5`, a random challenge per request) and `Login` with
+  `AuthType: MD5` + `Key` or with `Secret` (right one: `Authentication accepted`; wrong
+  one: `Authentication failed` after `login_failure_delay` seconds, 1 s as Asterisk, then
+  the connection is closed), the `Events:` mask of Login and of the `Events` action, and
+  the user's `read` classes: an event reaches a session only if all its classes are allowed
+  (§2.3, main/manager.c:6448-6450);
 * before login only Login/Logoff/Challenge (`Permission denied` otherwise, §2.2);
 * `Ping` (`Ping: Pong` + `Timestamp`), `Logoff` (`Goodbye`, then close), `Command` (`Output:`
   lines, §2.7), `Getvar`, `Reload`, unknown actions (Asterisk's error text);
@@ -40,12 +42,20 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from ami.protocol import AmiMessage, AmiParser, AmiProtocolError, encode_packet, parse_trace
+from ami.protocol import (
+    AmiMessage,
+    AmiParser,
+    AmiProtocolError,
+    encode_packet,
+    md5_key,
+    parse_trace,
+)
 
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
 
@@ -210,6 +220,7 @@ class _Session:
         self.authenticated = False
         self.mask: frozenset[str] = CLASSES
         self.username = ""
+        self.challenge = ""  # the last `Challenge` answered on this session
 
 
 class FakeAmiServer:
@@ -246,6 +257,7 @@ class FakeAmiServer:
         self.answer_ping = True
         self.channels = ChannelTable()
         self.actions: list[AmiMessage] = []
+        self.logins: list[tuple[str, str]] = []  # (username, "md5" or "plain") per Login
         self.connections = 0  # accepted so far
         self._sessions: set[_Session] = set()
         self._server: asyncio.Server | None = None
@@ -440,7 +452,17 @@ class FakeAmiServer:
             )
             return True
         user_ok = msg.value("Username").lower() == self.username.lower()
-        if not user_ok or msg.value("Secret") != self.secret:
+        if msg.value("AuthType").lower() == "md5":
+            # Key = md5hex(challenge + secret), against this session's challenge (2372-2395).
+            how = "md5"
+            secret_ok = bool(session.challenge) and msg.value("Key") == md5_key(
+                session.challenge, self.secret
+            )
+        else:
+            how = "plain"
+            secret_ok = msg.value("Secret") == self.secret
+        self.logins.append((msg.value("Username"), how))
+        if not user_ok or not secret_ok:
             # Same answer for every cause, after a 1 s sleep, then close (3385-3389).
             await asyncio.sleep(self.login_failure_delay)
             self._error(session, msg, "Authentication failed")
@@ -476,7 +498,12 @@ class FakeAmiServer:
         return False
 
     async def _action_challenge(self, session: _Session, msg: AmiMessage) -> bool:
-        self._reply(session, msg, [("Response", "Success"), ("Challenge", "123456789")])
+        if msg.value("AuthType").lower() != "md5":
+            self._error(session, msg, "Must specify AuthType")
+            return True
+        # A random number per request, as Asterisk's ast_random (3425-3441).
+        session.challenge = str(secrets.randbelow(9 * 10**8) + 10**8)
+        self._reply(session, msg, [("Response", "Success"), ("Challenge", session.challenge)])
         return True
 
     async def _action_ping(self, session: _Session, msg: AmiMessage) -> bool:

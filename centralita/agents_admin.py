@@ -26,10 +26,10 @@ from tomlkit.exceptions import TOMLKitError
 
 from centralita.settings import Settings, parse_settings
 from dialplan.model import Agent
-from dialplan.render import LANGUAGE_RE, VOICEMAIL_MAIN
+from dialplan.render import LANGUAGE_RE, VOICEMAIL_MAIN, keep_owner
 from dialplan.validate import (
     ConfigError,
-    check_display_name,
+    check_agent_name,
     check_extension,
     check_name,
     check_secret,
@@ -55,7 +55,7 @@ def add_agent(
 ) -> str:
     """Return `text` with one more [[agents]] table; ConfigError when it would be invalid."""
     check_extension(extension, file, "extension")
-    check_display_name(name, file, "name")
+    check_agent_name(name, file, "name")
     check_secret(secret, file, "secret")
     for queue in queues:
         check_name(queue, file, "queues")
@@ -152,11 +152,14 @@ def format_agents(agents: Sequence[Agent]) -> str:
 
 
 def save_config(path: Path, text: str) -> None:
-    """Replace the config file atomically (temporary file beside it, fsync, rename)."""
+    """Replace the config file atomically (temporary file beside it, fsync, rename),
+    keeping its mode, owner and group."""
     folder = path.resolve().parent
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
+    previous = path.stat() if path.exists() else None
+    mode = stat.S_IMODE(previous.st_mode) if previous is not None else 0o600
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
+        keep_owner(fd, previous)  # owner and group too, not only the mode
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(text.encode("utf-8"))

@@ -22,6 +22,7 @@ from centralita.csvlog import (
     callback_row,
     callbacks_log,
     encode_row,
+    reconcile,
 )
 from centralita.settings import Settings, load_settings
 from centralita.store import CALLBACK_STATUSES, Store, default_path
@@ -39,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     add_config_argument(cb)
     cb.add_argument(
         "--status", choices=CALLBACK_STATUSES, default=None, help="only requests in this status"
+    )
+    cb.add_argument(
+        "--csv",
+        action="store_true",
+        help="rebuild callbacks.csv and complaints.csv in data_dir from the database",
     )
     cb.set_defaults(func=_callbacks_list)
     actions = cb.add_subparsers(dest="action", metavar="ACTION")
@@ -126,6 +132,8 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
 
 def _callbacks_list(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    if args.csv:
+        return _rebuild_csv(settings)
 
     async def run() -> int:
         async with _open(settings) as store:
@@ -142,6 +150,18 @@ def _callbacks_list(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def _rebuild_csv(settings: Settings) -> int:
+    """`callbacks --csv`: the CSV logs regenerated from the database (the record)."""
+
+    async def run() -> list[Path]:
+        async with _open(settings) as store:
+            return await reconcile(store, settings.server.data_dir, force=True)
+
+    for path in asyncio.run(run()):
+        print(f"rebuilt {path}")
+    return 0
 
 
 def _callbacks_set(args: argparse.Namespace) -> int:

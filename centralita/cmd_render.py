@@ -3,7 +3,9 @@
 Everything is validated and rendered in memory first; only then are the files replaced, each
 atomically, with the previous version kept as `<name>.bak` (dialplan.render.write_rendered).
 `--reload` then asks Asterisk over AMI (`Action: Command`, protocol doc 2.7) to reload the
-dialplan, the queues, the SIP driver, voicemail, features and the manager users.
+dialplan, the queues, the SIP driver, voicemail, features and the manager users, logged in
+(MD5 challenge) as the reload user of the manager.conf it just wrote, with the project's own
+AMI code (`ami.client.run_commands`).
 """
 
 from __future__ import annotations
@@ -13,22 +15,15 @@ import asyncio
 import re
 import secrets
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from ami.client import AmiAuthError, AmiError, run_commands
+from ami.protocol import AmiProtocolError
 from centralita.cli import add_config_argument
 from centralita.settings import Settings, load_settings
-from dialplan.render import AsteriskAccess, render_site, write_rendered
+from dialplan.render import AsteriskAccess, reload_user, render_site, write_rendered
 from dialplan.validate import ConfigError, check_secret
-
-# AMI framing (protocol doc 2.1): Asterisk ends lines with CRLF, a blank line ends a packet,
-# and it reads at most 1024 bytes per line; we accept longer lines from it but not unbounded.
-MAX_LINE = 8192
-MAX_PACKET_LINES = 5000
-MAX_BUFFER = 1 << 20
-BANNER_PREFIX = b"Asterisk Call Manager/"
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -80,7 +75,8 @@ def render_to(
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     secret, note = ami_secret_for(settings, out_dir)
-    files = render_files(settings, secret)
+    reload_secret = reload_secret_for(settings, out_dir)
+    files = render_files(settings, secret, reload_secret)
     try:
         results = write_rendered(out_dir, files)
     except OSError as exc:
@@ -98,26 +94,43 @@ def render_to(
         )
     if not reload:
         return 0
-    return reload_asterisk(settings, secret, out=out, err=err)
+    return reload_asterisk(settings, reload_secret, out=out, err=err)
 
 
-def access_for(settings: Settings, ami_secret: str) -> AsteriskAccess:
+def access_for(settings: Settings, ami_secret: str, reload_secret: str) -> AsteriskAccess:
     """What the rendered files need from [server] and [asterisk]."""
     return AsteriskAccess(
         agi_host=settings.server.agi_host,
         agi_port=settings.server.agi_port,
         ami_user=settings.asterisk.ami_user,
         ami_secret=ami_secret,
+        ami_reload_secret=reload_secret,
         ami_port=settings.asterisk.ami_port,
         fallback=settings.server.fallback,
         file=str(settings.file) if settings.file else "<demo centralita.toml>",
     )
 
 
-def render_files(settings: Settings, ami_secret: str | None = None) -> dict[str, str]:
-    """Render every file in memory ({name: text}); raises ConfigError. Writes nothing."""
+def render_files(
+    settings: Settings, ami_secret: str | None = None, reload_secret: str | None = None
+) -> dict[str, str]:
+    """Render every file in memory ({name: text}); raises ConfigError. Writes nothing.
+
+    Without `reload_secret`, a new random one is made (`render_to` keeps the one already in
+    manager.conf)."""
     secret = ami_secret or settings.asterisk.ami_secret or ""
-    return render_site(settings.site, access_for(settings, secret))
+    reload = reload_secret or secrets.token_urlsafe(24)
+    return render_site(settings.site, access_for(settings, secret, reload))
+
+
+def reload_secret_for(settings: Settings, out_dir: Path) -> str:
+    """The reload user's secret: the one in `out_dir/manager.conf`, else a new one.
+
+    It lives only in manager.conf (root:asterisk 0640), never in the config that `serve`
+    reads, so the server cannot log in as the user that may run CLI commands.
+    """
+    kept = existing_ami_secret(out_dir / "manager.conf", reload_user(settings.asterisk.ami_user))
+    return kept or secrets.token_urlsafe(24)
 
 
 def ami_secret_for(settings: Settings, out_dir: Path) -> tuple[str, str | None]:
@@ -164,18 +177,22 @@ def existing_ami_secret(path: Path, user: str) -> str | None:
 
 
 def reload_asterisk(settings: Settings, secret: str, *, out: TextIO, err: TextIO) -> int:
-    """Send the reload commands over AMI and print what Asterisk answered. Exit code."""
+    """Send the reload commands over AMI as the reload user and print what Asterisk answered.
+
+    `secret` is the reload user's (from the manager.conf just written). Exit code.
+    """
     ast = settings.asterisk
     where = f"{ast.ami_host}:{ast.ami_port}"
+    user = reload_user(ast.ami_user)
     try:
         replies = asyncio.run(
-            ami_commands(
+            run_commands(
                 ast.ami_host,
                 ast.ami_port,
-                ast.ami_user,
+                user,
                 secret,
                 reload_commands(settings),
-                wait_s=ast.ami_timeout_s,
+                timeout_s=ast.ami_timeout_s,
             )
         )
     except (OSError, TimeoutError) as exc:
@@ -186,155 +203,22 @@ def reload_asterisk(settings: Settings, secret: str, *, out: TextIO, err: TextIO
             file=err,
         )
         return 1
-    except AmiError as exc:
+    except AmiAuthError as exc:
+        print(
+            f"centralita: AMI at {where}: login as {user!r} refused: {exc}; Asterisk was not "
+            f"reloaded. If this is the first render with the {user!r} user, Asterisk has not "
+            'read it yet: run `asterisk -rx "manager reload"` once, then render --reload again',
+            file=err,
+        )
+        return 1
+    except (AmiError, AmiProtocolError) as exc:
         print(f"centralita: AMI at {where}: {exc}; Asterisk was not reloaded", file=err)
         return 1
     failed = 0
     for command, reply in replies:
-        text = " / ".join(line for line in (reply.message, *reply.output) if line)
-        print(f"asterisk: {command}: {reply.response}: {text}", file=out)
-        failed += reply.response != "Success"
-    return 1 if failed else 0
-
-
-# --------------------------------------------------------------------------- a minimal AMI
-
-
-class AmiError(Exception):
-    """AMI said no (login refused) or broke the framing."""
-
-
-@dataclass(frozen=True)
-class AmiReply:
-    """The response to one action: `Response`, `Message` and any `Output` lines."""
-
-    response: str
-    message: str
-    output: tuple[str, ...]
-
-
-def encode_action(fields: Sequence[tuple[str, str]]) -> bytes:
-    """One AMI action packet; CR or LF in a value would start a new header, so it is refused."""
-    lines = []
-    for key, value in fields:
-        if any(c in key or c in value for c in "\r\n\0") or ":" in key:
-            raise AmiError(f"refusing a line break in AMI header {key!r}")
-        lines.append(f"{key}: {value}\r\n")
-    return ("".join(lines) + "\r\n").encode("utf-8")
-
-
-class AmiPacketParser:
-    """Sans-IO AMI framing: bytes in, packets out ({lower-case key: [values]})."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self._lines: list[str] = []
-
-    def feed(self, data: bytes) -> list[dict[str, list[str]]]:
-        """Add bytes; return the packets they complete. Raises AmiError past the bounds."""
-        self._buffer += data
-        packets = []
-        while True:
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                if len(self._buffer) > MAX_LINE:
-                    raise AmiError("AMI line too long")
-                break
-            raw, self._buffer = self._buffer[:end], self._buffer[end + 1 :]
-            if len(raw) > MAX_LINE:
-                raise AmiError("AMI line too long")
-            # Asterisk writes CRLF; bare LF is accepted too (main/manager.c:7188-7193).
-            line = raw.rstrip(b"\r").decode("utf-8", "replace")
-            if line:
-                self._lines.append(line)
-                if len(self._lines) > MAX_PACKET_LINES:
-                    raise AmiError("AMI packet too long")
-                continue
-            if self._lines:
-                packets.append(_packet(self._lines))
-                self._lines = []
-        if len(self._buffer) > MAX_BUFFER:
-            raise AmiError("AMI buffer overflow")
-        return packets
-
-
-def _packet(lines: list[str]) -> dict[str, list[str]]:
-    packet: dict[str, list[str]] = {}
-    for line in lines:
-        key, sep, value = line.partition(":")
-        if not sep:
-            continue
-        packet.setdefault(key.strip().lower(), []).append(value.lstrip(" "))
-    return packet
-
-
-async def ami_commands(
-    host: str,
-    port: int,
-    user: str,
-    secret: str,
-    commands: Sequence[str],
-    *,
-    wait_s: float,
-) -> list[tuple[str, AmiReply]]:
-    """Log in, run each CLI command with `Action: Command`, log off. Every wait is bounded."""
-    timeout = wait_s  # each single wait (connect, one read, one drain) is bounded by this
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    try:
-        banner = await asyncio.wait_for(reader.readline(), timeout)
-        if not banner.startswith(BANNER_PREFIX):
-            raise AmiError(f"not an Asterisk manager port (banner {banner[:60]!r})")
-        parser = AmiPacketParser()
-        pending: list[dict[str, list[str]]] = []
-
-        async def reply(action_id: str) -> dict[str, list[str]]:
-            # Events may come before and after a response (protocol doc 2.2): skip them.
-            while True:
-                while pending:
-                    packet = pending.pop(0)
-                    if "response" in packet and packet.get("actionid", [""])[0] == action_id:
-                        return packet
-                data = await asyncio.wait_for(reader.read(65536), timeout)
-                if not data:
-                    raise AmiError("Asterisk closed the connection")
-                pending.extend(parser.feed(data))
-
-        writer.write(
-            encode_action(
-                [("Action", "Login"), ("ActionID", "login"), ("Username", user), ("Secret", secret)]
-            )
+        text = " / ".join(
+            line for line in (reply.value("Message"), *reply.get_all("Output")) if line
         )
-        await asyncio.wait_for(writer.drain(), timeout)
-        login = await reply("login")
-        if login["response"][0] != "Success":
-            message = login.get("message", [""])[0]
-            raise AmiError(f"login as {user!r} refused: {message}")
-        results = []
-        for index, command in enumerate(commands):
-            action_id = f"cmd-{index}"
-            writer.write(
-                encode_action(
-                    [("Action", "Command"), ("ActionID", action_id), ("Command", command)]
-                )
-            )
-            await asyncio.wait_for(writer.drain(), timeout)
-            packet = await reply(action_id)
-            results.append(
-                (
-                    command,
-                    AmiReply(
-                        response=packet["response"][0],
-                        message=packet.get("message", [""])[0],
-                        output=tuple(packet.get("output", [])),
-                    ),
-                )
-            )
-        writer.write(encode_action([("Action", "Logoff"), ("ActionID", "logoff")]))
-        await asyncio.wait_for(writer.drain(), timeout)
-        return results
-    finally:
-        writer.close()
-        try:
-            await asyncio.wait_for(writer.wait_closed(), timeout)
-        except (OSError, TimeoutError):
-            pass
+        print(f"asterisk: {command}: {reply.name}: {text}", file=out)
+        failed += not reply.is_success
+    return 1 if failed else 0

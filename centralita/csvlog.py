@@ -1,5 +1,10 @@
 """Append-only CSV logs in data_dir (`callbacks.csv`, `complaints.csv`, `calls.csv`).
 
+They are a projection of the store: every row is written after its record is committed, so
+a crash (`kill -9`) between the two leaves the CSV behind the database. `reconcile()` (run
+when `serve` starts, and by `centralita callbacks --csv`) rebuilds a file from the store
+when it lags (issue 10, finding 13).
+
 Supervisors open these in a spreadsheet, and their cells hold caller IDs and names chosen by
 strangers, so every cell that a spreadsheet would read as a formula is neutralised with a
 leading `'` (OWASP "CSV injection"). Each row is one `os.write` on an O_APPEND descriptor,
@@ -9,17 +14,25 @@ under one asyncio.Lock per file, so concurrent writers never interleave or split
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
+import logging
 import os
+import stat
+import tempfile
 import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dialplan.render import keep_owner
+
 if TYPE_CHECKING:
-    from centralita.store import CallbackRequest, CallRow, Rating
+    from centralita.store import CallbackRequest, CallRow, Rating, Store
+
+log = logging.getLogger("centralita.csvlog")
 
 CALLBACKS_CSV = "callbacks.csv"
 COMPLAINTS_CSV = "complaints.csv"
@@ -213,3 +226,65 @@ def complaints_log(data_dir: Path | str) -> CsvLog:
 def calls_log(data_dir: Path | str) -> CsvLog:
     """The calls log of a data_dir."""
     return CsvLog(Path(data_dir) / CALLS_CSV, CALLS_HEADER)
+
+
+async def rebuild(csv_log: CsvLog, rows: Sequence[Sequence[object]]) -> None:
+    """Replace a CSV log with `rows` (header first), atomically, keeping mode and owner."""
+    data = encode_row(csv_log.header) + b"".join(encode_row(r) for r in rows)
+    async with _lock_for(csv_log.path):
+        await asyncio.to_thread(_replace_sync, csv_log.path, data)
+
+
+def _replace_sync(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = path.stat() if path.exists() else None
+    mode = stat.S_IMODE(previous.st_mode) if previous is not None else 0o640
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        keep_owner(fd, previous)
+        os.fchmod(fd, mode)
+        _write_all(fd, data)
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+async def reconcile(store: Store, data_dir: Path | str, *, force: bool = False) -> list[Path]:
+    """Rebuild `callbacks.csv` and `complaints.csv` from the store where they lag behind it
+    (or always, with `force`); returns the files rebuilt.
+
+    callbacks.csv lags when a request's latest row is missing or shows another status;
+    complaints.csv when a rating has no row. A rebuilt callbacks.csv has one row per request,
+    in its current status (the status history is in the store's `updated_at` only).
+    """
+    rebuilt: list[Path] = []
+    callbacks = await store.list_callbacks()
+    cb_log = callbacks_log(data_dir)
+    shown = {
+        r.get("id", ""): r.get("status", "")
+        for r in await asyncio.to_thread(read_rows, cb_log.path)
+    }
+    if force or any(shown.get(str(cb.id)) != cb.status for cb in callbacks):
+        await rebuild(cb_log, [callback_row(cb, cb.updated_at) for cb in callbacks])
+        rebuilt.append(cb_log.path)
+    ratings = await store.list_ratings()
+    rating_log = complaints_log(data_dir)
+    present = {
+        (r.get("time", ""), r.get("call_id", ""), r.get("rating", ""))
+        for r in await asyncio.to_thread(read_rows, rating_log.path)
+    }
+    wanted = [complaint_row(r) for r in ratings]
+    if force or any((str(w[0]), str(w[5]), str(w[4])) not in present for w in wanted):
+        await rebuild(rating_log, wanted)
+        rebuilt.append(rating_log.path)
+    if not force:
+        for path in rebuilt:
+            log.warning("%s lagged behind the database (a crash?): rebuilt from it", path)
+    return rebuilt

@@ -8,7 +8,7 @@ refreshed from the app at scrape time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
@@ -40,12 +40,27 @@ WEBHOOKS_SENT = Counter("centralita_webhooks_total", "Webhook deliveries, by res
 LOGIN_ATTEMPTS = Counter("centralita_logins_total", "Console logins, by result", ["result"])
 
 
+# The outcomes agi.server reports (AgiMetrics.session_ended).
+AGI_OUTCOMES = frozenset({"ok", "hangup", "error", "timeout", "unknown-flow"})
+
+
 class PrometheusAgiMetrics(AgiMetrics):
-    """The FastAGI server's metrics hooks, recorded in Prometheus."""
+    """The FastAGI server's metrics hooks, recorded in Prometheus.
+
+    Label values are a bounded set: the script name comes from whoever connects, so a name
+    that is not a registered flow counts as `unknown` (20,000 distinct names made 20,000
+    series, and one with byte 0xff made /metrics fail to encode: issue 10, finding 4).
+    """
+
+    def __init__(self, flows: Container[str] = frozenset()) -> None:
+        self.flows = flows
 
     def session_ended(self, script: str, outcome: str, seconds: float) -> None:
         """A flow ended: count it by flow and outcome."""
-        AGI_SESSIONS.labels(flow=script[:64], outcome=outcome).inc()
+        flow = script if script in self.flows else "unknown"
+        AGI_SESSIONS.labels(
+            flow=flow, outcome=outcome if outcome in AGI_OUTCOMES else "other"
+        ).inc()
 
     def command_latency(self, seconds: float) -> None:
         """One command's round trip."""

@@ -42,6 +42,8 @@ KINDS = ("ringing", "answered", "ended")
 SEND_TIMEOUT_S = 2.0
 # An agent may open the console in a few tabs, not hundreds.
 MAX_SOCKETS_PER_AGENT = 8
+# Calls remembered as popped to their agent (for the outcome check): a day of a busy center.
+MAX_SEEN = 200_000
 
 
 class Change(Protocol):
@@ -184,23 +186,52 @@ class PopHub:
 
     def __init__(self) -> None:
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
+        # The session (id, version) that opened each socket.
+        self._sids: dict[web.WebSocketResponse, tuple[str, int]] = {}
         self.sent = 0
 
-    def add(self, agent: str, ws: web.WebSocketResponse) -> bool:
-        """Register a socket for `agent`; False when the agent has too many open."""
+    def add(self, agent: str, ws: web.WebSocketResponse, sid: str = "", version: int = 0) -> bool:
+        """Register a socket for `agent` (opened by session `sid` at `version`); False when
+        the agent has too many open."""
         sockets = self._sockets.setdefault(agent, set())
         if len(sockets) >= MAX_SOCKETS_PER_AGENT:
             return False
         sockets.add(ws)
+        self._sids[ws] = (sid, version)
         return True
 
     def remove(self, agent: str, ws: web.WebSocketResponse) -> None:
         """Forget a socket (closed by the browser or by us)."""
+        self._sids.pop(ws, None)
         sockets = self._sockets.get(agent)
         if sockets is not None:
             sockets.discard(ws)
             if not sockets:
                 del self._sockets[agent]
+
+    def sessions(self) -> set[tuple[str, str, int]]:
+        """(agent, session id, version) of every open socket."""
+        return {
+            (agent, *self._sids.get(ws, ("", 0)))
+            for agent, group in self._sockets.items()
+            for ws in group
+        }
+
+    async def close_session(self, sid: str, code: int, message: bytes = b"logged out") -> int:
+        """Close the sockets opened by session `sid`; returns how many."""
+        doomed = [
+            (agent, ws)
+            for agent, group in self._sockets.items()
+            for ws in group
+            if self._sids.get(ws, ("", 0))[0] == sid
+        ]
+        for agent, ws in doomed:
+            self.remove(agent, ws)
+            try:
+                await asyncio.wait_for(ws.close(code=code, message=message), SEND_TIMEOUT_S)
+            except (ConnectionError, TimeoutError, RuntimeError):
+                pass
+        return len(doomed)
 
     def count(self, agent: str | None = None) -> int:
         """Open sockets, of one agent or of all."""
@@ -236,6 +267,7 @@ class PopHub:
         """Close every socket (on shutdown: code 1001, going away)."""
         sockets = [ws for group in self._sockets.values() for ws in group]
         self._sockets.clear()
+        self._sids.clear()
         for ws in sockets:
             try:
                 await asyncio.wait_for(ws.close(code=code, message=message), SEND_TIMEOUT_S)
@@ -265,10 +297,25 @@ class PopBridge:
         self.on_sent = on_sent
         # (agent, call_id) -> the latest message of an open pop (ringing or answered).
         self._open: dict[tuple[str, str], dict[str, Any]] = {}
+        # (agent, call id or uniqueid) of every call popped to an agent, newest last: an
+        # outcome may be saved only for one of these (or a call whose record names the
+        # agent), since the call record is written only when the call ends.
+        self._seen: dict[tuple[str, str], None] = {}
 
     def open_pops(self, agent: str) -> list[dict[str, Any]]:
         """The open pops of one agent (what a console shows when it connects)."""
         return [m for (a, _), m in self._open.items() if a == agent]
+
+    def popped(self, agent: str, call_id: str) -> bool:
+        """True when `call_id` (a Linkedid or a Uniqueid) was popped to `agent`."""
+        return (agent, call_id) in self._seen
+
+    def _remember(self, change: Change) -> None:
+        for key in {change.call_id, change.uniqueid} - {""}:
+            self._seen.pop((change.agent, key), None)
+            self._seen[(change.agent, key)] = None
+        while len(self._seen) > MAX_SEEN:
+            del self._seen[next(iter(self._seen))]
 
     def busy(self, agent: str) -> bool:
         """True while the agent has an open pop."""
@@ -320,6 +367,7 @@ class PopBridge:
         if change.kind not in KINDS:
             raise ValueError(f"unknown call change {change.kind!r}")
         message = await self.message_for(change)
+        self._remember(change)
         key = (change.agent, change.call_id)
         if change.kind == "ended":
             self._open.pop(key, None)

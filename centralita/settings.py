@@ -29,6 +29,7 @@ class ServerSettings:
     data_dir: Path = Path("data")
     allowed_peers: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     max_sessions: int = 5000
+    max_sessions_per_peer: int | None = None
     header_timeout_s: float = 5.0
     reply_timeout_s: float = 60.0
     shutdown_grace_s: float = 10.0
@@ -36,6 +37,7 @@ class ServerSettings:
     log_format: str = "text"
     log_level: str = "INFO"
     secret_key: str | None = None
+    events_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,11 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
         data_dir=_resolve(base, srv.string("data_dir", "data")),
         allowed_peers=peers,
         max_sessions=srv.integer("max_sessions", 5000, minimum=1, maximum=200000),
+        max_sessions_per_peer=(
+            srv.integer("max_sessions_per_peer", 5000, minimum=1, maximum=200000)
+            if srv.has("max_sessions_per_peer")
+            else None
+        ),
         header_timeout_s=srv.number("header_timeout_s", 5.0, minimum=0.1),
         reply_timeout_s=srv.number("reply_timeout_s", 60.0, minimum=0.1),
         shutdown_grace_s=srv.number("shutdown_grace_s", 10.0),
@@ -112,6 +119,7 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
         log_format=srv.choice("log_format", ("text", "json"), "text"),
         log_level=srv.choice("log_level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         secret_key=srv.secret("secret_key"),
+        events_secret=srv.secret("events_secret"),
     )
     srv.finish()
 

@@ -13,13 +13,16 @@ so they are stored naive; an aware datetime handed in is converted to local time
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import sqlite3
+import stat
 import time
 from collections.abc import (
     AsyncIterator,
@@ -42,7 +45,7 @@ import aiosqlite
 from centralita import phone
 
 DB_FILENAME = "centralita.sqlite3"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 CALLBACK_STATUSES = ("pending", "done", "cancelled")
 # ast_cdr_disp2str, main/cdr.c:3576-3595 (asterisk-protocol.md §4).
@@ -67,6 +70,28 @@ FAST_LOOKUP_S = 0.002
 
 # Where click-to-dial runs the agent's channel (conf_templates/extensions.conf.j2).
 OUTBOUND_CONTEXT = "centralita-outbound"
+
+
+def protect(path: Path) -> None:
+    """Create the database file 0600, and take world access away from an existing one.
+
+    It holds password hashes, contacts and notes, and was created 0644 (issue 10, finding
+    7). A group bit already granted (0640, for a backup group) is kept. SQLite creates the
+    -wal and -shm files with the database file's mode (os_unix.c findCreateFileMode).
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o007:
+            os.fchmod(fd, mode & 0o770)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        with contextlib.suppress(FileNotFoundError):
+            side_mode = stat.S_IMODE(side.stat().st_mode)
+            if side_mode & 0o007:
+                side.chmod(side_mode & 0o770)
 
 
 def default_path(data_dir: Path | str) -> Path:
@@ -534,7 +559,20 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE sent_at IS NULL;
     """,
-    # version 2: records without a destination channel have no agent (see agent_of); earlier
+    # version 2: console sessions that outlive a restart (issue 10, finding 3), and outbox
+    # rows claimed by the sender before it posts them (finding 10).
+    """
+    CREATE TABLE revoked_sessions (
+        sid TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE session_versions (
+        extension TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    );
+    ALTER TABLE outbox ADD COLUMN claimed_until TEXT;
+    """,
+    # version 3: records without a destination channel have no agent (see agent_of); earlier
     # versions stored their `dst` (`s`, a queue or a voicemail box) as the agent.
     """
     UPDATE cdr SET agent = '' WHERE dstchannel = '' OR instr(dstchannel, '/') = 0;
@@ -666,7 +704,8 @@ class Store:
 
     @classmethod
     async def _open(cls, path: Path, *, region: str, match_digits: int, min_digits: int) -> Store:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        protect(path)
         # isolation_level=None: no implicit transactions; `_tx` issues BEGIN IMMEDIATE.
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
@@ -1238,6 +1277,19 @@ class Store:
         assert row is not None
         return _outcome(row)
 
+    async def took_part(self, call_id: str, agent: str) -> bool:
+        """True when a call record (by Uniqueid or Linkedid) names `agent` as its agent or
+        destination: the proof, once the call has ended, that the agent was on it."""
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT 1 FROM cdr WHERE (uniqueid = ? OR (linkedid = ? AND linkedid != '')) "
+                "AND (agent = ? OR dst = ?) LIMIT 1",
+                (call_id, call_id, agent, agent),
+            ) as cur,
+        ):
+            return await cur.fetchone() is not None
+
     async def get_outcomes(self, call_id: str) -> list[Outcome]:
         """Every agent's outcome for one call."""
         async with (
@@ -1259,14 +1311,16 @@ class Store:
         end: date | None = None,
         agent: str | None = None,
         customer: str | None = None,
+        viewer: str | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[CallRow], int]:
         """Call records newest first, with outcomes and contact names, and the total count.
 
-        `start`/`end` are inclusive days; `agent` matches the record's agent or dst or the
-        outcome's agent; `customer` matches a substring of the caller number or of the name
-        of a contact with that number.
+        `start`/`end` are inclusive days; `agent` matches the record's agent or dst;
+        `customer` matches a substring of the caller number or of the name of a contact
+        with that number. With `viewer` (an agent who is not a supervisor), only that
+        agent's own outcome and notes are shown: another agent's notes stay private.
         """
         where: list[str] = []
         params: list[object] = []
@@ -1279,16 +1333,13 @@ class Store:
         if agent:
             _text("agent", agent, limit=200)
             where.append(
-                # A set of row ids built from three indexes, not a per-row test: the
-                # count stays fast on a million records.
+                # A set of row ids built from two indexes, not a per-row test: the count
+                # stays fast on a million records. Only the record itself says who took
+                # part: an outcome is the agent's claim, not proof (issue 10, finding 1).
                 "c.id IN (SELECT id FROM cdr WHERE agent = ? "
-                "UNION SELECT id FROM cdr WHERE dst = ? "
-                "UNION SELECT c2.id FROM outcomes o2 JOIN cdr c2 ON c2.uniqueid = o2.call_id "
-                "WHERE o2.agent = ? "
-                "UNION SELECT c3.id FROM outcomes o3 JOIN cdr c3 ON c3.linkedid = o3.call_id "
-                "WHERE o3.agent = ? AND c3.linkedid != '')"
+                "UNION SELECT id FROM cdr WHERE dst = ?)"
             )
-            params += [agent, agent, agent, agent]
+            params += [agent, agent]
         if customer:
             _text("customer", customer, limit=200)
             needle = customer.strip()
@@ -1304,8 +1355,22 @@ class Store:
         limit = max(1, min(int(limit), 1000))
         # The outcome shown is the one of this record's agent if there is one, else the
         # latest; the outcome's chosen contact wins over a contact found by number.
+        if viewer is not None:
+            _text("viewer", viewer, limit=200, empty=False)
+            pick = (
+                "SELECT o3.id FROM outcomes o3 WHERE o3.call_id IN (c.linkedid, c.uniqueid) "
+                "AND o3.agent = ? ORDER BY o3.updated_at DESC, o3.id DESC LIMIT 1"
+            )
+        else:
+            pick = (
+                # (SQLite cannot name an outer column in a subquery's ORDER BY, hence two.)
+                "COALESCE((SELECT o3.id FROM outcomes o3 "
+                "  WHERE o3.call_id IN (c.linkedid, c.uniqueid) AND o3.agent = c.agent), "
+                " (SELECT o4.id FROM outcomes o4 WHERE o4.call_id IN (c.linkedid, c.uniqueid) "
+                "  ORDER BY o4.updated_at DESC, o4.id DESC LIMIT 1))"
+            )
         sql = (
-            # `clause` joins the fixed fragments above; every value is a parameter.
+            # `clause` and `pick` join the fixed fragments above; every value is a parameter.
             "SELECT c.uniqueid, c.linkedid, c.start, c.src, c.dst, c.agent, "  # noqa: S608
             "c.disposition, "
             "c.duration, c.billsec, "
@@ -1313,19 +1378,15 @@ class Store:
             " (SELECT k.name FROM contact_numbers n JOIN contacts k ON k.id = n.contact_id "
             "  WHERE n.key = c.src_key ORDER BY k.name_fold, k.id LIMIT 1)), "
             "o.outcome, o.agent, o.notes, o.follow_up "
-            "FROM cdr c LEFT JOIN outcomes o ON o.id = ("
-            # (SQLite cannot name an outer column in a subquery's ORDER BY, hence two.)
-            " COALESCE((SELECT o3.id FROM outcomes o3 "
-            "  WHERE o3.call_id IN (c.linkedid, c.uniqueid) AND o3.agent = c.agent), "
-            " (SELECT o4.id FROM outcomes o4 WHERE o4.call_id IN (c.linkedid, c.uniqueid) "
-            "  ORDER BY o4.updated_at DESC, o4.id DESC LIMIT 1)))"
+            f"FROM cdr c LEFT JOIN outcomes o ON o.id = ({pick})"
             f"{clause} ORDER BY c.start DESC, c.id DESC LIMIT ? OFFSET ?"
         )
+        select_params = ([viewer] if viewer is not None else []) + params
         async with self._read() as db:
             count_sql = f"SELECT count(*) FROM cdr c{clause}"  # noqa: S608 (as above)
             async with db.execute(count_sql, params) as cur:
                 total_row = await cur.fetchone()
-            async with db.execute(sql, (*params, limit, offset)) as cur:
+            async with db.execute(sql, (*select_params, limit, offset)) as cur:
                 rows = await cur.fetchall()
         calls = []
         for r in rows:
@@ -1354,7 +1415,8 @@ class Store:
     # ----------------------------------------------------------------- passwords
 
     async def set_agent_password(self, extension: str, password: str) -> None:
-        """Store a console password for `extension` as a salted scrypt hash."""
+        """Store a console password for `extension` as a salted scrypt hash; the agent's
+        open sessions end (their session version moves on)."""
         _text("extension", extension, limit=80, empty=False)
         _text("password", password, limit=1024, empty=False)
         encoded = await asyncio.to_thread(_hash_password, password)
@@ -1364,6 +1426,73 @@ class Store:
                 "ON CONFLICT (extension) DO UPDATE SET hash = excluded.hash, "
                 "updated_at = excluded.updated_at",
                 (extension, encoded, _now_iso()),
+            )
+            await self._bump_session_version(db, extension)
+
+    @staticmethod
+    async def _bump_session_version(db: aiosqlite.Connection, extension: str) -> None:
+        await db.execute(
+            "INSERT INTO session_versions (extension, version) VALUES (?, 1) "
+            "ON CONFLICT (extension) DO UPDATE SET version = version + 1",
+            (extension,),
+        )
+
+    async def end_agent_sessions(self, extension: str) -> int:
+        """End every console session of `extension` (agent removed); the new version."""
+        _text("extension", extension, limit=80, empty=False)
+        async with self._tx() as db:
+            await self._bump_session_version(db, extension)
+        return await self.session_version(extension)
+
+    async def session_version(self, extension: str) -> int:
+        """The session version of `extension`: a cookie issued under another is void."""
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT version FROM session_versions WHERE extension = ?", (extension,)
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def session_valid(self, extension: str, sid: str, version: int) -> bool:
+        """False when the session was logged out or its agent's version moved on."""
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT (SELECT version FROM session_versions WHERE extension = ?), "
+                "EXISTS (SELECT 1 FROM revoked_sessions WHERE sid = ?)",
+                (extension, sid),
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row[0] or 0) == version and not row[1]
+
+    async def ended_sessions(self, sessions: Iterable[tuple[str, str, int]]) -> set[str]:
+        """The ids among (extension, sid, version) whose session ended (see
+        `session_valid`), in two queries for all of them."""
+        async with self._read() as db:
+            async with db.execute("SELECT extension, version FROM session_versions") as cur:
+                versions = {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+            async with db.execute(
+                "SELECT sid FROM revoked_sessions WHERE expires_at >= ?", (time.time(),)
+            ) as cur:
+                revoked = {str(r[0]) for r in await cur.fetchall()}
+        return {
+            sid
+            for extension, sid, version in sessions
+            if sid in revoked or versions.get(extension, 0) != version
+        }
+
+    async def revoke_session(self, sid: str, expires_at: float) -> None:
+        """Log one session out for good (kept until its cookie would expire anyway)."""
+        _text("sid", sid, limit=200, empty=False)
+        async with self._tx() as db:
+            await db.execute("DELETE FROM revoked_sessions WHERE expires_at < ?", (time.time(),))
+            await db.execute(
+                "INSERT OR REPLACE INTO revoked_sessions (sid, expires_at) VALUES (?, ?)",
+                (sid, float(expires_at)),
             )
 
     async def verify_agent_password(self, extension: str, password: str) -> bool:
@@ -1383,9 +1512,11 @@ class Store:
         return await asyncio.to_thread(_check_password, password, str(row[0]))
 
     async def remove_agent_password(self, extension: str) -> bool:
-        """Forget an extension's console password; False when it had none."""
+        """Forget an extension's console password and end its sessions; False when it had
+        no password."""
         async with self._tx() as db:
             cur = await db.execute("DELETE FROM agent_passwords WHERE extension = ?", (extension,))
+            await self._bump_session_version(db, extension)
             return cur.rowcount > 0
 
     # ----------------------------------------------------------------- webhook outbox
@@ -1437,11 +1568,48 @@ class Store:
             for r in rows
         ]
 
+    async def claim_due(
+        self, now: datetime, *, lease_s: float, limit: int = 100
+    ) -> list[OutboxEvent]:
+        """Take the due, unclaimed events (oldest first) for `lease_s` seconds.
+
+        Claimed in one transaction before anything is sent, so a second sender (another
+        process) does not post them too. A sender killed mid-send leaves its claim to
+        expire, and the event is sent again then: delivered once, or retried, never lost
+        (issue 10, finding 10).
+        """
+        moment = _utc_text(now)
+        async with self._tx() as db:
+            async with db.execute(
+                "SELECT id, url, payload, created_at, next_attempt_at, attempts, last_error "
+                "FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= ? "
+                "AND (claimed_until IS NULL OR claimed_until <= ?) "
+                "ORDER BY next_attempt_at, id LIMIT ?",
+                (moment, moment, max(1, int(limit))),
+            ) as cur:
+                rows = await cur.fetchall()
+            until = _utc_text(now + timedelta(seconds=lease_s))
+            await db.executemany(
+                "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, r[0]) for r in rows]
+            )
+        return [
+            OutboxEvent(
+                id=r[0],
+                url=r[1],
+                payload=json.loads(r[2]),
+                created_at=r[3],
+                next_attempt_at=datetime.fromisoformat(r[4]),
+                attempts=r[5],
+                last_error=r[6],
+            )
+            for r in rows
+        ]
+
     async def mark_sent(self, event_id: int) -> bool:
         """Mark an event delivered; False when unknown or already sent."""
         async with self._tx() as db:
             cur = await db.execute(
-                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 "
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, claimed_until = NULL "
                 "WHERE id = ? AND sent_at IS NULL",
                 (_utc_text(datetime.now(UTC)), event_id),
             )
@@ -1451,8 +1619,8 @@ class Store:
         """Record a failed delivery and when to retry; False when unknown or already sent."""
         async with self._tx() as db:
             cur = await db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
-                "WHERE id = ? AND sent_at IS NULL",
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
+                "claimed_until = NULL WHERE id = ? AND sent_at IS NULL",
                 (_utc_text(next_attempt_at), str(error)[:1000], event_id),
             )
             return cur.rowcount > 0

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import urllib.parse
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,8 @@ DATA_FIELDS = (
     "cost",
 )
 MAX_OPEN_CALLS = 100_000
+# Outbox events claimed (and then posted) at a time.
+CLAIM_BATCH = 10
 
 
 def format_time(moment: datetime | None) -> str:
@@ -144,6 +147,33 @@ class CallEvents:
         return events
 
 
+def redact_url(url: str) -> str:
+    """A webhook URL fit for a log line: the password and every query value hidden.
+
+    A URL may carry credentials (`https://user:password@host/...?token=...`): logging it
+    whole at every retry put them in the logs (issue 10, finding 6).
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = host if ":" not in host else f"[{host}]"
+    if port is not None:
+        netloc += f":{port}"
+    if parts.username is not None:
+        netloc = (
+            f"{parts.username}:***@{netloc}"
+            if parts.password is not None
+            else (f"{parts.username}@{netloc}")
+        )
+    query = "&".join(
+        f"{key}=***" for key, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
 def payload(action: str, data: Mapping[str, Any], account_id: str) -> dict[str, Any]:
     """The CallMyWay JSON body for one webhook URL."""
     body = dict(data)
@@ -200,8 +230,12 @@ class WebhookSender:
         poll_s: float = 5.0,
         base_backoff_s: float = 2.0,
         max_backoff_s: float = 600.0,
+        claim_s: float | None = None,
     ) -> None:
         self.store = store
+        # How long a claimed batch is ours: past it, a sender that died mid-send (or hung)
+        # is presumed gone and the events are sent again. Longer than one batch of posts.
+        self.claim_s = claim_s if claim_s is not None else CLAIM_BATCH * timeout_s + 30.0
         self.webhooks = tuple(webhooks)
         self.events = CallEvents(internal_numbers)
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -229,8 +263,18 @@ class WebhookSender:
         """Try every due event once; returns (sent, failed)."""
         now = now or datetime.now(UTC)
         sent = failed = 0
-        for event in await self.store.due_events(now):
+        while batch := await self.store.claim_due(now, lease_s=self.claim_s, limit=CLAIM_BATCH):
+            s, f = await self._deliver(batch, now)
+            sent, failed = sent + s, failed + f
+        return sent, failed
+
+    async def _deliver(self, batch: list[OutboxEvent], now: datetime) -> tuple[int, int]:
+        sent = failed = 0
+        for event in batch:
             error = await self._post(event)
+            if error is not None:
+                # aiohttp puts the URL in some messages (InvalidURL, ClientResponseError).
+                error = error.replace(event.url, redact_url(event.url))
             if error is None:
                 await self.store.mark_sent(event.id)
                 metrics.WEBHOOKS_SENT.labels(result="ok").inc()
@@ -241,7 +285,7 @@ class WebhookSender:
                 metrics.WEBHOOKS_SENT.labels(result="failed").inc()
                 log.warning(
                     "webhook %s (event %d, try %d) failed: %s; next try in %.0f s",
-                    event.url,
+                    redact_url(event.url),
                     event.id,
                     event.attempts + 1,
                     error,
@@ -254,7 +298,11 @@ class WebhookSender:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
         try:
-            async with self._session.post(event.url, json=event.payload) as response:
+            # No redirects: a 3xx would re-post the call's data to wherever it points and
+            # take that host's ack as delivery (issue 10, finding 6). It counts as a failure.
+            async with self._session.post(
+                event.url, json=event.payload, allow_redirects=False
+            ) as response:
                 if response.status >= 300:
                     return f"HTTP {response.status}"
                 try:

@@ -18,6 +18,7 @@ from dialplan.validate import (
     DIGIT_KEYS,
     ConfigError,
     Section,
+    check_agent_name,
     check_bind,
     check_display_name,
     check_extension,
@@ -359,7 +360,7 @@ def _agents(root: Section) -> tuple[Agent, ...]:
         agents.append(
             Agent(
                 extension=ext,
-                name=check_display_name(s.string("name"), s.file, s.key("name")),
+                name=check_agent_name(s.string("name"), s.file, s.key("name")),
                 queues=tuple(
                     check_name(q, s.file, s.key("queues")) for q in s.string_list("queues", [])
                 ),

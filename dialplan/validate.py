@@ -109,6 +109,34 @@ def check_display_name(value: str, file: str, key: str) -> str:
     return value
 
 
+def balanced(text: str) -> bool:
+    """True when no `(` stays open (app.c ignores a `)` without its `(`)."""
+    depth = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+    return depth == 0
+
+
+def check_agent_name(value: str, file: str, key: str) -> str:
+    """An agent's display name, as every writer and reader of the config checks it (the
+    config loader, `agent add` and `render`: one validator, so `agent add` cannot accept a
+    name that `render` then refuses, issue 10 finding 12). It lands in queues.conf member
+    lines, whose arguments Asterisk splits with app.c __ast_app_separate_args: an open `(`
+    would swallow the rest of the line."""
+    check_display_name(value, file, key)
+    if not balanced(value):
+        raise ConfigError(
+            file,
+            key,
+            f"{value!r} has unbalanced parentheses: Asterisk's argument parser "
+            "(app.c __ast_app_separate_args) would swallow the rest of the queue member line",
+        )
+    return value
+
+
 @dataclass
 class Section:
     """A TOML table being read: typed getters, and an error for every key nobody read."""

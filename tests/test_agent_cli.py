@@ -107,6 +107,8 @@ def test_add_without_secret_generates_and_prints_it_once(
         (["10a4", "--name", "Eve"], "digits only"),
         (["1004", "--name", "Eve", "--language", "en\n[x]"], "not a language code"),
         (["600", "--name", "Eve"], "complaints box must not be an agent's extension"),
+        # What render refuses, agent add refuses too (issue 10, finding 12).
+        (["1004", "--name", "Eve (night"], "unbalanced parentheses"),
     ],
 )
 def test_add_refuses_bad_input_and_leaves_the_file_alone(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -258,3 +259,79 @@ async def test_replies_can_be_awaited_through_asyncio_helpers(
     assert await reader.read() == b""
     writer.close()
     assert "did not answer a command in time" in caplog.text
+
+
+# ------------------------------------------------------------------ issue 10, finding 11
+
+
+async def _idle_connections(port: int, count: int, source: str) -> list[asyncio.StreamWriter]:
+    """`count` connections that never send their headers."""
+    writers = []
+    for _ in range(count):
+        _, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+        writers.append(writer)
+    return writers
+
+
+async def _close_all(writers: list[asyncio.StreamWriter]) -> None:
+    for writer in writers:
+        writer.close()
+    for writer in writers:
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def test_refused_peers_are_logged_once_not_per_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    srv = AgiServer(registry, port=0, allowed_peers=["127.0.0.2/32"])
+    await srv.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="centralita.agi"):
+            for _ in range(300):
+                reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+                await reader.read()  # aborted at once
+                writer.close()
+    finally:
+        await srv.stop()
+    lines = [r for r in caplog.records if "not in allowed_peers" in r.getMessage()]
+    assert len(lines) == 1
+
+
+async def test_idle_connections_from_one_peer_cannot_fill_the_server() -> None:
+    srv = AgiServer(
+        registry,
+        port=0,
+        allowed_peers=["127.0.0.0/8"],
+        limits=ServerLimits(max_sessions=100, header_timeout_s=60.0),
+    )
+    await srv.start()
+    try:
+        idle = await _idle_connections(srv.port, 150, "127.0.0.1")
+        try:
+            result = await place_call("127.0.0.1", srv.port, Caller(script="echo", keys=["7#"]))
+            assert result.route == "queue:q7"
+        finally:
+            await _close_all(idle)
+    finally:
+        await srv.stop()
+
+
+async def test_one_peer_cannot_take_every_session() -> None:
+    srv = AgiServer(
+        registry,
+        port=0,
+        allowed_peers=["127.0.0.0/8"],
+        limits=ServerLimits(max_sessions=20, max_sessions_per_peer=10, header_timeout_s=60.0),
+    )
+    await srv.start()
+    try:
+        idle = await _idle_connections(srv.port, 30, "127.0.0.2")
+        try:
+            assert srv.peer_sessions.get("127.0.0.2", 0) <= 10
+            result = await place_call("127.0.0.1", srv.port, Caller(script="echo", keys=["8#"]))
+            assert result.route == "queue:q8"
+        finally:
+            await _close_all(idle)
+    finally:
+        await srv.stop()

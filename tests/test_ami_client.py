@@ -100,14 +100,20 @@ async def test_login_with_event_mask_then_state_rebuild(
     assert listener.last_error is None
     assert fake.sessions == 1
     names = [a.name for a in fake.actions]
-    assert names == ["Login", "DeviceStateList", "CoreShowChannels"]
-    login = fake.actions[0]
+    assert names == ["Challenge", "Login", "DeviceStateList", "CoreShowChannels"]
+    challenge, login = fake.actions[:2]
+    assert action_headers(challenge) == [("Action", "Challenge"), ("AuthType", "MD5")]
+    # MD5 challenge login (issue 10, finding 14): the secret itself never crosses the wire.
+    key = login.value("Key")
     assert action_headers(login) == [
         ("Action", "Login"),
         ("Username", "centralita"),
-        ("Secret", SECRET),
+        ("AuthType", "MD5"),
+        ("Key", key),
         ("Events", "call,agent,dialplan,cdr"),
     ]
+    assert len(key) == 32 and SECRET not in str(fake.actions)
+    assert fake.logins == [("centralita", "md5")]
     assert login.action_id  # every action carries an ActionID for matching
 
 

@@ -22,6 +22,7 @@ from dialplan.timecond import range_holds
 from dialplan.validate import ConfigError, check_display_name
 
 GOLDEN = Path(__file__).parent / "golden"
+GOLDEN_RELOAD_SECRET = "golden-reload-secret"  # render makes a random one otherwise
 UPDATE = os.environ.get("CENTRALITA_UPDATE_GOLDEN") == "1"
 FILE = "/srv/centralita/centralita.toml"
 
@@ -103,7 +104,7 @@ def sections(config: Config, name: str) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("driver", ["pjsip", "sip"])
 def test_demo_renders_as_the_golden_files(driver: str) -> None:
-    files = render_files(load(demo_for(driver)))
+    files = render_files(load(demo_for(driver)), reload_secret=GOLDEN_RELOAD_SECRET)
     folder = GOLDEN / driver
     if UPDATE:
         folder.mkdir(parents=True, exist_ok=True)
@@ -203,7 +204,14 @@ def test_every_file_parses_and_names_every_agent(driver: str, tmp_path: Path) ->
     assert user["permit"] == "127.0.0.1/255.255.255.255"
     assert user["deny"] == "0.0.0.0/0.0.0.0"
     assert set(user["read"].split(",")) == {"system", "call", "agent", "dialplan", "cdr"}
-    assert set(user["write"].split(",")) == {"call", "originate", "reporting", "command"}
+    # No `command` for the user `serve` logs in as (issue 10, finding 14) ...
+    assert set(user["write"].split(",")) == {"call", "originate", "reporting"}
+    # ... only for the reload user, with a secret of its own.
+    (reload,) = sections(manager, "centralita-reload")
+    assert reload["write"] == "command" and reload["read"] == "system"
+    assert reload["permit"] == "127.0.0.1/255.255.255.255"
+    assert reload["deny"] == "0.0.0.0/0.0.0.0"
+    assert len(reload["secret"]) >= 16 and reload["secret"] != user["secret"]
     featuremap = dict(items(parsed["features.conf"], "featuremap"))
     assert featuremap == {"automixmon": "*1", "atxfer": "*2", "blindxfer": "##"}
 
@@ -641,7 +649,10 @@ def test_any_accepted_display_name_renders_valid_lines(name: str) -> None:
 
 
 def test_an_open_parenthesis_in_a_name_is_refused() -> None:
-    err = render_error(set_agent("name", "Eve (night"))
+    # Refused when the config is loaded, by the same validator `agent add` uses.
+    with pytest.raises(ConfigError) as info:
+        load(edited(set_agent("name", "Eve (night")))
+    err = info.value
     assert err.key == "agents[0].name"
     assert "unbalanced parentheses" in err.reason
     assert separate_args("PJSIP/1,0,Eve (night,PJSIP/1") == ["PJSIP/1", "0", "Eve (night,PJSIP/1"]

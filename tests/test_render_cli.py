@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
-import socketserver
 import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ami.testing import FakeAmiServer
 from centralita.cli import main
-from centralita.cmd_render import AmiError, AmiPacketParser, encode_action
 from centralita.settings import demo_text
 
 NAMES = {
@@ -138,85 +139,57 @@ def test_a_missing_ami_secret_is_generated_once_and_kept(
 # --------------------------------------------------------------------------- --reload
 
 
-class FakeAmi:
-    """A loopback AMI server that answers like Asterisk 20 (protocol doc 2.1, 2.2, 2.7)."""
+RELOAD_COMMANDS = (
+    "dialplan reload",
+    "module reload app_queue.so",
+    "module reload res_pjsip.so",
+    "module reload app_voicemail.so",
+    "module reload features",
+    "manager reload",
+)
 
-    def __init__(self, secret: str, failing: str = "") -> None:
-        self.secret = secret
-        self.failing = failing
-        self.commands: list[str] = []
-        fake = self
 
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                self.wfile.write(b"Asterisk Call Manager/9.0.0\r\n")
-                parser = AmiPacketParser()
-                while True:
-                    data = self.request.recv(4096)
-                    if not data:
-                        return
-                    for packet in parser.feed(data):
-                        if not fake.answer(self.wfile, packet):
-                            return
+class ThreadedAmi:
+    """`ami.testing.FakeAmiServer` on its own loop in a thread: `render` runs its own
+    `asyncio.run`, so the fake cannot share the test's loop."""
 
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def __init__(self, **kwargs: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.kwargs = kwargs
 
-    def answer(self, wfile: socketserver._SocketWriter, packet: dict[str, list[str]]) -> bool:
-        action = packet["action"][0].lower()
-        action_id = packet["actionid"][0]
-        if action == "login":
-            if packet["secret"][0] != self.secret:
-                wfile.write(
-                    f"Response: Error\r\nActionID: {action_id}\r\n"
-                    "Message: Authentication failed\r\n\r\n".encode()
-                )
-                return False
-            wfile.write(
-                f"Response: Success\r\nActionID: {action_id}\r\n"
-                "Message: Authentication accepted\r\n\r\n"
-                "Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 5\r\n"
-                "LastReload: 5\r\nStatus: Fully Booted\r\n\r\n".encode()
-            )
-        elif action == "command":
-            command = packet["command"][0]
-            self.commands.append(command)
-            # An event may come before the response it relates to.
-            wfile.write(b"Event: Reload\r\nPrivilege: system,all\r\nModule: x\r\nStatus: 0\r\n\r\n")
-            if command == self.failing:
-                wfile.write(
-                    f"Response: Error\r\nActionID: {action_id}\r\n"
-                    "Message: Command output follows\r\n"
-                    f"Output: No such command '{command}'\r\n\r\n".encode()
-                )
-            else:
-                wfile.write(
-                    f"Response: Success\r\nActionID: {action_id}\r\n"
-                    "Message: Command output follows\r\n"
-                    f"Output: done: {command}\r\n\r\n".encode()
-                )
-        elif action == "logoff":
-            wfile.write(
-                f"Response: Goodbye\r\nActionID: {action_id}\r\n"
-                "Message: Thanks for all the fish.\r\n\r\n".encode()
-            )
-            return False
-        return True
-
-    def __enter__(self) -> FakeAmi:
+    def __enter__(self) -> FakeAmiServer:
         self.thread.start()
-        return self
+
+        async def start() -> FakeAmiServer:
+            return await FakeAmiServer(login_failure_delay=0.05, **self.kwargs).start()
+
+        self.fake = asyncio.run_coroutine_threadsafe(start(), self.loop).result(30)
+        return self.fake
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        asyncio.run_coroutine_threadsafe(self.fake.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+        self.loop.close()
+
+
+def reload_secret(out: Path) -> str:
+    """The reload user's secret in a rendered manager.conf."""
+    lines = (out / "manager.conf").read_text(encoding="utf-8").splitlines()
+    start = lines.index("[centralita-reload]")
+    return next(x for x in lines[start:] if x.startswith("secret = ")).removeprefix("secret = ")
 
 
 @pytest.fixture
-def ami_config(config: Path) -> Iterator[tuple[Path, FakeAmi]]:
-    with FakeAmi("change-me-centralita") as ami:
+def ami_config(config: Path, tmp_path: Path) -> Iterator[tuple[Path, FakeAmiServer]]:
+    # Asterisk knows the reload user from a first render (then `manager reload`).
+    out = tmp_path / "out"
+    assert render(config, out) == 0
+    answers = {c: [f"done: {c}"] for c in RELOAD_COMMANDS}
+    with ThreadedAmi(
+        username="centralita-reload", secret=reload_secret(out), commands=answers
+    ) as ami:
         text = config.read_text(encoding="utf-8").replace(
             "ami_port = 5038", f"ami_port = {ami.port}"
         )
@@ -224,45 +197,46 @@ def ami_config(config: Path) -> Iterator[tuple[Path, FakeAmi]]:
         yield config, ami
 
 
+def commands_sent(ami: FakeAmiServer) -> list[str]:
+    return [a.value("Command") for a in ami.actions_named("Command")]
+
+
 def test_reload_sends_each_command_and_reports_the_answers(
-    ami_config: tuple[Path, FakeAmi], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ami_config: tuple[Path, FakeAmiServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config, ami = ami_config
     assert render(config, tmp_path / "out", "--reload") == 0
     report = capsys.readouterr().out
-    assert ami.commands == [
-        "dialplan reload",
-        "module reload app_queue.so",
-        "module reload res_pjsip.so",
-        "module reload app_voicemail.so",
-        "module reload features",
-        "manager reload",
-    ]
-    for command in ami.commands:
+    assert commands_sent(ami) == list(RELOAD_COMMANDS)
+    for command in RELOAD_COMMANDS:
         assert f"asterisk: {command}: Success: Command output follows / done: {command}" in report
+    # As the reload user, with the MD5 challenge: never the runtime user, never in clear.
+    assert ami.logins == [("centralita-reload", "md5")]
+    assert all("Secret" not in a for a in ami.actions_named("Login"))
 
 
 def test_reload_reports_a_failed_command(
-    ami_config: tuple[Path, FakeAmi], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ami_config: tuple[Path, FakeAmiServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config, ami = ami_config
-    ami.failing = "module reload app_queue.so"
+    del ami.commands["module reload app_queue.so"]
     assert render(config, tmp_path / "out", "--reload") == 1
     report = capsys.readouterr().out
     assert "asterisk: module reload app_queue.so: Error: " in report
     assert "No such command 'module reload app_queue.so'" in report
-    assert len(ami.commands) == 6  # one failure does not stop the others
+    assert len(commands_sent(ami)) == 6  # one failure does not stop the others
 
 
 def test_reload_with_a_wrong_secret_says_login_refused(
-    ami_config: tuple[Path, FakeAmi], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ami_config: tuple[Path, FakeAmiServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config, ami = ami_config
     ami.secret = "another-secret"
     assert render(config, tmp_path / "out", "--reload") == 1
     err = capsys.readouterr().err
-    assert "login as 'centralita' refused: Authentication failed" in err
-    assert ami.commands == []
+    assert "login as 'centralita-reload' refused: Authentication failed" in err
+    assert 'asterisk -rx "manager reload"' in err
+    assert commands_sent(ami) == []
 
 
 def test_reload_with_ami_unreachable_keeps_the_files(
@@ -279,21 +253,3 @@ def test_reload_with_ami_unreachable_keeps_the_files(
     assert f"Asterisk's AMI at 127.0.0.1:{port} is unreachable" in err
     assert "the files are written" in err
     assert {p.name for p in out.iterdir()} == NAMES
-
-
-def test_ami_header_values_never_carry_line_breaks() -> None:
-    assert encode_action([("Action", "Command"), ("Command", "dialplan reload")]) == (
-        b"Action: Command\r\nCommand: dialplan reload\r\n\r\n"
-    )
-    for value in ("dialplan reload\r\nAction: Originate", "x\ny", "x\rz"):
-        with pytest.raises(AmiError):
-            encode_action([("Command", value)])
-
-
-def test_ami_parser_frames_packets_and_bounds_lines() -> None:
-    parser = AmiPacketParser()
-    assert parser.feed(b"Response: Success\r\nOutput: a\r\nOut") == []
-    (packet,) = parser.feed(b"put: b\n\r\n")
-    assert packet == {"response": ["Success"], "output": ["a", "b"]}
-    with pytest.raises(AmiError):
-        parser.feed(b"x" * 10000)

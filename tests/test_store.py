@@ -122,8 +122,8 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 async def test_version_2_clears_the_agent_of_records_nobody_took(tmp_path: Path) -> None:
-    # Version 1 stored `dst` as the agent of a record without a destination channel (`s`
-    # after the callback flow); version 2 clears it and keeps real agents.
+    # Versions 1 and 2 stored `dst` as the agent of a record without a destination channel
+    # (`s` after the callback flow); version 3 clears it and keeps real agents.
     path = tmp_path / "db.sqlite3"
     start = datetime(2026, 11, 21, 10, 0)
     async with Store.open(path) as store:
@@ -131,11 +131,11 @@ async def test_version_2_clears_the_agent_of_records_nobody_took(tmp_path: Path)
         await store.upsert_cdr(cdr("1.2", "+34600000001", start, dstchannel="SIP/1001-0000000a"))
     conn = sqlite3.connect(path)
     conn.execute("UPDATE cdr SET agent = dst WHERE dstchannel = ''")
-    conn.execute("UPDATE schema_version SET version = 1")
+    conn.execute("UPDATE schema_version SET version = 2")
     conn.commit()
     conn.close()
     async with Store.open(path) as store:
-        assert await store.schema_version() == 2
+        assert await store.schema_version() == 3
     conn = sqlite3.connect(path)
     try:
         rows = conn.execute("SELECT uniqueid, agent FROM cdr ORDER BY uniqueid").fetchall()
@@ -527,7 +527,13 @@ async def test_outcomes_and_calls_listing(store: Store) -> None:
     assert await ids(end=date(2026, 3, 1)) == (["10.1"], 1)
     assert await ids(agent="1001") == (["10.1"], 1)  # from the destination channel
     assert await ids(agent="1002") == (["11.0"], 1)  # from dst
-    assert await ids(agent="1004") == (["12.0"], 1)  # from the outcome
+    # An outcome is no proof of taking part: it does not list the call (issue 10, finding 1).
+    assert await ids(agent="1004") == ([], 0)
+    # A viewer sees their own outcome only, never another agent's notes.
+    mine, _ = await store.list_calls(viewer="1003")
+    assert {r.uniqueid: r.outcome for r in mine}["12.0"] is None
+    theirs, _ = await store.list_calls(viewer="1004")
+    assert {r.uniqueid: r.outcome for r in theirs}["12.0"] == "call-back"
     assert await ids(customer="bob") == (["10.1"], 1)  # contact name
     assert await ids(customer="2345") == (["11.0"], 1)  # number substring
     assert await ids(customer="%") == ([], 0)

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 from test_web_support import (
+    EVENTS_HEADERS,
     TRACES,
     console_env,
     csrf_from_html,
@@ -299,7 +300,9 @@ async def test_callmyway_event_pops_and_acks(tmp_path: Path) -> None:
                 },
             }
             async with env.session() as pbx:
-                async with pbx.post("/api/events/callmyway", json=start) as resp:
+                async with pbx.post(
+                    "/api/events/callmyway", json=start, headers=EVENTS_HEADERS
+                ) as resp:
                     assert resp.status == 200
                     assert await resp.json() == {"ack": "ok"}
                 ringing = await receive_json(ws)
@@ -308,7 +311,9 @@ async def test_callmyway_event_pops_and_acks(tmp_path: Path) -> None:
                 assert ringing["number"] == "+34911222333"
                 assert [c["name"] for c in ringing["contacts"]] == ["Dora"]
                 end = {"action": "callEnd", "data": {**start["data"], "duration": 30}}
-                async with pbx.post("/api/events/callmyway", json=end) as resp:
+                async with pbx.post(
+                    "/api/events/callmyway", json=end, headers=EVENTS_HEADERS
+                ) as resp:
                     assert await resp.json() == {"ack": "ok"}
                 assert (await receive_json(ws))["type"] == "call.ended"
                 for bad, why in [
@@ -338,7 +343,7 @@ async def test_callmyway_event_pops_and_acks(tmp_path: Path) -> None:
                     async with pbx.post(
                         "/api/events/callmyway",
                         data=bad,
-                        headers={"Content-Type": "application/json"},
+                        headers={"Content-Type": "application/json", **EVENTS_HEADERS},
                     ) as resp:
                         assert resp.status == 400, bad
                         assert why in (await resp.json())["error"]

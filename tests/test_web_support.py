@@ -29,6 +29,8 @@ from centralita.web.state import AMI, BRIDGE, CDR_WRITER, HUB
 TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
 AMI_SECRET = "test-ami-secret"
 PASSWORD = "correct horse battery"
+EVENTS_SECRET = "test-events-secret"
+EVENTS_HEADERS = {"X-Centralita-Secret": EVENTS_SECRET}
 TIMEOUT = aiohttp.ClientTimeout(total=20)
 
 
@@ -47,6 +49,7 @@ def web_settings(
     text = text.replace("ami_port = 5038", f"ami_port = {ami_port}")
     text = text.replace('ami_secret = "change-me-centralita"', f'ami_secret = "{AMI_SECRET}"')
     text = text.replace("[asterisk]\n", "[asterisk]\nami_ping_s = 5.0\n", 1)
+    text = text.replace("[server]\n", f'[server]\nevents_secret = "{EVENTS_SECRET}"\n', 1)
     if sip:
         text = text.replace('sip_driver = "pjsip"', 'sip_driver = "sip"')
     if crm:

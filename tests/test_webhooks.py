@@ -19,7 +19,7 @@ from ami.protocol import parse_trace
 from ami.tracker import CallTracker
 from centralita.settings import Webhook
 from centralita.store import Store
-from centralita.webhooks import CallEvents, WebhookSender, backoff_s, payload
+from centralita.webhooks import CallEvents, WebhookSender, backoff_s, payload, redact_url
 
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
@@ -206,3 +206,71 @@ async def test_app_posts_callmyway_events_for_a_replayed_call(
     assert TIME.match(end["data"]["connect_time"])
     assert TIME.match(end["data"]["disconnect_time"])
     assert isinstance(end["data"]["duration"], int)
+
+
+# ------------------------------------------------------------------ issue 10, finding 6
+
+
+async def test_redirects_are_not_followed(tmp_path: Path, receiver: Receiver) -> None:
+    evil_app = web.Application()
+    stolen: list[Any] = []
+
+    async def evil(request: web.Request) -> web.Response:
+        stolen.append(await request.json())
+        return web.json_response({"ack": "ok"})
+
+    evil_app.router.add_post("/steal", evil)
+    evil_server = TestServer(evil_app, host="127.0.0.1")
+    await evil_server.start_server()
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(str(evil_server.make_url("/steal")))
+
+    hook_app = web.Application()
+    hook_app.router.add_post("/hook", redirect)
+    hook_server = TestServer(hook_app, host="127.0.0.1")
+    await hook_server.start_server()
+    url = str(hook_server.make_url("/hook"))
+    try:
+        async with Store.open(tmp_path / "c.db") as store:
+            sender = WebhookSender(store, [Webhook(url, "acct-1")])
+            try:
+                await store.enqueue_event(url, {"action": "callStart", "data": {}})
+                assert await sender.deliver_due(datetime.now(UTC)) == (0, 1)
+                (pending,) = await store.due_events(datetime.now(UTC) + timedelta(days=1))
+                assert pending.last_error == "HTTP 307"
+            finally:
+                await sender.stop()
+        assert stolen == []
+    finally:
+        await hook_server.close()
+        await evil_server.close()
+
+
+async def test_retry_log_lines_hide_credentials(
+    tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.answers = [(500, {"error": "busy"})]
+    port = receiver.server.port
+    url = f"http://hookuser:hunter2-pass@127.0.0.1:{port}/hook?token=tok-s3cret&x=1"
+    async with Store.open(tmp_path / "c.db") as store:
+        sender = WebhookSender(store, [Webhook(url, "acct-1")])
+        try:
+            await store.enqueue_event(url, {"action": "callStart", "data": {}})
+            with caplog.at_level("WARNING", logger="centralita.webhooks"):
+                assert await sender.deliver_due(datetime.now(UTC)) == (0, 1)
+        finally:
+            await sender.stop()
+    text = caplog.text
+    assert "webhook http://hookuser:***@127.0.0.1" in text
+    assert "hunter2-pass" not in text and "tok-s3cret" not in text
+    assert "token=***" in text
+
+
+def test_redact_url() -> None:
+    assert (
+        redact_url("https://u:p@h.example:8443/a/b?t=1&k")
+        == "https://u:***@h.example:8443/a/b?t=***&k=***"
+    )
+    assert redact_url("https://h.example/a") == "https://h.example/a"
+    assert redact_url("http://[::1]:99/x") == "http://[::1]:99/x"

@@ -34,6 +34,9 @@ from centralita.webhooks import WebhookSender
 log = logging.getLogger("centralita.web")
 
 OUTBOUND_CONTEXT = "centralita-outbound"
+# How often open console sockets are checked against the store's sessions (a revocation
+# made by another process, such as `centralita agent passwd`, reaches them within this).
+SESSION_CHECK_S = 2.0
 
 # What the browser may load and run: our own files only, so an injected tag would not run
 # even if escaping failed somewhere; no framing (clickjacking of the dial buttons).
@@ -216,12 +219,40 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
         sender.start()  # also delivers what a previous run left in the outbox
     server = app.get(AGI_SERVER)
     if server is not None:
-        server.metrics = metrics.PrometheusAgiMetrics()
+        server.metrics = metrics.PrometheusAgiMetrics(server.registry)
+    watcher = asyncio.create_task(watch_sessions(app), name="centralita-session-watch")
     try:
         yield
     finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         await sender.stop()
         fast.close()
+
+
+async def close_ended_sessions(app: web.Application) -> int:
+    """Close the console sockets whose session ended since they opened: logged out, or a
+    password change or `agent remove` (possibly by the CLI, another process) moved the
+    agent's session version on. Returns how many sessions were closed."""
+    hub = app[HUB]
+    open_sessions = hub.sessions()
+    if not open_sessions:
+        return 0
+    ended = await app[STORE].ended_sessions(open_sessions)
+    for sid in ended:
+        await hub.close_session(sid, code=auth.WS_CLOSE_LOGGED_OUT, message=b"session ended")
+    return len(ended)
+
+
+async def watch_sessions(app: web.Application) -> None:
+    """Every SESSION_CHECK_S, close the sockets of sessions that ended."""
+    while True:
+        await asyncio.sleep(SESSION_CHECK_S)
+        try:
+            await close_ended_sessions(app)
+        except Exception:  # a store hiccup must not end the watch
+            log.exception("checking console sessions failed")
 
 
 async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -315,7 +346,7 @@ def setup_web(app: web.Application) -> None:
     r.add_get("/api/calls", console.api_calls)
     r.add_get("/api/contacts", console.api_contacts)
     r.add_post("/api/contacts", console.api_create_contact)
-    r.add_post("/api/contacts/{contact_id:\\d+}/numbers", console.api_link_number)
+    r.add_post("/api/contacts/{contact_id:[0-9]+}/numbers", console.api_link_number)
     r.add_post("/api/outcomes", console.api_outcome)
     r.add_post("/api/dial", console.api_dial)
     r.add_post("/api/pops/dismiss", console.api_dismiss)

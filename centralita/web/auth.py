@@ -9,22 +9,30 @@
   `X-CSRF-Token`); the token is an HMAC of the session id, so it needs no server state. The
   login form itself has no session yet: it is refused when `Origin` names another site.
 * Rate limits: failures per client IP and per extension in a sliding window; when exceeded
-  the login answers 429 without even hashing (scrypt costs ~50 ms of CPU).
-* `POST /logout` revokes the session id (kept until its cookie would expire anyway).
+  the login answers 429 without even hashing (scrypt costs ~50 ms of CPU and 16 MiB). An
+  attempt counts as a failure from before its hash until it succeeds, and at most
+  `MAX_HASHES` hashes run at once (`MAX_HASH_WAITING` more may wait; beyond, 503).
+* `POST /logout` revokes the session id in the store (kept until its cookie would expire
+  anyway) and closes the session's `/ws` sockets. Each agent has a session version in the
+  store; a password change or `agent remove` moves it on, which voids every older cookie.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import secrets
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +40,7 @@ from aiohttp import web
 
 from centralita import metrics
 from centralita.app import SETTINGS, STORE
-from centralita.web.state import AUTH, TEMPLATES
+from centralita.web.state import AUTH, HUB, TEMPLATES
 
 log = logging.getLogger("centralita.web")
 
@@ -42,6 +50,13 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf"
 KEY_FILE = "secret_key"
 MAX_FIELD = 200
+# WebSocket close code for a session that ended (4000-4999: private use, RFC 6455 §7.4.2).
+WS_CLOSE_LOGGED_OUT = 4401
+# Concurrent scrypt checks (16 MiB and ~50 ms of one core each), and logins queued for one.
+MAX_HASHES = 4
+MAX_HASH_WAITING = 64
+# aiohttp's own limit on a request body (client_max_size) is 1 MiB; say so here too.
+MAX_JSON_BODY = 1024**2
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +66,11 @@ class Session:
     extension: str
     sid: str
     issued: float
+    version: int = 0  # the agent's session version when issued (Store.session_version)
+
+
+class Busy(Exception):
+    """Too many logins are waiting to have their password checked."""
 
 
 class RateLimiter:
@@ -81,8 +101,9 @@ class RateLimiter:
             return 0.0
         return max(0.0, fails[-self.limit] + self.window_s - now)
 
-    def fail(self, key: str, now: float | None = None) -> None:
-        """Record a failure for `key`."""
+    def fail(self, key: str, now: float | None = None) -> float:
+        """Record a failure (or an attempt not yet known to succeed) for `key`; returns its
+        time, for `forgive`."""
         now = time.monotonic() if now is None else now
         fails = self._recent(key, now)
         if fails is None:
@@ -90,6 +111,16 @@ class RateLimiter:
                 del self._fails[next(iter(self._fails))]
             fails = self._fails[key] = deque(maxlen=self.limit * 2)
         fails.append(now)
+        return now
+
+    def forgive(self, key: str, stamp: float) -> None:
+        """Take back one recorded attempt (it succeeded, or was never tried)."""
+        fails = self._fails.get(key)
+        if fails is not None:
+            with contextlib.suppress(ValueError):
+                fails.remove(stamp)
+            if not fails:
+                del self._fails[key]
 
     def reset(self, key: str) -> None:
         """Forget `key`'s failures (after a successful login)."""
@@ -128,20 +159,47 @@ class Auth:
         max_age_s: float = SESSION_MAX_AGE_S,
         per_ip: RateLimiter | None = None,
         per_extension: RateLimiter | None = None,
+        max_hashes: int = MAX_HASHES,
+        max_hash_waiting: int = MAX_HASH_WAITING,
     ) -> None:
         self._key = key
         self.max_age_s = max_age_s
         self.per_ip = per_ip or RateLimiter(20, 300.0)
         self.per_extension = per_extension or RateLimiter(5, 300.0)
-        self._revoked: dict[str, float] = {}
+        # At most `max_hashes` scrypt hashes at once (16 MiB each), and a bounded queue
+        # behind them: a flood of logins costs bounded memory, not 16 MiB per request.
+        self.max_hashes = max_hashes
+        self._hash_slots = asyncio.Semaphore(max_hashes)
+        self._hash_waiting = 0
+        self.max_hash_waiting = max_hash_waiting
+        self.hashes = 0  # hashes started, for tests and the benchmark
+
+    @contextlib.asynccontextmanager
+    async def hash_slot(self) -> AsyncIterator[None]:
+        """Hold one of the `max_hashes` slots while checking a password; raises `Busy` when
+        `max_hash_waiting` logins already wait for one."""
+        if self._hash_waiting >= self.max_hash_waiting:
+            raise Busy("too many logins at once")
+        self._hash_waiting += 1
+        try:
+            await self._hash_slots.acquire()
+        finally:
+            self._hash_waiting -= 1
+        try:
+            self.hashes += 1
+            yield
+        finally:
+            self._hash_slots.release()
 
     def _sign(self, payload: bytes) -> str:
         return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
 
-    def issue(self, extension: str) -> tuple[str, Session]:
-        """A new session for `extension` and its cookie value."""
-        session = Session(extension, secrets.token_urlsafe(16), time.time())
-        body = json.dumps({"e": extension, "s": session.sid, "t": int(session.issued)})
+    def issue(self, extension: str, version: int = 0) -> tuple[str, Session]:
+        """A new session for `extension` (at its session `version`) and its cookie value."""
+        session = Session(extension, secrets.token_urlsafe(16), time.time(), version)
+        body = json.dumps(
+            {"e": extension, "s": session.sid, "t": int(session.issued), "v": version}
+        )
         payload = base64.urlsafe_b64encode(body.encode()).rstrip(b"=")
         return payload.decode() + "." + self._sign(payload), session
 
@@ -155,18 +213,18 @@ class Auth:
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
-            session = Session(str(data["e"]), str(data["s"]), float(data["t"]))
-        except (ValueError, KeyError, TypeError, binascii.Error):
+            session = Session(
+                str(data["e"]), str(data["s"]), float(data["t"]), int(data.get("v", 0))
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
             return None
-        if time.time() - session.issued > self.max_age_s or session.sid in self._revoked:
+        if time.time() - session.issued > self.max_age_s:
             return None
         return session
 
-    def revoke(self, session: Session) -> None:
-        """Log a session out for good."""
-        now = time.time()
-        self._revoked = {s: t for s, t in self._revoked.items() if now - t <= self.max_age_s}
-        self._revoked[session.sid] = session.issued
+    def expires_at(self, session: Session) -> float:
+        """When the session's cookie expires anyway (epoch seconds)."""
+        return session.issued + self.max_age_s
 
     def csrf_token(self, session: Session) -> str:
         """The CSRF token of a session."""
@@ -180,12 +238,16 @@ class Auth:
 # ----------------------------------------------------------------------------- request helpers
 
 
-def current_session(request: web.Request) -> Session | None:
-    """The logged-in agent of a request, or None; an agent removed from the config is out."""
+async def current_session(request: web.Request) -> Session | None:
+    """The logged-in agent of a request, or None: an agent removed from the config is out,
+    and so is a session logged out or issued before a password change or removal (kept in
+    the store, so a restart does not bring it back: issue 10, finding 3)."""
     session = request.app[AUTH].read(request.cookies.get(COOKIE))
     if session is None:
         return None
     if request.app[SETTINGS].site.agent(session.extension) is None:
+        return None
+    if not await request.app[STORE].session_valid(session.extension, session.sid, session.version):
         return None
     return session
 
@@ -212,17 +274,17 @@ def redirect(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
-def require_page(request: web.Request) -> Session:
+async def require_page(request: web.Request) -> Session:
     """The session of a page request; redirects to /login without one."""
-    session = current_session(request)
+    session = await current_session(request)
     if session is None:
         raise web.HTTPSeeOther("/login")
     return session
 
 
-def require_api(request: web.Request) -> Session:
+async def require_api(request: web.Request) -> Session:
     """The session of an API GET; 401 without one."""
-    session = current_session(request)
+    session = await current_session(request)
     if session is None:
         raise web.HTTPUnauthorized(
             text=json.dumps({"error": "log in first"}), content_type="application/json"
@@ -236,20 +298,14 @@ async def require_post(request: web.Request) -> tuple[Session, dict[str, object]
     The body is a JSON object or a form; the token comes from the `X-CSRF-Token` header or
     the `csrf` field. 401 without a session, 403 without the right token, 400 on a bad body.
     """
-    session = current_session(request)
+    session = await current_session(request)
     if session is None:
         raise web.HTTPUnauthorized(
             text=json.dumps({"error": "log in first"}), content_type="application/json"
         )
     body: dict[str, object]
     if request.content_type == "application/json":
-        try:
-            data = await request.json()
-        except ValueError:
-            raise web.HTTPBadRequest(
-                text=json.dumps({"error": "the body is not valid JSON"}),
-                content_type="application/json",
-            ) from None
+        data = await read_json(request)
         if not isinstance(data, dict):
             raise web.HTTPBadRequest(
                 text=json.dumps({"error": "the body must be a JSON object"}),
@@ -265,6 +321,47 @@ async def require_post(request: web.Request) -> tuple[Session, dict[str, object]
             content_type="application/json",
         )
     return session, body
+
+
+def ascii_digits(text: str) -> bool:
+    """True for a non-empty run of 0-9 only: `str.isdigit()` also accepts '²' and other
+    digits that `int()` then refuses (a 500 instead of a 400: issue 10, finding 9)."""
+    return bool(text) and text.isascii() and text.isdigit()
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as inf
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")  # NaN, Infinity: not JSON (RFC 8259 §6)
+
+
+def parse_json(raw: bytes) -> object:
+    """A request body as JSON; ValueError for bad JSON, non-finite numbers (NaN, Infinity,
+    1e400) and nesting too deep for Python's parser (RecursionError, a 500 otherwise)."""
+    if len(raw) > MAX_JSON_BODY:
+        raise ValueError("the body is too large")
+    try:
+        return json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+    except UnicodeDecodeError:
+        raise ValueError("the body is not UTF-8") from None
+
+
+async def read_json(request: web.Request) -> object:
+    """The request's JSON body, or a 400 with the reason (see `parse_json`)."""
+    try:
+        return parse_json(await request.read())
+    except ValueError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"the body is not valid JSON: {exc}"}),
+            content_type="application/json",
+        ) from None
 
 
 def client_ip(request: web.Request) -> str:
@@ -284,7 +381,7 @@ def _same_origin(request: web.Request) -> bool:
 
 async def login_page(request: web.Request) -> web.Response:
     """`GET /login`: the login form."""
-    if current_session(request) is not None:
+    if await current_session(request) is not None:
         raise web.HTTPSeeOther("/")
     html = request.app[TEMPLATES].get_template("login.html").render(error=None, extension="")
     return web.Response(text=html, content_type="text/html")
@@ -321,15 +418,30 @@ async def login(request: web.Request) -> web.Response:
         return limited
     settings = request.app[SETTINGS]
     known = settings.site.agent(extension) is not None
-    ok = await request.app[STORE].verify_agent_password(extension, password)
+    # Counted as failures BEFORE hashing, so logins running at the same time see each
+    # other: checked first and recorded after the ~50 ms hash, 300 concurrent guesses were
+    # all hashed (issue 10, finding 2). A success takes its attempt back.
+    ip_stamp = auth.per_ip.fail(ip)
+    ext_stamp = auth.per_extension.fail(extension)
+    try:
+        async with auth.hash_slot():
+            ok = await request.app[STORE].verify_agent_password(extension, password)
+    except Busy:
+        auth.per_ip.forgive(ip, ip_stamp)
+        auth.per_extension.forgive(extension, ext_stamp)
+        metrics.LOGIN_ATTEMPTS.labels(result="limited").inc()
+        busy = await _login_form_error(
+            request, 503, "too many logins at once; try again", extension
+        )
+        busy.headers["Retry-After"] = "1"
+        return busy
     if not (known and ok):
-        auth.per_ip.fail(ip)
-        auth.per_extension.fail(extension)
         metrics.LOGIN_ATTEMPTS.labels(result="failed").inc()
         log.info("console login failed for extension %r from %s", extension, ip)
         return await _login_form_error(request, 401, "wrong extension or password", extension)
     auth.per_extension.reset(extension)
-    cookie, session = auth.issue(extension)
+    auth.per_ip.forgive(ip, ip_stamp)
+    cookie, session = auth.issue(extension, await request.app[STORE].session_version(extension))
     metrics.LOGIN_ATTEMPTS.labels(result="ok").inc()
     log.info("agent %s logged in to the console from %s", extension, ip)
     response: web.Response
@@ -352,7 +464,9 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """`POST /logout` (with the CSRF token): ends the session."""
     session, _ = await require_post(request)
-    request.app[AUTH].revoke(session)
+    await request.app[STORE].revoke_session(session.sid, request.app[AUTH].expires_at(session))
+    # The console's socket ends with the session, not at the next page load.
+    await request.app[HUB].close_session(session.sid, code=WS_CLOSE_LOGGED_OUT)
     response: web.Response
     response = web.json_response({"ok": True}) if wants_json(request) else redirect("/login")
     response.del_cookie(COOKIE, path="/")

@@ -8,6 +8,8 @@ POST needs the session and its CSRF token (`centralita.web.auth.require_post`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import ipaddress
 import json
 import logging
@@ -25,8 +27,10 @@ from centralita.pop import SimpleChange, contact_json
 from centralita.store import CallRow
 from centralita.web.auth import (
     Session,
+    ascii_digits,
     current_session,
     error,
+    parse_json,
     require_api,
     require_page,
     require_post,
@@ -89,7 +93,7 @@ def _field(
 
 async def console_page(request: web.Request) -> web.Response:
     """`GET /`: the agent console (the pop, contacts, outcome form, click-to-dial)."""
-    session = require_page(request)
+    session = await require_page(request)
     settings = request.app[SETTINGS]
     return _render(
         request,
@@ -107,7 +111,7 @@ def _same_origin(request: web.Request) -> bool:
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     """`GET /ws`: the logged-in agent's pop stream (their own calls only), with heartbeat."""
-    session = current_session(request)
+    session = await current_session(request)
     if session is None:
         return error(request, 401, "log in first")
     # Cross-site WebSocket hijacking: a page elsewhere could open this socket with the
@@ -119,7 +123,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
     await ws.prepare(request)
     agent = session.extension
-    if not hub.add(agent, ws):
+    if not hub.add(agent, ws, session.sid, session.version):
         await ws.close(code=1008, message=b"too many open consoles")
         return ws
     try:
@@ -139,7 +143,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 async def api_contacts(request: web.Request) -> web.Response:
     """`GET /api/contacts?number=N` (contacts with that number) or `?q=NAME` (search)."""
-    require_api(request)
+    await require_api(request)
     store = request.app[STORE]
     number = request.query.get("number", "").strip()
     query = request.query.get("q", "").strip()
@@ -216,11 +220,20 @@ async def api_outcome(request: web.Request) -> web.Response:
     contact_text = _field(body, "contact_id", limit=20)
     contact_id: int | None = None
     if contact_text:
-        if not contact_text.isdigit():
+        if not ascii_digits(contact_text):
             raise _bad("contact_id must be a number")
         contact_id = int(contact_text)
+    store = request.app[STORE]
+    # Only a call this agent was on (popped to them, or its record names them), unless a
+    # supervisor writes it: call ids are `epoch.seq`, easy to guess (issue 10, finding 1).
+    if not (
+        is_supervisor(request, session)
+        or request.app[BRIDGE].popped(session.extension, call_id)
+        or await store.took_part(call_id, session.extension)
+    ):
+        return error(request, 403, "you may only save outcomes of your own calls")
     try:
-        saved = await request.app[STORE].save_outcome(
+        saved = await store.save_outcome(
             call_id=call_id,
             agent=session.extension,
             outcome=outcome,
@@ -329,16 +342,24 @@ def _filters(request: web.Request, session: Session) -> dict[str, Any]:
     customer = q.get("customer", "").strip()
     if len(agent) > 80 or len(customer) > 200:
         raise _bad("agent or customer is too long")
+    viewer = None
     if not is_supervisor(request, session):
         agent = session.extension  # an agent's own calls only
-    return {"start": start, "end": end, "agent": agent or None, "customer": customer or None}
+        viewer = session.extension  # and only their own outcomes and notes
+    return {
+        "start": start,
+        "end": end,
+        "agent": agent or None,
+        "customer": customer or None,
+        "viewer": viewer,
+    }
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     text = request.query.get(name, "").strip()
     if not text:
         return default
-    if not text.isdigit():
+    if not ascii_digits(text):
         raise _bad(f"{name} must be a whole number")
     return max(low, min(int(text), high))
 
@@ -365,7 +386,7 @@ def call_json(call: CallRow) -> dict[str, Any]:
 
 async def api_calls(request: web.Request) -> web.Response:
     """`GET /api/calls?offset=&limit=&start=&end=&agent=&customer=`: call records as JSON."""
-    session = require_api(request)
+    session = await require_api(request)
     filters = _filters(request, session)
     offset = _int_param(request, "offset", 0, 0, 10**9)
     limit = _int_param(request, "limit", PAGE_SIZE, 1, 1000)
@@ -382,7 +403,7 @@ async def api_calls(request: web.Request) -> web.Response:
 
 async def calls_page(request: web.Request) -> web.Response:
     """`GET /calls`: call records by date range, agent and customer, with outcomes; paged."""
-    session = require_page(request)
+    session = await require_page(request)
     filters = _filters(request, session)
     page = _int_param(request, "page", 1, 1, 10**7)
     calls, total = await request.app[STORE].list_calls(
@@ -409,7 +430,7 @@ async def calls_page(request: web.Request) -> web.Response:
 
 async def calls_csv(request: web.Request) -> web.StreamResponse:
     """`GET /calls.csv`: the filtered call records as CSV (formula cells neutralised)."""
-    session = require_page(request)
+    session = await require_page(request)
     filters = _filters(request, session)
     store = request.app[STORE]
     response = web.StreamResponse(
@@ -433,7 +454,7 @@ async def calls_csv(request: web.Request) -> web.StreamResponse:
 
 async def callbacks_page(request: web.Request) -> web.Response:
     """`GET /callbacks[?status=pending]`: the callback list (supervisors)."""
-    session = require_page(request)
+    session = await require_page(request)
     require_supervisor(request, session)
     status = request.query.get("status", "").strip() or None
     try:
@@ -445,7 +466,7 @@ async def callbacks_page(request: web.Request) -> web.Response:
 
 async def complaints_page(request: web.Request) -> web.Response:
     """`GET /complaints`: ratings below the survey threshold (supervisors)."""
-    session = require_page(request)
+    session = await require_page(request)
     require_supervisor(request, session)
     threshold = request.app[SETTINGS].site.survey.threshold
     ratings = await request.app[STORE].list_ratings(below=threshold)
@@ -469,19 +490,52 @@ def _peer_allowed(request: web.Request) -> bool:
     )
 
 
+EVENTS_SECRET_HEADER = "X-Centralita-Secret"  # noqa: S105 (a header name)
+EVENTS_SIGNATURE_HEADER = "X-Centralita-Signature"
+
+
+def _event_signed(request: web.Request, raw: bytes, secret: str) -> bool:
+    """The shared secret as a header, or `sha256=<hex HMAC-SHA256 of the body>`."""
+    given = request.headers.get(EVENTS_SECRET_HEADER)
+    if given is not None:
+        return hmac.compare_digest(given.encode(), secret.encode())
+    signature = request.headers.get(EVENTS_SIGNATURE_HEADER, "")
+    if not signature.startswith("sha256="):
+        return False
+    expected = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(signature[len("sha256=") :].lower().encode(), expected.encode())
+
+
 async def api_callmyway(request: web.Request) -> web.Response:
     """`POST /api/events/callmyway`: a CallMyWay callStart/callEnd pops the agent's screen.
 
-    Accepted from `[server] allowed_peers` only (no browser session: a PBX posts this).
+    Accepted from `[server] allowed_peers` only (no browser session: a PBX posts this), as
+    `application/json`, with `[server] events_secret` in the `X-Centralita-Secret` header or
+    `X-Centralita-Signature: sha256=<hex HMAC-SHA256 of the body>`.
     `data.endpoint_id` names the agent; `type` out means the agent called `dnis`, otherwise
     `ani` called the agent. Answers `{"ack": "ok"}`; a bad body gets 400 with a message.
     """
     if not _peer_allowed(request):
         return web.json_response({"error": "this address may not post events"}, status=403)
+    raw = await request.read()  # (bounded by client_max_size) so the connection can be reused
+    secret = request.app[SETTINGS].server.events_secret
+    if not secret:
+        return web.json_response(
+            {"error": "events are off: set [server] events_secret to accept them"}, status=403
+        )
+    # application/json only: a page in a browser on an allowed address can send text/plain
+    # (a "simple" request) without a CORS preflight, but not application/json.
+    if request.content_type != "application/json":
+        return web.json_response({"error": "the body must be application/json"}, status=415)
+    if not _event_signed(request, raw, secret):
+        return web.json_response(
+            {"error": f"missing or wrong {EVENTS_SECRET_HEADER} or {EVENTS_SIGNATURE_HEADER}"},
+            status=401,
+        )
     try:
-        body = await request.json()
-    except ValueError:
-        return web.json_response({"error": "the body is not valid JSON"}, status=400)
+        body = parse_json(raw)
+    except ValueError as exc:
+        return web.json_response({"error": f"the body is not valid JSON: {exc}"}, status=400)
     try:
         action, data = parse_callmyway(body)
     except ValueError as exc:
