@@ -77,6 +77,13 @@ def add_agent(
                 f"agents[{index}].extension",
                 f"agent {extension} already exists ({table.get('name', '?')})",
             )
+    codes = [str(la.get("code")) for la in _tables(doc, "languages", file)]
+    if language is not None and codes and language not in codes:
+        raise ConfigError(
+            file,
+            "language",
+            f"no language {language!r} is defined (the languages are: {', '.join(codes)})",
+        )
     known = [q.get("name") for q in _tables(doc, "queues", file)]
     for queue in queues:
         if queue not in known:

@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from centralita.cli import add_config_argument
+from centralita.cli import add_config_argument, help_of
 from centralita.csvlog import (
     CALLS_HEADER,
     call_row,
@@ -74,8 +74,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     calls.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     calls.set_defaults(func=_calls)
 
-    cdr = subparsers.add_parser("cdr", help="call records (CDR)")
-    cdr_actions = cdr.add_subparsers(dest="cdr_action", metavar="ACTION", required=True)
+    cdr = subparsers.add_parser(
+        "cdr",
+        help="call records (CDR)",
+        description="Call records: `cdr import FILE` loads Asterisk's cdr-csv Master.csv into "
+        "the store (the live records arrive over AMI).",
+    )
+    cdr_actions = cdr.add_subparsers(dest="cdr_action", metavar="ACTION")
+    cdr.set_defaults(func=help_of(cdr))
     imp = cdr_actions.add_parser(
         "import",
         help="import an Asterisk cdr-csv Master.csv",

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -25,6 +29,13 @@ def config(tmp_path: Path) -> Path:
 
 def agent(config: Path, *args: str) -> int:
     return main(["agent", args[0], "--config", str(config), *args[1:]])
+
+
+class TtyStdin(io.StringIO):
+    """Standard input as a terminal: `passwd` asks with getpass."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 def test_add_then_remove_gives_back_the_same_bytes(
@@ -239,6 +250,7 @@ def test_passwd_stores_a_console_password(
     assert agent(config, "passwd", "1002", "--password", "correct horse") == 0
     answers = iter(["battery staple", "battery staple"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr("sys.stdin", TtyStdin())
     assert agent(config, "passwd", "1003") == 0
     assert agent(config, "passwd", "1999", "--password", "whatever1") == 1
     assert agent(config, "passwd", "1002", "--password", "short") == 1
@@ -268,3 +280,61 @@ def test_removing_a_supervisor_drops_them_from_the_supervisors() -> None:
     assert [a["extension"] for a in data["agents"]] == ["1002", "1003"]
     # Only that line changed besides the agent's table; the comment after it is kept.
     assert "supervisors = []        # see every call record" in text
+
+
+def cli(config: Path, *args: str, stdin: bytes) -> subprocess.CompletedProcess[str]:
+    """`python -m centralita agent ...` in its own process, with `stdin` piped in."""
+    return subprocess.run(
+        [sys.executable, "-m", "centralita", "agent", args[0], "--config", str(config), *args[1:]],
+        input=stdin.decode(),
+        capture_output=True,
+        text=True,
+        cwd=config.parent,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        check=False,
+    )
+
+
+def test_passwd_reads_a_piped_password_from_standard_input(config: Path) -> None:
+    done = cli(config, "passwd", "1002", stdin=b"piped password 1\n")
+    assert done.returncode == 0, done.stderr
+    assert "console password set for 1002" in done.stdout
+
+    async def check() -> bool:
+        async with Store.open(default_path(config.parent / "data")) as store:
+            return await store.verify_agent_password("1002", "piped password 1")
+
+    assert asyncio.run(check())
+
+
+def test_passwd_with_empty_standard_input_says_so_without_a_traceback(config: Path) -> None:
+    done = cli(config, "passwd", "1002", stdin=b"")  # as `</dev/null`
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "no password on standard input" in done.stderr
+
+
+def test_add_refuses_a_language_that_is_not_defined(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert agent(config, "add", "1004", "--name", "X", "--language", "de") == 2
+    err = capsys.readouterr().err
+    assert "no language 'de' is defined (the languages are: ar, en, fr)" in err
+    assert "1004" not in config.read_text(encoding="utf-8")
+    assert agent(config, "add", "1004", "--name", "X", "--language", "fr") == 0
+
+
+def test_a_hand_written_agent_language_must_be_defined(tmp_path: Path) -> None:
+    text = demo_text().replace('language = "fr"\n', 'language = "de"\n', 1)
+    path = tmp_path / "centralita.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"agents\[2\]\.language: no language 'de' is defined"):
+        load_settings(path)
+
+
+def test_add_help_does_not_show_queues_as_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["agent", "add", "--help"])
+    out = capsys.readouterr().out
+    assert "[--queues Q1,Q2]" in out
+    assert "default: none" in out
