@@ -25,6 +25,7 @@ from centralita.csvlog import (
 )
 from centralita.settings import Settings, load_settings
 from centralita.store import CALLBACK_STATUSES, Store, default_path
+from centralita.times import shown
 
 MAX_CELL = 40
 
@@ -109,6 +110,19 @@ def _open(settings: Settings) -> Any:
     )
 
 
+def _no_store_yet(settings: Settings) -> bool:
+    """True (after saying so) when the database does not exist yet.
+
+    Reading must not create it: run from the wrong folder, `centralita calls` would leave a
+    fresh `data/centralita.sqlite3` behind and show an empty log as if it were the real one.
+    """
+    path = default_path(settings.server.data_dir)
+    if path.exists():
+        return False
+    print(f"centralita: no database at {path} yet (nothing recorded there)", file=sys.stderr)
+    return True
+
+
 def _cell(value: object) -> str:
     """A cell safe to print: control characters escaped, long text cut."""
     text = "" if value is None else str(value)
@@ -132,6 +146,9 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
 
 def _callbacks_list(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    if _no_store_yet(settings):
+        print("no callback requests")
+        return 0
 
     async def run() -> int:
         async with _open(settings) as store:
@@ -141,7 +158,16 @@ def _callbacks_list(args: argparse.Namespace) -> int:
             return 0
         header = ("id", "time", "status", "number", "alternative", "callerid", "language", "queue")
         rows = [
-            (c.id, c.created_at, c.status, c.number, c.alternative, c.callerid, c.language, c.queue)
+            (
+                c.id,
+                shown(c.created_at),
+                c.status,
+                c.number,
+                c.alternative,
+                c.callerid,
+                c.language,
+                c.queue,
+            )
             for c in requests
         ]
         print(format_table(header, rows))
@@ -152,6 +178,9 @@ def _callbacks_list(args: argparse.Namespace) -> int:
 
 def _callbacks_set(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    if _no_store_yet(settings):
+        print(f"centralita: there is no callback request {args.id}", file=sys.stderr)
+        return 1
 
     async def run() -> int:
         async with _open(settings) as store:
@@ -170,6 +199,9 @@ def _callbacks_set(args: argparse.Namespace) -> int:
 def _complaints(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     threshold = settings.site.survey.threshold
+    if _no_store_yet(settings):
+        print("no ratings")
+        return 0
 
     async def run() -> int:
         async with _open(settings) as store:
@@ -179,7 +211,8 @@ def _complaints(args: argparse.Namespace) -> int:
             return 0
         header = ("id", "time", "caller", "agent", "queue", "rating", "call_id")
         rows = [
-            (r.id, r.created_at, r.callerid, r.agent, r.queue, r.rating, r.call_id) for r in ratings
+            (r.id, shown(r.created_at), r.callerid, r.agent, r.queue, r.rating, r.call_id)
+            for r in ratings
         ]
         print(format_table(header, rows))
         return 0
@@ -192,6 +225,12 @@ def _calls(args: argparse.Namespace) -> int:
     if args.limit < 1 or args.offset < 0:
         print("centralita: --limit must be 1 or more, --offset 0 or more", file=sys.stderr)
         return 2
+    if _no_store_yet(settings):
+        if args.csv:
+            sys.stdout.buffer.write(encode_row(CALLS_HEADER))
+        else:
+            print("no calls")
+        return 0
 
     async def run() -> int:
         async with _open(settings) as store:
@@ -225,7 +264,7 @@ def _calls(args: argparse.Namespace) -> int:
         )
         rows = [
             (
-                c.start.isoformat(sep=" "),
+                shown(c.start),
                 c.src,
                 c.contact_name or "",
                 c.agent,
@@ -254,13 +293,16 @@ def _cdr_import(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with _open(settings) as store:
-            imported, skipped = await store.import_master_csv(
+            result = await store.import_master_csv(
                 path,
                 region=manager.default_region,
                 match_digits=manager.match_digits,
                 min_digits=manager.min_digits,
             )
-        print(f"imported {imported}, skipped {skipped} (already stored or unreadable)")
+        print(
+            f"imported {result.imported}, already stored {result.duplicates}, "
+            f"unreadable {result.unreadable}"
+        )
         return 0
 
     return asyncio.run(run())
