@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from centralita.cli import add_config_argument
-from centralita.settings import Settings, load_settings
+from centralita.settings import Settings, load_settings, public_secrets
 from dialplan.render import AsteriskAccess, render_site, write_rendered
 from dialplan.validate import ConfigError, check_secret
 
@@ -79,6 +79,19 @@ def render_to(
     """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    # The SIP transport listens on 0.0.0.0:5060 (manager.conf on 127.0.0.1 only): a phone
+    # password from the published demo would let anyone on the network register as an agent.
+    public = [key for key in public_secrets(settings) if key.startswith("agents")]
+    if public:
+        print(
+            f"centralita: refusing to render: {', '.join(public)} still hold the demo's SIP "
+            f"passwords, which are published with Centralita, and {settings.site.sip_driver}"
+            " listens on 0.0.0.0:5060. Give each agent its own secret (`centralita agent "
+            "remove EXT` then `agent add`, which generates one; `centralita init DIR` writes "
+            "a config with random ones).",
+            file=err,
+        )
+        return 2
     secret, note = ami_secret_for(settings, out_dir)
     files = render_files(settings, secret)
     try:

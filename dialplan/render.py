@@ -527,10 +527,11 @@ def write_rendered(out_dir: Path, files: Mapping[str, str]) -> list[FileResult]:
                 results.append(FileResult(name, "unchanged", target))
                 continue
             mode = _mode_for(name, target if existed else None)
+            like = target if existed else None
             if existed:  # the backup goes first: a crash between the two renames loses nothing
-                backup = _write_temp(out_dir, f".{name}.bak.", target.read_bytes(), mode)
+                backup = write_temp(out_dir, f".{name}.bak.", target.read_bytes(), mode, like)
                 staged.append((f"{name}.bak", backup, out_dir / f"{name}.bak", True))
-            tmp = _write_temp(out_dir, f".{name}.", data, mode)
+            tmp = write_temp(out_dir, f".{name}.", data, mode, like)
             staged.append((name, tmp, target, existed))
         for name, tmp, target, existed in staged:
             os.replace(tmp, target)
@@ -550,9 +551,17 @@ def _mode_for(name: str, existing: Path | None) -> int:
     return 0o640 if name in SECRET_FILES else 0o644
 
 
-def _write_temp(folder: Path, prefix: str, data: bytes, mode: int) -> Path:
+def write_temp(folder: Path, prefix: str, data: bytes, mode: int, like: Path | None = None) -> Path:
+    """A new file in `folder` holding `data` (fsynced), to be renamed over its target.
+
+    `like`: the file it will replace, whose owner and group it takes. An admin running the
+    command as root must not leave `pjsip.conf` or the config root-owned where Asterisk or
+    the service user (the group of a 0640 file) can no longer read it.
+    """
     fd, path = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
     try:
+        if like is not None:
+            _same_owner(fd, like.stat())
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -563,3 +572,14 @@ def _write_temp(folder: Path, prefix: str, data: bytes, mode: int) -> Path:
             os.unlink(path)
         raise
     return Path(path)
+
+
+def _same_owner(fd: int, old: os.stat_result) -> None:
+    if (os.fstat(fd).st_uid, os.fstat(fd).st_gid) == (old.st_uid, old.st_gid):
+        return
+    try:
+        os.fchown(fd, old.st_uid, old.st_gid)
+    except PermissionError:
+        # Not root: a user may still give the file a group of theirs; the owner stays theirs.
+        with contextlib.suppress(PermissionError):
+            os.fchown(fd, -1, old.st_gid)

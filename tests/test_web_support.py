@@ -43,6 +43,7 @@ def web_settings(
 ) -> Settings:
     """The demo config on free ports, pointed at the fake AMI (optionally chan_sip)."""
     text = demo_text()
+    text = text.replace('spool_dir = "/var/spool/asterisk"', 'spool_dir = "data/spool"')
     text = text.replace("agi_port = 4573", "agi_port = 0")
     text = text.replace("ami_port = 5038", f"ami_port = {ami_port}")
     text = text.replace('ami_secret = "change-me-centralita"', f'ami_secret = "{AMI_SECRET}"')
