@@ -37,6 +37,8 @@ class ServerSettings:
     log_format: str = "text"
     log_level: str = "INFO"
     secret_key: str | None = None
+    # Reverse proxies whose X-Forwarded-For/-Proto/-Host are believed (centralita/web/proxy.py).
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,14 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
             raise ConfigError(
                 file, "server.allowed_peers", f"{peer!r} is not an address or network"
             ) from None
+    proxies = tuple(srv.string_list("trusted_proxies", []))
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                file, "server.trusted_proxies", f"{proxy!r} is not an address or network"
+            ) from None
     server = ServerSettings(
         agi_host=srv.string("agi_host", "127.0.0.1"),
         agi_port=srv.integer("agi_port", 4573, minimum=0, maximum=65535),
@@ -167,6 +177,7 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
         log_format=srv.choice("log_format", ("text", "json"), "text"),
         log_level=srv.choice("log_level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         secret_key=srv.secret("secret_key"),
+        trusted_proxies=proxies,
     )
     srv.finish()
 

@@ -29,6 +29,7 @@ from centralita.pop import FastContacts, PopBridge, PopHub
 from centralita.store import Store, cdr_from_ami
 from centralita.times import shown
 from centralita.web import auth, console
+from centralita.web.proxy import setup_proxy
 from centralita.web.state import AMI, AUTH, BRIDGE, CDR_WRITER, HUB, TEMPLATES, WEBHOOKS
 from centralita.webhooks import WebhookSender
 
@@ -300,6 +301,7 @@ async def close_sockets(app: web.Application) -> None:
 def setup_web(app: web.Application) -> None:
     """Add the console, the JSON API, /ws, /metrics and the AMI listener to the app."""
     app[TEMPLATES] = templates()
+    setup_proxy(app)  # first: every handler sees the client behind a trusted proxy
     app.middlewares.append(security_headers)
     app.cleanup_ctx.append(console_ctx)
     app.cleanup_ctx.append(ami_ctx)
