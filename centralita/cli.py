@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "centralita.cmd_agent",  # agent add|remove|list|passwd
     "centralita.cmd_logs",  # callbacks, complaints, calls, cdr import
     "centralita.cmd_demo",  # demo
+    "centralita.cmd_backup",  # backup
 )
 
 
