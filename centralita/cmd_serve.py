@@ -15,11 +15,22 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add `serve` and `init`."""
     from centralita.cli import add_config_argument
 
-    serve = subparsers.add_parser("serve", help="run FastAGI, the AMI listener and the web console")
+    serve = subparsers.add_parser(
+        "serve",
+        help="run FastAGI, the AMI listener and the web console",
+        description="Serve the call flows over FastAGI, follow Asterisk's AMI for screen pops "
+        "and call records (retrying while it is away), and serve the agents' console, the "
+        "JSON API, /metrics and /healthz, until SIGINT or SIGTERM.",
+    )
     add_config_argument(serve)
     serve.set_defaults(func=cmd_serve)
 
-    init = subparsers.add_parser("init", help="write the commented demo config into DIR")
+    init = subparsers.add_parser(
+        "init",
+        help="write the commented demo config into DIR",
+        description="Write DIR/centralita.toml: the demo config with every key explained, and "
+        "random secrets (SIP passwords, AMI secret, session key) in a file only you can read.",
+    )
     init.add_argument("dir", metavar="DIR", type=Path)
     init.add_argument("--force", action="store_true", help="overwrite an existing config")
     init.set_defaults(func=cmd_init)
