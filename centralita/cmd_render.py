@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from centralita.cli import add_config_argument
-from centralita.settings import Settings, load_settings, public_secrets
+from centralita.settings import Settings, is_loopback, load_settings, public_secrets
 from dialplan.render import AsteriskAccess, render_site, write_rendered
 from dialplan.validate import ConfigError, check_secret
 
@@ -79,16 +79,17 @@ def render_to(
     """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    # The SIP transport listens on 0.0.0.0:5060 (manager.conf on 127.0.0.1 only): a phone
-    # password from the published demo would let anyone on the network register as an agent.
+    # A phone password from the published demo would let anyone who reaches the SIP port
+    # register as an agent (manager.conf listens on 127.0.0.1 only, so the AMI secret may stay).
+    bind = settings.site.sip_bind
     public = [key for key in public_secrets(settings) if key.startswith("agents")]
-    if public:
+    if public and not is_loopback(bind.rpartition(":")[0].strip("[]")):
         print(
             f"centralita: refusing to render: {', '.join(public)} still hold the demo's SIP "
             f"passwords, which are published with Centralita, and {settings.site.sip_driver}"
-            " listens on 0.0.0.0:5060. Give each agent its own secret (`centralita agent "
-            "remove EXT` then `agent add`, which generates one; `centralita init DIR` writes "
-            "a config with random ones).",
+            f" would listen on {bind} (asterisk.sip_bind). Give each agent its own secret "
+            "(`centralita agent remove EXT` then `agent add`, which generates one; "
+            "`centralita init DIR` writes a config with random ones).",
             file=err,
         )
         return 2

@@ -43,11 +43,16 @@ def test_render_refuses_the_demo_sip_passwords(
     assert render(config, out) == 2
     err = capsys.readouterr().err
     assert "refusing to render: agents[0].secret (1001), agents[2].secret (1003)" in err
-    assert "listens on 0.0.0.0:5060" in err
+    assert "would listen on 0.0.0.0:5060 (asterisk.sip_bind)" in err
     assert not out.exists()
     # The built-in demo too (no --config, no ./centralita.toml).
     assert main(["render", "--out", str(out)]) == 2
     assert "refusing to render" in capsys.readouterr().err
+    # On loopback only (a test rig, a lab), the demo's passwords reach nobody.
+    for bind in ("127.0.0.1:5062", "[::1]:5060"):
+        text = demo_text().replace('sip_bind = "0.0.0.0:5060"', f'sip_bind = "{bind}"')
+        config.write_text(text, "utf-8")
+        assert render(config, tmp_path / bind.strip("[]").replace(":", "_")) == 0
 
 
 def render(config: Path, out: Path, *extra: str) -> int:
