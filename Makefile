@@ -1,4 +1,4 @@
-# Two commands set everything up on a machine with only python3 and make:
+# Three commands set everything up on a machine with only python3 and make:
 #   make demo   creates .venv, installs Centralita, serves the demo with a pretend Asterisk
 #   make run    the same without the pretend Asterisk (serves the demo config)
 #   make test   ruff, mypy and pytest
