@@ -37,7 +37,7 @@ class ServerSettings:
     log_format: str = "text"
     log_level: str = "INFO"
     secret_key: str | None = None
-    # Reverse proxies whose X-Forwarded-For/-Proto/-Host are believed (centralita/web/proxy.py).
+    # Reverse proxies whose X-Forwarded-For/-Proto are believed (centralita/web/proxy.py).
     trusted_proxies: tuple[str, ...] = ()
 
 

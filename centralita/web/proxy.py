@@ -1,21 +1,22 @@
-"""Behind a reverse proxy: the client's address, scheme and host from `[server] trusted_proxies`.
+"""Behind a reverse proxy: the client's address and scheme, from `[server] trusted_proxies`.
 
 A proxy that terminates TLS (docs/deploy.md: nginx, Caddy, HAProxy) connects over plain HTTP
 from its own address. Without help, the console would see every agent as the proxy (one login
 rate limit for all), would set the session cookie without `Secure`, and would refuse every
 login because the browser's `Origin: https://…` is not the `http://…` it was reached on.
 
-`X-Forwarded-For`, `-Proto` and `-Host` fix that, but anyone can write them, so they are read
-only from a peer inside `trusted_proxies`, and `X-Forwarded-For` is read from the right: the
-first address that is not a trusted proxy is the client (what a client puts on the left is
-its own claim). This is the one place that reads those headers: `behind_proxy` hands the
-rest of the app a request whose `remote`, `scheme` (so `secure`) and `host` are the client's.
+`X-Forwarded-For` and `X-Forwarded-Proto` fix that, but anyone can write them, so they are
+read only from a peer inside `trusted_proxies`, and `X-Forwarded-For` is read from the right:
+the first address that is not a trusted proxy is the client (what a client puts on the left
+is its own claim). This is the one place that reads those headers: `behind_proxy` hands the
+rest of the app a request whose `remote` and `scheme` (so `secure`) are the client's. The
+host is the `Host` header, which the proxies of docs/deploy.md pass on as the browser sent
+it; `X-Forwarded-Host` is not read (nginx would pass a client's own one through unchanged).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple
 
@@ -24,14 +25,11 @@ from aiohttp import web
 from centralita.app import SETTINGS
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-# A host and optional port as a Host header holds it: a name, IPv4 or [IPv6], nothing else.
-HOST_RE = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 
 
 class Client(NamedTuple):
     ip: str
     scheme: str
-    host: str
 
 
 def networks(trusted: Sequence[str]) -> tuple[Network, ...]:
@@ -55,10 +53,10 @@ def _last(value: str | None) -> str | None:
 
 
 def client_of(request: web.BaseRequest, trusted: Sequence[Network]) -> Client:
-    """The client's address, scheme and host; the headers count only from a trusted peer."""
+    """The client's address and scheme; the headers count only from a trusted peer."""
     peer = request.remote or ""
     if not trusted or not _trusted(peer, trusted):
-        return Client(peer, request.scheme, request.host)
+        return Client(peer, request.scheme)
     ip = peer
     hops = request.headers.get("X-Forwarded-For", "")
     for hop in reversed([h.strip() for h in hops.split(",") if h.strip()]):
@@ -70,11 +68,8 @@ def client_of(request: web.BaseRequest, trusted: Sequence[Network]) -> Client:
         if not _trusted(hop, trusted):
             break  # the first untrusted hop from the right is the client
     scheme = _last(request.headers.get("X-Forwarded-Proto"))
-    host = _last(request.headers.get("X-Forwarded-Host"))
     return Client(
-        ip,
-        scheme.lower() if scheme and scheme.lower() in ("http", "https") else request.scheme,
-        host if host and HOST_RE.match(host) else request.host,
+        ip, scheme.lower() if scheme and scheme.lower() in ("http", "https") else request.scheme
     )
 
 
@@ -82,14 +77,14 @@ def client_of(request: web.BaseRequest, trusted: Sequence[Network]) -> Client:
 async def behind_proxy(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Give the handlers the client's address, scheme and host (first middleware)."""
+    """Give the handlers the client's address and scheme (first middleware)."""
     trusted = request.app[TRUSTED]
     if not trusted:
         return await handler(request)
     client = client_of(request, trusted)
-    if client == (request.remote, request.scheme, request.host):
+    if client == (request.remote, request.scheme):
         return await handler(request)
-    return await handler(request.clone(remote=client.ip, scheme=client.scheme, host=client.host))
+    return await handler(request.clone(remote=client.ip, scheme=client.scheme))
 
 
 TRUSTED = web.AppKey("trusted_proxies", tuple)
