@@ -1,18 +1,22 @@
-# Two commands set everything up on a machine with only python3 and make:
-#   make run    creates .venv, installs Centralita, serves the demo config
+# Three commands set everything up on a machine with only python3 and make:
+#   make demo   creates .venv, installs Centralita, serves the demo with a pretend Asterisk
+#   make run    the same without the pretend Asterisk (serves the demo config)
 #   make test   ruff, mypy and pytest
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench sounds clean
+.PHONY: demo run test lint typecheck pytest bench sounds clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/centralita demo
 
 run: $(STAMP)
 	$(BIN)/centralita serve $(if $(CONFIG),--config $(CONFIG),)

@@ -15,7 +15,6 @@ import contextlib
 import os
 import secrets
 import stat
-import tempfile
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from tomlkit.exceptions import TOMLKitError
 
 from centralita.settings import Settings, parse_settings
 from dialplan.model import Agent
-from dialplan.render import LANGUAGE_RE, VOICEMAIL_MAIN, keep_owner
+from dialplan.render import LANGUAGE_RE, VOICEMAIL_MAIN, write_temp
 from dialplan.validate import (
     ConfigError,
     check_agent_name,
@@ -77,6 +76,13 @@ def add_agent(
                 f"agents[{index}].extension",
                 f"agent {extension} already exists ({table.get('name', '?')})",
             )
+    codes = [str(la.get("code")) for la in _tables(doc, "languages", file)]
+    if language is not None and codes and language not in codes:
+        raise ConfigError(
+            file,
+            "language",
+            f"no language {language!r} is defined (the languages are: {', '.join(codes)})",
+        )
     known = [q.get("name") for q in _tables(doc, "queues", file)]
     for queue in queues:
         if queue not in known:
@@ -152,19 +158,18 @@ def format_agents(agents: Sequence[Agent]) -> str:
 
 
 def save_config(path: Path, text: str) -> None:
-    """Replace the config file atomically (temporary file beside it, fsync, rename),
-    keeping its mode, owner and group."""
+    """Write the config file atomically (temporary file beside it, fsync, rename).
+
+    It holds secrets: a new file is 0600; a rewritten one keeps its mode, owner and group
+    (0640 root:centralita, as docs/deploy.md sets it, stays readable by the service).
+    """
     folder = path.resolve().parent
-    previous = path.stat() if path.exists() else None
-    mode = stat.S_IMODE(previous.st_mode) if previous is not None else 0o600
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    existed = path.exists()
+    mode = stat.S_IMODE(path.stat().st_mode) if existed else 0o600
+    tmp = write_temp(
+        folder, f".{path.name}.", text.encode("utf-8"), mode, path if existed else None
+    )
     try:
-        keep_owner(fd, previous)  # owner and group too, not only the mode
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

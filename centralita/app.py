@@ -23,6 +23,7 @@ from agi.server import AgiServer, ServerLimits
 from centralita import csvlog
 from centralita.context import AppFlowContext
 from centralita.crm import CrmClient
+from centralita.looplag import lag_ctx
 from centralita.settings import Settings
 from centralita.store import Store, default_path
 
@@ -134,6 +135,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(crm_ctx)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(agi_ctx)
+    app.cleanup_ctx.append(lag_ctx)  # /metrics: centralita_event_loop_lag_seconds
     app.router.add_get("/healthz", healthz)
     from centralita.web import setup_web
 

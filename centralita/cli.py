@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from dialplan.validate import ConfigError
 
@@ -15,6 +16,8 @@ COMMAND_MODULES = (
     "centralita.cmd_render",  # render
     "centralita.cmd_agent",  # agent add|remove|list|passwd
     "centralita.cmd_logs",  # callbacks, complaints, calls, cdr import
+    "centralita.cmd_demo",  # demo
+    "centralita.cmd_backup",  # backup
 )
 
 
@@ -23,10 +26,31 @@ def build_parser() -> argparse.ArgumentParser:
         prog="centralita",
         description="Call-center application server for Asterisk.",
     )
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    # Not required: a bare `centralita` prints this help instead of an argparse error.
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    parser.set_defaults(func=help_of(parser))
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version."""
+    try:
+        return importlib.metadata.version("centralita")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "unknown"
+
+
+def help_of(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """A command function that prints `parser`'s help (for a command given no action)."""
+
+    def show_help(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 0
+
+    return show_help
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from centralita import agents_admin
-from centralita.cli import add_config_argument
+from centralita.cli import add_config_argument, help_of
 from centralita.cmd_render import render_to
 from centralita.settings import DEFAULT_CONFIG, Settings, load_settings
 from centralita.store import Store, default_path
@@ -32,17 +32,26 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="add, remove or list agents; set an agent's console password",
         description="Manage the agents of the config file.",
     )
-    commands = parser.add_subparsers(dest="agent_command", required=True, metavar="ACTION")
+    # A bare `centralita agent` prints this parser's help (help_of), not an argparse error.
+    commands = parser.add_subparsers(dest="agent_command", metavar="ACTION")
+    parser.set_defaults(func=help_of(parser))
 
     add = commands.add_parser("add", help="add an agent (generates a SIP secret if none given)")
     add_config_argument(add)
     add.add_argument("extension", metavar="EXT", help="the agent's extension (digits)")
     add.add_argument("--name", required=True, help="display name (any language)")
     add.add_argument(
-        "--queues", default="", help="comma-separated queue names, e.g. support-en,support-fr"
+        "--queues",
+        default="",
+        metavar="Q1,Q2",
+        help="comma-separated queue names, e.g. support-en,support-fr (default: none, the "
+        "agent answers only calls to their extension)",
     )
     add.add_argument("--secret", help="SIP password (default: a generated 24-character one)")
-    add.add_argument("--language", help="the agent's language code (default: en)")
+    add.add_argument(
+        "--language",
+        help="one of the config's [[languages]] codes, for the agent's phone (default: en)",
+    )
     add.add_argument("--render-to", metavar="DIR", help="then render the Asterisk files here")
     add.set_defaults(func=_add)
 
@@ -59,7 +68,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     passwd = commands.add_parser("passwd", help="set an agent's web console password")
     add_config_argument(passwd)
     passwd.add_argument("extension", metavar="EXT")
-    passwd.add_argument("--password", help="the new password (default: asked twice)")
+    passwd.add_argument(
+        "--password",
+        help="the new password (default: asked twice on a terminal, else one line of stdin)",
+    )
     passwd.set_defaults(func=_passwd)
 
 
@@ -133,7 +145,18 @@ def _passwd(args: argparse.Namespace) -> int:
         print(f"centralita: there is no agent with extension {args.extension}", file=sys.stderr)
         return 1
     password = args.password
-    if password is None:
+    if password is None and not sys.stdin.isatty():
+        # Scripts pipe it in (`echo "$PW" | centralita agent passwd 1004`): one line, read
+        # once; getpass would raise EOFError on an empty or closed stdin.
+        line = sys.stdin.readline()
+        if not line:
+            print(
+                "centralita: no password on standard input (pipe one line, or use --password)",
+                file=sys.stderr,
+            )
+            return 1
+        password = line.removesuffix("\n").removesuffix("\r")
+    elif password is None:
         password = getpass.getpass(f"console password for {args.extension}: ")
         if getpass.getpass("again: ") != password:
             print("centralita: the passwords differ", file=sys.stderr)

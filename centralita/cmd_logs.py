@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from centralita.cli import add_config_argument
+from centralita.cli import add_config_argument, help_of
 from centralita.csvlog import (
     CALLS_HEADER,
     call_row,
@@ -26,6 +26,7 @@ from centralita.csvlog import (
 )
 from centralita.settings import Settings, load_settings
 from centralita.store import CALLBACK_STATUSES, Store, default_path
+from centralita.times import shown
 
 MAX_CELL = 40
 
@@ -80,8 +81,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     calls.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     calls.set_defaults(func=_calls)
 
-    cdr = subparsers.add_parser("cdr", help="call records (CDR)")
-    cdr_actions = cdr.add_subparsers(dest="cdr_action", metavar="ACTION", required=True)
+    cdr = subparsers.add_parser(
+        "cdr",
+        help="call records (CDR)",
+        description="Call records: `cdr import FILE` loads Asterisk's cdr-csv Master.csv into "
+        "the store (the live records arrive over AMI).",
+    )
+    cdr_actions = cdr.add_subparsers(dest="cdr_action", metavar="ACTION")
+    cdr.set_defaults(func=help_of(cdr))
     imp = cdr_actions.add_parser(
         "import",
         help="import an Asterisk cdr-csv Master.csv",
@@ -109,6 +116,19 @@ def _open(settings: Settings) -> Any:
     )
 
 
+def _no_store_yet(settings: Settings) -> bool:
+    """True (after saying so) when the database does not exist yet.
+
+    Reading must not create it: run from the wrong folder, `centralita calls` would leave a
+    fresh `data/centralita.sqlite3` behind and show an empty log as if it were the real one.
+    """
+    path = default_path(settings.server.data_dir)
+    if path.exists():
+        return False
+    print(f"centralita: no database at {path} yet (nothing recorded there)", file=sys.stderr)
+    return True
+
+
 def _cell(value: object) -> str:
     """A cell safe to print: control characters escaped, long text cut."""
     text = "" if value is None else str(value)
@@ -134,6 +154,9 @@ def _callbacks_list(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if args.csv:
         return _rebuild_csv(settings)
+    if _no_store_yet(settings):
+        print("no callback requests")
+        return 0
 
     async def run() -> int:
         async with _open(settings) as store:
@@ -143,7 +166,16 @@ def _callbacks_list(args: argparse.Namespace) -> int:
             return 0
         header = ("id", "time", "status", "number", "alternative", "callerid", "language", "queue")
         rows = [
-            (c.id, c.created_at, c.status, c.number, c.alternative, c.callerid, c.language, c.queue)
+            (
+                c.id,
+                shown(c.created_at),
+                c.status,
+                c.number,
+                c.alternative,
+                c.callerid,
+                c.language,
+                c.queue,
+            )
             for c in requests
         ]
         print(format_table(header, rows))
@@ -166,6 +198,9 @@ def _rebuild_csv(settings: Settings) -> int:
 
 def _callbacks_set(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    if _no_store_yet(settings):
+        print(f"centralita: there is no callback request {args.id}", file=sys.stderr)
+        return 1
 
     async def run() -> int:
         async with _open(settings) as store:
@@ -184,6 +219,9 @@ def _callbacks_set(args: argparse.Namespace) -> int:
 def _complaints(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     threshold = settings.site.survey.threshold
+    if _no_store_yet(settings):
+        print("no ratings")
+        return 0
 
     async def run() -> int:
         async with _open(settings) as store:
@@ -193,7 +231,8 @@ def _complaints(args: argparse.Namespace) -> int:
             return 0
         header = ("id", "time", "caller", "agent", "queue", "rating", "call_id")
         rows = [
-            (r.id, r.created_at, r.callerid, r.agent, r.queue, r.rating, r.call_id) for r in ratings
+            (r.id, shown(r.created_at), r.callerid, r.agent, r.queue, r.rating, r.call_id)
+            for r in ratings
         ]
         print(format_table(header, rows))
         return 0
@@ -206,6 +245,12 @@ def _calls(args: argparse.Namespace) -> int:
     if args.limit < 1 or args.offset < 0:
         print("centralita: --limit must be 1 or more, --offset 0 or more", file=sys.stderr)
         return 2
+    if _no_store_yet(settings):
+        if args.csv:
+            sys.stdout.buffer.write(encode_row(CALLS_HEADER))
+        else:
+            print("no calls")
+        return 0
 
     async def run() -> int:
         async with _open(settings) as store:
@@ -239,7 +284,7 @@ def _calls(args: argparse.Namespace) -> int:
         )
         rows = [
             (
-                c.start.isoformat(sep=" "),
+                shown(c.start),
                 c.src,
                 c.contact_name or "",
                 c.agent,
@@ -268,13 +313,16 @@ def _cdr_import(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with _open(settings) as store:
-            imported, skipped = await store.import_master_csv(
+            result = await store.import_master_csv(
                 path,
                 region=manager.default_region,
                 match_digits=manager.match_digits,
                 min_digits=manager.min_digits,
             )
-        print(f"imported {imported}, skipped {skipped} (already stored or unreadable)")
+        print(
+            f"imported {result.imported}, already stored {result.duplicates}, "
+            f"unreadable {result.unreadable}"
+        )
         return 0
 
     return asyncio.run(run())

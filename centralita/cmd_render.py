@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from ami.client import AmiAuthError, AmiError, run_commands
 from ami.protocol import AmiProtocolError
 from centralita.cli import add_config_argument
-from centralita.settings import Settings, load_settings
+from centralita.settings import Settings, is_loopback, load_settings, public_secrets
 from dialplan.render import AsteriskAccess, reload_user, render_site, write_rendered
 from dialplan.validate import ConfigError, check_secret
 
@@ -74,6 +74,20 @@ def render_to(
     """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    # A phone password from the published demo would let anyone who reaches the SIP port
+    # register as an agent (manager.conf listens on 127.0.0.1 only, so the AMI secret may stay).
+    bind = settings.site.sip_bind
+    public = [key for key in public_secrets(settings) if key.startswith("agents")]
+    if public and not is_loopback(bind.rpartition(":")[0].strip("[]")):
+        print(
+            f"centralita: refusing to render: {', '.join(public)} still hold the demo's SIP "
+            f"passwords, which are published with Centralita, and {settings.site.sip_driver}"
+            f" would listen on {bind} (asterisk.sip_bind). Give each agent its own secret "
+            "(`centralita agent remove EXT` then `agent add`, which generates one; "
+            "`centralita init DIR` writes a config with random ones).",
+            file=err,
+        )
+        return 2
     secret, note = ami_secret_for(settings, out_dir)
     reload_secret = reload_secret_for(settings, out_dir)
     files = render_files(settings, secret, reload_secret)

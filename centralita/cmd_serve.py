@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from centralita.settings import load_settings
+from centralita.settings import Settings, is_loopback, load_settings, public_secrets
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add `serve` and `init`."""
     from centralita.cli import add_config_argument
 
-    serve = subparsers.add_parser("serve", help="run FastAGI, the AMI listener and the web console")
+    serve = subparsers.add_parser(
+        "serve",
+        help="run FastAGI, the AMI listener and the web console",
+        description="Serve the call flows over FastAGI, follow Asterisk's AMI for screen pops "
+        "and call records (retrying while it is away), and serve the agents' console, the "
+        "JSON API, /metrics and /healthz, until SIGINT or SIGTERM.",
+    )
     add_config_argument(serve)
     serve.set_defaults(func=cmd_serve)
 
-    init = subparsers.add_parser("init", help="write the commented demo config into DIR")
+    init = subparsers.add_parser(
+        "init",
+        help="write the commented demo config into DIR",
+        description="Write DIR/centralita.toml: the demo config with every key explained, and "
+        "random secrets (SIP passwords, AMI secret, session key) in a file only you can read.",
+    )
     init.add_argument("dir", metavar="DIR", type=Path)
     init.add_argument("--force", action="store_true", help="overwrite an existing config")
     init.set_defaults(func=cmd_init)
@@ -27,9 +39,18 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from centralita.app import run
     from centralita.logs import setup_logging
+    from centralita.spool import spool_problem
 
     settings = load_settings(args.config)
+    refusal = public_secrets_refusal(settings)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     setup_logging(settings.server.log_format, settings.server.log_level)
+    # A warning, not a refusal: calls, pops and the console work without the spool.
+    problem = spool_problem(settings.asterisk.spool_dir)
+    if problem:
+        logging.getLogger("centralita").warning("%s", problem)
     try:
         run(settings)
     except OSError as exc:
@@ -38,15 +59,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def public_secrets_refusal(settings: Settings) -> str | None:
+    """Why `serve` must not start: the demo's public secrets on a non-loopback address."""
+    server = settings.server
+    exposed = [
+        f"server.{key} = {host!r}"
+        for key, host in (("web_host", server.web_host), ("agi_host", server.agi_host))
+        if not is_loopback(host)
+    ]
+    public = public_secrets(settings)
+    if not exposed or not public:
+        return None
+    return (
+        f"centralita: refusing to serve on {', '.join(exposed)}: {', '.join(public)} "
+        "still hold the demo's secrets, which are published with Centralita. Set your own "
+        "(`centralita init DIR` writes a config with random ones), or serve on 127.0.0.1."
+    )
+
+
 def cmd_init(args: argparse.Namespace) -> int:
-    from centralita.settings import demo_text
+    from centralita.agents_admin import save_config
+    from centralita.settings import fresh_config_text
 
     target: Path = args.dir / "centralita.toml"
     if target.exists() and not args.force:
         print(f"centralita: {target} already exists (use --force to overwrite)", file=sys.stderr)
         return 1
     args.dir.mkdir(parents=True, exist_ok=True)
-    target.write_text(demo_text(), encoding="utf-8")
+    # Random secrets (SIP, AMI, session key): the demo's are public. 0600 for a new file.
+    save_config(target, fresh_config_text())
     # Validate what we wrote, so a broken demo can never reach a user.
     load_settings(target)
     print(f"wrote {target}")

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from centralita.times import shown
 from dialplan.render import keep_owner
 
 if TYPE_CHECKING:
@@ -164,8 +165,8 @@ def read_rows(path: Path | str) -> list[dict[str, str]]:
 
 
 def now_text() -> str:
-    """The `time` cell: UTC, ISO 8601, seconds."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """The `time` cell: local time with its UTC offset, as everywhere (centralita.times)."""
+    return shown(datetime.now(UTC))
 
 
 def callback_row(cb: CallbackRequest, time: str | None = None) -> tuple[object, ...]:
@@ -185,7 +186,7 @@ def callback_row(cb: CallbackRequest, time: str | None = None) -> tuple[object, 
 def complaint_row(rating: Rating) -> tuple[object, ...]:
     """A `complaints.csv` row for a rating below the survey threshold."""
     return (
-        rating.created_at,
+        shown(rating.created_at),
         rating.callerid,
         rating.agent,
         rating.queue,
@@ -197,7 +198,7 @@ def complaint_row(rating: Rating) -> tuple[object, ...]:
 def call_row(call: CallRow) -> tuple[object, ...]:
     """A `calls.csv` row for one call record with its outcome."""
     return (
-        call.start.isoformat(sep=" "),
+        shown(call.start),
         call.uniqueid,
         call.linkedid,
         call.src,

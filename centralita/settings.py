@@ -8,6 +8,7 @@ directory). Secrets may be written as `{ env = "VARIABLE" }`.
 from __future__ import annotations
 
 import ipaddress
+import secrets
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -38,6 +39,8 @@ class ServerSettings:
     log_level: str = "INFO"
     secret_key: str | None = None
     events_secret: str | None = None
+    # Reverse proxies whose X-Forwarded-For/-Proto are believed (centralita/web/proxy.py).
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,60 @@ def demo_text() -> str:
     return resources.files("centralita.demo").joinpath(DEMO_NAME).read_text(encoding="utf-8")
 
 
+# `centralita init` replaces this line of the demo with a random secret_key.
+SECRET_KEY_LINE = '# secret_key = { env = "CENTRALITA_SECRET_KEY" }\n'  # noqa: S105 (a comment)
+SECRET_BYTES = 18  # token_urlsafe(18): 24 characters, 144 bits
+
+
+def demo_secrets() -> frozenset[str]:
+    """The secrets written in the shipped demo: public, so good for loopback only."""
+    data = tomllib.loads(demo_text())
+    found = {a["secret"] for a in data.get("agents", []) if isinstance(a.get("secret"), str)}
+    for table, key in (("asterisk", "ami_secret"), ("server", "secret_key")):
+        value = data.get(table, {}).get(key)
+        if isinstance(value, str):
+            found.add(value)
+    return frozenset(found)
+
+
+def public_secrets(settings: Settings) -> list[str]:
+    """The keys of `settings` that hold one of the demo's public secrets."""
+    known = demo_secrets()
+    found = [
+        f"agents[{i}].secret ({agent.extension})"
+        for i, agent in enumerate(settings.site.agents)
+        if agent.secret in known
+    ]
+    if settings.asterisk.ami_secret in known:
+        found.append("asterisk.ami_secret")
+    if settings.server.secret_key in known:
+        found.append("server.secret_key")
+    return found
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` (an address or "localhost") is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name or "" (every address): assume the network can reach it
+
+
+def fresh_config_text() -> str:
+    """The demo config with random secrets in place of its public ones (`centralita init`)."""
+    text = demo_text()
+    for secret in sorted(demo_secrets()):
+        text = text.replace(f'"{secret}"', f'"{secrets.token_urlsafe(SECRET_BYTES)}"')
+    key = secrets.token_urlsafe(32)
+    text = text.replace(
+        SECRET_KEY_LINE,
+        f'secret_key = "{key}"   # or {{ env = "CENTRALITA_SECRET_KEY" }}\n',
+    )
+    return text
+
+
 def _resolve(base: Path, text: str) -> Path:
     path = Path(text).expanduser()
     return path if path.is_absolute() else (base / path)
@@ -99,6 +156,14 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
             raise ConfigError(
                 file, "server.allowed_peers", f"{peer!r} is not an address or network"
             ) from None
+    proxies = tuple(srv.string_list("trusted_proxies", []))
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                file, "server.trusted_proxies", f"{proxy!r} is not an address or network"
+            ) from None
     server = ServerSettings(
         agi_host=srv.string("agi_host", "127.0.0.1"),
         agi_port=srv.integer("agi_port", 4573, minimum=0, maximum=65535),
@@ -120,6 +185,7 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
         log_level=srv.choice("log_level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         secret_key=srv.secret("secret_key"),
         events_secret=srv.secret("events_secret"),
+        trusted_proxies=proxies,
     )
     srv.finish()
 

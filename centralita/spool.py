@@ -172,6 +172,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def spool_problem(spool_dir: Path) -> str | None:
+    """Why survey call files would not reach Asterisk from here, or None.
+
+    Asterisk makes `<spool>/outgoing` when it is installed; a missing one means a wrong
+    `spool_dir` or no Asterisk on this machine (call files only work on Asterisk's machine).
+    """
+    out_dir = Path(spool_dir) / "outgoing"
+    if not out_dir.is_dir():
+        return (
+            f"{out_dir} does not exist: survey call files will not reach Asterisk. Set "
+            "[asterisk] spool_dir to Asterisk's spool (astspooldir in asterisk.conf), on "
+            "the machine that runs Asterisk"
+        )
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        return (
+            f"{out_dir} is not writable by this user: survey call files will fail. Add the "
+            "user to Asterisk's group (docs/deploy.md)"
+        )
+    return None
+
+
 def spool_dirs(spool_dir: Path) -> tuple[Path, Path]:
     """`(<spool>/tmp, <spool>/outgoing)`, created if missing and checked to share a filesystem."""
     tmp_dir, out_dir = spool_dir / "tmp", spool_dir / "outgoing"

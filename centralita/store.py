@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import aiosqlite
 
@@ -100,6 +100,14 @@ def default_path(data_dir: Path | str) -> Path:
 
 
 # --------------------------------------------------------------------------- records
+
+
+class ImportResult(NamedTuple):
+    """What `Store.import_master_csv` did with the rows of a Master.csv."""
+
+    imported: int
+    duplicates: int  # already stored
+    unreadable: int  # not a cdr-csv row, or a value the store refuses
 
 
 @dataclass(frozen=True)
@@ -1037,12 +1045,13 @@ class Store:
 
     async def import_master_csv(
         self, path: Path | str, *, region: str, match_digits: int, min_digits: int = 6
-    ) -> tuple[int, int]:
-        """Import an Asterisk cdr-csv Master.csv; returns (imported, skipped).
+    ) -> ImportResult:
+        """Import an Asterisk cdr-csv Master.csv; returns what was imported and skipped.
 
-        Skipped rows are those already stored (re-import is idempotent) and unreadable ones.
+        Skipped rows are counted apart: duplicates (already stored, so a re-import is
+        idempotent) and unreadable rows (which an admin may want to look at).
         """
-        imported = skipped = 0
+        imported = duplicates = unreadable = 0
         # Asterisk writes bytes as they came; a stray Latin-1 caller name must not stop
         # the import, so undecodable bytes become U+FFFD.
         handle = await asyncio.to_thread(open, path, encoding="utf-8", errors="replace", newline="")
@@ -1053,7 +1062,7 @@ class Store:
                 batch = []
                 for row in chunk:
                     if row is None:
-                        skipped += 1
+                        unreadable += 1
                         continue
                     try:
                         rec = cdr_from_csv_row(
@@ -1061,7 +1070,7 @@ class Store:
                         )
                         _check_cdr(rec)
                     except ValueError:
-                        skipped += 1
+                        unreadable += 1
                         continue
                     batch.append(cdr_params(rec))
                 async with self._tx() as db:
@@ -1069,10 +1078,10 @@ class Store:
                     await db.executemany(_CDR_INSERT, batch)
                     added = db.total_changes - before
                 imported += added
-                skipped += len(batch) - added
+                duplicates += len(batch) - added  # ON CONFLICT (cdr_key) DO NOTHING
                 if at_end:
                     break
-        return imported, skipped
+        return ImportResult(imported, duplicates, unreadable)
 
     # ----------------------------------------------------------------- contacts
 

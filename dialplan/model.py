@@ -8,7 +8,7 @@ and the config renderer read this model; nothing else interprets the TOML.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Any, Literal
@@ -350,9 +350,19 @@ def _queues(root: Section) -> tuple[Queue, ...]:
     return tuple(queues)
 
 
-def _agents(root: Section) -> tuple[Agent, ...]:
+def _agents(root: Section, languages: Sequence[Language]) -> tuple[Agent, ...]:
+    codes = [la.code for la in languages]
     agents: list[Agent] = []
     for s in root.tables("agents"):
+        language = s.opt_string("language")
+        # The phone's prompts (voicemail) are played in it: only a language the site has.
+        # Unset stays "en", Asterisk's default, whatever the site's languages.
+        if language is not None and codes and language not in codes:
+            raise ConfigError(
+                s.file,
+                s.key("language"),
+                f"no language {language!r} is defined (the languages are: {', '.join(codes)})",
+            )
         ext = check_extension(s.string("extension"), s.file, s.key("extension"))
         secret = s.secret("secret")
         if secret is None:
@@ -365,7 +375,7 @@ def _agents(root: Section) -> tuple[Agent, ...]:
                     check_name(q, s.file, s.key("queues")) for q in s.string_list("queues", [])
                 ),
                 secret=check_secret(secret, s.file, s.key("secret")),
-                language=s.string("language", "en"),
+                language=language or "en",
             )
         )
         s.finish()
@@ -639,12 +649,13 @@ def load_site(root: Section) -> Site:
         for ext in console.string_list("supervisors", [])
     )
 
+    languages = _languages(root)
     site = Site(
         sip_driver="sip" if driver == "sip" else "pjsip",
         company_numbers=numbers,
-        languages=_languages(root),
+        languages=languages,
         queues=_queues(root),
-        agents=_agents(root),
+        agents=_agents(root, languages),
         customer_id=_customer_id(root),
         time_conditions=_time_conditions(root),
         ivr=ivr,

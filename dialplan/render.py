@@ -532,11 +532,11 @@ def write_rendered(out_dir: Path, files: Mapping[str, str]) -> list[FileResult]:
                 results.append(FileResult(name, "unchanged", target))
                 continue
             mode = _mode_for(name, target if existed else None)
-            owner = target.stat() if existed else None
+            like = target if existed else None
             if existed:  # the backup goes first: a crash between the two renames loses nothing
-                backup = _write_temp(out_dir, f".{name}.bak.", target.read_bytes(), mode, owner)
+                backup = write_temp(out_dir, f".{name}.bak.", target.read_bytes(), mode, like)
                 staged.append((f"{name}.bak", backup, out_dir / f"{name}.bak", True))
-            tmp = _write_temp(out_dir, f".{name}.", data, mode, owner)
+            tmp = write_temp(out_dir, f".{name}.", data, mode, like)
             staged.append((name, tmp, target, existed))
         for name, tmp, target, existed in staged:
             os.replace(tmp, target)
@@ -565,6 +565,8 @@ def keep_owner(fd: int, previous: os.stat_result | None) -> None:
     """
     if previous is None:
         return
+    if (os.fstat(fd).st_uid, os.fstat(fd).st_gid) == (previous.st_uid, previous.st_gid):
+        return
     try:
         os.fchown(fd, previous.st_uid, previous.st_gid)
     except PermissionError:
@@ -572,12 +574,15 @@ def keep_owner(fd: int, previous: os.stat_result | None) -> None:
             os.fchown(fd, -1, previous.st_gid)
 
 
-def _write_temp(
-    folder: Path, prefix: str, data: bytes, mode: int, owner: os.stat_result | None = None
-) -> Path:
+def write_temp(folder: Path, prefix: str, data: bytes, mode: int, like: Path | None = None) -> Path:
+    """A new file in `folder` holding `data` (fsynced), to be renamed over its target.
+
+    `like`: the file it will replace, whose owner and group it takes (keep_owner).
+    """
     fd, path = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
     try:
-        keep_owner(fd, owner)
+        if like is not None:
+            keep_owner(fd, like.stat())
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

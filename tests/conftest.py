@@ -21,7 +21,9 @@ load_flows()
 
 def make_settings(tmp_path: Path, edit: Callable[[str], str] | None = None) -> Settings:
     """The demo config with its data and spool folders under tmp_path (optionally edited)."""
-    text = demo_text()
+    text = demo_text().replace(
+        'spool_dir = "/var/spool/asterisk"', 'spool_dir = "data/spool"'
+    )
     if edit is not None:
         text = edit(text)
     config = tmp_path / "centralita.toml"

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -19,12 +23,20 @@ from dialplan.validate import ConfigError
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "centralita.toml"
-    path.write_text(demo_text(), encoding="utf-8")
+    # Not the demo's public SIP passwords, which `--render-to` would refuse.
+    path.write_text(demo_text().replace("demo-secret-", "own-secret-"), encoding="utf-8")
     return path
 
 
 def agent(config: Path, *args: str) -> int:
     return main(["agent", args[0], "--config", str(config), *args[1:]])
+
+
+class TtyStdin(io.StringIO):
+    """Standard input as a terminal: `passwd` asks with getpass."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 def test_add_then_remove_gives_back_the_same_bytes(
@@ -190,7 +202,7 @@ def test_list_shows_agents_without_secrets(
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["EXT", "NAME", "LANG", "QUEUES"]
     assert "1003  Élodie Martin  fr    support-fr,support-en" in out
-    assert "demo-secret" not in out
+    assert "own-secret" not in out
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -241,6 +253,7 @@ def test_passwd_stores_a_console_password(
     assert agent(config, "passwd", "1002", "--password", "correct horse") == 0
     answers = iter(["battery staple", "battery staple"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr("sys.stdin", TtyStdin())
     assert agent(config, "passwd", "1003") == 0
     assert agent(config, "passwd", "1999", "--password", "whatever1") == 1
     assert agent(config, "passwd", "1002", "--password", "short") == 1
@@ -270,3 +283,61 @@ def test_removing_a_supervisor_drops_them_from_the_supervisors() -> None:
     assert [a["extension"] for a in data["agents"]] == ["1002", "1003"]
     # Only that line changed besides the agent's table; the comment after it is kept.
     assert "supervisors = []        # see every call record" in text
+
+
+def cli(config: Path, *args: str, stdin: bytes) -> subprocess.CompletedProcess[str]:
+    """`python -m centralita agent ...` in its own process, with `stdin` piped in."""
+    return subprocess.run(
+        [sys.executable, "-m", "centralita", "agent", args[0], "--config", str(config), *args[1:]],
+        input=stdin.decode(),
+        capture_output=True,
+        text=True,
+        cwd=config.parent,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        check=False,
+    )
+
+
+def test_passwd_reads_a_piped_password_from_standard_input(config: Path) -> None:
+    done = cli(config, "passwd", "1002", stdin=b"piped password 1\n")
+    assert done.returncode == 0, done.stderr
+    assert "console password set for 1002" in done.stdout
+
+    async def check() -> bool:
+        async with Store.open(default_path(config.parent / "data")) as store:
+            return await store.verify_agent_password("1002", "piped password 1")
+
+    assert asyncio.run(check())
+
+
+def test_passwd_with_empty_standard_input_says_so_without_a_traceback(config: Path) -> None:
+    done = cli(config, "passwd", "1002", stdin=b"")  # as `</dev/null`
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "no password on standard input" in done.stderr
+
+
+def test_add_refuses_a_language_that_is_not_defined(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert agent(config, "add", "1004", "--name", "X", "--language", "de") == 2
+    err = capsys.readouterr().err
+    assert "no language 'de' is defined (the languages are: ar, en, fr)" in err
+    assert "1004" not in config.read_text(encoding="utf-8")
+    assert agent(config, "add", "1004", "--name", "X", "--language", "fr") == 0
+
+
+def test_a_hand_written_agent_language_must_be_defined(tmp_path: Path) -> None:
+    text = demo_text().replace('language = "fr"\n', 'language = "de"\n', 1)
+    path = tmp_path / "centralita.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"agents\[2\]\.language: no language 'de' is defined"):
+        load_settings(path)
+
+
+def test_add_help_does_not_show_queues_as_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["agent", "add", "--help"])
+    out = capsys.readouterr().out
+    assert "[--queues Q1,Q2]" in out
+    assert "default: none" in out

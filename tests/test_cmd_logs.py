@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
+import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -177,9 +180,10 @@ def test_cdr_import(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     master = tmp_path / "Master.csv"
     master.write_text(MASTER_CSV, encoding="utf-8")
     assert cli.main(["cdr", "import", str(master), "--config", str(config)]) == 0
-    assert "imported 3, skipped 2" in capsys.readouterr().out
+    # Duplicates and unreadable rows are told apart: only the latter need a look.
+    assert "imported 3, already stored 0, unreadable 2" in capsys.readouterr().out
     assert cli.main(["cdr", "import", str(master), "--config", str(config)]) == 0
-    assert "imported 0, skipped 5" in capsys.readouterr().out
+    assert "imported 0, already stored 3, unreadable 2" in capsys.readouterr().out
     assert cli.main(["calls", "--config", str(config), "--customer", "5551234567"]) == 0
     assert "1-1 of 1 calls" in capsys.readouterr().out
 
@@ -189,3 +193,47 @@ def test_cdr_import_missing_file(
 ) -> None:
     assert cli.main(["cdr", "import", str(tmp_path / "nope.csv"), "--config", str(config)]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["callbacks"], ["callbacks", "done", "1"], ["complaints"], ["calls"], ["calls", "--csv"]],
+)
+def test_reading_commands_create_no_database(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    # Run where there is no config: the built-in demo, data_dir ./data.
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(command) in (0, 1)
+    database = tmp_path / "data" / "centralita.sqlite3"
+    assert f"no database at {database} yet" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def bogota(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time is UTC-5 all year (no summer time), whatever the machine's zone."""
+    monkeypatch.setenv("TZ", "America/Bogota")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("bogota")
+def test_every_log_shows_local_time_with_its_offset(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(config)
+    local = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d-05:00")
+    for command in (["callbacks"], ["complaints"], ["calls"]):
+        assert cli.main([*command, "--config", str(config)]) == 0
+        out = capsys.readouterr().out
+        assert local.search(out), (command, out)
+        assert "+00:00" not in out, (command, out)
+    # The call record's wall-clock time, with the offset it was written in.
+    assert cli.main(["calls", "--config", str(config)]) == 0
+    assert "2026-03-01 10:00:00-05:00" in capsys.readouterr().out

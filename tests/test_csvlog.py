@@ -23,6 +23,7 @@ from centralita.csvlog import (
     read_rows,
 )
 from centralita.store import CallbackRequest, CallRow, Rating
+from centralita.times import shown
 
 
 async def test_concurrent_appends_give_whole_rows(tmp_path: Path) -> None:
@@ -136,4 +137,7 @@ async def test_row_builders(tmp_path: Path) -> None:
         30, 28, "Bob", "sale", "1001", "=1+1", date(2026, 3, 5),
     )  # fmt: skip
     assert len(call_row(call)) == len(CALLS_HEADER)
-    assert call_row(call)[0] == "2026-03-01 09:00:00"
+    # Asterisk's wall-clock time, with the local offset it was written in (centralita.times).
+    offset = datetime(2026, 3, 1, 9).astimezone().isoformat()[-6:]
+    assert call_row(call)[0] == f"2026-03-01 09:00:00{offset}"
+    assert complaint_row(rating)[0] == shown("2026-03-01T10:00:00+00:00")

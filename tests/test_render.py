@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable
@@ -503,9 +504,17 @@ def render_error(edit: Callable[[Any], None]) -> ConfigError:
 
 
 def test_render_refuses_a_language_that_would_break_a_line() -> None:
-    err = render_error(set_agent("language", "en\n[evil]"))
-    assert (err.file, err.key) == (FILE, "agents[0].language")
-    assert "not a language code" in err.reason
+    # The model refuses it first (only the [[languages]] codes are accepted)...
+    with pytest.raises(ConfigError, match=r"agents\[0\]\.language: no language"):
+        load(edited(set_agent("language", "en\n[evil]")))
+    # ...and the renderer still does, for settings built without the model.
+    settings = load(edited(lambda doc: None))
+    agent = dataclasses.replace(settings.site.agents[0], language="en\n[evil]")
+    site = dataclasses.replace(settings.site, agents=(agent, *settings.site.agents[1:]))
+    with pytest.raises(ConfigError) as info:
+        render_files(dataclasses.replace(settings, site=site))
+    assert (info.value.file, info.value.key) == (FILE, "agents[0].language")
+    assert "not a language code" in info.value.reason
 
 
 @pytest.mark.parametrize(
@@ -656,3 +665,12 @@ def test_an_open_parenthesis_in_a_name_is_refused() -> None:
     assert err.key == "agents[0].name"
     assert "unbalanced parentheses" in err.reason
     assert separate_args("PJSIP/1,0,Eve (night,PJSIP/1") == ["PJSIP/1", "0", "Eve (night,PJSIP/1"]
+
+
+@pytest.mark.parametrize("driver", ["pjsip", "sip"])
+def test_rendered_files_point_only_at_documents_a_user_has(driver: str) -> None:
+    # DESIGN.md and asterisk-protocol.md are not shipped; docs/*.md are, in the repository.
+    for name, text in render_files(load(demo_for(driver))).items():
+        for mention in re.findall(r"[\w./-]+\.md\b", text):
+            assert mention.startswith("docs/"), f"{name} refers to {mention}"
+            assert (Path(__file__).parent.parent / mention).is_file(), (name, mention)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import stat
 import threading
@@ -29,8 +30,30 @@ NAMES = {
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "centralita.toml"
-    path.write_text(demo_text(), encoding="utf-8")
+    # The demo's SIP passwords are public: render refuses them (see below).
+    path.write_text(demo_text().replace("demo-secret-", "own-secret-"), encoding="utf-8")
     return path
+
+
+def test_render_refuses_the_demo_sip_passwords(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "centralita.toml"
+    config.write_text(demo_text().replace("demo-secret-1002", "own-secret-1002"), "utf-8")
+    out = tmp_path / "asterisk"
+    assert render(config, out) == 2
+    err = capsys.readouterr().err
+    assert "refusing to render: agents[0].secret (1001), agents[2].secret (1003)" in err
+    assert "would listen on 0.0.0.0:5060 (asterisk.sip_bind)" in err
+    assert not out.exists()
+    # The built-in demo too (no --config, no ./centralita.toml).
+    assert main(["render", "--out", str(out)]) == 2
+    assert "refusing to render" in capsys.readouterr().err
+    # On loopback only (a test rig, a lab), the demo's passwords reach nobody.
+    for bind in ("127.0.0.1:5062", "[::1]:5060"):
+        text = demo_text().replace('sip_bind = "0.0.0.0:5060"', f'sip_bind = "{bind}"')
+        config.write_text(text, "utf-8")
+        assert render(config, tmp_path / bind.strip("[]").replace(":", "_")) == 0
 
 
 def render(config: Path, out: Path, *extra: str) -> int:
@@ -99,11 +122,13 @@ def test_an_invalid_config_writes_nothing(
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
     # A value only the renderer refuses: still nothing written, and a fresh folder stays empty.
-    config.write_text(text.replace('language = "fr"', 'language = "fr\\n[evil]"'), "utf-8")
+    monitor = 'recordings_dir = "/var/spool/asterisk/monitor"'
+    assert monitor in text
+    config.write_text(text.replace(monitor, 'recordings_dir = "relative/dir"'), "utf-8")
     fresh = tmp_path / "fresh"
     assert render(config, fresh) == 2
     err = capsys.readouterr().err
-    assert "agents[2].language: 'fr\\n[evil]' is not a language code" in err
+    assert "asterisk.recordings_dir" in err and "must be an absolute path" in err
     assert not fresh.exists()
 
 
@@ -253,3 +278,22 @@ def test_reload_with_ami_unreachable_keeps_the_files(
     assert f"Asterisk's AMI at 127.0.0.1:{port} is unreachable" in err
     assert "the files are written" in err
     assert {p.name for p in out.iterdir()} == NAMES
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another owner needs root")
+def test_a_rewritten_file_keeps_its_owner_group_and_mode(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "asterisk"
+    assert render(config, out) == 0
+    # As an admin sets it up: Asterisk's group reads the files with secrets.
+    os.chown(out / "pjsip.conf", 65534, 65534)
+    (out / "pjsip.conf").chmod(0o640)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("own-secret-1002", "new-secret-1002"), "utf-8")
+    assert render(config, out) == 0
+    assert "changed  " in capsys.readouterr().out
+    for name in ("pjsip.conf", "pjsip.conf.bak"):
+        info = (out / name).stat()
+        assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o640)
+    assert "new-secret-1002" in (out / "pjsip.conf").read_text(encoding="utf-8")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 from pathlib import Path
 
 import pytest
 from conftest import make_settings
 
 from centralita.cli import main
-from centralita.settings import demo_text, load_settings, parse_settings
-from dialplan.validate import ConfigError
+from centralita.cmd_serve import public_secrets_refusal
+from centralita.settings import demo_text, load_settings, parse_settings, public_secrets
+from dialplan.validate import ConfigError, Section
 
 
 def load_text(tmp_path: Path, text: str) -> None:
@@ -33,7 +37,8 @@ def test_the_demo_is_valid_and_complete(tmp_path: Path) -> None:
     assert settings.asterisk.ami_port == 5038
     # Relative paths are relative to the config's folder.
     assert settings.data_dir == tmp_path / "data"
-    assert settings.asterisk.spool_dir == tmp_path / "data" / "spool"
+    # Asterisk's own spool, where it reads call files (a relative path would not be it).
+    assert settings.asterisk.spool_dir == Path("/var/spool/asterisk")
 
 
 @pytest.mark.parametrize(
@@ -120,14 +125,124 @@ def test_without_a_config_the_demo_is_used(tmp_path: Path, monkeypatch: pytest.M
     assert settings.file == (tmp_path / "centralita.toml").resolve()
 
 
-def test_init_writes_the_commented_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_init_writes_the_commented_demo_with_random_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = tmp_path / "site"
     assert main(["init", str(target)]) == 0
-    written = (target / "centralita.toml").read_text(encoding="utf-8")
-    assert written == demo_text() and written.count("#") > 20
+    config = target / "centralita.toml"
+    written = config.read_text(encoding="utf-8")
+    assert written.count("#") > 20
+    # Only the secrets differ from the demo, and none of them is the demo's (public) one.
+    demo_lines, lines = demo_text().splitlines(), written.splitlines()
+    changed = {
+        a.split("=")[0].strip("# ") for a, b in zip(demo_lines, lines, strict=True) if a != b
+    }
+    assert changed == {"secret", "ami_secret", "secret_key"}
+    settings = load_settings(config)
+    assert public_secrets(settings) == []
+    assert settings.server.secret_key and len(settings.server.secret_key) >= 32
+    # The file holds secrets: nobody else may read it.
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert main(["init", str(target)]) == 1
     assert "already exists" in capsys.readouterr().err
+    # Each init draws new secrets.
     assert main(["init", str(target), "--force"]) == 0
+    again = load_settings(config)
+    assert again.asterisk.ami_secret != settings.asterisk.ami_secret
+    assert again.site.agents[0].secret != settings.site.agents[0].secret
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another owner needs root")
+def test_rewriting_the_config_keeps_its_mode_owner_and_group(tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    assert main(["init", str(target)]) == 0
+    config = target / "centralita.toml"
+    # As docs/deploy.md sets it: root owns it, the service's group reads it.
+    os.chown(config, 0, 65534)
+    config.chmod(0o640)
+    assert main(["init", str(target), "--force"]) == 0
+    assert main(["agent", "add", "1004", "--config", str(config), "--name", "Zoé"]) == 0
+    info = config.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, 65534, 0o640)
+    os.chown(config, 65534, 65534)
+    assert main(["agent", "remove", "1004", "--config", str(config)]) == 0
+    info = config.stat()
+    assert (info.st_uid, info.st_gid) == (65534, 65534)
+
+
+def test_every_key_the_settings_read_is_documented_in_the_demo() -> None:
+    """The demo documents every key: each key read by the parser appears in its section."""
+    asked: set[tuple[str, str]] = set()
+    original = Section._get
+
+    def recording(self: Section, name: str) -> object:
+        asked.add((re.sub(r"\[\d+\]", "", self.path), name))
+        return original(self, name)
+
+    # The demo, plus the variants that make the parser ask for its other keys.
+    variants = [
+        demo_text() + '\n[[webhooks]]\nurl = "https://example.com/hook"\n',
+        demo_text().replace("id_length = 6 ", "min_digits = 4\nmax_digits = 8 "),
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Section, "_get", recording)
+        for text in variants:
+            parse_settings(text, "demo", Path("."), None)
+    text = demo_text()
+    missing = [
+        f"{section}.{key}"
+        for section, key in sorted(asked)
+        if section and not re.search(rf"\b{key}\b", section_text(text, section))
+    ]
+    assert len(asked) > 100
+    assert missing == []
+
+
+def section_text(text: str, section: str) -> str:
+    """The lines of `[section]`/`[[section]]` tables, written or commented out."""
+    headings = [(m.start(), m.group(1)) for m in HEADING.finditer(text)]
+    parts = []
+    for i, (start, name) in enumerate(headings):
+        if name == section:
+            end = next((s for s, n in headings[i + 1 :] if n != section), len(text))
+            parts.append(text[start:end])
+    return "".join(parts)
+
+
+HEADING = re.compile(r"^#?\s*\[\[?([A-Za-z_.]+)\]\]?", re.MULTILINE)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "pbx.example.com", ""])
+def test_serve_refuses_the_demo_secrets_off_loopback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], host: str
+) -> None:
+    path = tmp_path / "centralita.toml"
+    path.write_text(
+        demo_text().replace('web_host = "127.0.0.1"', f'web_host = "{host}"'), encoding="utf-8"
+    )
+    assert main(["serve", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"refusing to serve on server.web_host = {host!r}" in err
+    assert "agents[0].secret (1001), agents[1].secret (1002)" in err
+    assert "asterisk.ami_secret" in err
+    assert "`centralita init DIR` writes a config with random ones" in err
+
+
+def test_serve_on_loopback_and_init_configs_anywhere_are_not_refused(tmp_path: Path) -> None:
+    assert refusal_for(demo_text()) is None
+    assert refusal_for(demo_text().replace('agi_host = "127.0.0.1"', 'agi_host = "::1"')) is None
+    assert main(["init", str(tmp_path)]) == 0
+    fresh = (tmp_path / "centralita.toml").read_text(encoding="utf-8")
+    assert refusal_for(fresh.replace('web_host = "127.0.0.1"', 'web_host = "0.0.0.0"')) is None
+    # One public secret left is enough to refuse.
+    text = fresh.replace('web_host = "127.0.0.1"', 'web_host = "0.0.0.0"')
+    text = re.sub(r'ami_secret = "[^"]+"', 'ami_secret = "change-me-centralita"', text)
+    assert "asterisk.ami_secret still hold" in str(refusal_for(text))
+
+
+def refusal_for(text: str) -> str | None:
+    return public_secrets_refusal(parse_settings(text, "t", Path("."), None))
 
 
 def test_a_bad_config_stops_a_command_with_a_clear_message(

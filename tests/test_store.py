@@ -396,9 +396,9 @@ MASTER_CSV = (Path(__file__).parent / "fixtures" / "cdr" / "Master.csv").read_te
 async def test_import_master_csv(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "Master.csv"
     path.write_text(MASTER_CSV, encoding="utf-8")
-    assert await store.import_master_csv(path, region="ES", match_digits=10) == (3, 2)
+    assert await store.import_master_csv(path, region="ES", match_digits=10) == (3, 0, 2)
     # Re-import: idempotent, even for the row without a uniqueid column.
-    assert await store.import_master_csv(path, region="ES", match_digits=10) == (0, 5)
+    assert await store.import_master_csv(path, region="ES", match_digits=10) == (0, 3, 2)
     assert await store.count_cdrs() == 3
     rows, total = await store.list_calls()
     assert total == 3
@@ -651,7 +651,7 @@ async def test_import_skips_unreadable_rows(store: Store, tmp_path: Path) -> Non
     latin1 = good.replace("1772362800.7", "1772362801.0").encode().replace(b"Bob", b"J\xf6rg")
     path = tmp_path / "Master.csv"
     path.write_bytes(b"\n".join([nul.encode(), huge.encode(), latin1, good.encode()]) + b"\n")
-    assert await store.import_master_csv(path, region="ES", match_digits=10) == (2, 2)
+    assert await store.import_master_csv(path, region="ES", match_digits=10) == (2, 0, 2)
     [rec] = await store.get_cdrs("1772362801.0")
     assert rec.clid == '"J\ufffdrg" <+34915550123>'
 

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from centralita.app import create_app
 
 QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
 CALLER = "+34915550123"
+
+LOCAL_TIME_CELL = re.compile(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d</td>")
 
 
 def free_port() -> int:
@@ -187,6 +190,7 @@ async def test_cdr_outcome_and_calls_api(tmp_path: Path) -> None:
             html = await resp.text()
         assert "asked about the invoice" in html
         assert "2026-12-01" in html
+        assert LOCAL_TIME_CELL.search(html), html
         assert 'data-number="+34915550123"' in html
 
 
@@ -400,13 +404,16 @@ async def test_pages_need_login_and_render(tmp_path: Path) -> None:
         assert "Amira Haddad" in html
         assert '<option value="call-back">' in html
         async with client.get("/callbacks", params={"status": "pending"}) as resp:
-            assert 'data-number="600111222"' in await resp.text()
+            text = await resp.text()
+        assert 'data-number="600111222"' in text
+        assert LOCAL_TIME_CELL.search(text), text  # local time with its offset, as the CLI
         async with client.get("/callbacks", params={"status": "bogus"}) as resp:
             assert resp.status == 400
         async with client.get("/complaints") as resp:
             text = await resp.text()
         assert "600333444" in text
         assert "<td>2</td>" in text
+        assert LOCAL_TIME_CELL.search(text), text
 
 
 async def test_shutdown_closes_console_sockets(tmp_path: Path) -> None:

@@ -45,10 +45,11 @@ def web_settings(
 ) -> Settings:
     """The demo config on free ports, pointed at the fake AMI (optionally chan_sip)."""
     text = demo_text()
+    text = text.replace('spool_dir = "/var/spool/asterisk"', 'spool_dir = "data/spool"')
     text = text.replace("agi_port = 4573", "agi_port = 0")
     text = text.replace("ami_port = 5038", f"ami_port = {ami_port}")
     text = text.replace('ami_secret = "change-me-centralita"', f'ami_secret = "{AMI_SECRET}"')
-    text = text.replace("[asterisk]\n", "[asterisk]\nami_ping_s = 5.0\n", 1)
+    text = text.replace("ami_ping_s = 20.0", "ami_ping_s = 5.0", 1)
     text = text.replace("[server]\n", f'[server]\nevents_secret = "{EVENTS_SECRET}"\n', 1)
     if sip:
         text = text.replace('sip_driver = "pjsip"', 'sip_driver = "sip"')

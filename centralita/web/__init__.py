@@ -27,7 +27,9 @@ from centralita import metrics
 from centralita.app import AGI_SERVER, HEALTH_CHECKS, SETTINGS, STORE
 from centralita.pop import FastContacts, PopBridge, PopHub
 from centralita.store import Store, cdr_from_ami
+from centralita.times import shown
 from centralita.web import auth, console
+from centralita.web.proxy import setup_proxy
 from centralita.web.state import AMI, AUTH, BRIDGE, CDR_WRITER, HUB, TEMPLATES, WEBHOOKS
 from centralita.webhooks import WebhookSender
 
@@ -178,12 +180,14 @@ def cdr_headers(cdr: CdrEvent) -> dict[str, str]:
 
 def templates() -> jinja2.Environment:
     """The console's Jinja2 environment (autoescaped HTML: caller names come from strangers)."""
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("centralita.web", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
+    env.filters["shown"] = shown  # every time on a page: local, with its offset
+    return env
 
 
 @web.middleware
@@ -328,6 +332,7 @@ async def close_sockets(app: web.Application) -> None:
 def setup_web(app: web.Application) -> None:
     """Add the console, the JSON API, /ws, /metrics and the AMI listener to the app."""
     app[TEMPLATES] = templates()
+    setup_proxy(app)  # first: every handler sees the client behind a trusted proxy
     app.middlewares.append(security_headers)
     app.cleanup_ctx.append(console_ctx)
     app.cleanup_ctx.append(ami_ctx)

@@ -25,6 +25,7 @@ from centralita import csvlog
 from centralita.app import SETTINGS, STORE
 from centralita.pop import SimpleChange, contact_json
 from centralita.store import CallRow
+from centralita.times import shown
 from centralita.web.auth import (
     Session,
     ascii_digits,
@@ -369,7 +370,7 @@ def call_json(call: CallRow) -> dict[str, Any]:
     return {
         "uniqueid": call.uniqueid,
         "linkedid": call.linkedid,
-        "start": call.start.isoformat(sep=" "),
+        "start": shown(call.start),  # local time with its offset, as everywhere
         "src": call.src,
         "dst": call.dst,
         "agent": call.agent,
