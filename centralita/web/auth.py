@@ -365,7 +365,9 @@ async def read_json(request: web.Request) -> object:
 
 
 def client_ip(request: web.Request) -> str:
-    """The peer address (no X-Forwarded-For: a header a client can write is no identity)."""
+    """The client's address: the TCP peer, or, when that peer is one of `[server]
+    trusted_proxies`, the client it names (web/proxy.py rewrote `remote` already). A
+    client's own X-Forwarded-For is never read here: a header it can write is no identity."""
     return request.remote or "unknown"
 
 
