@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +82,48 @@ async def test_agent_add_then_render_reload_keeps_calls_up(
         await call.hangup()
     assert removed.returncode == 0, removed.stderr
     await call.ended()
+
+
+def _documented_ami_users() -> dict[str, dict[str, str]]:
+    """The manager.conf users docs/ami.md shows, as {user: {key: value}}."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "ami.md").read_text(encoding="utf-8")
+    block = text[text.index("```ini\n; manager.conf") :]
+    users: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for raw in block[: block.index("```", 3)].splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = users.setdefault(line[1:-1], {})
+        elif current is not None and " = " in line:
+            key, _, value = line.partition(" = ")
+            current[key] = value
+    users.pop("general", None)
+    return users
+
+
+async def test_asterisk_grants_the_ami_users_exactly_what_the_docs_say(
+    site: Site, ami: AmiWatch
+) -> None:
+    """What Asterisk itself parsed from the rendered manager.conf, against docs/ami.md."""
+    documented = _documented_ami_users()
+    assert "centralita" in documented
+    for user, keys in documented.items():
+        shown = await ami.command(f"manager show user {user}")
+        granted = dict(
+            (k.strip(), v.strip())
+            for k, _, v in (line.partition(":") for line in shown.splitlines())
+        )
+        assert granted.get("username") == user, shown
+        for kind in ("read", "write"):
+            assert set(granted[f"{kind} perm"].split(",")) == set(keys[kind].split(",")), (
+                user,
+                kind,
+                shown,
+            )
+    # The user `serve` logs in as cannot run CLI commands (no `command` class).
+    async with AmiWatch(
+        "127.0.0.1", site.ami_port, "centralita", "centralita-ami-secret"
+    ) as runtime:
+        refused = await runtime.action("Command", Command="core show version")
+        assert refused.get("Response") == "Error", refused
+        assert "Permission denied" in (refused.get("Message") or ""), refused
