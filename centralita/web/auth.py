@@ -365,7 +365,8 @@ async def read_json(request: web.Request) -> object:
 
 
 def client_ip(request: web.Request) -> str:
-    """The peer address (no X-Forwarded-For: a header a client can write is no identity)."""
+    """The peer address; behind a proxy in `[server] trusted_proxies`, the client it names
+    (centralita/web/proxy.py sets `request.remote`; no other X-Forwarded-For is believed)."""
     return request.remote or "unknown"
 
 
