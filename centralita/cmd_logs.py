@@ -152,11 +152,11 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
 
 def _callbacks_list(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    if args.csv:
-        return _rebuild_csv(settings)
     if _no_store_yet(settings):
         print("no callback requests")
         return 0
+    if args.csv:
+        return _rebuild_csv(settings)
 
     async def run() -> int:
         async with _open(settings) as store:

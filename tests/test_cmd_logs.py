@@ -197,7 +197,14 @@ def test_cdr_import_missing_file(
 
 @pytest.mark.parametrize(
     "command",
-    [["callbacks"], ["callbacks", "done", "1"], ["complaints"], ["calls"], ["calls", "--csv"]],
+    [
+        ["callbacks"],
+        ["callbacks", "--csv"],
+        ["callbacks", "done", "1"],
+        ["complaints"],
+        ["calls"],
+        ["calls", "--csv"],
+    ],
 )
 def test_reading_commands_create_no_database(
     tmp_path: Path,

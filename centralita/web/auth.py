@@ -365,9 +365,8 @@ async def read_json(request: web.Request) -> object:
 
 
 def client_ip(request: web.Request) -> str:
-    """The client's address: the TCP peer, or, when that peer is one of `[server]
-    trusted_proxies`, the client it names (web/proxy.py rewrote `remote` already). A
-    client's own X-Forwarded-For is never read here: a header it can write is no identity."""
+    """The peer address; behind a proxy in `[server] trusted_proxies`, the client it names
+    (centralita/web/proxy.py sets `request.remote`; no other X-Forwarded-For is believed)."""
     return request.remote or "unknown"
 
 
