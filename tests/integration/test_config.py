@@ -12,7 +12,7 @@ import pytest
 from .amiwatch import AmiWatch, matches
 from .asterisk import Ports, ScratchAsterisk
 from .people import place_call
-from .site import Site
+from .site import Site, free_udp_port
 
 pytestmark = pytest.mark.asterisk
 
@@ -30,7 +30,8 @@ def test_rendered_configs_load_with_no_warning_of_their_own(site: Site) -> None:
     # The SIP driver loaded with no endpoint at all, so that its own start-up warnings
     # (chan_sip's deprecation notice) count as the baseline, not as ours.
     if site.driver == "sip":
-        bare.write("sip.conf", "[general]\n")
+        # On loopback at a free port: chan_sip would take 0.0.0.0:5060 otherwise.
+        bare.write("sip.conf", f"[general]\nudpbindaddr = 127.0.0.1:{free_udp_port()}\n")
     else:
         bare.write("pjsip.conf", "; no endpoints\n")
     bare.start()
