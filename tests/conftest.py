@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,9 +23,7 @@ load_flows()
 
 def make_settings(tmp_path: Path, edit: Callable[[str], str] | None = None) -> Settings:
     """The demo config with its data and spool folders under tmp_path (optionally edited)."""
-    text = demo_text().replace(
-        'spool_dir = "/var/spool/asterisk"', 'spool_dir = "data/spool"'
-    )
+    text = demo_text().replace('spool_dir = "/var/spool/asterisk"', 'spool_dir = "data/spool"')
     if edit is not None:
         text = edit(text)
     config = tmp_path / "centralita.toml"
@@ -69,6 +69,31 @@ async def start_flow_env(settings: Settings, crm: Crm | None = None) -> AsyncIte
             await server.stop()
     finally:
         await store.close()
+
+
+# Browser tests drive Debian's Chromium: Playwright cannot download its own browser here.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """A headless Chromium for one test (the browser tests skip when it is not installed)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
 
 
 @pytest.fixture

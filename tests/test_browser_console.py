@@ -7,29 +7,19 @@ The real app runs on loopback with the fake AMI replaying asterisk-traces/ami-qu
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM
 from test_web_support import PASSWORD, TRACES, WebEnv, console_env
 
 from ami.testing import load_trace, rewrite
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
 CALLER = "+34915550123"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 if not Path(CHROMIUM).exists():
     pytest.skip(
@@ -38,17 +28,7 @@ if not Path(CHROMIUM).exists():
         allow_module_level=True,
     )
 
-from playwright.async_api import Browser, Page, async_playwright, expect  # noqa: E402
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+from playwright.async_api import Browser, Page, expect  # noqa: E402
 
 
 async def shot(page: Page, name: str) -> None:

@@ -8,11 +8,11 @@ The test reads the address and the login from the README's words, runs `centrali
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_browser_console import ARGS, ARTIFACTS, CHROMIUM
+from conftest import CHROMIUM
+from test_browser_console import ARTIFACTS
 from test_demo import running_demo
 
 from centralita.demo.player import CALLERS
@@ -29,17 +29,7 @@ if not Path(CHROMIUM).exists():
         allow_module_level=True,
     )
 
-from playwright.async_api import Browser, async_playwright, expect  # noqa: E402
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+from playwright.async_api import Browser, expect  # noqa: E402
 
 
 def quick_start() -> tuple[str, str, str]:

@@ -21,7 +21,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_browser_console import ARGS, ARTIFACTS, CHROMIUM
+from conftest import ARGS, CHROMIUM
+from test_browser_console import ARTIFACTS
 from test_cli_serve import free_port, healthz
 from test_web_support import AMI_SECRET, PASSWORD, TRACES
 
