@@ -78,14 +78,15 @@ class Install:
 
     @property
     def documentation(self) -> Path:
-        for candidate in (
-            self.prefix / "var" / "lib" / "asterisk" / "documentation",
-            self.prefix / "share" / "asterisk" / "documentation",
-            Path("/var/lib/asterisk/documentation"),
-            Path("/usr/share/asterisk/documentation"),
-        ):
-            if candidate.is_dir():
-                return candidate
+        """Asterisk's XML docs, which it needs to start: under the prefix, or beside it for a
+        system install whose prefix is `/usr` (its data lives in `/var/lib/asterisk`)."""
+        for base in (self.prefix, self.prefix.parent):
+            for candidate in (
+                base / "var" / "lib" / "asterisk" / "documentation",
+                base / "share" / "asterisk" / "documentation",
+            ):
+                if candidate.is_dir():
+                    return candidate
         raise FileNotFoundError(f"no documentation/ folder for the Asterisk in {self.prefix}")
 
     def environment(self) -> dict[str, str]:
