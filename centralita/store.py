@@ -1564,18 +1564,7 @@ class Store:
             ) as cur,
         ):
             rows = await cur.fetchall()
-        return [
-            OutboxEvent(
-                id=r[0],
-                url=r[1],
-                payload=json.loads(r[2]),
-                created_at=r[3],
-                next_attempt_at=datetime.fromisoformat(r[4]),
-                attempts=r[5],
-                last_error=r[6],
-            )
-            for r in rows
-        ]
+        return [_outbox_event(r) for r in rows]
 
     async def claim_due(
         self, now: datetime, *, lease_s: float, limit: int = 100
@@ -1601,18 +1590,7 @@ class Store:
             await db.executemany(
                 "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, r[0]) for r in rows]
             )
-        return [
-            OutboxEvent(
-                id=r[0],
-                url=r[1],
-                payload=json.loads(r[2]),
-                created_at=r[3],
-                next_attempt_at=datetime.fromisoformat(r[4]),
-                attempts=r[5],
-                last_error=r[6],
-            )
-            for r in rows
-        ]
+        return [_outbox_event(r) for r in rows]
 
     async def mark_sent(self, event_id: int) -> bool:
         """Mark an event delivered; False when unknown or already sent."""
@@ -1716,3 +1694,16 @@ def _check_password(password: str, encoded: str) -> bool:
         maxmem=256 * r * n + 2**20,
     )
     return hmac.compare_digest(digest, expected)
+
+
+def _outbox_event(r: Any) -> OutboxEvent:
+    """An outbox row (id, url, payload, created_at, next_attempt_at, attempts, last_error)."""
+    return OutboxEvent(
+        id=r[0],
+        url=r[1],
+        payload=json.loads(r[2]),
+        created_at=r[3],
+        next_attempt_at=datetime.fromisoformat(r[4]),
+        attempts=r[5],
+        last_error=r[6],
+    )
