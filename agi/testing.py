@@ -44,6 +44,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from dialplan.names import ROUTE_VAR
+
 # -- Asterisk's exact texts (res_agi.c:4251-4314) ------------------------------------------------
 INVALID_COMMAND = "510 Invalid or unknown command"
 DEAD_CHANNEL = "511 Command Not Permitted on a dead channel or intercept routine"
@@ -292,8 +294,8 @@ class CallResult:
 
     @property
     def route(self) -> str | None:
-        """The destination the flow chose (CENTRALITA_ROUTE), for the dialplan to act on."""
-        return self.variables.get("CENTRALITA_ROUTE")
+        """The destination the flow chose (ROUTE_VAR), for the dialplan to act on."""
+        return self.variables.get(ROUTE_VAR)
 
 
 _ids = itertools.count(1)
