@@ -21,6 +21,7 @@ from typing import Any
 from agi.protocol import AgiConnection, AgiProtocolError, AgiRequest, Hangup, Reply
 from agi.router import FLOWS, FlowRegistry
 from agi.session import AgiCommandError, AgiSession, CallerHangup, ReplyTimeout, settle
+from dialplan.names import ROUTE_VAR
 
 log = logging.getLogger("centralita.agi")
 
@@ -30,9 +31,6 @@ READ_BUFFER = 64 * 1024
 # Refused connections are logged once per peer per this many seconds, with a count.
 REFUSED_LOG_S = 60.0
 MAX_REFUSAL_PEERS = 1024
-
-# The dialplan reads this after AGI() returns (DESIGN.md, principle 1).
-ROUTE_VARIABLE = "CENTRALITA_ROUTE"
 
 
 @dataclass(frozen=True)
@@ -582,6 +580,6 @@ class AgiServer:
         if self.fallback_route is None or proto.hung_up or session.ended:
             return
         try:
-            await session.set_variable(ROUTE_VARIABLE, self.fallback_route)
+            await session.set_variable(ROUTE_VAR, self.fallback_route)
         except (CallerHangup, ReplyTimeout, AgiCommandError) as exc:
             session.log.warning("could not set the fallback route: %s", exc)

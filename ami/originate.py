@@ -18,11 +18,10 @@ import secrets
 from dataclasses import dataclass
 
 from ami.client import AmiError, AmiListener
-from ami.tracker import DIAL_VAR
+from dialplan.names import DIAL_VAR, OUTBOUND_CONTEXT, PRIVATE_VAR
 
 DIAL_CHARS = frozenset("0123456789+*#")
 MAX_DIAL_LENGTH = 32
-DEFAULT_CONTEXT = "centralita-outbound"
 
 # OriginateResponse `Reason` = control-frame code (main/pbx.c:7770-7807, §2.6).
 REASONS = {
@@ -87,7 +86,7 @@ def build_originate(
     agent_device: str,
     number: str,
     *,
-    context: str = DEFAULT_CONTEXT,
+    context: str = OUTBOUND_CONTEXT,
     callerid: str,
     callerid_name: str = "",
     private: bool = False,
@@ -127,7 +126,7 @@ def build_originate(
         ("Variable", f"{DIAL_VAR}={number}"),
     ]
     if private:
-        headers += [("Variable", "CENTRALITA_PRIVATE=1"), ("Variable", "CALLERID(pres)=prohib")]
+        headers += [("Variable", f"{PRIVATE_VAR}=1"), ("Variable", "CALLERID(pres)=prohib")]
     return headers
 
 
@@ -145,7 +144,7 @@ async def originate(
     callerid: str,
     callerid_name: str = "",
     private: bool = False,
-    context: str = DEFAULT_CONTEXT,
+    context: str = OUTBOUND_CONTEXT,
     ring_timeout_s: float = 30.0,
     response_timeout_s: float | None = None,
 ) -> OriginateResult:

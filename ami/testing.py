@@ -44,10 +44,11 @@ import contextlib
 import itertools
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from ami.channel_table import ChannelTable
 from ami.protocol import (
     AmiMessage,
     AmiParser,
@@ -65,23 +66,6 @@ CLASSES = frozenset(
     "agi cc aoc test security message".split()
 )
 
-# The channel block, in Asterisk's order (manager_channels.c:565-640, §2.3).
-CHANNEL_FIELDS = (
-    "Channel",
-    "ChannelState",
-    "ChannelStateDesc",
-    "CallerIDNum",
-    "CallerIDName",
-    "ConnectedLineNum",
-    "ConnectedLineName",
-    "Language",
-    "AccountCode",
-    "Context",
-    "Exten",
-    "Priority",
-    "Uniqueid",
-    "Linkedid",
-)
 
 EventLike = AmiMessage | Mapping[str, str] | Sequence[tuple[str, str]]
 OriginateHook = Callable[[AmiMessage], Iterable[EventLike]]
@@ -123,79 +107,6 @@ def parse_mask(text: str) -> frozenset[str]:
 def event_classes(msg: AmiMessage) -> frozenset[str]:
     """The classes in an event's `Privilege` header, without `all`."""
     return frozenset(c.strip() for c in msg.value("Privilege").split(",") if c.strip() in CLASSES)
-
-
-class ChannelTable:
-    """The channels and device states Asterisk would list, kept from the events seen."""
-
-    def __init__(self) -> None:
-        self._channels: dict[str, dict[str, str]] = {}
-        self._started: dict[str, float] = {}
-        self.devices: dict[str, str] = {}
-
-    def apply(self, msg: AmiMessage) -> None:
-        """Update from one event."""
-        name = msg.name
-        if name == "DeviceStateChange":
-            self.devices[msg.value("Device")] = msg.value("State")
-            return
-        uid = msg.get("Uniqueid")
-        # A channel block has Channel, Uniqueid and Linkedid (a Cdr has `UniqueID` but no block).
-        if not uid or uid == "none" or not msg.get("Channel") or "Linkedid" not in msg:
-            return
-        if name == "Hangup":
-            self._channels.pop(uid, None)
-            self._started.pop(uid, None)
-            return
-        chan = self._channels.get(uid)
-        if chan is None:
-            chan = {"BridgeId": "", "Application": "", "ApplicationData": ""}
-            self._channels[uid] = chan
-            self._started[uid] = time.monotonic()
-        for field in CHANNEL_FIELDS:
-            value = msg.get(field)
-            if value is not None:
-                chan[field] = value
-        if name == "Newexten":
-            chan["Application"] = msg.value("Application")
-            chan["ApplicationData"] = msg.value("AppData")
-        elif name == "BridgeEnter":
-            chan["BridgeId"] = msg.value("BridgeUniqueid")
-        elif name == "BridgeLeave":
-            chan["BridgeId"] = ""
-
-    def __len__(self) -> int:
-        return len(self._channels)
-
-    def core_show_channels(self, action_id: str | None = None) -> list[AmiMessage]:
-        """`CoreShowChannel` list items as Asterisk writes them (main/manager.c)."""
-        items = []
-        now = time.monotonic()
-        for uid, chan in self._channels.items():
-            headers = [("Event", "CoreShowChannel")]
-            if action_id:
-                headers.append(("ActionID", action_id))
-            headers += [(f, chan.get(f, "")) for f in CHANNEL_FIELDS]
-            seconds = int(now - self._started[uid])
-            headers += [
-                ("BridgeId", chan["BridgeId"]),
-                ("Application", chan["Application"]),
-                ("ApplicationData", chan["ApplicationData"]),
-                ("Duration", f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"),
-            ]
-            items.append(AmiMessage("event", tuple(headers)))
-        return items
-
-    def device_state_list(self, action_id: str | None = None) -> list[AmiMessage]:
-        """`DeviceStateChange` list items (res/res_manager_devicestate.c:79-118)."""
-        items = []
-        for device, state in self.devices.items():
-            headers = [("Event", "DeviceStateChange")]
-            if action_id:
-                headers.append(("ActionID", action_id))
-            headers += [("Device", device), ("State", state)]
-            items.append(AmiMessage("event", tuple(headers)))
-        return items
 
 
 def _true(text: str) -> bool:
@@ -431,7 +342,7 @@ class FakeAmiServer:
         if not session.authenticated and action not in ("login", "logoff", "challenge"):
             self._error(session, msg, "Permission denied")
             return True
-        handler = getattr(self, f"_action_{action}", None)
+        handler = ACTION_HANDLERS.get(action)
         if handler is None:
             self._error(
                 session,
@@ -440,7 +351,7 @@ class FakeAmiServer:
                 "Use Action: ListCommands to show available commands.",
             )
             return True
-        keep: bool = await handler(session, msg)
+        keep = await handler(self, session, msg)
         with contextlib.suppress(ConnectionError):
             await session.writer.drain()
         return keep
@@ -641,6 +552,24 @@ class FakeAmiServer:
             ("CallerIDName", name),
         ]
         await self.push_events([headers])
+
+
+# The actions the fake answers, by lower-cased name (Asterisk matches action names without case,
+# main/manager.c action_find); any other action gets Asterisk's "Invalid/unknown command".
+ACTION_HANDLERS: dict[str, Callable[[FakeAmiServer, _Session, AmiMessage], Awaitable[bool]]] = {
+    "login": FakeAmiServer._action_login,
+    "logoff": FakeAmiServer._action_logoff,
+    "challenge": FakeAmiServer._action_challenge,
+    "ping": FakeAmiServer._action_ping,
+    "events": FakeAmiServer._action_events,
+    "command": FakeAmiServer._action_command,
+    "getvar": FakeAmiServer._action_getvar,
+    "reload": FakeAmiServer._action_reload,
+    "coreshowchannels": FakeAmiServer._action_coreshowchannels,
+    "devicestatelist": FakeAmiServer._action_devicestatelist,
+    "queuestatus": FakeAmiServer._action_queuestatus,
+    "originate": FakeAmiServer._action_originate,
+}
 
 
 async def _serve_forever(args: argparse.Namespace) -> None:

@@ -18,13 +18,11 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from ami.protocol import AmiMessage
+from dialplan.names import CUSTOMER_ID_VAR, DIAL_VAR, OUTBOUND_CONTEXT, VARIABLE_PREFIX
 
 RINGING = "ringing"
 ANSWERED = "answered"
 ENDED = "ended"
-
-CUSTOMER_ID_VAR = "CENTRALITA_CUSTOMER_ID"
-DIAL_VAR = "CENTRALITA_DIAL"
 
 # Asterisk prints an empty caller id as `<unknown>` (manager_channels.c:565-640, §2.3).
 UNKNOWN = "<unknown>"
@@ -320,7 +318,7 @@ class CallTracker:
         agents: Collection[str],
         driver_prefixes: Collection[str] = ("PJSIP", "SIP"),
         *,
-        outbound_context: str = "centralita-outbound",
+        outbound_context: str = OUTBOUND_CONTEXT,
         memory: int = 50_000,
     ) -> None:
         self._agents = frozenset(agents)
@@ -547,7 +545,7 @@ class CallTracker:
         if prefix + "ChanVariable" in msg and chan.linkedid:
             for item in msg.get_all(prefix + "ChanVariable"):
                 var, eq, val = item.partition("=")
-                if eq and var.startswith("CENTRALITA_") and val:
+                if eq and var.startswith(VARIABLE_PREFIX) and val:
                     self._vars.setdefault(chan.linkedid, {})[var] = c_unescape(val)
         return chan
 
@@ -956,7 +954,7 @@ class CallTracker:
 
     def _on_varset(self, msg: AmiMessage) -> list[CallChange]:
         variable = msg.value("Variable")
-        if not variable.startswith("CENTRALITA_"):
+        if not variable.startswith(VARIABLE_PREFIX):
             return []
         chan = self._chan(msg, "")
         if chan is not None and chan.linkedid:

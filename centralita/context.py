@@ -13,11 +13,16 @@ from centralita.settings import Settings
 from centralita.spool import schedule_call
 from centralita.store import Store
 from dialplan.model import CustomerIdNode, Site
+from dialplan.names import (
+    AGENT_VAR,
+    CALL_ID_VAR,
+    CALLER_VAR,
+    OUTBOUND_CONTEXT,
+    QUEUE_VAR,
+    SURVEY_CONTEXT,
+)
 
 log = logging.getLogger("centralita.flows")
-
-SURVEY_CONTEXT = "centralita-survey"
-OUTBOUND_CONTEXT = "centralita-outbound"
 
 
 class Crm(Protocol):
@@ -90,10 +95,10 @@ class AppFlowContext:
             retry_time_s=survey.retry_time_s,
             wait_time_s=survey.wait_time_s,
             variables={
-                "CENTRALITA_CALL_ID": request.call_id,
-                "CENTRALITA_AGENT": request.agent,
-                "CENTRALITA_QUEUE": request.queue,
-                "CENTRALITA_CALLER": number,
+                CALL_ID_VAR: request.call_id,
+                AGENT_VAR: request.agent,
+                QUEUE_VAR: request.queue,
+                CALLER_VAR: number,
                 "CHANNEL(language)": request.language,
             },
         )

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple, Self
 import aiosqlite
 
 from centralita import phone
+from dialplan.names import OUTBOUND_CONTEXT
 
 DB_FILENAME = "centralita.sqlite3"
 SCHEMA_VERSION = 3
@@ -66,10 +67,6 @@ _SCRYPT_MAX_N = 2**20
 # Longest a returning-caller lookup may run in the event loop's thread before it is
 # interrupted and handed to aiosqlite's thread.
 FAST_LOOKUP_S = 0.002
-
-
-# Where click-to-dial runs the agent's channel (conf_templates/extensions.conf.j2).
-OUTBOUND_CONTEXT = "centralita-outbound"
 
 
 def protect(path: Path) -> None:
@@ -174,8 +171,8 @@ class CdrRecord:
 
         A click-to-dial call is the other way round: Asterisk calls the agent's device first
         and that channel runs the outbound context to dial the customer, so the CDR's
-        `Channel` is the agent's and `DestinationChannel` the trunk's (`DestinationContext:
-        centralita-outbound`, `Channel: SIP/1002-00000000`, `DestinationChannel:
+        `Channel` is the agent's and `DestinationChannel` the trunk's (`DestinationContext` is
+        OUTBOUND_CONTEXT, `Channel: SIP/1002-00000000`, `DestinationChannel:
         Local/+34600000001@centralita-test-customer-00000000;1` on Asterisk 20 and 22).
         """
         if self.dcontext == OUTBOUND_CONTEXT:

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from datetime import time
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jinja2
 
+from dialplan import names
 from dialplan.model import (
     CALLBACK_QUEUESTATUSES,
     HANGUP,
@@ -37,8 +39,6 @@ from dialplan.validate import ConfigError, check_agent_name, check_name, check_s
 # editable install or a wheel.
 TEMPLATE_DIR = Path(str(resources.files("conf_templates")))
 
-VOICEMAIL_CONTEXT = "VoiceMail"
-AGENT_CONTEXT = "agents"
 VOICEMAIL_MAIN = "2000"
 AGENT_RING_S = 20
 CODECS = "ulaw,alaw"
@@ -66,13 +66,13 @@ HEADER = (
 
 # The dialplan context that acts on each route kind; each has one extension per known name.
 ROUTE_CONTEXTS = {
-    "queue": "centralita-queue",
-    "agent": "centralita-agent",
-    "voicemail": "centralita-voicemail",
-    "ivr": "centralita-ivr",
-    "customer-id": "centralita-customer-id",
-    "time": "centralita-time",
-    "hangup": "centralita-hangup",
+    "queue": names.QUEUE_CONTEXT,
+    "agent": names.AGENT_CONTEXT,
+    "voicemail": names.VOICEMAIL_CONTEXT,
+    "ivr": names.IVR_CONTEXT,
+    "customer-id": names.CUSTOMER_ID_CONTEXT,
+    "time": names.TIME_CONTEXT,
+    "hangup": names.HANGUP_CONTEXT,
 }
 # Extensions with a meaning of their own (pbx.c: s start, i invalid, t/T timeouts, h hangup,
 # e exception, o operator, a asterisk-key in VoiceMail): a queue named `h` would run on hangup.
@@ -133,6 +133,9 @@ class _Env:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        # The contexts and channel variables shared with the code (dialplan/names.py).
+        self.env.globals["names"] = SimpleNamespace(**names.template_names())
+        self.env.filters["ref"] = names.ref
 
 
 _ENV: _Env | None = None
@@ -179,7 +182,7 @@ def render_site(site: Site, access: AsteriskAccess) -> dict[str, str]:
         for queue in agent.queues:
             members[queue].append({"device": device, "name": agent.name})
     boxes = [a.extension for a in site.agents] + [site.survey.voicemail_box]
-    names = {a.extension: a.name for a in site.agents}
+    agent_names = {a.extension: a.name for a in site.agents}
     host = access.agi_host
     if host in ("0.0.0.0", "::", ""):  # listening everywhere: Asterisk connects on loopback
         host = "127.0.0.1"
@@ -189,8 +192,6 @@ def render_site(site: Site, access: AsteriskAccess) -> dict[str, str]:
         "header": HEADER,
         "agents": agents,
         "codecs": CODECS,
-        "agent_context": AGENT_CONTEXT,
-        "voicemail_context": VOICEMAIL_CONTEXT,
         "sip_bind": site.sip_bind,
     }
     views: dict[str, dict[str, Any]] = {
@@ -215,7 +216,7 @@ def render_site(site: Site, access: AsteriskAccess) -> dict[str, str]:
         },
         "voicemail.conf": {
             **common,
-            "boxes": [{"box": box, "name": names.get(box, "Complaints")} for box in boxes],
+            "boxes": [{"box": box, "name": agent_names.get(box, "Complaints")} for box in boxes],
         },
         "features.conf": common,
         "manager.conf": {
@@ -277,7 +278,7 @@ def render_site(site: Site, access: AsteriskAccess) -> dict[str, str]:
             # Click-to-dial accepts digits, +, * and # (ami.originate.validate_dial_number).
             "outbound_patterns": ("_[0-9*#+]", "_[0-9*#+]."),
             "outbound_callerid": site.outbound_callerid,
-            "outbound_dial": site.outbound_trunk.replace("{number}", "${CENTRALITA_NUMBER}"),
+            "outbound_dial": site.outbound_trunk.replace("{number}", names.ref(names.NUMBER_VAR)),
         },
     }
     env = _environment()
@@ -292,9 +293,9 @@ def render_site(site: Site, access: AsteriskAccess) -> dict[str, str]:
 def goto(dest: Destination) -> str:
     """The `context,extension,1` that acts on a destination."""
     if dest.kind == "hangup":
-        return "centralita-hangup,s,1"
+        return f"{names.HANGUP_CONTEXT},s,1"
     if dest.kind == "manager":
-        return "centralita-manager,s,1"
+        return f"{names.MANAGER_CONTEXT},s,1"
     return f"{ROUTE_CONTEXTS[dest.kind]},{dest.target},1"
 
 

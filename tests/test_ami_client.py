@@ -16,6 +16,7 @@ from ami.originate import OriginateRefused, originate
 from ami.protocol import AmiMessage
 from ami.testing import FakeAmiServer, event_classes, load_trace
 from ami.tracker import CallChange, CallTracker, CdrEvent
+from dialplan.names import OUTBOUND_CONTEXT
 
 TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
 QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
@@ -363,7 +364,7 @@ async def test_originate_is_well_formed_and_matched_by_action_id(
         ("Action", "Originate"),
         ("ActionID", result.action_id),
         ("Channel", "PJSIP/1001"),
-        ("Context", "centralita-outbound"),
+        ("Context", OUTBOUND_CONTEXT),
         ("Exten", "+34600111222"),
         ("Priority", "1"),
         ("Timeout", "30000"),

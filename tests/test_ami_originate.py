@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from ami.originate import build_originate, validate_dial_number
 from ami.protocol import AmiParser, encode_action
+from dialplan.names import OUTBOUND_CONTEXT
 
 
 @pytest.mark.parametrize("number", ["1", "5550001", "+34915550123", "*97", "#31#", "0" * 32])
@@ -58,7 +59,7 @@ def test_build_originate_rings_the_agent_first() -> None:
     assert headers == [
         ("ActionID", "a1"),
         ("Channel", "PJSIP/1001"),  # the agent's phone rings first
-        ("Context", "centralita-outbound"),  # then the customer through the outbound context
+        ("Context", OUTBOUND_CONTEXT),  # then the customer through the outbound context
         ("Exten", "+34600111222"),
         ("Priority", "1"),
         ("Timeout", "30000"),

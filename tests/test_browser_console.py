@@ -14,6 +14,7 @@ from conftest import CHROMIUM
 from test_web_support import PASSWORD, TRACES, WebEnv, console_env
 
 from ami.testing import load_trace, rewrite
+from dialplan.names import OUTBOUND_CONTEXT
 
 pytestmark = pytest.mark.browser
 
@@ -170,7 +171,7 @@ async def test_click_to_dial_sends_a_well_formed_originate(
         (action,) = env.ami.actions_named("Originate")
         headers = dict(action.headers)
         assert headers["Channel"] == "SIP/1001"
-        assert headers["Context"] == "centralita-outbound"
+        assert headers["Context"] == OUTBOUND_CONTEXT
         assert headers["Exten"] == "600111222"
         assert headers["Priority"] == "1"
         assert headers["CallerID"] == "<0777>"

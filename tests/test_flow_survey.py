@@ -11,6 +11,7 @@ from conftest import FlowEnv
 from agi.testing import Caller, place_call
 from centralita.csvlog import read_rows
 from centralita.spool import parse_call_file
+from dialplan.names import OUTBOUND_CONTEXT
 
 RATE = "centralita/rate-call"
 SURVEY_VARS = {
@@ -88,7 +89,7 @@ async def test_schedule_writes_a_call_file(flow_env: FlowEnv) -> None:
     assert list((flow_env.settings.asterisk.spool_dir / "tmp").iterdir()) == []
     call = parse_call_file(path.read_bytes())
     survey = flow_env.settings.site.survey
-    assert call["channel"] == "Local/+34915550123@centralita-outbound"
+    assert call["channel"] == f"Local/+34915550123@{OUTBOUND_CONTEXT}"
     assert call["valid"] and call["errors"] == []
     assert (call["context"], call["extension"], call["priority"]) == ("centralita-survey", "s", 1)
     assert call["maxretries"] == survey.max_retries

@@ -21,6 +21,7 @@ from centralita.store import (
     cdr_from_csv_row,
     default_path,
 )
+from dialplan.names import OUTBOUND_CONTEXT
 
 TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
 
@@ -243,7 +244,7 @@ def test_a_click_to_dial_record_is_the_agents_call() -> None:
     headers = {
         "Source": "0777",
         "Destination": "+34600000001",
-        "DestinationContext": "centralita-outbound",
+        "DestinationContext": OUTBOUND_CONTEXT,
         "CallerID": '"John Smith" <0777>',
         "Channel": "SIP/1002-00000000",
         "DestinationChannel": "Local/+34600000001@centralita-test-customer-00000000;1",

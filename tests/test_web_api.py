@@ -24,6 +24,7 @@ from test_web_support import (
 
 from ami.testing import load_trace
 from centralita.app import create_app
+from dialplan.names import OUTBOUND_CONTEXT
 
 QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
 CALLER = "+34915550123"
@@ -227,7 +228,7 @@ async def test_click_to_dial_sends_originate_and_reports_the_response(tmp_path: 
         (action,) = env.ami.actions_named("Originate")
         headers = dict(action.headers)
         assert headers["Channel"] == "PJSIP/1002"
-        assert headers["Context"] == "centralita-outbound"
+        assert headers["Context"] == OUTBOUND_CONTEXT
         assert headers["Exten"] == "+34915550123"
         assert headers["Priority"] == "1"
         assert headers["CallerID"] == "<0777>"

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agi.session import AgiSession
-
-ROUTE = "CENTRALITA_ROUTE"
-QUEUE = "CENTRALITA_QUEUE"
+from dialplan.names import ROUTE_VAR
 
 PROMPT_INVALID = "centralita/invalid-option"
 PROMPT_YOU_ENTERED = "centralita/you-entered"
@@ -17,7 +15,7 @@ PROMPT_GOODBYE = "centralita/goodbye"
 
 async def route(session: AgiSession, destination: str) -> None:
     """Tell the dialplan where the call goes next (DESIGN.md principle 1: the flow decides)."""
-    await session.set_variable(ROUTE, destination)
+    await session.set_variable(ROUTE_VAR, destination)
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,7 @@ from agi.router import flow
 from agi.session import AgiSession
 from dialplan.destinations import resolve_crm_destination
 from dialplan.model import CustomerIdNode, Destination
-
-CUSTOMER_ID = "CENTRALITA_CUSTOMER_ID"
+from dialplan.names import CUSTOMER_ID_VAR
 
 PROMPT_ID_IS = "centralita/customer-id-is"
 PROMPT_CONFIRM = "centralita/confirm"
@@ -61,7 +60,7 @@ async def customer_id_flow(session: AgiSession, context: FlowContext) -> None:
         session.log.info("customer-id %s: no confirmed ID after %d tries", node.name, node.retries)
         await _finish(session, node, node.failure, "no-id")
         return
-    await session.set_variable(CUSTOMER_ID, customer_id)
+    await session.set_variable(CUSTOMER_ID_VAR, customer_id)
     if node.mode == "none":
         await _finish(session, node, node.success, "success")
         return

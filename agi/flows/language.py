@@ -9,10 +9,11 @@ retries goes to the configured default route.
 
 from __future__ import annotations
 
-from agi.flows.common import PROMPT_INVALID, QUEUE, route
+from agi.flows.common import PROMPT_INVALID, route
 from agi.flows.context import FlowContext
 from agi.router import flow
 from agi.session import AgiSession
+from dialplan.names import QUEUE_VAR
 
 PROMPT_WELCOME = "centralita/welcome"
 # Every key interrupts the welcome and the menu: Asterisk discards a key that is not an escape
@@ -44,7 +45,7 @@ async def language_flow(session: AgiSession, context: FlowContext) -> None:
         chosen = by_digit.get(key)
         if chosen is not None:
             await session.set_variable("CHANNEL(language)", chosen.code)
-            await session.set_variable(QUEUE, chosen.queue)
+            await session.set_variable(QUEUE_VAR, chosen.queue)
             await route(session, f"queue:{chosen.queue}")
             return
         session.log.info("invalid menu key %r (attempt %d)", key, attempt + 1)

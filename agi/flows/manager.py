@@ -19,8 +19,8 @@ from agi.flows.common import route
 from agi.flows.context import FlowContext
 from agi.router import flow
 from agi.session import AgiSession
+from dialplan.names import AGENT_VAR
 
-AGENT = "CENTRALITA_AGENT"
 PROMPTS: tuple[str, ...] = ()
 
 # Caller IDs that mean "withheld" (chan_pjsip's `anonymous`, RFC 3323; `unknown` is what
@@ -54,7 +54,7 @@ async def manager_flow(session: AgiSession, context: FlowContext) -> None:
         # Tokens are upper case (ast_devstate_str), parsing is case-insensitive (§6).
         if state.upper() == "NOT_INUSE":
             session.log.info("manager: returning caller goes to agent %s", agent)
-            await session.set_variable(AGENT, agent)
+            await session.set_variable(AGENT_VAR, agent)
             await route(session, f"agent:{agent}")
             return
         session.log.info("manager: agent %s is %s; fallback %s", agent, state, manager.fallback)

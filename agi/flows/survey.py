@@ -16,6 +16,7 @@ from agi.flows.common import PROMPT_GOODBYE, PROMPT_INVALID, route
 from agi.flows.context import FlowContext, RatingEntry, SurveyRequest
 from agi.router import flow
 from agi.session import AgiSession
+from dialplan.names import AGENT_VAR, CALL_ID_VAR, CALLER_VAR, QUEUE_VAR
 
 PROMPT_RATE = "centralita/rate-call"
 PROMPT_THANKS = "centralita/rating-thanks"
@@ -75,10 +76,10 @@ def _rating(digits: str) -> int | None:
 async def survey_flow(session: AgiSession, context: FlowContext) -> None:
     """Ask for a 0-10 rating; below the threshold offer the complaints voicemail."""
     settings = context.site.survey
-    callerid = await session.get_variable("CENTRALITA_CALLER") or session.request.dnid
-    call_id = await session.get_variable("CENTRALITA_CALL_ID") or session.request.uniqueid
-    agent = await session.get_variable("CENTRALITA_AGENT") or ""
-    queue = await session.get_variable("CENTRALITA_QUEUE") or ""
+    callerid = await session.get_variable(CALLER_VAR) or session.request.dnid
+    call_id = await session.get_variable(CALL_ID_VAR) or session.request.uniqueid
+    agent = await session.get_variable(AGENT_VAR) or ""
+    queue = await session.get_variable(QUEUE_VAR) or ""
     await session.answer()
     timeout_ms = settings.timeout_s * 1000
     for _ in range(settings.retries):

@@ -32,10 +32,10 @@ from centralita.web import auth, console
 from centralita.web.proxy import setup_proxy
 from centralita.web.state import AMI, AUTH, BRIDGE, CDR_WRITER, HUB, TEMPLATES, WEBHOOKS
 from centralita.webhooks import WebhookSender
+from dialplan.names import OUTBOUND_CONTEXT
 
 log = logging.getLogger("centralita.web")
 
-OUTBOUND_CONTEXT = "centralita-outbound"
 # How often open console sockets are checked against the store's sessions (a revocation
 # made by another process, such as `centralita agent passwd`, reaches them within this).
 SESSION_CHECK_S = 2.0

@@ -38,6 +38,7 @@ from centralita.web.auth import (
 )
 from centralita.web.state import AMI, AUTH, BRIDGE, HUB, TEMPLATES
 from centralita.webhooks import parse_callmyway
+from dialplan.names import OUTBOUND_CONTEXT
 
 log = logging.getLogger("centralita.web")
 
@@ -46,7 +47,6 @@ HEARTBEAT_S = 25.0
 PAGE_SIZE = 50
 CSV_MAX_ROWS = 200_000
 MAX_TEXT = 4000
-OUTBOUND_CONTEXT = "centralita-outbound"
 
 
 def _render(request: web.Request, name: str, session: Session, **values: Any) -> web.Response:

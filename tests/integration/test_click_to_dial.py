@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from dialplan.names import OUTBOUND_CONTEXT
+
 from .amiwatch import AmiWatch, matches
 from .people import Console
 from .records import stored_rows
@@ -44,7 +46,7 @@ async def test_the_agent_rings_first_then_the_customer_and_a_second_dial_is_refu
             matches("Newstate", Channel=agent_channel, ChannelStateDesc="Up"), after=mark
         )
         outbound = await ami.wait_for(
-            matches("Newexten", Channel=agent_channel, Context="centralita-outbound"), after=mark
+            matches("Newexten", Channel=agent_channel, Context=OUTBOUND_CONTEXT), after=mark
         )
         assert outbound.get("Extension") == number
         customer_new = await ami.wait_for(
@@ -99,7 +101,7 @@ async def test_the_agent_rings_first_then_the_customer_and_a_second_dial_is_refu
         # recorded from the pop joins it.
         cdr = await ami.wait_for(matches("Cdr", Channel=agent_channel), after=mark)
         assert cdr.get("Disposition") == "ANSWERED"
-        assert cdr.get("DestinationContext") == "centralita-outbound"
+        assert cdr.get("DestinationContext") == OUTBOUND_CONTEXT
         assert answered["uniqueid"] == cdr.get("UniqueID")
         rows = await stored_rows(
             site,

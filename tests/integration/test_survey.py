@@ -2,8 +2,8 @@
 
 An English caller is answered by an agent's phone and hangs up. The hangup handler asks flow
 `survey-schedule` for a call file in the scratch spool; Asterisk's pbx_spool dials it through
-`centralita-outbound`, whose trunk reaches a customer in `centralita-test-customer` who
-presses the keys the test sets. The rating must reach the store and complaints.csv, and a low
+OUTBOUND_CONTEXT, whose trunk reaches a customer in `centralita-test-customer` who presses
+the keys the test sets. The rating must reach the store and complaints.csv, and a low
 rating with 1 must leave a message in box 600 that says who complained.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from centralita.csvlog import read_rows
+from dialplan.names import OUTBOUND_CONTEXT
 
 from .amiwatch import AmiWatch, matches
 from .people import Call, place_call
@@ -73,7 +74,7 @@ async def test_a_low_rating_reaches_the_complaints_log_and_leaves_a_message_in_b
     # the customer, reached through the outbound trunk, is the far end pressing keys.
     mark = call.mark
     survey = await ami.wait_for(
-        matches("Newchannel", Channel=f"Local/{number}@centralita-outbound-*"), after=mark
+        matches("Newchannel", Channel=f"Local/{number}@{OUTBOUND_CONTEXT}-*"), after=mark
     )
     customer = await ami.wait_for(
         matches("Newchannel", Channel=f"Local/{number}@centralita-test-customer-*"), after=mark

@@ -1,0 +1,109 @@
+"""Every name the rendered Asterisk config shares with the code: contexts and channel variables.
+
+Each name is spelled here once. The templates in conf_templates/ receive them from
+dialplan/render.py as `names` (`{{ names.OUTBOUND_CONTEXT }}`; the `ref` filter writes a
+variable's value, `{{ names.ROUTE_VAR|ref }}` is `${CENTRALITA_ROUTE}`), and the code imports
+them: the flows set and read the variables, the call files and AMI Originate name the
+contexts, the tracker recognises them in AMI events. Renaming one here renames it everywhere;
+tests/golden pins what the dialplan looks like.
+
+This module imports nothing, so agi/, ami/ and the app can all use it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --------------------------------------------------------------------------- contexts
+# The dialplan contexts of extensions.conf (docs/admin.md describes each one).
+
+# Dispatches on the route a flow chose (ROUTE_VAR).
+ROUTE_CONTEXT: Final = "centralita-route"
+# Where a call goes when FastAGI is unreachable or a route is invalid.
+FALLBACK_CONTEXT: Final = "centralita-fallback"
+HANGUP_CONTEXT: Final = "centralita-hangup"
+# The language menu (flow `language`), one extension: the IVR's name.
+IVR_CONTEXT: Final = "centralita-ivr"
+# Customer-ID nodes (flow `customer-id`), one extension per node.
+CUSTOMER_ID_CONTEXT: Final = "centralita-customer-id"
+# The returning-caller entry point (flow `manager`).
+MANAGER_CONTEXT: Final = "centralita-manager"
+# Time conditions, one extension per condition.
+TIME_CONTEXT: Final = "centralita-time"
+# Per-language queues, one extension per queue.
+QUEUE_CONTEXT: Final = "centralita-queue"
+# Gosub: the recording notice and MixMonitor, once per call.
+RECORD_CONTEXT: Final = "centralita-record"
+# Gosub: pushes the survey hangup handler, once per call.
+SURVEY_ARM_CONTEXT: Final = "centralita-survey-arm"
+# The hangup handler that runs flow `survey-schedule`.
+SURVEY_SCHEDULE_CONTEXT: Final = "centralita-survey-schedule"
+# Nobody answered in the queue: flow `callback`.
+CALLBACK_CONTEXT: Final = "centralita-callback"
+# A route straight to one agent, one extension per agent.
+AGENT_CONTEXT: Final = "centralita-agent"
+# A route to a voicemail box, one extension per box.
+VOICEMAIL_CONTEXT: Final = "centralita-voicemail"
+# Where the survey call file lands: flow `survey`.
+SURVEY_CONTEXT: Final = "centralita-survey"
+# Click-to-dial and every call to a customer: AMI Originate and the survey call file's
+# `Local/<number>@` channel run it with the customer's number as the extension.
+OUTBOUND_CONTEXT: Final = "centralita-outbound"
+# The agents' phones (the SIP endpoints' `context`): what an agent dials, transfers included.
+PHONES_CONTEXT: Final = "agents"
+# voicemail.conf's context of the boxes (`VoiceMail(1001@VoiceMail)`, `mailboxes = ...`).
+MAILBOX_CONTEXT: Final = "VoiceMail"
+
+# --------------------------------------------------------------------------- channel variables
+# Every variable Centralita sets on a channel starts with this prefix; the tracker keeps the
+# VarSet events of those only (ami/tracker.py).
+VARIABLE_PREFIX: Final = "CENTRALITA_"
+
+# Where the call goes next, set by a flow (queue:NAME, agent:EXT, voicemail:BOX, ivr:NAME,
+# customer-id:NAME, time:NAME, callback, manager or hangup) and read by ROUTE_CONTEXT.
+ROUTE_VAR: Final = "CENTRALITA_ROUTE"
+# ROUTE_VAR cut at its `:`, by ROUTE_CONTEXT.
+ROUTE_KIND_VAR: Final = "CENTRALITA_ROUTE_KIND"
+ROUTE_TARGET_VAR: Final = "CENTRALITA_ROUTE_TARGET"
+# The queue the caller is in (set by the queue context and by flow `language`); the survey
+# call file carries it to flow `survey`.
+QUEUE_VAR: Final = "CENTRALITA_QUEUE"
+# The agent a returning caller is routed to (flow `manager`); the survey call file carries
+# the agent who answered.
+AGENT_VAR: Final = "CENTRALITA_AGENT"
+# The survey call file: the customer's number and the call being rated.
+CALLER_VAR: Final = "CENTRALITA_CALLER"
+CALL_ID_VAR: Final = "CENTRALITA_CALL_ID"
+# The customer ID a caller typed (flow `customer-id`), for the screen pop.
+CUSTOMER_ID_VAR: Final = "CENTRALITA_CUSTOMER_ID"
+# Click-to-dial: the number AMI Originate dials, so the tracker knows the customer.
+DIAL_VAR: Final = "CENTRALITA_DIAL"
+# Click-to-dial with the caller ID withheld.
+PRIVATE_VAR: Final = "CENTRALITA_PRIVATE"
+# OUTBOUND_CONTEXT: the dialled extension filtered to digits, +, * and #.
+NUMBER_VAR: Final = "CENTRALITA_NUMBER"
+# "1" when the caller's queue runs the post-call survey.
+SURVEY_VAR: Final = "CENTRALITA_SURVEY"
+# "1" once the survey hangup handler is pushed / once MixMonitor runs (once per call).
+SURVEY_ARMED_VAR: Final = "CENTRALITA_SURVEY_ARMED"
+RECORDING_VAR: Final = "CENTRALITA_RECORDING"
+# The global fallback destination (for people reading the dialplan) and the count of times a
+# call reached FALLBACK_CONTEXT.
+FALLBACK_VAR: Final = "CENTRALITA_FALLBACK"
+FALLBACKS_VAR: Final = "CENTRALITA_FALLBACKS"
+# Today's date in a time condition's zone, compared with its holidays.
+TODAY_VAR: Final = "CENTRALITA_TODAY"
+
+
+def ref(variable: str) -> str:
+    """The dialplan expression for a variable's value: `${NAME}`."""
+    return "${" + variable + "}"
+
+
+def template_names() -> dict[str, str]:
+    """Every name above, by its Python name: what the templates see as `names`."""
+    return {
+        key: value
+        for key, value in globals().items()
+        if key.isupper() and (key.endswith(("_CONTEXT", "_VAR")) or key == "VARIABLE_PREFIX")
+    }
