@@ -1,18 +1,16 @@
-"""Prometheus metrics (prometheus-client, default registry) and the `/metrics` handler.
+"""Prometheus metrics (prometheus-client, default registry).
 
 The metrics live in the process-wide default registry, so other modules (the CRM client in
 centralita/crm.py) register theirs there and `/metrics` serves them all. Gauges that mirror
 app state (active AGI sessions, AMI connected, webhook backlog, open console sockets) are
-refreshed from the app at scrape time.
+refreshed from the app at scrape time by the handler, `centralita.web.prometheus`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Container
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
-from prometheus_client.exposition import generate_latest
+from prometheus_client import Counter, Gauge, Histogram
 
 from agi.server import AgiMetrics
 
@@ -71,34 +69,3 @@ def pop_sent(kind: str, seconds: float) -> None:
     """Count one pop message and its latency (the PopBridge `on_sent` hook)."""
     POPS_SENT.labels(type=kind).inc()
     POP_SECONDS.observe(seconds)
-
-
-Refresh = Callable[[web.Application], object]
-
-
-async def refresh_gauges(app: web.Application) -> None:
-    """Read the app's state into the gauges that mirror it."""
-    from centralita.app import AGI_SERVER, STORE
-    from centralita.web.state import AMI, HUB
-
-    server = app.get(AGI_SERVER)
-    if server is not None:
-        ACTIVE_CALLS.set(len(server.sessions))
-    ami = app.get(AMI)
-    AMI_CONNECTED.set(1 if ami is not None and ami.connected else 0)
-    hub = app.get(HUB)
-    if hub is not None:
-        CONSOLE_SOCKETS.set(hub.count())
-    store = app.get(STORE)
-    if store is not None:
-        WEBHOOK_BACKLOG.set(await store.outbox_backlog())
-
-
-async def metrics_handler(request: web.Request) -> web.Response:
-    """`GET /metrics`: the default registry in Prometheus text format."""
-    await refresh_gauges(request.app)
-    body = generate_latest(REGISTRY)
-    response = web.Response(body=body)
-    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-    response.charset = "utf-8"
-    return response

@@ -22,7 +22,7 @@ from aiohttp import WSMsgType, web
 
 from ami.originate import OriginateRefused, originate, validate_dial_number
 from centralita import csvlog
-from centralita.app import SETTINGS, STORE
+from centralita.keys import AMI, AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES
 from centralita.pop import SimpleChange, contact_json
 from centralita.store import CallRow
 from centralita.times import shown
@@ -36,7 +36,6 @@ from centralita.web.auth import (
     require_page,
     require_post,
 )
-from centralita.web.state import AMI, AUTH, BRIDGE, HUB, TEMPLATES
 from centralita.webhooks import parse_callmyway
 
 log = logging.getLogger("centralita.web")
