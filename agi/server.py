@@ -18,9 +18,9 @@ from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from agi.protocol import AgiConnection, AgiProtocolError, AgiRequest, Hangup, Reply
+from agi.protocol import AgiConnection, AgiError, AgiProtocolError, AgiRequest, Hangup, Reply
 from agi.router import FLOWS, FlowRegistry
-from agi.session import AgiCommandError, AgiSession, CallerHangup, ReplyTimeout, settle
+from agi.session import AgiSession, CallerHangup, ReplyTimeout, settle
 
 log = logging.getLogger("centralita.agi")
 
@@ -583,5 +583,5 @@ class AgiServer:
             return
         try:
             await session.set_variable(ROUTE_VARIABLE, self.fallback_route)
-        except (CallerHangup, ReplyTimeout, AgiCommandError) as exc:
+        except AgiError as exc:  # hung up, refused, no reply in time: nothing more to do
             session.log.warning("could not set the fallback route: %s", exc)
