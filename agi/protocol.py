@@ -24,11 +24,20 @@ MAX_HEADERS = 16 * 1024
 MAX_USAGE_LINES = 200
 
 
-class AgiProtocolError(Exception):
+class AgiError(Exception):
+    """The base of every error the agi package raises: `except AgiError` catches them all.
+
+    This module is the leaf of the package (sans-IO, imports nothing of it), so the base
+    lives here; the session's errors (CallerHangup, AgiCommandError, ReplyTimeout) and the
+    router's DuplicateFlowError derive from it.
+    """
+
+
+class AgiProtocolError(AgiError):
     """The peer broke the protocol (oversized input, EOF mid-message, malformed line)."""
 
 
-class AgiEncodeError(ValueError):
+class AgiEncodeError(AgiError, ValueError):
     """A value cannot be sent as an AGI argument (it holds a line break or NUL)."""
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from agi.protocol import AgiError
 from agi.session import AgiSession
 
 FlowFunc = Callable[[AgiSession, Any], Awaitable[None]]
 
 
-class DuplicateFlowError(RuntimeError):
+class DuplicateFlowError(AgiError, RuntimeError):
     """Two flows were registered under one name."""
 
 

@@ -18,9 +18,9 @@ from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from agi.protocol import AgiConnection, AgiProtocolError, AgiRequest, Hangup, Reply
+from agi.protocol import AgiConnection, AgiError, AgiProtocolError, AgiRequest, Hangup, Reply
 from agi.router import FLOWS, FlowRegistry
-from agi.session import AgiCommandError, AgiSession, CallerHangup, ReplyTimeout, settle
+from agi.session import AgiSession, CallerHangup, ReplyTimeout, settle
 from dialplan.names import ROUTE_VAR
 
 log = logging.getLogger("centralita.agi")
@@ -56,7 +56,7 @@ class AgiMetrics:
         """A flow ended: outcome is ok, hangup, error, timeout, unknown-flow."""
 
     def command_latency(self, seconds: float) -> None:
-        """One command's round trip (sampled)."""
+        """One command's round trip: from writing it to reading its reply (every command)."""
 
 
 class ReplyWaiter:
@@ -216,6 +216,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         "loop",
         "peer",
         "request",
+        "sent_at",
     )
 
     def __init__(self, server: AgiServer) -> None:
@@ -229,6 +230,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         self.hung_up = False
         self.request: AgiRequest | None = None
         self.deadline = 0.0
+        self.sent_at = 0.0  # when the command waiting for its reply was written
         self.peer = "?"
         self.counted = False  # in the server's per-peer counts
 
@@ -283,6 +285,8 @@ class _AgiProtocol(asyncio.BufferedProtocol):
                     log.warning("%s: reply with no command waiting: %r", self._label(), event.text)
                     continue
                 self._pending = None
+                server = self._server
+                server.metrics.command_latency(server.now() - self.sent_at)
                 pending.set_result(event)  # resumes the flow right here (see ReplyWaiter)
             elif type(event) is Hangup:
                 self.hung_up = True
@@ -331,7 +335,9 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         waiter = self._waiter
         waiter.rearm(data)
         self._pending = waiter
-        self.deadline = server.now() + server.limits.reply_timeout_s
+        # One clock read gives both the reply deadline and the start of the round trip.
+        self.sent_at = now = server.now()
+        self.deadline = now + server.limits.reply_timeout_s
         self._transport.write(data)
         return waiter
 
@@ -581,5 +587,5 @@ class AgiServer:
             return
         try:
             await session.set_variable(ROUTE_VAR, self.fallback_route)
-        except (CallerHangup, ReplyTimeout, AgiCommandError) as exc:
+        except AgiError as exc:  # hung up, refused, no reply in time: nothing more to do
             session.log.warning("could not set the fallback route: %s", exc)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agi.protocol import AgiRequest, Reply, encode_command
+from agi.protocol import AgiError, AgiRequest, Reply, encode_command
 
 log = logging.getLogger("centralita.agi")
 
@@ -31,11 +31,11 @@ class CallLog(logging.LoggerAdapter[logging.Logger]):
         return self._prefix + str(msg), kwargs
 
 
-class CallerHangup(Exception):
+class CallerHangup(AgiError):
     """The caller is gone (HANGUP line, 511 on a dead channel, or the socket closed)."""
 
 
-class AgiCommandError(Exception):
+class AgiCommandError(AgiError):
     """Asterisk refused a command (510 unknown command, 520 bad usage)."""
 
     def __init__(self, command: str, reply: Reply) -> None:
@@ -44,7 +44,7 @@ class AgiCommandError(Exception):
         super().__init__(f"{command.strip()!r} was refused: {reply.text}")
 
 
-class ReplyTimeout(Exception):
+class ReplyTimeout(AgiError):
     """Asterisk did not answer a command within the reply bound."""
 
 

@@ -40,6 +40,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# AmiError is the package's base (ami/protocol.py); named here too, as the client's errors'.
+from ami.protocol import AmiError as AmiError
 from ami.protocol import (
     AmiMessage,
     AmiParser,
@@ -60,10 +62,6 @@ MAX_LIST_ITEMS = 100_000
 
 ChangeCallback = Callable[[CallChange], Awaitable[None]]
 CdrCallback = Callable[[CdrEvent], Awaitable[None]]
-
-
-class AmiError(Exception):
-    """Something went wrong talking to Asterisk's manager port."""
 
 
 class AmiNotConnected(AmiError):

@@ -14,6 +14,7 @@ comma, which Originate's `Variable` would split on, main/manager.c:1707-1747) re
 from __future__ import annotations
 
 import asyncio
+import enum
 import secrets
 from dataclasses import dataclass
 
@@ -34,8 +35,19 @@ REASONS = {
 }
 
 
-class OriginateRefused(Exception):
-    """The click-to-dial was refused before anything was sent (agent busy, AMI away)."""
+class Refusal(enum.Enum):
+    """Why a click-to-dial was refused before anything was sent."""
+
+    AGENT_BUSY = "agent busy"  # the tracker has the agent on a call (or dialling one)
+    AMI_AWAY = "AMI away"  # no logged-in AMI connection
+
+
+class OriginateRefused(AmiError):
+    """The click-to-dial was refused before anything was sent: `reason` says why."""
+
+    def __init__(self, reason: Refusal, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +180,11 @@ async def originate(
     )
     tracker = listener.tracker
     if tracker.agent_busy(agent):
-        raise OriginateRefused(f"agent {agent} is already on a call")
+        raise OriginateRefused(Refusal.AGENT_BUSY, f"agent {agent} is already on a call")
     if not listener.connected:
-        raise OriginateRefused(f"Asterisk is not connected: {listener.last_error or 'connecting'}")
+        raise OriginateRefused(
+            Refusal.AMI_AWAY, f"Asterisk is not connected: {listener.last_error or 'connecting'}"
+        )
     # No await between the busy check and this: a second click now finds the agent busy.
     tracker.expect_originate(action_id, agent, number)
     waiter = listener.expect_event(action_id, "OriginateResponse")

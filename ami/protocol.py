@@ -32,8 +32,20 @@ END_COMMAND = "--END COMMAND--"
 _KINDS = {"response": "response", "event": "event", "action": "action"}
 
 
-class AmiProtocolError(Exception):
+class AmiError(Exception):
+    """The base of every error the ami package raises: `except AmiError` catches them all.
+
+    Here, in the package's sans-IO leaf, so the parser's and the encoder's errors share it
+    with the client's (AmiNotConnected, AmiAuthError, AmiTimeout) and OriginateRefused.
+    """
+
+
+class AmiProtocolError(AmiError):
     """The peer broke the framing: an oversized line or packet, or EOF in mid-packet."""
+
+
+class AmiEncodeError(AmiError, ValueError):
+    """A value cannot be sent in an AMI packet (CR, LF or NUL; a bad header name)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,29 +288,29 @@ def _check(text: object, what: str) -> str:
         raise TypeError(f"AMI {what} must be a str, not {type(text).__name__}")
     for bad, label in (("\r", "CR"), ("\n", "LF"), ("\0", "NUL")):
         if bad in text:
-            raise ValueError(f"AMI {what} {text[:40]!r} contains {label}")
+            raise AmiEncodeError(f"AMI {what} {text[:40]!r} contains {label}")
     return text
 
 
 def _check_name(name: object) -> str:
     text = _check(name, "header name")
     if not text or ":" in text or any(c.isspace() for c in text):
-        raise ValueError(f"AMI header name {text!r} must be non-empty, without ':' or blanks")
+        raise AmiEncodeError(f"AMI header name {text!r} must be non-empty, without ':' or blanks")
     return text
 
 
 def encode_packet(headers: HeadersArg) -> bytes:
     """Encode one packet: `Name: value` lines with CRLF, then the empty line.
 
-    Refuses (ValueError) CR, LF or NUL anywhere, and names that are empty or contain ':' or
-    blanks: no value can end its header early or start another one.
+    Refuses (AmiEncodeError, a ValueError) CR, LF or NUL anywhere, and names that are empty
+    or contain ':' or blanks: no value can end its header early or start another one.
     """
     items = headers.items() if isinstance(headers, Mapping) else headers
     parts: list[str] = []
     for name, value in items:
         parts.append(f"{_check_name(name)}: {_check(value, 'header value')}\r\n")
     if not parts:
-        raise ValueError("an AMI packet needs at least one header")
+        raise AmiEncodeError("an AMI packet needs at least one header")
     parts.append("\r\n")
     return "".join(parts).encode("utf-8")
 
@@ -307,9 +319,9 @@ def encode_action(action: str, headers: HeadersArg = ()) -> bytes:
     """Encode `Action: <action>` and its headers: the one encoder for what we send to AMI."""
     items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
     if any(isinstance(n, str) and n.lower() == "action" for n, _ in items):
-        raise ValueError("give the action name as `action`, not as a header")
+        raise AmiEncodeError("give the action name as `action`, not as a header")
     if not _check(action, "action name"):
-        raise ValueError("the AMI action name must not be empty")
+        raise AmiEncodeError("the AMI action name must not be empty")
     return encode_packet([("Action", action), *items])
 
 

@@ -8,9 +8,13 @@ generator can neither hide nor inflate it; peak RSS is the server's VmHWM.
 
     python bench/agi_load.py            # the full table (100 and 1,000 concurrent callers)
     python bench/agi_load.py --calls 2000
+    python bench/agi_load.py --baseline HEAD~1   # also the code of a commit, side by side
 
 Servers:
-- centralita: agi.server.AgiServer with a registered flow using the typed session;
+- centralita: agi.server.AgiServer with a registered flow using the typed session, and the
+  Prometheus metrics hooks the app gives it (a session counted, every command timed);
+- baseline (with --baseline REF): the same, on the code of git commit REF (a change's cost is
+  read against it in the same run, on the same machine load);
 - panoramisk: panoramisk.fast_agi.Application on asyncio.start_server;
 - floor: a bare asyncio.Protocol that writes the next command on each reply and parses nothing.
 """
@@ -20,11 +24,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import io
 import os
 import resource
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,9 +74,11 @@ def raise_fd_limit() -> None:
 
 
 async def serve_centralita(port: int) -> None:
+    # Imported here, in the server's process: with --code, from the baseline's tree.
     from agi.router import FlowRegistry
     from agi.server import AgiServer, ServerLimits
     from agi.session import AgiSession
+    from centralita.metrics import PrometheusAgiMetrics
 
     registry = FlowRegistry()
 
@@ -90,6 +99,7 @@ async def serve_centralita(port: int) -> None:
         registry,
         port=port,
         limits=ServerLimits(max_sessions=20000, header_timeout_s=60, reply_timeout_s=600),
+        metrics=PrometheusAgiMetrics(registry),
     )
     await server.start()
     await announce(server.port)
@@ -143,15 +153,51 @@ async def announce(port: int) -> None:
     await asyncio.Event().wait()
 
 
-SERVERS = {"centralita": serve_centralita, "panoramisk": serve_panoramisk, "floor": serve_floor}
+SERVERS = {
+    "centralita": serve_centralita,
+    "baseline": serve_centralita,  # run with --code: the baseline commit's tree
+    "panoramisk": serve_panoramisk,
+    "floor": serve_floor,
+}
 
 
-def run_server(kind: str) -> None:
+def run_server(kind: str, code: str | None) -> None:
     import logging
 
+    if code:
+        sys.path.insert(0, code)  # before this checkout: agi/ and centralita/ come from there
     logging.disable(logging.CRITICAL)  # panoramisk logs every request at INFO
     raise_fd_limit()
     asyncio.run(SERVERS[kind](0))
+
+
+def export_commit(ref: str, into: Path) -> str:
+    """Write the tree of git commit `ref` into `into`; returns its short hash."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", f"{ref}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    archive = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(ROOT),
+            "archive",
+            "--format=tar",
+            commit,
+            "agi",
+            "ami",
+            "centralita",
+            "dialplan",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return commit
 
 
 # -- the load generator ----------------------------------------------------------------------
@@ -230,9 +276,10 @@ class Row:
     failures: int
 
 
-def start_server(kind: str) -> tuple[subprocess.Popen[str], int]:
+def start_server(kind: str, code: Path | None = None) -> tuple[subprocess.Popen[str], int]:
+    extra = ["--code", str(code)] if code is not None else []
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind],
+        [sys.executable, __file__, "--serve", kind, *extra],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -258,11 +305,15 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return times.user + times.system, times.user
 
 
-def measure_level(concurrency: int, calls: int, rounds: int) -> list[Row]:
-    """All three servers at one concurrency, in interleaved rounds (so a burst of load on the
+def measure_level(
+    concurrency: int, calls: int, rounds: int, baseline: Path | None = None
+) -> list[Row]:
+    """Every server at one concurrency, in interleaved rounds (so a burst of load on the
     machine hits every server alike); CPU/call is the median over the rounds."""
     kinds = ("centralita", "panoramisk", "floor")
-    servers = {kind: start_server(kind) for kind in kinds}
+    if baseline is not None:
+        kinds = ("centralita", "baseline", "panoramisk", "floor")
+    servers = {kind: start_server(kind, baseline if kind == "baseline" else None) for kind in kinds}
     cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
     user: dict[str, list[float]] = {kind: [] for kind in kinds}
     samples: dict[str, list[float]] = {kind: [] for kind in kinds}
@@ -368,18 +419,29 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=6000, help="calls per server and level")
     parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds per level")
     parser.add_argument("--idle", type=int, default=10000, help="idle sessions to hold")
+    parser.add_argument(
+        "--baseline", metavar="REF", help="also serve the code of git commit REF, side by side"
+    )
+    parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        run_server(args.serve)
+        run_server(args.serve, args.code)
         return
     raise_fd_limit()
     rows: list[Row] = []
-    for concurrency in (100, 1000):
-        rows += measure_level(concurrency, args.calls, args.rounds)
+    with tempfile.TemporaryDirectory(prefix="agi-load-") as tmp:
+        baseline = None
+        if args.baseline:
+            baseline = Path(tmp)
+            commit = export_commit(args.baseline, baseline)
+        for concurrency in (100, 1000):
+            rows += measure_level(concurrency, args.calls, args.rounds, baseline)
     print(
         "FastAGI load: a 10-command flow over loopback, each server in its own process; "
         f"CPU/call is the server's own CPU time, median of {args.rounds} interleaved rounds"
     )
+    if args.baseline:
+        print(f"baseline: the same server on commit {commit} ({args.baseline})")
     print(
         f"{'server':<11} {'conc':>5} {'calls':>6} {'CPU/call':>9} {'user':>7} {'calls/s':>8} "
         f"{'p50':>8} {'p99':>8} {'peak RSS':>9} {'fail':>5}"
@@ -406,6 +468,13 @@ def main() -> None:
             f"panoramisk = {pano_floor:.2f}x floor; user CPU only: {user_pano:.2f}x panoramisk, "
             f"{user_floor:.2f}x floor"
         )
+        if "baseline" in by:
+            print(
+                f"{concurrency:>5} callers: centralita CPU/call = "
+                f"{ours / by['baseline'].cpu_per_call_us:.3f}x baseline "
+                f"({ours:.0f} us vs {by['baseline'].cpu_per_call_us:.0f} us), user CPU "
+                f"{by['centralita'].user_per_call_us / by['baseline'].user_per_call_us:.3f}x"
+            )
     per_session, total = measure_idle(args.idle)
     print(
         f"{args.idle} idle sessions: {per_session:.1f} KiB RSS each "

@@ -42,11 +42,11 @@ import ami.client  # noqa: E402
 from ami.protocol import AmiMessage, AmiParser, encode_packet  # noqa: E402
 from ami.testing import FakeAmiServer, load_trace, rewrite  # noqa: E402
 from ami.tracker import CallTracker  # noqa: E402
-from centralita.app import STORE, create_app  # noqa: E402
+from centralita.app import create_app  # noqa: E402
+from centralita.feed import TimedTracker  # noqa: E402
+from centralita.keys import AMI, AUTH, BRIDGE, HUB, STORE  # noqa: E402
 from centralita.settings import demo_text, parse_settings  # noqa: E402
-from centralita.web import TimedTracker  # noqa: E402
 from centralita.web.auth import COOKIE  # noqa: E402
-from centralita.web.state import AMI, AUTH, BRIDGE, HUB  # noqa: E402
 
 TRACE = ROOT / "tests" / "fixtures" / "asterisk-traces" / "ami-queue-sip-call.txt"
 SECRET = "bench-ami-secret"

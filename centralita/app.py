@@ -20,24 +20,29 @@ from aiohttp import web
 from agi.flows import load_flows
 from agi.router import FLOWS
 from agi.server import AgiServer, ServerLimits
-from centralita import csvlog
+from centralita import csvlog, feed
 from centralita.context import AppFlowContext
 from centralita.crm import CrmClient
+from centralita.keys import (
+    AGI_SERVER,
+    CRM,
+    FLOW_CONTEXT,
+    HEALTH_CHECKS,
+    SETTINGS,
+    STORE,
+)
 from centralita.looplag import lag_ctx
+from centralita.metrics import PrometheusAgiMetrics
 from centralita.settings import Settings
 from centralita.store import Store, default_path
+from centralita.web import setup_web
 
 log = logging.getLogger("centralita")
 
-SETTINGS = web.AppKey("settings", Settings)
-STORE = web.AppKey("store", Store)
-FLOW_CONTEXT = web.AppKey("flow_context", AppFlowContext)
-AGI_SERVER = web.AppKey("agi_server", AgiServer)
-CRM = web.AppKey("crm", CrmClient)
-
 
 def open_store(settings: Settings) -> AsyncIterator[Store]:
-    """The store of `settings` (for the CLI and the app alike)."""
+    """The store of `settings`, with its `[manager]` region and digit rules (a cleanup
+    context's body: the store is closed when the iteration ends)."""
     return _store(settings)
 
 
@@ -92,6 +97,7 @@ async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
             shutdown_grace_s=server_settings.shutdown_grace_s,
         ),
         fallback_route=str(server_settings.fallback),
+        metrics=PrometheusAgiMetrics(FLOWS),
     )
     await server.start()
     app[AGI_SERVER] = server
@@ -112,9 +118,6 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-HEALTH_CHECKS = web.AppKey("health_checks", list)
-
-
 async def freeze_startup_objects(app: web.Application) -> None:
     """Move everything allocated at startup out of the garbage collector's way.
 
@@ -127,19 +130,20 @@ async def freeze_startup_objects(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    """Build the app: store, FastAGI, console; features add their own cleanup contexts."""
+    """Build the app: store, FastAGI, the console, then the AMI feed that fills its pops."""
     app = web.Application()
     app[SETTINGS] = settings
     app[HEALTH_CHECKS] = []
-    # Started in this order, closed in reverse: FastAGI stops first, then the store, the CRM.
+    # Started in this order, closed in reverse: the AMI feed stops first, then the console,
+    # FastAGI, the store, the CRM.
     app.cleanup_ctx.append(crm_ctx)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(agi_ctx)
     app.cleanup_ctx.append(lag_ctx)  # /metrics: centralita_event_loop_lag_seconds
     app.router.add_get("/healthz", healthz)
-    from centralita.web import setup_web
-
-    setup_web(app)
+    setup_web(app)  # console_ctx: the pop hub and bridge, the webhook sender
+    app.cleanup_ctx.append(feed.ami_ctx)  # after console_ctx: it feeds the bridge and webhooks
+    app[HEALTH_CHECKS].append(feed.ami_health)
     return app
 
 

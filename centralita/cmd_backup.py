@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from centralita.cli import add_config_argument
 from centralita.csvlog import CALLBACKS_CSV, CALLS_CSV, COMPLAINTS_CSV
 from centralita.settings import load_settings
 from centralita.store import DB_FILENAME
@@ -32,8 +33,6 @@ CONFIG_COPY = "centralita.toml"
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Register `centralita backup`."""
-    from centralita.cli import add_config_argument
-
     parser = subparsers.add_parser(
         "backup",
         help="copy the data folder (database, logs, key) while Centralita runs",

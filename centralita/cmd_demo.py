@@ -22,6 +22,10 @@ from typing import Any
 from aiohttp import web
 
 from ami.testing import FakeAmiServer
+from centralita.app import create_app
+from centralita.demo.player import CALLERS, CallPlayer
+from centralita.keys import AMI, STORE
+from centralita.logs import setup_logging
 from centralita.settings import Settings, demo_text, parse_settings
 
 HOST = "127.0.0.1"  # never anything else: the demo's password is printed for all to see
@@ -76,8 +80,6 @@ def demo_settings(data_dir: Path, web_port: int, agi_port: int, ami_port: int) -
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from centralita.logs import setup_logging
-
     setup_logging("text", "INFO")
     with contextlib.ExitStack() as stack:
         if args.data is None:
@@ -95,10 +97,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 async def serve_demo(data_dir: Path, web_port: int, agi_port: int, every_s: float) -> int:
     """Serve until SIGINT or SIGTERM."""
-    from centralita.app import STORE, create_app
-    from centralita.demo.player import CALLERS, CallPlayer
-    from centralita.web.state import AMI
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -8,13 +8,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from centralita.settings import Settings, is_loopback, load_settings, public_secrets
+from centralita.agents_admin import save_config
+from centralita.app import run
+from centralita.cli import add_config_argument
+from centralita.logs import setup_logging
+from centralita.settings import (
+    Settings,
+    fresh_config_text,
+    is_loopback,
+    load_settings,
+    public_secrets,
+)
+from centralita.spool import spool_problem
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add `serve` and `init`."""
-    from centralita.cli import add_config_argument
-
     serve = subparsers.add_parser(
         "serve",
         help="run FastAGI, the AMI listener and the web console",
@@ -37,10 +46,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from centralita.app import run
-    from centralita.logs import setup_logging
-    from centralita.spool import spool_problem
-
     settings = load_settings(args.config)
     refusal = public_secrets_refusal(settings)
     if refusal:
@@ -78,9 +83,6 @@ def public_secrets_refusal(settings: Settings) -> str | None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from centralita.agents_admin import save_config
-    from centralita.settings import fresh_config_text
-
     target: Path = args.dir / "centralita.toml"
     if target.exists() and not args.force:
         print(f"centralita: {target} already exists (use --force to overwrite)", file=sys.stderr)

@@ -1,20 +1,64 @@
-"""Prometheus metrics (prometheus-client, default registry) and the `/metrics` handler.
+"""Prometheus metrics (prometheus-client, default registry).
 
 The metrics live in the process-wide default registry, so other modules (the CRM client in
 centralita/crm.py) register theirs there and `/metrics` serves them all. Gauges that mirror
 app state (active AGI sessions, AMI connected, webhook backlog, open console sockets) are
-refreshed from the app at scrape time.
+refreshed from the app at scrape time by the handler, `centralita.web.prometheus`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from bisect import bisect_left
+from collections.abc import Container, Iterator, Sequence
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
-from prometheus_client.exposition import generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 from agi.server import AgiMetrics
+
+
+class LoopHistogram:
+    """A Prometheus histogram for the event loop's hot paths: counted in plain lists, read by
+    Prometheus at scrape time (a collector in the default registry).
+
+    prometheus_client's `Histogram.observe` takes a lock for the sum and one for the bucket,
+    about 5 us; every AGI command is timed, and that made 9% more CPU per call in
+    bench/agi_load.py. A bisect and two additions cost a tenth of it. Observe from the event
+    loop's thread only (no lock: the scrape runs in the same loop).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        buckets: Sequence[float],
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = sorted(buckets)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one: above every bound (+Inf)
+        self.sum = 0.0
+        registry.register(self)
+
+    def observe(self, amount: float) -> None:
+        """Count one observation (into the first bucket whose bound is >= it, as `le`)."""
+        self.counts[bisect_left(self.bounds, amount)] += 1
+        self.sum += amount
+
+    def collect(self) -> Iterator[Metric]:
+        """The histogram as Prometheus reads it: cumulative buckets, sum and count."""
+        cumulative = 0
+        buckets: list[tuple[str, float]] = []
+        labels = [*map(floatToGoString, self.bounds), "+Inf"]
+        for bound, count in zip(labels, self.counts, strict=True):
+            cumulative += count
+            buckets.append((bound, cumulative))
+        yield HistogramMetricFamily(
+            self.name, self.documentation, buckets=buckets, sum_value=self.sum
+        )
+
 
 ACTIVE_CALLS = Gauge("centralita_active_calls", "Calls currently in a FastAGI flow")
 AGI_SESSIONS = Counter(
@@ -22,9 +66,9 @@ AGI_SESSIONS = Counter(
     "FastAGI sessions ended, by flow and outcome",
     ["flow", "outcome"],
 )
-AGI_COMMAND_SECONDS = Histogram(
+AGI_COMMAND_SECONDS = LoopHistogram(
     "centralita_agi_command_seconds",
-    "Round trip of one AGI command (sampled)",
+    "Round trip of one AGI command, from writing it to reading its reply",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 AMI_CONNECTED = Gauge("centralita_ami_connected", "1 while the AMI connection is up")
@@ -63,7 +107,7 @@ class PrometheusAgiMetrics(AgiMetrics):
         ).inc()
 
     def command_latency(self, seconds: float) -> None:
-        """One command's round trip."""
+        """One command's round trip (the server times every command)."""
         AGI_COMMAND_SECONDS.observe(seconds)
 
 
@@ -71,34 +115,3 @@ def pop_sent(kind: str, seconds: float) -> None:
     """Count one pop message and its latency (the PopBridge `on_sent` hook)."""
     POPS_SENT.labels(type=kind).inc()
     POP_SECONDS.observe(seconds)
-
-
-Refresh = Callable[[web.Application], object]
-
-
-async def refresh_gauges(app: web.Application) -> None:
-    """Read the app's state into the gauges that mirror it."""
-    from centralita.app import AGI_SERVER, STORE
-    from centralita.web.state import AMI, HUB
-
-    server = app.get(AGI_SERVER)
-    if server is not None:
-        ACTIVE_CALLS.set(len(server.sessions))
-    ami = app.get(AMI)
-    AMI_CONNECTED.set(1 if ami is not None and ami.connected else 0)
-    hub = app.get(HUB)
-    if hub is not None:
-        CONSOLE_SOCKETS.set(hub.count())
-    store = app.get(STORE)
-    if store is not None:
-        WEBHOOK_BACKLOG.set(await store.outbox_backlog())
-
-
-async def metrics_handler(request: web.Request) -> web.Response:
-    """`GET /metrics`: the default registry in Prometheus text format."""
-    await refresh_gauges(request.app)
-    body = generate_latest(REGISTRY)
-    response = web.Response(body=body)
-    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-    response.charset = "utf-8"
-    return response

@@ -28,6 +28,7 @@ import wave
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from centralita.settings import load_settings
 from dialplan.validate import ConfigError
 
 SOUNDS_DIR = Path(__file__).resolve().parent.parent / "sounds"
@@ -254,8 +255,6 @@ def _save_state(path: Path, state: dict[str, str]) -> None:
 
 
 def _languages_from_config(config: str) -> list[str]:
-    from centralita.settings import load_settings  # only the `check --config` path needs it
-
     return [lang.code for lang in load_settings(config).site.languages]
 
 

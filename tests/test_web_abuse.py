@@ -22,9 +22,8 @@ from test_web_support import EVENTS_HEADERS, EVENTS_SECRET, TRACES, console_env
 
 import centralita.store as store_module
 from ami.testing import load_trace, rewrite
-from centralita.app import AGI_SERVER
+from centralita.keys import AGI_SERVER, AUTH, HUB
 from centralita.web.auth import COOKIE, WS_CLOSE_LOGGED_OUT
-from centralita.web.state import AUTH, HUB
 
 QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
 # The recorded call, rewritten to ring 1002 (a plain agent) instead of 1001 (the supervisor).

@@ -21,10 +21,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from ami.testing import FakeAmiServer
-from centralita.app import STORE, create_app
+from centralita.app import create_app
+from centralita.keys import AMI, BRIDGE, CDR_WRITER, HUB, STORE
 from centralita.settings import Settings, demo_text, parse_settings
 from centralita.store import Store
-from centralita.web.state import AMI, BRIDGE, CDR_WRITER, HUB
 
 TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
 AMI_SECRET = "test-ami-secret"

@@ -25,6 +25,7 @@ from prometheus_client import Counter
 
 from agi.flows.common import PROMPT_INVALID, route
 from agi.flows.context import FlowContext
+from agi.protocol import AgiError
 from agi.router import flow
 from agi.session import AgiSession
 from dialplan.destinations import resolve_crm_destination
@@ -42,7 +43,7 @@ OUTCOMES = Counter(
 )
 
 
-class UnknownNodeError(LookupError):
+class UnknownNodeError(AgiError, LookupError):
     """The dialplan names a customer-ID node the config does not define."""
 
 

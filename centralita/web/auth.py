@@ -39,8 +39,7 @@ from pathlib import Path
 from aiohttp import web
 
 from centralita import metrics
-from centralita.app import SETTINGS, STORE
-from centralita.web.state import AUTH, HUB, TEMPLATES
+from centralita.keys import AUTH, HUB, SETTINGS, STORE, TEMPLATES
 
 log = logging.getLogger("centralita.web")
 

@@ -20,9 +20,9 @@ from urllib.parse import urlencode
 
 from aiohttp import WSMsgType, web
 
-from ami.originate import OriginateRefused, originate, validate_dial_number
+from ami.originate import OriginateRefused, Refusal, originate, validate_dial_number
 from centralita import csvlog
-from centralita.app import SETTINGS, STORE
+from centralita.keys import AMI, AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES
 from centralita.pop import SimpleChange, contact_json
 from centralita.store import CallRow
 from centralita.times import shown
@@ -36,7 +36,6 @@ from centralita.web.auth import (
     require_page,
     require_post,
 )
-from centralita.web.state import AMI, AUTH, BRIDGE, HUB, TEMPLATES
 from centralita.webhooks import parse_callmyway
 from dialplan.names import OUTBOUND_CONTEXT
 
@@ -290,6 +289,8 @@ async def api_dial(request: web.Request) -> web.Response:
     listener = request.app.get(AMI)
     if listener is None:
         return error(request, 503, "Asterisk is not connected")
+    # The number was checked above and the rest comes from the validated settings: a
+    # ValueError from originate would be our bug (500), not the client's (400).
     try:
         result = await originate(
             listener,
@@ -301,10 +302,8 @@ async def api_dial(request: web.Request) -> web.Response:
             context=OUTBOUND_CONTEXT,
         )
     except OriginateRefused as exc:
-        status = 409 if "already on a call" in str(exc) else 503
+        status = 409 if exc.reason is Refusal.AGENT_BUSY else 503
         return error(request, status, str(exc))
-    except ValueError as exc:
-        raise _bad(str(exc)) from None
     log.info(
         "click-to-dial by %s to %s: %s (%s)", agent, number, result.response, result.reason_text
     )

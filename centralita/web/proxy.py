@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from aiohttp import web
 
-from centralita.app import SETTINGS
+from centralita.keys import SETTINGS
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -1,0 +1,50 @@
+"""Every key of the app's typed state (aiohttp `web.AppKey`s), in one leaf module.
+
+Any module may import this one, and it imports no other module of the app at run time: the
+types behind the keys are named under `TYPE_CHECKING` only (as aiohttp keeps its own keys
+and types in a leaf module). So a handler reaches the store or the settings without
+importing `centralita.app`, and the imports keep going one way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from agi.server import AgiServer
+    from ami.client import AmiListener
+    from centralita.context import AppFlowContext
+    from centralita.crm import CrmClient
+    from centralita.feed import CdrWriter
+    from centralita.pop import PopBridge, PopHub
+    from centralita.settings import Settings
+    from centralita.store import Store
+    from centralita.web.auth import Auth
+    from centralita.webhooks import WebhookSender
+
+# What a feature adds to /healthz: a part of its JSON body (`{"ami": {...}}`).
+HealthCheck = Callable[[web.Application], dict[str, object]]
+
+# Made by `centralita.app`: the settings, then one per cleanup context.
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+STORE: web.AppKey[Store] = web.AppKey("store")
+CRM: web.AppKey[CrmClient] = web.AppKey("crm")
+FLOW_CONTEXT: web.AppKey[AppFlowContext] = web.AppKey("flow_context")
+AGI_SERVER: web.AppKey[AgiServer] = web.AppKey("agi_server")
+HEALTH_CHECKS: web.AppKey[list[HealthCheck]] = web.AppKey("health_checks")
+
+# Made by the console (`centralita.web`).
+TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
+AUTH: web.AppKey[Auth] = web.AppKey("auth")
+HUB: web.AppKey[PopHub] = web.AppKey("pop_hub")
+BRIDGE: web.AppKey[PopBridge] = web.AppKey("pop_bridge")
+WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")
+
+# Made by the AMI feed (`centralita.feed`): the listener and the call-record writer.
+AMI: web.AppKey[AmiListener] = web.AppKey("ami")
+CDR_WRITER: web.AppKey[CdrWriter] = web.AppKey("cdr_writer")
