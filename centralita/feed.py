@@ -24,10 +24,9 @@ from ami.protocol import AmiMessage
 from ami.tracker import CallChange, CallTracker, CdrEvent
 from centralita.keys import AMI, BRIDGE, CDR_WRITER, SETTINGS, STORE, WEBHOOKS
 from centralita.store import Store, cdr_from_ami
+from dialplan.names import OUTBOUND_CONTEXT
 
 log = logging.getLogger("centralita.feed")
-
-OUTBOUND_CONTEXT = "centralita-outbound"
 
 
 class TimedTracker(CallTracker):

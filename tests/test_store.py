@@ -677,7 +677,7 @@ async def test_lookup_falls_back_when_past_its_in_loop_deadline(
     monkeypatch.setattr(store._db, "execute_fetchall", spy)
     found = await store.last_agent_for(key, since=t0, dispositions=["ANSWERED"], agents={"1001"})
     assert found == "1001" and calls == []  # answered in the loop's thread
-    monkeypatch.setattr("centralita.store.FAST_LOOKUP_S", -1.0)
+    monkeypatch.setattr("centralita.store.fastpath.FAST_LOOKUP_S", -1.0)
     found = await store.last_agent_for(key, since=t0, dispositions=["ANSWERED"], agents={"1001"})
     assert found == "1001" and len(calls) == 1  # interrupted, answered by aiosqlite
 

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from test_web_support import EVENTS_HEADERS, EVENTS_SECRET, TRACES, console_env
 
-import centralita.store as store_module
+import centralita.store.passwords as store_passwords
 from ami.testing import load_trace, rewrite
 from centralita.keys import AGI_SERVER, AUTH, HUB
 from centralita.web.auth import COOKIE, WS_CLOSE_LOGGED_OUT
@@ -237,8 +237,8 @@ class _HashCounter:
         self.running = 0
         self.most = 0
         self._lock = threading.Lock()
-        for name in ("_check_password", "_hash_password"):
-            monkeypatch.setattr(store_module, name, self._wrap(getattr(store_module, name)))
+        for name in ("check_password", "hash_password"):
+            monkeypatch.setattr(store_passwords, name, self._wrap(getattr(store_passwords, name)))
 
     def _wrap(self, func: Callable[..., Any]) -> Callable[..., Any]:
         def counted(*args: Any) -> Any:

@@ -23,7 +23,6 @@ from centralita.web import auth, console
 from centralita.web.prometheus import metrics_handler
 from centralita.web.proxy import setup_proxy
 from centralita.webhooks import WebhookSender
-from dialplan.names import OUTBOUND_CONTEXT
 
 log = logging.getLogger("centralita.web")
 

@@ -1,0 +1,79 @@
+"""The store: callbacks, ratings, call records, contacts, outcomes, passwords and the webhook
+outbox in one SQLite file (aiosqlite, WAL), behind one async interface.
+
+Everything written here is committed before the method returns, so a caller may acknowledge
+it (DESIGN.md principle 4). All SQL is parameterised; values come from callers and trunks.
+
+Times: `created_at`/`updated_at` and outbox times are UTC ISO-8601; call-record times are
+Asterisk's local wall-clock times (see `centralita.store.cdr`).
+
+The package, one module per concern:
+
+* `sqlite`: `Store`, opening and closing the file; `base`: the connection and transactions.
+* `callbacks`, `calls`, `contacts`, `agents`, `outbox`: the tables' methods, one mixin each.
+* `records`: the record types and the checks on text values; `cdr`: the call record type,
+  its identity and its parsing from Master.csv and `Cdr` events.
+* `schema`: the file's location, permissions and migrations; `passwords`: scrypt hashes.
+* `fastpath`: the read-only connection used in the event loop's thread.
+
+Everything the rest of Centralita uses is imported from `centralita.store` itself.
+"""
+
+from centralita.store.cdr import (
+    CDR_COLUMNS,
+    CDR_DISPOSITIONS,
+    CallRow,
+    CdrRecord,
+    ImportResult,
+    agent_of,
+    cdr_from_ami,
+    cdr_from_csv_row,
+    cdr_params,
+    parse_cdr_time,
+)
+from centralita.store.fastpath import FAST_LOOKUP_S
+from centralita.store.passwords import SCRYPT_N, SCRYPT_P, SCRYPT_R
+from centralita.store.records import (
+    CALLBACK_STATUSES,
+    CONTACT_FIELDS,
+    MAX_NOTES,
+    MAX_TEXT,
+    CallbackRequest,
+    Contact,
+    OutboxEvent,
+    Outcome,
+    Rating,
+)
+from centralita.store.schema import DB_FILENAME, SCHEMA_VERSION, default_path, protect
+from centralita.store.sqlite import Store
+
+__all__ = [
+    "CALLBACK_STATUSES",
+    "CDR_COLUMNS",
+    "CDR_DISPOSITIONS",
+    "CONTACT_FIELDS",
+    "DB_FILENAME",
+    "FAST_LOOKUP_S",
+    "MAX_NOTES",
+    "MAX_TEXT",
+    "SCHEMA_VERSION",
+    "SCRYPT_N",
+    "SCRYPT_P",
+    "SCRYPT_R",
+    "CallRow",
+    "CallbackRequest",
+    "CdrRecord",
+    "Contact",
+    "ImportResult",
+    "OutboxEvent",
+    "Outcome",
+    "Rating",
+    "Store",
+    "agent_of",
+    "cdr_from_ami",
+    "cdr_from_csv_row",
+    "cdr_params",
+    "default_path",
+    "parse_cdr_time",
+    "protect",
+]

@@ -1,0 +1,309 @@
+"""Call records in the store: writing them (one at a time from the AMI feed, in bulk from a
+Master.csv), the returning-caller lookup, and the supervisor's call list."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import sqlite3
+from collections.abc import Collection, Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from centralita.store.base import StoreBase
+from centralita.store.cdr import (
+    _CDR_INSERT,
+    CallRow,
+    CdrRecord,
+    ImportResult,
+    _cdr_text,
+    _cdr_time,
+    _check_cdr,
+    _read_chunk,
+    cdr_from_csv_row,
+    cdr_params,
+)
+from centralita.store.records import _text
+
+
+class CallRecordsMixin(StoreBase):
+    """The `cdr` table."""
+
+    # ----------------------------------------------------------------- call records
+
+    def _keyed(self, rec: CdrRecord) -> CdrRecord:
+        return rec if rec.src_key is not None else rec.with_key(*self._phone_settings())
+
+    async def upsert_cdr(self, rec: CdrRecord) -> bool:
+        """Store a call record; True if new, False if it was already there (then updated in
+        place: a repeated `Cdr` event or a re-imported row never makes a second record)."""
+        _check_cdr(rec)
+        rec = self._keyed(rec)
+        params = cdr_params(rec)
+        async with self._tx() as db:
+            cur = await db.execute(_CDR_INSERT, params)
+            if cur.rowcount > 0:
+                return True
+            # Already present: refresh the mutable fields, but keep a known linkedid when
+            # this copy lacks it (the AMI Cdr event has none, Master.csv may).
+            await db.execute(
+                "UPDATE cdr SET linkedid = CASE WHEN ? != '' THEN ? ELSE linkedid END, "
+                "src = ?, src_key = ?, dst = ?, agent = ?, dcontext = ?, clid = ?, "
+                'lastdata = ?, answer = ?, "end" = ?, duration = ?, billsec = ?, '
+                "disposition = ?, amaflags = ?, accountcode = ?, userfield = ? "
+                "WHERE cdr_key = ?",
+                # src..clid, lastdata, answer..userfield, then the key (cdr_params order).
+                (rec.linkedid, rec.linkedid, *params[3:9], params[12], *params[14:], params[0]),
+            )
+            return False
+
+    async def get_cdrs(self, uniqueid: str) -> list[CdrRecord]:
+        """All records of one channel (several when it dialled more than once), by start."""
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT uniqueid, linkedid, src, dst, dcontext, clid, channel, dstchannel, "
+                'lastapp, start, answer, "end", duration, billsec, disposition, accountcode, '
+                "userfield, lastdata, amaflags, src_key FROM cdr WHERE uniqueid = ? "
+                "ORDER BY start, id",
+                (uniqueid,),
+            ) as cur,
+        ):
+            rows = await cur.fetchall()
+        out = []
+        for r in rows:
+            start, answer, end = _cdr_time(r[9]), _cdr_time(r[10]), _cdr_time(r[11])
+            assert start is not None and end is not None
+            out.append(
+                CdrRecord(
+                    uniqueid=r[0],
+                    linkedid=r[1],
+                    src=r[2],
+                    dst=r[3],
+                    dcontext=r[4],
+                    clid=r[5],
+                    channel=r[6],
+                    dstchannel=r[7],
+                    lastapp=r[8],
+                    start=start,
+                    answer=answer,
+                    end=end,
+                    duration=r[12],
+                    billsec=r[13],
+                    disposition=r[14],
+                    accountcode=r[15],
+                    userfield=r[16],
+                    lastdata=r[17],
+                    amaflags=r[18],
+                    src_key=r[19],
+                )
+            )
+        return out
+
+    async def count_cdrs(self) -> int:
+        """How many call records are stored."""
+        async with self._read() as db, db.execute("SELECT count(*) FROM cdr") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def last_agent_for(
+        self,
+        src_key: str,
+        *,
+        since: datetime,
+        dispositions: Sequence[str],
+        agents: Collection[str],
+    ) -> str | None:
+        """The agent of the caller's most recent call since `since` whose disposition is in
+        `dispositions` and whose agent is in `agents`; None if there is none.
+
+        One range scan of the covering index (src_key, start, disposition, agent), newest
+        first, stopping at the first row that passes the filters.
+        """
+        if not src_key or not dispositions or not agents:
+            return None
+        agent_list = list(agents)
+        disp_list = list(dispositions)
+        sql = (
+            "SELECT agent FROM cdr WHERE src_key = ? AND start >= ? "  # noqa: S608 (only ?s)
+            f"AND disposition IN ({','.join('?' * len(disp_list))}) "
+            f"AND agent IN ({','.join('?' * len(agent_list))}) "
+            "ORDER BY start DESC LIMIT 1"
+        )
+        params = (src_key, _cdr_text(since), *disp_list, *agent_list)
+        # The query is one covering-index probe, ~10-30 us. A trip to aiosqlite's thread
+        # costs more, and on a loaded 2-core machine its tail reaches ~2 ms (bench/
+        # lookup_bench.py prints both), so it runs here, bounded to fastpath.FAST_LOOKUP_S.
+        if self._fast is not None:
+            try:
+                row = self._fast.first_row(sql, params)
+            except sqlite3.OperationalError:
+                pass  # busy or past the deadline: ask the worker thread instead
+            else:
+                return str(row[0]) if row else None
+        async with self._read() as db:
+            rows = list(await db.execute_fetchall(sql, params))
+        return str(rows[0][0]) if rows else None
+
+    async def import_master_csv(
+        self, path: Path | str, *, region: str, match_digits: int, min_digits: int = 6
+    ) -> ImportResult:
+        """Import an Asterisk cdr-csv Master.csv; returns what was imported and skipped.
+
+        Skipped rows are counted apart: duplicates (already stored, so a re-import is
+        idempotent) and unreadable rows (which an admin may want to look at).
+        """
+        imported = duplicates = unreadable = 0
+        # Asterisk writes bytes as they came; a stray Latin-1 caller name must not stop
+        # the import, so undecodable bytes become U+FFFD.
+        handle = await asyncio.to_thread(open, path, encoding="utf-8", errors="replace", newline="")
+        with handle:
+            reader = csv.reader(handle)
+            while True:
+                chunk, at_end = await asyncio.to_thread(_read_chunk, reader, 5000)
+                batch = []
+                for row in chunk:
+                    if row is None:
+                        unreadable += 1
+                        continue
+                    try:
+                        rec = cdr_from_csv_row(
+                            row, region=region, match_digits=match_digits, min_digits=min_digits
+                        )
+                        _check_cdr(rec)
+                    except ValueError:
+                        unreadable += 1
+                        continue
+                    batch.append(cdr_params(rec))
+                async with self._tx() as db:
+                    before = db.total_changes
+                    await db.executemany(_CDR_INSERT, batch)
+                    added = db.total_changes - before
+                imported += added
+                duplicates += len(batch) - added  # ON CONFLICT (cdr_key) DO NOTHING
+                if at_end:
+                    break
+        return ImportResult(imported, duplicates, unreadable)
+
+    async def took_part(self, call_id: str, agent: str) -> bool:
+        """True when a call record (by Uniqueid or Linkedid) names `agent` as its agent or
+        destination: the proof, once the call has ended, that the agent was on it."""
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT 1 FROM cdr WHERE (uniqueid = ? OR (linkedid = ? AND linkedid != '')) "
+                "AND (agent = ? OR dst = ?) LIMIT 1",
+                (call_id, call_id, agent, agent),
+            ) as cur,
+        ):
+            return await cur.fetchone() is not None
+
+    # ----------------------------------------------------------------- calls listing
+
+    async def list_calls(
+        self,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        agent: str | None = None,
+        customer: str | None = None,
+        viewer: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[CallRow], int]:
+        """Call records newest first, with outcomes and contact names, and the total count.
+
+        `start`/`end` are inclusive days; `agent` matches the record's agent or dst;
+        `customer` matches a substring of the caller number or of the name of a contact
+        with that number. With `viewer` (an agent who is not a supervisor), only that
+        agent's own outcome and notes are shown: another agent's notes stay private.
+        """
+        where: list[str] = []
+        params: list[object] = []
+        if start is not None:
+            where.append("c.start >= ?")
+            params.append(start.strftime("%Y-%m-%d 00:00:00"))
+        if end is not None:
+            where.append("c.start < ?")
+            params.append((end + timedelta(days=1)).strftime("%Y-%m-%d 00:00:00"))
+        if agent:
+            _text("agent", agent, limit=200)
+            where.append(
+                # A set of row ids built from two indexes, not a per-row test: the count
+                # stays fast on a million records. Only the record itself says who took
+                # part: an outcome is the agent's claim, not proof (issue 10, finding 1).
+                "c.id IN (SELECT id FROM cdr WHERE agent = ? "
+                "UNION SELECT id FROM cdr WHERE dst = ?)"
+            )
+            params += [agent, agent]
+        if customer:
+            _text("customer", customer, limit=200)
+            needle = customer.strip()
+            where.append(
+                "c.id IN (SELECT id FROM cdr WHERE instr(src, ?) > 0 "
+                "UNION SELECT c2.id FROM contacts k "
+                "JOIN contact_numbers n ON n.contact_id = k.id "
+                "JOIN cdr c2 ON c2.src_key = n.key WHERE instr(k.name_fold, ?) > 0)"
+            )
+            params += [needle, needle.casefold()]
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        offset = max(0, int(offset))
+        limit = max(1, min(int(limit), 1000))
+        # The outcome shown is the one of this record's agent if there is one, else the
+        # latest; the outcome's chosen contact wins over a contact found by number.
+        if viewer is not None:
+            _text("viewer", viewer, limit=200, empty=False)
+            pick = (
+                "SELECT o3.id FROM outcomes o3 WHERE o3.call_id IN (c.linkedid, c.uniqueid) "
+                "AND o3.agent = ? ORDER BY o3.updated_at DESC, o3.id DESC LIMIT 1"
+            )
+        else:
+            pick = (
+                # (SQLite cannot name an outer column in a subquery's ORDER BY, hence two.)
+                "COALESCE((SELECT o3.id FROM outcomes o3 "
+                "  WHERE o3.call_id IN (c.linkedid, c.uniqueid) AND o3.agent = c.agent), "
+                " (SELECT o4.id FROM outcomes o4 WHERE o4.call_id IN (c.linkedid, c.uniqueid) "
+                "  ORDER BY o4.updated_at DESC, o4.id DESC LIMIT 1))"
+            )
+        sql = (
+            # `clause` and `pick` join the fixed fragments above; every value is a parameter.
+            "SELECT c.uniqueid, c.linkedid, c.start, c.src, c.dst, c.agent, "  # noqa: S608
+            "c.disposition, "
+            "c.duration, c.billsec, "
+            "COALESCE((SELECT k.name FROM contacts k WHERE k.id = o.contact_id), "
+            " (SELECT k.name FROM contact_numbers n JOIN contacts k ON k.id = n.contact_id "
+            "  WHERE n.key = c.src_key ORDER BY k.name_fold, k.id LIMIT 1)), "
+            "o.outcome, o.agent, o.notes, o.follow_up "
+            f"FROM cdr c LEFT JOIN outcomes o ON o.id = ({pick})"
+            f"{clause} ORDER BY c.start DESC, c.id DESC LIMIT ? OFFSET ?"
+        )
+        select_params = ([viewer] if viewer is not None else []) + params
+        async with self._read() as db:
+            count_sql = f"SELECT count(*) FROM cdr c{clause}"  # noqa: S608 (as above)
+            async with db.execute(count_sql, params) as cur:
+                total_row = await cur.fetchone()
+            async with db.execute(sql, (*select_params, limit, offset)) as cur:
+                rows = await cur.fetchall()
+        calls = []
+        for r in rows:
+            started = _cdr_time(r[2])
+            assert started is not None
+            calls.append(
+                CallRow(
+                    uniqueid=r[0],
+                    linkedid=r[1],
+                    start=started,
+                    src=r[3],
+                    dst=r[4],
+                    agent=r[5],
+                    disposition=r[6],
+                    duration=r[7],
+                    billsec=r[8],
+                    contact_name=r[9],
+                    outcome=r[10],
+                    outcome_agent=r[11],
+                    notes=r[12],
+                    follow_up=date.fromisoformat(r[13]) if r[13] else None,
+                )
+            )
+        return calls, int(total_row[0]) if total_row else 0

@@ -1,0 +1,198 @@
+"""The database file: where it lives, its permissions, and the schema migrations."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+import aiosqlite
+
+DB_FILENAME = "centralita.sqlite3"
+SCHEMA_VERSION = 3
+
+
+def protect(path: Path) -> None:
+    """Create the database file 0600, and take world access away from an existing one.
+
+    It holds password hashes, contacts and notes, and was created 0644 (issue 10, finding
+    7). A group bit already granted (0640, for a backup group) is kept. SQLite creates the
+    -wal and -shm files with the database file's mode (os_unix.c findCreateFileMode).
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o007:
+            os.fchmod(fd, mode & 0o770)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        with contextlib.suppress(FileNotFoundError):
+            side_mode = stat.S_IMODE(side.stat().st_mode)
+            if side_mode & 0o007:
+                side.chmod(side_mode & 0o770)
+
+
+def default_path(data_dir: Path | str) -> Path:
+    """Where the SQLite database lives inside `data_dir`."""
+    return Path(data_dir) / DB_FILENAME
+
+
+_MIGRATIONS: tuple[str, ...] = (
+    # version 1
+    """
+    CREATE TABLE callbacks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        callerid TEXT NOT NULL,
+        language TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        number TEXT NOT NULL,
+        alternative TEXT NOT NULL,
+        uniqueid TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'cancelled'))
+    );
+    CREATE INDEX callbacks_status ON callbacks (status, id);
+
+    CREATE TABLE ratings (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at TEXT NOT NULL,
+        callerid TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        rating INTEGER NOT NULL CHECK (rating BETWEEN 0 AND 10),
+        call_id TEXT NOT NULL
+    );
+
+    CREATE TABLE cdr (
+        id INTEGER PRIMARY KEY,
+        cdr_key BLOB NOT NULL UNIQUE,
+        uniqueid TEXT NOT NULL,
+        linkedid TEXT NOT NULL,
+        src TEXT NOT NULL,
+        src_key TEXT,
+        dst TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        dcontext TEXT NOT NULL,
+        clid TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        dstchannel TEXT NOT NULL,
+        lastapp TEXT NOT NULL,
+        lastdata TEXT NOT NULL,
+        start TEXT NOT NULL,
+        answer TEXT,
+        "end" TEXT NOT NULL,
+        duration INTEGER NOT NULL,
+        billsec INTEGER NOT NULL,
+        disposition TEXT NOT NULL,
+        amaflags TEXT NOT NULL,
+        accountcode TEXT NOT NULL,
+        userfield TEXT NOT NULL
+    );
+    -- The returning-caller lookup: equality on src_key, newest start first; disposition
+    -- and agent ride along so the lookup never touches the table (covering index).
+    CREATE INDEX cdr_caller ON cdr (src_key, start, disposition, agent);
+    CREATE INDEX cdr_start ON cdr (start);
+    CREATE INDEX cdr_uniqueid ON cdr (uniqueid);
+    CREATE INDEX cdr_linkedid ON cdr (linkedid) WHERE linkedid != '';
+    CREATE INDEX cdr_agent ON cdr (agent);
+    CREATE INDEX cdr_dst ON cdr (dst);
+
+    CREATE TABLE contacts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        name_fold TEXT NOT NULL,
+        company TEXT NOT NULL,
+        notes TEXT NOT NULL,
+        external_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE contact_numbers (
+        contact_id INTEGER NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+        number TEXT NOT NULL,
+        key TEXT NOT NULL,
+        PRIMARY KEY (contact_id, key)
+    );
+    CREATE INDEX contact_numbers_key ON contact_numbers (key);
+
+    CREATE TABLE outcomes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        call_id TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        notes TEXT NOT NULL,
+        follow_up TEXT,
+        contact_id INTEGER REFERENCES contacts (id) ON DELETE SET NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (call_id, agent)
+    );
+    CREATE INDEX outcomes_agent ON outcomes (agent);
+
+    CREATE TABLE agent_passwords (
+        extension TEXT PRIMARY KEY,
+        hash TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        url TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        sent_at TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE sent_at IS NULL;
+    """,
+    # version 2: console sessions that outlive a restart (issue 10, finding 3), and outbox
+    # rows claimed by the sender before it posts them (finding 10).
+    """
+    CREATE TABLE revoked_sessions (
+        sid TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE session_versions (
+        extension TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    );
+    ALTER TABLE outbox ADD COLUMN claimed_until TEXT;
+    """,
+    # version 3: records without a destination channel have no agent (see agent_of); earlier
+    # versions stored their `dst` (`s`, a queue or a voicemail box) as the agent.
+    """
+    UPDATE cdr SET agent = '' WHERE dstchannel = '' OR instr(dstchannel, '/') = 0;
+    """,
+)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (no `;` inside our literals)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+async def migrate(db: aiosqlite.Connection, path: Path) -> None:
+    """Bring the schema up to SCHEMA_VERSION; call inside a write transaction."""
+    await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+    async with db.execute("SELECT version FROM schema_version") as cur:
+        row = await cur.fetchone()
+    version = int(row[0]) if row else 0
+    if row is None:
+        await db.execute("INSERT INTO schema_version (version) VALUES (0)")
+    if version > len(_MIGRATIONS):
+        raise RuntimeError(
+            f"{path}: database schema version {version} is newer than this "
+            f"Centralita knows ({len(_MIGRATIONS)}); upgrade Centralita"
+        )
+    for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+        for statement in _statements(script):
+            await db.execute(statement)
+        await db.execute("UPDATE schema_version SET version = ?", (number,))

@@ -1,0 +1,110 @@
+"""The SQLite `Store`: opening (creating, protecting and migrating the file) and closing;
+the tables' methods come from one mixin per group of tables."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiosqlite
+
+from centralita.store.agents import AgentsMixin
+from centralita.store.callbacks import CallbacksMixin
+from centralita.store.calls import CallRecordsMixin
+from centralita.store.contacts import ContactsMixin
+from centralita.store.fastpath import FastReader
+from centralita.store.outbox import OutboxMixin
+from centralita.store.schema import migrate, protect
+
+
+class _Opening:
+    """What `Store.open` returns: await it, or use it directly in `async with`."""
+
+    def __init__(self, path: Path, kwargs: dict[str, Any]) -> None:
+        self._path = path
+        self._kwargs = kwargs
+        self._store: Store | None = None
+
+    def __await__(self) -> Generator[Any, None, Store]:
+        return Store._open(self._path, **self._kwargs).__await__()
+
+    async def __aenter__(self) -> Store:
+        self._store = await Store._open(self._path, **self._kwargs)
+        return self._store
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._store is not None:
+            await self._store.close()
+
+
+class Store(CallbacksMixin, CallRecordsMixin, ContactsMixin, AgentsMixin, OutboxMixin):
+    """SQLite store. Open with `await Store.open(path)` or `async with Store.open(path)`."""
+
+    @staticmethod
+    def open(
+        path: Path | str,
+        *,
+        region: str = "ES",
+        match_digits: int = 10,
+        min_digits: int = 6,
+    ) -> _Opening:
+        """Open (creating or migrating) the database at `path`.
+
+        `region`, `match_digits` and `min_digits` are the `phone.normalize` settings used for
+        call-record and contact keys (config `[manager]`).
+        """
+        kwargs = {"region": region, "match_digits": match_digits, "min_digits": min_digits}
+        return _Opening(Path(path), kwargs)
+
+    @classmethod
+    async def _open(cls, path: Path, *, region: str, match_digits: int, min_digits: int) -> Store:
+        path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        protect(path)
+        # isolation_level=None: no implicit transactions; `_tx` issues BEGIN IMMEDIATE.
+        db = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await db.execute("PRAGMA busy_timeout = 5000")  # the CLI and the server share it
+            await db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a committed callback survives a power cut, not only a crash.
+            await db.execute("PRAGMA synchronous = FULL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            store = cls(db, path, region, match_digits, min_digits)
+            async with store._tx() as tx:
+                await migrate(tx, path)
+            # After the migration, so the WAL files exist for a read-only opener.
+            store._fast = FastReader(path)
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Close the connections (idempotent)."""
+        if self._fast is not None:
+            self._fast.close()
+            self._fast = None
+        await self._db.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def schema_version(self) -> int:
+        """The schema version of the open database."""
+        async with self._read() as db, db.execute("SELECT version FROM schema_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
