@@ -53,7 +53,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from ami.channel_table import ChannelTable
+from ami.channel_table import ChannelTable as ChannelTable  # re-exported: tests import it here
 from ami.protocol import (
     AmiMessage,
     AmiParser,
