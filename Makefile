@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo run test lint typecheck pytest bench sounds clean
+.PHONY: demo run test lint typecheck pytest bench bench-compare sounds clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/agi_load.py
 	@for b in bench/render_bench.py bench/lookup_bench.py bench/pop_bench.py bench/login_flood.py; do \
 		if [ -f $$b ]; then echo; $(BIN)/python $$b || exit 1; fi; done
+
+# This tree against REV (default HEAD~1), measured side by side in alternating rounds:
+# FastAGI CPU per call and screen-pop latency, with the ratio (bench/compare.py).
+bench-compare: $(STAMP)
+	$(BIN)/python bench/compare.py $(if $(REV),--rev $(REV),)
 
 # Builds the prompts with espeak-ng and sox (Debian packages). The built WAVs are committed,
 # so only whoever changes a prompt text needs this.

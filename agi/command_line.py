@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 def parse_args(line: str) -> list[str]:
-    """Asterisk's AGI tokenizer (parse_args, res_agi.c:4158-4218; asterisk-protocol.md §1.4).
+    """Asterisk's AGI tokenizer (res_agi.c parse_args; docs/asterisk-protocol.md#agi-arguments).
 
     Space and TAB separate arguments outside quotes; `"` toggles quoting and is dropped (after
     whitespace it starts an argument even if empty); `\\` escapes the next character. At most

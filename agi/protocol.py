@@ -5,8 +5,8 @@ server's half of one FastAGI session: feed it what Asterisk sent with `receive_d
 returns the events it could complete. `encode_command()` is the only way a command line is
 built, so no value can smuggle a second command onto the wire.
 
-Facts relied on are cited from Asterisk 20.20.1 (`res/res_agi.c`) through
-`asterisk-protocol.md` and checked against the recorded traces.
+The facts about Asterisk relied on are in docs/asterisk-protocol.md#fastagi (read in
+`res/res_agi.c` of Asterisk 20.20.1) and checked against the recorded traces.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ class _IntHeader(_Header):
             return 0
 
 
-# Header values that come from the caller or the network, in Asterisk's order (§1.2), each with
-# the header that must follow it.
+# Header values that come from the caller or the network, in Asterisk's order
+# (docs/asterisk-protocol.md#agi-headers), each with the header that must follow it.
 _NEXT_HEADER = {
     "agi_callerid": "agi_calleridname: ",
     "agi_calleridname": "agi_callingpres: ",
@@ -78,7 +78,7 @@ _STRANGER_FIELDS = frozenset(_NEXT_HEADER)
 
 @dataclass(frozen=True, slots=True)
 class AgiRequest:
-    """The header block Asterisk sends first (asterisk-protocol.md §1.2).
+    """The header block Asterisk sends first (docs/asterisk-protocol.md#agi-headers).
 
     Every `agi_<name>` header is available as `request.<name>` (`uniqueid`, `channel`,
     `callerid`, `calleridname`, `language`, `context`, ...); `args` are `agi_arg_1..N` in order
@@ -136,8 +136,8 @@ class Reply:
     """One answer to one command.
 
     `code` is 200, 510, 511 or 520. For 200, `result` is the text after `result=` (a digit
-    string for GET DATA, which may be empty: §1.8), `data` the parenthesised part (without the
-    parentheses) and `endpos` the `endpos=` value when present.
+    string for GET DATA, which may be empty: docs/asterisk-protocol.md#get-data), `data` the
+    parenthesised part (without the parentheses) and `endpos` the `endpos=` value when present.
     """
 
     code: int
@@ -311,8 +311,9 @@ class AgiConnection:
                 if stranger and not line.startswith(_NEXT_HEADER[headers[-1][0]]):
                     # Asterisk writes these values raw (`agi_calleridname: %s\n`,
                     # res_agi.c:2499), so a caller name holding a newline spills onto extra
-                    # lines. The block's order is fixed (§1.2): until the next expected
-                    # header, a line is part of the stranger's value, never a header.
+                    # lines. The block's order is fixed (docs/asterisk-protocol.md#agi-headers):
+                    # until the next expected header, a line is part of the stranger's value, never
+                    # a header.
                     headers[-1] = (headers[-1][0], headers[-1][1] + "\n" + line)
                     continue
                 key, sep, value = line.partition(": ")
@@ -371,9 +372,10 @@ _NEEDS_QUOTES_RE = re.compile('[ \t"\\\\]')
 def quote_arg(value: str) -> str:
     """Encode one argument so that parse_args (res_agi.c:4158-4218) gives back `value`.
 
-    A line break would end the command and start another (§1.3), NUL cannot be sent; both are
-    refused. Other values are sent bare when that is unambiguous, else in double quotes with
-    `\\` and `"` escaped (parse_args drops the quotes and the escaping backslash).
+    A line break would end the command and start another
+    (docs/asterisk-protocol.md#agi-command-lines), NUL cannot be sent; both are refused. Other
+    values are sent bare when that is unambiguous, else in double quotes with `\\` and `"` escaped
+    (parse_args drops the quotes and the escaping backslash).
     """
     bad = _FORBIDDEN_RE.search(value)
     if bad is not None:

@@ -35,7 +35,7 @@ MAX_REFUSAL_PEERS = 1024
 
 @dataclass(frozen=True)
 class ServerLimits:
-    """The bounds of the server (every wait has one: DESIGN.md principle 3)."""
+    """The bounds of the server (every wait has one: principle 3 in docs/design.md#principles)."""
 
     max_sessions: int = 5000
     # Sessions one peer address may hold (None: max_sessions). See also `AgiServer.
@@ -330,7 +330,9 @@ class _AgiProtocol(asyncio.BufferedProtocol):
                 # A command was given up before its reply (wait_for timed out): the next
                 # reply would be the wrong one, so the session cannot go on.
                 raise ReplyTimeout("a command was abandoned before its reply")
-            raise RuntimeError("AGI commands must not be pipelined (asterisk-protocol.md §1.7)")
+            # A second command would make the running one answer nothing at all
+            # (docs/asterisk-protocol.md#agi-command-lines).
+            raise RuntimeError("AGI commands must not be pipelined")
         server = self._server
         waiter = self._waiter
         waiter.rearm(data)
@@ -488,8 +490,8 @@ class AgiServer:
 
         5,000 idle connections from an allowed peer filled max_sessions, and a real call
         was refused or waited out the header window (issue 10, finding 11). Asterisk sends
-        its headers as soon as it connects (asterisk-protocol.md §1.2), so the oldest idle
-        connection is the least likely to be a call.
+        its headers as soon as it connects (docs/asterisk-protocol.md#agi-headers), so the oldest
+        idle connection is the least likely to be a call.
         """
         oldest = next((p for p in self.idle if peer is None or p.peer == peer), None)
         if oldest is None:

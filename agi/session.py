@@ -1,9 +1,10 @@
 """The typed async session a flow talks to: one method per AGI command.
 
 Every command goes through `protocol.encode_command`, waits for exactly one reply (Asterisk
-must not be sent a second command while one is running: asterisk-protocol.md §1.7) and is bounded
-by the server's reply timeout. The caller hanging up, whichever way Asterisk says it (a `HANGUP`
-line, a `511`, EOF: §1.5-1.6), raises `CallerHangup`, which the server handles quietly.
+must not be sent a second command while one is running: docs/asterisk-protocol.md#agi-command-lines)
+and is bounded by the server's reply timeout. The caller hanging up, whichever way Asterisk says
+it (a `HANGUP` line, a `511`, EOF: docs/asterisk-protocol.md#agi-hangup), raises `CallerHangup`,
+which the server handles quietly.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ class Transport(Protocol):
 def settle(line: bytes, reply: Reply, hung_up: bool) -> Reply:
     """Turn one reply into a result for the flow, or the exception it stands for.
 
-    Once Asterisk has said `HANGUP`, or answers 511 (dead channel, §1.5), the flow is over:
-    CallerHangup. 510 and 520 mean we sent a bad command: AgiCommandError.
+    Once Asterisk has said `HANGUP`, or answers 511 (dead channel,
+    docs/asterisk-protocol.md#agi-replies), the flow is over: CallerHangup. 510 and 520 mean we sent
+    a bad command: AgiCommandError.
     """
     if reply.code == 200 and not hung_up:
         return reply
@@ -89,7 +91,8 @@ class StreamResult:
 
 
 def _digit_from_ascii(result: int) -> str | None:
-    # STREAM FILE, GET OPTION, WAIT FOR DIGIT, SAY * report the key as its ASCII code (§1.7).
+    # STREAM FILE, GET OPTION, WAIT FOR DIGIT, SAY * report the key as its ASCII code
+    # (docs/asterisk-protocol.md#agi-commands).
     return chr(result) if result > 0 else None
 
 
@@ -144,7 +147,8 @@ class AgiSession:
         if channel is None:
             if not self.ended:
                 self._finished = True
-                # Asterisk answers `200 result=1` and then `HANGUP` (§8); either way we are done.
+                # Asterisk answers `200 result=1` and then `HANGUP`
+                # (docs/asterisk-protocol.md#agi-hangup); either way we are done.
                 with contextlib.suppress(CallerHangup):
                     await self._transport.send(encode_command("HANGUP"))
         else:
@@ -167,11 +171,13 @@ class AgiSession:
         return StreamResult(_digit_from_ascii(code), endpos, failed=code < 0)
 
     async def get_data(self, filename: str, timeout_ms: int, max_digits: int) -> DataResult:
-        """Play a prompt and read up to `max_digits` keys; `#` ends the entry (§1.8)."""
+        """Play a prompt and read up to `max_digits` keys; `#` ends the entry
+        (docs/asterisk-protocol.md#get-data)."""
         reply = await self.command("GET DATA", filename, timeout_ms, max_digits)
         if reply.result == "-1" and reply.data is None:
-            # Hangup or a missing prompt (indistinguishable on the wire, §1.8). The next
-            # command tells: a hangup makes it fail; a missing prompt is a timeout for us.
+            # Hangup or a missing prompt (indistinguishable on the wire,
+            # docs/asterisk-protocol.md#get-data). The next command tells: a hangup makes it fail; a
+            # missing prompt is a timeout for us.
             self.log.warning("GET DATA %s returned -1 (missing prompt or hangup)", filename)
             return DataResult("", timed_out=True)
         return DataResult(reply.result, timed_out=reply.data == "timeout")
@@ -197,7 +203,8 @@ class AgiSession:
         return _digit_from_ascii(code)
 
     async def say_digits(self, digits: str, escape_digits: str = "") -> str | None:
-        """Say a digit string one digit at a time (SAY DIGITS needs an integer: §1.7)."""
+        """Say a digit string one digit at a time (SAY DIGITS needs an integer:
+        docs/asterisk-protocol.md#agi-commands)."""
         if not digits.isdigit():
             raise ValueError(f"SAY DIGITS takes digits only, not {digits!r}")
         reply = await self.command("SAY DIGITS", digits, escape_digits)
@@ -216,7 +223,8 @@ class AgiSession:
         return reply.data if reply.result == "1" else None
 
     async def get_full_variable(self, expression: str, channel: str | None = None) -> str:
-        """Evaluate a `${...}` expression (an unset variable gives "": §1.7 GOTCHA)."""
+        """Evaluate a `${...}` expression (an unset variable gives "":
+        docs/asterisk-protocol.md#agi-commands)."""
         args = (expression, channel) if channel else (expression,)
         reply = await self.command("GET FULL VARIABLE", *args)
         return reply.data or "" if reply.result == "1" else ""

@@ -22,8 +22,9 @@ DEAD_CHANNEL = "511 Command Not Permitted on a dead channel or intercept routine
 USAGE_START = "520-Invalid command syntax.  Proper usage follows:"
 USAGE_END = "520 End of proper usage."
 
-# Usage bodies as Asterisk sends them (raw XML markup left in, §1.5). GET DATA's is recorded in
-# fastagi-ivr.txt; the others are the first lines of each command's description.
+# Usage bodies as Asterisk sends them (raw XML markup left in,
+# docs/asterisk-protocol.md#agi-replies). GET DATA's is recorded in fastagi-ivr.txt; the others are
+# the first lines of each command's description.
 USAGE_TEXT: dict[str, tuple[str, ...]] = {
     "get data": (
         "Stream the given <replaceable>file</replaceable>, and receive DTMF data.",
@@ -65,7 +66,8 @@ DEAD_ALLOWED = frozenset(
     }
 )
 
-# Applications the simulated Asterisk knows; EXEC of anything else answers -2 (§1.7).
+# Applications the simulated Asterisk knows; EXEC of anything else answers -2
+# (docs/asterisk-protocol.md#agi-commands).
 KNOWN_APPS = frozenset(
     {
         "answer",
@@ -354,7 +356,7 @@ class SimulatedChannel:
             return ["200 result=-1"]
         self.dead = True
         self.result.server_hung_up = True
-        # `200 result=1` then `HANGUP` in one read (asterisk-protocol.md §8).
+        # `200 result=1` then `HANGUP` in one read (docs/asterisk-protocol.md#agi-hangup).
         return ["200 result=1", "HANGUP"] if self.sighup else ["200 result=1"]
 
     def _stream_file(self, args: list[str], argc: int) -> list[str]:
@@ -510,7 +512,8 @@ class SimulatedChannel:
         keys = [k for k in self.database if k[0] == (args[0] if args else "")]
         for k in keys:
             del self.database[k]
-        # Inverted on purpose: Asterisk 20.20.1 answers 0 when it deleted something (§1.7).
+        # Inverted on purpose: Asterisk 20.20.1 answers 0 when it deleted something
+        # (docs/asterisk-protocol.md#agi-commands).
         return ["200 result=0" if keys else "200 result=1"]
 
     def _verbose(self, args: list[str], argc: int) -> list[str]:
@@ -531,7 +534,7 @@ class SimulatedChannel:
             except ValueError:
                 max_digits = 1024
         if not self._play(filename) or max_digits == 0:
-            return "200 result=-1"  # missing prompt (§1.8)
+            return "200 result=-1"  # missing prompt (docs/asterisk-protocol.md#get-data)
         entry = self._next_entry() or ""
         digits = ""
         for key in entry:

@@ -9,10 +9,11 @@ Use it to test your own flows without an Asterisk::
     assert result.variables["CENTRALITA_ROUTE"] == "queue:support-en"
 
 A `Caller` connects to the FastAGI port, sends the header block in Asterisk's order
-(asterisk-protocol.md §1.2) and then answers every command as a real channel would (§1.5-1.8):
-digit strings for GET DATA, ASCII codes for keys, `endpos=`, 510/511/520 with Asterisk's exact
-texts. Its fidelity is tested against the recordings in `asterisk-traces/` and
-`agi-fidelity/` (sessions recorded on Asterisk 20 and 22 by the integration suite).
+(docs/asterisk-protocol.md#agi-headers) and then answers every command as a real channel would
+(docs/asterisk-protocol.md#agi-commands): digit strings for GET DATA, ASCII codes for
+keys, `endpos=`, 510/511/520 with Asterisk's exact texts. Its fidelity is tested against the
+recordings in `asterisk-traces/` and `agi-fidelity/` (sessions recorded on Asterisk 20 and 22 by the
+integration suite).
 
 Keys: `keys` is a list of entries, one per time the flow listens. An entry is what the caller
 types at that prompt (`"4321#"`), or `None`/`""` for silence (the command times out). A prompt
@@ -31,7 +32,8 @@ follows that digit stays typed ahead.
 Hangup: `hangup_at=N` hangs up during command N (0-based). A prompt or listening command then
 answers as interrupted (`200 result=-1`); any other command finds the channel already gone.
 Either way Asterisk's `HANGUP` line follows, then dead-channel answers: `511` for commands not
-allowed on a dead channel (§1.5), `200` for the others. `hangup_after_s` hangs up on a clock.
+allowed on a dead channel (docs/asterisk-protocol.md#agi-replies), `200` for the others.
+`hangup_after_s` hangs up on a clock.
 
 Time is simulated: timeouts answer at once, so thousands of calls run in seconds.
 """
@@ -60,7 +62,8 @@ _ids = itertools.count(1)
 
 
 def header_lines(caller: Caller, server_address: str) -> list[str]:
-    """The header block Asterisk sends, in its order (res_agi.c:2267-2526; §1.2)."""
+    """The header block Asterisk sends, in its order (res_agi.c launch_netscript and setup_env;
+    docs/asterisk-protocol.md#agi-headers)."""
     uniqueid = caller.uniqueid or f"1795301017.{next(_ids)}"
     channel = caller.channel or f"{caller.type}/1099-{next(_ids):08x}"
     caller.uniqueid, caller.channel = uniqueid, channel

@@ -11,7 +11,8 @@ import time
 
 from ami.protocol import AmiMessage
 
-# The channel block, in Asterisk's order (manager_channels.c:565-640, §2.3).
+# The channel block, in Asterisk's order (manager_channels.c:565-640,
+# docs/asterisk-protocol.md#ami-events).
 CHANNEL_FIELDS = (
     "Channel",
     "ChannelState",

@@ -7,11 +7,12 @@
     ...
     await listener.stop()
 
-What it does, per connection: read the banner, `Login` (MD5 challenge: `Challenge`, then
-`AuthType: MD5` with `Key` = md5(challenge + secret), §2.2) with an `Events:` mask limited to the
-classes the tracker reads (§2.2/§2.3: the server filters, nothing else reaches us), rebuild the
-state (`DeviceStateList`, then `CoreShowChannels`, each applied at the point of the stream where
-its list completes, so no event is applied twice or lost, §2.2 "a response is contiguous"),
+What it does, per connection (docs/asterisk-protocol.md#ami-login): read the banner, `Login`
+(MD5 challenge: `Challenge`, then `AuthType: MD5` with `Key` = md5(challenge + secret)) with an
+`Events:` mask limited to the classes the tracker reads (the server filters the events,
+docs/asterisk-protocol.md#ami-events: nothing else reaches us), rebuild the state
+(`DeviceStateList`, then `CoreShowChannels`, each applied at the point of the stream where its
+list completes, so no event is applied twice or lost: a response arrives in one piece),
 then read events into the tracker and `Ping` every `ping_s`. A Ping unanswered within
 `ping_timeout_s`, EOF, a framing error or a refused login ends the connection; the next attempt
 comes after a capped, jittered exponential backoff (0.5 s doubling to 5 s by default: AMI is on
@@ -25,8 +26,8 @@ reader accept LF), buffers without bound, never notices a Ping left unanswered, 
 fixed interval and builds header lines without refusing CR/LF.
 
 Callbacks run in order on a separate task, so a slow consumer never stalls the socket
-(Asterisk drops readers slower than its write timeout, §2.1); each call is bounded by
-`callback_timeout_s` and its exceptions are logged, never fatal.
+(Asterisk drops readers slower than its write timeout, docs/asterisk-protocol.md#ami-connection);
+each call is bounded by `callback_timeout_s` and its exceptions are logged, never fatal.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ from ami.tracker import CallChange, CallTracker, CdrEvent, parse_cdr
 
 log = logging.getLogger(__name__)
 
-# The classes the tracker needs (§2.5): call (channels, dials, bridges, transfers, device
-# states, OriginateResponse), agent (queue events), dialplan (VarSet of CENTRALITA_*), cdr.
+# The classes the tracker needs (docs/asterisk-protocol.md#ami-call-events): call (channels, dials,
+# bridges, transfers, device states, OriginateResponse), agent (queue events), dialplan (VarSet of
+# CENTRALITA_*), cdr.
 DEFAULT_EVENTS = ("call", "agent", "dialplan", "cdr")
 
 MAX_LIST_ITEMS = 100_000
@@ -341,7 +343,8 @@ class AmiListener:
         ping_task: asyncio.Task[None] | None = None
         try:
             await asyncio.wait_for(asyncio.shield(self._banner), self.connect_timeout_s)
-            # MD5 challenge login (§2.2): the secret itself is never sent.
+            # MD5 challenge login (docs/asterisk-protocol.md#ami-login): the secret itself is never
+            # sent.
             challenge = await self._request(
                 "Challenge", [("AuthType", "MD5")], self.action_timeout_s
             )
@@ -363,7 +366,8 @@ class AmiListener:
             self.stats.connects += 1
             self.last_error = None
             log.info("AMI %s:%s logged in as %s", self.host, self.port, self.username)
-            # Rebuild: device states (optional module, §2.9), then the live channels.
+            # Rebuild: device states (optional module,
+            # docs/asterisk-protocol.md#device-state-lists-and-getvar), then the live channels.
             dev_ack, _ = await self._list(
                 "DeviceStateList", (), self.action_timeout_s, self.tracker.set_device_states
             )
@@ -475,7 +479,8 @@ class AmiListener:
         if action_id is not None:
             lst = self._lists.get(action_id)
             if lst is not None and "Privilege" not in msg:
-                # A list item or the list's end (§2.8); applied right here, in stream order.
+                # A list item or the list's end (docs/asterisk-protocol.md#ami-lists); applied right
+                # here, in stream order.
                 if msg.value("EventList").lower() == "complete":
                     del self._lists[action_id]
                     if lst.on_complete is not None:
@@ -562,13 +567,13 @@ async def run_commands(
     timeout_s: float,
 ) -> list[tuple[str, AmiMessage]]:
     """Log in (MD5 challenge, no events), run each CLI command with `Action: Command`
-    (§2.7), log off; returns each command with its response. Every single wait (connect,
-    one read, one drain) is bounded by `timeout_s`. Raises AmiAuthError when the login is
-    refused, AmiError or AmiProtocolError when the stream breaks, OSError/TimeoutError when
-    Asterisk cannot be reached.
+    (docs/asterisk-protocol.md#ami-command), log off; returns each command with its response. Every
+    single wait (connect, one read, one drain) is bounded by `timeout_s`. Raises AmiAuthError when
+    the login is refused, AmiError or AmiProtocolError when the stream breaks, OSError/TimeoutError
+    when Asterisk cannot be reached.
 
     The same parser and encoder as the listener (`ami.protocol`): one encoder for every
-    value that crosses the protocol (DESIGN.md principle 2).
+    value that crosses the protocol (principle 2 in docs/design.md#principles).
     """
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
     parser = AmiParser()
@@ -587,7 +592,8 @@ async def run_commands(
         writer.write(encode_action(action, [("ActionID", action_id), *headers]))
         await asyncio.wait_for(writer.drain(), timeout_s)
         while True:
-            # Events may come before and after a response (§2.2): skip them.
+            # Events may come before and after a response (docs/asterisk-protocol.md#ami-login):
+            # skip them.
             while pending:
                 msg = pending.pop(0)
                 if msg.kind == "response" and msg.action_id == action_id:
@@ -595,7 +601,8 @@ async def run_commands(
             await read_more()
 
     try:
-        while not pending:  # the banner, one line on connect (§2.1)
+        # The banner, one line on connect (docs/asterisk-protocol.md#ami-connection).
+        while not pending:
             await read_more()
         if pending.pop(0).kind != "banner":
             raise AmiError("not an Asterisk manager port (no banner)")

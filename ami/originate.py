@@ -2,7 +2,7 @@
 
 `build_originate()` makes the headers (sans-IO); `originate()` sends them through an
 `AmiListener` and waits, bounded, for the `OriginateResponse` with the same ActionID
-(asterisk-protocol.md §2.6; ami-click2dial.txt: `Reason: 4` when the agent answered).
+(docs/asterisk-protocol.md#originate; ami-click2dial.txt: `Reason: 4` when the agent answered).
 
 The agent's device is the `Channel`, so Asterisk calls the agent; once the agent answers, the
 channel runs `Exten` = the number in the outbound context (Priority 1), whose dialplan dials
@@ -24,7 +24,8 @@ from dialplan.names import DIAL_VAR, OUTBOUND_CONTEXT, PRIVATE_VAR
 DIAL_CHARS = frozenset("0123456789+*#")
 MAX_DIAL_LENGTH = 32
 
-# OriginateResponse `Reason` = control-frame code (main/pbx.c:7770-7807, §2.6).
+# OriginateResponse `Reason` = control-frame code (main/pbx.c:7770-7807,
+# docs/asterisk-protocol.md#originate).
 REASONS = {
     0: "failed",
     1: "hung up",
@@ -131,10 +132,11 @@ def build_originate(
         ("Channel", device),
         ("Context", context),
         ("Exten", number),
-        ("Priority", "1"),  # always send Priority (§2.6: Exten without it is an error)
+        # Always send Priority: Exten without it is an error (docs/asterisk-protocol.md#originate).
+        ("Priority", "1"),
         ("Timeout", str(int(timeout_ms))),  # ms the agent's phone rings (default 30000)
         ("CallerID", shown),
-        ("Async", "true"),  # answer now, OriginateResponse later (§2.6)
+        ("Async", "true"),  # answer now, OriginateResponse later (as above)
         ("Variable", f"{DIAL_VAR}={number}"),
     ]
     if private:

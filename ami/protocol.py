@@ -4,8 +4,9 @@ This module does no I/O and imports no asyncio (the h11 style). `AmiParser` turn
 manager port sent into `AmiMessage`s; `encode_action()` / `encode_packet()` are the only way
 bytes for the wire are built, so no header value can smuggle a second header or packet.
 
-Facts relied on are cited from Asterisk 20.20.1 (`main/manager.c`) through
-`asterisk-protocol.md` §2 and checked against the recordings in `asterisk-traces/ami-*.txt`.
+The facts about Asterisk relied on are in docs/asterisk-protocol.md#ami (read in
+`main/manager.c` of Asterisk 20.20.1) and checked against the recordings in
+`asterisk-traces/ami-*.txt`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ MAX_PACKET = 64 * 1024
 BANNER_PREFIX = "Asterisk Call Manager/"
 
 # Old (pre-13) `Command` responses: `Response: Follows` then raw output ending in this marker.
-# Asterisk 20 no longer sends it (asterisk-protocol.md §2.7) but a lenient reader copes.
+# Asterisk 20 no longer sends it (docs/asterisk-protocol.md#ami-command) but a lenient reader copes.
 END_COMMAND = "--END COMMAND--"
 
 _KINDS = {"response": "response", "event": "event", "action": "action"}
@@ -328,7 +329,7 @@ def encode_action(action: str, headers: HeadersArg = ()) -> bytes:
 def md5_key(challenge: str, secret: str) -> str:
     """The `Key` of an `AuthType: MD5` Login: md5hex(challenge + secret).
 
-    main/manager.c:2372-2395 (asterisk-protocol.md §2.2): the secret itself never crosses
+    main/manager.c:2372-2395 (docs/asterisk-protocol.md#ami-login): the secret itself never crosses
     the wire, only this digest of the session's one-time `Challenge` and the secret.
     """
     data = (_check(challenge, "challenge") + secret).encode("utf-8")

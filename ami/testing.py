@@ -8,27 +8,32 @@
         await fake.replay_trace("ami-queue-sip-call.txt")   # stream a recorded call
         originate = await fake.wait_for_action("Originate")  # what the client sent
 
-It speaks AMI over real TCP on loopback as Asterisk 20 does (asterisk-protocol.md §2, checked
+It speaks AMI over real TCP on loopback as Asterisk 20 does (docs/asterisk-protocol.md#ami, checked
 against `asterisk-traces/ami-*.txt`):
 
-* the banner `Asterisk Call Manager/9.0.0\\r\\n` on connect (§2.1); CRLF or LF accepted;
+* the banner `Asterisk Call Manager/9.0.0\\r\\n` on connect
+  (docs/asterisk-protocol.md#ami-connection); CRLF or LF accepted;
 * `Challenge` (`AuthType: MD5`, a random challenge per request) and `Login` with
   `AuthType: MD5` + `Key` or with `Secret` (right one: `Authentication accepted`; wrong
   one: `Authentication failed` after `login_failure_delay` seconds, 1 s as Asterisk, then
   the connection is closed), the `Events:` mask of Login and of the `Events` action, and
   the user's `read` classes: an event reaches a session only if all its classes are allowed
-  (§2.3, main/manager.c:6448-6450);
-* before login only Login/Logoff/Challenge (`Permission denied` otherwise, §2.2);
+  (docs/asterisk-protocol.md#ami-events, main/manager.c:6448-6450);
+* before login only Login/Logoff/Challenge (`Permission denied` otherwise,
+  docs/asterisk-protocol.md#ami-login);
 * `Ping` (`Ping: Pong` + `Timestamp`), `Logoff` (`Goodbye`, then close), `Command` (`Output:`
-  lines, §2.7), `Getvar`, `Reload`, unknown actions (Asterisk's error text);
+  lines, docs/asterisk-protocol.md#ami-command), `Getvar`, `Reload`, unknown actions (Asterisk's
+  error text);
 * `CoreShowChannels`, `DeviceStateList`, `QueueStatus` as lists (ack `EventList: start`,
-  items without Privilege, `...Complete` with `EventList: Complete` and `ListItems`, §2.8),
-  answered from the channels and device states of the events pushed so far;
+  items without Privilege, `...Complete` with `EventList: Complete` and `ListItems`,
+  docs/asterisk-protocol.md#ami-lists), answered from the channels and device states of the events
+  pushed so far;
 * `Originate`: with `Async: true`, `Originate successfully queued` at once and, after
   `originate_delay`, an `OriginateResponse` with the same ActionID (`Reason: 4` when
   answered, as in ami-click2dial.txt; set `originate_result` for other outcomes). Without
-  Async, the response waits and no OriginateResponse follows (§2.6). Set `originate_error`
-  to a message (e.g. "Extension does not exist.") to have Originate refused instead.
+  Async, the response waits and no OriginateResponse follows (docs/asterisk-protocol.md#originate).
+  Set `originate_error` to a message (e.g. "Extension does not exist.") to have Originate refused
+  instead.
 
 Every action received is recorded in `actions` (parsed `AmiMessage`s, in order). Tests can
 drop every connection (`drop_connections()`) and stop answering `Ping` (`answer_ping = False`).
@@ -48,7 +53,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from ami.channel_table import ChannelTable
+from ami.channel_table import ChannelTable as ChannelTable  # re-exported: tests import it here
 from ami.protocol import (
     AmiMessage,
     AmiParser,
@@ -60,7 +65,8 @@ from ami.protocol import (
 
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
 
-# perms[] of main/manager.c:765-787 (§2.3), without "all" and "none".
+# perms[] of main/manager.c:765-787 (docs/asterisk-protocol.md#ami-events), without "all" and
+# "none".
 CLASSES = frozenset(
     "system call log verbose command agent user config dtmf reporting cdr dialplan originate "
     "agi cc aoc test security message".split()
@@ -295,7 +301,8 @@ class FakeAmiServer:
             try:
                 await asyncio.wait_for(session.writer.drain(), self.write_timeout_s)
             except (TimeoutError, ConnectionError):
-                # Asterisk drops a session it cannot write to (writetimeout, §2.1).
+                # Asterisk drops a session it cannot write to (writetimeout,
+                # docs/asterisk-protocol.md#ami-connection).
                 session.writer.transport.abort()
                 self._sessions.discard(session)
 
@@ -472,7 +479,8 @@ class FakeAmiServer:
     def _list(
         self, session: _Session, msg: AmiMessage, text: str, complete: str, items: list[AmiMessage]
     ) -> None:
-        # Ack `EventList: start` (lower case), items, then `EventList: Complete` (§2.8).
+        # Ack `EventList: start` (lower case), items, then `EventList: Complete`
+        # (docs/asterisk-protocol.md#ami-lists).
         self._reply(
             session, msg, [("Response", "Success"), ("EventList", "start"), ("Message", text)]
         )
@@ -508,7 +516,8 @@ class FakeAmiServer:
             self._error(session, msg, self.originate_error)
             return True
         if not _true(msg.value("Async")):
-            # Synchronous: the session blocks until the call is answered or fails (§2.6).
+            # Synchronous: the session blocks until the call is answered or fails
+            # (docs/asterisk-protocol.md#originate).
             await asyncio.sleep(self.originate_delay)
             if self.originate_result[0] == "Success":
                 self._reply(

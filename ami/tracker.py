@@ -2,10 +2,10 @@
 
 `CallTracker.handle(msg)` takes every `AmiMessage` the listener reads and returns the
 `CallChange`s it caused: `ringing`, `answered`, `ended`, one agent's extension at a time. A
-pop is identified by the call (its Linkedid, asterisk-protocol.md §2.4) and the agent, so the
-several events that describe one ring (AgentCalled, DialBegin, the halves of a Local channel)
-make one `ringing`; every pop goes ringing → (answered) → ended, and a duplicate or late event
-never repeats a step. `resync(core_show_channels)` rebuilds the state after a reconnect.
+pop is identified by the call (its Linkedid, docs/asterisk-protocol.md#uniqueid-and-linkedid) and
+the agent, so the several events that describe one ring (AgentCalled, DialBegin, the halves of a
+Local channel) make one `ringing`; every pop goes ringing → (answered) → ended, and a duplicate or
+late event never repeats a step. `resync(core_show_channels)` rebuilds the state after a reconnect.
 
 Identities joined here are those named in asterisk-traces/README.md: the customer channel's
 Uniqueid, the call's Linkedid, the agent's channel (`DestChannel: SIP/1001-00000000`) and the
@@ -24,16 +24,19 @@ RINGING = "ringing"
 ANSWERED = "answered"
 ENDED = "ended"
 
-# Asterisk prints an empty caller id as `<unknown>` (manager_channels.c:565-640, §2.3).
+# Asterisk prints an empty caller id as `<unknown>` (manager_channels.c:565-640,
+# docs/asterisk-protocol.md#ami-events).
 UNKNOWN = "<unknown>"
 
 # ChannelState 6 is Up (ast_state2str, main/channel.c:637-670).
 STATE_UP = 6
 
-# Device states in which an agent's phone is taken (§6, main/devicestate.c:164-174).
+# Device states in which an agent's phone is taken (docs/asterisk-protocol.md#device-state,
+# main/devicestate.c:164-174).
 BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
 
-# DialEnd statuses that end the dialled leg (§2.5: DialEnd); CONTINUE/GOTO do not.
+# DialEnd statuses that end the dialled leg (docs/asterisk-protocol.md#ami-call-events);
+# CONTINUE/GOTO do not.
 _DIAL_FAILED = frozenset({"BUSY", "NOANSWER", "CANCEL", "CONGESTION", "CHANUNAVAIL", "ABORT"})
 
 # The events the tracker reads; the listener may ask Asterisk for nothing else.
@@ -87,7 +90,7 @@ class CallChange:
 
 @dataclass(frozen=True, slots=True)
 class CdrEvent:
-    """One `Cdr` event (cdr_manager, cdr/cdr_manager.c:312-335; asterisk-protocol.md §4).
+    """One `Cdr` event (cdr_manager, cdr/cdr_manager.c:312-335; docs/asterisk-protocol.md#cdr).
 
     Times are Asterisk's local `YYYY-MM-DD HH:MM:SS` strings; `answer_time` is "" for a call
     never answered. `extra` holds any `[mappings]` fields. Note that `unique_id` alone is NOT
@@ -128,7 +131,8 @@ class CdrEvent:
 
     @property
     def linked_id(self) -> str | None:
-        """The Linkedid, when cdr_manager.conf maps it (it is not sent by default, §4)."""
+        """The Linkedid, when cdr_manager.conf maps it (it is not sent by default,
+        docs/asterisk-protocol.md#cdr)."""
         for name, value in self.extra:
             if name.lower() in ("linkedid", "linked_id"):
                 return value
@@ -200,7 +204,8 @@ _C_ESCAPES = {
 
 
 def c_unescape(text: str) -> str:
-    """Undo Asterisk's C escaping of caller names and VarSet values (ast_escape_c, §2.3/§2.5)."""
+    """Undo Asterisk's C escaping of caller names and VarSet values (main/utils.c ast_escape_c;
+    docs/asterisk-protocol.md#ami-events)."""
     if "\\" not in text:
         return text
     out: list[str] = []
@@ -369,7 +374,8 @@ class CallTracker:
         if handler is None or msg.kind != "event":
             return []
         # List items answer our own actions (CoreShowChannels, DeviceStateList): they carry an
-        # ActionID and no Privilege (§2.8); only resync() reads channel lists.
+        # ActionID and no Privilege (docs/asterisk-protocol.md#ami-lists); only resync() reads
+        # channel lists.
         if msg.name == "DeviceStateChange" or "Privilege" in msg or "ActionID" not in msg:
             return handler(msg)
         return []
@@ -416,7 +422,8 @@ class CallTracker:
         self._expected.pop(action_id, None)
 
     def set_device_states(self, items: Iterable[AmiMessage]) -> None:
-        """Replace the device-state table with a `DeviceStateList` answer (§2.9)."""
+        """Replace the device-state table with a `DeviceStateList` answer
+        (docs/asterisk-protocol.md#device-state-lists-and-getvar)."""
         self._devices = {
             m.value("Device"): m.value("State").upper()
             for m in items
@@ -494,7 +501,8 @@ class CallTracker:
         return None
 
     def _agent_of_interface(self, interface: str) -> str | None:
-        # Queue members are `PJSIP/1001`, `SIP/1001` or `Local/1001@ctx/n` (§5 member line).
+        # Queue members are `PJSIP/1001`, `SIP/1001` or `Local/1001@ctx/n`
+        # (docs/asterisk-protocol.md#queues).
         agent = self._agent_of_device(interface)
         if agent is None and interface.startswith("Local/"):
             exten = interface[6:].partition("@")[0]
@@ -541,7 +549,8 @@ class CallTracker:
         value = get(prefix + "Context")
         if value is not None:
             chan.context = value
-        # manager.conf `channelvars` adds `ChanVariable: NAME=value` to every block (§2.3).
+        # manager.conf `channelvars` adds `ChanVariable: NAME=value` to every block
+        # (docs/asterisk-protocol.md#ami-events).
         if prefix + "ChanVariable" in msg and chan.linkedid:
             for item in msg.get_all(prefix + "ChanVariable"):
                 var, eq, val = item.partition("=")
@@ -670,7 +679,8 @@ class CallTracker:
         pop = self._pops.get(key)
         if pop is None:
             # Placed by the call's id, not the leg's Linkedid: the bridge may not have made the
-            # leg adopt the call's (older) Linkedid yet (main/bridge_basic.c:682, §2.4).
+            # leg adopt the call's (older) Linkedid yet (main/bridge_basic.c:682,
+            # docs/asterisk-protocol.md#uniqueid-and-linkedid).
             pop = self._new_pop_from_call(leg, agent, call_id, call)
             changes.append(pop.change(RINGING))
         else:
@@ -811,7 +821,8 @@ class CallTracker:
 
     def _on_agent_leg_over(self, msg: AmiMessage) -> list[CallChange]:
         # AgentRingNoAnswer: this agent did not answer (the queue may ring another, or this one
-        # again on a new channel); AgentComplete: the agent's part of the call is over (§5).
+        # again on a new channel); AgentComplete: the agent's part of the call is over
+        # (docs/asterisk-protocol.md#queues).
         uid = msg.value("DestUniqueid")
         return self._end_leg(uid) if uid else []
 
@@ -824,7 +835,7 @@ class CallTracker:
         if dest.agent is not None:
             if caller is None:
                 # No caller block: an Originate or call file dials the agent's device first
-                # (§2.5 notes; ami-click2dial.txt) - click-to-dial.
+                # (docs/asterisk-protocol.md#ami-call-events; ami-click2dial.txt) - click-to-dial.
                 number = self._dialled_number(dest)
                 return self._ring(
                     dest,

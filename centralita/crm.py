@@ -4,9 +4,9 @@ For each confirmed ID the flow asks the node's CRM once: an HTTP POST to the nod
 the form body `idContact=<digits>` and the configured `User-Agent`, answered by JSON
 `{"status": "ok"|"fail", "destination": "true"|"false"|"X,Y"}`.
 
-Every wait is bounded (DESIGN.md principle 3): the whole exchange, body included, must end
-within `crm.timeout_s`; at most 64 KiB of body is read. Anything else than a well-formed `ok`
-answer is a `CrmReply(None, error=...)`, logged and counted, and the caller goes to the node's
+Every wait is bounded (principle 3 in docs/design.md#principles): the whole exchange, body included,
+must end within `crm.timeout_s`; at most 64 KiB of body is read. Anything else than a well-formed
+`ok` answer is a `CrmReply(None, error=...)`, logged and counted, and the caller goes to the node's
 failure destination. The caller is waiting, so nothing is ever retried. A circuit breaker per
 CRM URL stops asking a CRM that keeps failing: after `breaker_failures` consecutive failures it
 answers "circuit open" at once for `breaker_cooldown_s`, then lets one request through

@@ -1,7 +1,8 @@
 """The screen-pop bridge: AMI call changes -> contact lookup -> one agent's WebSocket(s).
 
 `PopHub` keeps the open console sockets of each agent; `PopBridge.on_change(change)` turns an
-`ami.tracker.CallChange` into the JSON message of the external contract (DESIGN.md, "Web"):
+`ami.tracker.CallChange` into the JSON message of the external contract
+(docs/design.md#external-contract):
 
     {"type": "call.ringing"|"call.answered"|"call.ended", "call_id": <Linkedid>,
      "direction": "in"|"out", "number": ..., "agent": <extension>, "queue": ...|null,

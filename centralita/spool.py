@@ -1,7 +1,7 @@
 """Asterisk call files: schedule an outbound call by dropping a file into the spool.
 
-asterisk-protocol.md §3 is the spec (pbx/pbx_spool.c of Asterisk 20). Two facts shape this
-module:
+docs/asterisk-protocol.md#call-files is the spec (pbx/pbx_spool.c of Asterisk 20). Two facts shape
+this module:
 
 * Asterisk watches `<spool>/outgoing` with inotify and reads a file created there at its first
   IN_CLOSE_WRITE, taking its mtime *at that moment* as the due time (queue_file_write 674-687,
@@ -202,7 +202,7 @@ def spool_dirs(spool_dir: Path) -> tuple[Path, Path]:
         raise OSError(
             errno.EXDEV,
             f"{tmp_dir} and {out_dir} are on different filesystems: a call file must be "
-            "renamed into outgoing/, not copied (asterisk-protocol.md §3)",
+            "renamed into outgoing/, not copied (docs/asterisk-protocol.md#call-files)",
         )
     return tmp_dir, out_dir
 

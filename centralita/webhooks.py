@@ -1,6 +1,6 @@
 """CallMyWay webhooks: call start/end events to each `[[webhooks]]` URL, through the outbox.
 
-The shape (issue 6, §7) is CallMyWay's:
+The shape (issue 6, item 7) is CallMyWay's:
 
     {"action": "callStart"|"callEnd",
      "data": {"callid", "account_id", "endpoint_id", "ani", "dnis", "detect_time",
@@ -9,8 +9,9 @@ The shape (issue 6, §7) is CallMyWay's:
 
 with times as `YYYY-MM-DD HH:MM:SS` (local wall clock, as Asterisk's CDR writes them). The
 receiver answers `{"ack": "ok"}`; anything else is a failure, retried with exponential backoff.
-Every event is written to the store's outbox before anything is sent (DESIGN.md principle 4),
-so a restart loses none: the sender picks up whatever is due when it starts again.
+Every event is written to the store's outbox before anything is sent (principle 4 in
+docs/design.md#principles), so a restart loses none: the sender picks up whatever is due when it
+starts again.
 
 How calls map to events: `CallEvents` follows the tracker's per-agent changes and emits one
 `callStart` when a call (Linkedid) first rings an agent and one `callEnd` when its last agent

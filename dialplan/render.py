@@ -465,8 +465,8 @@ def _check_site(site: Site, access: AsteriskAccess) -> Destination:
 
     fallback = access.fallback
     if fallback.kind == "hangup" and site.queues:
-        # No fallback configured: the first language's queue (DESIGN.md: a caller whose flow
-        # failed should still reach a person), else the first queue.
+        # No fallback configured: the first language's queue (a caller whose flow failed still
+        # reaches a person, principle 3 in docs/design.md#principles), else the first queue.
         name = site.languages[0].queue if site.languages else site.queues[0].name
         fallback = Destination("queue", name)
     if fallback.kind not in FALLBACK_KINDS:

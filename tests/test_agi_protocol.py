@@ -34,7 +34,8 @@ HEADERS = (
 
 
 def parse_args_from_spec(line: str) -> list[str]:
-    """An independent reading of parse_args (asterisk-protocol.md §1.4), char by char."""
+    """An independent reading of res_agi.c parse_args (docs/asterisk-protocol.md#agi-arguments),
+    char by char."""
     out: list[str] = []
     buf = ""
     started = quoting = escaping = False

@@ -315,7 +315,8 @@ def test_customer_id_set_while_ringing_reaches_the_next_changes() -> None:
 
 
 def test_customer_id_from_manager_conf_channelvars() -> None:
-    # channelvars=CENTRALITA_CUSTOMER_ID adds `ChanVariable:` to every channel block (§2.3).
+    # channelvars=CENTRALITA_CUSTOMER_ID adds `ChanVariable:` to every channel block
+    # (docs/asterisk-protocol.md#ami-events).
     messages = []
     for msg in trace("ami-queue-sip-call.txt"):
         if msg.name == "AgentCalled":

@@ -669,7 +669,7 @@ def test_an_open_parenthesis_in_a_name_is_refused() -> None:
 
 @pytest.mark.parametrize("driver", ["pjsip", "sip"])
 def test_rendered_files_point_only_at_documents_a_user_has(driver: str) -> None:
-    # DESIGN.md and asterisk-protocol.md are not shipped; docs/*.md are, in the repository.
+    # A rendered file may point only at what a user has: the docs/*.md of the repository.
     for name, text in render_files(load(demo_for(driver))).items():
         for mention in re.findall(r"[\w./-]+\.md\b", text):
             assert mention.startswith("docs/"), f"{name} refers to {mention}"

@@ -14,7 +14,8 @@ PROMPT_GOODBYE = "centralita/goodbye"
 
 
 async def route(session: AgiSession, destination: str) -> None:
-    """Tell the dialplan where the call goes next (DESIGN.md principle 1: the flow decides)."""
+    """Tell the dialplan where the call goes next: the flow decides, the dialplan acts
+    (principle 1 in docs/design.md#principles)."""
     await session.set_variable(ROUTE_VAR, destination)
 
 
@@ -36,8 +37,8 @@ async def read_confirmed_number(
 ) -> NumberEntry | None:
     """Ask for a number, read it back, and let the caller confirm (1) or re-enter (2).
 
-    `#` ends the entry (GET DATA's terminator, asterisk-protocol.md §1.8). One more digit than
-    `max_digits` is read so that an over-long entry is refused rather than silently cut.
+    `#` ends the entry (GET DATA's terminator, docs/asterisk-protocol.md#get-data). One more digit
+    than `max_digits` is read so that an over-long entry is refused rather than silently cut.
     Returns None when the tries run out; with `allow_skip`, `#` alone skips.
     """
     timeout_ms = timeout_s * 1000

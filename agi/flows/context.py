@@ -1,6 +1,6 @@
 """What a flow may reach besides its call: the site model and a few application services.
 
-Flows never import the web app or the store (DESIGN.md, "which way imports go"): the
+Flows never import the web app or the store (docs/design.md#which-way-imports-go): the
 application hands each call an object that satisfies `FlowContext`, and tests can hand a
 real one built over a temporary SQLite file.
 """

@@ -92,7 +92,7 @@ async def read_customer_id(session: AgiSession, node: CustomerIdNode) -> str | N
     """The confirmed ID, or None when the node's tries ran out.
 
     One digit more than `max_digits` is read, so an over-long ID is refused rather than cut
-    (GET DATA stops at its max digits, asterisk-protocol.md §1.8).
+    (GET DATA stops at its max digits, docs/asterisk-protocol.md#get-data).
     """
     timeout_ms = node.timeout_s * 1000
     for attempt in range(1, node.retries + 1):

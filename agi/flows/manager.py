@@ -7,9 +7,9 @@ knows; callers are matched by their normalised number (centralita.phone), so `+3
 `manager.min_digits` digits skip the lookup.
 
 If an agent is found, their device must be free: `GET FULL VARIABLE ${DEVICE_STATE(PJSIP/EXT)}`
-(asterisk-protocol.md §6) must say `NOT_INUSE`. Then the flow sets CENTRALITA_AGENT and routes
-to `agent:EXT`; the dialplan rings the agent for `ring_s` and on no answer goes to the fallback
-queue. Otherwise (no record, busy, ringing, unavailable, unknown) the call goes straight to
+(docs/asterisk-protocol.md#device-state) must say `NOT_INUSE`. Then the flow sets CENTRALITA_AGENT
+and routes to `agent:EXT`; the dialplan rings the agent for `ring_s` and on no answer goes to the
+fallback queue. Otherwise (no record, busy, ringing, unavailable, unknown) the call goes straight to
 `manager.fallback`.
 """
 
@@ -51,7 +51,8 @@ async def manager_flow(session: AgiSession, context: FlowContext) -> None:
     if agent is not None and site.agent(agent) is not None:
         device = site.device(agent)
         state = (await session.get_full_variable(f"${{DEVICE_STATE({device})}}")).strip()
-        # Tokens are upper case (ast_devstate_str), parsing is case-insensitive (§6).
+        # Tokens are upper case (ast_devstate_str), parsing is case-insensitive
+        # (docs/asterisk-protocol.md#device-state).
         if state.upper() == "NOT_INUSE":
             session.log.info("manager: returning caller goes to agent %s", agent)
             await session.set_variable(AGENT_VAR, agent)

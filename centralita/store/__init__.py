@@ -2,7 +2,8 @@
 outbox in one SQLite file (aiosqlite, WAL), behind one async interface.
 
 Everything written here is committed before the method returns, so a caller may acknowledge
-it (DESIGN.md principle 4). All SQL is parameterised; values come from callers and trunks.
+it (principle 4 in docs/design.md#principles). All SQL is parameterised; values come from callers
+and trunks.
 
 Times: `created_at`/`updated_at` and outbox times are UTC ISO-8601; call-record times are
 Asterisk's local wall-clock times (see `centralita.store.cdr`).

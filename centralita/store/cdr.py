@@ -2,7 +2,7 @@
 sources (a cdr_csv Master.csv row, a cdr_manager `Cdr` event).
 
 Times (`start`, `answer`, `end`) are the wall-clock times Asterisk writes: cdr_csv and the
-cdr_manager `Cdr` event both format `%Y-%m-%d %T` in local time (asterisk-protocol.md §4),
+cdr_manager `Cdr` event both format `%Y-%m-%d %T` in local time (docs/asterisk-protocol.md#cdr),
 so they are stored naive; an aware datetime handed in is converted to local time first.
 """
 
@@ -20,7 +20,7 @@ from centralita import phone
 from centralita.store.records import _text
 from dialplan.names import OUTBOUND_CONTEXT
 
-# ast_cdr_disp2str, main/cdr.c:3576-3595 (asterisk-protocol.md §4).
+# ast_cdr_disp2str, main/cdr.c:3576-3595 (docs/asterisk-protocol.md#cdr).
 CDR_DISPOSITIONS = ("NO ANSWER", "FAILED", "BUSY", "ANSWERED", "CONGESTION", "CANCEL")
 
 
@@ -177,7 +177,7 @@ _UNIQUEID = re.compile(r"^(?:[\w.-]+-)?\d+\.\d+$")
 def cdr_from_csv_row(
     row: Sequence[str], *, region: str = "ES", match_digits: int = 10, min_digits: int = 6
 ) -> CdrRecord:
-    """One cdr_csv Master.csv row as a CdrRecord (columns per asterisk-protocol.md §4).
+    """One cdr_csv Master.csv row as a CdrRecord (columns per docs/asterisk-protocol.md#cdr).
 
     16 base columns, then [uniqueid if loguniqueid], [userfield if loguserfield],
     [peeraccount, linkedid, sequence if newcdrcolumns]. Raises ValueError for a row that
@@ -241,7 +241,7 @@ def cdr_from_ami(headers: Mapping[str, str]) -> CdrRecord:
     """A cdr_manager `Cdr` event as a CdrRecord (fields per cdr/cdr_manager.c:312-335).
 
     The event has `UniqueID` (capital ID) and no Linkedid unless mapped in cdr_manager.conf
-    `[mappings]` (asterisk-protocol.md §4), so `linkedid` is read if present, else "".
+    `[mappings]` (docs/asterisk-protocol.md#cdr), so `linkedid` is read if present, else "".
     Raises ValueError when StartTime or EndTime is missing or malformed.
     """
 

@@ -1,9 +1,9 @@
 """Console login: signed session cookies, CSRF tokens, login rate limits.
 
-* `POST /login` (form fields `extension`, `password`; DESIGN.md "Web") checks the scrypt hash
-  with `Store.verify_agent_password` and sets the session cookie: HttpOnly, SameSite=Strict,
-  Secure behind https. The cookie is `<payload>.<HMAC-SHA256>`, payload = base64 JSON
-  {extension, session id, issued at}; the key is `[server] secret_key`, else a random key
+* `POST /login` (form fields `extension`, `password`; docs/design.md#external-contract) checks the
+  scrypt hash with `Store.verify_agent_password` and sets the session cookie: HttpOnly,
+  SameSite=Strict, Secure behind https. The cookie is `<payload>.<HMAC-SHA256>`, payload = base64
+  JSON {extension, session id, issued at}; the key is `[server] secret_key`, else a random key
   kept in `data_dir/secret_key` (mode 0600) so sessions survive a restart.
 * CSRF: every POST but the login carries the session's token (form field `csrf` or header
   `X-CSRF-Token`); the token is an HMAC of the session id, so it needs no server state. The
@@ -49,7 +49,7 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf"
 KEY_FILE = "secret_key"
 MAX_FIELD = 200
-# WebSocket close code for a session that ended (4000-4999: private use, RFC 6455 §7.4.2).
+# WebSocket close code for a session that ended (4000-4999: private use, RFC 6455 section 7.4.2).
 WS_CLOSE_LOGGED_OUT = 4401
 # Concurrent scrypt checks (16 MiB and ~50 ms of one core each), and logins queued for one.
 MAX_HASHES = 4
@@ -336,7 +336,7 @@ def _finite(text: str) -> float:
 
 
 def _no_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a JSON number")  # NaN, Infinity: not JSON (RFC 8259 §6)
+    raise ValueError(f"{name} is not a JSON number")  # NaN, Infinity: not JSON (RFC 8259 section 6)
 
 
 def parse_json(raw: bytes) -> object:

@@ -207,7 +207,7 @@ async def api_outcome(request: web.Request) -> web.Response:
 
     The outcome is stored under `uniqueid` when given (the pop's `uniqueid`: the customer
     leg whose CDR Asterisk writes), else under `call_id`: cdr_manager sends no Linkedid
-    unless mapped (asterisk-protocol.md §4), so only the Uniqueid joins it to /calls.
+    unless mapped (docs/asterisk-protocol.md#cdr), so only the Uniqueid joins it to /calls.
     """
     session, body = await require_post(request)
     settings = request.app[SETTINGS]

@@ -41,7 +41,7 @@ SYSTEM_SOUNDS = {
 # Modules that bind a fixed port or talk to a service a scratch Asterisk has no business
 # with. Several scratch instances run side by side (one per combination), so nothing may
 # listen on a fixed port; the SIP driver not under test is not loaded either (both bind
-# 5060 by default, protocol doc §5).
+# 5060 by default).
 NOLOAD_ALWAYS = (
     "chan_iax2.so",
     "chan_skinny.so",

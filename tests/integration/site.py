@@ -389,7 +389,7 @@ class Site:
 
     def wait_phones_reachable(self) -> None:
         """Until every phone is registered and qualified: before that, a queue skips the agent
-        as unavailable (a contact is qualified on registration, protocol doc §6)."""
+        as unavailable (a contact is qualified on registration)."""
         if self.driver == "pjsip":
             command, ok = "pjsip show contacts", re.compile(r"^\s*Contact:\s+(\d+)/\S+.*\bAvail\b")
         else:

@@ -1,0 +1,225 @@
+"""Benchmark this tree against another commit, side by side in the same run.
+
+    .venv/bin/python bench/compare.py                 # against HEAD~1
+    .venv/bin/python bench/compare.py --rev a90c200   # against a given commit
+    make bench-compare REV=a90c200
+
+REV is checked out into a temporary git worktree (removed at the end). Both trees are then
+measured in alternating rounds (A B, B A, A B ...: each round runs both, the order flips so a
+steady drift favours neither), so a burst of load on the machine hits both alike, and each
+figure is the median over the rounds:
+
+- FastAGI CPU per call: each tree's own FastAGI server (its `bench/agi_load.py --serve
+  centralita`, the same 10-command flow) runs in a process of its own; this process plays
+  Asterisk for `--calls` calls at `--concurrency` per round, with the load generator of this
+  tree's bench/agi_load.py, and reads the server's CPU time (user + system) from /proc.
+- Pop latency: each tree's own `bench/pop_bench.py` (the whole app, 1,000 consoles, the fake
+  AMI streaming calls) runs once per round; its p50 and p99 (AMI read -> WebSocket send) are
+  read from what it prints.
+
+The ratio is this tree / REV: below 1.00 is faster. `--max-ratio` (default 1.05) is the bound
+the issue asks for; the exit status is 1 when a median is over it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import agi_load  # noqa: E402  (the load generator and the CPU reading)
+
+POP_LINE = re.compile(r"^pop latency (p50|p99) \(read -> ws send\)\s+([0-9.]+) ms$", re.M)
+
+
+@dataclass
+class Tree:
+    """One side of the comparison: a checkout and the figures measured on it."""
+
+    label: str
+    path: Path
+    cpu_per_call_us: list[float] = field(default_factory=list)
+    pop_p50_ms: list[float] = field(default_factory=list)
+    pop_p99_ms: list[float] = field(default_factory=list)
+
+
+def git(*args: str, cwd: Path = ROOT) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@contextlib.contextmanager
+def worktree(rev: str) -> Iterator[Path]:
+    """REV checked out (detached) in a temporary worktree, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="centralita-compare-") as tmp:
+        path = Path(tmp) / "tree"
+        git("worktree", "add", "--detach", "--quiet", str(path), rev)
+        try:
+            yield path
+        finally:
+            git("worktree", "remove", "--force", str(path))
+            git("worktree", "prune")
+
+
+def start_agi_server(tree: Path) -> tuple[subprocess.Popen[str], int]:
+    """The tree's own FastAGI bench server (its code, its flow), as bench/agi_load.py runs it."""
+    proc = subprocess.Popen(
+        [sys.executable, str(tree / "bench" / "agi_load.py"), "--serve", "centralita"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tree,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("READY "):
+        proc.kill()
+        raise RuntimeError(f"the FastAGI server of {tree} did not start: {line!r}")
+    return proc, int(line.split()[1])
+
+
+def measure_agi(trees: list[Tree], rounds: int, calls: int, concurrency: int) -> None:
+    servers = {tree.label: start_agi_server(tree.path) for tree in trees}
+    try:
+        for tree in trees:  # warm up: imports, first allocations
+            asyncio.run(agi_load.drive(servers[tree.label][1], min(300, calls), 50))
+        for n in range(rounds):
+            for tree in trees if n % 2 == 0 else trees[::-1]:
+                proc, port = servers[tree.label]
+                gc.collect()
+                before, _ = agi_load.cpu_seconds(proc.pid)
+                _, _, failures = asyncio.run(agi_load.drive(port, calls, concurrency))
+                after, _ = agi_load.cpu_seconds(proc.pid)
+                if failures:
+                    raise RuntimeError(f"{tree.label}: {failures} FastAGI calls failed")
+                tree.cpu_per_call_us.append((after - before) / calls * 1e6)
+            print(
+                f"  round {n + 1}: "
+                + ", ".join(f"{t.label} {t.cpu_per_call_us[-1]:.0f} us" for t in trees),
+                flush=True,
+            )
+    finally:
+        for proc, _ in servers.values():
+            proc.kill()
+            proc.wait()
+
+
+def run_pop_bench(tree: Path, extra: list[str]) -> tuple[float, float]:
+    """(p50, p99) in ms from one run of the tree's own bench/pop_bench.py."""
+    done = subprocess.run(
+        [sys.executable, str(tree / "bench" / "pop_bench.py"), *extra],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    figures = dict(POP_LINE.findall(done.stdout))
+    if done.returncode != 0 or set(figures) != {"p50", "p99"}:
+        raise RuntimeError(
+            f"bench/pop_bench.py failed in {tree} (exit {done.returncode}):\n"
+            f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
+    return float(figures["p50"]), float(figures["p99"])
+
+
+def measure_pop(trees: list[Tree], rounds: int, extra: list[str]) -> None:
+    for n in range(rounds):
+        for tree in trees if n % 2 == 0 else trees[::-1]:
+            p50, p99 = run_pop_bench(tree.path, extra)
+            tree.pop_p50_ms.append(p50)
+            tree.pop_p99_ms.append(p99)
+        print(
+            f"  round {n + 1}: "
+            + ", ".join(
+                f"{t.label} p50 {t.pop_p50_ms[-1]:.2f} / p99 {t.pop_p99_ms[-1]:.2f} ms"
+                for t in trees
+            ),
+            flush=True,
+        )
+
+
+def report(
+    head: Tree, base: Tree, rows: list[tuple[str, Callable[[Tree], list[float]], str]], bound: float
+) -> bool:
+    """Print the medians and the ratios; True when every ratio is within the bound."""
+    ok = True
+    width = max(len(name) for name, _, _ in rows)
+    print(f"{'':<{width}}  {base.label:>14}  {head.label:>14}  ratio")
+    for name, values, unit in rows:
+        if not values(head) or not values(base):
+            continue
+        ours, theirs = statistics.median(values(head)), statistics.median(values(base))
+        ratio = ours / theirs if theirs else float("inf")
+        verdict = "ok" if ratio <= bound else f"OVER {bound:.2f}"
+        ok = ok and ratio <= bound
+        print(
+            f"{name:<{width}}  {theirs:>11.2f} {unit:<2}  {ours:>11.2f} {unit:<2}  "
+            f"{ratio:.3f} {verdict}"
+        )
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rev", default="HEAD~1", help="the commit to compare with")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds (AGI)")
+    parser.add_argument("--calls", type=int, default=3000, help="FastAGI calls per round")
+    parser.add_argument("--concurrency", type=int, default=100, help="FastAGI callers at once")
+    parser.add_argument("--pop-rounds", type=int, default=4, help="alternating pop_bench runs")
+    parser.add_argument(
+        "--pop-args",
+        default="--agents 1000 --rate 200 --seconds 5",
+        help="arguments for each bench/pop_bench.py run",
+    )
+    parser.add_argument("--max-ratio", type=float, default=1.05)
+    parser.add_argument("--skip-pop", action="store_true", help="only the FastAGI figure")
+    args = parser.parse_args()
+
+    agi_load.raise_fd_limit()
+    rev = git("rev-parse", "--short", args.rev)
+    head_rev = git("rev-parse", "--short", "HEAD")
+    dirty = " + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else ""
+    with worktree(rev) as base_path:
+        base = Tree(rev, base_path)
+        head = Tree(head_rev + ("+" if dirty else ""), ROOT)
+        trees = [base, head]
+        print(f"Comparing this tree ({head_rev}{dirty}) with {args.rev} ({rev})")
+        print(
+            f"FastAGI: {args.rounds} alternating rounds of {args.calls} calls, "
+            f"{args.concurrency} at a time"
+        )
+        measure_agi(trees, args.rounds, args.calls, args.concurrency)
+        if not args.skip_pop:
+            print(
+                f"Pop latency: {args.pop_rounds} alternating runs of pop_bench.py {args.pop_args}"
+            )
+            measure_pop(trees, args.pop_rounds, args.pop_args.split())
+    print()
+    print(f"Medians (ratio = this tree / {args.rev}; bound {args.max_ratio:.2f})")
+    ok = report(
+        head,
+        base,
+        [
+            ("FastAGI CPU per call", lambda t: t.cpu_per_call_us, "us"),
+            ("pop latency p50", lambda t: t.pop_p50_ms, "ms"),
+            ("pop latency p99", lambda t: t.pop_p99_ms, "ms"),
+        ],
+        args.max_ratio,
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
