@@ -39,31 +39,6 @@ BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD
 # CONTINUE/GOTO do not.
 _DIAL_FAILED = frozenset({"BUSY", "NOANSWER", "CANCEL", "CONGESTION", "CHANUNAVAIL", "ABORT"})
 
-# The events the tracker reads; the listener may ask Asterisk for nothing else.
-TRACKED_EVENTS = frozenset(
-    {
-        "Newchannel",
-        "Hangup",
-        "NewCallerid",
-        "NewConnectedLine",
-        "DialBegin",
-        "DialEnd",
-        "BridgeEnter",
-        "BridgeLeave",
-        "BridgeDestroy",
-        "BlindTransfer",
-        "AttendedTransfer",
-        "VarSet",
-        "QueueCallerJoin",
-        "AgentCalled",
-        "AgentConnect",
-        "AgentComplete",
-        "AgentRingNoAnswer",
-        "DeviceStateChange",
-        "OriginateResponse",
-    }
-)
-
 
 @dataclass(frozen=True, slots=True)
 class CallChange:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -63,7 +63,6 @@ NOT_JSON = "not_json"
 STATUS = "status_not_ok"
 BAD_DESTINATION = "bad_destination"
 CIRCUIT_OPEN = "circuit_open"
-RESULTS = (OK, TIMEOUT, CONNECTION, HTTP_STATUS, TOO_LARGE, NOT_JSON, STATUS, BAD_DESTINATION)
 
 
 class _Failure(Exception):
@@ -283,13 +282,3 @@ def _destination(body: bytes) -> str:
     if len(destination) > MAX_DESTINATION or not destination.isprintable():
         raise _Failure(BAD_DESTINATION, "the destination is not true, false or X,Y")
     return destination
-
-
-async def crm_client(settings: CrmSettings) -> AsyncIterator[CrmClient]:
-    """A started client for an aiohttp `cleanup_ctx`-style lifetime (closed on exit)."""
-    client = CrmClient(settings)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.close()

@@ -224,11 +224,6 @@ def complaints_log(data_dir: Path | str) -> CsvLog:
     return CsvLog(Path(data_dir) / COMPLAINTS_CSV, COMPLAINTS_HEADER)
 
 
-def calls_log(data_dir: Path | str) -> CsvLog:
-    """The calls log of a data_dir."""
-    return CsvLog(Path(data_dir) / CALLS_CSV, CALLS_HEADER)
-
-
 async def rebuild(csv_log: CsvLog, rows: Sequence[Sequence[object]]) -> None:
     """Replace a CSV log with `rows` (header first), atomically, keeping mode and owner."""
     data = encode_row(csv_log.header) + b"".join(encode_row(r) for r in rows)

@@ -25,7 +25,7 @@ import logging
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -274,9 +274,6 @@ class PopHub:
                 await asyncio.wait_for(ws.close(code=code, message=message), SEND_TIMEOUT_S)
             except (ConnectionError, TimeoutError, RuntimeError):
                 pass
-
-
-PopListener = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 
 
 class PopBridge:

@@ -15,7 +15,6 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dialplan.validate import (
-    DIGIT_KEYS,
     ConfigError,
     Section,
     check_agent_name,
@@ -682,8 +681,3 @@ def _first_queue(root: Section) -> str:
         if isinstance(name, str):
             return name
     return "support"
-
-
-def digit_keys_ok(text: str) -> bool:
-    """True if every character is a DTMF key (0-9, *, #)."""
-    return all(c in DIGIT_KEYS for c in text)

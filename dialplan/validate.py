@@ -34,7 +34,6 @@ NUMBER_RE = re.compile(r"^\+?[0-9]{1,24}$")
 # Secrets: printable ASCII without whitespace and without the characters that the config
 # parsers (sip.conf, pjsip.conf, manager.conf, voicemail.conf) give a meaning to.
 SECRET_FORBIDDEN = set("[];,=\"'#\\<>")
-DIGIT_KEYS = set("0123456789*#")
 
 
 def check_name(value: str, file: str, key: str) -> str:

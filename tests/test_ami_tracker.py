@@ -418,7 +418,7 @@ def test_attended_transfer_moves_the_pop() -> None:
 
 
 # Recorded on Asterisk 20.20.1 by the integration suite (tests/integration/test_transfers.py):
-# the events the tracker reads (TRACKED_EVENTS) and Cdr, from a queue call whose agent pressed
+# the events the tracker reads (its handler table) and Cdr, from a queue call whose agent pressed
 # features.conf's `##` or `*2` (then the new agent's extension) on the phone.
 RECORDED = {"number": "+34600000001", "name": "Transfer Caller", "queue": "support-en"}
 RECORDED_BLIND = RECORDED | {"call_id": "1795993897.0", "uniqueid": "1795993897.1"}
