@@ -11,13 +11,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import NamedTuple
 
 from centralita import phone
-from centralita.store.records import _text
+from centralita.store.records import check_text
 from dialplan.names import OUTBOUND_CONTEXT
 
 # ast_cdr_disp2str, main/cdr.c:3576-3595 (docs/asterisk-protocol.md#cdr).
@@ -285,48 +286,108 @@ CDR_COLUMNS = (
     'dstchannel, lastapp, lastdata, start, answer, "end", duration, billsec, disposition, '
     "amaflags, accountcode, userfield"
 )
-_CDR_INSERT = (
-    f"INSERT INTO cdr ({CDR_COLUMNS}) VALUES "  # noqa: S608 (constant column list)
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (cdr_key) DO NOTHING"
+# Named parameters, one per column of CDR_COLUMNS (`cdr_params` gives them).
+CDR_INSERT = (
+    f"INSERT INTO cdr ({CDR_COLUMNS}) VALUES ("  # noqa: S608 (constant column list)
+    + ", ".join(":" + name.strip().strip('"') for name in CDR_COLUMNS.split(","))
+    + ") ON CONFLICT (cdr_key) DO NOTHING"
 )
 
 
-def cdr_params(rec: CdrRecord) -> tuple[object, ...]:
-    """The INSERT parameters of one record, in `CDR_COLUMNS` order (also used by bench/)."""
-    return (
-        _cdr_key(rec),
-        rec.uniqueid,
-        rec.linkedid,
-        rec.src,
-        rec.src_key,
-        rec.dst,
-        rec.agent,
-        rec.dcontext,
-        rec.clid,
-        rec.channel,
-        rec.dstchannel,
-        rec.lastapp,
-        rec.lastdata,
-        _cdr_text(rec.start),
-        _cdr_text(rec.answer) if rec.answer is not None else None,
-        _cdr_text(rec.end),
-        rec.duration,
-        rec.billsec,
-        rec.disposition,
-        rec.amaflags,
-        rec.accountcode,
-        rec.userfield,
+def cdr_params(rec: CdrRecord) -> dict[str, object]:
+    """The INSERT parameters of one record, by column name (also used by bench/)."""
+    return {
+        "cdr_key": _cdr_key(rec),
+        "uniqueid": rec.uniqueid,
+        "linkedid": rec.linkedid,
+        "src": rec.src,
+        "src_key": rec.src_key,
+        "dst": rec.dst,
+        "agent": rec.agent,
+        "dcontext": rec.dcontext,
+        "clid": rec.clid,
+        "channel": rec.channel,
+        "dstchannel": rec.dstchannel,
+        "lastapp": rec.lastapp,
+        "lastdata": rec.lastdata,
+        "start": _cdr_text(rec.start),
+        "answer": _cdr_text(rec.answer) if rec.answer is not None else None,
+        "end": _cdr_text(rec.end),
+        "duration": rec.duration,
+        "billsec": rec.billsec,
+        "disposition": rec.disposition,
+        "amaflags": rec.amaflags,
+        "accountcode": rec.accountcode,
+        "userfield": rec.userfield,
+    }
+
+
+# What `cdr_from_row` reads back: every field of a CdrRecord.
+CDR_RECORD_COLUMNS = (
+    "uniqueid, linkedid, src, dst, dcontext, clid, channel, dstchannel, lastapp, start, "
+    'answer, "end", duration, billsec, disposition, accountcode, userfield, lastdata, '
+    "amaflags, src_key"
+)
+
+
+def cdr_from_row(row: sqlite3.Row) -> CdrRecord:
+    """A `cdr` row (CDR_RECORD_COLUMNS) as a CdrRecord."""
+    start, end = _cdr_time(row["start"]), _cdr_time(row["end"])
+    assert start is not None and end is not None  # NOT NULL columns
+    return CdrRecord(
+        uniqueid=row["uniqueid"],
+        linkedid=row["linkedid"],
+        src=row["src"],
+        dst=row["dst"],
+        dcontext=row["dcontext"],
+        clid=row["clid"],
+        channel=row["channel"],
+        dstchannel=row["dstchannel"],
+        lastapp=row["lastapp"],
+        start=start,
+        answer=_cdr_time(row["answer"]),
+        end=end,
+        duration=row["duration"],
+        billsec=row["billsec"],
+        disposition=row["disposition"],
+        accountcode=row["accountcode"],
+        userfield=row["userfield"],
+        lastdata=row["lastdata"],
+        amaflags=row["amaflags"],
+        src_key=row["src_key"],
     )
 
 
-def _check_cdr(rec: CdrRecord) -> None:
+def call_row_from_row(row: sqlite3.Row) -> CallRow:
+    """A row of the supervisor's call list (see `Store.list_calls`) as a CallRow."""
+    start = _cdr_time(row["start"])
+    assert start is not None  # NOT NULL column
+    follow_up = row["follow_up"]
+    return CallRow(
+        uniqueid=row["uniqueid"],
+        linkedid=row["linkedid"],
+        start=start,
+        src=row["src"],
+        dst=row["dst"],
+        agent=row["agent"],
+        disposition=row["disposition"],
+        duration=row["duration"],
+        billsec=row["billsec"],
+        contact_name=row["contact_name"],
+        outcome=row["outcome"],
+        outcome_agent=row["outcome_agent"],
+        notes=row["notes"],
+        follow_up=date.fromisoformat(follow_up) if follow_up else None,
+    )
+
+
+def check_cdr(rec: CdrRecord) -> None:
     for name in ("uniqueid", "linkedid", "src", "dst", "dcontext", "clid", "channel"):
-        _text(name, getattr(rec, name))
+        check_text(name, getattr(rec, name))
     for name in ("dstchannel", "lastapp", "lastdata", "disposition", "amaflags"):
-        _text(name, getattr(rec, name))
-    _text("accountcode", rec.accountcode)
-    _text("userfield", rec.userfield)
+        check_text(name, getattr(rec, name))
+    check_text("accountcode", rec.accountcode)
+    check_text("userfield", rec.userfield)
     if not rec.uniqueid:
         raise ValueError("a call record needs a uniqueid")
     for name in ("start", "end"):
@@ -340,7 +401,7 @@ def _check_cdr(rec: CdrRecord) -> None:
             raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
 
 
-def _read_chunk(reader: Iterator[list[str]], size: int) -> tuple[list[list[str] | None], bool]:
+def read_chunk(reader: Iterator[list[str]], size: int) -> tuple[list[list[str] | None], bool]:
     """Up to `size` rows (None for a row the csv module cannot read), and whether the end
     of the file was reached."""
     chunk: list[list[str] | None] = []

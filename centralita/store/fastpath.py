@@ -30,6 +30,7 @@ class FastReader:
         # busy_timeout 0: the event loop never waits on a lock.
         db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
         db.execute("PRAGMA busy_timeout = 0")
+        db.row_factory = sqlite3.Row
         # Bound the time spent in the loop's thread: a query past the deadline is
         # interrupted (OperationalError).
         db.set_progress_handler(self._past_deadline, 1000)
@@ -39,14 +40,14 @@ class FastReader:
     def _past_deadline(self) -> int:
         return 1 if time.perf_counter() > self._deadline else 0
 
-    def first_row(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    def first_row(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
         """The first row of a query answered within FAST_LOOKUP_S; raises
         sqlite3.OperationalError when busy, past the deadline or closed."""
         db = self._db
         if db is None:
             raise sqlite3.OperationalError("the fast reader is closed")
         self._deadline = time.perf_counter() + FAST_LOOKUP_S
-        row: tuple[Any, ...] | None = db.execute(sql, params).fetchone()
+        row: sqlite3.Row | None = db.execute(sql, params).fetchone()
         return row
 
     def close(self) -> None:

@@ -3,6 +3,7 @@ the tables' methods come from one mixin per group of tables."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Generator
 from pathlib import Path
 from types import TracebackType
@@ -69,6 +70,7 @@ class Store(CallbacksMixin, CallRecordsMixin, ContactsMixin, AgentsMixin, Outbox
         protect(path)
         # isolation_level=None: no implicit transactions; `_tx` issues BEGIN IMMEDIATE.
         db = await aiosqlite.connect(path, isolation_level=None)
+        db.row_factory = sqlite3.Row  # rows are read by column name, never by position
         try:
             await db.execute("PRAGMA busy_timeout = 5000")  # the CLI and the server share it
             await db.execute("PRAGMA journal_mode = WAL")
@@ -107,4 +109,4 @@ class Store(CallbacksMixin, CallRecordsMixin, ContactsMixin, AgentsMixin, Outbox
         """The schema version of the open database."""
         async with self._read() as db, db.execute("SELECT version FROM schema_version") as cur:
             row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return int(row["version"]) if row else 0
