@@ -25,7 +25,7 @@ import aiosqlite
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from centralita import phone
-from centralita.store import CdrRecord, Store, cdr_params
+from centralita.store import CallRecord, Store, cdr_params
 from centralita.store.cdr import CDR_INSERT
 
 AGENTS = [str(1001 + i) for i in range(60)]
@@ -66,7 +66,7 @@ def fill(path: Path, rows: int, callers: int, rng: random.Random) -> list[tuple[
             agent = rng.choice(AGENTS)
             disposition = rng.choice(DISPOSITIONS)
             src = rng.choice(spellings(national))
-            rec = CdrRecord(
+            rec = CallRecord(
                 uniqueid=f"{1772000000 + n}.{n}",
                 linkedid="",
                 src=src,

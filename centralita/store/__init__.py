@@ -12,25 +12,22 @@ The package, one module per concern:
 
 * `sqlite`: `Store`, opening and closing the file; `base`: the connection and transactions.
 * `callbacks`, `calls`, `contacts`, `agents`, `outbox`: the tables' methods, one mixin each.
-* `records`: the record types and the checks on text values; `cdr`: the call record type,
-  its identity and its parsing from Master.csv and `Cdr` events.
+* `records`: the record types, the checks on text values and the row mappings; `cdr`: call
+  records as the store keeps them (the `CallRecord` type itself is `ami.cdr`'s, shared
+  with the AMI listener) and Master.csv rows read as records.
 * `schema`: the file's location, permissions and migrations; `passwords`: scrypt hashes.
 * `fastpath`: the read-only connection used in the event loop's thread.
 
 Everything the rest of Centralita uses is imported from `centralita.store` itself.
 """
 
+from ami.cdr import CallRecord
 from centralita.store.cdr import (
     CDR_COLUMNS,
-    CDR_DISPOSITIONS,
     CallRow,
-    CdrRecord,
     ImportResult,
-    agent_of,
-    cdr_from_ami,
     cdr_from_csv_row,
     cdr_params,
-    parse_cdr_time,
 )
 from centralita.store.fastpath import FAST_LOOKUP_S
 from centralita.store.passwords import SCRYPT_N, SCRYPT_P, SCRYPT_R
@@ -51,7 +48,6 @@ from centralita.store.sqlite import Store
 __all__ = [
     "CALLBACK_STATUSES",
     "CDR_COLUMNS",
-    "CDR_DISPOSITIONS",
     "CONTACT_FIELDS",
     "DB_FILENAME",
     "FAST_LOOKUP_S",
@@ -61,20 +57,17 @@ __all__ = [
     "SCRYPT_N",
     "SCRYPT_P",
     "SCRYPT_R",
+    "CallRecord",
     "CallRow",
     "CallbackRequest",
-    "CdrRecord",
     "Contact",
     "ImportResult",
     "OutboxEvent",
     "Outcome",
     "Rating",
     "Store",
-    "agent_of",
-    "cdr_from_ami",
     "cdr_from_csv_row",
     "cdr_params",
     "default_path",
-    "parse_cdr_time",
     "protect",
 ]

@@ -10,20 +10,20 @@ from collections.abc import Collection, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from ami.cdr import CallRecord, cdr_text
 from centralita.store.base import StoreBase
 from centralita.store.cdr import (
     CDR_INSERT,
     CDR_RECORD_COLUMNS,
     CallRow,
-    CdrRecord,
     ImportResult,
-    _cdr_text,
     call_row_from_row,
     cdr_from_csv_row,
     cdr_from_row,
     cdr_params,
     check_cdr,
     read_chunk,
+    with_key,
 )
 from centralita.store.records import check_text
 
@@ -33,10 +33,10 @@ class CallRecordsMixin(StoreBase):
 
     # ----------------------------------------------------------------- call records
 
-    def _keyed(self, rec: CdrRecord) -> CdrRecord:
-        return rec if rec.src_key is not None else rec.with_key(*self._phone_settings())
+    def _keyed(self, rec: CallRecord) -> CallRecord:
+        return rec if rec.src_key is not None else with_key(rec, *self._phone_settings())
 
-    async def upsert_cdr(self, rec: CdrRecord) -> bool:
+    async def upsert_cdr(self, rec: CallRecord) -> bool:
         """Store a call record; True if new, False if it was already there (then updated in
         place: a repeated `Cdr` event or a re-imported row never makes a second record)."""
         check_cdr(rec)
@@ -59,7 +59,7 @@ class CallRecordsMixin(StoreBase):
             )
             return False
 
-    async def get_cdrs(self, uniqueid: str) -> list[CdrRecord]:
+    async def get_cdrs(self, uniqueid: str) -> list[CallRecord]:
         """All records of one channel (several when it dialled more than once), by start."""
         async with (
             self._read() as db,
@@ -101,7 +101,7 @@ class CallRecordsMixin(StoreBase):
             f"AND agent IN ({','.join('?' * len(agent_list))}) "
             "ORDER BY start DESC LIMIT 1"
         )
-        params = (src_key, _cdr_text(since), *disp_list, *agent_list)
+        params = (src_key, cdr_text(since), *disp_list, *agent_list)
         # The query is one covering-index probe, ~10-30 us. A trip to aiosqlite's thread
         # costs more, and on a loaded 2-core machine its tail reaches ~2 ms (bench/
         # lookup_bench.py prints both), so it runs here, bounded to fastpath.FAST_LOOKUP_S.
