@@ -43,7 +43,7 @@ from centralita.store.records import (
     Rating,
 )
 from centralita.store.schema import DB_FILENAME, SCHEMA_VERSION, default_path, protect
-from centralita.store.sqlite import Store
+from centralita.store.sqlite import Store, StoreOpening, open_store
 
 __all__ = [
     "CALLBACK_STATUSES",
@@ -66,8 +66,10 @@ __all__ = [
     "Outcome",
     "Rating",
     "Store",
+    "StoreOpening",
     "cdr_from_csv_row",
     "cdr_params",
     "default_path",
+    "open_store",
     "protect",
 ]

@@ -117,13 +117,23 @@ class CallRecordsMixin(StoreBase):
         return str(rows[0]["agent"]) if rows else None
 
     async def import_master_csv(
-        self, path: Path | str, *, region: str, match_digits: int, min_digits: int = 6
+        self,
+        path: Path | str,
+        *,
+        region: str | None = None,
+        match_digits: int | None = None,
+        min_digits: int | None = None,
     ) -> ImportResult:
         """Import an Asterisk cdr-csv Master.csv; returns what was imported and skipped.
 
-        Skipped rows are counted apart: duplicates (already stored, so a re-import is
-        idempotent) and unreadable rows (which an admin may want to look at).
+        Callers' number keys follow the store's `[manager]` rules unless `region`,
+        `match_digits` or `min_digits` are given. Skipped rows are counted apart: duplicates
+        (already stored, so a re-import is idempotent) and unreadable rows (which an admin
+        may want to look at).
         """
+        region = self.region if region is None else region
+        match_digits = self.match_digits if match_digits is None else match_digits
+        min_digits = self.min_digits if min_digits is None else min_digits
         imported = duplicates = unreadable = 0
         # Asterisk writes bytes as they came; a stray Latin-1 caller name must not stop
         # the import, so undecodable bytes become U+FFFD.

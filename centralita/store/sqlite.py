@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Generator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import aiosqlite
 
@@ -17,10 +17,27 @@ from centralita.store.calls import CallRecordsMixin
 from centralita.store.contacts import ContactsMixin
 from centralita.store.fastpath import FastReader
 from centralita.store.outbox import OutboxMixin
-from centralita.store.schema import migrate, protect
+from centralita.store.schema import default_path, migrate, protect
+
+if TYPE_CHECKING:
+    from centralita.settings import Settings
 
 
-class _Opening:
+def open_store(settings: Settings) -> StoreOpening:
+    """The store of `settings`, for the app and every CLI command alike: the database in
+    `[server] data_dir`, with the `[manager]` region and digit rules for number keys (the
+    keys contacts and call records are matched by). Await it, or use it in `async with`.
+    """
+    manager = settings.site.manager
+    return Store.open(
+        default_path(settings.data_dir),
+        region=manager.default_region,
+        match_digits=manager.match_digits,
+        min_digits=manager.min_digits,
+    )
+
+
+class StoreOpening:
     """What `Store.open` returns: await it, or use it directly in `async with`."""
 
     def __init__(self, path: Path, kwargs: dict[str, Any]) -> None:
@@ -55,14 +72,14 @@ class Store(CallbacksMixin, CallRecordsMixin, ContactsMixin, AgentsMixin, Outbox
         region: str = "ES",
         match_digits: int = 10,
         min_digits: int = 6,
-    ) -> _Opening:
+    ) -> StoreOpening:
         """Open (creating or migrating) the database at `path`.
 
         `region`, `match_digits` and `min_digits` are the `phone.normalize` settings used for
         call-record and contact keys (config `[manager]`).
         """
         kwargs = {"region": region, "match_digits": match_digits, "min_digits": min_digits}
-        return _Opening(Path(path), kwargs)
+        return StoreOpening(Path(path), kwargs)
 
     @classmethod
     async def _open(cls, path: Path, *, region: str, match_digits: int, min_digits: int) -> Store:
