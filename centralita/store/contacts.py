@@ -137,6 +137,17 @@ class ContactsMixin(StoreBase):
                 ids = [int(r["id"]) for r in await cur.fetchall()]
             return [c for i in ids if (c := await self._contact(db, i)) is not None]
 
+    def contacts_for_number_now(self, number: str) -> list[Contact] | None:
+        """`contacts_for_number`, answered at once in the event loop's thread (a ringing
+        pop waits on it; see `fastpath`), or None when it cannot be: then await
+        `contacts_for_number`."""
+        key = self.key(number)
+        if key is None:
+            return []
+        if self._fast is None:
+            return None
+        return self._fast.contacts(key)
+
     async def search_contacts(self, name_query: str, limit: int = 20) -> list[Contact]:
         """Contacts whose name contains `name_query` (case-insensitive), by name."""
         check_text("name_query", name_query, limit=200)
