@@ -24,7 +24,7 @@ from ami.client import AmiListener
 from ami.protocol import AmiMessage
 from ami.tracker import CallChange, CallTracker
 from centralita.keys import AMI, BRIDGE, CDR_WRITER, SETTINGS, STORE, WEBHOOKS
-from centralita.store import Store
+from centralita.store import StoreBackend
 from dialplan.names import OUTBOUND_CONTEXT
 
 log = logging.getLogger("centralita.feed")
@@ -78,7 +78,7 @@ class CdrWriter:
     in seconds). Records queue here instead (bounded) and pops go straight through.
     """
 
-    def __init__(self, store: Store, maxsize: int = 100_000) -> None:
+    def __init__(self, store: StoreBackend, maxsize: int = 100_000) -> None:
         self.store = store
         self.queue: asyncio.Queue[CallRecord] = asyncio.Queue(maxsize)
         self.written = 0

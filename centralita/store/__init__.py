@@ -16,7 +16,9 @@ The package, one module per concern:
   records as the store keeps them (the `CallRecord` type itself is `ami.cdr`'s, shared
   with the AMI listener) and Master.csv rows read as records.
 * `schema`: the file's location, permissions and migrations; `passwords`: scrypt hashes.
-* `fastpath`: the read-only connection used in the event loop's thread.
+* `fastpath`: the read-only connection used in the event loop's thread (the lookups a
+  ringing call waits on: a pop's contacts, the returning caller's agent).
+* `interface`: `StoreBackend`, the public interface as a Protocol (for a second backend).
 
 Everything the rest of Centralita uses is imported from `centralita.store` itself.
 """
@@ -29,7 +31,8 @@ from centralita.store.cdr import (
     cdr_from_csv_row,
     cdr_params,
 )
-from centralita.store.fastpath import FAST_LOOKUP_S
+from centralita.store.fastpath import FAST_CONTACTS_S, FAST_LOOKUP_S
+from centralita.store.interface import StoreBackend
 from centralita.store.passwords import SCRYPT_N, SCRYPT_P, SCRYPT_R
 from centralita.store.records import (
     CALLBACK_STATUSES,
@@ -50,6 +53,7 @@ __all__ = [
     "CDR_COLUMNS",
     "CONTACT_FIELDS",
     "DB_FILENAME",
+    "FAST_CONTACTS_S",
     "FAST_LOOKUP_S",
     "MAX_NOTES",
     "MAX_TEXT",
@@ -66,6 +70,7 @@ __all__ = [
     "Outcome",
     "Rating",
     "Store",
+    "StoreBackend",
     "StoreOpening",
     "cdr_from_csv_row",
     "cdr_params",
