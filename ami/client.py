@@ -41,6 +41,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ami.cdr import CallRecord, CdrError, parse_cdr
+
 # AmiError is the package's base (ami/protocol.py); named here too, as the client's errors'.
 from ami.protocol import AmiError as AmiError
 from ami.protocol import (
@@ -51,7 +53,7 @@ from ami.protocol import (
     encode_action,
     md5_key,
 )
-from ami.tracker import CallChange, CallTracker, CdrEvent, parse_cdr
+from ami.tracker import CallChange, CallTracker
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ DEFAULT_EVENTS = ("call", "agent", "dialplan", "cdr")
 MAX_LIST_ITEMS = 100_000
 
 ChangeCallback = Callable[[CallChange], Awaitable[None]]
-CdrCallback = Callable[[CdrEvent], Awaitable[None]]
+CdrCallback = Callable[[CallRecord], Awaitable[None]]
 
 
 class AmiNotConnected(AmiError):
@@ -88,6 +90,7 @@ class ListenerStats:
     changes: int = 0  # call changes queued for on_change
     cdrs: int = 0  # Cdr records queued for on_cdr
     duplicate_cdrs: int = 0
+    unreadable_cdrs: int = 0  # Cdr events that are not a call record (logged)
     dropped: int = 0  # changes/records lost because the callback queue was full
     ping_failures: int = 0
 
@@ -107,7 +110,7 @@ class _EventWaiter:
 
 
 class AmiListener:
-    """A self-healing AMI session that turns events into `CallChange`s and `CdrEvent`s."""
+    """A self-healing AMI session that turns events into `CallChange`s and `CallRecord`s."""
 
     def __init__(
         self,
@@ -148,7 +151,7 @@ class AmiListener:
         self.stats = ListenerStats()
         self.last_error: str | None = None
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._queue: asyncio.Queue[CallChange | CdrEvent] = asyncio.Queue(queue_max)
+        self._queue: asyncio.Queue[CallChange | CallRecord] = asyncio.Queue(queue_max)
         self._ids = itertools.count(1)
         self._connected = False
         self._ready = asyncio.Event()
@@ -157,7 +160,7 @@ class AmiListener:
         self._lists: dict[str, _ListAction] = {}
         self._waiters: dict[str, _EventWaiter] = {}
         self._banner: asyncio.Future[str] | None = None
-        self._recent_cdrs: dict[tuple[str, ...], None] = {}
+        self._recent_cdrs: dict[bytes, None] = {}
         self._task: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._stopping = False
@@ -502,9 +505,14 @@ class AmiListener:
         for change in changes:
             self._emit(change)
         if msg.name == "Cdr":
-            cdr = parse_cdr(msg)
-            if cdr is not None:
-                self._emit_cdr(cdr)
+            try:
+                cdr = parse_cdr(msg)
+            except CdrError as exc:
+                self.stats.unreadable_cdrs += 1
+                log.warning("Cdr event for %s is not a call record: %s", msg.get("UniqueID"), exc)
+            else:
+                if cdr is not None:
+                    self._emit_cdr(cdr)
 
     def _resync(self, items: list[AmiMessage]) -> None:
         changes = self.tracker.resync(items)
@@ -513,7 +521,7 @@ class AmiListener:
         for change in changes:
             self._emit(change)
 
-    def _emit_cdr(self, cdr: CdrEvent) -> None:
+    def _emit_cdr(self, cdr: CallRecord) -> None:
         key = cdr.key
         if key in self._recent_cdrs:
             self.stats.duplicate_cdrs += 1
@@ -528,7 +536,7 @@ class AmiListener:
         self.stats.changes += 1
         self._put(change)
 
-    def _put(self, item: CallChange | CdrEvent) -> None:
+    def _put(self, item: CallChange | CallRecord) -> None:
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:

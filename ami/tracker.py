@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
+from ami.cdr import channel_extension
 from ami.protocol import AmiMessage
 from dialplan.names import CUSTOMER_ID_VAR, DIAL_VAR, OUTBOUND_CONTEXT, VARIABLE_PREFIX
 
@@ -61,106 +62,6 @@ class CallChange:
     queue: str | None
     customer_id: str | None
     channel: str
-
-
-@dataclass(frozen=True, slots=True)
-class CdrEvent:
-    """One `Cdr` event (cdr_manager, cdr/cdr_manager.c:312-335; docs/asterisk-protocol.md#cdr).
-
-    Times are Asterisk's local `YYYY-MM-DD HH:MM:SS` strings; `answer_time` is "" for a call
-    never answered. `extra` holds any `[mappings]` fields. Note that `unique_id` alone is NOT
-    unique: one channel can produce several records (ami-queue-timeout.txt has two for
-    1795301710.17); use `key` to store them idempotently.
-    """
-
-    account_code: str
-    source: str
-    destination: str
-    destination_context: str
-    caller_id: str
-    channel: str
-    destination_channel: str
-    last_application: str
-    last_data: str
-    start_time: str
-    answer_time: str
-    end_time: str
-    duration: int
-    billable_seconds: int
-    disposition: str
-    ama_flags: str
-    unique_id: str
-    user_field: str
-    extra: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def key(self) -> tuple[str, str, str, str, str]:
-        """What makes one record distinct: the same event delivered twice has the same key."""
-        return (
-            self.unique_id,
-            self.start_time,
-            self.end_time,
-            self.channel,
-            self.destination_channel,
-        )
-
-    @property
-    def linked_id(self) -> str | None:
-        """The Linkedid, when cdr_manager.conf maps it (it is not sent by default,
-        docs/asterisk-protocol.md#cdr)."""
-        for name, value in self.extra:
-            if name.lower() in ("linkedid", "linked_id"):
-                return value
-        return None
-
-
-_CDR_FIELDS = (
-    ("account_code", "AccountCode"),
-    ("source", "Source"),
-    ("destination", "Destination"),
-    ("destination_context", "DestinationContext"),
-    ("caller_id", "CallerID"),
-    ("channel", "Channel"),
-    ("destination_channel", "DestinationChannel"),
-    ("last_application", "LastApplication"),
-    ("last_data", "LastData"),
-    ("start_time", "StartTime"),
-    ("answer_time", "AnswerTime"),
-    ("end_time", "EndTime"),
-    ("disposition", "Disposition"),
-    ("ama_flags", "AMAFlags"),
-    ("unique_id", "UniqueID"),
-    ("user_field", "UserField"),
-)
-_CDR_KNOWN = frozenset(h.lower() for _, h in _CDR_FIELDS) | {
-    "event",
-    "privilege",
-    "timestamp",
-    "systemname",
-    "duration",
-    "billableseconds",
-}
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        return 0
-
-
-def parse_cdr(msg: AmiMessage) -> CdrEvent | None:
-    """The `CdrEvent` in a `Cdr` event, or None for any other message."""
-    if msg.kind != "event" or msg.name != "Cdr":
-        return None
-    values = {attr: msg.value(header) for attr, header in _CDR_FIELDS}
-    extra = tuple((n, v) for n, v in msg.headers if n.lower() not in _CDR_KNOWN)
-    return CdrEvent(
-        duration=_int(msg.value("Duration")),
-        billable_seconds=_int(msg.value("BillableSeconds")),
-        extra=extra,
-        **values,
-    )
 
 
 _C_ESCAPES = {
@@ -463,11 +364,11 @@ class CallTracker:
 
     def agent_of_channel(self, name: str) -> str | None:
         """The agent extension of a device channel (`PJSIP/1001-00000001` -> "1001")."""
-        tech, slash, rest = name.partition("/")
+        tech, slash, _ = name.partition("/")
         if not slash or tech not in self._prefixes:
             return None
-        base = rest.rpartition("-")[0] or rest
-        return base if base in self._agents else None
+        extension = channel_extension(name)  # the same rule as a call record's agent
+        return extension if extension in self._agents else None
 
     def _agent_of_device(self, device: str) -> str | None:
         tech, slash, rest = device.partition("/")

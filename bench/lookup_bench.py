@@ -25,12 +25,8 @@ import aiosqlite
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from centralita import phone
-from centralita.store import (
-    CDR_COLUMNS,
-    CdrRecord,
-    Store,
-    cdr_params,
-)
+from centralita.store import CallRecord, Store, cdr_params
+from centralita.store.cdr import CDR_INSERT
 
 AGENTS = [str(1001 + i) for i in range(60)]
 DISPOSITIONS = ["ANSWERED"] * 14 + ["NO ANSWER"] * 3 + ["BUSY", "FAILED"]
@@ -57,8 +53,7 @@ def fill(path: Path, rows: int, callers: int, rng: random.Random) -> list[tuple[
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA cache_size = -400000")
-    placeholders = ", ".join("?" * len(CDR_COLUMNS.split(",")))
-    sql = f"INSERT INTO cdr ({CDR_COLUMNS}) VALUES ({placeholders})"
+    sql = CDR_INSERT  # named parameters: cdr_params gives them by column name
     span = DAYS * 86400
     # Some callers call a lot: a skewed pick makes the heavy ones realistic.
     weights = [1.0 / (1 + i % 500) for i in range(callers)]
@@ -71,7 +66,7 @@ def fill(path: Path, rows: int, callers: int, rng: random.Random) -> list[tuple[
             agent = rng.choice(AGENTS)
             disposition = rng.choice(DISPOSITIONS)
             src = rng.choice(spellings(national))
-            rec = CdrRecord(
+            rec = CallRecord(
                 uniqueid=f"{1772000000 + n}.{n}",
                 linkedid="",
                 src=src,

@@ -226,7 +226,7 @@ def config_text(data_dir: Path, ami_port: int, agents: int) -> str:
     text = text.replace('ami_secret = "change-me-centralita"', f'ami_secret = "{SECRET}"')
     text = text.replace('sip_driver = "pjsip"', 'sip_driver = "sip"')
     text = text.replace('data_dir = "data"', f'data_dir = "{data_dir}"')
-    text = text.replace('log_format = "text"', 'log_format = "text"\nlog_level = "WARNING"')
+    text = text.replace('log_level = "INFO"', 'log_level = "WARNING"')
     for a in range(agents):
         ext = FIRST_AGENT + a
         text += (

@@ -34,30 +34,10 @@ from centralita.keys import (
 from centralita.looplag import lag_ctx
 from centralita.metrics import PrometheusAgiMetrics
 from centralita.settings import Settings
-from centralita.store import Store, default_path
+from centralita.store import open_store
 from centralita.web import setup_web
 
 log = logging.getLogger("centralita")
-
-
-def open_store(settings: Settings) -> AsyncIterator[Store]:
-    """The store of `settings`, with its `[manager]` region and digit rules (a cleanup
-    context's body: the store is closed when the iteration ends)."""
-    return _store(settings)
-
-
-async def _store(settings: Settings) -> AsyncIterator[Store]:
-    manager = settings.site.manager
-    store = await Store.open(
-        default_path(settings.data_dir),
-        region=manager.default_region,
-        match_digits=manager.match_digits,
-        min_digits=manager.min_digits,
-    )
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def crm_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -69,7 +49,7 @@ async def crm_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the SQLite store for the app's lifetime (an open connection keeps a process alive)."""
-    async for store in open_store(app[SETTINGS]):
+    async with open_store(app[SETTINGS]) as store:
         # The CSV logs are written after the store: a crash between the two leaves them
         # behind, and nothing else would ever catch them up.
         await csvlog.reconcile(store, app[SETTINGS].data_dir)

@@ -19,7 +19,7 @@ from centralita import agents_admin
 from centralita.cli import add_config_argument, help_of
 from centralita.cmd_render import render_to
 from centralita.settings import DEFAULT_CONFIG, Settings, load_settings
-from centralita.store import Store, default_path
+from centralita.store import default_path, open_store
 from dialplan.validate import ConfigError
 
 MIN_PASSWORD = 8
@@ -119,7 +119,7 @@ def _remove(args: argparse.Namespace) -> int:
     agents_admin.save_config(path, new_text)
     print(f"removed agent {args.extension} from {path}")
     settings = load_settings(path)
-    if _store_path(settings).exists():
+    if default_path(settings.data_dir).exists():
         removed = asyncio.run(_forget_password(settings, args.extension))
         if removed:
             print(f"removed the console password of {args.extension}")
@@ -173,15 +173,11 @@ def _passwd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_path(settings: Settings) -> Path:
-    return default_path(settings.server.data_dir)
-
-
 async def _set_password(settings: Settings, extension: str, password: str) -> None:
-    async with Store.open(_store_path(settings)) as store:
+    async with open_store(settings) as store:
         await store.set_agent_password(extension, password)
 
 
 async def _forget_password(settings: Settings, extension: str) -> bool:
-    async with Store.open(_store_path(settings)) as store:
+    async with open_store(settings) as store:
         return await store.remove_agent_password(extension)

@@ -25,7 +25,7 @@ from centralita.csvlog import (
     reconcile,
 )
 from centralita.settings import Settings, load_settings
-from centralita.store import CALLBACK_STATUSES, Store, default_path
+from centralita.store import CALLBACK_STATUSES, default_path, open_store
 from centralita.times import shown
 
 MAX_CELL = 40
@@ -106,16 +106,6 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _open(settings: Settings) -> Any:
-    manager = settings.site.manager
-    return Store.open(
-        default_path(settings.server.data_dir),
-        region=manager.default_region,
-        match_digits=manager.match_digits,
-        min_digits=manager.min_digits,
-    )
-
-
 def _no_store_yet(settings: Settings) -> bool:
     """True (after saying so) when the database does not exist yet.
 
@@ -159,7 +149,7 @@ def _callbacks_list(args: argparse.Namespace) -> int:
         return _rebuild_csv(settings)
 
     async def run() -> int:
-        async with _open(settings) as store:
+        async with open_store(settings) as store:
             requests = await store.list_callbacks(args.status)
         if not requests:
             print("no callback requests" + (f" in status {args.status}" if args.status else ""))
@@ -188,7 +178,7 @@ def _rebuild_csv(settings: Settings) -> int:
     """`callbacks --csv`: the CSV logs regenerated from the database (the record)."""
 
     async def run() -> list[Path]:
-        async with _open(settings) as store:
+        async with open_store(settings) as store:
             return await reconcile(store, settings.server.data_dir, force=True)
 
     for path in asyncio.run(run()):
@@ -203,7 +193,7 @@ def _callbacks_set(args: argparse.Namespace) -> int:
         return 1
 
     async def run() -> int:
-        async with _open(settings) as store:
+        async with open_store(settings) as store:
             if not await store.set_callback_status(args.id, args.new_status):
                 print(f"centralita: there is no callback request {args.id}", file=sys.stderr)
                 return 1
@@ -224,7 +214,7 @@ def _complaints(args: argparse.Namespace) -> int:
         return 0
 
     async def run() -> int:
-        async with _open(settings) as store:
+        async with open_store(settings) as store:
             ratings = await store.list_ratings(below=None if args.all else threshold)
         if not ratings:
             print("no ratings" if args.all else f"no ratings below {threshold}")
@@ -253,7 +243,7 @@ def _calls(args: argparse.Namespace) -> int:
         return 0
 
     async def run() -> int:
-        async with _open(settings) as store:
+        async with open_store(settings) as store:
             calls, total = await store.list_calls(
                 start=args.start,
                 end=args.end,
@@ -305,20 +295,14 @@ def _calls(args: argparse.Namespace) -> int:
 
 def _cdr_import(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    manager = settings.site.manager
     path: Path = args.file
     if not path.is_file():
         print(f"centralita: {path}: no such file", file=sys.stderr)
         return 1
 
     async def run() -> int:
-        async with _open(settings) as store:
-            result = await store.import_master_csv(
-                path,
-                region=manager.default_region,
-                match_digits=manager.match_digits,
-                min_digits=manager.min_digits,
-            )
+        async with open_store(settings) as store:
+            result = await store.import_master_csv(path)  # the [manager] rules
         print(
             f"imported {result.imported}, already stored {result.duplicates}, "
             f"unreadable {result.unreadable}"

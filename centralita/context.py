@@ -11,7 +11,7 @@ from centralita import phone
 from centralita.csvlog import CsvLog, callback_row, callbacks_log, complaint_row, complaints_log
 from centralita.settings import Settings
 from centralita.spool import schedule_call
-from centralita.store import Store
+from centralita.store import StoreBackend
 from dialplan.model import CustomerIdNode, Site
 from dialplan.names import (
     AGENT_VAR,
@@ -34,7 +34,7 @@ class Crm(Protocol):
 class AppFlowContext:
     """Services handed to every call's flow."""
 
-    def __init__(self, settings: Settings, store: Store, crm: Crm | None = None) -> None:
+    def __init__(self, settings: Settings, store: StoreBackend, crm: Crm | None = None) -> None:
         self.settings = settings
         self.store = store
         self.crm = crm

@@ -31,7 +31,7 @@ from centralita.times import shown
 from dialplan.render import keep_owner
 
 if TYPE_CHECKING:
-    from centralita.store import CallbackRequest, CallRow, Rating, Store
+    from centralita.store import CallbackRequest, CallRow, Rating, StoreBackend
 
 log = logging.getLogger("centralita.csvlog")
 
@@ -252,7 +252,9 @@ def _replace_sync(path: Path, data: bytes) -> None:
         raise
 
 
-async def reconcile(store: Store, data_dir: Path | str, *, force: bool = False) -> list[Path]:
+async def reconcile(
+    store: StoreBackend, data_dir: Path | str, *, force: bool = False
+) -> list[Path]:
     """Rebuild `callbacks.csv` and `complaints.csv` from the store where they lag behind it
     (or always, with `force`); returns the files rebuilt.
 

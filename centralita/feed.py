@@ -19,11 +19,12 @@ from typing import Any
 
 from aiohttp import web
 
+from ami.cdr import CallRecord
 from ami.client import AmiListener
 from ami.protocol import AmiMessage
-from ami.tracker import CallChange, CallTracker, CdrEvent
+from ami.tracker import CallChange, CallTracker
 from centralita.keys import AMI, BRIDGE, CDR_WRITER, SETTINGS, STORE, WEBHOOKS
-from centralita.store import Store, cdr_from_ami
+from centralita.store import StoreBackend
 from dialplan.names import OUTBOUND_CONTEXT
 
 log = logging.getLogger("centralita.feed")
@@ -77,31 +78,31 @@ class CdrWriter:
     in seconds). Records queue here instead (bounded) and pops go straight through.
     """
 
-    def __init__(self, store: Store, maxsize: int = 100_000) -> None:
+    def __init__(self, store: StoreBackend, maxsize: int = 100_000) -> None:
         self.store = store
-        self.queue: asyncio.Queue[CdrEvent] = asyncio.Queue(maxsize)
+        self.queue: asyncio.Queue[CallRecord] = asyncio.Queue(maxsize)
         self.written = 0
         self.dropped = 0
         self._task: asyncio.Task[None] | None = None
 
-    def put(self, cdr: CdrEvent) -> None:
+    def put(self, cdr: CallRecord) -> None:
         """Queue one record (dropped with an error when the queue is full)."""
         try:
             self.queue.put_nowait(cdr)
         except asyncio.QueueFull:
             self.dropped += 1
-            log.error("call-record queue full: Cdr %s not stored", cdr.unique_id)
+            log.error("call-record queue full: Cdr %s not stored", cdr.uniqueid)
 
     async def _run(self) -> None:
         while True:
             cdr = await self.queue.get()
             try:
-                await self.store.upsert_cdr(cdr_from_ami(cdr_headers(cdr)))
+                await self.store.upsert_cdr(cdr)
                 self.written += 1
             except ValueError as exc:
-                log.warning("Cdr event for %s not stored: %s", cdr.unique_id, exc)
+                log.warning("Cdr event for %s not stored: %s", cdr.uniqueid, exc)
             except Exception:
-                log.exception("Cdr event for %s not stored", cdr.unique_id)
+                log.exception("Cdr event for %s not stored", cdr.uniqueid)
             finally:
                 self.queue.task_done()
 
@@ -124,34 +125,6 @@ class CdrWriter:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-
-
-def cdr_headers(cdr: CdrEvent) -> dict[str, str]:
-    """A tracker `CdrEvent` back as `Cdr` event headers, for `store.cdr_from_ami`."""
-    headers = {
-        "AccountCode": cdr.account_code,
-        "Source": cdr.source,
-        "Destination": cdr.destination,
-        "DestinationContext": cdr.destination_context,
-        "CallerID": cdr.caller_id,
-        "Channel": cdr.channel,
-        "DestinationChannel": cdr.destination_channel,
-        "LastApplication": cdr.last_application,
-        "LastData": cdr.last_data,
-        "StartTime": cdr.start_time,
-        "AnswerTime": cdr.answer_time,
-        "EndTime": cdr.end_time,
-        "Duration": str(cdr.duration),
-        "BillableSeconds": str(cdr.billable_seconds),
-        "Disposition": cdr.disposition,
-        "AMAFlags": cdr.ama_flags,
-        "UniqueID": cdr.unique_id,
-        "UserField": cdr.user_field,
-    }
-    linked = cdr.linked_id
-    if linked:
-        headers["Linkedid"] = linked
-    return headers
 
 
 async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -177,7 +150,7 @@ async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CDR_WRITER] = writer
     writer.start()
 
-    async def on_cdr(cdr: CdrEvent) -> None:
+    async def on_cdr(cdr: CallRecord) -> None:
         writer.put(cdr)
 
     listener = AmiListener(

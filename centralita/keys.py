@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from centralita.feed import CdrWriter
     from centralita.pop import PopBridge, PopHub
     from centralita.settings import Settings
-    from centralita.store import Store
+    from centralita.store import StoreBackend
     from centralita.web.auth import Auth
     from centralita.webhooks import WebhookSender
 
@@ -32,7 +32,7 @@ HealthCheck = Callable[[web.Application], dict[str, object]]
 
 # Made by `centralita.app`: the settings, then one per cleanup context.
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
-STORE: web.AppKey[Store] = web.AppKey("store")
+STORE: web.AppKey[StoreBackend] = web.AppKey("store")
 CRM: web.AppKey[CrmClient] = web.AppKey("crm")
 FLOW_CONTEXT: web.AppKey[AppFlowContext] = web.AppKey("flow_context")
 AGI_SERVER: web.AppKey[AgiServer] = web.AppKey("agi_server")

@@ -22,18 +22,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
 
 from centralita import phone
-from centralita.store import Contact, Store
+from centralita.store import Contact, StoreBackend
 from dialplan.model import CrmSettings
 
 log = logging.getLogger("centralita.pop")
@@ -106,80 +104,6 @@ def crm_url(crm: CrmSettings, direction: str, number: str) -> str | None:
     if not template or not number:
         return None
     return template.replace("{number}", urllib.parse.quote(number, safe=""))
-
-
-class FastContacts:
-    """Contacts by number on a read-only SQLite connection used in the loop's thread.
-
-    Why: the store has one aiosqlite connection, and a call-record commit there can stall for
-    hundreds of ms on a slow fsync (synchronous=FULL, WAL checkpoints); a ringing pop queued
-    behind it would wait as long (bench/pop_bench.py measured p99 > 200 ms). The lookup is
-    two index probes (contact_numbers.key, then the contact rows), tens of microseconds, so
-    it runs inline, as `Store.last_agent_for` does; a WAL reader never waits for the writer.
-    `busy_timeout = 0` and a progress-handler deadline bound its time in the loop; on any
-    SQLite error `lookup` returns None and the caller asks the store instead.
-    """
-
-    def __init__(self, store: Store, budget_s: float = 0.005) -> None:
-        self.store = store
-        self.budget_s = budget_s
-        self._deadline = 0.0
-        db = sqlite3.connect(
-            Path(store.path).resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None
-        )
-        db.execute("PRAGMA busy_timeout = 0")
-        db.set_progress_handler(self._past_deadline, 1000)
-        self._db: sqlite3.Connection | None = db
-
-    def _past_deadline(self) -> int:
-        return 1 if time.perf_counter() > self._deadline else 0
-
-    def lookup(self, number: str) -> list[dict[str, Any]] | None:
-        """The contacts with this number (by the store's key), or None to ask the store."""
-        key = self.store.key(number)
-        if key is None:
-            return []
-        db = self._db
-        if db is None:
-            return None
-        self._deadline = time.perf_counter() + self.budget_s
-        try:
-            rows = db.execute(
-                "SELECT id, name, company, notes, external_id, url FROM contacts WHERE id IN "
-                "(SELECT contact_id FROM contact_numbers WHERE key = ?) ORDER BY name_fold, id",
-                (key,),
-            ).fetchall()
-            if not rows:
-                return []
-            ids = [int(r[0]) for r in rows]
-            numbers: dict[int, list[str]] = {i: [] for i in ids}
-            marks = ",".join("?" * len(ids))
-            for contact_id, num in db.execute(
-                f"SELECT contact_id, number FROM contact_numbers "  # noqa: S608 (only ?s)
-                f"WHERE contact_id IN ({marks}) ORDER BY rowid",
-                ids,
-            ):
-                numbers[int(contact_id)].append(str(num))
-        except sqlite3.Error:
-            return None
-        return [
-            {
-                "id": r[0],
-                "name": r[1],
-                "company": r[2],
-                "numbers": numbers[int(r[0])],
-                "notes": r[3],
-                "external_id": r[4],
-                "url": r[5],
-            }
-            for r in rows
-        ]
-
-    def close(self) -> None:
-        """Close the connection (idempotent)."""
-        if self._db is not None:
-            self._db.close()
-            self._db = None
 
 
 class PopHub:
@@ -281,15 +205,13 @@ class PopBridge:
 
     def __init__(
         self,
-        store: Store,
+        store: StoreBackend,
         hub: PopHub,
         crm: CrmSettings,
         *,
         on_sent: Callable[[str, float], None] | None = None,
-        fast: FastContacts | None = None,
     ) -> None:
         self.store = store
-        self.fast = fast
         self.hub = hub
         self.crm = crm
         self.on_sent = on_sent
@@ -347,14 +269,14 @@ class PopBridge:
     async def _contacts(self, number: str) -> list[dict[str, Any]]:
         if phone.is_private(number):
             return []
-        if self.fast is not None:
-            found_fast = self.fast.lookup(number)
-            if found_fast is not None:
-                return found_fast
-        try:
-            found = await self.store.contacts_for_number(number)
-        except ValueError:
-            return []
+        # Answered in the loop's thread when it can be: a lookup queued behind a slow
+        # call-record commit would hold the ringing pop as long (centralita/store/fastpath.py).
+        found = self.store.contacts_for_number_now(number)
+        if found is None:
+            try:
+                found = await self.store.contacts_for_number(number)
+            except ValueError:
+                return []
         return [contact_json(c) for c in found]
 
     async def on_change(self, change: Change, arrived: float | None = None) -> int:

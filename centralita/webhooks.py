@@ -37,7 +37,7 @@ import aiohttp
 from centralita import metrics
 from centralita.pop import Change
 from centralita.settings import Webhook
-from centralita.store import OutboxEvent, Store
+from centralita.store import OutboxEvent, StoreBackend
 
 log = logging.getLogger("centralita.webhooks")
 
@@ -223,7 +223,7 @@ class WebhookSender:
 
     def __init__(
         self,
-        store: Store,
+        store: StoreBackend,
         webhooks: Collection[Webhook],
         *,
         internal_numbers: Collection[str] = (),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import random
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from ami.cdr import CallRecord
 from ami.client import AmiListener, AmiNotConnected, AmiTimeout
 from ami.originate import OriginateRefused, originate
 from ami.protocol import AmiMessage
 from ami.testing import FakeAmiServer, event_classes, load_trace
-from ami.tracker import CallChange, CallTracker, CdrEvent
+from ami.tracker import CallChange, CallTracker
 from dialplan.names import OUTBOUND_CONTEXT
 
 TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
@@ -34,12 +36,12 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> N
 class Recorder:
     def __init__(self) -> None:
         self.changes: list[CallChange] = []
-        self.cdrs: list[CdrEvent] = []
+        self.cdrs: list[CallRecord] = []
 
     async def on_change(self, change: CallChange) -> None:
         self.changes.append(change)
 
-    async def on_cdr(self, cdr: CdrEvent) -> None:
+    async def on_cdr(self, cdr: CallRecord) -> None:
         self.cdrs.append(cdr)
 
     def kinds(self) -> list[str]:
@@ -133,7 +135,7 @@ async def test_replayed_queue_call_reaches_the_callbacks(
         "support-sip",
         "1795301086.0",
     )
-    assert [c.unique_id for c in recorder.cdrs] == ["1795301086.1", "1795301086.0"]
+    assert [c.uniqueid for c in recorder.cdrs] == ["1795301086.1", "1795301086.0"]
     # The server filtered on our mask: no security/system/reporting events reached us.
     allowed = {"call", "agent", "dialplan", "cdr"}
     expected = [m for m in load_trace(QUEUE_TRACE) if event_classes(m) <= allowed]
@@ -148,6 +150,23 @@ async def test_duplicate_cdr_is_delivered_once(
     await wait_until(lambda: listener.stats.duplicate_cdrs == 1)
     await listener.drain()
     assert len(recorder.cdrs) == 1
+
+
+async def test_an_unreadable_cdr_is_logged_and_the_next_delivered(
+    fake: FakeAmiServer,
+    listener: AmiListener,
+    recorder: Recorder,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    good = next(m for m in load_trace(QUEUE_TRACE) if m.name == "Cdr")
+    bad = AmiMessage.build([("Event", "Cdr"), ("UniqueID", "1.2"), ("EndTime", "never")])
+    with caplog.at_level(logging.WARNING, logger="ami.client"):
+        await fake.push_events([bad, good])
+        await wait_until(lambda: listener.stats.cdrs == 1)
+        await listener.drain()
+    assert listener.stats.unreadable_cdrs == 1
+    assert [c.uniqueid for c in recorder.cdrs] == [good.value("UniqueID")]
+    assert any("1.2" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
 
 
 async def test_dropped_connection_reconnects_and_ends_the_vanished_pop(

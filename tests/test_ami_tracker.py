@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ami.cdr import parse_cdr
 from ami.protocol import AmiMessage, parse_trace
 from ami.testing import ChannelTable, load_trace, rewrite
-from ami.tracker import CallChange, CallTracker, parse_cdr
+from ami.tracker import CallChange, CallTracker
 
 TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ami"
@@ -623,27 +625,27 @@ def test_parse_cdr_fields_from_the_queue_trace() -> None:
     records = [c for c in cdrs if c is not None]
     assert len(records) == 2
     first = records[0]
-    assert first.unique_id == "1795301086.1"
-    assert first.source == "+34915550123"
-    assert first.destination == "300"
-    assert first.destination_context == "queue-sip"
-    assert first.caller_id == '"Bob Customer" <+34915550123>'
+    assert first.uniqueid == "1795301086.1"
+    assert first.src == "+34915550123"
+    assert first.dst == "300"
+    assert first.dcontext == "queue-sip"
+    assert first.clid == '"Bob Customer" <+34915550123>'
     assert first.channel == "Local/300@queue-sip-00000000;2"
-    assert first.destination_channel == "SIP/1001-00000000"
-    assert (first.last_application, first.last_data) == ("Queue", "support-sip,,,,10")
-    assert first.start_time == "2026-11-21 22:44:46"
-    assert first.answer_time == "2026-11-21 22:44:46"
-    assert first.end_time == "2026-11-21 22:44:52"
-    assert (first.duration, first.billable_seconds) == (6, 6)
-    assert (first.disposition, first.ama_flags) == ("ANSWERED", "DOCUMENTATION")
-    assert first.user_field == ""
+    assert first.dstchannel == "SIP/1001-00000000"
+    assert (first.lastapp, first.lastdata) == ("Queue", "support-sip,,,,10")
+    assert first.start == datetime(2026, 11, 21, 22, 44, 46)
+    assert first.answer == datetime(2026, 11, 21, 22, 44, 46)
+    assert first.end == datetime(2026, 11, 21, 22, 44, 52)
+    assert (first.duration, first.billsec) == (6, 6)
+    assert (first.disposition, first.amaflags) == ("ANSWERED", "DOCUMENTATION")
+    assert first.userfield == ""
     assert first.extra == ()
-    assert first.linked_id is None
+    assert first.linkedid == ""  # not sent unless cdr_manager.conf [mappings] adds it
 
 
 def test_cdr_unique_id_is_not_unique_but_key_is() -> None:
     records = [c for c in map(parse_cdr, trace("ami-queue-timeout.txt")) if c is not None]
-    by_uid = [r for r in records if r.unique_id == "1795301710.17"]
+    by_uid = [r for r in records if r.uniqueid == "1795301710.17"]
     assert [r.disposition for r in by_uid] == ["NO ANSWER", "ANSWERED"]
     assert len({r.key for r in records}) == len(records) == 3
 
@@ -654,7 +656,9 @@ def test_unanswered_cdr_has_empty_answer_time_and_extra_fields() -> None:
             ("Event", "Cdr"),
             ("Privilege", "cdr,all"),
             ("UniqueID", "1.2"),
+            ("StartTime", "2026-11-21 22:44:46"),
             ("AnswerTime", ""),
+            ("EndTime", "2026-11-21 22:44:58"),
             ("Duration", "12"),
             ("BillableSeconds", "0"),
             ("Disposition", "NO ANSWER"),
@@ -663,8 +667,8 @@ def test_unanswered_cdr_has_empty_answer_time_and_extra_fields() -> None:
     )
     record = parse_cdr(msg)
     assert record is not None
-    assert (record.answer_time, record.duration, record.billable_seconds) == ("", 12, 0)
-    assert record.linked_id == "1.1"
+    assert (record.answer, record.duration, record.billsec) == (None, 12, 0)
+    assert record.linkedid == "1.1"
     assert parse_cdr(trace("ami-queue-sip-call.txt")[5]) is None
 
 

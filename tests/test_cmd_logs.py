@@ -15,7 +15,7 @@ import pytest
 from centralita import cli
 from centralita.csvlog import read_rows
 from centralita.settings import demo_text
-from centralita.store import CdrRecord, Store, default_path
+from centralita.store import CallRecord, Store, default_path
 
 # A cdr_csv Master.csv in the three layouts (16 columns; 17 with loguniqueid; 21 with
 # loguniqueid, loguserfield and newcdrcolumns) plus two garbage rows: tests/fixtures/cdr.
@@ -71,7 +71,7 @@ def seed(config: Path) -> dict[str, int]:
             )
             contact = await store.create_contact(name="Bob Customer", numbers=["915550123"])
             await store.upsert_cdr(
-                CdrRecord(
+                CallRecord(
                     uniqueid="1.1",
                     linkedid="1.0",
                     src="+34915550123",

@@ -13,7 +13,7 @@ from conftest import FlowEnv, make_settings, start_flow_env
 
 from agi.flows.manager import lookup_allowed
 from agi.testing import Caller, CallResult, place_call
-from centralita.store import CdrRecord
+from centralita.store import CallRecord
 
 FALLBACK = "queue:support-en"  # the demo's manager.fallback
 CALLER = "0034915550123"
@@ -27,12 +27,12 @@ def record(
     ago: timedelta = timedelta(minutes=30),
     disposition: str = "ANSWERED",
     queue_call: bool = True,
-) -> CdrRecord:
+) -> CallRecord:
     """A CDR as cdr_manager writes it: times are local wall clock (cdr_manager.c:182)."""
     n = next(_ids)
     start = datetime.now().replace(microsecond=0) - ago
     answered = disposition == "ANSWERED"
-    return CdrRecord(
+    return CallRecord(
         uniqueid=f"1795300000.{n}",
         linkedid=f"1795300000.{n}",
         src=src,
@@ -53,7 +53,7 @@ def record(
     )
 
 
-async def fill(env: FlowEnv, records: Sequence[CdrRecord]) -> None:
+async def fill(env: FlowEnv, records: Sequence[CallRecord]) -> None:
     for rec in records:
         await env.store.upsert_cdr(rec)
 

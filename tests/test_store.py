@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
+from ami.cdr import agent_of, call_record_from_event
 from centralita.store import (
     SCHEMA_VERSION,
-    CdrRecord,
+    CallRecord,
     Store,
-    agent_of,
-    cdr_from_ami,
     cdr_from_csv_row,
     default_path,
 )
@@ -43,8 +42,8 @@ def cdr(
     lastapp: str = "Queue",
     linkedid: str = "",
     channel: str = "SIP/trunk-00000001",
-) -> CdrRecord:
-    return CdrRecord(
+) -> CallRecord:
+    return CallRecord(
         uniqueid=uniqueid,
         linkedid=linkedid,
         src=src,
@@ -258,10 +257,13 @@ def test_a_click_to_dial_record_is_the_agents_call() -> None:
         "Disposition": "ANSWERED",
         "UniqueID": "1795991632.0",
     }
-    assert cdr_from_ami(headers).agent == "1002"
+    assert call_record_from_event(headers).agent == "1002"
     # A queue call stays the agent's in DestinationChannel.
     queue = headers | {"DestinationContext": "centralita-queue", "Channel": "Local/0777@x;2"}
-    assert cdr_from_ami(queue | {"DestinationChannel": "PJSIP/1003-0000000a"}).agent == "1003"
+    assert (
+        call_record_from_event(queue | {"DestinationChannel": "PJSIP/1003-0000000a"}).agent
+        == "1003"
+    )
 
 
 async def test_trace_cdr_events_all_kept(store: Store) -> None:
@@ -269,10 +271,14 @@ async def test_trace_cdr_events_all_kept(store: Store) -> None:
     # to SIP/1001 and the Hangup that followed). Both are real records.
     events = ami_events("ami-queue-timeout.txt")
     assert [e["UniqueID"] for e in events].count("1795301710.17") == 2
-    results = [await store.upsert_cdr(cdr_from_ami(e)) for e in events]
+    results = [await store.upsert_cdr(call_record_from_event(e)) for e in events]
     assert results == [True, True, True]
     # The same events again (an AMI reconnect replays them): nothing new.
-    assert [await store.upsert_cdr(cdr_from_ami(e)) for e in events] == [False, False, False]
+    assert [await store.upsert_cdr(call_record_from_event(e)) for e in events] == [
+        False,
+        False,
+        False,
+    ]
     assert await store.count_cdrs() == 3
     recs = await store.get_cdrs("1795301710.17")
     assert [(r.disposition, r.agent, r.lastapp) for r in recs] == [
@@ -285,7 +291,7 @@ async def test_trace_cdr_events_all_kept(store: Store) -> None:
 
 async def test_queue_trace_agent_comes_from_destination_channel(store: Store) -> None:
     for e in ami_events("ami-queue-sip-call.txt"):
-        await store.upsert_cdr(cdr_from_ami(e))
+        await store.upsert_cdr(call_record_from_event(e))
     key = store.key("+34915550123")
     assert key == "34915550123"
     since = datetime(2026, 11, 21, 0, 0)
@@ -385,7 +391,7 @@ async def test_bad_cdr_is_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="duration"):
         await store.upsert_cdr(replace(rec, duration=-1))
     with pytest.raises(ValueError, match="CDR time"):
-        cdr_from_ami({"StartTime": "yesterday", "EndTime": "2026-01-01 00:00:00"})
+        call_record_from_event({"StartTime": "yesterday", "EndTime": "2026-01-01 00:00:00"})
     assert await store.count_cdrs() == 0
 
 

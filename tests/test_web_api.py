@@ -432,24 +432,22 @@ async def test_shutdown_closes_console_sockets(tmp_path: Path) -> None:
 
 
 async def test_contact_lookup_falls_back_to_the_store(tmp_path: Path) -> None:
-    from centralita.pop import FastContacts, PopBridge, PopHub, SimpleChange
+    from centralita.pop import PopBridge, PopHub, SimpleChange
     from centralita.store import Store
     from dialplan.model import CrmSettings
 
     async with Store.open(tmp_path / "c.db") as store:
         bob = await store.create_contact(name="Bob", numbers=[CALLER])
         await store.create_contact(name="Ann", numbers=["915550123"])
-        fast = FastContacts(store)
         change = SimpleChange(
             kind="ringing", call_id="c1", direction="in", number=CALLER, agent="1"
         )
-        try:
-            quick = await PopBridge(store, PopHub(), CrmSettings(), fast=fast).message_for(change)
-            fast.close()  # a closed (or busy) fast path answers None: the store is asked
-            assert fast.lookup(CALLER) is None
-            slow = await PopBridge(store, PopHub(), CrmSettings(), fast=fast).message_for(change)
-        finally:
-            fast.close()
+        assert store.contacts_for_number_now(CALLER) is not None  # the fast path answers
+        quick = await PopBridge(store, PopHub(), CrmSettings()).message_for(change)
+        assert store._fast is not None
+        store._fast.close()  # a closed (or busy) fast path answers None: the store is asked
+        assert store.contacts_for_number_now(CALLER) is None
+        slow = await PopBridge(store, PopHub(), CrmSettings()).message_for(change)
         assert quick["contacts"] == slow["contacts"]
         assert [c["name"] for c in quick["contacts"]] == ["Ann", "Bob"]
         assert quick["contacts"][1]["id"] == bob.id

@@ -15,7 +15,7 @@ import pytest
 from test_web_support import TRACES, console_env, receive_json
 
 from ami.testing import load_trace, rewrite
-from centralita.store import CdrRecord
+from centralita.store import CallRecord
 from centralita.web.auth import COOKIE
 
 QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
@@ -216,7 +216,7 @@ async def test_hostile_caller_name_is_escaped(tmp_path: Path) -> None:
         await env.store.create_contact(name=hostile, numbers=["+34915550123"])
         start = datetime(2026, 11, 21, 22, 44, 46)
         await env.store.upsert_cdr(
-            CdrRecord(
+            CallRecord(
                 uniqueid="1795301086.1",
                 linkedid="",
                 src="+34915550123",
@@ -268,7 +268,7 @@ async def test_only_supervisors_see_every_call_the_callbacks_and_complaints(
             ("600000002", "SIP/1002-00000002"),
         ):
             await env.store.upsert_cdr(
-                CdrRecord(
+                CallRecord(
                     uniqueid=f"1.{number}",
                     linkedid=f"1.{number}",
                     src=number,

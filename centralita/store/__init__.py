@@ -12,27 +12,27 @@ The package, one module per concern:
 
 * `sqlite`: `Store`, opening and closing the file; `base`: the connection and transactions.
 * `callbacks`, `calls`, `contacts`, `agents`, `outbox`: the tables' methods, one mixin each.
-* `records`: the record types and the checks on text values; `cdr`: the call record type,
-  its identity and its parsing from Master.csv and `Cdr` events.
+* `records`: the record types, the checks on text values and the row mappings; `cdr`: call
+  records as the store keeps them (the `CallRecord` type itself is `ami.cdr`'s, shared
+  with the AMI listener) and Master.csv rows read as records.
 * `schema`: the file's location, permissions and migrations; `passwords`: scrypt hashes.
-* `fastpath`: the read-only connection used in the event loop's thread.
+* `fastpath`: the read-only connection used in the event loop's thread (the lookups a
+  ringing call waits on: a pop's contacts, the returning caller's agent).
+* `interface`: `StoreBackend`, the public interface as a Protocol (for a second backend).
 
 Everything the rest of Centralita uses is imported from `centralita.store` itself.
 """
 
+from ami.cdr import CallRecord
 from centralita.store.cdr import (
     CDR_COLUMNS,
-    CDR_DISPOSITIONS,
     CallRow,
-    CdrRecord,
     ImportResult,
-    agent_of,
-    cdr_from_ami,
     cdr_from_csv_row,
     cdr_params,
-    parse_cdr_time,
 )
-from centralita.store.fastpath import FAST_LOOKUP_S
+from centralita.store.fastpath import FAST_CONTACTS_S, FAST_LOOKUP_S
+from centralita.store.interface import StoreBackend
 from centralita.store.passwords import SCRYPT_N, SCRYPT_P, SCRYPT_R
 from centralita.store.records import (
     CALLBACK_STATUSES,
@@ -46,14 +46,14 @@ from centralita.store.records import (
     Rating,
 )
 from centralita.store.schema import DB_FILENAME, SCHEMA_VERSION, default_path, protect
-from centralita.store.sqlite import Store
+from centralita.store.sqlite import Store, StoreOpening, open_store
 
 __all__ = [
     "CALLBACK_STATUSES",
     "CDR_COLUMNS",
-    "CDR_DISPOSITIONS",
     "CONTACT_FIELDS",
     "DB_FILENAME",
+    "FAST_CONTACTS_S",
     "FAST_LOOKUP_S",
     "MAX_NOTES",
     "MAX_TEXT",
@@ -61,20 +61,20 @@ __all__ = [
     "SCRYPT_N",
     "SCRYPT_P",
     "SCRYPT_R",
+    "CallRecord",
     "CallRow",
     "CallbackRequest",
-    "CdrRecord",
     "Contact",
     "ImportResult",
     "OutboxEvent",
     "Outcome",
     "Rating",
     "Store",
-    "agent_of",
-    "cdr_from_ami",
+    "StoreBackend",
+    "StoreOpening",
     "cdr_from_csv_row",
     "cdr_params",
     "default_path",
-    "parse_cdr_time",
+    "open_store",
     "protect",
 ]

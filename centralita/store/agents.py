@@ -10,7 +10,7 @@ import aiosqlite
 
 from centralita.store import passwords
 from centralita.store.base import StoreBase
-from centralita.store.records import _now_iso, _text
+from centralita.store.records import check_text, now_iso
 
 
 class AgentsMixin(StoreBase):
@@ -21,15 +21,15 @@ class AgentsMixin(StoreBase):
     async def set_agent_password(self, extension: str, password: str) -> None:
         """Store a console password for `extension` as a salted scrypt hash; the agent's
         open sessions end (their session version moves on)."""
-        _text("extension", extension, limit=80, empty=False)
-        _text("password", password, limit=1024, empty=False)
+        check_text("extension", extension, limit=80, empty=False)
+        check_text("password", password, limit=1024, empty=False)
         encoded = await asyncio.to_thread(passwords.hash_password, password)
         async with self._tx() as db:
             await db.execute(
                 "INSERT INTO agent_passwords (extension, hash, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (extension) DO UPDATE SET hash = excluded.hash, "
                 "updated_at = excluded.updated_at",
-                (extension, encoded, _now_iso()),
+                (extension, encoded, now_iso()),
             )
             await self._bump_session_version(db, extension)
 
@@ -43,7 +43,7 @@ class AgentsMixin(StoreBase):
 
     async def end_agent_sessions(self, extension: str) -> int:
         """End every console session of `extension` (agent removed); the new version."""
-        _text("extension", extension, limit=80, empty=False)
+        check_text("extension", extension, limit=80, empty=False)
         async with self._tx() as db:
             await self._bump_session_version(db, extension)
         return await self.session_version(extension)
@@ -57,32 +57,32 @@ class AgentsMixin(StoreBase):
             ) as cur,
         ):
             row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return int(row["version"]) if row else 0
 
     async def session_valid(self, extension: str, sid: str, version: int) -> bool:
         """False when the session was logged out or its agent's version moved on."""
         async with (
             self._read() as db,
             db.execute(
-                "SELECT (SELECT version FROM session_versions WHERE extension = ?), "
-                "EXISTS (SELECT 1 FROM revoked_sessions WHERE sid = ?)",
+                "SELECT (SELECT version FROM session_versions WHERE extension = ?) AS version, "
+                "EXISTS (SELECT 1 FROM revoked_sessions WHERE sid = ?) AS revoked",
                 (extension, sid),
             ) as cur,
         ):
             row = await cur.fetchone()
         assert row is not None
-        return int(row[0] or 0) == version and not row[1]
+        return int(row["version"] or 0) == version and not row["revoked"]
 
     async def ended_sessions(self, sessions: Iterable[tuple[str, str, int]]) -> set[str]:
         """The ids among (extension, sid, version) whose session ended (see
         `session_valid`), in two queries for all of them."""
         async with self._read() as db:
             async with db.execute("SELECT extension, version FROM session_versions") as cur:
-                versions = {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+                versions = {str(r["extension"]): int(r["version"]) for r in await cur.fetchall()}
             async with db.execute(
                 "SELECT sid FROM revoked_sessions WHERE expires_at >= ?", (time.time(),)
             ) as cur:
-                revoked = {str(r[0]) for r in await cur.fetchall()}
+                revoked = {str(r["sid"]) for r in await cur.fetchall()}
         return {
             sid
             for extension, sid, version in sessions
@@ -91,7 +91,7 @@ class AgentsMixin(StoreBase):
 
     async def revoke_session(self, sid: str, expires_at: float) -> None:
         """Log one session out for good (kept until its cookie would expire anyway)."""
-        _text("sid", sid, limit=200, empty=False)
+        check_text("sid", sid, limit=200, empty=False)
         async with self._tx() as db:
             await db.execute("DELETE FROM revoked_sessions WHERE expires_at < ?", (time.time(),))
             await db.execute(
@@ -113,7 +113,7 @@ class AgentsMixin(StoreBase):
             # login form does not tell which extensions exist.
             await asyncio.to_thread(passwords.hash_password, password[:1024])
             return False
-        return await asyncio.to_thread(passwords.check_password, password, str(row[0]))
+        return await asyncio.to_thread(passwords.check_password, password, str(row["hash"]))
 
     async def remove_agent_password(self, extension: str) -> bool:
         """Forget an extension's console password and end its sessions; False when it had

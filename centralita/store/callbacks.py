@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from centralita.store.base import StoreBase
-from centralita.store.records import CallbackRequest, Rating, _now_iso, _status, _text
+from centralita.store.records import (
+    CALLBACK_COLUMNS,
+    RATING_COLUMNS,
+    CallbackRequest,
+    Rating,
+    callback_from_row,
+    check_status,
+    check_text,
+    now_iso,
+    rating_from_row,
+)
 
 
 class CallbacksMixin(StoreBase):
@@ -24,15 +34,15 @@ class CallbacksMixin(StoreBase):
     ) -> CallbackRequest:
         """Record a callback request left by a caller."""
         values = {
-            "callerid": _text("callerid", callerid),
-            "language": _text("language", language),
-            "queue": _text("queue", queue),
-            "number": _text("number", number, empty=False),
-            "alternative": _text("alternative", alternative),
-            "uniqueid": _text("uniqueid", uniqueid),
+            "callerid": check_text("callerid", callerid),
+            "language": check_text("language", language),
+            "queue": check_text("queue", queue),
+            "number": check_text("number", number, empty=False),
+            "alternative": check_text("alternative", alternative),
+            "uniqueid": check_text("uniqueid", uniqueid),
         }
-        _status(status)
-        now = _now_iso()
+        check_status(status)
+        now = now_iso()
         async with self._tx() as db:
             cur = await db.execute(
                 "INSERT INTO callbacks (created_at, updated_at, callerid, language, queue, "
@@ -45,38 +55,34 @@ class CallbacksMixin(StoreBase):
 
     async def list_callbacks(self, status: str | None = None) -> list[CallbackRequest]:
         """Callback requests, oldest first; only those in `status` when given."""
-        sql = (
-            "SELECT id, created_at, updated_at, callerid, language, queue, number, "
-            "alternative, uniqueid, status FROM callbacks"
-        )
+        sql = f"SELECT {CALLBACK_COLUMNS} FROM callbacks"  # noqa: S608 (constant columns)
         params: tuple[str, ...] = ()
         if status is not None:
             sql += " WHERE status = ?"
-            params = (_status(status),)
+            params = (check_status(status),)
         async with self._read() as db, db.execute(sql + " ORDER BY id", params) as cur:
             rows = await cur.fetchall()
-        return [CallbackRequest(*row) for row in rows]
+        return [callback_from_row(row) for row in rows]
 
     async def get_callback(self, callback_id: int) -> CallbackRequest | None:
         """One callback request by id."""
         async with (
             self._read() as db,
             db.execute(
-                "SELECT id, created_at, updated_at, callerid, language, queue, number, "
-                "alternative, uniqueid, status FROM callbacks WHERE id = ?",
+                f"SELECT {CALLBACK_COLUMNS} FROM callbacks WHERE id = ?",  # noqa: S608
                 (callback_id,),
             ) as cur,
         ):
             row = await cur.fetchone()
-        return CallbackRequest(*row) if row else None
+        return callback_from_row(row) if row else None
 
     async def set_callback_status(self, callback_id: int, status: str) -> bool:
         """Set a callback's status; False when there is no such callback."""
-        _status(status)
+        check_status(status)
         async with self._tx() as db:
             cur = await db.execute(
                 "UPDATE callbacks SET status = ?, updated_at = ? WHERE id = ?",
-                (status, _now_iso(), callback_id),
+                (status, now_iso(), callback_id),
             )
             return cur.rowcount > 0
 
@@ -89,12 +95,12 @@ class CallbacksMixin(StoreBase):
         if not isinstance(rating, int) or isinstance(rating, bool) or not 0 <= rating <= 10:
             raise ValueError(f"rating must be an integer from 0 to 10, not {rating!r}")
         values = {
-            "callerid": _text("callerid", callerid),
-            "agent": _text("agent", agent),
-            "queue": _text("queue", queue),
+            "callerid": check_text("callerid", callerid),
+            "agent": check_text("agent", agent),
+            "queue": check_text("queue", queue),
         }
-        _text("call_id", call_id)
-        now = _now_iso()
+        check_text("call_id", call_id)
+        now = now_iso()
         async with self._tx() as db:
             cur = await db.execute(
                 "INSERT INTO ratings (created_at, callerid, agent, queue, rating, call_id) "
@@ -107,11 +113,11 @@ class CallbacksMixin(StoreBase):
 
     async def list_ratings(self, *, below: int | None = None) -> list[Rating]:
         """Ratings, oldest first; only those under `below` (the complaints) when given."""
-        sql = "SELECT id, created_at, callerid, agent, queue, rating, call_id FROM ratings"
+        sql = f"SELECT {RATING_COLUMNS} FROM ratings"  # noqa: S608 (constant columns)
         params: tuple[int, ...] = ()
         if below is not None:
             sql += " WHERE rating < ?"
             params = (int(below),)
         async with self._read() as db, db.execute(sql + " ORDER BY id", params) as cur:
             rows = await cur.fetchall()
-        return [Rating(*row) for row in rows]
+        return [rating_from_row(row) for row in rows]

@@ -10,20 +10,22 @@ from collections.abc import Collection, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from ami.cdr import CallRecord, cdr_text
 from centralita.store.base import StoreBase
 from centralita.store.cdr import (
-    _CDR_INSERT,
+    CDR_INSERT,
+    CDR_RECORD_COLUMNS,
     CallRow,
-    CdrRecord,
     ImportResult,
-    _cdr_text,
-    _cdr_time,
-    _check_cdr,
-    _read_chunk,
+    call_row_from_row,
     cdr_from_csv_row,
+    cdr_from_row,
     cdr_params,
+    check_cdr,
+    read_chunk,
+    with_key,
 )
-from centralita.store.records import _text
+from centralita.store.records import check_text
 
 
 class CallRecordsMixin(StoreBase):
@@ -31,80 +33,49 @@ class CallRecordsMixin(StoreBase):
 
     # ----------------------------------------------------------------- call records
 
-    def _keyed(self, rec: CdrRecord) -> CdrRecord:
-        return rec if rec.src_key is not None else rec.with_key(*self._phone_settings())
+    def _keyed(self, rec: CallRecord) -> CallRecord:
+        return rec if rec.src_key is not None else with_key(rec, *self._phone_settings())
 
-    async def upsert_cdr(self, rec: CdrRecord) -> bool:
+    async def upsert_cdr(self, rec: CallRecord) -> bool:
         """Store a call record; True if new, False if it was already there (then updated in
         place: a repeated `Cdr` event or a re-imported row never makes a second record)."""
-        _check_cdr(rec)
+        check_cdr(rec)
         rec = self._keyed(rec)
         params = cdr_params(rec)
         async with self._tx() as db:
-            cur = await db.execute(_CDR_INSERT, params)
+            cur = await db.execute(CDR_INSERT, params)
             if cur.rowcount > 0:
                 return True
             # Already present: refresh the mutable fields, but keep a known linkedid when
             # this copy lacks it (the AMI Cdr event has none, Master.csv may).
             await db.execute(
-                "UPDATE cdr SET linkedid = CASE WHEN ? != '' THEN ? ELSE linkedid END, "
-                "src = ?, src_key = ?, dst = ?, agent = ?, dcontext = ?, clid = ?, "
-                'lastdata = ?, answer = ?, "end" = ?, duration = ?, billsec = ?, '
-                "disposition = ?, amaflags = ?, accountcode = ?, userfield = ? "
-                "WHERE cdr_key = ?",
-                # src..clid, lastdata, answer..userfield, then the key (cdr_params order).
-                (rec.linkedid, rec.linkedid, *params[3:9], params[12], *params[14:], params[0]),
+                "UPDATE cdr SET linkedid = CASE WHEN :linkedid != '' THEN :linkedid "
+                "ELSE linkedid END, src = :src, src_key = :src_key, dst = :dst, agent = :agent, "
+                "dcontext = :dcontext, clid = :clid, lastdata = :lastdata, answer = :answer, "
+                '"end" = :end, duration = :duration, billsec = :billsec, '
+                "disposition = :disposition, amaflags = :amaflags, accountcode = :accountcode, "
+                "userfield = :userfield WHERE cdr_key = :cdr_key",
+                params,
             )
             return False
 
-    async def get_cdrs(self, uniqueid: str) -> list[CdrRecord]:
+    async def get_cdrs(self, uniqueid: str) -> list[CallRecord]:
         """All records of one channel (several when it dialled more than once), by start."""
         async with (
             self._read() as db,
             db.execute(
-                "SELECT uniqueid, linkedid, src, dst, dcontext, clid, channel, dstchannel, "
-                'lastapp, start, answer, "end", duration, billsec, disposition, accountcode, '
-                "userfield, lastdata, amaflags, src_key FROM cdr WHERE uniqueid = ? "
+                f"SELECT {CDR_RECORD_COLUMNS} FROM cdr WHERE uniqueid = ? "  # noqa: S608
                 "ORDER BY start, id",
                 (uniqueid,),
             ) as cur,
         ):
-            rows = await cur.fetchall()
-        out = []
-        for r in rows:
-            start, answer, end = _cdr_time(r[9]), _cdr_time(r[10]), _cdr_time(r[11])
-            assert start is not None and end is not None
-            out.append(
-                CdrRecord(
-                    uniqueid=r[0],
-                    linkedid=r[1],
-                    src=r[2],
-                    dst=r[3],
-                    dcontext=r[4],
-                    clid=r[5],
-                    channel=r[6],
-                    dstchannel=r[7],
-                    lastapp=r[8],
-                    start=start,
-                    answer=answer,
-                    end=end,
-                    duration=r[12],
-                    billsec=r[13],
-                    disposition=r[14],
-                    accountcode=r[15],
-                    userfield=r[16],
-                    lastdata=r[17],
-                    amaflags=r[18],
-                    src_key=r[19],
-                )
-            )
-        return out
+            return [cdr_from_row(row) for row in await cur.fetchall()]
 
     async def count_cdrs(self) -> int:
         """How many call records are stored."""
-        async with self._read() as db, db.execute("SELECT count(*) FROM cdr") as cur:
+        async with self._read() as db, db.execute("SELECT count(*) AS n FROM cdr") as cur:
             row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return int(row["n"]) if row else 0
 
     async def last_agent_for(
         self,
@@ -130,7 +101,7 @@ class CallRecordsMixin(StoreBase):
             f"AND agent IN ({','.join('?' * len(agent_list))}) "
             "ORDER BY start DESC LIMIT 1"
         )
-        params = (src_key, _cdr_text(since), *disp_list, *agent_list)
+        params = (src_key, cdr_text(since), *disp_list, *agent_list)
         # The query is one covering-index probe, ~10-30 us. A trip to aiosqlite's thread
         # costs more, and on a loaded 2-core machine its tail reaches ~2 ms (bench/
         # lookup_bench.py prints both), so it runs here, bounded to fastpath.FAST_LOOKUP_S.
@@ -140,19 +111,29 @@ class CallRecordsMixin(StoreBase):
             except sqlite3.OperationalError:
                 pass  # busy or past the deadline: ask the worker thread instead
             else:
-                return str(row[0]) if row else None
+                return str(row["agent"]) if row else None
         async with self._read() as db:
             rows = list(await db.execute_fetchall(sql, params))
-        return str(rows[0][0]) if rows else None
+        return str(rows[0]["agent"]) if rows else None
 
     async def import_master_csv(
-        self, path: Path | str, *, region: str, match_digits: int, min_digits: int = 6
+        self,
+        path: Path | str,
+        *,
+        region: str | None = None,
+        match_digits: int | None = None,
+        min_digits: int | None = None,
     ) -> ImportResult:
         """Import an Asterisk cdr-csv Master.csv; returns what was imported and skipped.
 
-        Skipped rows are counted apart: duplicates (already stored, so a re-import is
-        idempotent) and unreadable rows (which an admin may want to look at).
+        Callers' number keys follow the store's `[manager]` rules unless `region`,
+        `match_digits` or `min_digits` are given. Skipped rows are counted apart: duplicates
+        (already stored, so a re-import is idempotent) and unreadable rows (which an admin
+        may want to look at).
         """
+        region = self.region if region is None else region
+        match_digits = self.match_digits if match_digits is None else match_digits
+        min_digits = self.min_digits if min_digits is None else min_digits
         imported = duplicates = unreadable = 0
         # Asterisk writes bytes as they came; a stray Latin-1 caller name must not stop
         # the import, so undecodable bytes become U+FFFD.
@@ -160,7 +141,7 @@ class CallRecordsMixin(StoreBase):
         with handle:
             reader = csv.reader(handle)
             while True:
-                chunk, at_end = await asyncio.to_thread(_read_chunk, reader, 5000)
+                chunk, at_end = await asyncio.to_thread(read_chunk, reader, 5000)
                 batch = []
                 for row in chunk:
                     if row is None:
@@ -170,14 +151,14 @@ class CallRecordsMixin(StoreBase):
                         rec = cdr_from_csv_row(
                             row, region=region, match_digits=match_digits, min_digits=min_digits
                         )
-                        _check_cdr(rec)
+                        check_cdr(rec)
                     except ValueError:
                         unreadable += 1
                         continue
                     batch.append(cdr_params(rec))
                 async with self._tx() as db:
                     before = db.total_changes
-                    await db.executemany(_CDR_INSERT, batch)
+                    await db.executemany(CDR_INSERT, batch)
                     added = db.total_changes - before
                 imported += added
                 duplicates += len(batch) - added  # ON CONFLICT (cdr_key) DO NOTHING
@@ -227,7 +208,7 @@ class CallRecordsMixin(StoreBase):
             where.append("c.start < ?")
             params.append((end + timedelta(days=1)).strftime("%Y-%m-%d 00:00:00"))
         if agent:
-            _text("agent", agent, limit=200)
+            check_text("agent", agent, limit=200)
             where.append(
                 # A set of row ids built from two indexes, not a per-row test: the count
                 # stays fast on a million records. Only the record itself says who took
@@ -237,7 +218,7 @@ class CallRecordsMixin(StoreBase):
             )
             params += [agent, agent]
         if customer:
-            _text("customer", customer, limit=200)
+            check_text("customer", customer, limit=200)
             needle = customer.strip()
             where.append(
                 "c.id IN (SELECT id FROM cdr WHERE instr(src, ?) > 0 "
@@ -252,7 +233,7 @@ class CallRecordsMixin(StoreBase):
         # The outcome shown is the one of this record's agent if there is one, else the
         # latest; the outcome's chosen contact wins over a contact found by number.
         if viewer is not None:
-            _text("viewer", viewer, limit=200, empty=False)
+            check_text("viewer", viewer, limit=200, empty=False)
             pick = (
                 "SELECT o3.id FROM outcomes o3 WHERE o3.call_id IN (c.linkedid, c.uniqueid) "
                 "AND o3.agent = ? ORDER BY o3.updated_at DESC, o3.id DESC LIMIT 1"
@@ -268,42 +249,20 @@ class CallRecordsMixin(StoreBase):
         sql = (
             # `clause` and `pick` join the fixed fragments above; every value is a parameter.
             "SELECT c.uniqueid, c.linkedid, c.start, c.src, c.dst, c.agent, "  # noqa: S608
-            "c.disposition, "
-            "c.duration, c.billsec, "
+            "c.disposition, c.duration, c.billsec, "
             "COALESCE((SELECT k.name FROM contacts k WHERE k.id = o.contact_id), "
             " (SELECT k.name FROM contact_numbers n JOIN contacts k ON k.id = n.contact_id "
-            "  WHERE n.key = c.src_key ORDER BY k.name_fold, k.id LIMIT 1)), "
-            "o.outcome, o.agent, o.notes, o.follow_up "
+            "  WHERE n.key = c.src_key ORDER BY k.name_fold, k.id LIMIT 1)) AS contact_name, "
+            "o.outcome AS outcome, o.agent AS outcome_agent, o.notes AS notes, "
+            "o.follow_up AS follow_up "
             f"FROM cdr c LEFT JOIN outcomes o ON o.id = ({pick})"
             f"{clause} ORDER BY c.start DESC, c.id DESC LIMIT ? OFFSET ?"
         )
         select_params = ([viewer] if viewer is not None else []) + params
         async with self._read() as db:
-            count_sql = f"SELECT count(*) FROM cdr c{clause}"  # noqa: S608 (as above)
+            count_sql = f"SELECT count(*) AS n FROM cdr c{clause}"  # noqa: S608 (as above)
             async with db.execute(count_sql, params) as cur:
                 total_row = await cur.fetchone()
             async with db.execute(sql, (*select_params, limit, offset)) as cur:
                 rows = await cur.fetchall()
-        calls = []
-        for r in rows:
-            started = _cdr_time(r[2])
-            assert started is not None
-            calls.append(
-                CallRow(
-                    uniqueid=r[0],
-                    linkedid=r[1],
-                    start=started,
-                    src=r[3],
-                    dst=r[4],
-                    agent=r[5],
-                    disposition=r[6],
-                    duration=r[7],
-                    billsec=r[8],
-                    contact_name=r[9],
-                    outcome=r[10],
-                    outcome_agent=r[11],
-                    notes=r[12],
-                    follow_up=date.fromisoformat(r[13]) if r[13] else None,
-                )
-            )
-        return calls, int(total_row[0]) if total_row else 0
+        return [call_row_from_row(row) for row in rows], int(total_row["n"]) if total_row else 0

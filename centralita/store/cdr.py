@@ -1,9 +1,9 @@
-"""Call records: the `CdrRecord` type, its identity, and reading it from Asterisk's two
-sources (a cdr_csv Master.csv row, a cdr_manager `Cdr` event).
+"""Call records in the store: reading a cdr_csv Master.csv row, the `cdr` table's columns,
+and its rows as records.
 
-Times (`start`, `answer`, `end`) are the wall-clock times Asterisk writes: cdr_csv and the
-cdr_manager `Cdr` event both format `%Y-%m-%d %T` in local time (docs/asterisk-protocol.md#cdr),
-so they are stored naive; an aware datetime handed in is converted to local time first.
+The record type itself, its identity (`CallRecord.key`) and its agent are `ami.cdr`'s, shared
+with the AMI listener. Times are Asterisk's local wall-clock times, stored as its text
+(`ami.cdr.cdr_text`).
 """
 
 from __future__ import annotations
@@ -11,17 +11,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import sqlite3
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import NamedTuple
 
+from ami.cdr import CallRecord, cdr_text, parse_cdr_time
 from centralita import phone
-from centralita.store.records import _text
-from dialplan.names import OUTBOUND_CONTEXT
-
-# ast_cdr_disp2str, main/cdr.c:3576-3595 (docs/asterisk-protocol.md#cdr).
-CDR_DISPOSITIONS = ("NO ANSWER", "FAILED", "BUSY", "ANSWERED", "CONGESTION", "CANCEL")
+from centralita.store.records import check_text
 
 
 class ImportResult(NamedTuple):
@@ -30,59 +28,6 @@ class ImportResult(NamedTuple):
     imported: int
     duplicates: int  # already stored
     unreadable: int  # not a cdr-csv row, or a value the store refuses
-
-
-@dataclass(frozen=True)
-class CdrRecord:
-    """One Asterisk CDR record (cdr_csv row or cdr_manager `Cdr` event).
-
-    `src_key` is the `phone.normalize` key of `src`; left as None, the store computes it with
-    its own region settings, so contacts and call records share one key.
-    """
-
-    uniqueid: str
-    linkedid: str
-    src: str
-    dst: str
-    dcontext: str
-    clid: str
-    channel: str
-    dstchannel: str
-    lastapp: str
-    start: datetime
-    answer: datetime | None
-    end: datetime
-    duration: int
-    billsec: int
-    disposition: str
-    accountcode: str = ""
-    userfield: str = ""
-    lastdata: str = ""
-    amaflags: str = ""
-    src_key: str | None = None
-
-    @property
-    def agent(self) -> str:
-        """The extension that took the call: from DestinationChannel, else `dst`.
-
-        A queue call's CDR has the queue's extension in `dst` and the agent only in the
-        channel name (`Destination: 300`, `DestinationChannel: SIP/1001-00000000` in
-        asterisk-traces/ami-queue-sip-call.txt).
-
-        A click-to-dial call is the other way round: Asterisk calls the agent's device first
-        and that channel runs the outbound context to dial the customer, so the CDR's
-        `Channel` is the agent's and `DestinationChannel` the trunk's (`DestinationContext` is
-        OUTBOUND_CONTEXT, `Channel: SIP/1002-00000000`, `DestinationChannel:
-        Local/+34600000001@centralita-test-customer-00000000;1` on Asterisk 20 and 22).
-        """
-        if self.dcontext == OUTBOUND_CONTEXT:
-            return agent_of(self.dst, self.channel)
-        return agent_of(self.dst, self.dstchannel)
-
-    def with_key(self, region: str, match_digits: int, min_digits: int = 6) -> CdrRecord:
-        """This record with `src_key` computed from `src`."""
-        key = phone.normalize(self.src, region, match_digits, min_digits)
-        return replace(self, src_key=key)
 
 
 @dataclass(frozen=True)
@@ -105,63 +50,17 @@ class CallRow:
     follow_up: date | None
 
 
-_CHANNEL_SUFFIX = re.compile(r"-[0-9a-fA-F]{8}$")
+def with_key(rec: CallRecord, region: str, match_digits: int, min_digits: int = 6) -> CallRecord:
+    """`rec` with `src_key`, the `phone.normalize` key of `src`, so contacts and call records
+    share one key."""
+    return replace(rec, src_key=phone.normalize(rec.src, region, match_digits, min_digits))
 
 
-def agent_of(dst: str, dstchannel: str) -> str:
-    """The extension behind a destination channel (`SIP/1001-00000000` -> `1001`,
-    `PJSIP/1001-0000002a` -> `1001`, `Local/1001@agents-00000001;1` -> `1001`); "" when
-    there is none.
-
-    Channel names are `<tech>/<resource>-<8 hex digits>` (the suffix Asterisk appends to
-    make names unique; see DestChannel in asterisk-traces/ami-queue-sip-call.txt). A record
-    without a destination channel is a call that never reached anyone: its `dst` is only
-    where the dialplan stopped (`s` after the callback flow, `600` after voicemail), not an
-    agent (cdr.c sets the destination channel only when a channel is dialed or bridged).
-    """
-    if not dstchannel or "/" not in dstchannel:
-        return ""
-    resource = dstchannel.split("/", 1)[1].split(";", 1)[0]
-    resource = _CHANNEL_SUFFIX.sub("", resource)
-    resource = resource.split("@", 1)[0]
-    return resource or dst
-
-
-def _cdr_text(moment: datetime) -> str:
-    """Asterisk CDR wall-clock text `%Y-%m-%d %H:%M:%S` (cdr_csv.c:52, cdr_manager.c:182)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone().replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _cdr_time(text: str | None) -> datetime | None:
+def db_time(text: str | None) -> datetime | None:
+    """A time column as written by `cdr_text` (None for NULL)."""
     if not text:
         return None
     return datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
-
-
-def parse_cdr_time(text: str) -> datetime | None:
-    """Parse an Asterisk CDR time; the empty string (never answered) gives None."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        raise ValueError(f"{text!r} is not a CDR time (YYYY-MM-DD HH:MM:SS)") from None
-
-
-def _cdr_key(rec: CdrRecord) -> bytes:
-    """Identity of a CDR record.
-
-    Not the uniqueid alone: one channel produces several records when it dials more than
-    once, all with the same UniqueID (asterisk-traces/ami-queue-timeout.txt has two `Cdr`
-    events with `UniqueID: 1795301710.17`: the Queue attempt NO ANSWER to SIP/1001, then
-    the Hangup). Start, channel, destination channel and application tell them apart while
-    a replayed event or a re-imported row maps to the same key.
-    """
-    parts = (rec.uniqueid, _cdr_text(rec.start), rec.channel, rec.dstchannel, rec.lastapp)
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).digest()[:16]
 
 
 def _csv_uniqueid(row: Sequence[str]) -> str:
@@ -176,8 +75,8 @@ _UNIQUEID = re.compile(r"^(?:[\w.-]+-)?\d+\.\d+$")
 
 def cdr_from_csv_row(
     row: Sequence[str], *, region: str = "ES", match_digits: int = 10, min_digits: int = 6
-) -> CdrRecord:
-    """One cdr_csv Master.csv row as a CdrRecord (columns per docs/asterisk-protocol.md#cdr).
+) -> CallRecord:
+    """One cdr_csv Master.csv row as a CallRecord (columns per docs/asterisk-protocol.md#cdr).
 
     16 base columns, then [uniqueid if loguniqueid], [userfield if loguserfield],
     [peeraccount, linkedid, sequence if newcdrcolumns]. Raises ValueError for a row that
@@ -213,7 +112,7 @@ def cdr_from_csv_row(
         billsec = int(base[13])
     except ValueError:
         raise ValueError(f"duration/billsec {base[12]!r}/{base[13]!r} are not integers") from None
-    rec = CdrRecord(
+    rec = CallRecord(
         uniqueid=uniqueid or _csv_uniqueid(row),
         linkedid=linkedid,
         src=src,
@@ -234,50 +133,7 @@ def cdr_from_csv_row(
         accountcode=acct,
         userfield=userfield,
     )
-    return rec.with_key(region, match_digits, min_digits)
-
-
-def cdr_from_ami(headers: Mapping[str, str]) -> CdrRecord:
-    """A cdr_manager `Cdr` event as a CdrRecord (fields per cdr/cdr_manager.c:312-335).
-
-    The event has `UniqueID` (capital ID) and no Linkedid unless mapped in cdr_manager.conf
-    `[mappings]` (docs/asterisk-protocol.md#cdr), so `linkedid` is read if present, else "".
-    Raises ValueError when StartTime or EndTime is missing or malformed.
-    """
-
-    def get(name: str) -> str:
-        return headers.get(name, "")
-
-    start = parse_cdr_time(get("StartTime"))
-    end = parse_cdr_time(get("EndTime"))
-    if start is None or end is None:
-        raise ValueError("a Cdr event needs StartTime and EndTime")
-    try:
-        duration = int(get("Duration") or 0)
-        billsec = int(get("BillableSeconds") or 0)
-    except ValueError:
-        raise ValueError("Duration/BillableSeconds are not integers") from None
-    return CdrRecord(
-        uniqueid=get("UniqueID") or get("Uniqueid"),
-        linkedid=get("Linkedid") or get("LinkedID"),
-        src=get("Source"),
-        dst=get("Destination"),
-        dcontext=get("DestinationContext"),
-        clid=get("CallerID"),
-        channel=get("Channel"),
-        dstchannel=get("DestinationChannel"),
-        lastapp=get("LastApplication"),
-        lastdata=get("LastData"),
-        start=start,
-        answer=parse_cdr_time(get("AnswerTime")),
-        end=end,
-        duration=duration,
-        billsec=billsec,
-        disposition=get("Disposition"),
-        amaflags=get("AMAFlags"),
-        accountcode=get("AccountCode"),
-        userfield=get("UserField"),
-    )
+    return with_key(rec, region, match_digits, min_digits)
 
 
 CDR_COLUMNS = (
@@ -285,48 +141,108 @@ CDR_COLUMNS = (
     'dstchannel, lastapp, lastdata, start, answer, "end", duration, billsec, disposition, '
     "amaflags, accountcode, userfield"
 )
-_CDR_INSERT = (
-    f"INSERT INTO cdr ({CDR_COLUMNS}) VALUES "  # noqa: S608 (constant column list)
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (cdr_key) DO NOTHING"
+# Named parameters, one per column of CDR_COLUMNS (`cdr_params` gives them).
+CDR_INSERT = (
+    f"INSERT INTO cdr ({CDR_COLUMNS}) VALUES ("  # noqa: S608 (constant column list)
+    + ", ".join(":" + name.strip().strip('"') for name in CDR_COLUMNS.split(","))
+    + ") ON CONFLICT (cdr_key) DO NOTHING"
 )
 
 
-def cdr_params(rec: CdrRecord) -> tuple[object, ...]:
-    """The INSERT parameters of one record, in `CDR_COLUMNS` order (also used by bench/)."""
-    return (
-        _cdr_key(rec),
-        rec.uniqueid,
-        rec.linkedid,
-        rec.src,
-        rec.src_key,
-        rec.dst,
-        rec.agent,
-        rec.dcontext,
-        rec.clid,
-        rec.channel,
-        rec.dstchannel,
-        rec.lastapp,
-        rec.lastdata,
-        _cdr_text(rec.start),
-        _cdr_text(rec.answer) if rec.answer is not None else None,
-        _cdr_text(rec.end),
-        rec.duration,
-        rec.billsec,
-        rec.disposition,
-        rec.amaflags,
-        rec.accountcode,
-        rec.userfield,
+def cdr_params(rec: CallRecord) -> dict[str, object]:
+    """The INSERT parameters of one record, by column name (also used by bench/)."""
+    return {
+        "cdr_key": rec.key,
+        "uniqueid": rec.uniqueid,
+        "linkedid": rec.linkedid,
+        "src": rec.src,
+        "src_key": rec.src_key,
+        "dst": rec.dst,
+        "agent": rec.agent,
+        "dcontext": rec.dcontext,
+        "clid": rec.clid,
+        "channel": rec.channel,
+        "dstchannel": rec.dstchannel,
+        "lastapp": rec.lastapp,
+        "lastdata": rec.lastdata,
+        "start": cdr_text(rec.start),
+        "answer": cdr_text(rec.answer) if rec.answer is not None else None,
+        "end": cdr_text(rec.end),
+        "duration": rec.duration,
+        "billsec": rec.billsec,
+        "disposition": rec.disposition,
+        "amaflags": rec.amaflags,
+        "accountcode": rec.accountcode,
+        "userfield": rec.userfield,
+    }
+
+
+# What `cdr_from_row` reads back: every field of a CallRecord.
+CDR_RECORD_COLUMNS = (
+    "uniqueid, linkedid, src, dst, dcontext, clid, channel, dstchannel, lastapp, start, "
+    'answer, "end", duration, billsec, disposition, accountcode, userfield, lastdata, '
+    "amaflags, src_key"
+)
+
+
+def cdr_from_row(row: sqlite3.Row) -> CallRecord:
+    """A `cdr` row (CDR_RECORD_COLUMNS) as a CallRecord."""
+    start, end = db_time(row["start"]), db_time(row["end"])
+    assert start is not None and end is not None  # NOT NULL columns
+    return CallRecord(
+        uniqueid=row["uniqueid"],
+        linkedid=row["linkedid"],
+        src=row["src"],
+        dst=row["dst"],
+        dcontext=row["dcontext"],
+        clid=row["clid"],
+        channel=row["channel"],
+        dstchannel=row["dstchannel"],
+        lastapp=row["lastapp"],
+        start=start,
+        answer=db_time(row["answer"]),
+        end=end,
+        duration=row["duration"],
+        billsec=row["billsec"],
+        disposition=row["disposition"],
+        accountcode=row["accountcode"],
+        userfield=row["userfield"],
+        lastdata=row["lastdata"],
+        amaflags=row["amaflags"],
+        src_key=row["src_key"],
     )
 
 
-def _check_cdr(rec: CdrRecord) -> None:
+def call_row_from_row(row: sqlite3.Row) -> CallRow:
+    """A row of the supervisor's call list (see `Store.list_calls`) as a CallRow."""
+    start = db_time(row["start"])
+    assert start is not None  # NOT NULL column
+    follow_up = row["follow_up"]
+    return CallRow(
+        uniqueid=row["uniqueid"],
+        linkedid=row["linkedid"],
+        start=start,
+        src=row["src"],
+        dst=row["dst"],
+        agent=row["agent"],
+        disposition=row["disposition"],
+        duration=row["duration"],
+        billsec=row["billsec"],
+        contact_name=row["contact_name"],
+        outcome=row["outcome"],
+        outcome_agent=row["outcome_agent"],
+        notes=row["notes"],
+        follow_up=date.fromisoformat(follow_up) if follow_up else None,
+    )
+
+
+def check_cdr(rec: CallRecord) -> None:
     for name in ("uniqueid", "linkedid", "src", "dst", "dcontext", "clid", "channel"):
-        _text(name, getattr(rec, name))
+        check_text(name, getattr(rec, name))
     for name in ("dstchannel", "lastapp", "lastdata", "disposition", "amaflags"):
-        _text(name, getattr(rec, name))
-    _text("accountcode", rec.accountcode)
-    _text("userfield", rec.userfield)
+        check_text(name, getattr(rec, name))
+    check_text("accountcode", rec.accountcode)
+    check_text("userfield", rec.userfield)
     if not rec.uniqueid:
         raise ValueError("a call record needs a uniqueid")
     for name in ("start", "end"):
@@ -340,7 +256,7 @@ def _check_cdr(rec: CdrRecord) -> None:
             raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
 
 
-def _read_chunk(reader: Iterator[list[str]], size: int) -> tuple[list[list[str] | None], bool]:
+def read_chunk(reader: Iterator[list[str]], size: int) -> tuple[list[list[str] | None], bool]:
     """Up to `size` rows (None for a row the csv module cannot read), and whether the end
     of the file was reached."""
     chunk: list[list[str] | None] = []

@@ -10,14 +10,17 @@ import aiosqlite
 
 from centralita.store.base import StoreBase
 from centralita.store.records import (
+    CONTACT_COLUMNS,
     CONTACT_FIELDS,
     MAX_NOTES,
     MAX_TEXT,
+    OUTCOME_COLUMNS,
     Contact,
     Outcome,
-    _now_iso,
-    _outcome,
-    _text,
+    check_text,
+    contact_from_row,
+    now_iso,
+    outcome_from_row,
 )
 
 
@@ -37,13 +40,13 @@ class ContactsMixin(StoreBase):
         url: str = "",
     ) -> Contact:
         """Create a contact with its phone numbers."""
-        _text("name", name, empty=False)
-        _text("company", company)
-        _text("notes", notes, limit=MAX_NOTES)
-        _text("external_id", external_id)
-        _text("url", url)
+        check_text("name", name, empty=False)
+        check_text("company", company)
+        check_text("notes", notes, limit=MAX_NOTES)
+        check_text("external_id", external_id)
+        check_text("url", url)
         keyed = [self._number_key(n) for n in numbers]
-        now = _now_iso()
+        now = now_iso()
         async with self._tx() as db:
             cur = await db.execute(
                 "INSERT INTO contacts (name, name_fold, company, notes, external_id, url, "
@@ -61,7 +64,7 @@ class ContactsMixin(StoreBase):
         return contact
 
     def _number_key(self, number: str) -> tuple[str, str]:
-        _text("number", number, limit=100)
+        check_text("number", number, limit=100)
         key = self.key(number)
         if key is None:
             raise ValueError(f"{number!r} is not a phone number that can be matched")
@@ -76,14 +79,14 @@ class ContactsMixin(StoreBase):
         numbers = fields.pop("numbers", None)
         for name, value in fields.items():
             limit = MAX_NOTES if name == "notes" else MAX_TEXT
-            _text(name, value, limit=limit, empty=name != "name")
+            check_text(name, value, limit=limit, empty=name != "name")
         keyed = [self._number_key(n) for n in numbers] if numbers is not None else None
         async with self._tx() as db:
             if await self._contact(db, contact_id) is None:
                 return None
             if "name" in fields:
                 fields["name_fold"] = fields["name"].casefold()
-            fields["updated_at"] = _now_iso()
+            fields["updated_at"] = now_iso()
             # Column names come from the CONTACT_FIELDS allow-list above, never from input.
             assignments = ", ".join(f"{name} = ?" for name in fields)
             await db.execute(
@@ -110,7 +113,7 @@ class ContactsMixin(StoreBase):
                 (contact_id, number, key),
             )
             await db.execute(
-                "UPDATE contacts SET updated_at = ? WHERE id = ?", (_now_iso(), contact_id)
+                "UPDATE contacts SET updated_at = ? WHERE id = ?", (now_iso(), contact_id)
             )
             return await self._contact(db, contact_id)
 
@@ -131,12 +134,23 @@ class ContactsMixin(StoreBase):
                 "WHERE n.key = ? ORDER BY c.name_fold, c.id",
                 (key,),
             ) as cur:
-                ids = [int(r[0]) for r in await cur.fetchall()]
+                ids = [int(r["id"]) for r in await cur.fetchall()]
             return [c for i in ids if (c := await self._contact(db, i)) is not None]
+
+    def contacts_for_number_now(self, number: str) -> list[Contact] | None:
+        """`contacts_for_number`, answered at once in the event loop's thread (a ringing
+        pop waits on it; see `fastpath`), or None when it cannot be: then await
+        `contacts_for_number`."""
+        key = self.key(number)
+        if key is None:
+            return []
+        if self._fast is None:
+            return None
+        return self._fast.contacts(key)
 
     async def search_contacts(self, name_query: str, limit: int = 20) -> list[Contact]:
         """Contacts whose name contains `name_query` (case-insensitive), by name."""
-        _text("name_query", name_query, limit=200)
+        check_text("name_query", name_query, limit=200)
         limit = max(1, min(int(limit), 500))
         needle = name_query.strip().casefold()
         async with self._read() as db:
@@ -145,14 +159,13 @@ class ContactsMixin(StoreBase):
                 "ORDER BY name_fold, id LIMIT ?",
                 (needle, limit),
             ) as cur:
-                ids = [int(r[0]) for r in await cur.fetchall()]
+                ids = [int(r["id"]) for r in await cur.fetchall()]
             return [c for i in ids if (c := await self._contact(db, i)) is not None]
 
     @staticmethod
     async def _contact(db: aiosqlite.Connection, contact_id: int) -> Contact | None:
         async with db.execute(
-            "SELECT id, name, company, notes, external_id, url, created_at, updated_at "
-            "FROM contacts WHERE id = ?",
+            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ?",  # noqa: S608
             (contact_id,),
         ) as cur:
             row = await cur.fetchone()
@@ -162,18 +175,8 @@ class ContactsMixin(StoreBase):
             "SELECT number FROM contact_numbers WHERE contact_id = ? ORDER BY rowid",
             (contact_id,),
         ) as cur:
-            numbers = tuple(str(r[0]) for r in await cur.fetchall())
-        return Contact(
-            id=row[0],
-            name=row[1],
-            company=row[2],
-            numbers=numbers,
-            notes=row[3],
-            external_id=row[4],
-            url=row[5],
-            created_at=row[6],
-            updated_at=row[7],
-        )
+            numbers = tuple(str(r["number"]) for r in await cur.fetchall())
+        return contact_from_row(row, numbers)
 
     # ----------------------------------------------------------------- outcomes
 
@@ -189,15 +192,15 @@ class ContactsMixin(StoreBase):
     ) -> Outcome:
         """Save an agent's outcome for a call; saving again for the same call and agent
         replaces it."""
-        _text("call_id", call_id, empty=False)
-        _text("agent", agent, empty=False)
-        _text("outcome", outcome, empty=False)
-        _text("notes", notes, limit=MAX_NOTES)
+        check_text("call_id", call_id, empty=False)
+        check_text("agent", agent, empty=False)
+        check_text("outcome", outcome, empty=False)
+        check_text("notes", notes, limit=MAX_NOTES)
         if follow_up is not None and (
             not isinstance(follow_up, date) or isinstance(follow_up, datetime)
         ):
             raise ValueError("follow_up must be a date")
-        now = _now_iso()
+        now = now_iso()
         async with self._tx() as db:
             if contact_id is not None and await self._contact(db, contact_id) is None:
                 raise ValueError(f"there is no contact {contact_id}")
@@ -219,22 +222,22 @@ class ContactsMixin(StoreBase):
                 ),
             )
             async with db.execute(
-                "SELECT id, call_id, agent, outcome, notes, follow_up, contact_id, created_at, "
-                "updated_at FROM outcomes WHERE call_id = ? AND agent = ?",
+                f"SELECT {OUTCOME_COLUMNS} FROM outcomes "  # noqa: S608 (constant columns)
+                "WHERE call_id = ? AND agent = ?",
                 (call_id, agent),
             ) as cur:
                 row = await cur.fetchone()
         assert row is not None
-        return _outcome(row)
+        return outcome_from_row(row)
 
     async def get_outcomes(self, call_id: str) -> list[Outcome]:
         """Every agent's outcome for one call."""
         async with (
             self._read() as db,
             db.execute(
-                "SELECT id, call_id, agent, outcome, notes, follow_up, contact_id, created_at, "
-                "updated_at FROM outcomes WHERE call_id = ? ORDER BY id",
+                f"SELECT {OUTCOME_COLUMNS} FROM outcomes "  # noqa: S608 (constant columns)
+                "WHERE call_id = ? ORDER BY id",
                 (call_id,),
             ) as cur,
         ):
-            return [_outcome(r) for r in await cur.fetchall()]
+            return [outcome_from_row(r) for r in await cur.fetchall()]

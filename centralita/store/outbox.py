@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from centralita.store.base import StoreBase
-from centralita.store.records import OutboxEvent, _now_iso, _outbox_event, _text, _utc_text
+from centralita.store.records import (
+    OUTBOX_COLUMNS,
+    OutboxEvent,
+    check_text,
+    now_iso,
+    outbox_event_from_row,
+    utc_text,
+)
 
 
 class OutboxMixin(StoreBase):
@@ -20,7 +27,7 @@ class OutboxMixin(StoreBase):
         self, url: str, payload: dict[str, Any], *, now: datetime | None = None
     ) -> int:
         """Queue a webhook delivery (due at once); returns its id."""
-        _text("url", url, empty=False)
+        check_text("url", url, empty=False)
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"webhook url {url!r} must start with http:// or https://")
         try:
@@ -32,7 +39,7 @@ class OutboxMixin(StoreBase):
             cur = await db.execute(
                 "INSERT INTO outbox (url, payload, created_at, next_attempt_at) "
                 "VALUES (?, ?, ?, ?)",
-                (url, body, _now_iso(), _utc_text(moment)),
+                (url, body, now_iso(), utc_text(moment)),
             )
             new_id = cur.lastrowid
         assert new_id is not None
@@ -43,14 +50,14 @@ class OutboxMixin(StoreBase):
         async with (
             self._read() as db,
             db.execute(
-                "SELECT id, url, payload, created_at, next_attempt_at, attempts, last_error "
-                "FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= ? "
+                f"SELECT {OUTBOX_COLUMNS} FROM outbox "  # noqa: S608 (constant columns)
+                "WHERE sent_at IS NULL AND next_attempt_at <= ? "
                 "ORDER BY next_attempt_at, id LIMIT ?",
-                (_utc_text(now), max(1, int(limit))),
+                (utc_text(now), max(1, int(limit))),
             ) as cur,
         ):
             rows = await cur.fetchall()
-        return [_outbox_event(r) for r in rows]
+        return [outbox_event_from_row(r) for r in rows]
 
     async def claim_due(
         self, now: datetime, *, lease_s: float, limit: int = 100
@@ -62,21 +69,21 @@ class OutboxMixin(StoreBase):
         expire, and the event is sent again then: delivered once, or retried, never lost
         (issue 10, finding 10).
         """
-        moment = _utc_text(now)
+        moment = utc_text(now)
         async with self._tx() as db:
             async with db.execute(
-                "SELECT id, url, payload, created_at, next_attempt_at, attempts, last_error "
-                "FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= ? "
+                f"SELECT {OUTBOX_COLUMNS} FROM outbox "  # noqa: S608 (constant columns)
+                "WHERE sent_at IS NULL AND next_attempt_at <= ? "
                 "AND (claimed_until IS NULL OR claimed_until <= ?) "
                 "ORDER BY next_attempt_at, id LIMIT ?",
                 (moment, moment, max(1, int(limit))),
             ) as cur:
                 rows = await cur.fetchall()
-            until = _utc_text(now + timedelta(seconds=lease_s))
+            until = utc_text(now + timedelta(seconds=lease_s))
             await db.executemany(
-                "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, r[0]) for r in rows]
+                "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, r["id"]) for r in rows]
             )
-        return [_outbox_event(r) for r in rows]
+        return [outbox_event_from_row(r) for r in rows]
 
     async def mark_sent(self, event_id: int) -> bool:
         """Mark an event delivered; False when unknown or already sent."""
@@ -84,7 +91,7 @@ class OutboxMixin(StoreBase):
             cur = await db.execute(
                 "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, claimed_until = NULL "
                 "WHERE id = ? AND sent_at IS NULL",
-                (_utc_text(datetime.now(UTC)), event_id),
+                (utc_text(datetime.now(UTC)), event_id),
             )
             return cur.rowcount > 0
 
@@ -94,7 +101,7 @@ class OutboxMixin(StoreBase):
             cur = await db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
                 "claimed_until = NULL WHERE id = ? AND sent_at IS NULL",
-                (_utc_text(next_attempt_at), str(error)[:1000], event_id),
+                (utc_text(next_attempt_at), str(error)[:1000], event_id),
             )
             return cur.rowcount > 0
 
@@ -102,7 +109,7 @@ class OutboxMixin(StoreBase):
         """How many events are waiting to be delivered."""
         async with (
             self._read() as db,
-            db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL") as cur,
+            db.execute("SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL") as cur,
         ):
             row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return int(row["n"]) if row else 0

@@ -4,7 +4,7 @@ checks every text value passes before it is written, and the row-to-record mappi
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -80,18 +80,20 @@ class OutboxEvent:
     last_error: str
 
 
-def _now_iso() -> str:
+def now_iso() -> str:
+    """Now, as the `created_at`/`updated_at` text: UTC ISO-8601 to the second."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _utc_text(moment: datetime) -> str:
+def utc_text(moment: datetime) -> str:
     """Fixed-width UTC text, so outbox times compare correctly as strings."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)  # outbox times: naive means UTC
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _text(name: str, value: object, *, limit: int = MAX_TEXT, empty: bool = True) -> str:
+def check_text(name: str, value: object, *, limit: int = MAX_TEXT, empty: bool = True) -> str:
+    """`value` if it is a string the store accepts for field `name`; ValueError otherwise."""
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a string, not {type(value).__name__}")
     if "\0" in value:
@@ -103,7 +105,8 @@ def _text(name: str, value: object, *, limit: int = MAX_TEXT, empty: bool = True
     return value
 
 
-def _status(value: str) -> str:
+def check_status(value: str) -> str:
+    """`value` if it is a callback status; ValueError otherwise."""
     if value not in CALLBACK_STATUSES:
         raise ValueError(
             f"unknown callback status {value!r}; expected one of {', '.join(CALLBACK_STATUSES)}"
@@ -111,28 +114,96 @@ def _status(value: str) -> str:
     return value
 
 
-def _outcome(row: Sequence[Any]) -> Outcome:
-    return Outcome(
-        id=row[0],
-        call_id=row[1],
-        agent=row[2],
-        outcome=row[3],
-        notes=row[4],
-        follow_up=date.fromisoformat(row[5]) if row[5] else None,
-        contact_id=row[6],
-        created_at=row[7],
-        updated_at=row[8],
+# ----------------------------------------------------------------- rows to records
+# One column list and one mapping per record type; columns are read by name.
+
+CALLBACK_COLUMNS = (
+    "id, created_at, updated_at, callerid, language, queue, number, alternative, uniqueid, status"
+)
+
+
+def callback_from_row(row: sqlite3.Row) -> CallbackRequest:
+    """A `callbacks` row (CALLBACK_COLUMNS) as a CallbackRequest."""
+    return CallbackRequest(
+        id=row["id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        callerid=row["callerid"],
+        language=row["language"],
+        queue=row["queue"],
+        number=row["number"],
+        alternative=row["alternative"],
+        uniqueid=row["uniqueid"],
+        status=row["status"],
     )
 
 
-def _outbox_event(r: Any) -> OutboxEvent:
-    """An outbox row (id, url, payload, created_at, next_attempt_at, attempts, last_error)."""
+RATING_COLUMNS = "id, created_at, callerid, agent, queue, rating, call_id"
+
+
+def rating_from_row(row: sqlite3.Row) -> Rating:
+    """A `ratings` row (RATING_COLUMNS) as a Rating."""
+    return Rating(
+        id=row["id"],
+        created_at=row["created_at"],
+        callerid=row["callerid"],
+        agent=row["agent"],
+        queue=row["queue"],
+        rating=row["rating"],
+        call_id=row["call_id"],
+    )
+
+
+CONTACT_COLUMNS = "id, name, company, notes, external_id, url, created_at, updated_at"
+
+
+def contact_from_row(row: sqlite3.Row, numbers: tuple[str, ...]) -> Contact:
+    """A `contacts` row (CONTACT_COLUMNS) and its numbers as a Contact."""
+    return Contact(
+        id=row["id"],
+        name=row["name"],
+        company=row["company"],
+        numbers=numbers,
+        notes=row["notes"],
+        external_id=row["external_id"],
+        url=row["url"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+OUTCOME_COLUMNS = (
+    "id, call_id, agent, outcome, notes, follow_up, contact_id, created_at, updated_at"
+)
+
+
+def outcome_from_row(row: sqlite3.Row) -> Outcome:
+    """An `outcomes` row (OUTCOME_COLUMNS) as an Outcome."""
+    follow_up = row["follow_up"]
+    return Outcome(
+        id=row["id"],
+        call_id=row["call_id"],
+        agent=row["agent"],
+        outcome=row["outcome"],
+        notes=row["notes"],
+        follow_up=date.fromisoformat(follow_up) if follow_up else None,
+        contact_id=row["contact_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+OUTBOX_COLUMNS = "id, url, payload, created_at, next_attempt_at, attempts, last_error"
+
+
+def outbox_event_from_row(row: sqlite3.Row) -> OutboxEvent:
+    """An `outbox` row (OUTBOX_COLUMNS) as an OutboxEvent."""
     return OutboxEvent(
-        id=r[0],
-        url=r[1],
-        payload=json.loads(r[2]),
-        created_at=r[3],
-        next_attempt_at=datetime.fromisoformat(r[4]),
-        attempts=r[5],
-        last_error=r[6],
+        id=row["id"],
+        url=row["url"],
+        payload=json.loads(row["payload"]),
+        created_at=row["created_at"],
+        next_attempt_at=datetime.fromisoformat(row["next_attempt_at"]),
+        attempts=row["attempts"],
+        last_error=row["last_error"],
     )

@@ -184,7 +184,7 @@ async def migrate(db: aiosqlite.Connection, path: Path) -> None:
     await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
     async with db.execute("SELECT version FROM schema_version") as cur:
         row = await cur.fetchone()
-    version = int(row[0]) if row else 0
+    version = int(row["version"]) if row else 0
     if row is None:
         await db.execute("INSERT INTO schema_version (version) VALUES (0)")
     if version > len(_MIGRATIONS):

@@ -3,10 +3,11 @@ the tables' methods come from one mixin per group of tables."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Generator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import aiosqlite
 
@@ -16,10 +17,27 @@ from centralita.store.calls import CallRecordsMixin
 from centralita.store.contacts import ContactsMixin
 from centralita.store.fastpath import FastReader
 from centralita.store.outbox import OutboxMixin
-from centralita.store.schema import migrate, protect
+from centralita.store.schema import default_path, migrate, protect
+
+if TYPE_CHECKING:
+    from centralita.settings import Settings
 
 
-class _Opening:
+def open_store(settings: Settings) -> StoreOpening:
+    """The store of `settings`, for the app and every CLI command alike: the database in
+    `[server] data_dir`, with the `[manager]` region and digit rules for number keys (the
+    keys contacts and call records are matched by). Await it, or use it in `async with`.
+    """
+    manager = settings.site.manager
+    return Store.open(
+        default_path(settings.data_dir),
+        region=manager.default_region,
+        match_digits=manager.match_digits,
+        min_digits=manager.min_digits,
+    )
+
+
+class StoreOpening:
     """What `Store.open` returns: await it, or use it directly in `async with`."""
 
     def __init__(self, path: Path, kwargs: dict[str, Any]) -> None:
@@ -54,14 +72,14 @@ class Store(CallbacksMixin, CallRecordsMixin, ContactsMixin, AgentsMixin, Outbox
         region: str = "ES",
         match_digits: int = 10,
         min_digits: int = 6,
-    ) -> _Opening:
+    ) -> StoreOpening:
         """Open (creating or migrating) the database at `path`.
 
         `region`, `match_digits` and `min_digits` are the `phone.normalize` settings used for
         call-record and contact keys (config `[manager]`).
         """
         kwargs = {"region": region, "match_digits": match_digits, "min_digits": min_digits}
-        return _Opening(Path(path), kwargs)
+        return StoreOpening(Path(path), kwargs)
 
     @classmethod
     async def _open(cls, path: Path, *, region: str, match_digits: int, min_digits: int) -> Store:
@@ -69,6 +87,7 @@ class Store(CallbacksMixin, CallRecordsMixin, ContactsMixin, AgentsMixin, Outbox
         protect(path)
         # isolation_level=None: no implicit transactions; `_tx` issues BEGIN IMMEDIATE.
         db = await aiosqlite.connect(path, isolation_level=None)
+        db.row_factory = sqlite3.Row  # rows are read by column name, never by position
         try:
             await db.execute("PRAGMA busy_timeout = 5000")  # the CLI and the server share it
             await db.execute("PRAGMA journal_mode = WAL")
@@ -107,4 +126,4 @@ class Store(CallbacksMixin, CallRecordsMixin, ContactsMixin, AgentsMixin, Outbox
         """The schema version of the open database."""
         async with self._read() as db, db.execute("SELECT version FROM schema_version") as cur:
             row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return int(row["version"]) if row else 0

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from centralita import metrics
 from centralita.keys import AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES, WEBHOOKS
-from centralita.pop import FastContacts, PopBridge, PopHub
+from centralita.pop import PopBridge, PopHub
 from centralita.times import shown
 from centralita.web import auth, console
 from centralita.web.prometheus import metrics_handler
@@ -76,8 +76,7 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     app[AUTH] = auth.Auth(auth.load_key(settings.server.secret_key, settings.data_dir))
     hub = PopHub()
     app[HUB] = hub
-    fast = FastContacts(store)
-    app[BRIDGE] = PopBridge(store, hub, settings.site.crm, on_sent=metrics.pop_sent, fast=fast)
+    app[BRIDGE] = PopBridge(store, hub, settings.site.crm, on_sent=metrics.pop_sent)
     sender = WebhookSender(
         store,
         settings.webhooks,
@@ -94,7 +93,6 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         await sender.stop()
-        fast.close()
 
 
 async def close_ended_sessions(app: web.Application) -> int:
