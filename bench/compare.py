@@ -13,9 +13,10 @@ figure is the median over the rounds:
   centralita`, the same 10-command flow) runs in a process of its own; this process plays
   Asterisk for `--calls` calls at `--concurrency` per round, with the load generator of this
   tree's bench/agi_load.py, and reads the server's CPU time (user + system) from /proc.
-- Pop latency: each tree's own `bench/pop_bench.py` (the whole app, 1,000 consoles, the fake
-  AMI streaming calls) runs once per round; its p50 and p99 (AMI read -> WebSocket send) are
-  read from what it prints.
+- Pop latency: this tree's `bench/pop_bench.py` (the whole app, 1,000 consoles, the fake AMI
+  streaming calls) runs once per round on each tree's code (CENTRALITA_BENCH_TREE), so the
+  harness is the same and only the code under test differs; its p50 and p99 (AMI read ->
+  WebSocket send) come from its `--json` line.
 
 The ratio is this tree / REV: below 1.00 is faster. `--max-ratio` (default 1.05) is the bound
 the issue asks for; the exit status is 1 when a median is over it.
@@ -27,7 +28,8 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import re
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -40,8 +42,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import agi_load  # noqa: E402  (the load generator and the CPU reading)
-
-POP_LINE = re.compile(r"^pop latency (p50|p99) \(read -> ws send\)\s+([0-9.]+) ms$", re.M)
 
 
 @dataclass
@@ -117,21 +117,27 @@ def measure_agi(trees: list[Tree], rounds: int, calls: int, concurrency: int) ->
 
 
 def run_pop_bench(tree: Path, extra: list[str]) -> tuple[float, float]:
-    """(p50, p99) in ms from one run of the tree's own bench/pop_bench.py."""
+    """(p50, p99) in ms from one run of this tree's bench/pop_bench.py on `tree`'s code."""
     done = subprocess.run(
-        [sys.executable, str(tree / "bench" / "pop_bench.py"), *extra],
+        [sys.executable, str(ROOT / "bench" / "pop_bench.py"), "--json", *extra],
         cwd=tree,
+        env={**os.environ, "CENTRALITA_BENCH_TREE": str(tree)},
         capture_output=True,
         text=True,
         check=False,
     )
-    figures = dict(POP_LINE.findall(done.stdout))
-    if done.returncode != 0 or set(figures) != {"p50", "p99"}:
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
         raise RuntimeError(
-            f"bench/pop_bench.py failed in {tree} (exit {done.returncode}):\n"
+            f"bench/pop_bench.py failed on {tree} (exit {done.returncode}):\n"
             f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
         )
-    return float(figures["p50"]), float(figures["p99"])
+    figures = json.loads(lines[-1])
+    if Path(figures["code"]).resolve() != tree.resolve():
+        raise RuntimeError(f"bench/pop_bench.py measured {figures['code']}, not {tree}")
+    if not figures["pops"] or figures["received"] != figures["pops"]:
+        raise RuntimeError(f"bench/pop_bench.py on {tree}: pops sent/received {figures}")
+    return float(figures["p50_ms"]), float(figures["p99_ms"])
 
 
 def measure_pop(trees: list[Tree], rounds: int, extra: list[str]) -> None:
