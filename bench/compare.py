@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/compare.py                 # against HEAD~1
     .venv/bin/python bench/compare.py --rev a90c200   # against a given commit
+    .venv/bin/python bench/compare.py --rev a90c200 --this c99afaf   # two commits
     make bench-compare REV=a90c200
 
 REV is checked out into a temporary git worktree (removed at the end). Both trees are then
@@ -9,16 +10,17 @@ measured in alternating rounds (A B, B A, A B ...: each round runs both, the ord
 steady drift favours neither), so a burst of load on the machine hits both alike, and each
 figure is the median over the rounds:
 
-- FastAGI CPU per call: each tree's own FastAGI server (its `bench/agi_load.py --serve
-  centralita`, the same 10-command flow) runs in a process of its own; this process plays
-  Asterisk for `--calls` calls at `--concurrency` per round, with the load generator of this
-  tree's bench/agi_load.py, and reads the server's CPU time (user + system) from /proc.
-- Pop latency: each tree's own `bench/pop_bench.py` (the whole app, 1,000 consoles, the fake
-  AMI streaming calls) runs once per round; its p50 and p99 (AMI read -> WebSocket send) are
-  read from what it prints.
+- FastAGI CPU per call: this tree's bench/agi_load.py server (the 10-command flow, with the
+  app's Prometheus hooks) runs once on each tree's code, each in a process of its own; this
+  process plays Asterisk for `--calls` calls at `--concurrency` per round with agi_load.py's
+  load generator, and reads each server's CPU time (user + system) from /proc.
+- Pop latency: this tree's `bench/pop_bench.py` (the whole app, 1,000 consoles, the fake AMI
+  streaming calls) runs once per round on each tree's code (CENTRALITA_BENCH_TREE), so the
+  harness is the same and only the code under test differs; its p50 and p99 (AMI read ->
+  WebSocket send) come from its `--json` line.
 
-The ratio is this tree / REV: below 1.00 is faster. `--max-ratio` (default 1.05) is the bound
-the issue asks for; the exit status is 1 when a median is over it.
+The ratio is this tree (or --this) / REV: below 1.00 is faster. `--max-ratio` (default 1.05)
+is the bound the issue asks for; the exit status is 1 when a median is over it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import re
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -40,8 +43,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import agi_load  # noqa: E402  (the load generator and the CPU reading)
-
-POP_LINE = re.compile(r"^pop latency (p50|p99) \(read -> ws send\)\s+([0-9.]+) ms$", re.M)
 
 
 @dataclass
@@ -75,18 +76,26 @@ def worktree(rev: str) -> Iterator[Path]:
 
 
 def start_agi_server(tree: Path) -> tuple[subprocess.Popen[str], int]:
-    """The tree's own FastAGI bench server (its code, its flow), as bench/agi_load.py runs it."""
+    """This tree's FastAGI bench server (bench/agi_load.py: the flow, the app's metrics hooks)
+    running `tree`'s code (--code puts it first on the server's sys.path)."""
     proc = subprocess.Popen(
-        [sys.executable, str(tree / "bench" / "agi_load.py"), "--serve", "centralita"],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "agi_load.py"),
+            "--serve",
+            "centralita",
+            "--code",
+            str(tree),
+        ],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=tree,
+        cwd=ROOT,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("READY "):
         proc.kill()
-        raise RuntimeError(f"the FastAGI server of {tree} did not start: {line!r}")
+        raise RuntimeError(f"the FastAGI server on {tree} did not start: {line!r}")
     return proc, int(line.split()[1])
 
 
@@ -117,21 +126,27 @@ def measure_agi(trees: list[Tree], rounds: int, calls: int, concurrency: int) ->
 
 
 def run_pop_bench(tree: Path, extra: list[str]) -> tuple[float, float]:
-    """(p50, p99) in ms from one run of the tree's own bench/pop_bench.py."""
+    """(p50, p99) in ms from one run of this tree's bench/pop_bench.py on `tree`'s code."""
     done = subprocess.run(
-        [sys.executable, str(tree / "bench" / "pop_bench.py"), *extra],
+        [sys.executable, str(ROOT / "bench" / "pop_bench.py"), "--json", *extra],
         cwd=tree,
+        env={**os.environ, "CENTRALITA_BENCH_TREE": str(tree)},
         capture_output=True,
         text=True,
         check=False,
     )
-    figures = dict(POP_LINE.findall(done.stdout))
-    if done.returncode != 0 or set(figures) != {"p50", "p99"}:
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
         raise RuntimeError(
-            f"bench/pop_bench.py failed in {tree} (exit {done.returncode}):\n"
+            f"bench/pop_bench.py failed on {tree} (exit {done.returncode}):\n"
             f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
         )
-    return float(figures["p50"]), float(figures["p99"])
+    figures = json.loads(lines[-1])
+    if Path(figures["code"]).resolve() != tree.resolve():
+        raise RuntimeError(f"bench/pop_bench.py measured {figures['code']}, not {tree}")
+    if not figures["pops"] or figures["received"] != figures["pops"]:
+        raise RuntimeError(f"bench/pop_bench.py on {tree}: pops sent/received {figures}")
+    return float(figures["p50_ms"]), float(figures["p99_ms"])
 
 
 def measure_pop(trees: list[Tree], rounds: int, extra: list[str]) -> None:
@@ -174,6 +189,9 @@ def report(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rev", default="HEAD~1", help="the commit to compare with")
+    parser.add_argument(
+        "--this", metavar="REV", help="measure this commit instead of the working tree"
+    )
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds (AGI)")
     parser.add_argument("--calls", type=int, default=3000, help="FastAGI calls per round")
     parser.add_argument("--concurrency", type=int, default=100, help="FastAGI callers at once")
@@ -189,13 +207,19 @@ def main() -> int:
 
     agi_load.raise_fd_limit()
     rev = git("rev-parse", "--short", args.rev)
-    head_rev = git("rev-parse", "--short", "HEAD")
-    dirty = " + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else ""
-    with worktree(rev) as base_path:
-        base = Tree(rev, base_path)
-        head = Tree(head_rev + ("+" if dirty else ""), ROOT)
+    with contextlib.ExitStack() as stack:
+        if args.this:
+            this_rev = git("rev-parse", "--short", args.this)
+            head = Tree(this_rev, stack.enter_context(worktree(this_rev)))
+            described = f"{args.this} ({this_rev})"
+        else:
+            head_rev = git("rev-parse", "--short", "HEAD")
+            dirty = git("status", "--porcelain", "--untracked-files=no") != ""
+            head = Tree(head_rev + ("+" if dirty else ""), ROOT)
+            described = f"this tree ({head_rev}{' + uncommitted changes' if dirty else ''})"
+        base = Tree(rev, stack.enter_context(worktree(rev)))
         trees = [base, head]
-        print(f"Comparing this tree ({head_rev}{dirty}) with {args.rev} ({rev})")
+        print(f"Comparing {described} with {args.rev} ({rev})")
         print(
             f"FastAGI: {args.rounds} alternating rounds of {args.calls} calls, "
             f"{args.concurrency} at a time"
@@ -207,7 +231,7 @@ def main() -> int:
             )
             measure_pop(trees, args.pop_rounds, args.pop_args.split())
     print()
-    print(f"Medians (ratio = this tree / {args.rev}; bound {args.max_ratio:.2f})")
+    print(f"Medians (ratio = {head.label} / {base.label}; bound {args.max_ratio:.2f})")
     ok = report(
         head,
         base,
