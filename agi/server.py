@@ -425,6 +425,8 @@ class AgiServer:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.loop = asyncio.get_event_loop_policy().get_event_loop()
+        # The clock of the deadlines and of each command's round trip, read twice a command:
+        # time.monotonic itself, which asyncio's loop.time() only wraps in a Python call.
         self.now: Callable[[], float] = time.monotonic
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -432,7 +434,6 @@ class AgiServer:
     async def start(self) -> None:
         """Start listening (port 0 picks a free port: see `self.port` afterwards)."""
         self.loop = asyncio.get_running_loop()
-        self.now = self.loop.time
         self._server = await self.loop.create_server(
             lambda: _AgiProtocol(self), self.host, self.port, backlog=4096, reuse_address=True
         )

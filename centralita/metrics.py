@@ -22,10 +22,10 @@ class LoopHistogram:
     """A Prometheus histogram for the event loop's hot paths: counted in plain lists, read by
     Prometheus at scrape time (a collector in the default registry).
 
-    prometheus_client's `Histogram.observe` takes a lock for the sum and one for the bucket,
-    about 5 us; every AGI command is timed, and that made 9% more CPU per call in
-    bench/agi_load.py. A bisect and two additions cost a tenth of it. Observe from the event
-    loop's thread only (no lock: the scrape runs in the same loop).
+    Every AGI command is timed, so this runs about ten times per call. prometheus_client's
+    `Histogram.observe` takes a lock for the sum and one for the bucket: 4.8 us per call of
+    it (timeit, 12 buckets), against 0.7 us for this bisect and two additions. Observe from
+    the event loop's thread only (no lock: the scrape runs in the same loop).
     """
 
     def __init__(
