@@ -24,7 +24,7 @@ from ami.client import AmiListener
 from ami.protocol import AmiMessage
 from ami.tracker import CallChange, CallTracker
 from centralita.keys import AMI, BRIDGE, CDR_WRITER, SETTINGS, STORE, WEBHOOKS
-from centralita.store import StoreBackend
+from centralita.store import StoreBackend, StoreInputError
 from dialplan.names import OUTBOUND_CONTEXT
 
 log = logging.getLogger("centralita.feed")
@@ -99,7 +99,7 @@ class CdrWriter:
             try:
                 await self.store.upsert_cdr(cdr)
                 self.written += 1
-            except ValueError as exc:
+            except StoreInputError as exc:
                 log.warning("Cdr event for %s not stored: %s", cdr.uniqueid, exc)
             except Exception:
                 log.exception("Cdr event for %s not stored", cdr.uniqueid)

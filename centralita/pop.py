@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from centralita import phone
-from centralita.store import Contact, StoreBackend
+from centralita.store import Contact, StoreBackend, StoreInputError
 from dialplan.model import CrmSettings
 
 log = logging.getLogger("centralita.pop")
@@ -275,7 +275,7 @@ class PopBridge:
         if found is None:
             try:
                 found = await self.store.contacts_for_number(number)
-            except ValueError:
+            except StoreInputError:
                 return []
         return [contact_json(c) for c in found]
 

@@ -16,6 +16,7 @@ The package, one module per concern:
   records as the store keeps them (the `CallRecord` type itself is `ami.cdr`'s, shared
   with the AMI listener) and Master.csv rows read as records.
 * `schema`: the file's location, permissions and migrations; `passwords`: scrypt hashes.
+* `errors`: `StoreError`, and `StoreInputError` (a `ValueError`) for a value it refuses.
 * `fastpath`: the read-only connection used in the event loop's thread (the lookups a
   ringing call waits on: a pop's contacts, the returning caller's agent).
 * `interface`: `StoreBackend`, the public interface as a Protocol (for a second backend).
@@ -31,6 +32,7 @@ from centralita.store.cdr import (
     cdr_from_csv_row,
     cdr_params,
 )
+from centralita.store.errors import StoreError, StoreInputError, StoreSchemaError
 from centralita.store.fastpath import FAST_CONTACTS_S, FAST_LOOKUP_S
 from centralita.store.interface import StoreBackend
 from centralita.store.passwords import SCRYPT_N, SCRYPT_P, SCRYPT_R
@@ -71,7 +73,10 @@ __all__ = [
     "Rating",
     "Store",
     "StoreBackend",
+    "StoreError",
+    "StoreInputError",
     "StoreOpening",
+    "StoreSchemaError",
     "cdr_from_csv_row",
     "cdr_params",
     "default_path",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from centralita.store.base import StoreBase
+from centralita.store.errors import StoreInputError
 from centralita.store.records import (
     CALLBACK_COLUMNS,
     RATING_COLUMNS,
@@ -93,7 +94,7 @@ class CallbacksMixin(StoreBase):
     ) -> Rating:
         """Record a survey rating (0-10)."""
         if not isinstance(rating, int) or isinstance(rating, bool) or not 0 <= rating <= 10:
-            raise ValueError(f"rating must be an integer from 0 to 10, not {rating!r}")
+            raise StoreInputError(f"rating must be an integer from 0 to 10, not {rating!r}")
         values = {
             "callerid": check_text("callerid", callerid),
             "agent": check_text("agent", agent),

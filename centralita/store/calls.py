@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from ami.cdr import CallRecord, cdr_text
+from ami.cdr import CallRecord, CdrError, cdr_text
 from centralita.store.base import StoreBase
 from centralita.store.cdr import (
     CDR_INSERT,
@@ -25,6 +25,7 @@ from centralita.store.cdr import (
     read_chunk,
     with_key,
 )
+from centralita.store.errors import StoreInputError
 from centralita.store.records import check_text
 
 
@@ -152,7 +153,7 @@ class CallRecordsMixin(StoreBase):
                             row, region=region, match_digits=match_digits, min_digits=min_digits
                         )
                         check_cdr(rec)
-                    except ValueError:
+                    except (StoreInputError, CdrError):
                         unreadable += 1
                         continue
                     batch.append(cdr_params(rec))

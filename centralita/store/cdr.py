@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from ami.cdr import CallRecord, cdr_text, parse_cdr_time
 from centralita import phone
+from centralita.store.errors import StoreInputError
 from centralita.store.records import check_text
 
 
@@ -79,12 +80,12 @@ def cdr_from_csv_row(
     """One cdr_csv Master.csv row as a CallRecord (columns per docs/asterisk-protocol.md#cdr).
 
     16 base columns, then [uniqueid if loguniqueid], [userfield if loguserfield],
-    [peeraccount, linkedid, sequence if newcdrcolumns]. Raises ValueError for a row that
-    does not fit that shape.
+    [peeraccount, linkedid, sequence if newcdrcolumns]. Raises StoreInputError for a row
+    that does not fit that shape (CdrError for a time that does not parse).
     """
     n = len(row)
     if n < 16 or n > 21:
-        raise ValueError(f"a Master.csv row has 16 to 21 columns, this one has {n}")
+        raise StoreInputError(f"a Master.csv row has 16 to 21 columns, this one has {n}")
     base = row[:16]
     extra = list(row[16:])
     linkedid = ""
@@ -106,12 +107,14 @@ def cdr_from_csv_row(
     answer = parse_cdr_time(base[10])
     end = parse_cdr_time(base[11])
     if start is None or end is None:
-        raise ValueError("a CDR row needs a start and an end time")
+        raise StoreInputError("a CDR row needs a start and an end time")
     try:
         duration = int(base[12])
         billsec = int(base[13])
     except ValueError:
-        raise ValueError(f"duration/billsec {base[12]!r}/{base[13]!r} are not integers") from None
+        raise StoreInputError(
+            f"duration/billsec {base[12]!r}/{base[13]!r} are not integers"
+        ) from None
     rec = CallRecord(
         uniqueid=uniqueid or _csv_uniqueid(row),
         linkedid=linkedid,
@@ -244,16 +247,16 @@ def check_cdr(rec: CallRecord) -> None:
     check_text("accountcode", rec.accountcode)
     check_text("userfield", rec.userfield)
     if not rec.uniqueid:
-        raise ValueError("a call record needs a uniqueid")
+        raise StoreInputError("a call record needs a uniqueid")
     for name in ("start", "end"):
         if not isinstance(getattr(rec, name), datetime):
-            raise ValueError(f"{name} must be a datetime")
+            raise StoreInputError(f"{name} must be a datetime")
     if rec.answer is not None and not isinstance(rec.answer, datetime):
-        raise ValueError("answer must be a datetime or None")
+        raise StoreInputError("answer must be a datetime or None")
     for name in ("duration", "billsec"):
         value = getattr(rec, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+            raise StoreInputError(f"{name} must be a non-negative integer, not {value!r}")
 
 
 def read_chunk(reader: Iterator[list[str]], size: int) -> tuple[list[list[str] | None], bool]:

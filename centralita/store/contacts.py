@@ -9,6 +9,7 @@ from typing import Any
 import aiosqlite
 
 from centralita.store.base import StoreBase
+from centralita.store.errors import StoreInputError
 from centralita.store.records import (
     CONTACT_COLUMNS,
     CONTACT_FIELDS,
@@ -67,7 +68,7 @@ class ContactsMixin(StoreBase):
         check_text("number", number, limit=100)
         key = self.key(number)
         if key is None:
-            raise ValueError(f"{number!r} is not a phone number that can be matched")
+            raise StoreInputError(f"{number!r} is not a phone number that can be matched")
         return number.strip(), key
 
     async def update_contact(self, contact_id: int, **fields: Any) -> Contact | None:
@@ -75,7 +76,7 @@ class ContactsMixin(StoreBase):
         replace its numbers); None when there is no such contact."""
         unknown = set(fields) - {*CONTACT_FIELDS, "numbers"}
         if unknown:
-            raise ValueError(f"unknown contact field(s): {', '.join(sorted(unknown))}")
+            raise StoreInputError(f"unknown contact field(s): {', '.join(sorted(unknown))}")
         numbers = fields.pop("numbers", None)
         for name, value in fields.items():
             limit = MAX_NOTES if name == "notes" else MAX_TEXT
@@ -199,11 +200,11 @@ class ContactsMixin(StoreBase):
         if follow_up is not None and (
             not isinstance(follow_up, date) or isinstance(follow_up, datetime)
         ):
-            raise ValueError("follow_up must be a date")
+            raise StoreInputError("follow_up must be a date")
         now = now_iso()
         async with self._tx() as db:
             if contact_id is not None and await self._contact(db, contact_id) is None:
-                raise ValueError(f"there is no contact {contact_id}")
+                raise StoreInputError(f"there is no contact {contact_id}")
             await db.execute(
                 "INSERT INTO outcomes (call_id, agent, outcome, notes, follow_up, contact_id, "
                 "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "

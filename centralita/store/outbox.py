@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from centralita.store.base import StoreBase
+from centralita.store.errors import StoreInputError
 from centralita.store.records import (
     OUTBOX_COLUMNS,
     OutboxEvent,
@@ -29,11 +30,11 @@ class OutboxMixin(StoreBase):
         """Queue a webhook delivery (due at once); returns its id."""
         check_text("url", url, empty=False)
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"webhook url {url!r} must start with http:// or https://")
+            raise StoreInputError(f"webhook url {url!r} must start with http:// or https://")
         try:
             body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"webhook payload is not JSON: {exc}") from None
+            raise StoreInputError(f"webhook payload is not JSON: {exc}") from None
         moment = now or datetime.now(UTC)
         async with self._tx() as db:
             cur = await db.execute(

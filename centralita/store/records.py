@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from centralita.store.errors import StoreInputError
+
 CALLBACK_STATUSES = ("pending", "done", "cancelled")
 CONTACT_FIELDS = ("name", "company", "notes", "external_id", "url")
 
@@ -93,22 +95,22 @@ def utc_text(moment: datetime) -> str:
 
 
 def check_text(name: str, value: object, *, limit: int = MAX_TEXT, empty: bool = True) -> str:
-    """`value` if it is a string the store accepts for field `name`; ValueError otherwise."""
+    """`value` if it is a string the store accepts for field `name`; StoreInputError otherwise."""
     if not isinstance(value, str):
-        raise ValueError(f"{name} must be a string, not {type(value).__name__}")
+        raise StoreInputError(f"{name} must be a string, not {type(value).__name__}")
     if "\0" in value:
-        raise ValueError(f"{name} must not contain NUL characters")
+        raise StoreInputError(f"{name} must not contain NUL characters")
     if len(value) > limit:
-        raise ValueError(f"{name} is longer than {limit} characters")
+        raise StoreInputError(f"{name} is longer than {limit} characters")
     if not empty and not value.strip():
-        raise ValueError(f"{name} must not be empty")
+        raise StoreInputError(f"{name} must not be empty")
     return value
 
 
 def check_status(value: str) -> str:
-    """`value` if it is a callback status; ValueError otherwise."""
+    """`value` if it is a callback status; StoreInputError otherwise."""
     if value not in CALLBACK_STATUSES:
-        raise ValueError(
+        raise StoreInputError(
             f"unknown callback status {value!r}; expected one of {', '.join(CALLBACK_STATUSES)}"
         )
     return value

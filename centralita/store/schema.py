@@ -9,6 +9,8 @@ from pathlib import Path
 
 import aiosqlite
 
+from centralita.store.errors import StoreSchemaError
+
 DB_FILENAME = "centralita.sqlite3"
 SCHEMA_VERSION = 3
 
@@ -188,7 +190,7 @@ async def migrate(db: aiosqlite.Connection, path: Path) -> None:
     if row is None:
         await db.execute("INSERT INTO schema_version (version) VALUES (0)")
     if version > len(_MIGRATIONS):
-        raise RuntimeError(
+        raise StoreSchemaError(
             f"{path}: database schema version {version} is newer than this "
             f"Centralita knows ({len(_MIGRATIONS)}); upgrade Centralita"
         )

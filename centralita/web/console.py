@@ -24,7 +24,7 @@ from ami.originate import OriginateRefused, Refusal, originate, validate_dial_nu
 from centralita import csvlog
 from centralita.keys import AMI, AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES
 from centralita.pop import SimpleChange, contact_json
-from centralita.store import CallRow
+from centralita.store import CallRow, StoreInputError
 from centralita.times import shown
 from centralita.web.auth import (
     Session,
@@ -170,7 +170,7 @@ async def api_create_contact(request: web.Request) -> web.Response:
             numbers=[number] if number else [],
             notes=_field(body, "notes"),
         )
-    except ValueError as exc:
+    except StoreInputError as exc:
         raise _bad(str(exc)) from None
     return web.json_response({"contact": contact_json(contact)}, status=201)
 
@@ -183,7 +183,7 @@ async def api_link_number(request: web.Request) -> web.Response:
         contact = await request.app[STORE].add_contact_number(
             int(request.match_info["contact_id"]), number
         )
-    except ValueError as exc:
+    except StoreInputError as exc:
         raise _bad(str(exc)) from None
     if contact is None:
         return error(request, 404, "there is no such contact")
@@ -241,7 +241,7 @@ async def api_outcome(request: web.Request) -> web.Response:
             follow_up=follow_up,
             contact_id=contact_id,
         )
-    except ValueError as exc:
+    except StoreInputError as exc:
         raise _bad(str(exc)) from None
     return web.json_response(
         {
@@ -459,7 +459,7 @@ async def callbacks_page(request: web.Request) -> web.Response:
     status = request.query.get("status", "").strip() or None
     try:
         callbacks = await request.app[STORE].list_callbacks(status)
-    except ValueError as exc:
+    except StoreInputError as exc:
         raise _bad(str(exc)) from None
     return _render(request, "callbacks.html", session, callbacks=callbacks, status=status or "")
 
