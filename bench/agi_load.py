@@ -323,8 +323,12 @@ def measure_level(
     try:
         for _kind, (_, port) in servers.items():
             asyncio.run(drive(port, min(300, calls), min(100, concurrency)))  # warm up
-        for _ in range(rounds):
-            for kind, (proc, port) in servers.items():
+        for round_no in range(rounds):
+            # Each round starts with the next server, so that none always runs first or right
+            # after the same one: an order effect would not show up as a difference of code.
+            shift = round_no % len(kinds)
+            for kind in kinds[shift:] + kinds[:shift]:
+                proc, port = servers[kind]
                 gc.collect()
                 total_before, user_before = cpu_seconds(proc.pid)
                 seconds, latencies, failed = asyncio.run(drive(port, per_round, concurrency))
