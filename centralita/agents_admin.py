@@ -121,7 +121,8 @@ def add_member(text: str, extension: str, fields: MemberFields, *, file: str = "
         "extension": extension,
         "name": fields.name,
         "role": role,
-        "queues": list(fields.queues or ()),
+        # Staff without queues need no empty list (an older [[agents]] file always had one).
+        "queues": list(fields.queues or ()) or (None if table_name == "members" else []),
         "secret": fields.secret,
         "language": fields.language,
         "voicemail": None if fields.voicemail in (None, True) else False,

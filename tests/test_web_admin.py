@@ -18,7 +18,12 @@ async def test_only_admins_reach_admin_pages_and_posts(tmp_path: Path) -> None:
         for extension in ("1001", "1002", "1100", "1200"):  # supervisor, agent, ceo, quality
             async with env.session() as client:
                 csrf = await env.login(client, extension)
-                for path in ("/admin", "/admin/members/new", "/admin/members/1002"):
+                for path in (
+                    "/admin",
+                    "/admin/members/new",
+                    "/admin/members/1002",
+                    "/admin/audit",
+                ):
                     async with client.get(path, allow_redirects=False) as resp:
                         assert resp.status == 403, (extension, path)
                 for path, data in (
@@ -81,6 +86,20 @@ async def test_adding_then_removing_a_member_gives_the_file_back_byte_for_byte(
             assert status == 200, html
         assert config.read_bytes() == original
         assert not await env.store.verify_agent_password("1102", "ana-console-pw")
+        # Both actions are in the audit log: who, when, what changed in the config.
+        removed, added = await env.store.list_audit()
+        assert (added.actor, added.action, added.subject) == (ADMIN, "add member", "1102")
+        assert (removed.actor, removed.action, removed.subject) == (ADMIN, "remove member", "1102")
+        assert '+extension = "1102"' in added.changes and '+role = "manager"' in added.changes
+        assert "+secret = ********" in added.changes  # the secret itself is not kept
+        assert secret.group(1) not in added.changes
+        assert '-extension = "1102"' in removed.changes
+        async with env.session() as client:
+            await env.login(client, ADMIN)
+            async with client.get("/admin/audit") as resp:
+                page = await resp.text()
+        assert page.index(f'id="audit-{removed.id}"') < page.index(f'id="audit-{added.id}"')
+        assert "remove member" in page and "+role = &#34;manager&#34;" in page
 
 
 async def test_a_refused_save_names_the_field_and_writes_nothing(tmp_path: Path) -> None:

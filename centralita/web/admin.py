@@ -49,6 +49,11 @@ QUEUE_FIELDS = ("strategy", "timeout_s", "survey")
 MIN_PASSWORD = 8
 # Lines of a rendered file that hold a secret: shown masked in the diff.
 SECRET_LINE = re.compile(r"^(?P<key>\s*(?:password|secret)\s*=>?\s*).*$", re.M)
+# Lines of the config (TOML) that hold a secret (`secret`, `ami_secret`, `secret_key`...).
+CONFIG_SECRET_LINE = re.compile(
+    r"^(?P<key>\s*[A-Za-z_]*(?:secret|password)[A-Za-z_]*\s*=\s*).*$", re.M
+)
+AUDIT_PAGE = 50
 FIELD_OF_KEY = re.compile(r"^(?:(?:members|agents|queues)\[\d+\]\.)?(?P<field>[a-z_]+)$")
 
 
@@ -63,6 +68,7 @@ def setup_admin(app: web.Application) -> None:
     r.add_post("/admin/members/{extension:[0-9]{1,20}}", edit_member)
     r.add_post("/admin/members/{extension:[0-9]{1,20}}/remove", remove_member)
     r.add_post("/admin/queues/{name}", edit_queue)
+    r.add_get("/admin/audit", audit_page)
 
 
 # ----------------------------------------------------------------------------- permission
@@ -111,8 +117,13 @@ class Current:
 
 def _current(request: web.Request) -> Current:
     path = _config_path(request)
-    text = path.read_text(encoding="utf-8")
-    return Current(path, text, parse_settings(text, str(path), path.resolve().parent, path))
+    try:
+        text = path.read_text(encoding="utf-8")
+        settings = parse_settings(text, str(path), path.resolve().parent, path)
+    except ConfigError as exc:
+        # Edited by hand into something invalid: /admin edits nothing until it is fixed.
+        raise web.HTTPConflict(text=f"the config file does not load: {exc}") from None
+    return Current(path, text, settings)
 
 
 # ----------------------------------------------------------------------------- pages
@@ -359,7 +370,42 @@ async def _apply(
         )
         if after is not None:
             await after()
+        await request.app[STORE].add_audit(
+            actor=session.extension,
+            action=action,
+            subject=subject,
+            changes=config_diff(current.text, new_text),
+        )
     return outcome
+
+
+def config_diff(before: str, after: str) -> str:
+    """The config file's unified diff, secret values masked (what the audit log keeps)."""
+    old = CONFIG_SECRET_LINE.sub(r"\g<key>********", before)
+    new = CONFIG_SECRET_LINE.sub(r"\g<key>********", after)
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), "before", "after", n=1
+    )
+    return "".join(lines)
+
+
+async def audit_page(request: web.Request) -> web.Response:
+    """`GET /admin/audit[?page=N]`: who changed what, newest first."""
+    session = await require_admin(request)
+    text = request.query.get("page", "1")
+    page = int(text) if text.isascii() and text.isdigit() and 0 < len(text) < 7 else 1
+    page = max(page, 1)
+    entries = await request.app[STORE].list_audit(
+        limit=AUDIT_PAGE + 1, offset=(page - 1) * AUDIT_PAGE
+    )
+    return _render(
+        request,
+        "admin_audit.html",
+        session,
+        entries=entries[:AUDIT_PAGE],
+        page=page,
+        more=len(entries) > AUDIT_PAGE,
+    )
 
 
 def _result(request: web.Request, session: Session, outcome: Outcome) -> web.Response:
