@@ -216,9 +216,10 @@ def test_each_role_context_holds_exactly_what_the_matrix_allows(
     # Quality staff open the complaints box with the box preselected.
     assert ("exten", "600,1,VoiceMailMain(600@VoiceMail)") in entries(conf, "Complaints")
     # The agent cannot dial the CEO; the CEO can dial the agent.
-    assert "1100" not in role_contexts(files["extensions.conf"]).split("[agents]")[1].split(
-        "; Role"
-    )[0]
+    assert (
+        "1100"
+        not in role_contexts(files["extensions.conf"]).split("[agents]")[1].split("; Role")[0]
+    )
 
     # Each member's phone is in their role's context.
     sip_name = "pjsip.conf" if driver == "pjsip" else "sip.conf"
@@ -245,3 +246,23 @@ def test_a_member_without_voicemail_has_no_box() -> None:
     with pytest.raises(ConfigError) as info:
         render_files(load(text))
     assert info.value.key == "time_conditions[0].outside"
+
+
+def config_lines(text: str) -> list[str]:
+    """A rendered file without its comments and blank lines: what Asterisk reads."""
+    return [line for line in text.splitlines() if line and not line.startswith(";")]
+
+
+@pytest.mark.parametrize("driver", ["pjsip", "sip"])
+def test_an_old_config_renders_what_it_rendered_before_roles(driver: str) -> None:
+    """tests/golden/legacy-<driver>: the files the demo rendered before roles existed (from
+    the same config as tests/fixtures/legacy-agents.toml); only comments may differ."""
+    text = LEGACY.read_text(encoding="utf-8").replace(
+        'sip_driver = "pjsip"', f'sip_driver = "{driver}"'
+    )
+    files = render_files(load(text), reload_secret="golden-reload-secret")
+    folder = GOLDEN / f"legacy-{driver}"
+    assert sorted(p.name for p in folder.glob("*.conf")) == sorted(files)
+    for name, rendered in files.items():
+        before = (folder / name).read_text(encoding="utf-8")
+        assert config_lines(rendered) == config_lines(before), name
