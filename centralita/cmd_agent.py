@@ -1,6 +1,6 @@
-"""`centralita agent add|remove|list|passwd`: manage agents in the config file.
+"""`centralita member add|edit|remove|list|passwd` (or `agent …`): manage the members.
 
-add and remove edit the TOML file in place (comments and order kept, centralita.agents_admin),
+add, edit and remove edit the TOML file in place (comments and order kept, centralita.agents_admin),
 validate the whole result before writing it atomically, then render the Asterisk files when
 `--render-to DIR` is given. They refuse to edit the built-in demo: the admin's own file must
 exist (`--config FILE` or ./centralita.toml; `centralita init DIR` writes one).
@@ -26,46 +26,55 @@ MIN_PASSWORD = 8
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Register `centralita agent …`."""
-    parser = subparsers.add_parser(
-        "agent",
-        help="add, remove or list agents; set an agent's console password",
-        description="Manage the agents of the config file.",
-    )
-    # A bare `centralita agent` prints this parser's help (help_of), not an argparse error.
-    commands = parser.add_subparsers(dest="agent_command", metavar="ACTION")
-    parser.set_defaults(func=help_of(parser))
+    """Register `centralita member …` and its older name `centralita agent …`."""
+    _register(subparsers, "member", "add, edit, remove or list members; set a console password")
+    _register(subparsers, "agent", "the same as `member` (its name before roles)")
 
-    add = commands.add_parser("add", help="add an agent (generates a SIP secret if none given)")
+
+def _register(subparsers: argparse._SubParsersAction[Any], noun: str, summary: str) -> None:
+    parser = subparsers.add_parser(
+        noun,
+        help=summary,
+        description="Manage the members (staff with a phone: agents, supervisors, quality "
+        "staff, managers) of the config file.",
+    )
+    # A bare `centralita member` prints this parser's help (help_of), not an argparse error.
+    commands = parser.add_subparsers(dest="member_command", metavar="ACTION")
+    parser.set_defaults(func=help_of(parser), noun=noun)
+
+    add = commands.add_parser("add", help=f"add a {noun} (generates a SIP secret if none given)")
     add_config_argument(add)
-    add.add_argument("extension", metavar="EXT", help="the agent's extension (digits)")
+    add.add_argument("extension", metavar="EXT", help="the extension (digits)")
     add.add_argument("--name", required=True, help="display name (any language)")
-    add.add_argument(
-        "--queues",
-        default="",
-        metavar="Q1,Q2",
-        help="comma-separated queue names, e.g. support-en,support-fr (default: none, the "
-        "agent answers only calls to their extension)",
-    )
+    add.add_argument("--role", help="one of the config's [[roles]] (default: agent)")
+    _member_options(add)
     add.add_argument("--secret", help="SIP password (default: a generated 24-character one)")
-    add.add_argument(
-        "--language",
-        help="one of the config's [[languages]] codes, for the agent's phone (default: en)",
-    )
-    add.add_argument("--render-to", metavar="DIR", help="then render the Asterisk files here")
     add.set_defaults(func=_add)
 
-    remove = commands.add_parser("remove", help="remove an agent")
+    edit = commands.add_parser("edit", help=f"change a {noun}'s name, role, queues, ...")
+    add_config_argument(edit)
+    edit.add_argument("extension", metavar="EXT")
+    edit.add_argument("--name", help="display name (any language)")
+    edit.add_argument("--role", help="one of the config's [[roles]]")
+    _member_options(edit)
+    secret = edit.add_mutually_exclusive_group()
+    secret.add_argument("--secret", help="a new SIP password")
+    secret.add_argument(
+        "--new-secret", action="store_true", help="generate a new SIP password and show it once"
+    )
+    edit.set_defaults(func=_edit)
+
+    remove = commands.add_parser("remove", help=f"remove a {noun}")
     add_config_argument(remove)
     remove.add_argument("extension", metavar="EXT")
     remove.add_argument("--render-to", metavar="DIR", help="then render the Asterisk files here")
     remove.set_defaults(func=_remove)
 
-    listing = commands.add_parser("list", help="list the agents")
+    listing = commands.add_parser("list", help="list the members")
     add_config_argument(listing)
     listing.set_defaults(func=_list)
 
-    passwd = commands.add_parser("passwd", help="set an agent's web console password")
+    passwd = commands.add_parser("passwd", help=f"set a {noun}'s web console password")
     add_config_argument(passwd)
     passwd.add_argument("extension", metavar="EXT")
     passwd.add_argument(
@@ -73,6 +82,31 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="the new password (default: asked twice on a terminal, else one line of stdin)",
     )
     passwd.set_defaults(func=_passwd)
+
+
+def _member_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--queues",
+        metavar="Q1,Q2",
+        help="comma-separated queue names, e.g. support-en,support-fr (on add, default: none, "
+        "the member answers only calls to their extension)",
+    )
+    parser.add_argument(
+        "--language",
+        help="one of the config's [[languages]] codes, for the member's phone (default: en)",
+    )
+    voicemail = parser.add_mutually_exclusive_group()
+    voicemail.add_argument(
+        "--voicemail", action="store_true", default=None, help="a voicemail box (the default)"
+    )
+    voicemail.add_argument(
+        "--no-voicemail", action="store_false", dest="voicemail", help="no voicemail box"
+    )
+    parser.add_argument("--render-to", metavar="DIR", help="then render the Asterisk files here")
+
+
+def _queues(option: str | None) -> list[str] | None:
+    return None if option is None else [q.strip() for q in option.split(",") if q.strip()]
 
 
 def editable_config(option: str | None) -> Path:
@@ -94,20 +128,49 @@ def editable_config(option: str | None) -> Path:
 
 def _add(args: argparse.Namespace) -> int:
     path = editable_config(args.config)
-    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    queues = _queues(args.queues) or []
     secret = args.secret
     generated = secret is None
     if generated:
         secret = agents_admin.generate_secret()
-    text = path.read_text(encoding="utf-8")
-    new_text = agents_admin.add_agent(
-        text, args.extension, args.name, queues, secret, language=args.language, file=str(path)
+    fields = agents_admin.MemberFields(
+        name=args.name,
+        role=args.role,
+        queues=queues,
+        secret=secret,
+        language=args.language,
+        voicemail=args.voicemail,
     )
+    text = path.read_text(encoding="utf-8")
+    new_text = agents_admin.add_member(text, args.extension, fields, file=str(path))
     agents_admin.save_config(path, new_text)
     where = ", ".join(queues) or "no queue"
-    print(f"added agent {args.extension} ({args.name}) to {where} in {path}")
+    print(f"added {args.noun} {args.extension} ({args.name}) to {where} in {path}")
     if generated:
         # Shown once: it is in the config file too, but nobody should have to dig for it.
+        print(f"SIP secret for {args.extension}: {secret}")
+    return _after_edit(path, args.render_to)
+
+
+def _edit(args: argparse.Namespace) -> int:
+    path = editable_config(args.config)
+    secret = agents_admin.generate_secret() if args.new_secret else args.secret
+    fields = agents_admin.MemberFields(
+        name=args.name,
+        role=args.role,
+        queues=_queues(args.queues),
+        secret=secret,
+        language=args.language,
+        voicemail=args.voicemail,
+    )
+    text = path.read_text(encoding="utf-8")
+    new_text = agents_admin.edit_member(text, args.extension, fields, file=str(path))
+    if new_text == text:
+        print(f"{args.noun} {args.extension}: nothing to change in {path}")
+        return 0
+    agents_admin.save_config(path, new_text)
+    print(f"edited {args.noun} {args.extension} in {path}")
+    if args.new_secret:
         print(f"SIP secret for {args.extension}: {secret}")
     return _after_edit(path, args.render_to)
 
@@ -115,9 +178,9 @@ def _add(args: argparse.Namespace) -> int:
 def _remove(args: argparse.Namespace) -> int:
     path = editable_config(args.config)
     text = path.read_text(encoding="utf-8")
-    new_text = agents_admin.remove_agent(text, args.extension, file=str(path))
+    new_text = agents_admin.remove_member(text, args.extension, file=str(path))
     agents_admin.save_config(path, new_text)
-    print(f"removed agent {args.extension} from {path}")
+    print(f"removed {args.noun} {args.extension} from {path}")
     settings = load_settings(path)
     if default_path(settings.data_dir).exists():
         removed = asyncio.run(_forget_password(settings, args.extension))
@@ -142,7 +205,10 @@ def _list(args: argparse.Namespace) -> int:
 def _passwd(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if settings.site.agent(args.extension) is None:
-        print(f"centralita: there is no agent with extension {args.extension}", file=sys.stderr)
+        print(
+            f"centralita: there is no {args.noun} with extension {args.extension}",
+            file=sys.stderr,
+        )
         return 1
     password = args.password
     if password is None and not sys.stdin.isatty():

@@ -77,13 +77,13 @@ def render_to(
     # A phone password from the published demo would let anyone who reaches the SIP port
     # register as an agent (manager.conf listens on 127.0.0.1 only, so the AMI secret may stay).
     bind = settings.site.sip_bind
-    public = [key for key in public_secrets(settings) if key.startswith("agents")]
+    public = [key for key in public_secrets(settings) if key.startswith(settings.site.member_table)]
     if public and not is_loopback(bind.rpartition(":")[0].strip("[]")):
         print(
             f"centralita: refusing to render: {', '.join(public)} still hold the demo's SIP "
             f"passwords, which are published with Centralita, and {settings.site.sip_driver}"
-            f" would listen on {bind} (asterisk.sip_bind). Give each agent its own secret "
-            "(`centralita agent remove EXT` then `agent add`, which generates one; "
+            f" would listen on {bind} (asterisk.sip_bind). Give each member their own secret "
+            "(`centralita member edit EXT --new-secret` generates one; "
             "`centralita init DIR` writes a config with random ones).",
             file=err,
         )
@@ -195,19 +195,24 @@ def reload_asterisk(settings: Settings, secret: str, *, out: TextIO, err: TextIO
 
     `secret` is the reload user's (from the manager.conf just written). Exit code.
     """
+    return asyncio.run(reload_asterisk_async(settings, secret, out=out, err=err))
+
+
+async def reload_asterisk_async(
+    settings: Settings, secret: str, *, out: TextIO, err: TextIO
+) -> int:
+    """`reload_asterisk` for a caller already in the event loop (the /admin page)."""
     ast = settings.asterisk
     where = f"{ast.ami_host}:{ast.ami_port}"
     user = reload_user(ast.ami_user)
     try:
-        replies = asyncio.run(
-            run_commands(
-                ast.ami_host,
-                ast.ami_port,
-                user,
-                secret,
-                reload_commands(settings),
-                timeout_s=ast.ami_timeout_s,
-            )
+        replies = await run_commands(
+            ast.ami_host,
+            ast.ami_port,
+            user,
+            secret,
+            reload_commands(settings),
+            timeout_s=ast.ami_timeout_s,
         )
     except (OSError, TimeoutError) as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    import asyncio
+
     import jinja2
 
     from agi.server import AgiServer
@@ -48,3 +50,7 @@ WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")
 # Made by the AMI feed (`centralita.feed`): the listener and the call-record writer.
 AMI: web.AppKey[AmiListener] = web.AppKey("ami")
 CDR_WRITER: web.AppKey[CdrWriter] = web.AppKey("cdr_writer")
+
+# Made by /admin (`centralita.web.admin`): one config save at a time in this process (the
+# version check and the write happen under it).
+ADMIN_LOCK: web.AppKey[asyncio.Lock] = web.AppKey("admin_lock")

@@ -8,6 +8,7 @@ directory). Secrets may be written as `{ env = "VARIABLE" }`.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import secrets
 import tomllib
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from dialplan.model import HANGUP, Destination, Site, check_destination, load_site
 from dialplan.validate import ConfigError, Section
+
+log = logging.getLogger(__name__)
 
 DEMO_NAME = "centralita.toml"
 DEFAULT_CONFIG = Path("centralita.toml")
@@ -52,6 +55,8 @@ class AsteriskSettings:
     ami_ping_s: float = 20.0
     ami_timeout_s: float = 5.0
     spool_dir: Path = Path("/var/spool/asterisk")
+    # Where /admin renders the Asterisk files after each save (None: it only shows the diff).
+    conf_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,8 @@ SECRET_BYTES = 18  # token_urlsafe(18): 24 characters, 144 bits
 def demo_secrets() -> frozenset[str]:
     """The secrets written in the shipped demo: public, so good for loopback only."""
     data = tomllib.loads(demo_text())
-    found = {a["secret"] for a in data.get("agents", []) if isinstance(a.get("secret"), str)}
+    members = [*data.get("members", []), *data.get("agents", [])]
+    found = {a["secret"] for a in members if isinstance(a.get("secret"), str)}
     for table, key in (("asterisk", "ami_secret"), ("server", "secret_key")):
         value = data.get(table, {}).get(key)
         if isinstance(value, str):
@@ -100,9 +106,9 @@ def public_secrets(settings: Settings) -> list[str]:
     """The keys of `settings` that hold one of the demo's public secrets."""
     known = demo_secrets()
     found = [
-        f"agents[{i}].secret ({agent.extension})"
-        for i, agent in enumerate(settings.site.agents)
-        if agent.secret in known
+        f"{settings.site.member_table}[{i}].secret ({member.extension})"
+        for i, member in enumerate(settings.site.members)
+        if member.secret in known
     ]
     if settings.asterisk.ami_secret in known:
         found.append("asterisk.ami_secret")
@@ -198,6 +204,7 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
         ami_ping_s=ast.number("ami_ping_s", 20.0, minimum=1.0),
         ami_timeout_s=ast.number("ami_timeout_s", 5.0, minimum=0.1),
         spool_dir=_resolve(base, ast.string("spool_dir", "/var/spool/asterisk")),
+        conf_dir=(_resolve(base, ast.string("conf_dir")) if ast.opt_string("conf_dir") else None),
     )
     for key, value in (("ami_user", asterisk.ami_user), ("ami_secret", asterisk.ami_secret or "")):
         if any(c in value for c in "\r\n\0"):
@@ -217,6 +224,8 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
     # The store, web and AMI sections may grow; every key must still be read by someone.
     root.finish()
     check_destination(site, server.fallback, file, "server.fallback")
+    for notice in site.notices:
+        log.warning("%s: %s", file, notice)
     return Settings(
         file=path, server=server, asterisk=asterisk, site=site, webhooks=tuple(webhooks)
     )

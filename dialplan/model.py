@@ -8,22 +8,30 @@ and the config renderer read this model; nothing else interprets the TOML.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dialplan.roles import (
+    DEPRECATED_AGENTS,
+    DEPRECATED_SUPERVISORS,
+    Member,
+    Role,
+    check_roles,
+    member_table,
+    read_members,
+    read_roles,
+)
 from dialplan.validate import (
     ConfigError,
     Section,
-    check_agent_name,
     check_bind,
     check_display_name,
     check_extension,
     check_name,
     check_number,
-    check_secret,
 )
 
 SipDriver = Literal["pjsip", "sip"]
@@ -126,13 +134,8 @@ class Queue:
     language: str | None = None
 
 
-@dataclass(frozen=True)
-class Agent:
-    extension: str
-    name: str
-    queues: tuple[str, ...]
-    secret: str
-    language: str = "en"
+# Everyone with a phone is a member (dialplan/roles.py); agents are members too.
+Agent = Member
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,7 @@ class Site:
     company_numbers: tuple[str, ...]
     languages: tuple[Language, ...]
     queues: tuple[Queue, ...]
-    agents: tuple[Agent, ...]
+    members: tuple[Member, ...]
     customer_id: tuple[CustomerIdNode, ...]
     time_conditions: tuple[TimeCondition, ...]
     ivr: Ivr
@@ -244,16 +247,43 @@ class Site:
     outbound_trunk: str = "PJSIP/{number}@trunk"
     sip_bind: str = "0.0.0.0:5060"  # where the SIP driver listens for the agents' phones
     dispositions: tuple[str, ...] = ("sale", "support", "no-interest", "call-back")
-    # Agents who see every call record, the callback list and the complaints log; other
-    # agents see their own calls only.
+    # Members listed in the deprecated `[console] supervisors`: a supervisor's console
+    # whatever their role (console_permission).
     supervisors: tuple[str, ...] = ()
+    roles: tuple[Role, ...] = ()
+    member_table: str = "members"  # `agents` in an older config: error keys name that table
+    notices: tuple[str, ...] = ()  # deprecations the loader reports
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def agents(self) -> tuple[Member, ...]:
+        """Every member (the name from before roles: agents, managers, quality staff)."""
+        return self.members
+
+    def member(self, extension: str) -> Member | None:
+        return next((m for m in self.members if m.extension == extension), None)
+
+    def role(self, name: str) -> Role | None:
+        return next((r for r in self.roles if r.name == name), None)
+
+    def role_of(self, extension: str) -> Role | None:
+        member = self.member(extension)
+        return None if member is None else self.role(member.role)
+
+    def console_permission(self, extension: str) -> str | None:
+        """The member's console permission (CONSOLE_PERMISSIONS), None for a stranger."""
+        role = self.role_of(extension)
+        if role is None:
+            return None
+        if extension in self.supervisors and role.console in ("agent", "quality"):
+            return "supervisor"
+        return role.console
 
     def queue(self, name: str) -> Queue | None:
         return next((q for q in self.queues if q.name == name), None)
 
-    def agent(self, extension: str) -> Agent | None:
-        return next((a for a in self.agents if a.extension == extension), None)
+    def agent(self, extension: str) -> Member | None:
+        return self.member(extension)
 
     def node(self, name: str) -> CustomerIdNode | None:
         return next((n for n in self.customer_id if n.name == name), None)
@@ -349,38 +379,6 @@ def _queues(root: Section) -> tuple[Queue, ...]:
     return tuple(queues)
 
 
-def _agents(root: Section, languages: Sequence[Language]) -> tuple[Agent, ...]:
-    codes = [la.code for la in languages]
-    agents: list[Agent] = []
-    for s in root.tables("agents"):
-        language = s.opt_string("language")
-        # The phone's prompts (voicemail) are played in it: only a language the site has.
-        # Unset stays "en", Asterisk's default, whatever the site's languages.
-        if language is not None and codes and language not in codes:
-            raise ConfigError(
-                s.file,
-                s.key("language"),
-                f"no language {language!r} is defined (the languages are: {', '.join(codes)})",
-            )
-        ext = check_extension(s.string("extension"), s.file, s.key("extension"))
-        secret = s.secret("secret")
-        if secret is None:
-            raise ConfigError(s.file, s.key("secret"), "is required (the SIP password)")
-        agents.append(
-            Agent(
-                extension=ext,
-                name=check_agent_name(s.string("name"), s.file, s.key("name")),
-                queues=tuple(
-                    check_name(q, s.file, s.key("queues")) for q in s.string_list("queues", [])
-                ),
-                secret=check_secret(secret, s.file, s.key("secret")),
-                language=language or "en",
-            )
-        )
-        s.finish()
-    return tuple(agents)
-
-
 def _customer_id(root: Section) -> tuple[CustomerIdNode, ...]:
     nodes = []
     for s in root.tables("customer_id"):
@@ -471,7 +469,7 @@ def check_destination(site: Site, dest: Destination, file: str, key: str) -> Non
         "ivr": {site.ivr.name},
         "customer-id": {n.name for n in site.customer_id},
         "time": {t.name for t in site.time_conditions},
-        "agent": {a.extension for a in site.agents},
+        "agent": {a.extension for a in site.members},
     }
     if dest.kind in known and dest.target not in known[dest.kind]:
         raise ConfigError(file, key, f"{dest} names a {dest.kind} that is not defined")
@@ -485,8 +483,9 @@ def validate_references(site: Site, file: str) -> None:
     _check_unique(
         file, "queues", [(f"queues[{i}].id", str(q.id)) for i, q in enumerate(site.queues)]
     )
+    table = site.member_table
     _check_unique(
-        file, "agents", [(f"agents[{i}].extension", a.extension) for i, a in enumerate(site.agents)]
+        file, table, [(f"{table}[{i}].extension", a.extension) for i, a in enumerate(site.members)]
     )
     _check_unique(
         file,
@@ -515,20 +514,21 @@ def validate_references(site: Site, file: str) -> None:
         [(f"time_conditions[{i}].id", str(t.id)) for i, t in enumerate(site.time_conditions)],
     )
     queue_names = {q.name for q in site.queues}
-    agent_exts = {a.extension for a in site.agents}
+    agent_exts = {a.extension for a in site.members}
     for ext in site.supervisors:
         if ext not in agent_exts:
-            raise ConfigError(file, "console.supervisors", f"agent {ext!r} is not defined")
+            raise ConfigError(file, "console.supervisors", f"member {ext!r} is not defined")
+    check_roles(site.roles, site.members, table, file)
     for i, lang in enumerate(site.languages):
         if lang.queue not in queue_names:
             raise ConfigError(file, f"languages[{i}].queue", f"queue {lang.queue!r} is not defined")
-    for i, agent in enumerate(site.agents):
+    for i, agent in enumerate(site.members):
         for q in agent.queues:
             if q not in queue_names:
-                raise ConfigError(file, f"agents[{i}].queues", f"queue {q!r} is not defined")
+                raise ConfigError(file, f"{table}[{i}].queues", f"queue {q!r} is not defined")
     if site.survey.voicemail_box in agent_exts:
         raise ConfigError(
-            file, "survey.voicemail_box", "the complaints box must not be an agent's extension"
+            file, "survey.voicemail_box", "the complaints box must not be a member's extension"
         )
     for i, node in enumerate(site.customer_id):
         check_destination(site, node.success, file, f"customer_id[{i}].success")
@@ -649,12 +649,16 @@ def load_site(root: Section) -> Site:
     )
 
     languages = _languages(root)
+    table = member_table(root)
+    notices = [DEPRECATED_AGENTS] if table == "agents" else []
+    if supervisors:
+        notices.append(DEPRECATED_SUPERVISORS)
     site = Site(
         sip_driver="sip" if driver == "sip" else "pjsip",
         company_numbers=numbers,
         languages=languages,
         queues=_queues(root),
-        agents=_agents(root, languages),
+        members=read_members(root, table, [la.code for la in languages]),
         customer_id=_customer_id(root),
         time_conditions=_time_conditions(root),
         ivr=ivr,
@@ -669,6 +673,9 @@ def load_site(root: Section) -> Site:
         sip_bind=sip_bind,
         dispositions=site_dispositions,
         supervisors=supervisors,
+        roles=read_roles(root),
+        member_table=table,
+        notices=tuple(notices),
     )
     validate_references(site, root.file)
     return site

@@ -50,7 +50,13 @@ SURVEY_CONTEXT: Final = "centralita-survey"
 # `Local/<number>@` channel run it with the customer's number as the extension.
 OUTBOUND_CONTEXT: Final = "centralita-outbound"
 # The agents' phones (the SIP endpoints' `context`): what an agent dials, transfers included.
+# Every role has a context of its own ([[roles]] context, dialplan/roles.py); this one is the
+# implicit role of a config without roles, and the demo's `agent` role names it too.
 PHONES_CONTEXT: Final = "agents"
+# A role's context must not start with this (Centralita's own contexts above do).
+OWN_CONTEXT_PREFIX: Final = "centralita-"
+# Contexts extensions.conf defines for itself or Asterisk reserves: never a role's.
+INCOMING_CONTEXT: Final = "incoming"
 # voicemail.conf's context of the boxes (`VoiceMail(1001@VoiceMail)`, `mailboxes = ...`).
 MAILBOX_CONTEXT: Final = "VoiceMail"
 

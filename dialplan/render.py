@@ -168,21 +168,38 @@ def render_site(site: Site, access: AsteriskAccess) -> dict[str, str]:
     """
     fallback = _check_site(site, access)
     members: dict[str, list[dict[str, str]]] = {q.name: [] for q in site.queues}
-    agents = []
-    for agent in site.agents:
+    agents: list[dict[str, Any]] = []
+    for agent in site.members:
         device = site.device(agent.extension)
+        role = site.role(agent.role)
+        assert role is not None  # the model checked every member's role
         view = {
             "extension": agent.extension,
             "name": agent.name,
             "secret": agent.secret,
             "language": agent.language,
             "device": device,
+            "context": role.context,
+            "role": role.name,
+            "voicemail": agent.voicemail,
         }
         agents.append(view)
         for queue in agent.queues:
             members[queue].append({"device": device, "name": agent.name})
-    boxes = [a.extension for a in site.agents] + [site.survey.voicemail_box]
-    agent_names = {a.extension: a.name for a in site.agents}
+    boxes = [a.extension for a in site.members if a.voicemail] + [site.survey.voicemail_box]
+    agent_names = {a.extension: a.name for a in site.members}
+    # One context per role: exactly the members of the roles it may call, in file order.
+    roles = [
+        {
+            "name": role.name,
+            "context": role.context,
+            "calls": role.calls,
+            "members": [a for a in agents if a["role"] in role.calls],
+            "outbound": role.outbound,
+            "complaints_box": role.complaints_box,
+        }
+        for role in site.roles
+    ]
     host = access.agi_host
     if host in ("0.0.0.0", "::", ""):  # listening everywhere: Asterisk connects on loopback
         host = "127.0.0.1"
@@ -192,6 +209,7 @@ def render_site(site: Site, access: AsteriskAccess) -> dict[str, str]:
         "header": HEADER,
         "agents": agents,
         "codecs": CODECS,
+        "roles": roles,
         "sip_bind": site.sip_bind,
     }
     views: dict[str, dict[str, Any]] = {
@@ -390,17 +408,18 @@ def _check_site(site: Site, access: AsteriskAccess) -> Destination:
             "e.g. PJSIP/{number}@trunk",
         )
 
-    for i, agent in enumerate(site.agents):
+    table = site.member_table
+    for i, agent in enumerate(site.members):
         if not LANGUAGE_RE.match(agent.language):
             raise ConfigError(
-                file, f"agents[{i}].language", f"{agent.language!r} is not a language code"
+                file, f"{table}[{i}].language", f"{agent.language!r} is not a language code"
             )
-        check_agent_name(agent.name, file, f"agents[{i}].name")
+        check_agent_name(agent.name, file, f"{table}[{i}].name")
         if agent.extension == VOICEMAIL_MAIN:
             raise ConfigError(
                 file,
-                f"agents[{i}].extension",
-                f"{VOICEMAIL_MAIN} is the voicemail menu of the agents' phones",
+                f"{table}[{i}].extension",
+                f"{VOICEMAIL_MAIN} is the voicemail menu of the members' phones",
             )
     for i, queue in enumerate(site.queues):
         if queue.language is not None and not LANGUAGE_RE.match(queue.language):
@@ -452,13 +471,13 @@ def _check_site(site: Site, access: AsteriskAccess) -> Destination:
                     "start and end are the same minute",
                 )
 
-    boxes = {a.extension for a in site.agents} | {site.survey.voicemail_box}
+    boxes = {a.extension for a in site.members if a.voicemail} | {site.survey.voicemail_box}
     for key, dest in _destinations(site, access):
         if dest.kind == "voicemail" and dest.target not in boxes:
             raise ConfigError(
                 file,
                 key,
-                f"{dest} is not a voicemail box (the boxes are the agents' extensions and "
+                f"{dest} is not a voicemail box (the boxes are the members' extensions and "
                 f"survey.voicemail_box {site.survey.voicemail_box})",
             )
     _check_time_loops(site, file)
@@ -476,7 +495,7 @@ def _check_site(site: Site, access: AsteriskAccess) -> Destination:
             f"{fallback} needs FastAGI, but the fallback is used when FastAGI is unreachable: "
             "use queue:NAME, agent:EXT, voicemail:BOX or hangup",
         )
-    if fallback.kind == "agent" and fallback.target not in {a.extension for a in site.agents}:
+    if fallback.kind == "agent" and fallback.target not in {a.extension for a in site.members}:
         raise ConfigError(file, "server.fallback", f"{fallback} names an unknown agent")
     if fallback.kind == "queue" and site.queue(fallback.target) is None:
         raise ConfigError(file, "server.fallback", f"{fallback} names an unknown queue")

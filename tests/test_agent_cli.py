@@ -1,4 +1,6 @@
-"""`centralita agent add|remove|list|passwd` and the agents_admin functions behind them."""
+"""`centralita agent add|remove|list|passwd` and the agents_admin functions behind them, on a
+config from before roles ([[agents]] tables, `[console] supervisors`): `agent` is the older name
+of `centralita member` (tests/test_member_cli.py) and such a file must go on working."""
 
 from __future__ import annotations
 
@@ -15,9 +17,16 @@ import pytest
 
 from centralita import agents_admin
 from centralita.cli import main
-from centralita.settings import demo_text, load_settings
+from centralita.settings import load_settings
 from centralita.store import Store, default_path
 from dialplan.validate import ConfigError
+
+LEGACY = Path(__file__).parent / "fixtures" / "legacy-agents.toml"
+
+
+def demo_text() -> str:
+    """The demo config as it was before roles (every agent in the one context `agents`)."""
+    return LEGACY.read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -111,14 +120,14 @@ def test_add_without_secret_generates_and_prints_it_once(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["1002", "--name", "Dup", "--queues", "support-en"], "agent 1002 already exists"),
+        (["1002", "--name", "Dup", "--queues", "support-en"], "member 1002 already exists"),
         (["1004", "--name", "X", "--queues", "support-xx"], "unknown queue 'support-xx'"),
         (["1004", "--name", "Eve\n[evil]", "--queues", "support-en"], "control character"),
         (["1004", "--name", "Eve", "--secret", "abc;defghij"], "secret contains characters"),
         (["1004", "--name", "Eve", "--secret", "short"], "at least 8 characters"),
         (["10a4", "--name", "Eve"], "digits only"),
         (["1004", "--name", "Eve", "--language", "en\n[x]"], "not a language code"),
-        (["600", "--name", "Eve"], "complaints box must not be an agent's extension"),
+        (["600", "--name", "Eve"], "complaints box must not be a member's extension"),
         # What render refuses, agent add refuses too (issue 10, finding 12).
         (["1004", "--name", "Eve (night"], "unbalanced parentheses"),
     ],
@@ -138,7 +147,7 @@ def test_remove_refuses_an_unknown_or_referenced_agent(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert agent(config, "remove", "1999") == 2
-    assert "there is no agent with extension '1999'" in capsys.readouterr().err
+    assert "there is no member with extension '1999'" in capsys.readouterr().err
     config.write_text(
         config.read_text(encoding="utf-8").replace(
             'success = "queue:support-en"', 'success = "agent:1002"'
@@ -200,8 +209,8 @@ def test_list_shows_agents_without_secrets(
 ) -> None:
     assert agent(config, "list") == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["EXT", "NAME", "LANG", "QUEUES"]
-    assert "1003  Élodie Martin  fr    support-fr,support-en" in out
+    assert out.splitlines()[0].split() == ["EXT", "NAME", "ROLE", "LANG", "QUEUES"]
+    assert "1003  Élodie Martin  agent  fr    support-fr,support-en" in out
     assert "own-secret" not in out
 
 

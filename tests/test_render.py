@@ -138,15 +138,18 @@ def test_every_file_parses_and_names_every_agent(driver: str, tmp_path: Path) ->
     settings = load(demo_for(driver))
     site = settings.site
     parsed = write_all(render_files(settings), tmp_path)
-    agents = {a.extension: a for a in site.agents}
-    assert len(agents) == 3
+    agents = {a.extension: a for a in site.members}
+    # Three queue staff (a supervisor and two agents), a CEO, a manager and quality staff.
+    assert len(agents) == 6
+    context = {ext: site.role_of(ext).context for ext in agents}  # type: ignore[union-attr]
+    assert set(context.values()) == {"agents", "supervisor", "ceo", "manager", "Complaints"}
 
     if driver == "pjsip":
         pjsip = parsed["pjsip.conf"]
         for ext, agent in agents.items():
             by_type = {s["type"]: s for s in sections(pjsip, ext)}
             assert sorted(by_type) == ["aor", "auth", "endpoint"]
-            assert by_type["endpoint"]["context"] == "agents"
+            assert by_type["endpoint"]["context"] == context[ext]
             assert by_type["endpoint"]["auth"] == ext
             assert by_type["endpoint"]["aors"] == ext
             assert by_type["endpoint"]["callerid"] == f'"{agent.name}" <{ext}>'
@@ -159,7 +162,7 @@ def test_every_file_parses_and_names_every_agent(driver: str, tmp_path: Path) ->
             (peer,) = sections(sip, ext)
             assert peer["type"] == "friend"
             assert peer["host"] == "dynamic"
-            assert peer["context"] == "agents"
+            assert peer["context"] == context[ext]
             assert peer["secret"] == agent.secret
             assert peer["mailbox"] == f"{ext}@VoiceMail"
             assert peer["allow"] == "ulaw,alaw"
@@ -183,7 +186,7 @@ def test_every_file_parses_and_names_every_agent(driver: str, tmp_path: Path) ->
             assert penalty == "0"
             membership.setdefault(ext, set()).add(queue.name)
     for ext, agent in agents.items():
-        assert membership[ext] == set(agent.queues)
+        assert membership.get(ext, set()) == set(agent.queues)
 
     boxes = dict(items(parsed["voicemail.conf"], "VoiceMail"))
     for ext, agent in agents.items():
@@ -191,11 +194,15 @@ def test_every_file_parses_and_names_every_agent(driver: str, tmp_path: Path) ->
     assert boxes["600"] == "600,Complaints"
 
     ext_conf = parsed["extensions.conf"]
-    for context in ("agents", "centralita-agent", "centralita-voicemail"):
-        defined = {v.split(",")[0] for k, v in items(ext_conf, context) if k == "exten"}
-        assert set(agents) <= defined, context
+    for name in ("centralita-agent", "centralita-voicemail"):
+        defined = {v.split(",")[0] for k, v in items(ext_conf, name) if k == "exten"}
+        assert set(agents) <= defined, name
+    # The agents' context: the agents and their supervisor, no one else.
+    queue_staff = {ext for ext, a in agents.items() if a.role in ("agent", "supervisor")}
     agent_lines = [v for k, v in items(ext_conf, "agents")]
-    for ext in agents:
+    dialled = {v.split(",")[0] for k, v in items(ext_conf, "agents") if k == "exten"}
+    assert dialled == queue_staff | {"2000"}
+    for ext in queue_staff:
         assert f"Dial({device(ext)},20,tTxX)" in " ".join(agent_lines)
     assert "2000,1,VoiceMailMain(@VoiceMail)" in agent_lines
 
@@ -439,7 +446,7 @@ def test_rendered_goto_if_time_matches_the_time_condition_model(tmp_path: Path) 
 
 def set_agent(field: str, value: str) -> Callable[[Any], None]:
     def edit(doc: Any) -> None:
-        doc["agents"][0][field] = value
+        doc["members"][0][field] = value
 
     return edit
 
@@ -451,8 +458,9 @@ def set_queue_name(value: str) -> Callable[[Any], None]:
         for lang in doc["languages"]:
             if lang["queue"] == old:
                 lang["queue"] = value
-        for agent in doc["agents"]:
-            agent["queues"] = [value if q == old else q for q in agent["queues"]]
+        for agent in doc["members"]:
+            if "queues" in agent:
+                agent["queues"] = [value if q == old else q for q in agent["queues"]]
 
     return edit
 
@@ -465,7 +473,7 @@ def test_injection_in_a_display_name_is_refused(attack: str) -> None:
     with pytest.raises(ConfigError) as info:
         load(edited(set_agent("name", attack)))
     assert info.value.file == FILE
-    assert info.value.key == "agents[0].name"
+    assert info.value.key == "members[0].name"
     assert "display name" in info.value.reason
 
 
@@ -476,7 +484,7 @@ def test_injection_in_a_display_name_is_refused(attack: str) -> None:
 def test_injection_in_a_secret_is_refused(attack: str) -> None:
     with pytest.raises(ConfigError) as info:
         load(edited(set_agent("secret", attack)))
-    assert info.value.key == "agents[0].secret"
+    assert info.value.key == "members[0].secret"
     assert "secret contains characters Asterisk config files cannot hold" in info.value.reason
 
 
@@ -492,7 +500,7 @@ def test_injection_in_a_queue_name_is_refused(attack: str) -> None:
 def test_injection_in_an_extension_is_refused(attack: str) -> None:
     with pytest.raises(ConfigError) as info:
         load(edited(set_agent("extension", attack)))
-    assert info.value.key == "agents[0].extension"
+    assert info.value.key == "members[0].extension"
     assert "digits only" in info.value.reason
 
 
@@ -505,15 +513,15 @@ def render_error(edit: Callable[[Any], None]) -> ConfigError:
 
 def test_render_refuses_a_language_that_would_break_a_line() -> None:
     # The model refuses it first (only the [[languages]] codes are accepted)...
-    with pytest.raises(ConfigError, match=r"agents\[0\]\.language: no language"):
+    with pytest.raises(ConfigError, match=r"members\[0\]\.language: no language"):
         load(edited(set_agent("language", "en\n[evil]")))
     # ...and the renderer still does, for settings built without the model.
     settings = load(edited(lambda doc: None))
     agent = dataclasses.replace(settings.site.agents[0], language="en\n[evil]")
-    site = dataclasses.replace(settings.site, agents=(agent, *settings.site.agents[1:]))
+    site = dataclasses.replace(settings.site, members=(agent, *settings.site.members[1:]))
     with pytest.raises(ConfigError) as info:
         render_files(dataclasses.replace(settings, site=site))
-    assert (info.value.file, info.value.key) == (FILE, "agents[0].language")
+    assert (info.value.file, info.value.key) == (FILE, "members[0].language")
     assert "not a language code" in info.value.reason
 
 
@@ -634,16 +642,16 @@ def test_arabic_and_french_display_names_render_in_utf8(tmp_path: Path) -> None:
 )
 def test_any_accepted_display_name_renders_valid_lines(name: str) -> None:
     try:
-        check_display_name(name, FILE, "agents[0].name")
+        check_display_name(name, FILE, "members[0].name")
     except ConfigError:
         return  # refused by the model: nothing reaches a file
-    settings = load(edited(set_agent("name", name)))
     expected = ["PJSIP/1001", "0", name, "PJSIP/1001"]
     try:
-        files = render_files(settings)
+        # The loader checks names as render does (one validator): either may refuse.
+        files = render_files(load(edited(set_agent("name", name))))
     except ConfigError as exc:
         # Refused only when app_queue would really misread the member line.
-        assert exc.key == "agents[0].name"
+        assert exc.key == "members[0].name"
         assert separate_args(f"PJSIP/1001,0,{name},PJSIP/1001") != expected
         return
     for file_name, text in files.items():
@@ -662,7 +670,7 @@ def test_an_open_parenthesis_in_a_name_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
         load(edited(set_agent("name", "Eve (night")))
     err = info.value
-    assert err.key == "agents[0].name"
+    assert err.key == "members[0].name"
     assert "unbalanced parentheses" in err.reason
     assert separate_args("PJSIP/1,0,Eve (night,PJSIP/1") == ["PJSIP/1", "0", "Eve (night,PJSIP/1"]
 

@@ -43,7 +43,7 @@ def test_render_refuses_the_demo_sip_passwords(
     out = tmp_path / "asterisk"
     assert render(config, out) == 2
     err = capsys.readouterr().err
-    assert "refusing to render: agents[0].secret (1001), agents[2].secret (1003)" in err
+    assert "refusing to render: members[0].secret (1001), members[2].secret (1003)" in err
     assert "would listen on 0.0.0.0:5060 (asterisk.sip_bind)" in err
     assert not out.exists()
     # The built-in demo too (no --config, no ./centralita.toml).
@@ -118,7 +118,7 @@ def test_an_invalid_config_writes_nothing(
     config.write_text(text.replace('name = "John Smith"', 'name = "John\\n[evil]"'), "utf-8")
     assert render(config, out) == 2
     err = capsys.readouterr().err
-    assert f"{config}: agents[1].name: display name contains a control character" in err
+    assert f"{config}: members[1].name: display name contains a control character" in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
     # A value only the renderer refuses: still nothing written, and a fresh folder stays empty.

@@ -48,8 +48,8 @@ def test_the_demo_is_valid_and_complete(tmp_path: Path) -> None:
         ("agi_port = 4573", 'agi_port = "4573"', "server.agi_port", "must be an integer"),
         ("[server]", "[server]\nagi_prot = 1", "server.agi_prot", "unknown key"),
         ('sip_driver = "pjsip"', 'sip_driver = "iax"', "asterisk.sip_driver", "must be one of"),
-        ('extension = "1002"', 'extension = "10x2"', "agents[1].extension", "digits only"),
-        ('extension = "1002"', 'extension = "1001"', "agents[1].extension", "defined twice"),
+        ('extension = "1002"', 'extension = "10x2"', "members[1].extension", "digits only"),
+        ('extension = "1002"', 'extension = "1001"', "members[1].extension", "defined twice"),
         ('queue = "support-fr"', 'queue = "support-xx"', "languages[2].queue", "not defined"),
         (
             'fallback = "queue:support-en" #',
@@ -224,7 +224,7 @@ def test_serve_refuses_the_demo_secrets_off_loopback(
     assert main(["serve", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"refusing to serve on server.web_host = {host!r}" in err
-    assert "agents[0].secret (1001), agents[1].secret (1002)" in err
+    assert "members[0].secret (1001), members[1].secret (1002)" in err
     assert "asterisk.ami_secret" in err
     assert "`centralita init DIR` writes a config with random ones" in err
 

@@ -262,7 +262,7 @@ async def test_only_supervisors_see_every_call_the_callbacks_and_complaints(
     tmp_path: Path,
 ) -> None:
     async with console_env(tmp_path) as env:
-        assert env.settings.site.supervisors == ("1001",)
+        assert env.settings.site.console_permission("1001") == "supervisor"  # its role
         for number, agent in (
             ("600000001", "SIP/1001-00000001"),
             ("600000002", "SIP/1002-00000002"),

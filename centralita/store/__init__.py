@@ -15,6 +15,10 @@ The package, one module per concern:
 * `records`: the record types, the checks on text values and the row mappings; `cdr`: call
   records as the store keeps them (the `CallRecord` type itself is `ami.cdr`'s, shared
   with the AMI listener) and Master.csv rows read as records.
+* `callbacks`, `calls`, `contacts`, `agents`, `outbox`, `audit`: the tables' methods, one
+  mixin each.
+* `records`: the record types and the checks on text values; `cdr`: the call record type,
+  its identity and its parsing from Master.csv and `Cdr` events.
 * `schema`: the file's location, permissions and migrations; `passwords`: scrypt hashes.
 * `errors`: `StoreError`, and `StoreInputError` (a `ValueError`) for a value it refuses.
 * `fastpath`: the read-only connection used in the event loop's thread (the lookups a
@@ -25,6 +29,7 @@ Everything the rest of Centralita uses is imported from `centralita.store` itsel
 """
 
 from ami.cdr import CallRecord
+from centralita.store.audit import AuditEntry
 from centralita.store.cdr import (
     CDR_COLUMNS,
     CallRow,
@@ -63,6 +68,7 @@ __all__ = [
     "SCRYPT_N",
     "SCRYPT_P",
     "SCRYPT_R",
+    "AuditEntry",
     "CallRecord",
     "CallRow",
     "CallbackRequest",

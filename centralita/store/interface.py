@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from ami.cdr import CallRecord
+from centralita.store.audit import AuditEntry
 from centralita.store.cdr import CallRow, ImportResult
 from centralita.store.records import CallbackRequest, Contact, OutboxEvent, Outcome, Rating
 
@@ -149,3 +150,9 @@ class StoreBackend(Protocol):
     async def mark_sent(self, event_id: int) -> bool: ...
     async def mark_failed(self, event_id: int, next_attempt_at: datetime, error: str) -> bool: ...
     async def outbox_backlog(self) -> int: ...
+
+    # the audit log of /admin
+    async def add_audit(
+        self, *, actor: str, action: str, subject: str, changes: str
+    ) -> AuditEntry: ...
+    async def list_audit(self, *, limit: int = 100, offset: int = 0) -> list[AuditEntry]: ...

@@ -12,7 +12,7 @@ import aiosqlite
 from centralita.store.errors import StoreSchemaError
 
 DB_FILENAME = "centralita.sqlite3"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def protect(path: Path) -> None:
@@ -171,6 +171,17 @@ _MIGRATIONS: tuple[str, ...] = (
     # versions stored their `dst` (`s`, a queue or a voicemail box) as the agent.
     """
     UPDATE cdr SET agent = '' WHERE dstchannel = '' OR instr(dstchannel, '/') = 0;
+    """,
+    # version 4: the audit log of /admin (centralita.store.audit).
+    """
+    CREATE TABLE IF NOT EXISTS audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        changes TEXT NOT NULL
+    );
     """,
 )
 

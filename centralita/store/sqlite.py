@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 import aiosqlite
 
 from centralita.store.agents import AgentsMixin
+from centralita.store.audit import AuditMixin
 from centralita.store.callbacks import CallbacksMixin
 from centralita.store.calls import CallRecordsMixin
 from centralita.store.contacts import ContactsMixin
@@ -62,7 +63,7 @@ class StoreOpening:
             await self._store.close()
 
 
-class Store(CallbacksMixin, CallRecordsMixin, ContactsMixin, AgentsMixin, OutboxMixin):
+class Store(CallbacksMixin, CallRecordsMixin, ContactsMixin, AgentsMixin, OutboxMixin, AuditMixin):
     """SQLite store. Open with `await Store.open(path)` or `async with Store.open(path)`."""
 
     @staticmethod

@@ -20,6 +20,7 @@ from centralita.keys import AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES, WEBHO
 from centralita.pop import PopBridge, PopHub
 from centralita.times import shown
 from centralita.web import auth, console
+from centralita.web.admin import setup_admin
 from centralita.web.prometheus import metrics_handler
 from centralita.web.proxy import setup_proxy
 from centralita.webhooks import WebhookSender
@@ -151,5 +152,6 @@ def setup_web(app: web.Application) -> None:
     r.add_post("/api/dial", console.api_dial)
     r.add_post("/api/pops/dismiss", console.api_dismiss)
     r.add_post("/api/events/callmyway", console.api_callmyway)
+    setup_admin(app)
     r.add_get("/metrics", metrics_handler)
     r.add_static("/static", console.STATIC_DIR, append_version=True)

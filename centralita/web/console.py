@@ -59,6 +59,7 @@ def _render(request: web.Request, name: str, session: Session, **values: Any) ->
             agent_name=agent.name if agent else session.extension,
             csrf=request.app[AUTH].csrf_token(session),
             supervisor=is_supervisor(request, session),
+            permission=settings.site.console_permission(session.extension),
             **values,
         )
     )
@@ -325,13 +326,24 @@ async def api_dial(request: web.Request) -> web.Response:
 
 
 def is_supervisor(request: web.Request, session: Session) -> bool:
-    """Supervisors (`[console] supervisors`) see every call; other agents their own."""
-    return session.extension in request.app[SETTINGS].site.supervisors
+    """Members whose role's console is `supervisor` or `admin` (and those listed in the
+    deprecated `[console] supervisors`) see every call; other members their own."""
+    permission = request.app[SETTINGS].site.console_permission(session.extension)
+    return permission in ("supervisor", "admin")
 
 
 def require_supervisor(request: web.Request, session: Session) -> None:
     if not is_supervisor(request, session):
-        raise web.HTTPForbidden(text="this page is for supervisors ([console] supervisors)")
+        raise web.HTTPForbidden(
+            text="this page is for supervisors (a role whose console is supervisor or admin)"
+        )
+
+
+def require_complaints(request: web.Request, session: Session) -> None:
+    """Quality staff see the complaints too."""
+    permission = request.app[SETTINGS].site.console_permission(session.extension)
+    if permission not in ("quality", "supervisor", "admin"):
+        raise web.HTTPForbidden(text="this page is for quality staff and supervisors")
 
 
 def _filters(request: web.Request, session: Session) -> dict[str, Any]:
@@ -465,9 +477,9 @@ async def callbacks_page(request: web.Request) -> web.Response:
 
 
 async def complaints_page(request: web.Request) -> web.Response:
-    """`GET /complaints`: ratings below the survey threshold (supervisors)."""
+    """`GET /complaints`: ratings below the survey threshold (quality staff, supervisors)."""
     session = await require_page(request)
-    require_supervisor(request, session)
+    require_complaints(request, session)
     threshold = request.app[SETTINGS].site.survey.threshold
     ratings = await request.app[STORE].list_ratings(below=threshold)
     return _render(request, "complaints.html", session, ratings=ratings, threshold=threshold)

@@ -7,9 +7,12 @@ the `#include` lines, a manager user for the tests, cdr_manager, and the test-on
 that play callers and customers (`callers.conf`).
 
 Who is who:
-- agents 1001, 1002, 1003 have phones (sipp, registered with their rendered secrets);
+- agents 1001 (a supervisor), 1002, 1003 have phones (sipp, registered with their rendered
+  secrets);
 - agent 1004 has none, and is the only member of `support-fr`, so a French caller waits
   unanswered and reaches the callback flow;
+- the CEO 1100, the manager 1101 (the admin of /admin) and the quality member 1200 have no
+  phones: the call matrix is tested on their roles' contexts (test_roles.py);
 - customers are Local channels in `centralita-test-customer` (the outbound trunk), callers
   are Local channels originated into `incoming`; both press the keys the test sets.
 """
@@ -51,6 +54,7 @@ AMI_TEST_SECRET = "test-secret-for-the-suite"
 CONSOLE_PASSWORD = "console-pass-1"
 PHONE_AGENTS = ("1001", "1002", "1003")
 NO_PHONE_AGENT = "1004"
+ADMIN = "1101"  # the demo's manager: console permission admin
 TIMEZONE = "Europe/Madrid"
 
 # Customer IDs the test CRM knows (POST idContact=..., centralita/crm.py).
@@ -258,7 +262,8 @@ class Site:
         ivr["retries"] = 1
         for queue in doc["queues"]:  # type: ignore[union-attr]
             queue["timeout_s"] = 6 if queue["name"] == "support-fr" else 30
-        agents: Any = doc["agents"]
+        ast["conf_dir"] = str(self.rendered)  # where /admin renders after a save
+        agents: Any = doc["members"]
         agents[0]["queues"] = ["support-ar", "support-en"]
         agents[2]["queues"] = ["support-en"]
         extra = tomlkit.table()
@@ -266,6 +271,7 @@ class Site:
             {
                 "extension": NO_PHONE_AGENT,
                 "name": "Noor Phoneless",
+                "role": "agent",
                 "queues": ["support-fr"],
                 "secret": "demo-secret-1004",
                 "language": "fr",
@@ -377,7 +383,7 @@ class Site:
         self.render()
         # One `agent passwd` as the admin types it; the others straight into the store.
         self.cli("agent", "passwd", PHONE_AGENTS[0], "--password", CONSOLE_PASSWORD)
-        asyncio.run(self._set_passwords((*PHONE_AGENTS[1:], NO_PHONE_AGENT)))
+        asyncio.run(self._set_passwords((*PHONE_AGENTS[1:], NO_PHONE_AGENT, ADMIN)))
         self.asterisk.prepare()
         self.write_asterisk_files()
         self.asterisk.link_sounds(REPO / "sounds")
@@ -470,4 +476,5 @@ class Site:
 
 def _secrets(config: Path) -> dict[str, str]:
     doc = tomlkit.parse(config.read_text(encoding="utf-8"))
-    return {str(a["extension"]): str(a["secret"]) for a in doc["agents"]}  # type: ignore[union-attr]
+    members: Any = doc["members"]
+    return {str(a["extension"]): str(a["secret"]) for a in members}

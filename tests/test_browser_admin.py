@@ -1,0 +1,139 @@
+"""/admin in headless Chromium: add a manager, edit an agent's queues, remove a member, a
+validation error shown on its field, and a conflict between two browsers. Screenshots go to
+`artifacts/admin-*.png`. Without /usr/bin/chromium these tests skip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from admin_support import ADMIN, admin_env
+from conftest import CHROMIUM
+from test_web_support import PASSWORD, WebEnv
+
+from centralita.settings import load_settings
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(
+        "chromium is not installed: run `apt-get install -y chromium` (Debian) to run the "
+        "browser tests",
+        allow_module_level=True,
+    )
+
+from playwright.async_api import Browser, Page, expect  # noqa: E402
+
+
+async def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"admin-{name}.png"), full_page=True)
+
+
+async def admin_page(browser: Browser, env: WebEnv, *, again: bool = False) -> Page:
+    """A page where the admin logged in through the form and opened /admin (`again`: a
+    second browser, with the password already set: setting it anew ends other sessions)."""
+    extension = ADMIN
+    if not again:
+        await env.store.set_agent_password(extension, PASSWORD)
+    page = await browser.new_page()
+    page.set_default_timeout(10_000)
+    await page.goto(env.url + "login")
+    await page.fill("#extension", extension)
+    await page.fill("#password", PASSWORD)
+    await page.click("#login-button")
+    await page.click("a[href='/admin']")
+    await expect(page.locator("h1")).to_have_text("Administration")
+    return page
+
+
+async def test_add_a_manager(tmp_path: Path, browser: Browser) -> None:
+    async with admin_env(tmp_path) as env:
+        page = await admin_page(browser, env)
+        await shot(page, "members")
+        await page.click("#add-member")
+        await page.fill("input[name=extension]", "1102")
+        await page.fill("input[name=name]", "Ana Gil")
+        await page.select_option("select[name=role]", "manager")
+        await page.fill("input[name=password]", "ana-console-pw")
+        await shot(page, "add-manager-form")
+        await page.click("#save")
+        await expect(page.locator("h1")).to_have_text("Saved: add member 1102")
+        await expect(page.locator("#sip-secret")).to_contain_text("SIP secret for 1102")
+        await expect(page.locator('pre[data-file="extensions.conf"]')).to_contain_text(
+            "+exten => 1102,1,Dial(PJSIP/1102,20,tTxX)"
+        )
+        await shot(page, "add-manager-saved")
+        member = load_settings(env.settings.file).site.member("1102")
+        assert member is not None and member.role == "manager"
+        await page.click("#back")
+        await expect(page.locator("#member-1102")).to_contain_text("manager")
+
+
+async def test_edit_an_agents_queues(tmp_path: Path, browser: Browser) -> None:
+    async with admin_env(tmp_path) as env:
+        page = await admin_page(browser, env)
+        await page.click("#member-1002 a.edit")
+        await page.check("input[name=queues][value=support-fr]")
+        await page.uncheck("input[name=queues][value=support-en]")
+        await page.click("#save")
+        await expect(page.locator('pre[data-file="queues.conf"]')).to_contain_text(
+            "+member => PJSIP/1002,0,John Smith,PJSIP/1002"
+        )
+        await shot(page, "edit-queues-saved")
+        await page.click("#back")
+        await expect(page.locator("#member-1002")).to_contain_text("support-fr")
+        member = load_settings(env.settings.file).site.member("1002")
+        assert member is not None and member.queues == ("support-fr",)
+
+
+async def test_remove_a_member(tmp_path: Path, browser: Browser) -> None:
+    async with admin_env(tmp_path) as env:
+        page = await admin_page(browser, env)
+        await page.click("#member-1200 form.remove button")
+        await expect(page.locator("h1")).to_have_text("Saved: remove member 1200")
+        await expect(page.locator('pre[data-file="voicemail.conf"]')).to_contain_text(
+            "-1200 => 1200,Layla Nasser"
+        )
+        await shot(page, "remove-saved")
+        await page.click("#back")
+        await expect(page.locator("#member-1200")).to_have_count(0)
+
+
+async def test_a_validation_error_is_shown_on_its_field(tmp_path: Path, browser: Browser) -> None:
+    async with admin_env(tmp_path) as env:
+        config = env.settings.file
+        assert config is not None
+        original = config.read_bytes()
+        page = await admin_page(browser, env)
+        await page.click("#member-1100 a.edit")  # the CEO: a role without queue calls
+        await page.check("input[name=queues][value=support-en]")
+        await page.click("#save")
+        error = page.locator("#error-queues")
+        await expect(error).to_contain_text("members[3].queues: role 'ceo' takes no queue calls")
+        await expect(page.locator("fieldset[aria-invalid=true]")).to_have_count(1)
+        await shot(page, "validation-error")
+        assert config.read_bytes() == original
+
+
+async def test_a_concurrent_edit_is_refused_not_lost(tmp_path: Path, browser: Browser) -> None:
+    async with admin_env(tmp_path) as env:
+        config = env.settings.file
+        assert config is not None
+        first = await admin_page(browser, env)
+        second = await admin_page(browser, env, again=True)
+        await first.click("#member-1003 a.edit")
+        await second.click("#member-1003 a.edit")
+        await first.fill("input[name=name]", "Élodie Martin-Roy")
+        await first.click("#save")
+        await expect(first.locator("h1")).to_have_text("Saved: edit member 1003")
+        saved = config.read_bytes()
+        await second.fill("input[name=name]", "Elodie M.")
+        await second.click("#save")
+        await expect(second.locator("#conflict")).to_contain_text("Nothing was written")
+        await shot(second, "conflict")
+        assert config.read_bytes() == saved
+        member = load_settings(config).site.member("1003")
+        assert member is not None and member.name == "Élodie Martin-Roy"

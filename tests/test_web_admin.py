@@ -1,0 +1,215 @@
+"""/admin over HTTP on the real app: admins only (checked on the server), every save through
+the same validation as the CLI, nothing written on an error, conflicts detected by the
+file's hash, and adding then removing a member gives the TOML file back byte for byte."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from admin_support import ADMIN, admin_env, form_version, post_form, second_login
+
+from centralita.settings import load_settings
+
+
+async def test_only_admins_reach_admin_pages_and_posts(tmp_path: Path) -> None:
+    async with admin_env(tmp_path) as env:
+        original = env.settings.file.read_bytes()  # type: ignore[union-attr]
+        for extension in ("1001", "1002", "1100", "1200"):  # supervisor, agent, ceo, quality
+            async with env.session() as client:
+                csrf = await env.login(client, extension)
+                for path in (
+                    "/admin",
+                    "/admin/members/new",
+                    "/admin/members/1002",
+                    "/admin/audit",
+                ):
+                    async with client.get(path, allow_redirects=False) as resp:
+                        assert resp.status == 403, (extension, path)
+                for path, data in (
+                    ("/admin/members", {"extension": "1300", "name": "X", "role": "agent"}),
+                    ("/admin/members/1002", {"name": "X"}),
+                    ("/admin/members/1002/remove", {}),
+                    ("/admin/queues/support-en", {"strategy": "ringall", "timeout_s": "5"}),
+                ):
+                    async with client.post(path, data={**data, "csrf": csrf}) as resp:
+                        assert resp.status == 403, (extension, path)
+        async with env.session() as client:  # nobody logged in
+            async with client.get("/admin", allow_redirects=False) as resp:
+                assert resp.status == 303 and resp.headers["Location"] == "/login"
+            async with client.post("/admin/members/1002/remove", data={}) as resp:
+                assert resp.status == 401
+        async with env.session() as client:
+            await env.login(client, ADMIN)
+            async with client.get("/admin") as resp:
+                assert resp.status == 200
+                assert 'id="member-1200"' in await resp.text()
+        assert env.settings.file.read_bytes() == original  # type: ignore[union-attr]
+
+
+async def test_adding_then_removing_a_member_gives_the_file_back_byte_for_byte(
+    tmp_path: Path,
+) -> None:
+    async with admin_env(tmp_path) as env:
+        config = env.settings.file
+        assert config is not None
+        original = config.read_bytes()
+        async with env.session() as client:
+            csrf = await env.login(client, ADMIN)
+            version = await form_version(client, "/admin/members/new")
+            status, html = await post_form(
+                client,
+                "/admin/members",
+                csrf,
+                version,
+                extension="1102",
+                name="Ana Gil",
+                role="manager",
+                language="en",
+                voicemail="on",
+                password="ana-console-pw",
+            )
+            assert status == 200, html
+            secret = re.search(r"SIP secret for 1102: <code>([^<]+)</code>", html)
+            assert secret is not None
+            added = load_settings(config).site.member("1102")
+            assert added is not None and added.secret == secret.group(1)
+            assert added.role == "manager"
+            # The diff of each changed Asterisk file, the new secret masked there.
+            assert 'data-file="pjsip.conf"' in html and 'data-file="extensions.conf"' in html
+            assert "+exten =&gt; 1102,1,Dial(PJSIP/1102,20,tTxX)" in html
+            assert secret.group(1) not in html.split('id="sip-secret"')[1].split("</p>", 1)[1]
+            assert await env.store.verify_agent_password("1102", "ana-console-pw")
+
+            version = await form_version(client, "/admin")
+            status, html = await post_form(client, "/admin/members/1102/remove", csrf, version)
+            assert status == 200, html
+        assert config.read_bytes() == original
+        assert not await env.store.verify_agent_password("1102", "ana-console-pw")
+        # Both actions are in the audit log: who, when, what changed in the config.
+        removed, added = await env.store.list_audit()
+        assert (added.actor, added.action, added.subject) == (ADMIN, "add member", "1102")
+        assert (removed.actor, removed.action, removed.subject) == (ADMIN, "remove member", "1102")
+        assert '+extension = "1102"' in added.changes and '+role = "manager"' in added.changes
+        assert "+secret = ********" in added.changes  # the secret itself is not kept
+        assert secret.group(1) not in added.changes
+        assert '-extension = "1102"' in removed.changes
+        async with env.session() as client:
+            await env.login(client, ADMIN)
+            async with client.get("/admin/audit") as resp:
+                page = await resp.text()
+        assert page.index(f'id="audit-{removed.id}"') < page.index(f'id="audit-{added.id}"')
+        assert "remove member" in page and "+role = &#34;manager&#34;" in page
+
+
+async def test_a_refused_save_names_the_field_and_writes_nothing(tmp_path: Path) -> None:
+    async with admin_env(tmp_path) as env:
+        config = env.settings.file
+        assert config is not None
+        original = config.read_bytes()
+        async with env.session() as client:
+            csrf = await env.login(client, ADMIN)
+            version = await form_version(client, "/admin/members/1100")
+            # The CEO's role takes no queue calls: the model refuses, naming members[3].queues.
+            status, html = await post_form(
+                client,
+                "/admin/members/1100",
+                csrf,
+                version,
+                name="Carmen Ruiz",
+                role="ceo",
+                queues=["support-en"],
+                language="en",
+                voicemail="on",
+            )
+            assert status == 422
+            assert re.search(r'id="error-queues"[^>]*>[^<]*members\[3\]\.queues: role', html)
+            status, html = await post_form(
+                client, "/admin/members", csrf, version, extension="2000", name="X", role="agent"
+            )
+            assert status == 422
+            assert 'id="error-extension"' in html and "voicemail menu number" in html
+            assert 'value="X"' in html  # what the admin typed is kept
+            status, html = await post_form(
+                client, "/admin/members/1002", csrf, version, name="J", role="agent", password="x"
+            )
+            assert status == 422 and 'id="error-password"' in html
+            status, html = await post_form(
+                client, "/admin/queues/support-en", csrf, version, strategy="loudest", timeout_s="5"
+            )
+            assert status == 422 and 'id="error-strategy"' in html
+        assert config.read_bytes() == original
+
+
+async def test_two_admins_editing_at_once_the_second_save_is_refused(tmp_path: Path) -> None:
+    async with admin_env(tmp_path) as env:
+        config = env.settings.file
+        assert config is not None
+        async with env.session() as first, env.session() as second:
+            csrf1 = await env.login(first, ADMIN)
+            csrf2 = await second_login(env, second, ADMIN)
+            v1 = await form_version(first, "/admin/members/1002")
+            v2 = await form_version(second, "/admin/members/1002")
+            assert v1 == v2
+            status, _ = await post_form(
+                first,
+                "/admin/members/1002",
+                csrf1,
+                v1,
+                name="John Smith",
+                role="agent",
+                queues=["support-en", "support-fr"],
+                language="en",
+                voicemail="on",
+            )
+            assert status == 200
+            after_first = config.read_bytes()
+            status, html = await post_form(
+                second,
+                "/admin/members/1002",
+                csrf2,
+                v2,
+                name="Johnny",
+                role="agent",
+                queues=["support-en"],
+                language="en",
+                voicemail="on",
+            )
+            assert status == 409 and 'id="conflict"' in html
+            assert config.read_bytes() == after_first
+            member = load_settings(config).site.member("1002")
+            assert member is not None and member.queues == ("support-en", "support-fr")
+
+
+async def test_saves_render_into_conf_dir_and_reload_through_ami(tmp_path: Path) -> None:
+    conf_dir = tmp_path / "asterisk"
+    async with admin_env(tmp_path, conf_dir=conf_dir) as env:
+        async with env.session() as client:
+            csrf = await env.login(client, ADMIN)
+            version = await form_version(client, "/admin")
+            status, html = await post_form(
+                client,
+                "/admin/queues/support-fr",
+                csrf,
+                version,
+                strategy="ringall",
+                timeout_s="25",
+                reload="on",
+            )
+            assert status == 200, html
+        queues = (conf_dir / "queues.conf").read_text(encoding="utf-8")
+        assert "[support-fr]\nstrategy = ringall" in queues
+        extensions = (conf_dir / "extensions.conf").read_text(encoding="utf-8")
+        assert "Queue(support-fr,tx,,,25)" in extensions
+        assert "Set(CENTRALITA_SURVEY=0)" in extensions  # survey unticked
+        # The reload went to AMI as the reload user (the fake AMI knows only `centralita`).
+        assert re.search(r'id="reload" data-ok="false">[^<]*centralita-reload', html)
+        assert 'data-file="queues.conf"' in html
+
+
+async def test_the_page_of_a_removed_member_is_not_found(tmp_path: Path) -> None:
+    async with admin_env(tmp_path) as env:
+        async with env.session() as client:
+            await env.login(client, ADMIN)
+            async with client.get("/admin/members/1999") as resp:
+                assert resp.status == 404
