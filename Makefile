@@ -29,7 +29,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check agi ami dialplan centralita
+	$(BIN)/ruff format --check agi ami dialplan centralita tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

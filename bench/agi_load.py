@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import io
 import os
@@ -248,7 +249,7 @@ async def drive(port: int, calls: int, concurrency: int) -> tuple[float, list[fl
             done: asyncio.Future[None] = loop.create_future()
             try:
                 _transport, proto = await loop.create_connection(
-                    lambda n=n, done=done: Caller(n, done, samples), "127.0.0.1", port
+                    functools.partial(Caller, n, done, samples), "127.0.0.1", port
                 )
             except OSError:
                 failures += 1
@@ -296,7 +297,8 @@ def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-    return psutil.Process(pid).memory_info().rss / 1024 / 1024
+    rss: int = psutil.Process(pid).memory_info().rss
+    return rss / 1024 / 1024
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -310,7 +312,7 @@ def measure_level(
 ) -> list[Row]:
     """Every server at one concurrency, in interleaved rounds (so a burst of load on the
     machine hits every server alike); CPU/call is the median over the rounds."""
-    kinds = ("centralita", "panoramisk", "floor")
+    kinds: tuple[str, ...] = ("centralita", "panoramisk", "floor")
     if baseline is not None:
         kinds = ("centralita", "baseline", "panoramisk", "floor")
     servers = {kind: start_server(kind, baseline if kind == "baseline" else None) for kind in kinds}
@@ -385,7 +387,7 @@ async def hold_idle(port: int, sessions: int) -> list[asyncio.Transport]:
     for start in range(0, sessions, 500):
         batch = await asyncio.gather(
             *(
-                loop.create_connection(lambda n=n: Idle(n), "127.0.0.1", port)
+                loop.create_connection(functools.partial(Idle, n), "127.0.0.1", port)
                 for n in range(start, min(sessions, start + 500))
             )
         )
@@ -405,7 +407,7 @@ def measure_idle(sessions: int) -> tuple[float, float]:
         async def hold() -> int:
             transports = await hold_idle(port, sessions)
             await asyncio.sleep(0.5)
-            rss = psutil.Process(proc.pid).memory_info().rss
+            rss: int = psutil.Process(proc.pid).memory_info().rss
             for t in transports:
                 t.abort()
             return rss

@@ -42,8 +42,8 @@ def spellings(national: str) -> list[str]:
 
 def fill(path: Path, rows: int, callers: int, rng: random.Random) -> list[tuple[str, str]]:
     """Insert `rows` call records for `callers` callers; returns (spelling, key) per caller."""
-    people = []
-    seen = set()
+    people: list[tuple[str, str]] = []
+    seen: set[str] = set()
     while len(people) < callers:
         national = str(rng.choice((6, 7, 8, 9))) + f"{rng.randrange(10**8):08d}"
         if national in seen:

@@ -58,9 +58,9 @@ if (ROOT / "centralita" / "keys.py").exists():
     from centralita.feed import TimedTracker
     from centralita.keys import AMI, AUTH, BRIDGE, HUB, STORE
 else:
-    from centralita.web.state import AMI, AUTH, BRIDGE, HUB  # type: ignore[import-not-found,no-redef]
+    from centralita.web.state import AMI, AUTH, BRIDGE, HUB  # type: ignore[no-redef]
 
-    from centralita.app import STORE  # type: ignore[attr-defined,no-redef]
+    from centralita.app import STORE  # type: ignore[attr-defined]
     from centralita.web import TimedTracker  # type: ignore[attr-defined,no-redef]
 
 TRACE = ROOT / "tests" / "fixtures" / "asterisk-traces" / "ami-queue-sip-call.txt"
@@ -222,7 +222,7 @@ def panoramisk_parse(data: list[bytes]) -> tuple[int, float]:
             pass
 
     protocol = AMIProtocol()
-    protocol.connection_made(Transport())  # type: ignore[arg-type]
+    protocol.connection_made(Transport())
     factory = Factory()
     protocol.factory = factory
     started = time.perf_counter()
@@ -276,8 +276,8 @@ async def live(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     config.write_text(text, encoding="utf-8")
     settings = parse_settings(text, str(config), tmp, config)
 
-    ami.client.AmiParser = StampingParser  # type: ignore[misc]
-    TimedTracker.clock = staticmethod(lambda: StampingParser.read_at)  # type: ignore[method-assign]
+    ami.client.AmiParser = StampingParser  # type: ignore[attr-defined]
+    TimedTracker.clock = staticmethod(lambda: StampingParser.read_at)
 
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)

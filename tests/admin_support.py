@@ -22,9 +22,7 @@ async def admin_env(tmp_path: Path, conf_dir: Path | None = None) -> AsyncIterat
     def edit(text: str) -> str:
         if conf_dir is None:
             return text
-        return text.replace(
-            '# conf_dir = "/etc/asterisk/centralita"', f'conf_dir = "{conf_dir}"'
-        )
+        return text.replace('# conf_dir = "/etc/asterisk/centralita"', f'conf_dir = "{conf_dir}"')
 
     async with console_env(tmp_path, edit=edit) as env:
         yield env

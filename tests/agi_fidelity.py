@@ -16,6 +16,7 @@ exactly these; everything else must match byte for byte.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,7 +226,7 @@ def format_recording(
 
 # -- what may differ between two recordings -----------------------------------------------------
 
-_HEADER_MASKS = {
+_HEADER_MASKS: dict[str, Callable[[str], str]] = {
     "agi_channel": lambda v: re.sub(r"-[0-9a-f]{8};", "-<n>;", v),
     "agi_uniqueid": lambda v: "<uniqueid>",
     "agi_threadid": lambda v: "<threadid>",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import shutil
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +20,14 @@ from centralita.settings import Settings, demo_text, parse_settings
 from centralita.store import Store, default_path
 
 load_flows()
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommands of an argparse parser, by name (argparse keeps them in a private action)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("the parser has no subcommands")
 
 
 def make_settings(tmp_path: Path, edit: Callable[[str], str] | None = None) -> Settings:
@@ -164,7 +173,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # `make test` runs the integration suite on its own; with no Asterisk configured every
     # test is deselected, which pytest reports as "no tests ran" (5). That is not a failure.
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and getattr(
-        session.config, "integration_skipped", 0
+        session.config, "integration_skipped", False
     ):
         session.exitstatus = pytest.ExitCode.OK
 

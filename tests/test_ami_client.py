@@ -303,7 +303,7 @@ async def test_action_matches_by_action_id_and_is_bounded(
     assert replies[0].is_success
     assert replies[0].get_all("Output") == ["Asterisk 20.20.1 built by lab"]
     assert not replies[1].is_success
-    assert replies[1].get("Output", "").startswith("No such command 'no such thing'")
+    assert replies[1].value("Output").startswith("No such command 'no such thing'")
     assert replies[2].get("Ping") == "Pong"
     fake.answer_ping = False
     with pytest.raises(AmiTimeout, match="Ping"):

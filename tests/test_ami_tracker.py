@@ -195,7 +195,7 @@ def test_duplicate_cdr_is_the_same_record_and_changes_nothing() -> None:
     records = [parse_cdr(m) for m in with_dup if m.name == "Cdr"]
     assert len(records) == 3
     assert records[0] == records[1]
-    assert records[0] is not None and records[2] is not None
+    assert records[0] is not None and records[1] is not None and records[2] is not None
     assert records[0].key == records[1].key != records[2].key
 
 

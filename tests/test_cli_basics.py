@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import subcommands
 
 from centralita.cli import build_parser, main, version
 
@@ -33,7 +34,7 @@ def test_a_command_without_its_action_prints_help(args: tuple[str, ...]) -> None
 
 def test_every_command_has_a_description(capsys: pytest.CaptureFixture[str]) -> None:
     parser = build_parser()
-    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    commands = subcommands(parser)
     assert {"serve", "init", "render", "agent", "cdr", "demo", "backup"} <= set(commands)
     for name, sub in commands.items():
         assert sub.description, f"`centralita {name} --help` has no description"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from conftest import FlowEnv
 
@@ -15,7 +17,7 @@ CONFIRM = "centralita/confirm-reenter"
 INVALID = "centralita/invalid-option"
 
 
-def callback_caller(keys: list[str | None], **kwargs: object) -> Caller:
+def callback_caller(keys: Sequence[str | None], **kwargs: object) -> Caller:
     return Caller(script="callback", args=["support-en"], keys=keys, **kwargs)  # type: ignore[arg-type]
 
 

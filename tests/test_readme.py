@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FlowEnv
+from conftest import FlowEnv, subcommands
 
 from centralita.cli import build_parser
 
@@ -58,7 +58,7 @@ async def test_a_python_example_runs_as_written(
 
 
 def test_every_command_in_the_readme_exists() -> None:
-    commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    commands = set(subcommands(build_parser()))
     mentioned = set()
     for lang, code in BLOCK.findall(README):
         if lang in ("sh", ""):

@@ -260,12 +260,12 @@ def test_sip_bind_is_rendered_for_both_drivers(tmp_path: Path, value: str) -> No
     from centralita.cmd_render import render_files
 
     for driver, name, key in (("pjsip", "pjsip.conf", "bind"), ("sip", "sip.conf", "udpbindaddr")):
-        settings = make_settings(
-            tmp_path,
-            lambda t, d=driver: t.replace(
-                'sip_bind = "0.0.0.0:5060"', f'sip_bind = "{value}"'
-            ).replace('sip_driver = "pjsip"', f'sip_driver = "{d}"'),
-        )
+
+        def edit(text: str, driver: str = driver) -> str:
+            text = text.replace('sip_bind = "0.0.0.0:5060"', f'sip_bind = "{value}"')
+            return text.replace('sip_driver = "pjsip"', f'sip_driver = "{driver}"')
+
+        settings = make_settings(tmp_path, edit)
         assert f"\n{key} = {value}\n" in render_files(settings)[name]
 
 

@@ -72,9 +72,9 @@ async def test_adding_then_removing_a_member_gives_the_file_back_byte_for_byte(
             assert status == 200, html
             secret = re.search(r"SIP secret for 1102: <code>([^<]+)</code>", html)
             assert secret is not None
-            added = load_settings(config).site.member("1102")
-            assert added is not None and added.secret == secret.group(1)
-            assert added.role == "manager"
+            member = load_settings(config).site.member("1102")
+            assert member is not None and member.secret == secret.group(1)
+            assert member.role == "manager"
             # The diff of each changed Asterisk file, the new secret masked there.
             assert 'data-file="pjsip.conf"' in html and 'data-file="extensions.conf"' in html
             assert "+exten =&gt; 1102,1,Dial(PJSIP/1102,20,tTxX)" in html

@@ -17,7 +17,7 @@ TRUSTED = networks(["127.0.0.1/32", "10.0.0.0/8"])
 def request(peer: str, **headers: str) -> object:
     req = make_mocked_request("GET", "/", headers={"Host": "10.0.0.5:8080", **headers})
     # make_mocked_request has no peer: give it one.
-    req._transport_peername = (peer, 40000)  # type: ignore[attr-defined]
+    req._transport_peername = (peer, 40000)
     return req
 
 

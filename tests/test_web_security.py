@@ -263,7 +263,7 @@ async def test_only_supervisors_see_every_call_the_callbacks_and_complaints(
 ) -> None:
     async with console_env(tmp_path) as env:
         assert env.settings.site.console_permission("1001") == "supervisor"  # its role
-        for number, agent in (
+        for number, agent_channel in (
             ("600000001", "SIP/1001-00000001"),
             ("600000002", "SIP/1002-00000002"),
         ):
@@ -276,7 +276,7 @@ async def test_only_supervisors_see_every_call_the_callbacks_and_complaints(
                     dcontext="centralita-queue",
                     clid=number,
                     channel=f"PJSIP/trunk-{number}",
-                    dstchannel=agent,
+                    dstchannel=agent_channel,
                     lastapp="Queue",
                     start=datetime(2026, 11, 20, 10, 0, 0),
                     answer=datetime(2026, 11, 20, 10, 0, 5),

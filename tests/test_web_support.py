@@ -24,7 +24,7 @@ from ami.testing import FakeAmiServer
 from centralita.app import create_app
 from centralita.keys import AMI, BRIDGE, CDR_WRITER, HUB, STORE
 from centralita.settings import Settings, demo_text, parse_settings
-from centralita.store import Store
+from centralita.store import StoreBackend
 
 TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
 AMI_SECRET = "test-ami-secret"
@@ -81,7 +81,7 @@ class WebEnv:
         return str(self.server.make_url("/"))
 
     @property
-    def store(self) -> Store:
+    def store(self) -> StoreBackend:
         return self.app[STORE]
 
     def session(self) -> aiohttp.ClientSession:

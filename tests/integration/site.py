@@ -260,7 +260,7 @@ class Site:
         ivr: Any = doc["ivr"]
         ivr["timeout_s"] = 3
         ivr["retries"] = 1
-        for queue in doc["queues"]:  # type: ignore[union-attr]
+        for queue in doc["queues"]:
             queue["timeout_s"] = 6 if queue["name"] == "support-fr" else 30
         ast["conf_dir"] = str(self.rendered)  # where /admin renders after a save
         agents: Any = doc["members"]
@@ -319,7 +319,7 @@ class Site:
         aot = tomlkit.aot()
         aot.append(closed_range)
         closed["ranges"] = aot
-        doc["time_conditions"].append(closed)  # type: ignore[union-attr]
+        doc["time_conditions"].append(closed)
         survey: Any = doc["survey"]
         survey["delay_s"] = 1
         survey["wait_time_s"] = 20

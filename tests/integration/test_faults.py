@@ -20,7 +20,7 @@ async def test_with_centralita_stopped_a_caller_reaches_the_fallback(
     try:
         call = await place_call(ami, number=number)
         fallback = await call.reached("centralita-fallback", "s")
-        assert fallback.get("AppData", "").startswith("Centralita fallback: AGISTATUS=FAILURE")
+        assert fallback.value("AppData").startswith("Centralita fallback: AGISTATUS=FAILURE")
         # CENTRALITA_FALLBACK is queue:support-en (the demo's [server] fallback).
         joined = await ami.wait_for(matches("QueueCallerJoin", Channel=call.near), after=call.mark)
         assert joined.get("Queue") == "support-en"
