@@ -88,3 +88,67 @@ def normalize(
             e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
             return e164.lstrip("+")
     return digits[-match_digits:]
+
+
+# What a person may type or paste around a number in the dial box: spaces (also the
+# no-break and thin spaces of copied text), dashes, dots, slashes and brackets.
+_DIAL_SEPARATORS = frozenset(" \u00a0\u2009\u202f-\u2010\u2011\u2012\u2013.()/")
+_DIAL_KEYS = frozenset("0123456789*#")
+MIN_DIAL_DIGITS = 3  # the shortest thing worth dialling: an emergency or service number
+MAX_DIAL_TEXT = 64
+
+
+class DialNumberError(ValueError):
+    """Not a number to dial; the message says why (shown to the agent)."""
+
+
+def dial_number(text: object, region: str) -> tuple[str, str]:
+    """(number to dial, how to show it) for a number typed or pasted in the dial box.
+
+    `+212 522-000 111` -> `+212522000111`; `(0)91 555 01 23` and `0034 915 550 123` in ES ->
+    `+34915550123` (phonenumbers, in `region` when there is no `+` or international prefix).
+    A number phonenumbers does not know as possible (an extension, a short service number)
+    is dialled as its digits. Letters, control characters, a `+` inside, or fewer than
+    MIN_DIAL_DIGITS digits raise DialNumberError.
+    """
+    if not isinstance(text, str):
+        raise DialNumberError("the number to dial must be text")
+    if len(text) > MAX_DIAL_TEXT:
+        raise DialNumberError(f"the number to dial is longer than {MAX_DIAL_TEXT} characters")
+    stripped = text.strip(" \t\u00a0")
+    if not stripped:
+        raise DialNumberError("the number to dial is empty")
+    if any(c.isalpha() for c in stripped):
+        raise DialNumberError("a phone number has no letters")
+    # "(0)" is the national prefix written after a country code (+44 (0)20 ...) or before
+    # a number shown for both home and abroad: it is never dialled from abroad.
+    cleaned = stripped.replace("(0)", "")
+    plus = cleaned.startswith("+")
+    body = cleaned[1:] if plus else cleaned
+    keys = []
+    for ch in body:
+        if ch in _DIAL_KEYS:
+            keys.append(ch)
+        elif ch not in _DIAL_SEPARATORS:
+            raise DialNumberError(
+                f"the number to dial may only contain digits, spaces, dashes, brackets, "
+                f"+ (first), * and #, not {ch!r}"
+            )
+    digits = "".join(keys)
+    if sum(c.isdigit() for c in digits) < MIN_DIAL_DIGITS:
+        raise DialNumberError("the number to dial is too short")
+    if "*" in digits or "#" in digits:
+        if plus:
+            raise DialNumberError("a number with + has no * or #")
+        return digits, digits  # a feature code, dialled as typed
+    try:
+        parsed = phonenumbers.parse(("+" if plus else "") + digits, region.upper())
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is not None and phonenumbers.is_possible_number(parsed):
+        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        shown = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        return e164, shown
+    if plus:
+        raise DialNumberError("this is not a phone number (check the country code)")
+    return digits, digits
