@@ -31,6 +31,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,13 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 
+from ami.fake_queues import FakeQueues, Headers  # noqa: E402
 from ami.protocol import AmiMessage  # noqa: E402
-from ami.testing import FakeAmiServer, _Session  # noqa: E402
+from ami.testing import FakeAmiServer  # noqa: E402
 from centralita.app import create_app  # noqa: E402
+from centralita.keys import AGENT_STATES, AMI, AUTH, HUB  # noqa: E402
 from centralita.settings import demo_text, parse_settings  # noqa: E402
 from centralita.web.auth import COOKIE  # noqa: E402
-from centralita.web.state import AGENT_STATES, AMI, AUTH, HUB  # noqa: E402
 
 SECRET = "bench-ami-secret"
 FIRST_AGENT = 3000
@@ -61,25 +63,23 @@ def extension(i: int) -> str:
 # ----------------------------------------------------------------------------- child: fake AMI
 
 
-class TimedFake(FakeAmiServer):
-    """Notes when each QueuePause was read and when its events were about to be written."""
+class TimedQueues(FakeQueues):
+    """Notes when each QueuePause was read and when its events were about to be written
+    (the fake writes the response, then the events, right after `act` returns)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self) -> None:
+        super().__init__()
         self.read_at: list[tuple[str, str, float]] = []  # (interface, paused, when)
         self.event_at: list[tuple[str, str, float]] = []
 
-    async def _queue_member_action(self, session: _Session, msg: AmiMessage) -> bool:
-        now = time.monotonic()
+    def act(
+        self, msg: AmiMessage, devices: Mapping[str, str] | None = None
+    ) -> tuple[Headers, list[AmiMessage]]:
         interface, paused = msg.value("Interface"), msg.value("Paused")
-        self.read_at.append((interface, paused, now))
-        reply, events = self.queues.act(msg, self.channels.devices)
-        self._reply(session, msg, reply)
+        self.read_at.append((interface, paused, time.monotonic()))
+        answer = super().act(msg, devices)
         self.event_at.append((interface, paused, time.monotonic()))
-        await self.push_events(events)
-        return True
-
-    _action_queuepause = _queue_member_action
+        return answer
 
 
 def fake_ami_process(conn: Connection, agents: int) -> None:
@@ -87,13 +87,15 @@ def fake_ami_process(conn: Connection, agents: int) -> None:
 
 
 async def _fake_ami(conn: Connection, agents: int) -> None:
-    fake = TimedFake(username="centralita", secret=SECRET)
+    fake = FakeAmiServer(username="centralita", secret=SECRET)
+    queues = TimedQueues()
+    fake.queues = queues
     members = [(f"SIP/{extension(i)}", f"Bench {extension(i)}") for i in range(agents)]
-    fake.queues.add_queue(QUEUE, members)
+    queues.add_queue(QUEUE, members)
     async with fake:
         conn.send(fake.port)
         await asyncio.to_thread(conn.recv)  # "report"
-        conn.send((fake.read_at, fake.event_at))
+        conn.send((queues.read_at, queues.event_at))
         await asyncio.to_thread(conn.recv)  # "stop"
 
 
