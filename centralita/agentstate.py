@@ -153,6 +153,7 @@ class AgentStates:
         }
         self._members: dict[str, dict[str, Member]] = {a: {} for a in self._agents}
         self._since: dict[str, float] = {}
+        self._started = clock()  # `since` of an agent whose state has not changed yet
         self._shown: dict[str, tuple[bool, str]] = {}
         self._pending: dict[str, None] = {}
         self._wake = asyncio.Event()
@@ -291,7 +292,7 @@ class AgentStates:
             "extension": extension,
             "paused": paused,
             "reason": reason,
-            "since": self._since.get(extension, 0.0),
+            "since": self._since.get(extension, self._started),
             "queues": queues,
             "wrapup_until": max(untils) if untils else None,
         }

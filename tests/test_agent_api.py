@@ -408,9 +408,11 @@ async def test_wrapup_after_a_call_uses_the_queues_wrapuptime(tmp_path: Path) ->
     ("typed", "number"),
     [
         ("+212 522-000 111", "+212522000111"),
-        ("(0)91 555 01 23", "+34915550123"),
+        ("(0)91 555 01 23", "915550123"),
         ("0034 915 550 123", "+34915550123"),
-        ("91 555 01 23", "+34915550123"),
+        ("91 555 01 23", "915550123"),  # without a country code: as a phone here dials it
+        ("600111222", "600111222"),
+        ("+44 (0)20 7946 0958", "+442079460958"),
         ("555-0001", "5550001"),
         ("1002", "1002"),
     ],
@@ -432,7 +434,9 @@ async def test_pasted_numbers_are_cleaned_for_the_dial_box(
         assert action.value("Exten") == number
 
 
-@pytest.mark.parametrize("typed", ["call me", "+34 91 ABC", "12", "+", "91\n555", "555,1"])
+@pytest.mark.parametrize(
+    "typed", ["call me", "+34 91 ABC", "12", "+", "+1234", "91\n555", "555,1", "55+5"]
+)
 async def test_what_is_not_a_number_is_refused_with_a_message(tmp_path: Path, typed: str) -> None:
     async with console_env(tmp_path) as env, env.session() as client:
         await env.wait_ami()
