@@ -124,6 +124,8 @@ async def _browsers(
     shown: list[tuple[str, bool, float]] = []
     pongs: list[float] = []
     ping_sent: dict[str, float] = {}
+    # Agents whose last click the page does not show yet -> the pause value clicked.
+    waiting: dict[str, bool] = {}
 
     async def reader(ext: str, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for msg in ws:
@@ -134,7 +136,10 @@ async def _browsers(
                 pongs.append(now - ping_sent.pop(ext, now))
                 continue
             if '"agent.state"' in msg.data:
-                shown.append((ext, '"paused":true' in msg.data, now))
+                paused = '"paused":true' in msg.data
+                shown.append((ext, paused, now))
+                if waiting.get(ext) is paused:
+                    del waiting[ext]  # the page shows what was clicked: clickable again
 
     readers = [asyncio.create_task(reader(ext, ws)) for ext, ws in sockets.items()]
     conn.send("connected")
@@ -171,15 +176,12 @@ async def _browsers(
             clicked.append((ext, paused, before, resp.status))
 
     tasks = []
-    busy: set[str] = set()
     for ext, cookie, token in order:
-        if ext in busy:
-            continue  # a person does not click again before the first answer
+        if ext in waiting:
+            continue  # a person clicks again only once the page shows the last click
         state[ext] = not state[ext]
-        busy.add(ext)
-        task = asyncio.create_task(click(ext, cookie, token, state[ext]))
-        task.add_done_callback(lambda _t, e=ext: busy.discard(e))
-        tasks.append(task)
+        waiting[ext] = state[ext]
+        tasks.append(asyncio.create_task(click(ext, cookie, token, state[ext])))
         await asyncio.sleep(1.0 / rate)
     await asyncio.gather(*tasks)
     await asyncio.sleep(1.0)  # the last events back
