@@ -19,9 +19,9 @@ from test_web_support import (
     receive_type,
 )
 
+from ami.cdr import CallRecord
 from ami.fake_queues import FakeMember
 from ami.testing import load_trace, rewrite
-from centralita.store import CdrRecord
 
 QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
 CALLER = "+34915550123"
@@ -453,9 +453,9 @@ async def test_what_is_not_a_number_is_refused_with_a_message(tmp_path: Path, ty
 # ------------------------------------------------------------------------------ history
 
 
-def _cdr(uid: str, start: str, agent: str, src: str = CALLER) -> CdrRecord:
+def _cdr(uid: str, start: str, agent: str, src: str = CALLER) -> CallRecord:
     begin = datetime.fromisoformat(start)
-    return CdrRecord(
+    return CallRecord(
         uniqueid=uid,
         linkedid=uid,
         src=src,
