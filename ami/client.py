@@ -66,6 +66,10 @@ MAX_LIST_ITEMS = 100_000
 
 ChangeCallback = Callable[[CallChange], Awaitable[None]]
 CdrCallback = Callable[[CallRecord], Awaitable[None]]
+# Called in the reader's order, synchronously: must be quick and must not raise for long.
+EventHook = Callable[[AmiMessage], object]
+ListHook = Callable[[list[AmiMessage]], object]
+LinkHook = Callable[[bool], object]
 
 
 class AmiNotConnected(AmiError):
@@ -98,7 +102,7 @@ class ListenerStats:
 @dataclass
 class _ListAction:
     future: asyncio.Future[tuple[AmiMessage, list[AmiMessage]]]
-    on_complete: Callable[[list[AmiMessage]], None] | None
+    on_complete: Callable[[list[AmiMessage]], object] | None
     response: AmiMessage | None = None
     items: list[AmiMessage] = field(default_factory=list)
 
@@ -132,6 +136,9 @@ class AmiListener:
         callback_timeout_s: float = 30.0,
         queue_max: int = 100_000,
         rng: random.Random | None = None,
+        on_event: EventHook | None = None,
+        on_link: LinkHook | None = None,
+        resync: Sequence[tuple[str, ListHook]] = (),
     ) -> None:
         self.host = host
         self.port = port
@@ -148,6 +155,12 @@ class AmiListener:
         self.backoff_min_s = backoff_min_s
         self.backoff_max_s = backoff_max_s
         self.callback_timeout_s = callback_timeout_s
+        # Besides the tracker: `on_event` sees every event (the agent-state mirror), `resync`
+        # lists (e.g. QueueStatus) are asked for after each login and applied in stream
+        # order, and `on_link(True/False)` is told when the link is ready or lost.
+        self.on_event = on_event
+        self.on_link = on_link
+        self.resync = tuple(resync)
         self.stats = ListenerStats()
         self.last_error: str | None = None
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -289,7 +302,7 @@ class AmiListener:
         name: str,
         headers: HeadersArg,
         timeout_s: float,
-        on_complete: Callable[[list[AmiMessage]], None] | None = None,
+        on_complete: ListHook | None = None,
     ) -> tuple[AmiMessage, list[AmiMessage]]:
         items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
         action_id = self._next_id()
@@ -381,7 +394,12 @@ class AmiListener:
             )
             if not chan_ack.is_success:
                 raise AmiError(f"CoreShowChannels refused: {chan_ack.value('Message')}")
+            for action, apply in self.resync:
+                ack, _ = await self._list(action, (), self.action_timeout_s, apply)
+                if not ack.is_success:
+                    log.warning("AMI %s refused: %s", action, ack.value("Message"))
             self._ready.set()
+            self._tell_link(True)
             ping_task = asyncio.create_task(self._pinger(), name="ami-ping")
             done, _ = await asyncio.wait(
                 {read_task, ping_task}, return_when=asyncio.FIRST_COMPLETED
@@ -444,7 +462,16 @@ class AmiListener:
         self._lists.clear()
         self._waiters.clear()
 
+    def _tell_link(self, up: bool) -> None:
+        if self.on_link is not None:
+            try:
+                self.on_link(up)
+            except Exception:
+                log.exception("AMI link hook failed")
+
     def _teardown(self, reason: str) -> None:
+        if self._ready.is_set():
+            self._tell_link(False)
         self._connected = False
         self._ready.clear()
         writer, self._writer = self._writer, None
@@ -497,6 +524,11 @@ class AmiListener:
             if waiter is not None and waiter.name == msg.name and not waiter.future.done():
                 waiter.future.set_result(msg)
         self.stats.events += 1
+        if self.on_event is not None:
+            try:
+                self.on_event(msg)
+            except Exception:  # as for the tracker: one odd event must not cost the link
+                log.exception("AMI event hook failed on %s", msg.name)
         try:
             changes = self.tracker.handle(msg)
         except Exception:  # one odd event must not cost the connection (DESIGN principle 5)

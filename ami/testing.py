@@ -28,6 +28,7 @@ against `asterisk-traces/ami-*.txt`):
   items without Privilege, `...Complete` with `EventList: Complete` and `ListItems`,
   docs/asterisk-protocol.md#ami-lists), answered from the channels and device states of the events
   pushed so far;
+* `QueueStatus`, `QueuePause`, `QueueAdd`, `QueueRemove`: app_queue's, see `ami.fake_queues`;
 * `Originate`: with `Async: true`, `Originate successfully queued` at once and, after
   `originate_delay`, an `OriginateResponse` with the same ActionID (`Reason: 4` when
   answered, as in ami-click2dial.txt; set `originate_result` for other outcomes). Without
@@ -54,6 +55,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ami.channel_table import ChannelTable as ChannelTable  # re-exported: tests import it here
+from ami.fake_queues import FakeQueues
 from ami.protocol import (
     AmiMessage,
     AmiParser,
@@ -173,6 +175,7 @@ class FakeAmiServer:
         self.write_timeout_s = write_timeout_s
         self.answer_ping = True
         self.channels = ChannelTable()
+        self.queues = FakeQueues()
         self.actions: list[AmiMessage] = []
         self.logins: list[tuple[str, str]] = []  # (username, "md5" or "plain") per Login
         self.connections = 0  # accepted so far
@@ -505,7 +508,14 @@ class FakeAmiServer:
         return True
 
     async def _action_queuestatus(self, session: _Session, msg: AmiMessage) -> bool:
-        self._list(session, msg, "Queue status will follow", "QueueStatusComplete", [])
+        items = self.queues.status_items(msg)
+        self._list(session, msg, "Queue status will follow", "QueueStatusComplete", items)
+        return True
+
+    async def _queue_member_action(self, session: _Session, msg: AmiMessage) -> bool:
+        reply, events = self.queues.act(msg, self.channels.devices)
+        self._reply(session, msg, reply)  # the response, then the events (stasis)
+        await self.push_events(events)
         return True
 
     async def _action_originate(self, session: _Session, msg: AmiMessage) -> bool:
@@ -577,6 +587,9 @@ ACTION_HANDLERS: dict[str, Callable[[FakeAmiServer, _Session, AmiMessage], Await
     "coreshowchannels": FakeAmiServer._action_coreshowchannels,
     "devicestatelist": FakeAmiServer._action_devicestatelist,
     "queuestatus": FakeAmiServer._action_queuestatus,
+    "queuepause": FakeAmiServer._queue_member_action,
+    "queueadd": FakeAmiServer._queue_member_action,
+    "queueremove": FakeAmiServer._queue_member_action,
     "originate": FakeAmiServer._action_originate,
 }
 

@@ -62,6 +62,10 @@ class CallChange:
     queue: str | None
     customer_id: str | None
     channel: str
+    # The customer channel's language (`Language` of its channel block: CHANNEL(language),
+    # which the language flow sets), "" when unknown or for outbound calls. Information for
+    # the pop, not part of the change's identity (the order and replay tests compare those).
+    language: str = field(default="", compare=False)
 
 
 _C_ESCAPES = {
@@ -135,6 +139,7 @@ class _Chan:
     context: str = ""
     queue: str | None = None
     bridge: str | None = None
+    language: str = ""
 
 
 @dataclass(slots=True)
@@ -146,6 +151,7 @@ class _Call:
     number: str
     name: str
     queue: str | None
+    language: str = ""
 
 
 @dataclass(slots=True)
@@ -161,6 +167,7 @@ class _Pop:
     channel: str
     legs: set[str] = field(default_factory=set)
     answered: bool = False
+    language: str = ""
 
     def change(self, kind: str) -> CallChange:
         return CallChange(
@@ -174,6 +181,7 @@ class _Pop:
             queue=self.queue,
             customer_id=self.customer_id,
             channel=self.channel,
+            language=self.language,
         )
 
 
@@ -422,6 +430,9 @@ class CallTracker:
         value = get(prefix + "Exten")
         if value is not None:
             chan.exten = value
+        value = get(prefix + "Language")
+        if value is not None:
+            chan.language = _clean(value)
         value = get(prefix + "Context")
         if value is not None:
             chan.context = value
@@ -479,7 +490,8 @@ class CallTracker:
         call = self._calls.get(call_id)
         if call is None:
             uniqueid = customer.uniqueid if customer is not None else leg.uniqueid
-            call = _Call(uniqueid, direction, number, name, queue)
+            language = customer.language if customer is not None else ""
+            call = _Call(uniqueid, direction, number, name, queue, language)
             self._calls[call_id] = call
         elif call.queue is None and queue:
             call.queue = queue
@@ -494,6 +506,7 @@ class CallTracker:
             customer_id=self._vars.get(call_id, {}).get(CUSTOMER_ID_VAR),
             channel=leg.name,
             legs={leg.uniqueid},
+            language=call.language,
         )
         self._pops[key] = pop
         self._leg_pop[leg.uniqueid] = key
@@ -579,6 +592,7 @@ class CallTracker:
             customer_id=self._vars.get(call_id, {}).get(CUSTOMER_ID_VAR),
             channel=leg.name,
             legs={leg.uniqueid},
+            language=call.language,
         )
         self._pops[(call_id, agent)] = pop
         self._leg_pop[leg.uniqueid] = (call_id, agent)

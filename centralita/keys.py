@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from agi.server import AgiServer
     from ami.client import AmiListener
+    from centralita.agentstate import AgentStates
     from centralita.context import AppFlowContext
     from centralita.crm import CrmClient
     from centralita.feed import CdrWriter
@@ -46,6 +47,8 @@ AUTH: web.AppKey[Auth] = web.AppKey("auth")
 HUB: web.AppKey[PopHub] = web.AppKey("pop_hub")
 BRIDGE: web.AppKey[PopBridge] = web.AppKey("pop_bridge")
 WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")
+# Each agent's queue state mirrored from AMI (centralita/agentstate.py), fed by the AMI feed.
+AGENT_STATES: web.AppKey[AgentStates] = web.AppKey("agent_states")
 
 # Made by the AMI feed (`centralita.feed`): the listener and the call-record writer.
 AMI: web.AppKey[AmiListener] = web.AppKey("ami")

@@ -88,3 +88,81 @@ def normalize(
             e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
             return e164.lstrip("+")
     return digits[-match_digits:]
+
+
+# What a person may type or paste around a number in the dial box: spaces (also the
+# no-break and thin spaces of copied text), dashes, dots, slashes and brackets.
+_DIAL_SEPARATORS = frozenset(" \u00a0\u2009\u202f-\u2010\u2011\u2012\u2013.()/")
+_DIAL_KEYS = frozenset("0123456789*#")
+MIN_DIAL_DIGITS = 3  # the shortest thing worth dialling: an emergency or service number
+MAX_DIAL_TEXT = 64
+
+
+class DialNumberError(ValueError):
+    """Not a number to dial; the message says why (shown to the agent)."""
+
+
+def dial_number(text: object, region: str) -> tuple[str, str]:
+    """(number to dial, how to show it) for a number typed or pasted in the dial box.
+
+    Separators go (spaces, dashes, dots, slashes, brackets) and so does a `(0)` national
+    prefix. A number written with its country code, after `+` or the international prefix of
+    `region` (`+212 522-000 111`, `0034 915 550 123` in ES), is dialled as E.164
+    (`+212522000111`, `+34915550123`), when phonenumbers knows it as a possible number. A
+    number written without one is dialled as its digits, as the trunk would take it from a
+    phone here (`(0)91 555 01 23` -> `915550123`; an extension `1002` stays `1002`). Anything
+    but digits, separators, `+` (first), `*` and `#`, or fewer than MIN_DIAL_DIGITS digits,
+    raises DialNumberError.
+    """
+    if not isinstance(text, str):
+        raise DialNumberError("the number to dial must be text")
+    if len(text) > MAX_DIAL_TEXT:
+        raise DialNumberError(f"the number to dial is longer than {MAX_DIAL_TEXT} characters")
+    stripped = text.strip(" \t\u00a0")
+    if not stripped:
+        raise DialNumberError("the number to dial is empty")
+    # "(0)" is the national prefix written after a country code (+44 (0)20 ...) or before
+    # a number shown for callers at home and abroad: never dialled from abroad.
+    cleaned = stripped.replace("(0)", "")
+    plus = cleaned.startswith("+")
+    keys = []
+    for ch in cleaned[1:] if plus else cleaned:
+        if ch in _DIAL_KEYS:
+            keys.append(ch)
+        elif ch not in _DIAL_SEPARATORS:
+            raise DialNumberError(
+                "the number to dial may only contain digits, spaces, dashes, dots, brackets, "
+                f"+ (first), * and #, not {ch!r}"
+            )
+    digits = "".join(keys)
+    if sum(c.isdigit() for c in digits) < MIN_DIAL_DIGITS:
+        raise DialNumberError("the number to dial is too short")
+    if "*" in digits or "#" in digits:
+        if plus:
+            raise DialNumberError("a number with + has no * or #")
+        return digits, digits  # a feature code, dialled as typed
+    try:
+        parsed = phonenumbers.parse(
+            ("+" if plus else "") + digits, region.upper(), keep_raw_input=True
+        )
+    except phonenumbers.NumberParseException:
+        parsed = None
+    source = parsed.country_code_source if parsed is not None else None
+    international = source in (
+        phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_PLUS_SIGN,
+        phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD,
+    )
+    possible = parsed is not None and phonenumbers.is_possible_number(parsed)
+    if international:
+        if not possible:
+            raise DialNumberError("this is not a phone number (check the country code)")
+        assert parsed is not None
+        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        shown = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        return e164, shown
+    if plus:
+        raise DialNumberError("this is not a phone number (check the country code)")
+    if possible:
+        assert parsed is not None
+        return digits, phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return digits, digits

@@ -9,7 +9,10 @@
      "contacts": [...], "crm_url": ...|null}
 
 plus `customer_id` when the customer-ID flow set `CENTRALITA_CUSTOMER_ID`, and `name` (the
-caller-ID name, a stranger's text: the console shows it with textContent only) and `uniqueid`.
+caller-ID name, a stranger's text: the console shows it with textContent only) and `uniqueid`,
+the call timer's `started_at` / `answered_at` / `ended_at` (epoch seconds), the IVR
+`language`, and the caller's `history` (earlier calls), `history_url` and pending `callback`
+(`centralita.history`). `PopMessage` is the message's type; docs/console.md documents it.
 A message goes ONLY to the sockets of `change.agent`: the hub is keyed by extension and there
 is no broadcast path at all.
 
@@ -22,21 +25,28 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, NotRequired, Protocol, TypedDict
 
 from aiohttp import web
 
 from centralita import phone
+from centralita.history import History, HistoryItem, PendingCallback
 from centralita.store import Contact, StoreBackend, StoreInputError
 from dialplan.model import CrmSettings
 
 log = logging.getLogger("centralita.pop")
 
 KINDS = ("ringing", "answered", "ended")
+POP_TYPES: dict[str, Literal["call.ringing", "call.answered", "call.ended"]] = {
+    "ringing": "call.ringing",
+    "answered": "call.answered",
+    "ended": "call.ended",
+}
 # A stuck socket must not make the bridge wait: one send is bounded.
 SEND_TIMEOUT_S = 2.0
 # An agent may open the console in a few tabs, not hundreds.
@@ -66,6 +76,44 @@ class Change(Protocol):
     def queue(self) -> str | None: ...
     @property
     def customer_id(self) -> str | None: ...
+    @property
+    def language(self) -> str: ...
+
+
+class ContactJson(TypedDict):
+    """A contact as the console reads it."""
+
+    id: int
+    name: str
+    company: str
+    numbers: list[str]
+    notes: str
+    external_id: str
+    url: str
+
+
+class PopMessage(TypedDict):
+    """A `call.ringing` / `call.answered` / `call.ended` message (docs/console.md)."""
+
+    type: Literal["call.ringing", "call.answered", "call.ended"]
+    call_id: str
+    direction: str
+    number: str
+    agent: str
+    queue: str | None
+    contacts: list[ContactJson]
+    crm_url: str | None
+    name: str
+    uniqueid: str
+    private: bool
+    customer_id: NotRequired[str]
+    started_at: float
+    answered_at: float | None
+    ended_at: float | None
+    language: str
+    history: list[HistoryItem]
+    history_url: str | None
+    callback: PendingCallback | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +130,17 @@ class SimpleChange:
     queue: str | None = None
     customer_id: str | None = None
     channel: str = ""
+    language: str = ""
 
 
-def contact_json(contact: Contact) -> dict[str, Any]:
+def history_url(number: str) -> str | None:
+    """`/calls?customer=<number>`: every call of this caller (None for a private number)."""
+    if phone.is_private(number):
+        return None
+    return "/calls?" + urllib.parse.urlencode({"customer": number})
+
+
+def contact_json(contact: Contact) -> ContactJson:
     """A contact as the console reads it."""
     return {
         "id": contact.id,
@@ -168,7 +224,7 @@ class PopHub:
         """Agents with at least one open socket."""
         return list(self._sockets)
 
-    async def send(self, agent: str, message: dict[str, Any]) -> int:
+    async def send(self, agent: str, message: Mapping[str, Any]) -> int:
         """Send `message` to every socket of `agent` (and nobody else); returns how many."""
         sockets = self._sockets.get(agent)
         if not sockets:
@@ -210,19 +266,23 @@ class PopBridge:
         crm: CrmSettings,
         *,
         on_sent: Callable[[str, float], None] | None = None,
+        history: History | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.history = history
+        self.clock = clock
         self.hub = hub
         self.crm = crm
         self.on_sent = on_sent
         # (agent, call_id) -> the latest message of an open pop (ringing or answered).
-        self._open: dict[tuple[str, str], dict[str, Any]] = {}
+        self._open: dict[tuple[str, str], PopMessage] = {}
         # (agent, call id or uniqueid) of every call popped to an agent, newest last: an
         # outcome may be saved only for one of these (or a call whose record names the
         # agent), since the call record is written only when the call ends.
         self._seen: dict[tuple[str, str], None] = {}
 
-    def open_pops(self, agent: str) -> list[dict[str, Any]]:
+    def open_pops(self, agent: str) -> list[PopMessage]:
         """The open pops of one agent (what a console shows when it connects)."""
         return [m for (a, _), m in self._open.items() if a == agent]
 
@@ -241,16 +301,24 @@ class PopBridge:
         """True while the agent has an open pop."""
         return any(a == agent for a, _ in self._open)
 
-    async def message_for(self, change: Change) -> dict[str, Any]:
-        """The contract's JSON message for one change (contacts looked up at `ringing`)."""
+    async def message_for(self, change: Change) -> PopMessage:
+        """The contract's JSON message for one change (contacts and history looked up at
+        `ringing`, kept for the later steps of the same pop)."""
         key = (change.agent, change.call_id)
         previous = self._open.get(key)
+        now = self.clock()
         if previous is not None and previous["number"] == change.number:
             contacts = previous["contacts"]
+            history, callback = previous["history"], previous["callback"]
         else:
             contacts = await self._contacts(change.number)
-        message: dict[str, Any] = {
-            "type": f"call.{change.kind}",
+            history, callback = await self._history(change)
+        started_at = previous["started_at"] if previous is not None else now
+        answered_at = previous["answered_at"] if previous is not None else None
+        if answered_at is None and change.kind == "answered":
+            answered_at = now
+        message: PopMessage = {
+            "type": POP_TYPES[change.kind],
             "call_id": change.call_id,
             "direction": change.direction,
             "number": change.number,
@@ -261,12 +329,30 @@ class PopBridge:
             "name": change.name,
             "uniqueid": change.uniqueid,
             "private": phone.is_private(change.number),
+            "started_at": started_at,
+            "answered_at": answered_at,
+            "ended_at": now if change.kind == "ended" else None,
+            "language": change.language or (previous["language"] if previous else ""),
+            "history": history,
+            "history_url": history_url(change.number),
+            "callback": callback,
         }
         if change.customer_id:
             message["customer_id"] = change.customer_id
         return message
 
-    async def _contacts(self, number: str) -> list[dict[str, Any]]:
+    async def _history(self, change: Change) -> tuple[list[HistoryItem], PendingCallback | None]:
+        if self.history is None:
+            return [], None
+        try:
+            return await self.history.lookup(
+                change.number, change.agent, exclude_call=change.call_id
+            )
+        except (ValueError, sqlite3.Error):
+            log.exception("history of %r for the pop not read", change.number)
+            return [], None
+
+    async def _contacts(self, number: str) -> list[ContactJson]:
         if phone.is_private(number):
             return []
         # Answered in the loop's thread when it can be: a lookup queued behind a slow

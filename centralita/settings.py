@@ -10,10 +10,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import secrets
+import string
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+import phonenumbers
 
 from dialplan.model import HANGUP, Destination, Site, check_destination, load_site
 from dialplan.validate import ConfigError, Section
@@ -59,6 +62,28 @@ class AsteriskSettings:
     conf_dir: Path | None = None
 
 
+# `[console] pause_reasons` unset: the reasons an agent can pick when pausing.
+DEFAULT_PAUSE_REASONS = ("break", "lunch", "training", "meeting")
+# A pause reason goes to Asterisk as QueuePause's `Reason` and into queue_log and the
+# QueueMemberPause event (apps/app_queue.c set_queue_member_pause): plain words only.
+PAUSE_REASON_CHARS = frozenset(string.ascii_letters + string.digits + "-_.")
+MAX_PAUSE_REASON = 40  # app_queue's member reason_paused buffer is 80 bytes
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """`[console]` keys read by the web console (dispositions and supervisors are in `Site`)."""
+
+    pause_reasons: tuple[str, ...] = DEFAULT_PAUSE_REASONS
+    # Queues any agent may log in to and out of from the console (`QueueAdd`/`QueueRemove`:
+    # dynamic members). An agent's own `queues` are static members in queues.conf, which
+    # app_queue refuses to remove ("Member not dynamic", manager_remove_queue_member).
+    login_queues: tuple[str, ...] = ()
+    # The region of numbers typed or pasted without a country code in the dial box
+    # (phonenumbers); unset, `[manager] default_region`.
+    default_region: str = "ES"
+
+
 @dataclass(frozen=True)
 class Webhook:
     url: str
@@ -74,6 +99,7 @@ class Settings:
     asterisk: AsteriskSettings
     site: Site
     webhooks: tuple[Webhook, ...]
+    console: ConsoleSettings = ConsoleSettings()
 
     @property
     def data_dir(self) -> Path:
@@ -212,7 +238,7 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
 
     site = load_site(root)
     ast.finish()
-    root.table("console").finish()
+    console = parse_console(root.table("console"), site)
 
     webhooks = []
     for w in root.tables("webhooks"):
@@ -227,8 +253,46 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
     for notice in site.notices:
         log.warning("%s: %s", file, notice)
     return Settings(
-        file=path, server=server, asterisk=asterisk, site=site, webhooks=tuple(webhooks)
+        file=path,
+        server=server,
+        asterisk=asterisk,
+        site=site,
+        webhooks=tuple(webhooks),
+        console=console,
     )
+
+
+def parse_console(section: Section, site: Site) -> ConsoleSettings:
+    """The console's own `[console]` keys (`load_site` reads dispositions and supervisors)."""
+    manager_region = site.manager.default_region
+    reasons = tuple(section.string_list("pause_reasons", list(DEFAULT_PAUSE_REASONS)))
+    key = section.key("pause_reasons")
+    if not reasons:
+        raise ConfigError(section.file, key, "must list at least one reason")
+    for reason in reasons:
+        if not reason or len(reason) > MAX_PAUSE_REASON or set(reason) - PAUSE_REASON_CHARS:
+            raise ConfigError(
+                section.file,
+                key,
+                f"{reason!r} must be 1-{MAX_PAUSE_REASON} letters, digits, '-', '_' or '.'",
+            )
+    if len(set(reasons)) != len(reasons):
+        raise ConfigError(section.file, key, "lists a reason twice")
+    region = section.string("default_region", manager_region).upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(
+            section.file,
+            section.key("default_region"),
+            f"{region!r} is not a region code phonenumbers knows (like ES, MA, FR)",
+        )
+    login_queues = tuple(section.string_list("login_queues", []))
+    for queue in login_queues:
+        if site.queue(queue) is None:
+            raise ConfigError(
+                section.file, section.key("login_queues"), f"queue {queue!r} is not defined"
+            )
+    section.finish()
+    return ConsoleSettings(pause_reasons=reasons, login_queues=login_queues, default_region=region)
 
 
 def load_settings(path: Path | str | None = None) -> Settings:

@@ -48,7 +48,7 @@ MAX_FALLBACKS = 3
 # `command` (any CLI command: `serve` never needs it); only `centralita render --reload`
 # logs in as the reload user, whose one power is `command` for the reload CLI commands.
 AMI_READ = "system,call,agent,dialplan,cdr"
-AMI_WRITE = "call,originate,reporting"
+AMI_WRITE = "call,originate,reporting,agent"
 AMI_RELOAD_READ = "system"
 AMI_RELOAD_WRITE = "command"
 AMI_RELOAD_SUFFIX = "-reload"

@@ -180,7 +180,8 @@ async def test_click_to_dial_sends_a_well_formed_originate(
         await shot(page, "click-to-dial")
         # From the console's dial box too, and a bad number never reaches AMI.
         await page.goto(env.url)
-        await page.fill("#dial-number", "555 0001")
+        # ("555 0001" was refused before issue 11: spaces are cleaned now; a letter is not.)
+        await page.fill("#dial-number", "555 000x")
         await page.click("#dial-button")
         await expect(page.locator("#dial-status")).to_contain_text("may only contain digits")
         assert len(env.ami.actions_named("Originate")) == 1

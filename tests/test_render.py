@@ -213,7 +213,8 @@ def test_every_file_parses_and_names_every_agent(driver: str, tmp_path: Path) ->
     assert user["deny"] == "0.0.0.0/0.0.0.0"
     assert set(user["read"].split(",")) == {"system", "call", "agent", "dialplan", "cdr"}
     # No `command` for the user `serve` logs in as (issue 10, finding 14) ...
-    assert set(user["write"].split(",")) == {"call", "originate", "reporting"}
+    # (`agent`: QueuePause/QueueAdd/QueueRemove from the console, issue 11.)
+    assert set(user["write"].split(",")) == {"call", "originate", "reporting", "agent"}
     # ... only for the reload user, with a secret of its own.
     (reload,) = sections(manager, "centralita-reload")
     assert reload["write"] == "command" and reload["read"] == "system"

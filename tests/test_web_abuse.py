@@ -18,7 +18,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from test_web_support import EVENTS_HEADERS, EVENTS_SECRET, TRACES, console_env
+from test_web_support import (
+    EVENTS_HEADERS,
+    EVENTS_SECRET,
+    TRACES,
+    console_env,
+    receive_past_state,
+)
 
 import centralita.store.passwords as store_passwords
 from ami.testing import load_trace, rewrite
@@ -336,11 +342,11 @@ async def test_console_socket_closes_on_logout_and_on_revocation(tmp_path: Path)
             await env.wait_sockets("1003")
             async with a.post("/logout", headers={"X-CSRF-Token": token}) as resp:
                 assert resp.status == 200
-            msg = await ws_a.receive(timeout=10)
+            msg = await receive_past_state(ws_a)
             assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, WS_CLOSE_LOGGED_OUT)
             # A password change made elsewhere (the CLI) closes 1003's socket too.
             await env.store.set_agent_password("1003", "changed-by-the-admin")
-            msg = await ws_b.receive(timeout=10)
+            msg = await receive_past_state(ws_b)
             assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, WS_CLOSE_LOGGED_OUT)
             assert env.app[HUB].count() == 0
 

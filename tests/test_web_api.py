@@ -19,6 +19,7 @@ from test_web_support import (
     console_env,
     csrf_from_html,
     receive_json,
+    receive_past_state,
     web_settings,
 )
 
@@ -95,6 +96,27 @@ async def test_queue_call_pops_with_contact_and_crm_url(tmp_path: Path) -> None:
         "uniqueid": "1795301086.1",
         "private": False,
     }
+    # The call timer, language, history and callback (issue 11) are checked apart: times.
+    timers = [{k: m.pop(k) for k in ("started_at", "answered_at", "ended_at")} for m in messages]
+    extras = [
+        {k: m.pop(k) for k in ("language", "history", "history_url", "callback")} for m in messages
+    ]
+    assert timers[0]["started_at"] == timers[1]["started_at"] == timers[2]["started_at"] > 0
+    assert timers[0]["answered_at"] is None and timers[0]["ended_at"] is None
+    assert timers[1]["answered_at"] == timers[2]["answered_at"] >= timers[0]["started_at"]
+    assert timers[2]["ended_at"] >= timers[1]["answered_at"]
+    assert (
+        extras
+        == [
+            {
+                "language": "en",
+                "history": [],
+                "history_url": "/calls?customer=%2B34915550123",
+                "callback": None,
+            }
+        ]
+        * 3
+    )
     assert messages == [
         {"type": "call.ringing", **common},
         {"type": "call.answered", **common},
@@ -423,7 +445,7 @@ async def test_shutdown_closes_console_sockets(tmp_path: Path) -> None:
         ws = await client.ws_connect("/ws")
         await env.wait_sockets("1001")
         # The browser keeps reading while the server shuts down (and answers the close).
-        reader = asyncio.ensure_future(ws.receive(timeout=10))
+        reader = asyncio.ensure_future(receive_past_state(ws))
         await asyncio.wait_for(env.server.close(), 10)
         msg = await reader
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)

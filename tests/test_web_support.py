@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestServer
 from ami.testing import FakeAmiServer
 from centralita.app import create_app
 from centralita.keys import AMI, BRIDGE, CDR_WRITER, HUB, STORE
+from centralita.pop import PopMessage
 from centralita.settings import Settings, demo_text, parse_settings
 from centralita.store import StoreBackend
 
@@ -51,6 +52,8 @@ def web_settings(
     text = text.replace('ami_secret = "change-me-centralita"', f'ami_secret = "{AMI_SECRET}"')
     text = text.replace("ami_ping_s = 20.0", "ami_ping_s = 5.0", 1)
     text = text.replace("[server]\n", f'[server]\nevents_secret = "{EVENTS_SECRET}"\n', 1)
+    # Every agent may log in to the demo's queues besides their own (QueueAdd/QueueRemove).
+    text = text.replace("# login_queues = ", "login_queues = ", 1)
     if sip:
         text = text.replace('sip_driver = "pjsip"', 'sip_driver = "sip"')
     if crm:
@@ -120,7 +123,7 @@ class WebEnv:
         await self.app[AMI].drain(10.0)
         await self.app[CDR_WRITER].drain(10.0)
 
-    def open_pops(self, extension: str) -> list[dict[str, Any]]:
+    def open_pops(self, extension: str) -> list[PopMessage]:
         return self.app[BRIDGE].open_pops(extension)
 
 
@@ -136,6 +139,7 @@ async def console_env(
         originate_delay=ami_delay,
     ) as fake:
         settings = web_settings(tmp_path, fake.port, sip=sip, **kwargs)
+        add_static_queues(fake, settings)
         app = create_app(settings)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
@@ -145,11 +149,56 @@ async def console_env(
             await server.close()
 
 
-async def receive_json(ws: aiohttp.ClientWebSocketResponse, wait_s: float = 10.0) -> Any:
-    """The next JSON message on a socket (skipping nothing)."""
-    msg = await ws.receive(timeout=wait_s)
-    assert msg.type == aiohttp.WSMsgType.TEXT, msg
-    return json.loads(msg.data)
+def add_static_queues(fake: FakeAmiServer, settings: Settings) -> None:
+    """Give the fake Asterisk the queues and static members queues.conf would have
+    (`member =>` for each agent that lists the queue, conf_templates/queues.conf.j2)."""
+    site = settings.site
+    for queue in site.queues:
+        members = [
+            (site.device(a.extension), a.name) for a in site.agents if queue.name in a.queues
+        ]
+        fake.queues.add_queue(queue.name, members)
+
+
+# Sent on connect and whenever the agent's queue state or the AMI link changes; tests of the
+# pop read past them.
+STATE_TYPES = ("agent.state", "link.asterisk")
+
+
+async def receive_json(
+    ws: aiohttp.ClientWebSocketResponse,
+    wait_s: float = 10.0,
+    *,
+    skip: tuple[str, ...] = STATE_TYPES,
+) -> Any:
+    """The next JSON message on a socket, skipping those whose type is in `skip` (the agent
+    state and link messages, unless `skip=()`)."""
+    while True:
+        msg = await ws.receive(timeout=wait_s)
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        message = json.loads(msg.data)
+        if message.get("type") not in skip:
+            return message
+
+
+async def receive_past_state(
+    ws: aiohttp.ClientWebSocketResponse, wait_s: float = 10.0
+) -> aiohttp.WSMessage:
+    """The next message on a socket that is not an agent state or link message (a close,
+    a pop ...), as `ws.receive` returns it."""
+    while True:
+        msg = await ws.receive(timeout=wait_s)
+        if msg.type == aiohttp.WSMsgType.TEXT and json.loads(msg.data).get("type") in STATE_TYPES:
+            continue
+        return msg
+
+
+async def receive_type(ws: aiohttp.ClientWebSocketResponse, kind: str, wait_s: float = 10.0) -> Any:
+    """The next message of type `kind` on a socket (others are read past)."""
+    while True:
+        message = await receive_json(ws, wait_s, skip=())
+        if message.get("type") == kind:
+            return message
 
 
 def csrf_from_html(html: str) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import aiosqlite
 
@@ -61,15 +63,22 @@ class AgentsMixin(StoreBase):
 
     async def session_valid(self, extension: str, sid: str, version: int) -> bool:
         """False when the session was logged out or its agent's version moved on."""
-        async with (
-            self._read() as db,
-            db.execute(
-                "SELECT (SELECT version FROM session_versions WHERE extension = ?) AS version, "
-                "EXISTS (SELECT 1 FROM revoked_sessions WHERE sid = ?) AS revoked",
-                (extension, sid),
-            ) as cur,
-        ):
-            row = await cur.fetchone()
+        sql = (
+            "SELECT (SELECT version FROM session_versions WHERE extension = ?) AS version, "
+            "EXISTS (SELECT 1 FROM revoked_sessions WHERE sid = ?) AS revoked"
+        )
+        row: Any = None
+        # Every console request asks this (two primary-key probes): on the fast reader in
+        # the loop's thread, as the returning-caller lookup, so a pause click does not wait
+        # for aiosqlite's thread (bench/agent_state_bench.py); busy or slow: the worker.
+        if self._fast is not None:
+            try:
+                row = self._fast.first_row(sql, (extension, sid))
+            except sqlite3.OperationalError:
+                row = None
+        if row is None:
+            async with self._read() as db, db.execute(sql, (extension, sid)) as cur:
+                row = await cur.fetchone()
         assert row is not None
         return int(row["version"] or 0) == version and not row["revoked"]
 

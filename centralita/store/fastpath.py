@@ -60,6 +60,16 @@ class FastReader:
         row: sqlite3.Row | None = db.execute(sql, params).fetchone()
         return row
 
+    def all_rows(self, sql: str, params: tuple[Any, ...], budget_s: float) -> list[sqlite3.Row]:
+        """Every row of a query answered within `budget_s`; raises sqlite3.OperationalError
+        when busy, past the deadline or closed."""
+        db = self._db
+        if db is None:
+            raise sqlite3.OperationalError("the fast reader is closed")
+        self._deadline = time.perf_counter() + budget_s
+        rows: list[sqlite3.Row] = db.execute(sql, params).fetchall()
+        return rows
+
     def contacts(self, key: str) -> list[Contact] | None:
         """The contacts with number key `key`, by name, within FAST_CONTACTS_S; None when
         they cannot be read now (busy, past the deadline, closed): ask the store instead."""

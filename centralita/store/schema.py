@@ -12,7 +12,7 @@ import aiosqlite
 from centralita.store.errors import StoreSchemaError
 
 DB_FILENAME = "centralita.sqlite3"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def protect(path: Path) -> None:
@@ -181,6 +181,14 @@ _MIGRATIONS: tuple[str, ...] = (
         action TEXT NOT NULL,
         subject TEXT NOT NULL,
         changes TEXT NOT NULL
+    );
+    """,
+    # version 5: each agent's console preferences (centralita/agentprefs.py).
+    """
+    CREATE TABLE IF NOT EXISTS agent_preferences (
+        extension TEXT PRIMARY KEY,
+        preferences TEXT NOT NULL,
+        updated_at TEXT NOT NULL
     );
     """,
 )

@@ -16,6 +16,7 @@ from centralita.store.audit import AuditMixin
 from centralita.store.callbacks import CallbacksMixin
 from centralita.store.calls import CallRecordsMixin
 from centralita.store.contacts import ContactsMixin
+from centralita.store.desk import DeskMixin
 from centralita.store.fastpath import FastReader
 from centralita.store.outbox import OutboxMixin
 from centralita.store.schema import default_path, migrate, protect
@@ -63,7 +64,15 @@ class StoreOpening:
             await self._store.close()
 
 
-class Store(CallbacksMixin, CallRecordsMixin, ContactsMixin, AgentsMixin, OutboxMixin, AuditMixin):
+class Store(
+    CallbacksMixin,
+    CallRecordsMixin,
+    ContactsMixin,
+    AgentsMixin,
+    OutboxMixin,
+    AuditMixin,
+    DeskMixin,
+):
     """SQLite store. Open with `await Store.open(path)` or `async with Store.open(path)`."""
 
     @staticmethod

@@ -16,10 +16,12 @@ import jinja2
 from aiohttp import web
 
 from centralita import metrics
-from centralita.keys import AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES, WEBHOOKS
+from centralita.agentstate import AgentStates
+from centralita.history import History
+from centralita.keys import AGENT_STATES, AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES, WEBHOOKS
 from centralita.pop import PopBridge, PopHub
 from centralita.times import shown
-from centralita.web import auth, console
+from centralita.web import agent_api, auth, console
 from centralita.web.admin import setup_admin
 from centralita.web.prometheus import metrics_handler
 from centralita.web.proxy import setup_proxy
@@ -77,7 +79,19 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     app[AUTH] = auth.Auth(auth.load_key(settings.server.secret_key, settings.data_dir))
     hub = PopHub()
     app[HUB] = hub
-    app[BRIDGE] = PopBridge(store, hub, settings.site.crm, on_sent=metrics.pop_sent)
+    site = settings.site
+    # Who reads every call's notes in a history: the members whose role's console is
+    # supervisor or admin (as `console.is_supervisor`).
+    readers = [
+        m.extension
+        for m in site.members
+        if site.console_permission(m.extension) in ("supervisor", "admin")
+    ]
+    history = History(store, {a.extension: a.name for a in site.agents}, readers)
+    app[BRIDGE] = PopBridge(store, hub, site.crm, on_sent=metrics.pop_sent, history=history)
+    states = AgentStates(site, hub, login_queues=settings.console.login_queues)
+    app[AGENT_STATES] = states
+    pusher = asyncio.create_task(states.run(), name="centralita-agent-states")
     sender = WebhookSender(
         store,
         settings.webhooks,
@@ -90,9 +104,10 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for task in (watcher, pusher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await sender.stop()
 
 
@@ -153,5 +168,6 @@ def setup_web(app: web.Application) -> None:
     r.add_post("/api/pops/dismiss", console.api_dismiss)
     r.add_post("/api/events/callmyway", console.api_callmyway)
     setup_admin(app)
+    agent_api.add_routes(r)
     r.add_get("/metrics", metrics_handler)
     r.add_static("/static", console.STATIC_DIR, append_version=True)

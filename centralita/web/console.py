@@ -21,8 +21,8 @@ from urllib.parse import urlencode
 from aiohttp import WSMsgType, web
 
 from ami.originate import OriginateRefused, Refusal, originate, validate_dial_number
-from centralita import csvlog
-from centralita.keys import AMI, AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES
+from centralita import csvlog, phone
+from centralita.keys import AGENT_STATES, AMI, AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES
 from centralita.pop import SimpleChange, contact_json
 from centralita.store import CallRow, StoreInputError
 from centralita.times import shown
@@ -66,9 +66,12 @@ def _render(request: web.Request, name: str, session: Session, **values: Any) ->
     return web.Response(text=html, content_type="text/html")
 
 
-def _bad(message: str) -> web.HTTPBadRequest:
-    """A 400 with the reason as JSON (raise it)."""
-    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+def _bad(message: str, field: str | None = None, code: str = "bad_field") -> web.HTTPBadRequest:
+    """A 400 with the reason as JSON (raise it); `field` names the input at fault."""
+    body = {"error": message, "code": code}
+    if field is not None:
+        body["field"] = field
+    return web.HTTPBadRequest(text=json.dumps(body), content_type="application/json")
 
 
 def _field(
@@ -80,12 +83,12 @@ def _field(
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
-        raise _bad(f"{name} must be text")
+        raise _bad(f"{name} must be text", name)
     value = value.strip()
     if required and not value:
-        raise _bad(f"{name} is required")
+        raise _bad(f"{name} is required", name, "required")
     if len(value) > limit or "\0" in value:
-        raise _bad(f"{name} is too long or has a NUL character")
+        raise _bad(f"{name} is too long or has a NUL character", name)
     return value
 
 
@@ -128,6 +131,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await ws.close(code=1008, message=b"too many open consoles")
         return ws
     try:
+        # The link to Asterisk and the agent's queue state first, then any open pop.
+        states = request.app[AGENT_STATES]
+        await ws.send_json(states.link_message())
+        await ws.send_json(states.state(agent))
         for message in bridge.open_pops(agent):
             await ws.send_json(message)
         async for msg in ws:
@@ -216,7 +223,11 @@ async def api_outcome(request: web.Request) -> web.Response:
     call_id = _field(body, "uniqueid", limit=200) or call_id
     outcome = _field(body, "outcome", required=True, limit=200)
     if outcome not in settings.site.dispositions:
-        raise _bad(f"outcome must be one of {', '.join(settings.site.dispositions)}")
+        raise _bad(
+            f"outcome must be one of {', '.join(settings.site.dispositions)}",
+            "outcome",
+            "bad_outcome",
+        )
     follow_up = _parse_date(_field(body, "follow_up", limit=20), "follow_up")
     contact_text = _field(body, "contact_id", limit=20)
     contact_id: int | None = None
@@ -278,12 +289,15 @@ async def api_dial(request: web.Request) -> web.Response:
     """
     session, body = await require_post(request)
     raw = body.get("number")
-    try:
-        number = validate_dial_number(raw)  # as sent: a stray CR/LF is refused, not trimmed
-    except ValueError as exc:
-        raise _bad(str(exc)) from None
-    private = body.get("private") in (True, "1", "true", "on", "yes")
     settings = request.app[SETTINGS]
+    try:
+        # Pasted text is cleaned (spaces, dashes, brackets, a national prefix) but a stray
+        # CR/LF or a letter is refused, not trimmed; then the AMI-side check.
+        number, _ = phone.dial_number(raw, settings.console.default_region)
+        number = validate_dial_number(number)
+    except ValueError as exc:
+        raise _bad(str(exc), "number", "bad_number") from None
+    private = body.get("private") in (True, "1", "true", "on", "yes")
     agent = session.extension
     if request.app[BRIDGE].busy(agent):
         return error(request, 409, f"agent {agent} is already on a call")

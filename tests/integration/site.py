@@ -320,6 +320,8 @@ class Site:
         aot.append(closed_range)
         closed["ranges"] = aot
         doc["time_conditions"].append(closed)
+        console: Any = doc["console"]
+        console["login_queues"] = ["support-fr"]  # QueueAdd/QueueRemove (test_agent_state.py)
         survey: Any = doc["survey"]
         survey["delay_s"] = 1
         survey["wait_time_s"] = 20

@@ -1,0 +1,137 @@
+"""A caller's earlier calls and pending callback request, for the pop and `GET /api/history`.
+
+The calls are the call records (`cdr`) whose caller key is the number's key (inbound), or
+click-to-dial records that dialled the number (outbound), newest first, one per call (a
+call can leave several records: a queue call has one per leg tried), each with the outcome
+the record's agent saved (else the latest saved) and its notes. Notes are private to
+whoever took the call: a viewer who is not a supervisor gets `notes: null` for calls another
+agent took (docs/console.md, "Security").
+
+The pop asks on the event loop's thread (`Store.caller_history_now`, on the store's
+read-only connection bounded by a deadline, as for contacts): a trip to aiosqlite's thread
+queued behind a call-record commit would delay the ring. When that cannot answer (busy, past
+the deadline) it asks the store's thread (`Store.caller_history`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, TypedDict
+
+from ami.cdr import parse_cdr_time
+from centralita import phone
+from centralita.store import StoreBackend
+from centralita.times import shown
+from dialplan.names import OUTBOUND_CONTEXT
+
+HISTORY_LIMIT = 10
+MAX_HISTORY_LIMIT = 100
+
+
+class HistoryItem(TypedDict):
+    """One earlier call in `history` (docs/console.md)."""
+
+    call_id: str
+    uniqueid: str
+    start: str
+    agent: str
+    agent_name: str
+    direction: str
+    duration: int
+    outcome: str
+    notes: str | None
+
+
+class PendingCallback(TypedDict):
+    """The caller's pending callback request (docs/console.md)."""
+
+    id: int
+    requested_at: str
+    number: str
+    alt_number: str
+
+
+Rows = tuple[list[Sequence[Any]], list[Sequence[Any]]]
+
+
+class History:
+    """Looks up history for numbers with the store's key settings (see the module doc)."""
+
+    def __init__(
+        self, store: StoreBackend, agent_names: Mapping[str, str], supervisors: Collection[str]
+    ) -> None:
+        self.store = store
+        self.agent_names = dict(agent_names)
+        self.supervisors = frozenset(supervisors)
+
+    async def lookup(
+        self,
+        number: str,
+        viewer: str,
+        *,
+        limit: int = HISTORY_LIMIT,
+        exclude_call: str = "",
+    ) -> tuple[list[HistoryItem], PendingCallback | None]:
+        """The earlier calls (newest first, at most `limit`) and the pending callback of
+        `number`, as `viewer` may see them; nothing for a private or unusable number."""
+        key = self.store.key(number) if not phone.is_private(number) else None
+        if key is None:
+            return [], None
+        limit = max(1, min(limit, MAX_HISTORY_LIMIT))
+        rows = self.store.caller_history_now(key, number, limit)
+        if rows is None:
+            rows = await self.store.caller_history(key, number, limit)
+        calls, callbacks = rows
+        return (
+            self._items(calls, viewer, limit, exclude_call),
+            self._callback(callbacks, key),
+        )
+
+    def _items(
+        self, rows: Sequence[Sequence[Any]], viewer: str, limit: int, exclude_call: str
+    ) -> list[HistoryItem]:
+        supervisor = viewer in self.supervisors
+        items: list[HistoryItem] = []
+        index: dict[str, int] = {}
+        for row in rows:
+            call_id = str(row[1] or row[0])
+            if exclude_call and call_id == exclude_call:
+                continue
+            seen = index.get(call_id)
+            if seen is not None:
+                # Another leg of a call already listed: it names the agent who took it.
+                if not items[seen]["agent"] and row[3]:
+                    items[seen] = self._item(row, call_id, supervisor, viewer)
+                continue
+            if len(items) < limit:
+                index[call_id] = len(items)
+                items.append(self._item(row, call_id, supervisor, viewer))
+        return items
+
+    def _item(self, row: Sequence[Any], call_id: str, supervisor: bool, viewer: str) -> HistoryItem:
+        uniqueid, _, start, agent, dcontext, billsec, outcome, notes = row
+        agent = str(agent or "")
+        started = parse_cdr_time(str(start))
+        may_read = supervisor or (bool(agent) and agent == viewer)
+        return {
+            "call_id": call_id,
+            "uniqueid": str(uniqueid),
+            "start": started.astimezone().isoformat(timespec="seconds") if started else "",
+            "agent": agent,
+            "agent_name": self.agent_names.get(agent, ""),
+            "direction": "out" if dcontext == OUTBOUND_CONTEXT else "in",
+            "duration": int(billsec or 0),
+            "outcome": str(outcome or ""),
+            "notes": (str(notes or "") if may_read else None),
+        }
+
+    def _callback(self, rows: Sequence[Sequence[Any]], key: str) -> PendingCallback | None:
+        for callback_id, created_at, callerid, number, alternative in rows:
+            if key in (self.store.key(str(callerid)), self.store.key(str(number))):
+                return {
+                    "id": int(callback_id),
+                    "requested_at": shown(str(created_at)).replace(" ", "T", 1),
+                    "number": str(number),
+                    "alt_number": str(alternative),
+                }
+        return None

@@ -1,0 +1,267 @@
+"""The agent desktop's own API: who am I, preferences, pause and queues, history, numbers.
+
+    GET  /api/me                      the agent, their settings, queue state and AMI link
+    POST /api/me/preferences          {ui_language, alerts} stored per agent
+    POST /api/me/pause                {paused, reason} -> AMI QueuePause
+    POST /api/me/queues/{queue}       {member} -> AMI QueueAdd / QueueRemove
+    GET  /api/history?number=&limit=  the caller's earlier calls and pending callback
+    GET  /api/numbers/normalize?number=   what the dial box would dial
+
+The state lives in Asterisk: pause and queue requests answer once Asterisk took the action,
+and the page changes when the member event comes back as `agent.state` on `/ws`
+(centralita/agentstate.py). Errors are JSON `{"error", "code", "field"?}`: the message in
+English, `code` stable for the page to translate (docs/console.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from ami.client import AmiError, AmiNotConnected
+from centralita import phone
+from centralita.agentprefs import PreferenceError, load_preferences, save_preferences
+from centralita.history import HISTORY_LIMIT, MAX_HISTORY_LIMIT
+from centralita.keys import AGENT_STATES, AMI, BRIDGE, SETTINGS, STORE
+from centralita.web.auth import Session, ascii_digits, require_api, require_post
+
+log = logging.getLogger("centralita.web")
+
+
+ERROR_CLASSES: dict[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest,
+    403: web.HTTPForbidden,
+    404: web.HTTPNotFound,
+    409: web.HTTPConflict,
+    502: web.HTTPBadGateway,
+    503: web.HTTPServiceUnavailable,
+}
+
+
+def api_error(status: int, message: str, code: str, field: str | None = None) -> web.HTTPException:
+    """A JSON error answer to raise: `{"error": message, "code": code, "field": field}`."""
+    body: dict[str, str] = {"error": message, "code": code}
+    if field is not None:
+        body["field"] = field
+    return ERROR_CLASSES[status](text=json.dumps(body), content_type="application/json")
+
+
+def _agent_language(request: web.Request, session: Session) -> str:
+    agent = request.app[SETTINGS].site.agent(session.extension)
+    return agent.language if agent is not None else "en"
+
+
+async def me_json(request: web.Request, session: Session) -> dict[str, Any]:
+    """`GET /api/me`'s body (also the console page's bootstrap)."""
+    settings = request.app[SETTINGS]
+    site = settings.site
+    agent = site.agent(session.extension)
+    language = agent.language if agent is not None else "en"
+    prefs = await load_preferences(request.app[STORE], session.extension, default_language=language)
+    states = request.app[AGENT_STATES]
+    listener = request.app.get(AMI)
+    return {
+        "extension": session.extension,
+        "name": agent.name if agent is not None else session.extension,
+        "language": language,
+        "ui_language": prefs["ui_language"],
+        "alerts": dict(prefs["alerts"]),
+        "pause_reasons": list(settings.console.pause_reasons),
+        "dispositions": list(site.dispositions),
+        "queues": list(states.allowed(session.extension)),
+        "supervisor": site.console_permission(session.extension) in ("supervisor", "admin"),
+        "state": dict(states.state(session.extension)),
+        "asterisk": {"connected": bool(listener is not None and listener.connected)},
+    }
+
+
+async def api_me(request: web.Request) -> web.Response:
+    """`GET /api/me`: the logged-in agent, their preferences, queue state and AMI link."""
+    session = await require_api(request)
+    return web.json_response(await me_json(request, session))
+
+
+async def api_preferences(request: web.Request) -> web.Response:
+    """`POST /api/me/preferences` {ui_language, alerts: {sound, notification, title}}."""
+    session, body = await require_post(request)
+    try:
+        await save_preferences(
+            request.app[STORE],
+            session.extension,
+            body,
+            default_language=_agent_language(request, session),
+        )
+    except PreferenceError as exc:
+        raise api_error(400, str(exc), "bad_preference", exc.field or None) from None
+    return web.json_response(await me_json(request, session))
+
+
+def _listener(request: web.Request) -> Any:
+    listener = request.app.get(AMI)
+    if listener is None or not listener.connected:
+        raise api_error(503, "Asterisk is not connected", "ami_down")
+    return listener
+
+
+async def _queue_action(
+    request: web.Request, action: str, headers: list[tuple[str, str]]
+) -> tuple[bool, str]:
+    """Send a queue action; (success, Asterisk's message). 503 when AMI is away."""
+    listener = _listener(request)
+    try:
+        response = await listener.action(action, headers)
+    except AmiNotConnected:
+        raise api_error(503, "Asterisk is not connected", "ami_down") from None
+    except AmiError as exc:  # a timeout
+        raise api_error(503, f"Asterisk did not answer {action}: {exc}", "ami_timeout") from None
+    return bool(response.is_success), str(response.value("Message"))
+
+
+async def api_pause(request: web.Request) -> web.Response:
+    """`POST /api/me/pause` {paused, reason}: QueuePause in every queue the agent is in.
+
+    Answers `{"ok": true}` once Asterisk took it; the page waits for `agent.state`."""
+    session, body = await require_post(request)
+    paused = body.get("paused")
+    if not isinstance(paused, bool):
+        raise api_error(400, "paused must be true or false", "bad_field", "paused")
+    reason = body.get("reason", "")
+    if reason is None:
+        reason = ""
+    if not isinstance(reason, str):
+        raise api_error(400, "reason must be text", "bad_reason", "reason")
+    reasons = request.app[SETTINGS].console.pause_reasons
+    if paused and reason and reason not in reasons:
+        raise api_error(
+            400, f"unknown pause reason (one of {', '.join(reasons)})", "bad_reason", "reason"
+        )
+    states = request.app[AGENT_STATES]
+    # No Queue header: every queue the interface is in (app_queue set_member_paused). The
+    # reason is one of the config's words (settings.PAUSE_REASON_CHARS), never free text.
+    headers = [("Interface", states.device(session.extension))]
+    headers.append(("Paused", "true" if paused else "false"))
+    if paused and reason:
+        headers.append(("Reason", reason))
+    ok, message = await _queue_action(request, "QueuePause", headers)
+    if not ok:
+        # "Interface not found": a member of no queue at all.
+        raise api_error(409, f"Asterisk refused the pause: {message}", "not_member")
+    log.info("agent %s %s (%s)", session.extension, "paused" if paused else "ready", reason)
+    return web.json_response({"ok": True})
+
+
+# Asterisk's refusals of QueueAdd/QueueRemove (manager_add_queue_member,
+# manager_remove_queue_member in apps/app_queue.c) -> (status, code, what it means here).
+QUEUE_REFUSALS = {
+    "Unable to add interface: Already there": (409, "already_member", "already in {queue}"),
+    "Unable to remove interface: Not there": (409, "not_member", "not in {queue}"),
+    # A `member =>` line of queues.conf (the agent's own queues): only a change of the
+    # config and a reload takes it out.
+    "Member not dynamic": (
+        409,
+        "static_member",
+        "a permanent member of {queue} (queues.conf): only the configuration can change that",
+    ),
+    "Unable to add interface to queue: No such queue": (
+        404,
+        "unknown_queue",
+        "Asterisk has no queue {queue} (render and reload the configuration)",
+    ),
+    "Unable to remove interface from queue: No such queue": (
+        404,
+        "unknown_queue",
+        "Asterisk has no queue {queue} (render and reload the configuration)",
+    ),
+}
+
+
+async def api_queue(request: web.Request) -> web.Response:
+    """`POST /api/me/queues/{queue}` {member}: log in to (QueueAdd) or out of (QueueRemove)
+    one queue as a dynamic member; the page waits for `agent.state`."""
+    session, body = await require_post(request)
+    name = request.match_info["queue"]
+    settings = request.app[SETTINGS]
+    if settings.site.queue(name) is None:
+        raise api_error(404, f"there is no queue {name!r}", "unknown_queue")
+    member = body.get("member")
+    if not isinstance(member, bool):
+        raise api_error(400, "member must be true or false", "bad_field", "member")
+    states = request.app[AGENT_STATES]
+    if name not in states.allowed(session.extension):
+        raise api_error(403, f"you may not log in to queue {name}", "queue_not_allowed")
+    device = states.device(session.extension)
+    if member:
+        agent = settings.site.agent(session.extension)
+        headers = [
+            ("Queue", name),
+            ("Interface", device),
+            ("MemberName", agent.name if agent is not None else session.extension),
+            ("StateInterface", device),
+        ]
+        ok, message = await _queue_action(request, "QueueAdd", headers)
+    else:
+        ok, message = await _queue_action(
+            request, "QueueRemove", [("Queue", name), ("Interface", device)]
+        )
+    if not ok:
+        status, code, text = QUEUE_REFUSALS.get(
+            message, (502, "refused", f"Asterisk refused it: {message}")
+        )
+        raise api_error(status, f"You are {text.format(queue=name)}", code)
+    log.info("agent %s %s queue %s", session.extension, "joined" if member else "left", name)
+    return web.json_response({"ok": True})
+
+
+def _number_param(request: web.Request) -> str:
+    number = request.query.get("number", "")
+    if not number.strip():
+        raise api_error(400, "number is required", "required", "number")
+    return number
+
+
+async def api_normalize(request: web.Request) -> web.Response:
+    """`GET /api/numbers/normalize?number=`: `{"number", "display"}` as the dial box would
+    dial it, or 400 `{"error", "code": "bad_number", "field": "number"}`."""
+    await require_api(request)
+    try:
+        number, display = phone.dial_number(
+            _number_param(request), request.app[SETTINGS].console.default_region
+        )
+    except phone.DialNumberError as exc:
+        raise api_error(400, str(exc), "bad_number", "number") from None
+    return web.json_response({"number": number, "display": display})
+
+
+async def api_history(request: web.Request) -> web.Response:
+    """`GET /api/history?number=&limit=`: the caller's earlier calls (newest first) and their
+    pending callback request; notes of calls another agent took only for supervisors."""
+    session = await require_api(request)
+    number = _number_param(request)
+    if len(number) > 200:
+        raise api_error(400, "number is too long", "bad_number", "number")
+    limit_text = request.query.get("limit", "").strip()
+    limit = HISTORY_LIMIT
+    if limit_text:
+        if not ascii_digits(limit_text) or not 1 <= int(limit_text) <= MAX_HISTORY_LIMIT:
+            raise api_error(
+                400, f"limit must be a whole number 1-{MAX_HISTORY_LIMIT}", "bad_field", "limit"
+            )
+        limit = int(limit_text)
+    history = request.app[BRIDGE].history
+    if history is None:
+        return web.json_response({"calls": [], "callback": None})
+    calls, callback = await history.lookup(number, session.extension, limit=limit)
+    return web.json_response({"calls": calls, "callback": callback})
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """The agent desktop's API routes."""
+    router.add_get("/api/me", api_me)
+    router.add_post("/api/me/preferences", api_preferences)
+    router.add_post("/api/me/pause", api_pause)
+    router.add_post("/api/me/queues/{queue}", api_queue)
+    router.add_get("/api/history", api_history)
+    router.add_get("/api/numbers/normalize", api_normalize)
