@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ami.calls import CallChange
 from ami.cdr import CallRecord, CdrError, parse_cdr
 
 # AmiError is the package's base (ami/protocol.py); named here too, as the client's errors'.
@@ -53,7 +54,7 @@ from ami.protocol import (
     encode_action,
     md5_key,
 )
-from ami.tracker import CallChange, CallTracker
+from ami.tracker import CallTracker
 
 log = logging.getLogger(__name__)
 

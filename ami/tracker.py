@@ -15,180 +15,28 @@ caller number. No asyncio, no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
 
-from ami.cdr import channel_extension
+from ami.calls import (
+    ANSWERED,
+    BUSY_DEVICE_STATES,
+    ENDED,
+    RINGING,
+    STATE_UP,
+    AgentDevices,
+    CallChange,
+    CallFacts,
+    Chan,
+    Expect,
+    Lru,
+    Pop,
+    c_unescape,
+)
 from ami.protocol import AmiMessage
 from dialplan.names import CUSTOMER_ID_VAR, DIAL_VAR, OUTBOUND_CONTEXT, VARIABLE_PREFIX
-
-RINGING = "ringing"
-ANSWERED = "answered"
-ENDED = "ended"
-
-# Asterisk prints an empty caller id as `<unknown>` (manager_channels.c:565-640,
-# docs/asterisk-protocol.md#ami-events).
-UNKNOWN = "<unknown>"
-
-# ChannelState 6 is Up (ast_state2str, main/channel.c:637-670).
-STATE_UP = 6
-
-# Device states in which an agent's phone is taken (docs/asterisk-protocol.md#device-state,
-# main/devicestate.c:164-174).
-BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
 
 # DialEnd statuses that end the dialled leg (docs/asterisk-protocol.md#ami-call-events);
 # CONTINUE/GOTO do not.
 _DIAL_FAILED = frozenset({"BUSY", "NOANSWER", "CANCEL", "CONGESTION", "CHANUNAVAIL", "ABORT"})
-
-
-@dataclass(frozen=True, slots=True)
-class CallChange:
-    """A step of one agent's pop.
-
-    call_id: the Linkedid; uniqueid: the Uniqueid of the customer's leg (for an outbound call,
-    the agent's originated channel) - the one Asterisk's CDR is written for; direction: "in" or
-    "out"; number / name: the customer's ("" when unknown or private); agent: the extension;
-    queue: the queue the call came through, or None; customer_id: `CENTRALITA_CUSTOMER_ID` when
-    the customer-ID flow set it; channel: the agent's channel (e.g. `PJSIP/1001-0000002a`).
-    """
-
-    kind: str
-    call_id: str
-    uniqueid: str
-    direction: str
-    number: str
-    name: str
-    agent: str
-    queue: str | None
-    customer_id: str | None
-    channel: str
-    # The customer channel's language (`Language` of its channel block: CHANNEL(language),
-    # which the language flow sets), "" when unknown or for outbound calls. Information for
-    # the pop, not part of the change's identity (the order and replay tests compare those).
-    language: str = field(default="", compare=False)
-
-
-_C_ESCAPES = {
-    "a": "\a",
-    "b": "\b",
-    "f": "\f",
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
-    "v": "\v",
-    "\\": "\\",
-    "'": "'",
-    '"': '"',
-    "?": "?",
-}
-
-
-def c_unescape(text: str) -> str:
-    """Undo Asterisk's C escaping of caller names and VarSet values (main/utils.c ast_escape_c;
-    docs/asterisk-protocol.md#ami-events)."""
-    if "\\" not in text:
-        return text
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text) and text[i + 1] in _C_ESCAPES:
-            out.append(_C_ESCAPES[text[i + 1]])
-            i += 2
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
-
-
-def _clean(text: str) -> str:
-    return "" if text == UNKNOWN else c_unescape(text)
-
-
-class _Lru:
-    """A bounded set remembering the most recent keys (dead channels, finished legs)."""
-
-    def __init__(self, cap: int) -> None:
-        self._cap = cap
-        self._items: dict[str, None] = {}
-
-    def add(self, key: str) -> None:
-        self._items[key] = None
-        if len(self._items) > self._cap:
-            del self._items[next(iter(self._items))]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def clear(self) -> None:
-        self._items.clear()
-
-
-@dataclass(slots=True)
-class _Chan:
-    uniqueid: str
-    name: str
-    agent: str | None
-    linkedid: str = ""
-    cid_num: str = ""
-    cid_name: str = ""
-    conn_num: str = ""
-    conn_name: str = ""
-    state: int = 0
-    exten: str = ""
-    context: str = ""
-    queue: str | None = None
-    bridge: str | None = None
-    language: str = ""
-
-
-@dataclass(slots=True)
-class _Call:
-    """What a call's first pop learnt about the customer, reused by later pops (transfers)."""
-
-    uniqueid: str
-    direction: str
-    number: str
-    name: str
-    queue: str | None
-    language: str = ""
-
-
-@dataclass(slots=True)
-class _Pop:
-    call_id: str
-    agent: str
-    uniqueid: str
-    direction: str
-    number: str
-    name: str
-    queue: str | None
-    customer_id: str | None
-    channel: str
-    legs: set[str] = field(default_factory=set)
-    answered: bool = False
-    language: str = ""
-
-    def change(self, kind: str) -> CallChange:
-        return CallChange(
-            kind=kind,
-            call_id=self.call_id,
-            uniqueid=self.uniqueid,
-            direction=self.direction,
-            number=self.number,
-            name=self.name,
-            agent=self.agent,
-            queue=self.queue,
-            customer_id=self.customer_id,
-            channel=self.channel,
-            language=self.language,
-        )
-
-
-@dataclass(slots=True)
-class _Expect:
-    agent: str
-    number: str
 
 
 Handler = Callable[[AmiMessage], list[CallChange]]
@@ -210,20 +58,19 @@ class CallTracker:
         outbound_context: str = OUTBOUND_CONTEXT,
         memory: int = 50_000,
     ) -> None:
-        self._agents = frozenset(agents)
-        self._prefixes = frozenset(driver_prefixes)
+        self._agent_devices = AgentDevices(agents, driver_prefixes)
         self._outbound_context = outbound_context
-        self._channels: dict[str, _Chan] = {}
+        self._channels: dict[str, Chan] = {}
         self._members: dict[str, set[str]] = {}  # linkedid -> live channel uniqueids
         self._bridges: dict[str, set[str]] = {}
-        self._pops: dict[tuple[str, str], _Pop] = {}
+        self._pops: dict[tuple[str, str], Pop] = {}
         self._leg_pop: dict[str, tuple[str, str]] = {}  # agent leg uniqueid -> pop key
-        self._calls: dict[str, _Call] = {}
+        self._calls: dict[str, CallFacts] = {}
         self._vars: dict[str, dict[str, str]] = {}  # linkedid -> CENTRALITA_* variables
         self._devices: dict[str, str] = {}
-        self._expected: dict[str, _Expect] = {}  # originate ActionID -> agent, number
-        self._gone = _Lru(memory)  # hung-up channels: never recreated by a late event
-        self._done = _Lru(memory)  # agent legs whose pop ended: never pop again
+        self._expected: dict[str, Expect] = {}  # originate ActionID -> agent, number
+        self._gone = Lru(memory)  # hung-up channels: never recreated by a late event
+        self._done = Lru(memory)  # agent legs whose pop ended: never pop again
         self._handlers: dict[str, Handler] = {
             "Newchannel": self._on_channel,
             "NewCallerid": self._on_channel,
@@ -250,7 +97,7 @@ class CallTracker:
 
     @property
     def agents(self) -> frozenset[str]:
-        return self._agents
+        return self._agent_devices.agents
 
     def handle(self, msg: AmiMessage) -> list[CallChange]:
         """Apply one message; return the call changes it caused (often none)."""
@@ -291,13 +138,13 @@ class CallTracker:
         if any(c.agent == extension for c in self._channels.values()):
             return True
         return any(
-            state in BUSY_DEVICE_STATES and self._agent_of_device(device) == extension
+            state in BUSY_DEVICE_STATES and self._agent_devices.agent_of_device(device) == extension
             for device, state in self._devices.items()
         )
 
     def expect_originate(self, action_id: str, agent: str, number: str) -> None:
         """Announce a click-to-dial: the agent's ringing channel will be a call to `number`."""
-        self._expected[action_id] = _Expect(agent, number)
+        self._expected[action_id] = Expect(agent, number)
         while len(self._expected) > 1000:
             del self._expected[next(iter(self._expected))]
 
@@ -372,28 +219,9 @@ class CallTracker:
 
     def agent_of_channel(self, name: str) -> str | None:
         """The agent extension of a device channel (`PJSIP/1001-00000001` -> "1001")."""
-        tech, slash, _ = name.partition("/")
-        if not slash or tech not in self._prefixes:
-            return None
-        extension = channel_extension(name)  # the same rule as a call record's agent
-        return extension if extension in self._agents else None
+        return self._agent_devices.agent_of_channel(name)
 
-    def _agent_of_device(self, device: str) -> str | None:
-        tech, slash, rest = device.partition("/")
-        if slash and tech in self._prefixes and rest in self._agents:
-            return rest
-        return None
-
-    def _agent_of_interface(self, interface: str) -> str | None:
-        # Queue members are `PJSIP/1001`, `SIP/1001` or `Local/1001@ctx/n`
-        # (docs/asterisk-protocol.md#queues).
-        agent = self._agent_of_device(interface)
-        if agent is None and interface.startswith("Local/"):
-            exten = interface[6:].partition("@")[0]
-            agent = exten if exten in self._agents else None
-        return agent
-
-    def _chan(self, msg: AmiMessage, prefix: str) -> _Chan | None:
+    def _chan(self, msg: AmiMessage, prefix: str) -> Chan | None:
         """The channel a (prefixed) channel block describes, updated from it."""
         get = msg.get
         uid = get(prefix + "Uniqueid")
@@ -404,7 +232,7 @@ class CallTracker:
             if uid in self._gone:
                 return None
             name = get(prefix + "Channel") or ""
-            chan = _Chan(uid, name, self.agent_of_channel(name))
+            chan = Chan(uid, name, self.agent_of_channel(name))
             self._channels[uid] = chan
         linkedid = get(prefix + "Linkedid")
         if linkedid and linkedid != chan.linkedid:
@@ -412,30 +240,7 @@ class CallTracker:
                 self._unlink(chan.linkedid, uid)
             chan.linkedid = linkedid
             self._members.setdefault(linkedid, set()).add(uid)
-        value = get(prefix + "CallerIDNum")
-        if value is not None:
-            chan.cid_num = _clean(value)
-        value = get(prefix + "CallerIDName")
-        if value is not None:
-            chan.cid_name = _clean(value)
-        value = get(prefix + "ConnectedLineNum")
-        if value is not None:
-            chan.conn_num = _clean(value)
-        value = get(prefix + "ConnectedLineName")
-        if value is not None:
-            chan.conn_name = _clean(value)
-        value = get(prefix + "ChannelState")
-        if value is not None and value.isdigit():
-            chan.state = int(value)
-        value = get(prefix + "Exten")
-        if value is not None:
-            chan.exten = value
-        value = get(prefix + "Language")
-        if value is not None:
-            chan.language = _clean(value)
-        value = get(prefix + "Context")
-        if value is not None:
-            chan.context = value
+        chan.update_from(msg, prefix)
         # manager.conf `channelvars` adds `ChanVariable: NAME=value` to every block
         # (docs/asterisk-protocol.md#ami-events).
         if prefix + "ChanVariable" in msg and chan.linkedid:
@@ -463,10 +268,10 @@ class CallTracker:
 
     def _ring(
         self,
-        leg: _Chan,
+        leg: Chan,
         agent: str,
         *,
-        customer: _Chan | None,
+        customer: Chan | None,
         direction: str,
         number: str,
         name: str,
@@ -491,11 +296,11 @@ class CallTracker:
         if call is None:
             uniqueid = customer.uniqueid if customer is not None else leg.uniqueid
             language = customer.language if customer is not None else ""
-            call = _Call(uniqueid, direction, number, name, queue, language)
+            call = CallFacts(uniqueid, direction, number, name, queue, language)
             self._calls[call_id] = call
         elif call.queue is None and queue:
             call.queue = queue
-        pop = _Pop(
+        pop = Pop(
             call_id=call_id,
             agent=agent,
             uniqueid=call.uniqueid,
@@ -554,7 +359,7 @@ class CallTracker:
         self._leg_pop[uid] = key
         return self._end_leg(uid)
 
-    def _move(self, leg: _Chan, call_id: str) -> list[CallChange]:
+    def _move(self, leg: Chan, call_id: str) -> list[CallChange]:
         """A transfer put agent leg `leg` into call `call_id`: end its old pop, open the new."""
         agent = leg.agent
         call = self._calls.get(call_id)
@@ -580,8 +385,8 @@ class CallTracker:
             changes.append(pop.change(ANSWERED))
         return changes
 
-    def _new_pop_from_call(self, leg: _Chan, agent: str, call_id: str, call: _Call) -> _Pop:
-        pop = _Pop(
+    def _new_pop_from_call(self, leg: Chan, agent: str, call_id: str, call: CallFacts) -> Pop:
+        pop = Pop(
             call_id=call_id,
             agent=agent,
             uniqueid=call.uniqueid,
@@ -598,7 +403,7 @@ class CallTracker:
         self._leg_pop[leg.uniqueid] = (call_id, agent)
         return pop
 
-    def _dialled_number(self, leg: _Chan) -> str:
+    def _dialled_number(self, leg: Chan) -> str:
         """The customer number of a click-to-dial whose agent leg is `leg`."""
         number = self._vars.get(leg.linkedid, {}).get(DIAL_VAR)
         if number:
@@ -610,7 +415,7 @@ class CallTracker:
             return leg.exten
         return leg.conn_num or leg.cid_num
 
-    def _pop_from_snapshot(self, leg: _Chan) -> list[CallChange]:
+    def _pop_from_snapshot(self, leg: Chan) -> list[CallChange]:
         agent = leg.agent
         if agent is None or leg.uniqueid in self._done:
             return []
@@ -682,12 +487,12 @@ class CallTracker:
             chan.queue = msg.value("Queue") or None
         return []
 
-    def _queue_leg(self, msg: AmiMessage) -> tuple[_Chan | None, _Chan | None, str | None]:
+    def _queue_leg(self, msg: AmiMessage) -> tuple[Chan | None, Chan | None, str | None]:
         caller = self._chan(msg, "")
         leg = self._chan(msg, "Dest")
         agent = None
         if leg is not None:
-            agent = leg.agent or self._agent_of_interface(msg.value("Interface"))
+            agent = leg.agent or self._agent_devices.agent_of_interface(msg.value("Interface"))
         return caller, leg, agent
 
     def _on_agent_called(self, msg: AmiMessage) -> list[CallChange]:
@@ -716,7 +521,7 @@ class CallTracker:
         uid = msg.value("DestUniqueid")
         return self._end_leg(uid) if uid else []
 
-    def _dial_pop(self, msg: AmiMessage) -> tuple[list[CallChange], _Chan | None]:
+    def _dial_pop(self, msg: AmiMessage) -> tuple[list[CallChange], Chan | None]:
         """Open the pop a DialBegin/DialEnd describes; return it and the agent leg."""
         caller = self._chan(msg, "")
         dest = self._chan(msg, "Dest")

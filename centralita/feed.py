@@ -19,10 +19,11 @@ from typing import Any
 
 from aiohttp import web
 
+from ami.calls import CallChange
 from ami.cdr import CallRecord
 from ami.client import AmiListener
 from ami.protocol import AmiMessage
-from ami.tracker import CallChange, CallTracker
+from ami.tracker import CallTracker
 from centralita.keys import AGENT_STATES, AMI, BRIDGE, CDR_WRITER, SETTINGS, STORE, WEBHOOKS
 from centralita.store import StoreBackend, StoreInputError
 from dialplan.names import OUTBOUND_CONTEXT

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from ami.calls import CallChange
 from ami.cdr import CallRecord
 from ami.client import AmiListener, AmiNotConnected, AmiTimeout
 from ami.originate import OriginateRefused, originate
 from ami.protocol import AmiMessage
 from ami.testing import FakeAmiServer, event_classes, load_trace
-from ami.tracker import CallChange, CallTracker
+from ami.tracker import CallTracker
 from dialplan.names import OUTBOUND_CONTEXT
 
 TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ami.calls import CallChange
 from ami.cdr import parse_cdr
 from ami.protocol import AmiMessage, parse_trace
 from ami.testing import ChannelTable, load_trace, rewrite
-from ami.tracker import CallChange, CallTracker
+from ami.tracker import CallTracker
 
 TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ami"
