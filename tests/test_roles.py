@@ -16,6 +16,7 @@ from asterisk.config import Config
 
 from centralita.cmd_render import render_files
 from centralita.settings import Settings, demo_text, parse_settings
+from dialplan.names import OUTBOUND_CONTEXT
 from dialplan.roles import DEPRECATED_AGENTS, DEPRECATED_SUPERVISORS
 from dialplan.validate import ConfigError
 
@@ -212,7 +213,7 @@ def test_each_role_context_holds_exactly_what_the_matrix_allows(
         assert first["2000"] == "2000,1,VoiceMailMain(@VoiceMail)"
         includes = [v for k, v in lines if k == "include"]
         outbound = role in ("supervisor", "manager", "ceo")
-        assert includes == (["centralita-outbound"] if outbound else []), role
+        assert includes == ([OUTBOUND_CONTEXT] if outbound else []), role
     # Quality staff open the complaints box with the box preselected.
     assert ("exten", "600,1,VoiceMailMain(600@VoiceMail)") in entries(conf, "Complaints")
     # The agent cannot dial the CEO; the CEO can dial the agent.
