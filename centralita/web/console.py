@@ -26,6 +26,7 @@ from centralita.keys import AGENT_STATES, AMI, AUTH, BRIDGE, HUB, SETTINGS, STOR
 from centralita.pop import SimpleChange, contact_json
 from centralita.store import CallRow, StoreInputError
 from centralita.times import shown
+from centralita.web import i18n
 from centralita.web.auth import (
     Session,
     ascii_digits,
@@ -48,9 +49,16 @@ CSV_MAX_ROWS = 200_000
 MAX_TEXT = 4000
 
 
+def page_language(request: web.Request, session: Session) -> str:
+    """The language of an agent's pages: their own choice, else their configured language."""
+    agent = request.app[SETTINGS].site.agent(session.extension)
+    return i18n.supported(agent.language if agent else None) or i18n.SOURCE_LANGUAGE
+
+
 def _render(request: web.Request, name: str, session: Session, **values: Any) -> web.Response:
     settings = request.app[SETTINGS]
     agent = settings.site.agent(session.extension)
+    values = {**i18n.page_context(page_language(request, session)), "path": request.path, **values}
     html = (
         request.app[TEMPLATES]
         .get_template(name)
@@ -105,7 +113,29 @@ async def console_page(request: web.Request) -> web.Response:
         session,
         dispositions=settings.site.dispositions,
         outbound_callerid=settings.site.outbound_callerid,
+        config=console_config(request, session),
     )
+
+
+def console_config(request: web.Request, session: Session) -> dict[str, Any]:
+    """What the console page starts from (the body of `GET /api/me`)."""
+    settings = request.app[SETTINGS]
+    agent = settings.site.agent(session.extension)
+    listener = request.app.get(AMI)
+    language = agent.language if agent else i18n.SOURCE_LANGUAGE
+    return {
+        "extension": session.extension,
+        "name": agent.name if agent else session.extension,
+        "language": language,
+        "ui_language": page_language(request, session),
+        "alerts": {"sound": True, "notification": True, "title": True},
+        "pause_reasons": [],
+        "dispositions": list(settings.site.dispositions),
+        "queues": list(agent.queues) if agent else [],
+        "supervisor": is_supervisor(request, session),
+        "state": None,
+        "asterisk": {"connected": bool(listener is not None and listener.connected)},
+    }
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -451,6 +481,7 @@ async def calls_page(request: web.Request) -> web.Response:
         next_url=f"/calls?{urlencode({**kept, 'page': page + 1})}" if page < pages else None,
         csv_url=f"/calls.csv?{urlencode(kept)}",
         agents=request.app[SETTINGS].site.agents,
+        dispositions=request.app[SETTINGS].site.dispositions,
     )
 
 
