@@ -190,11 +190,13 @@ def extract() -> Catalog:
     return template
 
 
-def problems(language: str, template: Catalog | None = None) -> list[str]:
+def problems(
+    language: str, template: Catalog | None = None, catalogue: Catalog | None = None
+) -> list[str]:
     """What the `language` catalogue lacks: missing, empty or fuzzy messages, and plurals
     without every form."""
     template = template if template is not None else extract()
-    catalogue = read_catalogue(language)
+    catalogue = catalogue if catalogue is not None else read_catalogue(language)
     found: list[str] = []
     for message in template:
         if not message.id:
