@@ -42,6 +42,7 @@ function persist(pop) {
     view: pop.view,
     firstSeen: pop.firstSeen,
     endedSeen: pop.endedSeen,
+    answeredSeen: pop.answeredSeen,
     storedAt: Date.now(),
   };
   try {
@@ -79,7 +80,7 @@ function restore() {
       view: kept.view || pop.view,
       firstSeen: kept.firstSeen || pop.firstSeen,
       endedSeen: kept.endedSeen || null,
-      restored: true,
+      answeredSeen: kept.answeredSeen || null,
     });
     pops.set(pop.id, pop);
   }
@@ -99,6 +100,7 @@ function newPop(msg) {
     dirty: false,
     saved: false,
     firstSeen: Date.now() / 1000,
+    answeredSeen: null,
     endedSeen: null,
   };
 }
@@ -123,9 +125,10 @@ function timerText(pop) {
   const now = Date.now() / 1000;
   const started = m.started_at || pop.firstSeen;
   if (pop.kind === "ringing") return clock(now - started);
-  if (pop.kind === "answered") return clock(now - (m.answered_at || started));
+  const answered = m.answered_at || pop.answeredSeen;
+  if (pop.kind === "answered") return clock(now - (answered || started));
   const ended = m.ended_at || pop.endedSeen || now;
-  return m.answered_at ? _("talked %(time)s", { time: clock(ended - m.answered_at) }) : "";
+  return answered ? _("talked %(time)s", { time: clock(ended - answered) }) : "";
 }
 
 function tick() {
@@ -415,8 +418,8 @@ export function onMessage(msg) {
     }
     pop.msg = merged;
     pop.kind = kind;
-    pop.restored = false;
   }
+  if (kind === "answered" && !pop.answeredSeen) pop.answeredSeen = Date.now() / 1000;
   if (kind === "ended" && !pop.endedSeen) pop.endedSeen = Date.now() / 1000;
   persist(pop);
   settleAlerts(pop);
