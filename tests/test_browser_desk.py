@@ -18,6 +18,7 @@ from conftest import CHROMIUM
 from test_browser_console import ARTIFACTS, CALLER, QUEUE_TRACE, logged_in, shot
 from test_web_support import WebEnv, console_env
 
+from ami.fake_queues import FakeQueues
 from ami.testing import load_trace, rewrite
 
 pytestmark = pytest.mark.browser
@@ -54,10 +55,11 @@ FakeNotification.requestPermission = function () {
 };
 window.Notification = FakeNotification;
 window.__titles = [];
-new MutationObserver(() => window.__titles.push(document.title)).observe(
-  document.querySelector("title") || document.documentElement,
-  { childList: true, subtree: true, characterData: true },
-);
+setInterval(() => {
+  if (window.__titles[window.__titles.length - 1] !== document.title) {
+    window.__titles.push(document.title);
+  }
+}, 50);
 """
 
 
@@ -142,6 +144,210 @@ async def test_alerts_can_be_turned_off_and_stay_off(tmp_path: Path, browser: Br
         assert await page.evaluate("window.__played") == []
         assert await page.title() == title
         await shot(page, "desk-alerts-off")
+
+
+# ----------------------------------------------------------------------------- agent state
+
+
+class HeldEvents:
+    """Holds back the member events the fake Asterisk would send after a queue action, so a
+    test can see the page before Asterisk confirms (it must not change on its own)."""
+
+    def __init__(self, env: WebEnv) -> None:
+        self.env = env
+        self.held: list[Any] = []
+        self._act = env.ami.queues.act
+
+        def act(msg: Any, devices: Any) -> Any:
+            reply, events = self._act(msg, devices)
+            self.held.extend(events)
+            return reply, []
+
+        env.ami.queues.act = act  # type: ignore[method-assign]
+
+    async def release(self) -> None:
+        events, self.held = self.held, []
+        await self.env.ami.push_events(events)
+
+
+async def test_pause_with_a_reason_goes_to_asterisk_and_comes_back(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with console_env(tmp_path, sip=True) as env:
+        await env.wait_ami()
+        page = await logged_in(browser, env)
+        badge = page.locator("#agent-state")
+        await expect(badge).to_have_attribute("data-state", "ready")
+        await expect(badge).to_contain_text("Ready")
+        held = HeldEvents(env)
+        await page.select_option("#pause-reason", "lunch")
+        await page.click("#pause-button")
+        action = await env.ami.wait_for_action("QueuePause")
+        headers = dict(action.headers)
+        assert headers["Interface"] == "SIP/1001"
+        assert headers["Paused"] == "true"
+        assert headers["Reason"] == "lunch"
+        assert "Queue" not in headers  # every queue of the agent
+        # Asterisk took it, but its events are not in yet: the page says so and waits.
+        await expect(page.locator("#state-status")).to_have_text("Waiting for Asterisk…")
+        await expect(badge).to_have_attribute("data-state", "ready")
+        assert held.held and all(e.name == "QueueMemberPause" for e in held.held)
+        await held.release()
+        await expect(badge).to_have_attribute("data-state", "paused")
+        await expect(badge).to_contain_text("Paused: lunch")
+        await expect(page.locator("#ready-button")).to_be_visible()
+        await expect(page.locator("#pause-button")).to_be_hidden()
+        await expect(page.locator(".queue-toggle[data-status='paused']")).to_have_count(2)
+        await shot(page, "desk-paused-lunch")
+
+        # Unpaused on the phone (or by a supervisor): a QueueMemberPause from Asterisk alone.
+        env.ami.queues.act = held._act  # type: ignore[method-assign]
+        events = []
+        for name in ("support-ar", "support-en"):
+            queue = env.ami.queues.queue(name)
+            member = env.ami.queues.member(name, "SIP/1001")
+            assert queue is not None and member is not None
+            member.paused, member.reason = False, ""
+            events.append(FakeQueues.member_event("QueueMemberPause", queue, member))
+        await env.ami.push_events(events)
+        await expect(badge).to_have_attribute("data-state", "ready")
+        await expect(page.locator("#pause-button")).to_be_visible()
+
+        # The keyboard: Alt+Shift+P pauses with the chosen reason.
+        await page.select_option("#pause-reason", "training")
+        await page.keyboard.press("Alt+Shift+P")
+        await expect(badge).to_contain_text("Paused: training")
+        await page.keyboard.press("Alt+Shift+P")
+        await expect(badge).to_have_attribute("data-state", "ready")
+        pauses = [dict(a.headers) for a in env.ami.actions_named("QueuePause")]
+        assert [(p["Paused"], p.get("Reason", "")) for p in pauses[1:]] == [
+            ("true", "training"),
+            ("false", ""),
+        ]
+
+
+async def test_a_pause_refused_while_asterisk_is_away_changes_nothing(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with console_env(tmp_path, sip=True) as env:
+        await env.wait_ami()
+        page = await logged_in(browser, env)
+        await expect(page.locator("#agent-state")).to_have_attribute("data-state", "ready")
+        await env.ami.stop()
+        await expect(page.locator("#ami-state")).to_have_attribute("data-state", "closed")
+        await expect(page.locator("#ami-state")).to_contain_text("Asterisk: away")
+        await expect(page.locator("#ws-state")).to_have_attribute("data-state", "open")
+        await page.click("#pause-button")
+        await expect(page.locator("#state-status")).to_contain_text("not connected")
+        await expect(page.locator("#agent-state")).not_to_have_attribute("data-state", "paused")
+        await shot(page, "desk-asterisk-away")
+
+
+async def test_queue_logout_and_login(tmp_path: Path, browser: Browser) -> None:
+    async with console_env(tmp_path, sip=True) as env:
+        await env.wait_ami()
+        page = await logged_in(browser, env)
+        french = page.locator(".queue-toggle[data-queue='support-fr']")
+        await expect(french).to_have_attribute("data-member", "false")
+        await expect(french).to_contain_text("logged out")
+        # The agent's own queues (queues.conf members) are shown, not offered.
+        own = page.locator(".queue-toggle[data-queue='support-ar']")
+        await expect(own).to_have_attribute("data-member", "true")
+        assert await own.evaluate("e => e.tagName") == "SPAN"
+
+        held = HeldEvents(env)
+        await french.click()
+        added = dict((await env.ami.wait_for_action("QueueAdd")).headers)
+        assert (added["Queue"], added["Interface"], added["StateInterface"]) == (
+            "support-fr",
+            "SIP/1001",
+            "SIP/1001",
+        )
+        assert added["MemberName"] == "Amira Haddad"
+        await expect(page.locator("#state-status")).to_have_text("Waiting for Asterisk…")
+        await expect(french).to_have_attribute("data-member", "false")
+        await held.release()
+        await expect(french).to_have_attribute("data-member", "true")
+        await expect(french).to_contain_text("waiting")
+        await shot(page, "desk-queue-login")
+
+        await french.click()
+        removed = dict((await env.ami.wait_for_action("QueueRemove")).headers)
+        assert (removed["Queue"], removed["Interface"]) == ("support-fr", "SIP/1001")
+        await held.release()
+        await expect(french).to_have_attribute("data-member", "false")
+        await expect(french).to_contain_text("logged out")
+        await shot(page, "desk-queue-logout")
+
+
+# ----------------------------------------------------------------------------- history
+
+
+async def test_the_pop_shows_the_callers_history_and_pending_callback(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with console_env(tmp_path, sip=True) as env:
+        await env.wait_ami()
+        await seed_history(env)
+        await env.store.add_callback(
+            callerid=CALLER,
+            language="en",
+            queue="support-en",
+            number=CALLER,
+            alternative="600111333",
+            uniqueid="1795100000.1",
+        )
+        page = await logged_in(browser, env, extension="1002")  # not a supervisor
+        await env.ami.replay_trace(rewrite(load_trace(QUEUE_TRACE), {"SIP/1001": "SIP/1002"}))
+        items = page.locator("#history-list .history-item")
+        await expect(items).to_have_count(3)
+        newest = items.nth(0)  # newest first: the call of the 22nd, no outcome
+        await expect(newest.locator(".tag")).to_have_text("no outcome")
+        middle = items.nth(1)
+        await expect(middle).to_contain_text("support")
+        await expect(middle).to_contain_text("router reset")  # 1002's own notes
+        await expect(middle).to_contain_text("John Smith")
+        oldest = items.nth(2)
+        await expect(oldest).to_contain_text("sale")
+        # Another agent's notes stay private to a non-supervisor.
+        await expect(oldest).to_contain_text("Notes are private")
+        await expect(oldest).not_to_contain_text("bought the blue plan")
+        await expect(page.locator("#history-all")).to_have_attribute(
+            "href", "/calls?customer=%2B34915550123"
+        )
+        callback = page.locator("#pop-callback")
+        await expect(callback).to_contain_text("Pending callback request")
+        await expect(callback.locator("button.dial")).to_have_count(2)
+        await shot(page, "desk-history")
+
+
+# ----------------------------------------------------------------------------- dial box
+
+
+async def test_the_dial_box_shows_the_cleaned_number_and_refuses_text(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with console_env(tmp_path, sip=True) as env:
+        await env.wait_ami()
+        page = await logged_in(browser, env)
+        await page.keyboard.press("Alt+Shift+D")
+        await expect(page.locator("#dial-number")).to_be_focused()
+        await page.keyboard.type("+212 522-000 111")
+        await expect(page.locator("#dial-preview")).to_contain_text("Will dial +212")
+        await page.keyboard.press("Enter")
+        action = await env.ami.wait_for_action("Originate")
+        assert dict(action.headers)["Exten"] == "+212522000111"
+        await expect(page.locator("#dial-status")).to_contain_text("answered")
+        options = page.locator("#recent-numbers option")
+        await expect(options).to_have_count(1)
+        await expect(options.first).to_have_attribute("value", "+212522000111")
+        await page.fill("#dial-number", "call me maybe")
+        await expect(page.locator("#dial-preview")).to_have_attribute("data-ok", "false")
+        await expect(page.locator("#dial-number")).to_have_attribute("aria-invalid", "true")
+        await page.click("#dial-button")
+        await expect(page.locator("#dial-status")).to_have_attribute("data-ok", "false")
+        assert len(env.ami.actions_named("Originate")) == 1
+        await shot(page, "desk-dial-refused")
 
 
 # ----------------------------------------------------------------------------- several pops

@@ -22,11 +22,12 @@ from aiohttp import WSMsgType, web
 
 from ami.originate import OriginateRefused, Refusal, originate, validate_dial_number
 from centralita import csvlog, phone
+from centralita.agentprefs import load_preferences
 from centralita.keys import AGENT_STATES, AMI, AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES
 from centralita.pop import SimpleChange, contact_json
 from centralita.store import CallRow, StoreInputError
 from centralita.times import shown
-from centralita.web import i18n
+from centralita.web import agent_api, i18n
 from centralita.web.auth import (
     Session,
     ascii_digits,
@@ -49,16 +50,19 @@ CSV_MAX_ROWS = 200_000
 MAX_TEXT = 4000
 
 
-def page_language(request: web.Request, session: Session) -> str:
+async def page_language(request: web.Request, session: Session) -> str:
     """The language of an agent's pages: their own choice, else their configured language."""
     agent = request.app[SETTINGS].site.agent(session.extension)
-    return i18n.supported(agent.language if agent else None) or i18n.SOURCE_LANGUAGE
+    default = agent.language if agent else i18n.SOURCE_LANGUAGE
+    prefs = await load_preferences(request.app[STORE], session.extension, default_language=default)
+    return i18n.supported(prefs["ui_language"]) or i18n.SOURCE_LANGUAGE
 
 
-def _render(request: web.Request, name: str, session: Session, **values: Any) -> web.Response:
+async def _render(request: web.Request, name: str, session: Session, **values: Any) -> web.Response:
     settings = request.app[SETTINGS]
     agent = settings.site.agent(session.extension)
-    values = {**i18n.page_context(page_language(request, session)), "path": request.path, **values}
+    language = values.pop("language", None) or await page_language(request, session)
+    values = {**i18n.page_context(language), "path": request.path, **values}
     html = (
         request.app[TEMPLATES]
         .get_template(name)
@@ -104,38 +108,20 @@ def _field(
 
 
 async def console_page(request: web.Request) -> web.Response:
-    """`GET /`: the agent console (the pop, contacts, outcome form, click-to-dial)."""
+    """`GET /`: the agent console (the pop, contacts, outcome form, click-to-dial), started
+    from the body of `GET /api/me` (docs/console.md)."""
     session = await require_page(request)
     settings = request.app[SETTINGS]
-    return _render(
+    config = await agent_api.me_json(request, session)
+    return await _render(
         request,
         "console.html",
         session,
+        language=config["ui_language"],
         dispositions=settings.site.dispositions,
         outbound_callerid=settings.site.outbound_callerid,
-        config=console_config(request, session),
+        config=config,
     )
-
-
-def console_config(request: web.Request, session: Session) -> dict[str, Any]:
-    """What the console page starts from (the body of `GET /api/me`)."""
-    settings = request.app[SETTINGS]
-    agent = settings.site.agent(session.extension)
-    listener = request.app.get(AMI)
-    language = agent.language if agent else i18n.SOURCE_LANGUAGE
-    return {
-        "extension": session.extension,
-        "name": agent.name if agent else session.extension,
-        "language": language,
-        "ui_language": page_language(request, session),
-        "alerts": {"sound": True, "notification": True, "title": True},
-        "pause_reasons": [],
-        "dispositions": list(settings.site.dispositions),
-        "queues": list(agent.queues) if agent else [],
-        "supervisor": is_supervisor(request, session),
-        "state": None,
-        "asterisk": {"connected": bool(listener is not None and listener.connected)},
-    }
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -468,7 +454,7 @@ async def calls_page(request: web.Request) -> web.Response:
     query = {k: request.query.get(k, "").strip() for k in ("start", "end", "agent", "customer")}
     kept = {k: v for k, v in query.items() if v}
     pages = max(1, -(-total // PAGE_SIZE))
-    return _render(
+    return await _render(
         request,
         "calls.html",
         session,
@@ -518,7 +504,9 @@ async def callbacks_page(request: web.Request) -> web.Response:
         callbacks = await request.app[STORE].list_callbacks(status)
     except StoreInputError as exc:
         raise _bad(str(exc)) from None
-    return _render(request, "callbacks.html", session, callbacks=callbacks, status=status or "")
+    return await _render(
+        request, "callbacks.html", session, callbacks=callbacks, status=status or ""
+    )
 
 
 async def complaints_page(request: web.Request) -> web.Response:
@@ -527,7 +515,7 @@ async def complaints_page(request: web.Request) -> web.Response:
     require_complaints(request, session)
     threshold = request.app[SETTINGS].site.survey.threshold
     ratings = await request.app[STORE].list_ratings(below=threshold)
-    return _render(request, "complaints.html", session, ratings=ratings, threshold=threshold)
+    return await _render(request, "complaints.html", session, ratings=ratings, threshold=threshold)
 
 
 # ----------------------------------------------------------------------------- CallMyWay in

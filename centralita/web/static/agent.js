@@ -63,18 +63,29 @@ function renderQueues() {
     const member = q.member && q.status !== "out";
     const statusKey = member ? (q.paused ? "paused" : q.status) : "out";
     const statusText = statusKey === "paused" ? _("paused") : (STATUS_TEXT[statusKey] || (() => q.status))();
+    const parts = [
+      element("span", { className: "queue-icon", "aria-hidden": "true" }, member ? "✓" : "+"),
+      element("span", { className: "queue-name" }, name),
+      element("span", { className: "queue-status" }, statusText),
+    ];
+    const dataset = { queue: name, member: String(member), status: statusKey };
+    if (member && !q.dynamic) {
+      // A member by the configuration (queues.conf): Asterisk will not let the page log
+      // the agent out of it, so it is shown, not offered.
+      const title = _("Always in %(queue)s (set in the configuration)", { queue: name });
+      list.appendChild(element("li", {}, element("span", { className: "queue-toggle fixed", dataset: dataset, title: title }, ...parts)));
+      continue;
+    }
     const button = element(
       "button",
       {
         type: "button",
         className: "queue-toggle",
-        dataset: { queue: name, member: String(member), status: statusKey },
+        dataset: dataset,
         "aria-pressed": String(member),
         title: member ? _("Log out of %(queue)s", { queue: name }) : _("Log in to %(queue)s", { queue: name }),
       },
-      element("span", { className: "queue-icon", "aria-hidden": "true" }, member ? "✓" : "+"),
-      element("span", { className: "queue-name" }, name),
-      element("span", { className: "queue-status" }, statusText),
+      ...parts,
     );
     button.addEventListener("click", () => setMember(name, !member));
     list.appendChild(element("li", {}, button));
@@ -95,8 +106,9 @@ export function render() {
   const paused = isPaused();
   ready.disabled = pending || !state || !paused;
   pause.disabled = pending || !state || paused || !(config.pause_reasons || []).length;
-  ready.setAttribute("aria-pressed", String(!!state && !paused));
-  pause.setAttribute("aria-pressed", String(paused));
+  // One action at a time: "Ready" while paused, the reason and "Pause" otherwise.
+  ready.hidden = !paused;
+  pause.closest(".pause-group").hidden = paused;
   $("pause-reason").disabled = pending || paused;
   if (paused && state.reason && (config.pause_reasons || []).includes(state.reason)) {
     $("pause-reason").value = state.reason;

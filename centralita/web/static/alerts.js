@@ -154,8 +154,9 @@ function setup(initial) {
       }, 1500);
     });
   }
-  // After a blocked autoplay, the next click on the page may ring.
-  document.addEventListener("pointerdown", () => {
+  // After a blocked autoplay, the agent's next click may start the sound (after the click,
+  // so that nothing moves under the pointer while it is pressed).
+  document.addEventListener("click", () => {
     if (ringing.size && prefs.sound && audio && audio.paused) playRing();
     else show($("sound-banner"), false);
   });

@@ -39,17 +39,23 @@ export const post = (url, data) => request("POST", url, data);
 const ERRORS = {
   bad_reason: () => _("Choose a pause reason from the list."),
   bad_number: () => _("This is not a phone number."),
-  not_allowed: () => _("You may not do that."),
+  bad_outcome: () => _("Choose an outcome from the list."),
+  required: () => _("This field is required."),
+  not_member: () => _("You are not in that queue."),
+  already_member: () => _("You are already in that queue."),
+  static_member: () => _("You are always in that queue: only the configuration can change it."),
+  queue_not_allowed: () => _("You may not join that queue."),
   unknown_queue: () => _("There is no such queue."),
-  ami_away: () => _("Asterisk is not connected: try again in a moment."),
-  busy: () => _("You are already on a call."),
+  ami_down: () => _("Asterisk is not connected: try again in a moment."),
+  ami_timeout: () => _("Asterisk did not answer: try again."),
+  bad_preference: () => _("That setting cannot be saved."),
 };
 export function errorText(r, fallback) {
   const body = r.body || {};
   // In English the server's own message says the most; in another language, its code's.
   if (language === "en" && body.error) return body.error;
   if (body.code && ERRORS[body.code]) return ERRORS[body.code]();
-  if (r.status === 503) return ERRORS.ami_away();
+  if (r.status === 503) return ERRORS.ami_down();
   if (r.status === 0) return _("Centralita cannot be reached.");
   return body.error || body.message || fallback || "HTTP " + r.status;
 }
@@ -100,7 +106,7 @@ export async function dial(number, hidden) {
   const shownNumber = (r.body && r.body.number) || number;
   if (r.ok) {
     const result = r.body.reason_text || r.body.response || "";
-    status(el, _("Call to %(number)s: %(result)s", { number: shownNumber, result: result }), true);
+    status(el, _("Call to %(number)s: %(result)s", { number: number, result: result }), true);
     for (const listener of dialListeners) listener(shownNumber);
   } else {
     const why =
