@@ -444,6 +444,27 @@ async def test_the_wrap_up_form_survives_a_reload(tmp_path: Path, browser: Brows
         await expect(page.locator("#pop")).to_be_hidden()
 
 
+async def test_a_call_that_ended_while_the_page_was_away_shows_ended(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with console_env(tmp_path, sip=True) as env:
+        await env.wait_ami()
+        page = await logged_in(browser, env)
+        ringing, rest = ringing_part(load_trace(QUEUE_TRACE))
+        await env.ami.replay_trace(ringing)
+        await expect(page.locator("#pop")).to_have_attribute("data-state", "ringing")
+        await page.fill("#outcome-notes", "asked for a quote")
+        await page.goto("about:blank")  # the agent left the console
+        await env.ami.replay_trace(rest)  # meanwhile the call ended
+        await env.drain()
+        await page.goto(env.url)
+        await expect(page.locator("#ws-state")).to_have_attribute("data-state", "open")
+        # The kept pop comes back; the server no longer has its call, so it is over.
+        await expect(page.locator("#pop")).to_have_attribute("data-state", "ended")
+        await expect(page.locator("#pop-state")).to_have_text("Ended")
+        await expect(page.locator("#outcome-notes")).to_have_value("asked for a quote")
+
+
 async def test_an_outcome_is_required_before_saving(tmp_path: Path, browser: Browser) -> None:
     async with console_env(tmp_path, sip=True) as env:
         await env.wait_ami()

@@ -64,7 +64,8 @@ def supported(language: str | None) -> str | None:
 
 
 def negotiate(accept_language: str | None) -> str:
-    """The best console language for an HTTP `Accept-Language` header (RFC 9110 §12.5.4)."""
+    """The best console language for an HTTP `Accept-Language` header (RFC 9110, section
+    12.5.4): the first supported language of highest quality, else English."""
     ranked: list[tuple[float, int, str]] = []
     for index, part in enumerate((accept_language or "").split(",")[:20]):
         tag, _, params = part.strip().partition(";")

@@ -16,12 +16,16 @@ function onMessage(msg) {
 // The WebSocket, reconnected with a growing delay; the server resends open pops and the
 // agent's state on each connect.
 let delay = 1000;
+const STALE_AFTER_MS = 3000;
 function connect() {
   agent.browserLink("connecting");
   const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
   ws.addEventListener("open", () => {
     delay = 1000;
     agent.browserLink("open");
+    // The server sends the open calls right after the connect; what it did not resend by
+    // then has ended.
+    setTimeout(pops.settleStale, STALE_AFTER_MS);
   });
   ws.addEventListener("message", (ev) => {
     let msg;
@@ -33,6 +37,7 @@ function connect() {
     onMessage(msg);
   });
   ws.addEventListener("close", (ev) => {
+    pops.markStale();
     if (ev.code === 1008 || ev.code === 4401) {
       agent.browserLink("closed"); // refused (too many consoles) or logged out: no retry
       return;

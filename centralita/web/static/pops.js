@@ -81,6 +81,8 @@ function restore() {
       firstSeen: kept.firstSeen || pop.firstSeen,
       endedSeen: kept.endedSeen || null,
       answeredSeen: kept.answeredSeen || null,
+      // Until the server speaks of it again, a restored pop's call may have ended meanwhile.
+      stale: (kept.kind || pop.kind) !== "ended",
     });
     pops.set(pop.id, pop);
   }
@@ -418,6 +420,7 @@ export function onMessage(msg) {
     }
     pop.msg = merged;
     pop.kind = kind;
+    pop.stale = false;
   }
   if (kind === "answered" && !pop.answeredSeen) pop.answeredSeen = Date.now() / 1000;
   if (kind === "ended" && !pop.endedSeen) pop.endedSeen = Date.now() / 1000;
@@ -475,8 +478,7 @@ export async function saveOutcome() {
 async function dismiss() {
   const pop = pops.get(selected);
   if (!pop) return;
-  if (pop.kind !== "ended") await post("/api/pops/dismiss", { call_id: pop.id });
-  else post("/api/pops/dismiss", { call_id: pop.id });
+  await post("/api/pops/dismiss", { call_id: pop.id });
   alerts.silence(pop.id);
   forgetStored(pop.id);
   pops.delete(pop.id);
@@ -573,6 +575,22 @@ export function setup(ext) {
   setInterval(tick, 1000);
 }
 
-export function hasPops() {
-  return pops.size > 0;
+// The socket closed: until the server resends them, the calls on screen may end unseen.
+export function markStale() {
+  for (const pop of pops.values()) if (pop.kind !== "ended") pop.stale = true;
+}
+
+// After the socket (re)connected and the server resent the calls still open: a pop kept in
+// the browser whose call the server no longer has is over (it ended while the page was away).
+export function settleStale() {
+  for (const pop of pops.values()) {
+    if (!pop.stale) continue;
+    pop.stale = false;
+    pop.kind = "ended";
+    if (!pop.endedSeen) pop.endedSeen = Date.now() / 1000;
+    alerts.silence(pop.id);
+    persist(pop);
+  }
+  renderTabs();
+  renderSelected();
 }
