@@ -240,8 +240,19 @@ async def test_a_pause_refused_while_asterisk_is_away_changes_nothing(
         )
         await expect(page.locator("#ami-state")).to_contain_text("Asterisk: away")
         await expect(page.locator("#ws-state")).to_have_attribute("data-state", "open")
-        await page.click("#pause-button")
-        await expect(page.locator("#state-status")).to_contain_text("not connected")
+        # Its last state is not shown as if it were current, and nothing can be asked of it.
+        await expect(page.locator("#agent-state")).to_have_attribute("data-state", "unknown")
+        await expect(page.locator("#agent-state")).to_contain_text("Asterisk is away")
+        await expect(page.locator("#pause-button")).to_be_disabled()
+        # A pause sent anyway (another tab, a script) is refused and changes nothing.
+        csrf = await page.locator('meta[name="csrf-token"]').get_attribute("content")
+        answer = await page.request.post(
+            env.url + "api/me/pause",
+            data={"paused": True, "reason": "lunch"},
+            headers={"X-CSRF-Token": csrf or ""},
+        )
+        assert answer.status == 503
+        assert env.ami.actions_named("QueuePause") == []
         await expect(page.locator("#agent-state")).not_to_have_attribute("data-state", "paused")
         await shot(page, "desk-asterisk-away")
 

@@ -9,6 +9,7 @@ import { $, clear, element, errorText, post, status } from "./common.js";
 let config = {};
 let state = null;
 let pending = false;
+let asteriskAway = false; // the state shown is only what Asterisk last said
 
 const STATUS_TEXT = {
   idle: () => _("waiting"),
@@ -30,6 +31,7 @@ export function isPaused() {
 // The headline: what the agent is now, in words and an icon (never colour alone).
 function headline() {
   if (!state) return ["unknown", _("State unknown")];
+  if (asteriskAway) return ["unknown", _("State unknown while Asterisk is away")];
   if (!members().length) return ["out", _("In no queue")];
   if (state.paused) {
     return ["paused", state.reason ? _("Paused: %(reason)s", { reason: state.reason }) : _("Paused")];
@@ -104,8 +106,9 @@ export function render() {
   const ready = $("ready-button");
   const pause = $("pause-button");
   const paused = isPaused();
-  ready.disabled = pending || !state || !paused;
-  pause.disabled = pending || !state || paused || !(config.pause_reasons || []).length;
+  ready.disabled = pending || asteriskAway || !state || !paused;
+  pause.disabled =
+    pending || asteriskAway || !state || paused || !(config.pause_reasons || []).length;
   // One action at a time: "Ready" while paused, the reason and "Pause" otherwise.
   ready.hidden = !paused;
   pause.closest(".pause-group").hidden = paused;
@@ -181,6 +184,10 @@ export function asteriskLink(connected) {
   if (!pill) return;
   const kind = connected === null ? "unknown" : connected ? "open" : "closed";
   pill.dataset.state = kind;
+  if (asteriskAway !== (kind === "closed")) {
+    asteriskAway = kind === "closed";
+    render();
+  }
   pill.querySelector(".link-text").textContent =
     kind === "open"
       ? _("Asterisk: connected")
