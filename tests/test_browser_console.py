@@ -55,7 +55,8 @@ async def logged_in(
     await page.fill("#extension", extension)
     await page.fill("#password", PASSWORD)
     await page.click("#login-button")
-    await expect(page.locator("#ws-state")).to_have_attribute("data-state", "open")
+    # A loaded machine (the whole suite, other jobs) may take a few seconds to open it.
+    await expect(page.locator("#ws-state")).to_have_attribute("data-state", "open", timeout=15_000)
     if language is not None and await page.locator("html").get_attribute("lang") != language:
         csrf = await page.locator('meta[name="csrf-token"]').get_attribute("content")
         answer = await page.request.post(
@@ -66,7 +67,9 @@ async def logged_in(
         assert answer.ok, await answer.text()
         await page.reload()
         await expect(page.locator("html")).to_have_attribute("lang", language)
-        await expect(page.locator("#ws-state")).to_have_attribute("data-state", "open")
+        await expect(page.locator("#ws-state")).to_have_attribute(
+            "data-state", "open", timeout=15_000
+        )
     await env.wait_sockets(extension)
     return page
 
