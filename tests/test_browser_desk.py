@@ -462,7 +462,7 @@ async def test_axe_finds_no_serious_violations(tmp_path: Path, browser: Browser)
 
 async def seed_history(env: WebEnv) -> None:
     """Three earlier calls from CALLER, two with outcomes (one by another agent)."""
-    from centralita.store import CdrRecord
+    from centralita.store import CallRecord
 
     for i, (agent, outcome, notes) in enumerate(
         [
@@ -474,7 +474,7 @@ async def seed_history(env: WebEnv) -> None:
         start = datetime(2026, 11, 20 + i, 10, 0, 0)
         uniqueid = f"1795200000.{i}"
         await env.store.upsert_cdr(
-            CdrRecord(
+            CallRecord(
                 uniqueid=uniqueid,
                 linkedid=uniqueid,
                 src=CALLER,

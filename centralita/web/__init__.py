@@ -150,6 +150,7 @@ def setup_web(app: web.Application) -> None:
     setup_proxy(app)  # first: every handler sees the client behind a trusted proxy
     app.middlewares.append(security_headers)
     app.middlewares.append(assets.cache_headers)
+    app.middlewares.append(console.language_middleware)
     app.cleanup_ctx.append(console_ctx)
     app.on_shutdown.append(close_sockets)
     r = app.router

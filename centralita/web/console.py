@@ -8,11 +8,13 @@ POST needs the session and its CSRF token (`centralita.web.auth.require_post`).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import hmac
 import ipaddress
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,14 @@ CSV_MAX_ROWS = 200_000
 MAX_TEXT = 4000
 
 
+# The page's language, found by `language_middleware` before the handler runs (so that
+# rendering stays synchronous for every page handler); set and reset around each request.
+UI_LANGUAGE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "centralita_ui_language", default=None
+)
+PAGE_PREFIXES = ("/api/", "/static/", "/ws", "/metrics", "/healthz")
+
+
 async def page_language(request: web.Request, session: Session) -> str:
     """The language of an agent's pages: their own choice, else their configured language."""
     agent = request.app[SETTINGS].site.agent(session.extension)
@@ -58,10 +68,28 @@ async def page_language(request: web.Request, session: Session) -> str:
     return i18n.supported(prefs["ui_language"]) or i18n.SOURCE_LANGUAGE
 
 
-async def _render(request: web.Request, name: str, session: Session, **values: Any) -> web.Response:
+@web.middleware
+async def language_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Look up the logged-in agent's page language for the pages (not the API or files)."""
+    language = None
+    if request.method == "GET" and not request.path.startswith(PAGE_PREFIXES):
+        session = await current_session(request)
+        if session is not None:
+            language = await page_language(request, session)
+    token = UI_LANGUAGE.set(language)
+    try:
+        return await handler(request)
+    finally:
+        UI_LANGUAGE.reset(token)  # a kept-alive connection serves its next request alike
+
+
+def _render(request: web.Request, name: str, session: Session, **values: Any) -> web.Response:
     settings = request.app[SETTINGS]
     agent = settings.site.agent(session.extension)
-    language = values.pop("language", None) or await page_language(request, session)
+    default = agent.language if agent else i18n.SOURCE_LANGUAGE
+    language = values.pop("language", None) or UI_LANGUAGE.get() or default
     values = {**i18n.page_context(language), "path": request.path, **values}
     html = (
         request.app[TEMPLATES]
@@ -113,7 +141,7 @@ async def console_page(request: web.Request) -> web.Response:
     session = await require_page(request)
     settings = request.app[SETTINGS]
     config = await agent_api.me_json(request, session)
-    return await _render(
+    return _render(
         request,
         "console.html",
         session,
@@ -454,7 +482,7 @@ async def calls_page(request: web.Request) -> web.Response:
     query = {k: request.query.get(k, "").strip() for k in ("start", "end", "agent", "customer")}
     kept = {k: v for k, v in query.items() if v}
     pages = max(1, -(-total // PAGE_SIZE))
-    return await _render(
+    return _render(
         request,
         "calls.html",
         session,
@@ -504,9 +532,7 @@ async def callbacks_page(request: web.Request) -> web.Response:
         callbacks = await request.app[STORE].list_callbacks(status)
     except StoreInputError as exc:
         raise _bad(str(exc)) from None
-    return await _render(
-        request, "callbacks.html", session, callbacks=callbacks, status=status or ""
-    )
+    return _render(request, "callbacks.html", session, callbacks=callbacks, status=status or "")
 
 
 async def complaints_page(request: web.Request) -> web.Response:
@@ -515,7 +541,7 @@ async def complaints_page(request: web.Request) -> web.Response:
     require_complaints(request, session)
     threshold = request.app[SETTINGS].site.survey.threshold
     ratings = await request.app[STORE].list_ratings(below=threshold)
-    return await _render(request, "complaints.html", session, ratings=ratings, threshold=threshold)
+    return _render(request, "complaints.html", session, ratings=ratings, threshold=threshold)
 
 
 # ----------------------------------------------------------------------------- CallMyWay in
