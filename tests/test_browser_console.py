@@ -37,16 +37,39 @@ async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-async def logged_in(browser: Browser, env: WebEnv, extension: str = "1001") -> Page:
-    """A page where `extension` logged in through the form, its socket connected."""
+async def logged_in(
+    browser: Browser,
+    env: WebEnv,
+    extension: str = "1001",
+    *,
+    language: str | None = "en",
+    page: Page | None = None,
+) -> Page:
+    """A page where `extension` logged in through the form, its socket connected, and the
+    console in `language` (None: the agent's configured language; 1001's is Arabic)."""
     await env.store.set_agent_password(extension, PASSWORD)
-    page = await browser.new_page()
+    if page is None:
+        page = await browser.new_page()
     page.set_default_timeout(10_000)
     await page.goto(env.url + "login")
     await page.fill("#extension", extension)
     await page.fill("#password", PASSWORD)
     await page.click("#login-button")
-    await expect(page.locator("#ws-state")).to_have_attribute("data-state", "open")
+    # A loaded machine (the whole suite, other jobs) may take a few seconds to open it.
+    await expect(page.locator("#ws-state")).to_have_attribute("data-state", "open", timeout=15_000)
+    if language is not None and await page.locator("html").get_attribute("lang") != language:
+        csrf = await page.locator('meta[name="csrf-token"]').get_attribute("content")
+        answer = await page.request.post(
+            env.url + "api/me/preferences",
+            data={"ui_language": language},
+            headers={"X-CSRF-Token": csrf or ""},
+        )
+        assert answer.ok, await answer.text()
+        await page.reload()
+        await expect(page.locator("html")).to_have_attribute("lang", language)
+        await expect(page.locator("#ws-state")).to_have_attribute(
+            "data-state", "open", timeout=15_000
+        )
     await env.wait_sockets(extension)
     return page
 

@@ -63,6 +63,10 @@ async def test_the_readme_quick_start_shows_a_pop(tmp_path: Path, browser: Brows
         await page.click("#login-button")
         await expect(page.locator("#ws-state")).to_have_attribute("data-state", "open")
         await expect(page.locator("#me")).to_contain_text("Amira Haddad")
+        # Amira works in Arabic (her [[agents]] language); this test reads the English console.
+        await page.select_option("#ui-language", "en")
+        await expect(page.locator("html")).to_have_attribute("lang", "en")
+        await expect(page.locator("#ws-state")).to_have_attribute("data-state", "open")
         # "Within a few seconds a call rings at agent 1001 and the caller's record pops up."
         pop = page.locator("#pop")
         await expect(pop).to_have_attribute("data-state", "ringing", timeout=60_000)

@@ -21,7 +21,7 @@ from centralita.history import History
 from centralita.keys import AGENT_STATES, AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES, WEBHOOKS
 from centralita.pop import PopBridge, PopHub
 from centralita.times import shown
-from centralita.web import agent_api, auth, console
+from centralita.web import agent_api, assets, auth, console, i18n
 from centralita.web.admin import setup_admin
 from centralita.web.prometheus import metrics_handler
 from centralita.web.proxy import setup_proxy
@@ -55,6 +55,8 @@ def templates() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["shown"] = shown  # every time on a page: local, with its offset
+    env.globals["static"] = assets.static_url  # versioned: cached for good, new on release
+    i18n.install(env)
     return env
 
 
@@ -147,6 +149,8 @@ def setup_web(app: web.Application) -> None:
     app[TEMPLATES] = templates()
     setup_proxy(app)  # first: every handler sees the client behind a trusted proxy
     app.middlewares.append(security_headers)
+    app.middlewares.append(assets.cache_headers)
+    app.middlewares.append(console.language_middleware)
     app.cleanup_ctx.append(console_ctx)
     app.on_shutdown.append(close_sockets)
     r = app.router

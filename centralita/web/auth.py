@@ -40,6 +40,8 @@ from aiohttp import web
 
 from centralita import metrics
 from centralita.keys import AUTH, HUB, SETTINGS, STORE, TEMPLATES
+from centralita.web import i18n
+from centralita.web.i18n import N_
 
 log = logging.getLogger("centralita.web")
 
@@ -383,17 +385,39 @@ async def login_page(request: web.Request) -> web.Response:
     """`GET /login`: the login form."""
     if await current_session(request) is not None:
         raise web.HTTPSeeOther("/")
-    html = request.app[TEMPLATES].get_template("login.html").render(error=None, extension="")
-    return web.Response(text=html, content_type="text/html")
+    return _login_html(request, 200, None, {}, "")
+
+
+def login_language(request: web.Request) -> str:
+    """The login form's language: `?lang=` when given, else the browser's preference."""
+    chosen = i18n.supported(request.query.get("lang"))
+    return chosen or i18n.negotiate(request.headers.get("Accept-Language"))
+
+
+def _login_html(
+    request: web.Request, status: int, error: str | None, args: dict[str, object], ext: str
+) -> web.Response:
+    html = (
+        request.app[TEMPLATES]
+        .get_template("login.html")
+        .render(
+            error=error,
+            error_args=args,
+            extension=ext,
+            **i18n.page_context(login_language(request)),
+        )
+    )
+    return web.Response(text=html, content_type="text/html", status=status)
 
 
 async def _login_form_error(
-    request: web.Request, status: int, message: str, ext: str
+    request: web.Request, status: int, message: str, ext: str, **args: object
 ) -> web.Response:
+    """The error as JSON for API callers (in English), else the form again with it (in the
+    page's language: `message` is marked with N_ and formatted with `args` there)."""
     if wants_json(request):
-        return web.json_response({"error": message}, status=status)
-    html = request.app[TEMPLATES].get_template("login.html").render(error=message, extension=ext)
-    return web.Response(text=html, content_type="text/html", status=status)
+        return web.json_response({"error": message % args if args else message}, status=status)
+    return _login_html(request, status, message, args, ext)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -405,14 +429,18 @@ async def login(request: web.Request) -> web.Response:
     extension = form.get("extension")
     password = form.get("password")
     if not isinstance(extension, str) or not isinstance(password, str):
-        return await _login_form_error(request, 400, "extension and password are required", "")
+        return await _login_form_error(request, 400, N_("extension and password are required"), "")
     extension = extension.strip()[:MAX_FIELD]
     ip = client_ip(request)
     wait = max(auth.per_ip.retry_after(ip), auth.per_extension.retry_after(extension))
     if wait > 0:
         metrics.LOGIN_ATTEMPTS.labels(result="limited").inc()
         limited = await _login_form_error(
-            request, 429, f"too many failed logins; try again in {int(wait) + 1} s", extension
+            request,
+            429,
+            N_("too many failed logins; try again in %(seconds)s s"),
+            extension,
+            seconds=int(wait) + 1,
         )
         limited.headers["Retry-After"] = str(int(wait) + 1)
         return limited
@@ -431,14 +459,14 @@ async def login(request: web.Request) -> web.Response:
         auth.per_extension.forgive(extension, ext_stamp)
         metrics.LOGIN_ATTEMPTS.labels(result="limited").inc()
         busy = await _login_form_error(
-            request, 503, "too many logins at once; try again", extension
+            request, 503, N_("too many logins at once; try again"), extension
         )
         busy.headers["Retry-After"] = "1"
         return busy
     if not (known and ok):
         metrics.LOGIN_ATTEMPTS.labels(result="failed").inc()
         log.info("console login failed for extension %r from %s", extension, ip)
-        return await _login_form_error(request, 401, "wrong extension or password", extension)
+        return await _login_form_error(request, 401, N_("wrong extension or password"), extension)
     auth.per_extension.reset(extension)
     auth.per_ip.forgive(ip, ip_stamp)
     cookie, session = auth.issue(extension, await request.app[STORE].session_version(extension))

@@ -8,11 +8,13 @@ POST needs the session and its CSRF token (`centralita.web.auth.require_post`).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import hmac
 import ipaddress
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,12 @@ from aiohttp import WSMsgType, web
 
 from ami.originate import OriginateRefused, Refusal, originate, validate_dial_number
 from centralita import csvlog, phone
+from centralita.agentprefs import load_preferences
 from centralita.keys import AGENT_STATES, AMI, AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES
 from centralita.pop import SimpleChange, contact_json
 from centralita.store import CallRow, StoreInputError
 from centralita.times import shown
+from centralita.web import agent_api, i18n
 from centralita.web.auth import (
     Session,
     ascii_digits,
@@ -48,9 +52,45 @@ CSV_MAX_ROWS = 200_000
 MAX_TEXT = 4000
 
 
+# The page's language, found by `language_middleware` before the handler runs (so that
+# rendering stays synchronous for every page handler); set and reset around each request.
+UI_LANGUAGE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "centralita_ui_language", default=None
+)
+PAGE_PREFIXES = ("/api/", "/static/", "/ws", "/metrics", "/healthz")
+
+
+async def page_language(request: web.Request, session: Session) -> str:
+    """The language of an agent's pages: their own choice, else their configured language."""
+    agent = request.app[SETTINGS].site.agent(session.extension)
+    default = agent.language if agent else i18n.SOURCE_LANGUAGE
+    prefs = await load_preferences(request.app[STORE], session.extension, default_language=default)
+    return i18n.supported(prefs["ui_language"]) or i18n.SOURCE_LANGUAGE
+
+
+@web.middleware
+async def language_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Look up the logged-in agent's page language for the pages (not the API or files)."""
+    language = None
+    if request.method == "GET" and not request.path.startswith(PAGE_PREFIXES):
+        session = await current_session(request)
+        if session is not None:
+            language = await page_language(request, session)
+    token = UI_LANGUAGE.set(language)
+    try:
+        return await handler(request)
+    finally:
+        UI_LANGUAGE.reset(token)  # a kept-alive connection serves its next request alike
+
+
 def _render(request: web.Request, name: str, session: Session, **values: Any) -> web.Response:
     settings = request.app[SETTINGS]
     agent = settings.site.agent(session.extension)
+    default = agent.language if agent else i18n.SOURCE_LANGUAGE
+    language = values.pop("language", None) or UI_LANGUAGE.get() or default
+    values = {**i18n.page_context(language), "path": request.path, **values}
     html = (
         request.app[TEMPLATES]
         .get_template(name)
@@ -96,15 +136,19 @@ def _field(
 
 
 async def console_page(request: web.Request) -> web.Response:
-    """`GET /`: the agent console (the pop, contacts, outcome form, click-to-dial)."""
+    """`GET /`: the agent console (the pop, contacts, outcome form, click-to-dial), started
+    from the body of `GET /api/me` (docs/console.md)."""
     session = await require_page(request)
     settings = request.app[SETTINGS]
+    config = await agent_api.me_json(request, session)
     return _render(
         request,
         "console.html",
         session,
+        language=config["ui_language"],
         dispositions=settings.site.dispositions,
         outbound_callerid=settings.site.outbound_callerid,
+        config=config,
     )
 
 
@@ -451,6 +495,7 @@ async def calls_page(request: web.Request) -> web.Response:
         next_url=f"/calls?{urlencode({**kept, 'page': page + 1})}" if page < pages else None,
         csv_url=f"/calls.csv?{urlencode(kept)}",
         agents=request.app[SETTINGS].site.agents,
+        dispositions=request.app[SETTINGS].site.dispositions,
     )
 
 
