@@ -41,7 +41,7 @@ class HeldEvents:
             self.held.extend(events)
             return reply, []
 
-        env.ami.queues.act = act  # type: ignore[method-assign]
+        env.ami.queues.act = act  # type: ignore[method-assign,assignment]
 
     async def release(self) -> None:
         events, self.held = self.held, []

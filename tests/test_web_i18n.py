@@ -48,6 +48,7 @@ def test_plural_forms_need_every_form() -> None:
     assert catalogue.num_plurals == 6
     entry = catalogue.get(("%(count)s call", "%(count)s calls"))
     assert entry is not None
+    assert isinstance(entry.string, tuple)  # a plural entry holds one string per form
     entry.string = (*entry.string[:5], "")
     assert any("plural forms" in p for p in i18n.problems("ar", template, catalogue))
 
@@ -79,7 +80,7 @@ def test_the_browser_language_is_negotiated(header: str | None, expected: str) -
 def test_templates_render_in_each_language() -> None:
     env = templates()
     login = env.get_template("login.html")
-    context = {"error": None, "error_args": {}, "extension": ""}
+    context: dict[str, object] = {"error": None, "error_args": {}, "extension": ""}
     french = login.render(**context, **i18n.page_context("fr"))
     assert '<html lang="fr" dir="ltr">' in french
     assert "Se connecter" in french

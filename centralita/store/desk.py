@@ -40,8 +40,6 @@ CALLBACK_SQL = (
     "ORDER BY id DESC LIMIT ?"
 )
 
-Rows = list[tuple[Any, ...]]
-
 
 class DeskMixin(StoreBase):
     """The `agent_preferences` table (migration 4), and the pop's history reads."""
@@ -76,7 +74,9 @@ class DeskMixin(StoreBase):
         tail = key[-CALLBACK_TAIL_DIGITS:]
         return (tail, tail, MAX_PENDING_SCAN)
 
-    def caller_history_now(self, key: str, number: str, limit: int) -> tuple[Rows, Rows] | None:
+    def caller_history_now(
+        self, key: str, number: str, limit: int
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
         """`caller_history`, answered at once in the event loop's thread, or None when it
         cannot be (busy, past FAST_HISTORY_S, closed): then await `caller_history`."""
         fast = self._fast
@@ -91,7 +91,9 @@ class DeskMixin(StoreBase):
             return None
         return [tuple(r) for r in calls], [tuple(r) for r in callbacks]
 
-    async def caller_history(self, key: str, number: str, limit: int) -> tuple[Rows, Rows]:
+    async def caller_history(
+        self, key: str, number: str, limit: int
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         """The caller's records (uniqueid, linkedid, start, agent, dcontext, billsec,
         outcome, notes), newest first, at most `limit` * ROWS_PER_CALL; and the pending
         callback requests (id, created_at, callerid, number, alternative) that may be theirs.

@@ -25,7 +25,6 @@ from typing import Any, Protocol, Self
 from ami.cdr import CallRecord
 from centralita.store.audit import AuditEntry
 from centralita.store.cdr import CallRow, ImportResult
-from centralita.store.desk import Rows
 from centralita.store.records import CallbackRequest, Contact, OutboxEvent, Outcome, Rating
 
 
@@ -161,5 +160,9 @@ class StoreBackend(Protocol):
     # the agent desktop (store/desk.py)
     async def agent_preferences(self, extension: str) -> str | None: ...
     async def set_agent_preferences(self, extension: str, preferences: str) -> None: ...
-    def caller_history_now(self, key: str, number: str, limit: int) -> tuple[Rows, Rows] | None: ...
-    async def caller_history(self, key: str, number: str, limit: int) -> tuple[Rows, Rows]: ...
+    def caller_history_now(
+        self, key: str, number: str, limit: int
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None: ...
+    async def caller_history(
+        self, key: str, number: str, limit: int
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]: ...
