@@ -144,7 +144,8 @@ def run_pop_bench(tree: Path, extra: list[str]) -> tuple[float, float]:
     figures = json.loads(lines[-1])
     if Path(figures["code"]).resolve() != tree.resolve():
         raise RuntimeError(f"bench/pop_bench.py measured {figures['code']}, not {tree}")
-    if not figures["pops"] or figures["received"] != figures["pops"]:
+    # The browsers may receive more than pops (agent-state messages), never fewer.
+    if not figures["pops"] or figures["received"] < figures["pops"]:
         raise RuntimeError(f"bench/pop_bench.py on {tree}: pops sent/received {figures}")
     return float(figures["p50_ms"]), float(figures["p99_ms"])
 

@@ -244,10 +244,12 @@ def config_text(data_dir: Path, ami_port: int, agents: int) -> str:
     text, found = re.subn(r"^log_level = .*$", 'log_level = "WARNING"', text, flags=re.M)
     if not found:
         text = text.replace('log_format = "text"', 'log_format = "text"\nlog_level = "WARNING"')
+    # Staff are [[members]] with a role since the roles config; older trees have [[agents]].
+    table, role = ("members", 'role = "agent"\n') if "[[members]]" in text else ("agents", "")
     for a in range(agents):
         ext = FIRST_AGENT + a
         text += (
-            f'\n[[agents]]\nextension = "{ext}"\nname = "Bench {ext}"\n'
+            f'\n[[{table}]]\nextension = "{ext}"\nname = "Bench {ext}"\n{role}'
             f'queues = ["support-en"]\nsecret = "bench-secret-{ext}"\n'
         )
     return text

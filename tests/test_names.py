@@ -101,3 +101,18 @@ def test_the_templates_see_every_name() -> None:
     env = _environment()
     template = env.from_string("{{ names.OUTBOUND_CONTEXT }} {{ names.ROUTE_VAR|ref }}")
     assert template.render() == f"{names.OUTBOUND_CONTEXT} ${{{names.ROUTE_VAR}}}"
+
+
+def test_the_outbound_context_has_one_definition() -> None:
+    # What a `git grep` for the quoted outbound context shows: its definition in
+    # dialplan/names.py only (recorded fixtures and golden files are Asterisk's data).
+    quoted = f'"{names.OUTBOUND_CONTEXT}"'
+    found = [
+        str(path.relative_to(ROOT))
+        for folder in (*CODE_DIRS, "bench", "conf_templates", "tests")
+        for path in sorted((ROOT / folder).rglob("*"))
+        if path.is_file()
+        and path.suffix in {".py", ".j2", ".js", ".html"}
+        and quoted in path.read_text(encoding="utf-8")
+    ]
+    assert found == ["dialplan/names.py"]
