@@ -21,6 +21,7 @@ from typing import Any, TypedDict
 from ami.cdr import parse_cdr_time
 from centralita import phone
 from centralita.store import StoreBackend
+from centralita.store.desk import HistoryRow, PendingCallbackRow
 from centralita.times import shown
 from dialplan.names import OUTBOUND_CONTEXT
 
@@ -88,19 +89,19 @@ class History:
         )
 
     def _items(
-        self, rows: Sequence[Sequence[Any]], viewer: str, limit: int, exclude_call: str
+        self, rows: Sequence[HistoryRow], viewer: str, limit: int, exclude_call: str
     ) -> list[HistoryItem]:
         supervisor = viewer in self.supervisors
         items: list[HistoryItem] = []
         index: dict[str, int] = {}
         for row in rows:
-            call_id = str(row[1] or row[0])
+            call_id = row.linkedid or row.uniqueid
             if exclude_call and call_id == exclude_call:
                 continue
             seen = index.get(call_id)
             if seen is not None:
                 # Another leg of a call already listed: it names the agent who took it.
-                if not items[seen]["agent"] and row[3]:
+                if not items[seen]["agent"] and row.agent:
                     items[seen] = self._item(row, call_id, supervisor, viewer)
                 continue
             if len(items) < limit:
@@ -108,30 +109,28 @@ class History:
                 items.append(self._item(row, call_id, supervisor, viewer))
         return items
 
-    def _item(self, row: Sequence[Any], call_id: str, supervisor: bool, viewer: str) -> HistoryItem:
-        uniqueid, _, start, agent, dcontext, billsec, outcome, notes = row
-        agent = str(agent or "")
-        started = parse_cdr_time(str(start))
-        may_read = supervisor or (bool(agent) and agent == viewer)
+    def _item(self, row: HistoryRow, call_id: str, supervisor: bool, viewer: str) -> HistoryItem:
+        started = parse_cdr_time(row.start)
+        may_read = supervisor or (bool(row.agent) and row.agent == viewer)
         return {
             "call_id": call_id,
-            "uniqueid": str(uniqueid),
+            "uniqueid": row.uniqueid,
             "start": started.astimezone().isoformat(timespec="seconds") if started else "",
-            "agent": agent,
-            "agent_name": self.agent_names.get(agent, ""),
-            "direction": "out" if dcontext == OUTBOUND_CONTEXT else "in",
-            "duration": int(billsec or 0),
-            "outcome": str(outcome or ""),
-            "notes": (str(notes or "") if may_read else None),
+            "agent": row.agent,
+            "agent_name": self.agent_names.get(row.agent, ""),
+            "direction": "out" if row.dcontext == OUTBOUND_CONTEXT else "in",
+            "duration": row.billsec,
+            "outcome": row.outcome,
+            "notes": row.notes if may_read else None,
         }
 
-    def _callback(self, rows: Sequence[Sequence[Any]], key: str) -> PendingCallback | None:
-        for callback_id, created_at, callerid, number, alternative in rows:
-            if key in (self.store.key(str(callerid)), self.store.key(str(number))):
+    def _callback(self, rows: Sequence[PendingCallbackRow], key: str) -> PendingCallback | None:
+        for row in rows:
+            if key in (self.store.key(row.callerid), self.store.key(row.number)):
                 return {
-                    "id": int(callback_id),
-                    "requested_at": shown(str(created_at)).replace(" ", "T", 1),
-                    "number": str(number),
-                    "alt_number": str(alternative),
+                    "id": row.id,
+                    "requested_at": shown(row.created_at).replace(" ", "T", 1),
+                    "number": row.number,
+                    "alt_number": row.alternative,
                 }
         return None

@@ -5,7 +5,8 @@ them and decides who may read the notes)."""
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from centralita.store.base import StoreBase
 from centralita.store.records import check_text, now_iso
@@ -39,6 +40,58 @@ CALLBACK_SQL = (
     "WHERE status = 'pending' AND (instr(number, ?) > 0 OR instr(callerid, ?) > 0) "
     "ORDER BY id DESC LIMIT ?"
 )
+
+
+class HistoryRow(NamedTuple):
+    """One of a caller's call records, with the outcome shown for it (HISTORY_SQL)."""
+
+    uniqueid: str
+    linkedid: str
+    start: str
+    agent: str
+    dcontext: str
+    billsec: int
+    outcome: str
+    notes: str
+
+
+class PendingCallbackRow(NamedTuple):
+    """A pending callback request that may be the caller's (CALLBACK_SQL)."""
+
+    id: int
+    created_at: str
+    callerid: str
+    number: str
+    alternative: str
+
+
+def history_rows(rows: Iterable[sqlite3.Row]) -> list[HistoryRow]:
+    return [
+        HistoryRow(
+            uniqueid=str(r["uniqueid"] or ""),
+            linkedid=str(r["linkedid"] or ""),
+            start=str(r["start"] or ""),
+            agent=str(r["agent"] or ""),
+            dcontext=str(r["dcontext"] or ""),
+            billsec=int(r["billsec"] or 0),
+            outcome=str(r["outcome"] or ""),
+            notes=str(r["notes"] or ""),
+        )
+        for r in rows
+    ]
+
+
+def pending_callback_rows(rows: Iterable[sqlite3.Row]) -> list[PendingCallbackRow]:
+    return [
+        PendingCallbackRow(
+            id=int(r["id"]),
+            created_at=str(r["created_at"] or ""),
+            callerid=str(r["callerid"] or ""),
+            number=str(r["number"] or ""),
+            alternative=str(r["alternative"] or ""),
+        )
+        for r in rows
+    ]
 
 
 class DeskMixin(StoreBase):
@@ -76,7 +129,7 @@ class DeskMixin(StoreBase):
 
     def caller_history_now(
         self, key: str, number: str, limit: int
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
+    ) -> tuple[list[HistoryRow], list[PendingCallbackRow]] | None:
         """`caller_history`, answered at once in the event loop's thread, or None when it
         cannot be (busy, past FAST_HISTORY_S, closed): then await `caller_history`."""
         fast = self._fast
@@ -89,11 +142,11 @@ class DeskMixin(StoreBase):
             callbacks = fast.all_rows(CALLBACK_SQL, self._callback_params(key), FAST_HISTORY_S)
         except sqlite3.Error:
             return None
-        return [tuple(r) for r in calls], [tuple(r) for r in callbacks]
+        return history_rows(calls), pending_callback_rows(callbacks)
 
     async def caller_history(
         self, key: str, number: str, limit: int
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    ) -> tuple[list[HistoryRow], list[PendingCallbackRow]]:
         """The caller's records (uniqueid, linkedid, start, agent, dcontext, billsec,
         outcome, notes), newest first, at most `limit` * ROWS_PER_CALL; and the pending
         callback requests (id, created_at, callerid, number, alternative) that may be theirs.
@@ -101,4 +154,4 @@ class DeskMixin(StoreBase):
         async with self._read() as db:
             calls = await db.execute_fetchall(HISTORY_SQL, self._history_params(key, number, limit))
             callbacks = await db.execute_fetchall(CALLBACK_SQL, self._callback_params(key))
-        return [tuple(r) for r in calls], [tuple(r) for r in callbacks]
+        return history_rows(calls), pending_callback_rows(callbacks)

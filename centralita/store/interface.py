@@ -25,6 +25,7 @@ from typing import Any, Protocol, Self
 from ami.cdr import CallRecord
 from centralita.store.audit import AuditEntry
 from centralita.store.cdr import CallRow, ImportResult
+from centralita.store.desk import HistoryRow, PendingCallbackRow
 from centralita.store.records import CallbackRequest, Contact, OutboxEvent, Outcome, Rating
 
 
@@ -162,7 +163,7 @@ class StoreBackend(Protocol):
     async def set_agent_preferences(self, extension: str, preferences: str) -> None: ...
     def caller_history_now(
         self, key: str, number: str, limit: int
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None: ...
+    ) -> tuple[list[HistoryRow], list[PendingCallbackRow]] | None: ...
     async def caller_history(
         self, key: str, number: str, limit: int
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]: ...
+    ) -> tuple[list[HistoryRow], list[PendingCallbackRow]]: ...
