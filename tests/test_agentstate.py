@@ -186,12 +186,13 @@ def test_fake_queues_answer_as_app_queue() -> None:
 def test_console_settings_defaults_and_checks(tmp_path: Path) -> None:
     settings = parse_settings(demo_text(), "demo", tmp_path, None)
     assert settings.console.pause_reasons == ("break", "lunch", "training", "meeting")
-    assert settings.console.login_queues == ()
+    assert settings.console.login_queues == ("support-ar", "support-en", "support-fr")
     assert settings.console.default_region == "ES"
 
     def parse(console_lines: str) -> object:
         text = demo_text().replace("[console]\n", "[console]\n" + console_lines, 1)
         text = text.replace('pause_reasons = ["break", "lunch", "training", "meeting"]', "", 1)
+        text = text.replace('login_queues = ["support-ar", "support-en", "support-fr"]', "", 1)
         return parse_settings(text, "c.toml", tmp_path, None)
 
     ok = parse('pause_reasons = ["tea", "coaching"]\ndefault_region = "ma"\n')

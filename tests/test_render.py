@@ -462,6 +462,9 @@ def set_queue_name(value: str) -> Callable[[Any], None]:
         for agent in doc["members"]:
             if "queues" in agent:
                 agent["queues"] = [value if q == old else q for q in agent["queues"]]
+        console = doc["console"]
+        if "login_queues" in console:
+            console["login_queues"] = [value if q == old else q for q in console["login_queues"]]
 
     return edit
 
