@@ -10,14 +10,20 @@ from pathlib import Path
 import aiohttp
 from test_web_support import PASSWORD, WebEnv, console_env
 
+from centralita.agentprefs import save_preferences
+
 ADMIN = "1101"  # the demo's manager: the role with the admin console
 VERSION_RE = re.compile(r'name="version" value="([0-9a-f]{64})"')
 CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
 
 
 @asynccontextmanager
-async def admin_env(tmp_path: Path, conf_dir: Path | None = None) -> AsyncIterator[WebEnv]:
-    """The app serving the demo config from tmp_path (optionally rendering into conf_dir)."""
+async def admin_env(
+    tmp_path: Path, conf_dir: Path | None = None, *, ui_language: str = "en"
+) -> AsyncIterator[WebEnv]:
+    """The app serving the demo config from tmp_path (optionally rendering into conf_dir),
+    its pages in `ui_language` for the admin (the demo's manager speaks French; most tests
+    read the English text)."""
 
     def edit(text: str) -> str:
         if conf_dir is None:
@@ -25,6 +31,9 @@ async def admin_env(tmp_path: Path, conf_dir: Path | None = None) -> AsyncIterat
         return text.replace('# conf_dir = "/etc/asterisk/centralita"', f'conf_dir = "{conf_dir}"')
 
     async with console_env(tmp_path, edit=edit) as env:
+        await save_preferences(
+            env.store, ADMIN, {"ui_language": ui_language}, default_language=ui_language
+        )
         yield env
 
 

@@ -137,3 +137,43 @@ async def test_a_concurrent_edit_is_refused_not_lost(tmp_path: Path, browser: Br
         assert config.read_bytes() == saved
         member = load_settings(config).site.member("1003")
         assert member is not None and member.name == "Élodie Martin-Roy"
+
+
+@pytest.mark.parametrize(
+    ("language", "add_member", "edit", "remove"),
+    [("fr", "Ajouter un membre", "Modifier", "Supprimer"), ("ar", "إضافة عضو", "تعديل", "حذف")],
+)
+async def test_the_admin_pages_speak_the_admins_language(
+    tmp_path: Path, browser: Browser, language: str, add_member: str, edit: str, remove: str
+) -> None:
+    async with admin_env(tmp_path, ui_language=language) as env:
+        await env.store.set_agent_password(ADMIN, PASSWORD)
+        page = await browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(10_000)
+        await page.goto(env.url + "login")
+        await page.fill("#extension", ADMIN)
+        await page.fill("#password", PASSWORD)
+        await page.click("#login-button")
+        await page.click("a[href='/admin']")
+        await expect(page.locator("html")).to_have_attribute("lang", language)
+        await expect(page.locator("#add-member")).to_contain_text(add_member)
+        row = page.locator("#member-1002")
+        await expect(row.locator("a.edit")).to_have_text(edit)
+        await expect(row.locator("form.remove button")).to_have_text(remove)
+        # The row's actions sit on one line: Edit, the reload choice and Remove side by side.
+        boxes = [
+            await row.locator(selector).bounding_box()
+            for selector in ("a.edit", "form.remove input[name=reload]", "form.remove button")
+        ]
+        middles = [box["y"] + box["height"] / 2 for box in boxes if box is not None]
+        assert len(middles) == 3 and max(middles) - min(middles) < 4, boxes
+        # Each queue's fields share one row in its card.
+        queue = page.locator("#queue-support-en")
+        strategy = await queue.locator("select[name=strategy]").bounding_box()
+        timeout = await queue.locator("input[name=timeout_s]").bounding_box()
+        assert strategy is not None and timeout is not None
+        assert abs(strategy["y"] - timeout["y"]) < 4, (strategy, timeout)
+        await shot(page, f"members-{language}")
+        await page.click("#member-1002 a.edit")
+        await expect(page.locator("#save")).not_to_have_text("Save")
+        await shot(page, f"edit-form-{language}")

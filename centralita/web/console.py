@@ -72,9 +72,10 @@ async def page_language(request: web.Request, session: Session) -> str:
 async def language_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Look up the logged-in agent's page language for the pages (not the API or files)."""
+    """Look up the logged-in agent's page language for the pages (not the API or files), the
+    pages a form's POST answers with (/admin's results and errors) included."""
     language = None
-    if request.method == "GET" and not request.path.startswith(PAGE_PREFIXES):
+    if not request.path.startswith(PAGE_PREFIXES):
         session = await current_session(request)
         if session is not None:
             language = await page_language(request, session)
