@@ -20,7 +20,7 @@ from dialplan.names import OUTBOUND_CONTEXT
 from dialplan.roles import DEPRECATED_AGENTS, DEPRECATED_SUPERVISORS
 from dialplan.validate import ConfigError
 
-FILE = "/srv/centralita/centralita.toml"
+FILE = "centralita.toml"  # where the file would sit: nothing is read from disk
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("CENTRALITA_UPDATE_GOLDEN") == "1"
 LEGACY = Path(__file__).parent / "fixtures" / "legacy-agents.toml"
@@ -44,7 +44,7 @@ CONTEXTS = {
 
 
 def load(text: str) -> Settings:
-    return parse_settings(text, FILE, Path("/srv/centralita"), Path(FILE))
+    return parse_settings(text, FILE, Path("site"), Path(FILE))
 
 
 def edited(edit: Callable[[Any], None], text: str | None = None) -> str:
