@@ -25,11 +25,11 @@ from dialplan.validate import ConfigError, check_display_name
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_RELOAD_SECRET = "golden-reload-secret"  # render makes a random one otherwise
 UPDATE = os.environ.get("CENTRALITA_UPDATE_GOLDEN") == "1"
-FILE = "/srv/centralita/centralita.toml"
+FILE = "centralita.toml"  # where the file would sit: nothing is read from disk
 
 
 def load(text: str) -> Settings:
-    return parse_settings(text, FILE, Path("/srv/centralita"), Path(FILE))
+    return parse_settings(text, FILE, Path("site"), Path(FILE))
 
 
 def demo_for(driver: str) -> str:
