@@ -418,44 +418,10 @@ async def add_member(request: web.Request) -> web.Response:
     form = await _form_of(request, body)
     secret = agents_admin.generate_secret()
 
-    def on_error(current: Current, exc: ConfigError) -> web.Response:
-        errors = {field_of(exc, MEMBER_FIELDS): f"{exc.key}: {exc.reason}"}
-        return _member_form(request, session, current, form, adding=True, errors=errors, status=422)
-
-    try:
-        password = _password(body)
-    except ConfigError as exc:
-        return on_error(_current(request), exc)
-    fields = MemberFields(
-        name=form.name,
-        role=form.role,
-        queues=form.queues,
-        secret=secret,
-        language=form.language or None,
-        voicemail=form.voicemail,
-    )
-
-    def edit(text: str, file: str) -> str:
+    def edit(text: str, file: str, fields: MemberFields) -> str:
         return agents_admin.add_member(text, form.extension, fields, file=file)
 
-    async def set_password() -> None:
-        if password is not None:
-            await request.app[STORE].set_agent_password(form.extension, password)
-
-    done = await _apply(
-        request,
-        session,
-        body,
-        edit,
-        action="add member",
-        subject=form.extension,
-        on_error=on_error,
-        after=set_password,
-    )
-    if isinstance(done, web.Response):
-        return done
-    done.secret = secret
-    return _result(request, session, done)
+    return await _save_member(request, session, body, form, secret, edit, adding=True)
 
 
 async def edit_member(request: web.Request) -> web.Response:
@@ -466,10 +432,29 @@ async def edit_member(request: web.Request) -> web.Response:
     form.extension = extension
     secret = agents_admin.generate_secret() if form.new_secret else None
 
+    def edit(text: str, file: str, fields: MemberFields) -> str:
+        return agents_admin.edit_member(text, extension, fields, file=file)
+
+    return await _save_member(request, session, body, form, secret, edit, adding=False)
+
+
+async def _save_member(
+    request: web.Request,
+    session: Session,
+    body: Mapping[str, object],
+    form: MemberForm,
+    secret: str | None,
+    edit: Callable[[str, str, MemberFields], str],
+    *,
+    adding: bool,
+) -> web.Response:
+    """What adding and editing a member share: the password, the fields, the save (with the
+    form shown again on an error naming its field), and the new SIP secret shown once."""
+
     def on_error(current: Current, exc: ConfigError) -> web.Response:
         errors = {field_of(exc, MEMBER_FIELDS): f"{exc.key}: {exc.reason}"}
         return _member_form(
-            request, session, current, form, adding=False, errors=errors, status=422
+            request, session, current, form, adding=adding, errors=errors, status=422
         )
 
     try:
@@ -485,20 +470,17 @@ async def edit_member(request: web.Request) -> web.Response:
         voicemail=form.voicemail,
     )
 
-    def edit(text: str, file: str) -> str:
-        return agents_admin.edit_member(text, extension, fields, file=file)
-
     async def set_password() -> None:
         if password is not None:
-            await request.app[STORE].set_agent_password(extension, password)
+            await request.app[STORE].set_agent_password(form.extension, password)
 
     done = await _apply(
         request,
         session,
         body,
-        edit,
-        action="edit member",
-        subject=extension,
+        lambda text, file: edit(text, file, fields),
+        action="add member" if adding else "edit member",
+        subject=form.extension,
         on_error=on_error,
         after=set_password,
     )
