@@ -83,7 +83,7 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HUB] = hub
     site = settings.site
     # Who reads every call's notes in a history: the members whose role's console is
-    # supervisor or admin (as `console.is_supervisor`).
+    # supervisor or admin (as `permissions.is_supervisor`).
     readers = [
         m.extension
         for m in site.members

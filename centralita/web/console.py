@@ -40,6 +40,7 @@ from centralita.web.auth import (
     require_page,
     require_post,
 )
+from centralita.web.permissions import is_supervisor, require_quality, require_supervisor
 from centralita.webhooks import parse_callmyway
 from dialplan.names import OUTBOUND_CONTEXT
 
@@ -384,27 +385,6 @@ async def api_dial(request: web.Request) -> web.Response:
 # ----------------------------------------------------------------------------- call records
 
 
-def is_supervisor(request: web.Request, session: Session) -> bool:
-    """Members whose role's console is `supervisor` or `admin` (and those listed in the
-    deprecated `[console] supervisors`) see every call; other members their own."""
-    permission = request.app[SETTINGS].site.console_permission(session.extension)
-    return permission in ("supervisor", "admin")
-
-
-def require_supervisor(request: web.Request, session: Session) -> None:
-    if not is_supervisor(request, session):
-        raise web.HTTPForbidden(
-            text="this page is for supervisors (a role whose console is supervisor or admin)"
-        )
-
-
-def require_complaints(request: web.Request, session: Session) -> None:
-    """Quality staff see the complaints too."""
-    permission = request.app[SETTINGS].site.console_permission(session.extension)
-    if permission not in ("quality", "supervisor", "admin"):
-        raise web.HTTPForbidden(text="this page is for quality staff and supervisors")
-
-
 def _filters(request: web.Request, session: Session) -> dict[str, Any]:
     q = request.query
     start = _parse_date(q.get("start", "").strip(), "start")
@@ -539,7 +519,7 @@ async def callbacks_page(request: web.Request) -> web.Response:
 async def complaints_page(request: web.Request) -> web.Response:
     """`GET /complaints`: ratings below the survey threshold (quality staff, supervisors)."""
     session = await require_page(request)
-    require_complaints(request, session)
+    require_quality(request, session)
     threshold = request.app[SETTINGS].site.survey.threshold
     ratings = await request.app[STORE].list_ratings(below=threshold)
     return _render(request, "complaints.html", session, ratings=ratings, threshold=threshold)

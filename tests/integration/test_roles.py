@@ -175,9 +175,7 @@ async def test_a_member_added_in_admin_registers_and_takes_a_queue_call(
         )
         # The page is in the admin's language (French in the demo), so the secret is
         # found by the banner's id and the extension, not by its English words.
-        found = re.search(
-            rf'id="sip-secret">[^<]*\b{NEW_MEMBER}\b[^<]*<code>([^<]+)</code>', page
-        )
+        found = re.search(rf'id="sip-secret">[^<]*\b{NEW_MEMBER}\b[^<]*<code>([^<]+)</code>', page)
         assert found, page
         phone = Phone(NEW_MEMBER, found.group(1), free_udp_port(), free_udp_port())
         try:
