@@ -21,10 +21,12 @@ from agi.flows import load_flows
 from agi.router import FLOWS
 from agi.server import AgiServer, ServerLimits
 from centralita import csvlog, feed
+from centralita.amitaps import AmiTaps
 from centralita.context import AppFlowContext
 from centralita.crm import CrmClient
 from centralita.keys import (
     AGI_SERVER,
+    AMI_TAPS,
     CRM,
     FLOW_CONTEXT,
     HEALTH_CHECKS,
@@ -114,6 +116,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
     app[HEALTH_CHECKS] = []
+    app[AMI_TAPS] = AmiTaps()
     # Started in this order, closed in reverse: the AMI feed stops first, then the console,
     # FastAGI, the store, the CRM.
     app.cleanup_ctx.append(crm_ctx)

@@ -24,7 +24,7 @@ from ami.cdr import CallRecord
 from ami.client import AmiListener
 from ami.protocol import AmiMessage
 from ami.tracker import CallTracker
-from centralita.keys import AGENT_STATES, AMI, BRIDGE, CDR_WRITER, SETTINGS, STORE, WEBHOOKS
+from centralita.keys import AMI, AMI_TAPS, BRIDGE, CDR_WRITER, SETTINGS, STORE, WEBHOOKS
 from centralita.store import StoreBackend, StoreInputError
 from dialplan.names import OUTBOUND_CONTEXT
 
@@ -136,7 +136,7 @@ async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
     bridge = app[BRIDGE]
     sender = app[WEBHOOKS]
     store = app[STORE]
-    states = app.get(AGENT_STATES)
+    taps = app[AMI_TAPS]
     prefix = "PJSIP" if site.sip_driver == "pjsip" else "SIP"
     tracker = TimedTracker(
         [a.extension for a in site.agents], (prefix,), outbound_context=OUTBOUND_CONTEXT
@@ -167,12 +167,12 @@ async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
         ping_timeout_s=ast.ami_timeout_s,
         action_timeout_s=ast.ami_timeout_s,
         connect_timeout_s=ast.ami_timeout_s,
-        # The agents' queue states (centralita/agentstate.py): mirrored from the member
-        # events, rebuilt from QueueStatus after every (re)connect, and the link's ups and
-        # downs told to the consoles.
-        on_event=states.handle if states is not None else None,
-        on_link=states.set_link if states is not None else None,
-        resync=(("QueueStatus", states.rebuild),) if states is not None else (),
+        # Every other reader of the stream (the agents' queue states, the wallboard...):
+        # each sees every event, its lists (e.g. QueueStatus) are asked for after every
+        # (re)connect, and it is told of the link's ups and downs (centralita/amitaps.py).
+        on_event=taps.on_event,
+        on_link=taps.on_link,
+        resync=taps.resyncs,
     )
     app[AMI] = listener
     await listener.start()

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from agi.server import AgiServer
     from ami.client import AmiListener
     from centralita.agentstate import AgentStates
+    from centralita.amitaps import AmiTaps
     from centralita.context import AppFlowContext
     from centralita.crm import CrmClient
     from centralita.feed import CdrWriter
@@ -40,6 +41,9 @@ CRM: web.AppKey[CrmClient] = web.AppKey("crm")
 FLOW_CONTEXT: web.AppKey[AppFlowContext] = web.AppKey("flow_context")
 AGI_SERVER: web.AppKey[AgiServer] = web.AppKey("agi_server")
 HEALTH_CHECKS: web.AppKey[list[HealthCheck]] = web.AppKey("health_checks")
+# Every reader of the AMI stream besides the tracker registers here before the feed starts
+# (centralita/amitaps.py).
+AMI_TAPS: web.AppKey[AmiTaps] = web.AppKey("ami_taps")
 
 # Made by the console (`centralita.web`).
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")

@@ -18,7 +18,17 @@ from aiohttp import web
 from centralita import metrics
 from centralita.agentstate import AgentStates
 from centralita.history import History
-from centralita.keys import AGENT_STATES, AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES, WEBHOOKS
+from centralita.keys import (
+    AGENT_STATES,
+    AMI_TAPS,
+    AUTH,
+    BRIDGE,
+    HUB,
+    SETTINGS,
+    STORE,
+    TEMPLATES,
+    WEBHOOKS,
+)
 from centralita.pop import PopBridge, PopHub
 from centralita.times import shown
 from centralita.web import agent_api, assets, auth, console, i18n
@@ -93,6 +103,11 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     app[BRIDGE] = PopBridge(store, hub, site.crm, on_sent=metrics.pop_sent, history=history)
     states = AgentStates(site, hub, login_queues=settings.console.login_queues)
     app[AGENT_STATES] = states
+    # Mirrored from the member events, rebuilt from QueueStatus after every (re)connect, and
+    # the link's ups and downs told to the consoles.
+    app[AMI_TAPS].add(
+        on_event=states.handle, on_link=states.set_link, resync=(("QueueStatus", states.rebuild),)
+    )
     pusher = asyncio.create_task(states.run(), name="centralita-agent-states")
     sender = WebhookSender(
         store,
