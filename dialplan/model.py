@@ -127,6 +127,9 @@ class Queue:
     member_timeout_s: int = 15  # how long each agent's phone rings
     retry_s: int = 5
     wrapup_s: int = 0
+    # A caller answered within this many seconds counts toward the service level
+    # (queues.conf `servicelevel`; QueueParams reports it as ServiceLevel/ServicelevelPerf).
+    service_level_s: int = 20
     maxlen: int = 0
     joinempty: str = "yes"
     leavewhenempty: str = "no"
@@ -364,6 +367,7 @@ def _queues(root: Section) -> tuple[Queue, ...]:
                 member_timeout_s=s.integer("member_timeout_s", 15, minimum=1, maximum=600),
                 retry_s=s.integer("retry_s", 5, minimum=1, maximum=600),
                 wrapup_s=s.integer("wrapup_s", 0, minimum=0, maximum=3600),
+                service_level_s=s.integer("service_level_s", 20, minimum=1, maximum=3600),
                 maxlen=s.integer("maxlen", 0, minimum=0, maximum=10000),
                 joinempty=s.choice(
                     "joinempty", ("yes", "no", "strict", "loose", "unavailable"), "yes"

@@ -224,6 +224,7 @@ def render_site(site: Site, access: AsteriskAccess) -> dict[str, str]:
                     "member_timeout_s": q.member_timeout_s,
                     "retry_s": q.retry_s,
                     "wrapup_s": q.wrapup_s,
+                    "service_level_s": q.service_level_s,
                     "maxlen": q.maxlen,
                     "joinempty": q.joinempty,
                     "leavewhenempty": q.leavewhenempty,
