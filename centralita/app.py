@@ -20,7 +20,7 @@ from aiohttp import web
 from agi.flows import load_flows
 from agi.router import FLOWS
 from agi.server import AgiServer, ServerLimits
-from centralita import csvlog, feed
+from centralita import csvlog, feed, queuelog
 from centralita.amitaps import AmiTaps
 from centralita.context import AppFlowContext
 from centralita.crm import CrmClient
@@ -125,6 +125,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(lag_ctx)  # /metrics: centralita_event_loop_lag_seconds
     app.router.add_get("/healthz", healthz)
     setup_web(app)  # console_ctx: the pop hub and bridge, the webhook sender
+    app.cleanup_ctx.append(queuelog.queuelog_ctx)  # queue events for reports, before the feed
     app.cleanup_ctx.append(feed.ami_ctx)  # after console_ctx: it feeds the bridge and webhooks
     app[HEALTH_CHECKS].append(feed.ami_health)
     return app

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from centralita.crm import CrmClient
     from centralita.feed import CdrWriter
     from centralita.pop import PopBridge, PopHub
+    from centralita.queuelog import QueueEventWriter
     from centralita.settings import Settings
     from centralita.store import StoreBackend
     from centralita.web.auth import Auth
@@ -57,6 +58,8 @@ AGENT_STATES: web.AppKey[AgentStates] = web.AppKey("agent_states")
 # Made by the AMI feed (`centralita.feed`): the listener and the call-record writer.
 AMI: web.AppKey[AmiListener] = web.AppKey("ami")
 CDR_WRITER: web.AppKey[CdrWriter] = web.AppKey("cdr_writer")
+# The queue-event log's writer (centralita/queuelog.py): AMI queue events -> the store.
+QUEUE_LOG: web.AppKey[QueueEventWriter] = web.AppKey("queue_log")
 
 # Made by /admin (`centralita.web.admin`): one config save at a time in this process (the
 # version check and the write happen under it).

@@ -26,6 +26,7 @@ from ami.cdr import CallRecord
 from centralita.store.audit import AuditEntry
 from centralita.store.cdr import CallRow, ImportResult
 from centralita.store.desk import HistoryRow, PendingCallbackRow
+from centralita.store.queue_events import QueueEvent, QueueTotals
 from centralita.store.records import CallbackRequest, Contact, OutboxEvent, Outcome, Rating
 
 
@@ -167,3 +168,9 @@ class StoreBackend(Protocol):
     async def caller_history(
         self, key: str, number: str, limit: int
     ) -> tuple[list[HistoryRow], list[PendingCallbackRow]]: ...
+
+    # the queue events kept from AMI (store/queue_events.py)
+    async def write_queue_events(self, events: Sequence[QueueEvent]) -> int: ...
+    async def queue_totals_since(self, since: str) -> list[QueueTotals]: ...
+    async def queue_calls_of(self, uniqueid: str) -> list[dict[str, object]]: ...
+    async def pause_intervals_of(self, agent: str) -> list[tuple[str, str, str | None]]: ...

@@ -12,7 +12,7 @@ import aiosqlite
 from centralita.store.errors import StoreSchemaError
 
 DB_FILENAME = "centralita.sqlite3"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def protect(path: Path) -> None:
@@ -190,6 +190,41 @@ _MIGRATIONS: tuple[str, ...] = (
         preferences TEXT NOT NULL,
         updated_at TEXT NOT NULL
     );
+    """,
+    # version 6 (h12-rep): the queue events kept from AMI for reports
+    # (centralita/store/queue_events.py), and the indexes a month report reads through.
+    """
+    CREATE TABLE IF NOT EXISTS queue_calls (
+        id INTEGER PRIMARY KEY,
+        uniqueid TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        joined_at TEXT NOT NULL,
+        answered_at TEXT,
+        ended_at TEXT,
+        wait_s INTEGER,
+        talk_s INTEGER,
+        agent TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        service_level_s INTEGER NOT NULL,
+        UNIQUE (uniqueid, queue)
+    );
+    -- Reports scan a period: the range on joined_at and every column they add up ride in
+    -- the index, so a month is read without touching the table (covering index).
+    CREATE INDEX IF NOT EXISTS queue_calls_period
+        ON queue_calls (joined_at, queue, agent, outcome, wait_s, talk_s, service_level_s);
+    CREATE TABLE IF NOT EXISTS pause_intervals (
+        id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        UNIQUE (agent, started_at)
+    );
+    CREATE INDEX IF NOT EXISTS pause_intervals_open ON pause_intervals (agent)
+        WHERE ended_at IS NULL;
+    CREATE INDEX IF NOT EXISTS pause_intervals_period ON pause_intervals (started_at);
+    CREATE INDEX IF NOT EXISTS ratings_period ON ratings (created_at, queue, agent, rating);
+    CREATE INDEX IF NOT EXISTS callbacks_period ON callbacks (created_at, queue, status);
     """,
 )
 

@@ -1,0 +1,187 @@
+"""What app_queue told us over AMI, kept for reports: one row per queued call, and each
+agent's pause intervals with their reason.
+
+Written by `centralita.queuelog` (from `QueueCallerJoin`, `AgentConnect`, `AgentComplete`,
+`QueueCallerAbandon` and `QueueMemberPause`), read by `centralita.reports` and by the
+wallboard's "today" counts (`queue_totals_since`).
+
+Every write is idempotent: a queued call is keyed by `(uniqueid, queue)` and a pause by
+`(agent, started_at)`, so the same event applied twice (a replay, or two Centralita
+instances on one database) changes nothing. A call's outcome, once `answered` or
+`abandoned`, is never changed back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from centralita.store.base import StoreBase
+from centralita.store.errors import StoreInputError
+from centralita.store.records import check_text
+
+Outcome = Literal["waiting", "answered", "abandoned"]
+OUTCOMES: frozenset[str] = frozenset({"waiting", "answered", "abandoned"})
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCallUpdate:
+    """What one queue event says about one queued call; None means "not told here"."""
+
+    uniqueid: str
+    queue: str
+    outcome: Outcome
+    joined_at: str  # UTC ISO-8601 (kept from the first event that names it)
+    service_level_s: int  # the queue's `service_level_s` when the call joined
+    answered_at: str | None = None
+    ended_at: str | None = None
+    wait_s: int | None = None  # app_queue's HoldTime
+    talk_s: int | None = None  # app_queue's TalkTime
+    agent: str = ""  # the member's extension (its interface when not a configured agent)
+
+
+@dataclass(frozen=True, slots=True)
+class PauseChange:
+    """An agent paused (`paused=True`, with the reason) or unpaused at `at` (UTC ISO)."""
+
+    agent: str
+    paused: bool
+    at: str
+    reason: str = ""
+
+
+QueueEvent = QueueCallUpdate | PauseChange
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTotals:
+    """One queue's calls that joined since a moment: offered (answered + abandoned + still
+    waiting), answered, abandoned, and answered within the queue's service level."""
+
+    queue: str
+    offered: int
+    answered: int
+    abandoned: int
+    answered_within_sl: int
+
+
+# Portable upsert (SQLite 3.24+ and PostgreSQL): the first join time is kept, each later
+# event fills what it knows, and an outcome once decided stays.
+_UPSERT_CALL = """
+INSERT INTO queue_calls (uniqueid, queue, joined_at, answered_at, ended_at, wait_s, talk_s,
+                         agent, outcome, service_level_s)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (uniqueid, queue) DO UPDATE SET
+    joined_at = CASE WHEN excluded.joined_at < queue_calls.joined_at
+                     THEN excluded.joined_at ELSE queue_calls.joined_at END,
+    answered_at = COALESCE(queue_calls.answered_at, excluded.answered_at),
+    ended_at = COALESCE(queue_calls.ended_at, excluded.ended_at),
+    wait_s = COALESCE(excluded.wait_s, queue_calls.wait_s),
+    talk_s = COALESCE(excluded.talk_s, queue_calls.talk_s),
+    agent = CASE WHEN excluded.agent != '' THEN excluded.agent ELSE queue_calls.agent END,
+    outcome = CASE WHEN queue_calls.outcome = 'waiting'
+                   THEN excluded.outcome ELSE queue_calls.outcome END
+"""
+
+_CLOSE_PAUSES = "UPDATE pause_intervals SET ended_at = ? WHERE agent = ? AND ended_at IS NULL"
+_OPEN_PAUSE = (
+    "INSERT INTO pause_intervals (agent, reason, started_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (agent, started_at) DO NOTHING"
+)
+
+
+def _check_call(update: QueueCallUpdate) -> tuple[object, ...]:
+    if update.outcome not in OUTCOMES:
+        raise StoreInputError(f"unknown queue call outcome {update.outcome!r}")
+    for name, number in (("wait_s", update.wait_s), ("talk_s", update.talk_s)):
+        if number is not None and number < 0:
+            raise StoreInputError(f"{name} must not be negative, not {number}")
+    return (
+        check_text("uniqueid", update.uniqueid, limit=150, empty=False),
+        check_text("queue", update.queue, limit=128, empty=False),
+        check_text("joined_at", update.joined_at, limit=40, empty=False),
+        update.answered_at,
+        update.ended_at,
+        update.wait_s,
+        update.talk_s,
+        check_text("agent", update.agent, limit=150),
+        update.outcome,
+        max(0, update.service_level_s),
+    )
+
+
+class QueueEventsMixin(StoreBase):
+    """The `queue_calls` and `pause_intervals` tables."""
+
+    async def write_queue_events(self, events: Sequence[QueueEvent]) -> int:
+        """Apply `events` in order, in one transaction; returns how many were applied.
+
+        An event the store refuses (StoreInputError) is skipped and logged by the caller's
+        count, not the whole batch: one odd event must not lose the others."""
+        checked: list[tuple[str, tuple[object, ...]]] = []
+        for event in events:
+            if isinstance(event, QueueCallUpdate):
+                checked.append((_UPSERT_CALL, _check_call(event)))
+            else:
+                agent = check_text("agent", event.agent, limit=150, empty=False)
+                checked.append((_CLOSE_PAUSES, (event.at, agent)))
+                if event.paused:
+                    reason = check_text("reason", event.reason, limit=200)
+                    checked.append((_OPEN_PAUSE, (agent, reason, event.at)))
+        if not checked:
+            return 0
+        async with self._tx() as db:
+            for sql, params in checked:
+                await db.execute(sql, params)
+        return len(events)
+
+    async def queue_totals_since(self, since: str) -> list[QueueTotals]:
+        """Per queue, the calls that joined at or after `since` (UTC ISO-8601)."""
+        sql = (
+            "SELECT queue, COUNT(*) AS offered, "
+            "SUM(CASE WHEN outcome = 'answered' THEN 1 ELSE 0 END) AS answered, "
+            "SUM(CASE WHEN outcome = 'abandoned' THEN 1 ELSE 0 END) AS abandoned, "
+            "SUM(CASE WHEN outcome = 'answered' AND wait_s <= service_level_s "
+            "THEN 1 ELSE 0 END) AS in_sl "
+            "FROM queue_calls WHERE joined_at >= ? GROUP BY queue ORDER BY queue"
+        )
+        async with self._read() as db, db.execute(sql, (since,)) as cur:
+            rows = await cur.fetchall()
+        return [
+            QueueTotals(
+                r["queue"],
+                int(r["offered"]),
+                int(r["answered"]),
+                int(r["abandoned"]),
+                int(r["in_sl"]),
+            )
+            for r in rows
+        ]
+
+    async def queue_calls_of(self, uniqueid: str) -> list[dict[str, object]]:
+        """The rows kept for one caller's channel (every queue it joined), for checks."""
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT uniqueid, queue, joined_at, answered_at, ended_at, wait_s, talk_s, "
+                "agent, outcome, service_level_s FROM queue_calls WHERE uniqueid = ? "
+                "ORDER BY queue",
+                (uniqueid,),
+            ) as cur,
+        ):
+            rows = await cur.fetchall()
+        return [dict(row) for row in rows]
+
+    async def pause_intervals_of(self, agent: str) -> list[tuple[str, str, str | None]]:
+        """One agent's pauses, oldest first: (reason, started_at, ended_at or None)."""
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT reason, started_at, ended_at FROM pause_intervals WHERE agent = ? "
+                "ORDER BY started_at",
+                (agent,),
+            ) as cur,
+        ):
+            rows = await cur.fetchall()
+        return [(r["reason"], r["started_at"], r["ended_at"]) for r in rows]
