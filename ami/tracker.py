@@ -142,6 +142,15 @@ class CallTracker:
             for device, state in self._devices.items()
         )
 
+    def agent_call_channel(self, extension: str) -> str | None:
+        """The agent's channel that is up and bridged (talking), e.g. `PJSIP/1002-0000000a`."""
+        talking = (c for c in self._channels.values() if c.agent == extension and c.bridge)
+        return next((c.name for c in talking if c.state == STATE_UP), None)
+
+    def device_state(self, device: str) -> str | None:
+        """The device's last known state (`NOT_INUSE`, `UNAVAILABLE`, ...), None if unknown."""
+        return self._devices.get(device)
+
     def expect_originate(self, action_id: str, agent: str, number: str) -> None:
         """Announce a click-to-dial: the agent's ringing channel will be a call to `number`."""
         self._expected[action_id] = Expect(agent, number)
