@@ -32,6 +32,7 @@ from ami.calls import (
     c_unescape,
 )
 from ami.protocol import AmiMessage
+from dialplan import names
 from dialplan.names import CUSTOMER_ID_VAR, DIAL_VAR, OUTBOUND_CONTEXT, VARIABLE_PREFIX
 
 # DialEnd statuses that end the dialled leg (docs/asterisk-protocol.md#ami-call-events);
@@ -539,7 +540,10 @@ class CallTracker:
         if dest.agent is not None:
             if caller is None:
                 # No caller block: an Originate or call file dials the agent's device first
-                # (docs/asterisk-protocol.md#ami-call-events; ami-click2dial.txt) - click-to-dial.
+                # (docs/asterisk-protocol.md#ami-call-events; ami-click2dial.txt) - click-to-dial;
+                # a listen-in (vars set first, pbx.c pbx_outgoing_attempt) has no customer: no pop.
+                if names.SPY_TARGET_VAR in self._vars.get(dest.linkedid, {}):
+                    return [], None
                 number = self._dialled_number(dest)
                 return self._ring(
                     dest,

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import tomlkit
 
-from ami.protocol import encode_action
+from ami.protocol import AmiMessage, encode_action
 from ami.spy import build_spy_originate, check_spy_target
+from ami.tracker import CallTracker
 from centralita.cmd_render import render_files
 from centralita.settings import demo_text, parse_settings
 from dialplan.names import HANGUP_CONTEXT, SPY_CONTEXT, SPY_MODES, SPY_TARGET_VAR, ref
@@ -87,6 +88,47 @@ def test_bad_values_are_refused_before_anything_is_sent(overrides: dict[str, str
         headers(**overrides)
 
 
+# --------------------------------------------------------------------------- the tracker
+
+
+def event(name: str, *headers: tuple[str, str]) -> AmiMessage:
+    return AmiMessage.build([("Event", name), ("Privilege", "call,all"), *headers])
+
+
+def originate_dial(variable: str) -> list[AmiMessage]:
+    """What Asterisk sends when an Originate dials 1001's phone: the Originate's variable
+    set on the new channel, then DialBegin without a caller (main/pbx.c pbx_outgoing_attempt
+    sets the variables before main/dial.c begin_dial_channel publishes the dial)."""
+    dest = [
+        ("DestChannel", "PJSIP/1001-00000007"),
+        ("DestChannelState", "0"),
+        ("DestCallerIDNum", "1002"),
+        ("DestUniqueid", "1800000000.7"),
+        ("DestLinkedid", "1800000000.7"),
+    ]
+    return [
+        event(
+            "VarSet",
+            ("Channel", "PJSIP/1001-00000007"),
+            ("Uniqueid", "1800000000.7"),
+            ("Linkedid", "1800000000.7"),
+            ("Variable", variable),
+            ("Value", "PJSIP/1002-00000003"),
+        ),
+        event("DialBegin", *dest, ("DialString", "1001")),
+    ]
+
+
+def test_a_listen_in_rings_the_supervisors_phone_without_a_pop() -> None:
+    tracker = CallTracker(["1001", "1002"], ("PJSIP",))
+    changes = [c for m in originate_dial(SPY_TARGET_VAR) for c in tracker.handle(m)]
+    assert changes == []
+    # The same Originate without the spy variable is a click-to-dial: the phone pops.
+    other = CallTracker(["1001", "1002"], ("PJSIP",))
+    changes = [c for m in originate_dial("CENTRALITA_OTHER") for c in other.handle(m)]
+    assert [(c.kind, c.agent) for c in changes] == [("ringing", "1001")]
+
+
 # --------------------------------------------------------------------------- the dialplan
 
 
@@ -115,13 +157,14 @@ def test_the_spy_context_runs_chanspy_per_mode_on_the_checked_target(driver: str
     spy = contexts[SPY_CONTEXT]
     target = ref(SPY_TARGET_VAR)
     for i, mode in enumerate(SPY_MODES):
-        first, chanspy, hangup = spy[3 * i : 3 * i + 3]
-        assert first.startswith(f"exten => {mode},1,GotoIf(")
+        no_cdr, first, chanspy, hangup = spy[4 * i : 4 * i + 4]
+        assert no_cdr == f"exten => {mode},1,Set(CDR_PROP(disable)=1)"
+        assert first.startswith(" same => n,GotoIf(")
         assert f"FILTER(-0-9A-Za-z_./,{target})" in first and f"?{HANGUP_CONTEXT},s,1)" in first
         assert chanspy == f" same => n,ChanSpy({target},{SPY_OPTIONS[mode]})"
         assert hangup == " same => n,Hangup()"
     assert spy[-1] == f"exten => i,1,Goto({HANGUP_CONTEXT},s,1)"
-    assert len(spy) == 3 * len(SPY_MODES) + 1
+    assert len(spy) == 4 * len(SPY_MODES) + 1
     # q everywhere (no beep), w to whisper, B to barge, u: one exact channel.
     assert SPY_OPTIONS == {"listen": "qu", "whisper": "qwu", "barge": "qBu"}
 
