@@ -6,7 +6,8 @@ caller's queue rings 1002 only. Once 1002 talks to the caller, `POST
 /api/supervisor/agents/1002/spy` makes Centralita originate a call to the supervisor's own
 phone into the supervisors-only spy context; the phone answers and ChanSpy runs on 1002's
 channel (Asterisk's `ChanSpyStart` names it as the spyee). When the caller hangs up, ChanSpy
-(option `u`: that one channel) ends and the supervisor's call with it.
+(option `u`: that one channel) ends and the supervisor's call with it. The spy call makes no
+screen pop and no call record; the audit log keeps it.
 """
 
 from __future__ import annotations
@@ -131,6 +132,19 @@ async def test_the_supervisors_phone_rings_and_chanspy_listens_to_the_agents_cha
         await ami.wait_for(matches("Hangup", Channel=spyer), after=mark)
         await ami.wait_for(matches("Hangup", Channel=agent_channel), after=mark)
         await agent.wait_for("call.ended", call.linkedid)
+
+        # The spy call is no call: no screen pop on the supervisor's console, and no call
+        # record (its CDR is disabled in the spy context; the agent's call has its own).
+        await ami.wait_for(
+            lambda m: (
+                m.name == "Cdr"
+                and m.get("UniqueID") == call.uniqueid
+                and (m.get("DestinationChannel") or "").startswith(agent_channel)
+            ),
+            after=call.mark,
+        )
+        assert [m for m in supervisor.messages if m.get("type", "").startswith("call.")] == []
+        assert ami.seen(matches("Cdr", Channel=spyer), after=mark) == []
 
         # Nothing to listen to any more.
         status, body = await supervisor.post(
