@@ -189,8 +189,19 @@ async def originate(
         )
     # No await between the busy check and this: a second click now finds the agent busy.
     tracker.expect_originate(action_id, agent, number)
-    waiter = listener.expect_event(action_id, "OriginateResponse")
     wait_s = response_timeout_s if response_timeout_s is not None else ring_timeout_s + 15.0
+    try:
+        return await send_originate(listener, headers, action_id, wait_s)
+    finally:
+        tracker.forget_originate(action_id)
+
+
+async def send_originate(
+    listener: AmiListener, headers: list[tuple[str, str]], action_id: str, wait_s: float
+) -> OriginateResult:
+    """Send an async Originate (`headers` carry `action_id`) and wait, at most `wait_s`, for
+    its OriginateResponse: how it went, never an exception for Asterisk's answers."""
+    waiter = listener.expect_event(action_id, "OriginateResponse")
     try:
         try:
             ack = await listener.action("Originate", headers)
@@ -226,4 +237,3 @@ async def originate(
         )
     finally:
         listener.cancel_expect(action_id)
-        tracker.forget_originate(action_id)

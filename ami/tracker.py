@@ -32,6 +32,7 @@ from ami.calls import (
     c_unescape,
 )
 from ami.protocol import AmiMessage
+from dialplan import names
 from dialplan.names import CUSTOMER_ID_VAR, DIAL_VAR, OUTBOUND_CONTEXT, VARIABLE_PREFIX
 
 # DialEnd statuses that end the dialled leg (docs/asterisk-protocol.md#ami-call-events);
@@ -141,6 +142,15 @@ class CallTracker:
             state in BUSY_DEVICE_STATES and self._agent_devices.agent_of_device(device) == extension
             for device, state in self._devices.items()
         )
+
+    def agent_call_channel(self, extension: str) -> str | None:
+        """The agent's channel that is up and bridged (talking), e.g. `PJSIP/1002-0000000a`."""
+        talking = (c for c in self._channels.values() if c.agent == extension and c.bridge)
+        return next((c.name for c in talking if c.state == STATE_UP), None)
+
+    def device_state(self, device: str) -> str | None:
+        """The device's last known state (`NOT_INUSE`, `UNAVAILABLE`, ...), None if unknown."""
+        return self._devices.get(device)
 
     def expect_originate(self, action_id: str, agent: str, number: str) -> None:
         """Announce a click-to-dial: the agent's ringing channel will be a call to `number`."""
@@ -530,7 +540,10 @@ class CallTracker:
         if dest.agent is not None:
             if caller is None:
                 # No caller block: an Originate or call file dials the agent's device first
-                # (docs/asterisk-protocol.md#ami-call-events; ami-click2dial.txt) - click-to-dial.
+                # (docs/asterisk-protocol.md#ami-call-events; ami-click2dial.txt) - click-to-dial;
+                # a listen-in (vars set first, pbx.c pbx_outgoing_attempt) has no customer: no pop.
+                if names.SPY_TARGET_VAR in self._vars.get(dest.linkedid, {}):
+                    return [], None
                 number = self._dialled_number(dest)
                 return self._ring(
                     dest,

@@ -49,6 +49,11 @@ SURVEY_CONTEXT: Final = "centralita-survey"
 # Click-to-dial and every call to a customer: AMI Originate and the survey call file's
 # `Local/<number>@` channel run it with the customer's number as the extension.
 OUTBOUND_CONTEXT: Final = "centralita-outbound"
+# Listen-in, whisper and barge: AMI Originate rings a supervisor's own phone into it, one
+# extension per mode (SPY_MODES), with the agent's channel in SPY_TARGET_VAR. No role's
+# context includes it or jumps to it: only Centralita's AMI user reaches it, after checking
+# on the server that the member is a supervisor (centralita/web/supervise.py).
+SPY_CONTEXT: Final = "centralita-spy"
 # The agents' phones (the SIP endpoints' `context`): what an agent dials, transfers included.
 # Every role has a context of its own ([[roles]] context, dialplan/roles.py); this one is the
 # implicit role of a config without roles, and the demo's `agent` role names it too.
@@ -86,6 +91,9 @@ CUSTOMER_ID_VAR: Final = "CENTRALITA_CUSTOMER_ID"
 DIAL_VAR: Final = "CENTRALITA_DIAL"
 # Click-to-dial with the caller ID withheld.
 PRIVATE_VAR: Final = "CENTRALITA_PRIVATE"
+# SPY_CONTEXT: the agent's channel ChanSpy listens to (`PJSIP/1002-0000000a`), set by the
+# supervisor's Originate.
+SPY_TARGET_VAR: Final = "CENTRALITA_SPY_TARGET"
 # OUTBOUND_CONTEXT: the dialled extension filtered to digits, +, * and #.
 NUMBER_VAR: Final = "CENTRALITA_NUMBER"
 # "1" when the caller's queue runs the post-call survey.
@@ -99,6 +107,11 @@ FALLBACK_VAR: Final = "CENTRALITA_FALLBACK"
 FALLBACKS_VAR: Final = "CENTRALITA_FALLBACKS"
 # Today's date in a time condition's zone, compared with its holidays.
 TODAY_VAR: Final = "CENTRALITA_TODAY"
+
+
+# SPY_CONTEXT's extensions: what the supervisor does (the ChanSpy options are in
+# dialplan/render.py SPY_OPTIONS).
+SPY_MODES: Final = ("listen", "whisper", "barge")
 
 
 def ref(variable: str) -> str:

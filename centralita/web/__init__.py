@@ -31,7 +31,7 @@ from centralita.keys import (
 )
 from centralita.pop import PopBridge, PopHub
 from centralita.times import shown
-from centralita.web import agent_api, assets, auth, console, i18n
+from centralita.web import agent_api, assets, auth, console, i18n, supervise
 from centralita.web.admin import setup_admin
 from centralita.web.prometheus import metrics_handler
 from centralita.web.proxy import setup_proxy
@@ -188,5 +188,6 @@ def setup_web(app: web.Application) -> None:
     r.add_post("/api/events/callmyway", console.api_callmyway)
     setup_admin(app)
     agent_api.add_routes(r)
+    supervise.add_routes(r)
     r.add_get("/metrics", metrics_handler)
     r.add_static("/static", console.STATIC_DIR, append_version=True)

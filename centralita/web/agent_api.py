@@ -99,7 +99,8 @@ async def api_preferences(request: web.Request) -> web.Response:
     return web.json_response(await me_json(request, session))
 
 
-def _listener(request: web.Request) -> Any:
+def require_listener(request: web.Request) -> Any:
+    """The app's AMI listener, or 503 `ami_down` while it is not connected."""
     listener = request.app.get(AMI)
     if listener is None or not listener.connected:
         raise api_error(503, "Asterisk is not connected", "ami_down")
@@ -110,7 +111,7 @@ async def _queue_action(
     request: web.Request, action: str, headers: list[tuple[str, str]]
 ) -> tuple[bool, str]:
     """Send a queue action; (success, Asterisk's message). 503 when AMI is away."""
-    listener = _listener(request)
+    listener = require_listener(request)
     try:
         response = await listener.action(action, headers)
     except AmiNotConnected:
@@ -120,11 +121,23 @@ async def _queue_action(
     return bool(response.is_success), str(response.value("Message"))
 
 
-async def api_pause(request: web.Request) -> web.Response:
-    """`POST /api/me/pause` {paused, reason}: QueuePause in every queue the agent is in.
+class Refused(Exception):
+    """Asterisk refused a queue action: the answer to give (`status`, `code`, `text`) and
+    Asterisk's own `message` (for the supervisors' audit log)."""
 
-    Answers `{"ok": true}` once Asterisk took it; the page waits for `agent.state`."""
-    session, body = await require_post(request)
+    def __init__(self, status: int, code: str, text: str, message: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.code = code
+        self.text = text
+        self.message = message
+
+    def answer(self) -> web.HTTPException:
+        return api_error(self.status, self.text, self.code)
+
+
+def read_pause(request: web.Request, body: dict[str, object]) -> tuple[bool, str]:
+    """The `{paused, reason}` of a pause request, checked: 400 naming the bad field."""
     paused = body.get("paused")
     if not isinstance(paused, bool):
         raise api_error(400, "paused must be true or false", "bad_field", "paused")
@@ -138,17 +151,40 @@ async def api_pause(request: web.Request) -> web.Response:
         raise api_error(
             400, f"unknown pause reason (one of {', '.join(reasons)})", "bad_reason", "reason"
         )
-    states = request.app[AGENT_STATES]
+    return paused, reason
+
+
+async def pause_member(
+    request: web.Request, extension: str, paused: bool, reason: str, queue: str | None = None
+) -> None:
+    """QueuePause for `extension`'s device, in `queue` or (None) every queue it is in.
+
+    Returns once Asterisk took it; raises Refused when Asterisk refused, 503 when AMI is away.
+    """
     # No Queue header: every queue the interface is in (app_queue set_member_paused). The
     # reason is one of the config's words (settings.PAUSE_REASON_CHARS), never free text.
-    headers = [("Interface", states.device(session.extension))]
+    headers = [("Interface", request.app[AGENT_STATES].device(extension))]
+    if queue is not None:
+        headers.append(("Queue", queue))
     headers.append(("Paused", "true" if paused else "false"))
     if paused and reason:
         headers.append(("Reason", reason))
     ok, message = await _queue_action(request, "QueuePause", headers)
     if not ok:
-        # "Interface not found": a member of no queue at all.
-        raise api_error(409, f"Asterisk refused the pause: {message}", "not_member")
+        # "Interface not found": a member of no queue at all (or not of `queue`).
+        raise Refused(409, "not_member", f"Asterisk refused the pause: {message}", message)
+
+
+async def api_pause(request: web.Request) -> web.Response:
+    """`POST /api/me/pause` {paused, reason}: QueuePause in every queue the agent is in.
+
+    Answers `{"ok": true}` once Asterisk took it; the page waits for `agent.state`."""
+    session, body = await require_post(request)
+    paused, reason = read_pause(request, body)
+    try:
+        await pause_member(request, session.extension, paused, reason)
+    except Refused as exc:
+        raise exc.answer() from None
     log.info("agent %s %s (%s)", session.extension, "paused" if paused else "ready", reason)
     return web.json_response({"ok": True})
 
@@ -178,6 +214,37 @@ QUEUE_REFUSALS = {
 }
 
 
+async def set_member_queue(
+    request: web.Request, extension: str, queue: str, member: bool, *, subject: str = "You are"
+) -> None:
+    """Log `extension` in to (QueueAdd, as a dynamic member) or out of (QueueRemove) `queue`.
+
+    Returns once Asterisk took it; raises Refused (`subject` starts its text: "You are",
+    "John Smith (1002) is") when Asterisk refused, 503 when AMI is away."""
+    settings = request.app[SETTINGS]
+    device = request.app[AGENT_STATES].device(extension)
+    if member:
+        agent = settings.site.agent(extension)
+        headers = [
+            ("Queue", queue),
+            ("Interface", device),
+            ("MemberName", agent.name if agent is not None else extension),
+            ("StateInterface", device),
+        ]
+        ok, message = await _queue_action(request, "QueueAdd", headers)
+    else:
+        ok, message = await _queue_action(
+            request, "QueueRemove", [("Queue", queue), ("Interface", device)]
+        )
+    if not ok:
+        status, code, text = QUEUE_REFUSALS.get(
+            message, (502, "refused", "refused by Asterisk: {message}")
+        )
+        raise Refused(
+            status, code, f"{subject} {text.format(queue=queue, message=message)}", message
+        )
+
+
 async def api_queue(request: web.Request) -> web.Response:
     """`POST /api/me/queues/{queue}` {member}: log in to (QueueAdd) or out of (QueueRemove)
     one queue as a dynamic member; the page waits for `agent.state`."""
@@ -189,28 +256,12 @@ async def api_queue(request: web.Request) -> web.Response:
     member = body.get("member")
     if not isinstance(member, bool):
         raise api_error(400, "member must be true or false", "bad_field", "member")
-    states = request.app[AGENT_STATES]
-    if name not in states.allowed(session.extension):
+    if name not in request.app[AGENT_STATES].allowed(session.extension):
         raise api_error(403, f"you may not log in to queue {name}", "queue_not_allowed")
-    device = states.device(session.extension)
-    if member:
-        agent = settings.site.agent(session.extension)
-        headers = [
-            ("Queue", name),
-            ("Interface", device),
-            ("MemberName", agent.name if agent is not None else session.extension),
-            ("StateInterface", device),
-        ]
-        ok, message = await _queue_action(request, "QueueAdd", headers)
-    else:
-        ok, message = await _queue_action(
-            request, "QueueRemove", [("Queue", name), ("Interface", device)]
-        )
-    if not ok:
-        status, code, text = QUEUE_REFUSALS.get(
-            message, (502, "refused", f"Asterisk refused it: {message}")
-        )
-        raise api_error(status, f"You are {text.format(queue=name)}", code)
+    try:
+        await set_member_queue(request, session.extension, name, member)
+    except Refused as exc:
+        raise exc.answer() from None
     log.info("agent %s %s queue %s", session.extension, "joined" if member else "left", name)
     return web.json_response({"ok": True})
 
