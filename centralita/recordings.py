@@ -13,7 +13,7 @@ from pathlib import Path
 
 # An Asterisk Uniqueid: `epoch.sequence`, after `systemname-` when asterisk.conf sets one
 # (main/channel.c __ast_channel_alloc_ap).
-UNIQUEID_RE = re.compile(r"^(?:[A-Za-z0-9_.-]*-)?[0-9]+\.[0-9]+$")
+UNIQUEID_RE = re.compile(r"(?:[A-Za-z0-9_.-]*-)?[0-9]+\.[0-9]+")
 EXTENSION = ".wav"  # MixMonitor picks the format from the file name's extension
 
 
@@ -32,7 +32,7 @@ def file_inside(path: Path, root: Path) -> Path | None:
 
 def recording_path(recordings_dir: str | Path, uniqueid: str) -> Path | None:
     """The recording of the call whose record has this Uniqueid, when it exists."""
-    if not UNIQUEID_RE.match(uniqueid):
+    if not UNIQUEID_RE.fullmatch(uniqueid):
         return None
     root = Path(recordings_dir)
     return file_inside(root / f"{uniqueid}{EXTENSION}", root)

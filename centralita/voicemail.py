@@ -45,7 +45,7 @@ FOLDERS = (
     "Deleted",
     "Urgent",
 )
-MESSAGE_RE = re.compile(r"^msg([0-9]{4})\.txt$")  # make_file: "%s/msg%04d"
+MESSAGE_RE = re.compile(r"msg([0-9]{4})\.txt")  # make_file: "%s/msg%04d"
 AUDIO_EXTENSION = ".wav"
 # A .txt is a few hundred bytes; anything much bigger is not one of app_voicemail's.
 MAX_TXT_BYTES = 16_384
@@ -54,7 +54,7 @@ MAX_TXT_BYTES = 16_384
 # key, the beep), or a little before it when the two clocks differ by a second or two.
 MATCH_WINDOW_S = 300
 CLOCK_SKEW_S = 5
-NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")  # a box or context name, never a path
+NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")  # a box or context name, never a path
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def _int_or_none(text: str | None) -> int | None:
 def box_dir(spool_dir: Path, context: str, box: str) -> Path:
     """`<spool>/voicemail/<context>/<box>` (make_dir), for names from the config only."""
     for what, name in (("context", context), ("box", box)):
-        if not NAME_RE.match(name) or name in (".", ".."):
+        if not NAME_RE.fullmatch(name) or name in (".", ".."):
             raise ValueError(f"voicemail {what} {name!r} is not a plain name")
     return spool_dir / "voicemail" / context / box
 
@@ -162,7 +162,7 @@ def read_box(spool_dir: Path, context: str, box: str) -> list[Message]:
         except OSError:
             continue  # app_voicemail makes a folder the first time it is used
         for name in names:
-            found = MESSAGE_RE.match(name)
+            found = MESSAGE_RE.fullmatch(name)
             if found:
                 message = read_message(base / folder / name, folder, int(found.group(1)))
                 if message is not None:
