@@ -13,8 +13,13 @@ import math
 import shutil
 import struct
 import wave
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from test_web_support import WebEnv, console_env
 
 from ami.cdr import CallRecord
 
@@ -26,6 +31,9 @@ CALLER = "600333444"
 # INBOX/msg0001.txt carries no category (left before the flow set VM_CATEGORY).
 LEGACY_CALLER = "600555666"
 LEGACY_ORIGTIME = 1795948831
+AGENT = "1002"  # John Smith, role agent
+QUALITY = "1200"  # role quality
+SUPERVISOR = "1001"  # Amira Haddad
 
 
 def write_wav(path: Path, seconds: float = 3.0, pitch_hz: float = 440.0) -> bytes:
@@ -74,3 +82,43 @@ def call_record(uniqueid: str, start: str, agent: str, src: str = CALLER) -> Cal
         billsec=60,
         disposition="ANSWERED",
     )
+
+
+@dataclass
+class QualityEnv:
+    env: WebEnv
+    box: Path
+    recordings: Path
+    rating_id: int
+    message_wav: bytes
+    recording_wav: bytes
+
+
+@asynccontextmanager
+async def quality_env(tmp_path: Path, seconds: float = 3.0) -> AsyncIterator[QualityEnv]:
+    """The app (tests/test_web_support.py console_env) with the spool fixture in its
+    `spool_dir`, `recordings_dir` in tmp_path, two low ratings (the first with a message in
+    box 600 and a contact for its caller), two call records, and the first one's recording."""
+    recordings = tmp_path / "monitor"
+
+    def edit(text: str) -> str:
+        return text.replace(
+            'recordings_dir = "/var/spool/asterisk/monitor"', f'recordings_dir = "{recordings}"'
+        )
+
+    async with console_env(tmp_path, edit=edit) as env:
+        box = lay_out_spool(env.settings.asterisk.spool_dir, seconds)
+        store = env.store
+        await store.create_contact(name="Lucía Fernández", numbers=[CALLER])
+        rated = await store.add_rating(
+            callerid=CALLER, agent=AGENT, queue="support-en", rating=2, call_id=CALL_ID
+        )
+        await store.add_rating(
+            callerid="600999000", agent="1003", queue="support-fr", rating=1, call_id="1795.1"
+        )
+        await store.upsert_cdr(call_record(CALL_ID, "2026-11-29 09:10:00", AGENT))
+        await store.upsert_cdr(call_record("1795943999.20", "2026-11-29 09:30:00", "1003"))
+        recording = write_wav(recordings / f"{CALL_ID}.wav", seconds=seconds)
+        yield QualityEnv(
+            env, box, recordings, rated.id, (box / "INBOX/msg0000.wav").read_bytes(), recording
+        )

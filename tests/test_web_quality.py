@@ -6,60 +6,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
 from quality_support import (
+    AGENT,
     CALL_ID,
     CALLER,
-    call_record,
-    lay_out_spool,
+    QUALITY,
+    SUPERVISOR,
+    QualityEnv,
+    quality_env,
     write_wav,
 )
-from test_web_support import WebEnv, console_env
-
-AGENT = "1002"  # John Smith, role agent
-QUALITY = "1200"  # role quality
-SUPERVISOR = "1001"  # Amira Haddad
-
-
-@dataclass
-class QualityEnv:
-    env: WebEnv
-    box: Path
-    recordings: Path
-    rating_id: int
-    message_wav: bytes
-    recording_wav: bytes
+from test_web_support import WebEnv
 
 
 @pytest.fixture
 async def quality(tmp_path: Path) -> AsyncIterator[QualityEnv]:
-    recordings = tmp_path / "monitor"
-
-    def edit(text: str) -> str:
-        return text.replace(
-            'recordings_dir = "/var/spool/asterisk/monitor"', f'recordings_dir = "{recordings}"'
-        )
-
-    async with console_env(tmp_path, edit=edit) as env:
-        box = lay_out_spool(env.settings.asterisk.spool_dir)
-        store = env.store
-        await store.create_contact(name="Lucía Fernández", numbers=[CALLER])
-        rated = await store.add_rating(
-            callerid=CALLER, agent=AGENT, queue="support-en", rating=2, call_id=CALL_ID
-        )
-        await store.add_rating(
-            callerid="600999000", agent="1003", queue="support-fr", rating=1, call_id="1795.1"
-        )
-        await store.upsert_cdr(call_record(CALL_ID, "2026-11-29 09:10:00", AGENT))
-        await store.upsert_cdr(call_record("1795943999.20", "2026-11-29 09:30:00", "1003"))
-        recording = write_wav(recordings / f"{CALL_ID}.wav", seconds=2.0)
-        yield QualityEnv(
-            env, box, recordings, rated.id, (box / "INBOX/msg0000.wav").read_bytes(), recording
-        )
+    async with quality_env(tmp_path) as env:
+        yield env
 
 
 async def logged_in(env: WebEnv, extension: str) -> aiohttp.ClientSession:

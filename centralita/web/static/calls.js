@@ -54,9 +54,21 @@ async function save(ev) {
   button.focus();
 }
 
-// The player replaces the button in its row: the browser fetches the file in ranges (the
-// server audits the playback) and the native controls seek, pause and set the volume.
+// The player opens in a row of its own under the call (the table has no room for it): the
+// browser fetches the file in ranges (the server audits the playback) and the native
+// controls seek, pause and set the volume. The button closes it again.
 function playRecording(button) {
+  const row = button.closest("tr");
+  const next = row.nextElementSibling;
+  if (next && next.classList.contains("player-row")) {
+    next.remove();
+    button.setAttribute("aria-expanded", "false");
+    return;
+  }
+  const player = document.createElement("tr");
+  player.className = "player-row";
+  const cell = document.createElement("td");
+  cell.colSpan = row.cells.length;
   const audio = document.createElement("audio");
   audio.className = "recording";
   audio.controls = true;
@@ -66,11 +78,13 @@ function playRecording(button) {
   audio.addEventListener("error", () => {
     status($("dial-status"), _("The recording could not be played."), false);
   });
-  button.replaceWith(audio);
+  cell.append(audio);
+  player.append(cell);
+  row.after(player);
+  button.setAttribute("aria-expanded", "true");
   audio.play().catch(() => {
     // Autoplay refused (no user gesture is remembered): the controls are there to press.
   });
-  audio.focus();
 }
 
 export function setup() {
