@@ -102,15 +102,15 @@ async def test_a_recording_plays_from_its_row_in_calls(tmp_path: Path, player: B
         row = page.locator(f'tr[data-uniqueid="{CALL_ID}"]')
         await expect(page.locator(".play-recording")).to_have_count(1)
         await row.locator(".play-recording").click()
-        player = f'tr[data-uniqueid="{CALL_ID}"] + tr.player-row audio.recording'
-        await expect(page.locator(player)).to_have_count(1)
+        opened = f'tr[data-uniqueid="{CALL_ID}"] + tr.player-row audio.recording'
+        await expect(page.locator(opened)).to_have_count(1)
         await expect(row.locator(".play-recording")).to_have_attribute("aria-expanded", "true")
-        state = await played(page, player)
+        state = await played(page, opened)
         assert state["time"] > 1.2, state
         found = await axe_violations(page)
         assert found == [], json.dumps(found, indent=1)
         await shot(page, "quality-calls-recording")
         await row.locator(".play-recording").click()  # closes the player again
-        await expect(page.locator(player)).to_have_count(0)
+        await expect(page.locator(opened)).to_have_count(0)
         entries = [e for e in await env.store.list_audit() if e.action == "playback.recording"]
         assert [(e.actor, e.subject) for e in entries] == [(SUPERVISOR, f"call {CALL_ID}")]
