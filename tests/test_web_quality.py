@@ -212,3 +212,15 @@ async def test_a_file_that_leads_out_of_the_spool_is_not_served(
             async with client.get(path) as resp:
                 assert resp.status == 404, path
                 assert b"RIFF" not in await resp.read()
+
+
+def test_one_playback_is_one_audit_entry_per_listener_and_window() -> None:
+    from centralita.web.quality import AUDIT_WINDOW_S, PlaybackAudit
+
+    audit = PlaybackAudit({})
+    key = (QUALITY, "playback.recording", "call 1.2")
+    assert audit.due(key, 1000.0)
+    assert not audit.due(key, 1000.0 + AUDIT_WINDOW_S - 1)  # the same playback's ranges
+    assert audit.due((SUPERVISOR, *key[1:]), 1001.0)  # another listener
+    assert audit.due((QUALITY, "playback.recording", "call 1.3"), 1001.0)  # another file
+    assert audit.due(key, 1000.0 + AUDIT_WINDOW_S)  # a later playback
