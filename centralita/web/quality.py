@@ -25,6 +25,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -114,7 +115,9 @@ async def complaints_page(request: web.Request) -> web.Response:
                 agent_name=agent.name if agent else "",
                 customer=customers.get(rating.callerid, rating.callerid),
                 contact=rating.callerid in customers,
-                call_url=f"/calls?call={rating.call_id}" if rating.call_id else None,
+                call_url=f"/calls?{urlencode({'call': rating.call_id})}"
+                if rating.call_id
+                else None,
                 voicemail_url=(
                     f"/api/ratings/{rating.id}/voicemail"
                     if message is not None and message.audio is not None
