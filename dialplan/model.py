@@ -135,6 +135,9 @@ class Queue:
     leavewhenempty: str = "no"
     survey: bool = False
     language: str | None = None
+    # Record the queue's calls with MixMonitor (to `[asterisk] recordings_dir`/<Uniqueid>.wav,
+    # after the recording notice), played from the call's row in /calls.
+    record: bool = True
 
 
 # Everyone with a phone is a member (dialplan/roles.py); agents are members too.
@@ -377,6 +380,7 @@ def _queues(root: Section) -> tuple[Queue, ...]:
                 ),
                 survey=s.boolean("survey", False),
                 language=s.opt_string("language"),
+                record=s.boolean("record", True),
             )
         )
         s.finish()

@@ -285,6 +285,7 @@ def render_site(site: Site, access: AsteriskAccess) -> dict[str, str]:
                     "name": q.name,
                     "language": q.language or "",
                     "survey": q.survey,
+                    "record": q.record,
                     "timeout_s": q.timeout_s,
                 }
                 for q in site.queues

@@ -53,6 +53,14 @@ async def test_low_rating_leads_to_the_complaints_voicemail(flow_env: FlowEnv) -
     assert result.heard == [RATE, "centralita/leave-message"]
     assert result.route == "voicemail:600"
     assert [r.rating for r in await flow_env.store.list_ratings()] == [2]
+    # The message will name the rated call (app_voicemail writes VM_CATEGORY as category=).
+    assert result.variables["VM_CATEGORY"] == SURVEY_VARS["CENTRALITA_CALL_ID"]
+
+
+async def test_a_rating_without_a_message_sets_no_category(flow_env: FlowEnv) -> None:
+    result = await place_call("127.0.0.1", flow_env.port, survey_caller(["2#", None]))
+    assert result.route == "hangup"
+    assert "VM_CATEGORY" not in result.variables
 
 
 @pytest.mark.parametrize("bad", ["11", "#", "*5", None])

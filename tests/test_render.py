@@ -348,6 +348,27 @@ def test_queue_handling(tmp_path: Path) -> None:
     assert plan["centralita-fallback"][-1] == "n,Goto(centralita-queue,support-en,1)"
 
 
+def test_a_queue_with_record_false_is_not_recorded(tmp_path: Path) -> None:
+    def no_recording(doc: Any) -> None:
+        doc["queues"][1]["record"] = False
+
+    settings = load(edited(no_recording))
+    assert [q.record for q in settings.site.queues] == [True, False, True]
+    recorded: dict[str, bool] = {}
+    queue = ""
+    for line in dialplan(render_files(settings), tmp_path)["centralita-queue"]:
+        if ",1," in line:
+            queue = line.split(",", 1)[0]
+        recorded[queue] = recorded.get(queue, False) or "Gosub(centralita-record,s,1)" in line
+    assert recorded == {"support-ar": True, "support-en": False, "support-fr": True, "i": False}
+
+    def not_a_boolean(doc: Any) -> None:
+        doc["queues"][1]["record"] = "yes"
+
+    with pytest.raises(ConfigError, match="record"):
+        load(edited(not_a_boolean))
+
+
 def test_a_queue_language_sets_the_channel_language(tmp_path: Path) -> None:
     def edit(doc: Any) -> None:
         doc["queues"][2]["language"] = "fr"

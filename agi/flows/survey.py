@@ -7,7 +7,8 @@ channel). It writes an Asterisk call file due `delay_s` later, through the conte
 `survey` runs on that outbound call: it asks for a rating from 0 to 10 (`10` takes two digits,
 `#` ends the entry), asks again on a missing or invalid entry a bounded number of times,
 stores the rating, then appends it to complaints.csv. Below the threshold the caller may press
-1 to leave a message: the flow routes to `voicemail:<box>` and the dialplan runs VoiceMail.
+1 to leave a message: the flow sets VM_CATEGORY to the rated call's id (so the message
+names it) and routes to `voicemail:<box>`, and the dialplan runs VoiceMail.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ PROMPTS = (PROMPT_RATE, PROMPT_THANKS, PROMPT_LEAVE_MESSAGE, PROMPT_INVALID, PRO
 # The presentation bits of agi_callingpres (include/asterisk/callerid.h AST_PRES_RESTRICTION:
 # 0x20 restricted, 0x40 unavailable): a caller who withheld their number is not called back.
 PRESENTATION_WITHHELD = 0x60
+# The channel variable app_voicemail copies into a message's `category=` (leave_voicemail).
+MESSAGE_CATEGORY_VAR = "VM_CATEGORY"
 
 
 def _extension_of(interface: str) -> str:
@@ -94,6 +97,10 @@ async def survey_flow(session: AgiSession, context: FlowContext) -> None:
         if rating < settings.threshold:
             choice = await session.get_data(PROMPT_LEAVE_MESSAGE, timeout_ms, 1)
             if choice.digits == "1":
+                # app_voicemail writes VM_CATEGORY into the message's .txt as `category=`
+                # (leave_voicemail): the message then names the rated call, and /complaints
+                # plays it beside this rating (centralita/voicemail.py match_messages).
+                await session.set_variable(MESSAGE_CATEGORY_VAR, call_id)
                 await route(session, f"voicemail:{settings.voicemail_box}")
                 return
         await session.stream_file(PROMPT_THANKS)

@@ -190,6 +190,7 @@ class CallRecordsMixin(StoreBase):
         agent: str | None = None,
         customer: str | None = None,
         viewer: str | None = None,
+        call: str | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[CallRow], int]:
@@ -199,6 +200,7 @@ class CallRecordsMixin(StoreBase):
         `customer` matches a substring of the caller number or of the name of a contact
         with that number. With `viewer` (an agent who is not a supervisor), only that
         agent's own outcome and notes are shown: another agent's notes stay private.
+        `call` keeps the records of one call (its Uniqueid or Linkedid: a complaint's link).
         """
         where: list[str] = []
         params: list[object] = []
@@ -218,6 +220,13 @@ class CallRecordsMixin(StoreBase):
                 "UNION SELECT id FROM cdr WHERE dst = ?)"
             )
             params += [agent, agent]
+        if call:
+            check_text("call", call, limit=200)
+            where.append(
+                "c.id IN (SELECT id FROM cdr WHERE uniqueid = ? "
+                "UNION SELECT id FROM cdr WHERE linkedid = ? AND linkedid != '')"
+            )
+            params += [call, call]
         if customer:
             check_text("customer", customer, limit=200)
             needle = customer.strip()

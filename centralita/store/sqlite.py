@@ -19,6 +19,7 @@ from centralita.store.contacts import ContactsMixin
 from centralita.store.desk import DeskMixin
 from centralita.store.fastpath import FastReader
 from centralita.store.outbox import OutboxMixin
+from centralita.store.quality import QualityMixin
 from centralita.store.queue_events import QueueEventsMixin
 from centralita.store.schema import default_path, migrate, protect
 
@@ -74,6 +75,7 @@ class Store(
     AuditMixin,
     DeskMixin,
     QueueEventsMixin,
+    QualityMixin,
 ):
     """SQLite store. Open with `await Store.open(path)` or `async with Store.open(path)`."""
 

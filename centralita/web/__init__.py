@@ -31,7 +31,7 @@ from centralita.keys import (
 )
 from centralita.pop import PopBridge, PopHub
 from centralita.times import shown
-from centralita.web import agent_api, assets, auth, console, i18n, supervise
+from centralita.web import agent_api, assets, auth, console, i18n, quality, supervise
 from centralita.web.admin import setup_admin
 from centralita.web.prometheus import metrics_handler
 from centralita.web.proxy import setup_proxy
@@ -177,7 +177,6 @@ def setup_web(app: web.Application) -> None:
     r.add_get("/calls", console.calls_page)
     r.add_get("/calls.csv", console.calls_csv)
     r.add_get("/callbacks", console.callbacks_page)
-    r.add_get("/complaints", console.complaints_page)
     r.add_get("/api/calls", console.api_calls)
     r.add_get("/api/contacts", console.api_contacts)
     r.add_post("/api/contacts", console.api_create_contact)
@@ -189,5 +188,6 @@ def setup_web(app: web.Application) -> None:
     setup_admin(app)
     agent_api.add_routes(r)
     supervise.add_routes(r)
+    quality.setup_quality(app)
     r.add_get("/metrics", metrics_handler)
     r.add_static("/static", console.STATIC_DIR, append_version=True)

@@ -1,7 +1,8 @@
 """Console pages and JSON API handlers.
 
 Pages (server-rendered, autoescaped): `/` the agent console, `/calls` call records with
-filters, paging and CSV export, `/callbacks` and `/complaints`. API under `/api/` (JSON): every
+filters, paging, CSV export and each call's recording (for those who may listen), and
+`/callbacks`; `/complaints` is in centralita/web/quality.py. API under `/api/` (JSON): every
 POST needs the session and its CSRF token (`centralita.web.auth.require_post`).
 """
 
@@ -27,6 +28,7 @@ from centralita import csvlog, phone
 from centralita.agentprefs import load_preferences
 from centralita.keys import AGENT_STATES, AMI, AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES
 from centralita.pop import SimpleChange, contact_json
+from centralita.recordings import recording_path
 from centralita.store import CallRow, StoreInputError
 from centralita.times import shown
 from centralita.web import agent_api, i18n
@@ -40,7 +42,7 @@ from centralita.web.auth import (
     require_page,
     require_post,
 )
-from centralita.web.permissions import is_supervisor, require_quality, require_supervisor
+from centralita.web.permissions import is_supervisor, may_listen, require_supervisor
 from centralita.webhooks import parse_callmyway
 from dialplan.names import OUTBOUND_CONTEXT
 
@@ -391,18 +393,23 @@ def _filters(request: web.Request, session: Session) -> dict[str, Any]:
     end = _parse_date(q.get("end", "").strip(), "end")
     agent = q.get("agent", "").strip()
     customer = q.get("customer", "").strip()
-    if len(agent) > 80 or len(customer) > 200:
-        raise _bad("agent or customer is too long")
+    call = q.get("call", "").strip()
+    if len(agent) > 80 or len(customer) > 200 or len(call) > 200:
+        raise _bad("agent, customer or call is too long")
     viewer = None
     if not is_supervisor(request, session):
-        agent = session.extension  # an agent's own calls only
-        viewer = session.extension  # and only their own outcomes and notes
+        viewer = session.extension  # only their own outcomes and notes
+        if not may_listen(request, session):
+            # An agent sees their own calls only; quality staff see every call (a
+            # complaint links to its call, whose recording they review).
+            agent = session.extension
     return {
         "start": start,
         "end": end,
         "agent": agent or None,
         "customer": customer or None,
         "viewer": viewer,
+        "call": call or None,
     }
 
 
@@ -460,7 +467,9 @@ async def calls_page(request: web.Request) -> web.Response:
     calls, total = await request.app[STORE].list_calls(
         **filters, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
     )
-    query = {k: request.query.get(k, "").strip() for k in ("start", "end", "agent", "customer")}
+    query = {
+        k: request.query.get(k, "").strip() for k in ("start", "end", "agent", "customer", "call")
+    }
     kept = {k: v for k, v in query.items() if v}
     pages = max(1, -(-total // PAGE_SIZE))
     return _render(
@@ -477,7 +486,21 @@ async def calls_page(request: web.Request) -> web.Response:
         csv_url=f"/calls.csv?{urlencode(kept)}",
         agents=request.app[SETTINGS].site.agents,
         dispositions=request.app[SETTINGS].site.dispositions,
+        recorded=await _recorded(request, session, calls),
     )
+
+
+async def _recorded(request: web.Request, session: Session, calls: list[CallRow]) -> set[str]:
+    """The Uniqueids of `calls` with a recording on disk, for those who may listen (the
+    files are checked in a thread: a page of stat() calls stays off the event loop)."""
+    if not may_listen(request, session):
+        return set()
+    folder = request.app[SETTINGS].site.recordings_dir
+
+    def existing() -> set[str]:
+        return {c.uniqueid for c in calls if recording_path(folder, c.uniqueid) is not None}
+
+    return await asyncio.to_thread(existing)
 
 
 async def calls_csv(request: web.Request) -> web.StreamResponse:
@@ -514,15 +537,6 @@ async def callbacks_page(request: web.Request) -> web.Response:
     except StoreInputError as exc:
         raise _bad(str(exc)) from None
     return _render(request, "callbacks.html", session, callbacks=callbacks, status=status or "")
-
-
-async def complaints_page(request: web.Request) -> web.Response:
-    """`GET /complaints`: ratings below the survey threshold (quality staff, supervisors)."""
-    session = await require_page(request)
-    require_quality(request, session)
-    threshold = request.app[SETTINGS].site.survey.threshold
-    ratings = await request.app[STORE].list_ratings(below=threshold)
-    return _render(request, "complaints.html", session, ratings=ratings, threshold=threshold)
 
 
 # ----------------------------------------------------------------------------- CallMyWay in

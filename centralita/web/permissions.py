@@ -36,7 +36,13 @@ def require_supervisor(request: web.Request, session: Session) -> None:
         )
 
 
+def may_listen(request: web.Request, session: Session) -> bool:
+    """Quality staff, supervisors and admins: they hear recordings and the complaints box's
+    messages, and see every call in /calls (quality staff without others' notes)."""
+    return permission_of(request, session) in LISTENERS
+
+
 def require_quality(request: web.Request, session: Session) -> None:
     """403 unless the member is quality staff, a supervisor or an admin."""
-    if permission_of(request, session) not in LISTENERS:
+    if not may_listen(request, session):
         raise web.HTTPForbidden(text="this page is for quality staff and supervisors")

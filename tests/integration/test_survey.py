@@ -4,19 +4,24 @@ An English caller is answered by an agent's phone and hangs up. The hangup handl
 `survey-schedule` for a call file in the scratch spool; Asterisk's pbx_spool dials it through
 OUTBOUND_CONTEXT, whose trunk reaches a customer in `centralita-test-customer` who presses
 the keys the test sets. The rating must reach the store and complaints.csv, and a low
-rating with 1 must leave a message in box 600 that says who complained.
+rating with 1 must leave a message in box 600 that says who complained and names the rated
+call, so that /complaints finds it; and the queue call itself was recorded by MixMonitor.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import wave
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from centralita.csvlog import read_rows
-from dialplan.names import OUTBOUND_CONTEXT
+from centralita.recordings import recording_path
+from centralita.store.records import Rating
+from centralita.voicemail import match_messages, read_box
+from dialplan.names import MAILBOX_CONTEXT, OUTBOUND_CONTEXT
 
 from .amiwatch import AmiWatch, matches
 from .people import Call, place_call
@@ -128,3 +133,17 @@ async def test_a_low_rating_reaches_the_complaints_log_and_leaves_a_message_in_b
     assert number in fields["callerid"], fields
     assert COMPANY_NUMBER not in fields["callerid"], fields
     assert int(fields["duration"]) >= 2  # voicemail.conf minsecs: a real message was kept
+    # Flow survey set VM_CATEGORY to the rated call's id; app_voicemail wrote it as category=,
+    # and the reader of /complaints matches the message to the stored rating by it.
+    assert fields["category"] == call.linkedid, fields
+    rating = Rating(**{k: stored[k] for k in Rating.__dataclass_fields__})
+    found = match_messages([rating], read_box(site.asterisk.spool, MAILBOX_CONTEXT, "600"))
+    left = found[rating.id]
+    assert left.txt == message
+    assert left.audio is not None and left.audio.is_file()
+
+    # The queue call was recorded, to the file /calls plays: named by the caller's Uniqueid.
+    recorded = recording_path(site.asterisk.spool / "monitor", call.uniqueid)
+    assert recorded is not None, sorted((site.asterisk.spool / "monitor").glob("*"))
+    with wave.open(str(recorded)) as audio:
+        assert (audio.getframerate(), audio.getsampwidth()) == (8000, 2)

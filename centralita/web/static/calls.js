@@ -1,5 +1,6 @@
 // /calls: add or correct the outcome of a call after the fact (supervisors, and the agent
-// who took the call; the server checks).
+// who took the call; the server checks), and play a call's recording (quality staff and
+// supervisors: the button is only there for them, and the server checks again).
 "use strict";
 import { _ } from "./i18n.js";
 import { $, errorText, post, status } from "./common.js";
@@ -53,10 +54,46 @@ async function save(ev) {
   button.focus();
 }
 
+// The player opens in a row of its own under the call (the table has no room for it): the
+// browser fetches the file in ranges (the server audits the playback) and the native
+// controls seek, pause and set the volume. The button closes it again.
+function playRecording(button) {
+  const row = button.closest("tr");
+  const next = row.nextElementSibling;
+  if (next && next.classList.contains("player-row")) {
+    next.remove();
+    button.setAttribute("aria-expanded", "false");
+    return;
+  }
+  const player = document.createElement("tr");
+  player.className = "player-row";
+  const cell = document.createElement("td");
+  cell.colSpan = row.cells.length;
+  const audio = document.createElement("audio");
+  audio.className = "recording";
+  audio.controls = true;
+  audio.preload = "auto";
+  audio.src = button.dataset.src;
+  audio.setAttribute("aria-label", button.getAttribute("aria-label") || _("Recording"));
+  audio.addEventListener("error", () => {
+    status($("dial-status"), _("The recording could not be played."), false);
+  });
+  cell.append(audio);
+  player.append(cell);
+  row.after(player);
+  button.setAttribute("aria-expanded", "true");
+  audio.play().catch(() => {
+    // Autoplay refused (no user gesture is remembered): the controls are there to press.
+  });
+}
+
 export function setup() {
   document.addEventListener("click", (ev) => {
-    const button = ev.target instanceof Element ? ev.target.closest(".outcome-edit") : null;
+    const target = ev.target instanceof Element ? ev.target : null;
+    const button = target ? target.closest(".outcome-edit") : null;
     if (button) open(button);
+    const play = target ? target.closest(".play-recording") : null;
+    if (play) playRecording(play);
   });
   $("calls-outcome-form").addEventListener("submit", save);
   $("calls-outcome-cancel").addEventListener("click", () => $("outcome-dialog").close());
