@@ -164,6 +164,7 @@ class Wallboard:
         self._members_of: dict[str, set[str]] = {q: set() for q in self._queues}
         self._dirty_agents: dict[str, None] = dict.fromkeys(self._agents)
         self._dirty_queues: dict[str, None] = dict.fromkeys(self._queues)
+        self._link_changed = False
         self.changed: Callable[[], object] = lambda: None
 
     # -- reading AMI ------------------------------------------------------------------------
@@ -275,8 +276,10 @@ class Wallboard:
             self._touch_queue(queue)
 
     def set_link(self, connected: bool) -> None:
-        """The AMI link is up (after the rebuild) or down."""
+        """The AMI link is up (after the rebuild) or down: the next `refresh()` sends every
+        page a fresh snapshot, whose `asterisk` says which."""
         self.connected = connected
+        self._link_changed = True
         self._touch_all()
 
     # -- what changed -----------------------------------------------------------------------
@@ -332,7 +335,8 @@ class Wallboard:
 
     def refresh(self) -> list[str]:
         """The `wallboard.agent` and `wallboard.queue` messages (JSON text) of every agent
-        and queue whose shown state changed since the last call."""
+        and queue whose shown state changed since the last call; after the AMI link went
+        up or down, one `wallboard.snapshot` instead."""
         out: list[str] = []
         while self._dirty_agents:
             agent = next(iter(self._dirty_agents))
@@ -352,6 +356,9 @@ class Wallboard:
                 continue
             self._queue_json[queue] = fresh_queue
             out.append(json.dumps({"type": "wallboard.queue", "queue": fresh_queue}))
+        if self._link_changed:
+            self._link_changed = False
+            return [json.dumps(self.snapshot())]
         return out
 
     def snapshot(self) -> dict[str, object]:
