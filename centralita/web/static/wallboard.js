@@ -213,7 +213,7 @@ function agentRow(a) {
     ),
     element("td", {}, element("span", { className: "wb-state" })),
     element("td", { className: "wb-time num" }),
-    element("td", { className: "wb-agent-queues" }),
+    element("td", {}, element("div", { className: "wb-chips" })),
   );
   if (!kiosk) row.appendChild(actionCell(ext));
   return row;
@@ -263,7 +263,7 @@ function renderAgent(a) {
   badge.dataset.state = a.state;
   clear(badge);
   badge.append(element("span", { className: "wb-icon", "aria-hidden": "true" }, STATE_ICON[a.state] || ""), " " + stateText(a));
-  const chips = row.querySelector(".wb-agent-queues");
+  const chips = row.querySelector(".wb-chips");
   clear(chips);
   for (const q of a.queues) chips.appendChild(queueChip(a, q));
   if (!kiosk) {
