@@ -156,6 +156,7 @@ class Wallboard:
         self._ringing: dict[str, set[str]] = {}
         self._talking: dict[str, dict[str, str]] = {}
         self._after_call: dict[str, float] = {}
+        self._in_wrapup: set[str] = set()  # shown in wrap-up: its end is watched
         # What was last shown, and since when the agent's state is what it is.
         self._agent_json: dict[str, AgentJson] = {}
         self._queue_json: dict[str, QueueJson] = {}
@@ -308,26 +309,23 @@ class Wallboard:
             self._counts = {q: _Day() for q in self._queues}
             self._dirty_queues.update(dict.fromkeys(self._queues))
 
+    def _wrapup_end(self, agent: str) -> float | None:
+        ends = [self._after_call.get(agent), self.states.state(agent)["wrapup_until"]]
+        known = [end for end in ends if end is not None]
+        return max(known) if known else None
+
     def next_deadline(self) -> float | None:
-        """When an agent's wrap-up ends with no event to say so (None: no such agent)."""
-        ends = [end for end in self._after_call.values()]
-        for agent in self._agents:
-            json_ = self._agent_json.get(agent)
-            if json_ is not None and json_["state"] == "wrapup":
-                until = self.states.state(agent)["wrapup_until"]
-                if until is not None:
-                    ends.append(until)
+        """When an agent's wrap-up ends with no event to say so (None: nobody in wrap-up)."""
+        ends = [end for a in self._in_wrapup if (end := self._wrapup_end(a)) is not None]
         return min(ends) if ends else None
 
     def expire(self) -> None:
-        """Re-read the agents whose wrap-up may have ended by now."""
+        """Re-read the agents whose wrap-up has ended by now; roll the day at midnight."""
         now = self.clock()
-        for agent, end in list(self._after_call.items()):
-            if end <= now:
-                del self._after_call[agent]
-                self._touch_agent(agent)
-        for agent, shown in self._agent_json.items():
-            if shown["state"] == "wrapup":
+        for agent in list(self._in_wrapup):
+            end = self._wrapup_end(agent)
+            if end is None or end <= now:
+                self._after_call.pop(agent, None)
                 self._touch_agent(agent)
         self._roll_day()
 
@@ -346,6 +344,10 @@ class Wallboard:
             if fresh == old:
                 continue
             self._agent_json[agent] = fresh
+            if fresh["state"] == "wrapup":
+                self._in_wrapup.add(agent)
+            else:
+                self._in_wrapup.discard(agent)
             self._index(agent, old, fresh)
             out.append(json.dumps({"type": "wallboard.agent", "agent": fresh}))
         while self._dirty_queues:

@@ -76,19 +76,24 @@ class WallboardHub:
 
     async def broadcast(self, messages: list[str]) -> None:
         for ws in list(self.sockets):
-            if ws.closed:
-                self.remove(ws)
-                continue
-            try:
-                async with asyncio.timeout(SEND_TIMEOUT_S):
-                    for text in messages:
-                        await ws.send_str(text)
-                self.sent += len(messages)
-            except Exception:  # a slow or broken socket is dropped; the page reconnects
-                log.info("wallboard socket dropped (slow or closed)")
-                self.remove(ws)
-                with contextlib.suppress(Exception):
-                    await ws.close(code=1011, message=b"too slow")
+            await self.send(ws, messages)
+
+    async def send(self, ws: web.WebSocketResponse, messages: list[str]) -> None:
+        """Write `messages` to one socket; a slow or broken one is dropped (the page
+        reconnects and starts again from a snapshot)."""
+        if ws.closed:
+            self.remove(ws)
+            return
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                for text in messages:
+                    await ws.send_str(text)
+            self.sent += len(messages)
+        except Exception:
+            log.info("wallboard socket dropped (slow or closed)")
+            self.remove(ws)
+            with contextlib.suppress(Exception):
+                await ws.close(code=1011, message=b"too slow")
 
     async def close_ended_sessions(self, app: web.Application) -> None:
         """Close the sockets of sessions that ended (logout, password change, removal)."""
