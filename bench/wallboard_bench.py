@@ -31,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -434,7 +435,7 @@ def main() -> int:
     header = f"{'':<44}{'baseline: 1 supervisor':>24}{f'{args.supervisors} supervisors':>22}"
     print(header)
     print("-" * len(header))
-    rows = [
+    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         ("AMI events sent by the fake", lambda r: f"{r['sent_events']}"),
         ("live AMI events/s", lambda r: f"{r['events_per_s']:.0f}"),
         ("wallboard messages written (all sockets)", lambda r: f"{r['written']}"),

@@ -22,9 +22,9 @@ pytestmark = pytest.mark.browser
 if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
-from playwright.async_api import Browser, Page, Route, expect  # noqa: E402
+from playwright.async_api import Browser, Page, Route, ViewportSize, expect  # noqa: E402
 
-WALL = {"width": 1600, "height": 1000}
+WALL: ViewportSize = {"width": 1600, "height": 1000}
 
 
 def short_service_level(text: str) -> str:
