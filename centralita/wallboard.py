@@ -24,9 +24,12 @@ then its `QueueMember` and `QueueEntry` items; an entry's `Wait` is in seconds) 
 `QueueSummary` (`manager_queue_summary`: `Callers` and `LongestHoldTime`, computed from the
 same queue entries), which settles how many callers wait and since when.
 
-"Today" is the server's local day. Until the queue-event log can give the day's totals, a
-restart takes them from `QueueParams`' `Completed` / `Abandoned` / `ServicelevelPerf`: what
-Asterisk counted since its own start or reload (the larger of that and this model's count).
+"Today" is the server's local day. After a start and after every AMI reconnect the day's
+counts are read again from the queue-event log (`centralita.queuelog`, the store's
+`queue_totals_since`), and each count is the larger of that and this model's own: a restart
+keeps the day, and a call counted live is not lost to a slow batched write. `QueueParams`'
+`Completed` / `Abandoned` are not used for them: Asterisk counts since its own start or
+reload, not since midnight.
 
 `refresh()` turns what changed into the WebSocket messages of docs/supervisors.md
 (`wallboard.queue`, `wallboard.agent`), each only when what it shows changed.
@@ -37,11 +40,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Literal, TypedDict
 
 from ami.protocol import AmiMessage
 from centralita.agentstate import MEMBER_EVENTS, AgentStateMessage, AgentStates
+from centralita.store.queue_events import QueueTotals
 from dialplan.model import Site
 
 AgentState = Literal["free", "ringing", "on_call", "wrapup", "paused", "logged_out", "unavailable"]
@@ -104,14 +108,6 @@ def _int(text: str) -> int:
     return int(text) if text.isascii() and text.isdigit() else 0
 
 
-def _float(text: str) -> float:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        return 0.0
-    return value if 0.0 <= value <= 100.0 else 0.0
-
-
 class _Day:
     """One queue's counts for one day."""
 
@@ -166,6 +162,7 @@ class Wallboard:
         self._dirty_agents: dict[str, None] = dict.fromkeys(self._agents)
         self._dirty_queues: dict[str, None] = dict.fromkeys(self._queues)
         self._link_changed = False
+        self.wants_totals = True  # the day's counts are to be read from the store
         self.changed: Callable[[], object] = lambda: None
 
     # -- reading AMI ------------------------------------------------------------------------
@@ -227,8 +224,8 @@ class Wallboard:
 
     def rebuild_status(self, items: Iterable[AmiMessage]) -> None:
         """A fresh `QueueStatus` list (after `AgentStates.rebuild`): callers waiting from its
-        `QueueEntry` items, the day's counts seeded from `QueueParams`, every call state
-        forgotten (the members' `InCall`/`Status` now say who is on a call)."""
+        `QueueEntry` items, every call state forgotten (the members' `InCall`/`Status` now
+        say who is on a call); the day's counts are to be read again from the store."""
         now = self.clock()
         self._roll_day()
         self._callers = {q: {} for q in self._queues}
@@ -243,18 +240,27 @@ class Wallboard:
                 since = now - _int(item.value("Wait"))
                 key = item.value("Uniqueid") or f"entry-{item.value('Position')}"
                 self._callers[queue][key] = since
-            elif item.name == "QueueParams":
-                self._seed(queue, item)
+        self.wants_totals = True
         self._touch_all()
 
-    def _seed(self, queue: str, params: AmiMessage) -> None:
-        counts = self._counts[queue]
-        completed = _int(params.value("Completed"))
-        if completed > counts.answered:
-            counts.answered = completed
-            # ServicelevelPerf: 100 * callscompletedinsl / callscompleted (manager_queues_status)
-            counts.in_sl = round(completed * _float(params.value("ServicelevelPerf")) / 100)
-        counts.abandoned = max(counts.abandoned, _int(params.value("Abandoned")))
+    def day_start(self) -> str:
+        """The start of today (local midnight) as the store's UTC ISO-8601 text."""
+        midnight = datetime.combine(self._day, datetime.min.time())
+        return midnight.astimezone(UTC).isoformat(timespec="seconds")
+
+    def seed_totals(self, since: str, totals: Iterable[QueueTotals]) -> None:
+        """The day's counts as the queue-event log has them (`since`: the `day_start()`
+        they were read for; ignored when the day rolled meanwhile)."""
+        if since != self.day_start():
+            return
+        for total in totals:
+            counts = self._counts.get(total.queue)
+            if counts is None:
+                continue
+            if total.answered > counts.answered:
+                counts.answered, counts.in_sl = total.answered, total.answered_within_sl
+            counts.abandoned = max(counts.abandoned, total.abandoned)
+            self._touch_queue(total.queue)
 
     def rebuild_summary(self, items: Iterable[AmiMessage]) -> None:
         """A fresh `QueueSummary` list: its `Callers` and `LongestHoldTime` settle the count

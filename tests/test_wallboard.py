@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from ami.protocol import AmiMessage
 from ami.testing import load_trace, rewrite
 from centralita.agentstate import AgentStates
 from centralita.pop import PopHub
+from centralita.store.queue_events import QueueTotals
 from centralita.wallboard import Wallboard
 
 QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
@@ -262,7 +264,7 @@ def test_the_rebuild_after_a_reconnect(tmp_path: Path) -> None:
     assert (away["type"], away["asterisk"]) == ("wallboard.snapshot", False)
 
     # Meanwhile in Asterisk: the call ended, the waiting caller left, two others wait now
-    # (for 42 s and 7 s), and it counted 9 calls answered (8 within the level), 2 abandoned.
+    # (for 42 s and 7 s). Its own counts (since it started, not today) are not the day's.
     board.clock.now += 120
     queue = board.fake.queue("support-en")
     assert queue is not None
@@ -279,8 +281,37 @@ def test_the_rebuild_after_a_reconnect(tmp_path: Path) -> None:
     assert board.agent("1001")["state"] == "free"  # QueueMember InCall 0, Status 1
     en = board.queue("support-en")
     assert (en["waiting"], en["longest_wait_since"]) == (2, board.clock.now - 42)
-    assert (en["answered_today"], en["abandoned_today"], en["service_level_pct"]) == (9, 2, 88.9)
+    assert (en["answered_today"], en["abandoned_today"], en["service_level_pct"]) == (1, 0, 100.0)
     assert en in back["queues"]
+    assert board.model.wants_totals  # the day's counts are read again from the store
+
+
+def test_the_days_counts_from_the_queue_event_log(tmp_path: Path) -> None:
+    board = Board(tmp_path)
+    board.reconnect()
+    board.feed(trace(QUEUE_TRACE))  # one answered live, before the store's totals are in
+    since = board.model.day_start()
+    midnight = datetime.fromtimestamp(board.clock.now).replace(hour=0, minute=0, second=0)
+    assert since == midnight.astimezone(UTC).isoformat(timespec="seconds")
+    board.model.seed_totals(
+        since,
+        [
+            QueueTotals("support-en", offered=40, answered=30, abandoned=6, answered_within_sl=24),
+            QueueTotals("support-fr", offered=0, answered=0, abandoned=0, answered_within_sl=0),
+            QueueTotals("gone-queue", offered=5, answered=5, abandoned=0, answered_within_sl=5),
+        ],
+    )
+    changed = board.messages()
+    assert [m["queue"]["name"] for m in changed] == ["support-en"]
+    en = board.queue("support-en")
+    assert (en["answered_today"], en["abandoned_today"], en["service_level_pct"]) == (30, 6, 80.0)
+    # The store behind the live count (a batched write not in yet): the live count stays.
+    board.model.seed_totals(since, [QueueTotals("support-en", 1, 0, 0, 0)])
+    assert board.queue("support-en")["answered_today"] == 30
+    # Totals read for yesterday, arriving after midnight: ignored.
+    board.model.seed_totals("2000-01-01T00:00:00+00:00", [QueueTotals("support-fr", 9, 9, 0, 9)])
+    board.messages()
+    assert board.queue("support-fr")["answered_today"] == 0
 
 
 def test_the_summary_settles_the_callers_when_the_entries_disagree(tmp_path: Path) -> None:

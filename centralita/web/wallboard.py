@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import WSMsgType, web
 
 from centralita.keys import AGENT_STATES, AMI_TAPS, SETTINGS, STORE, WALLBOARD
+from centralita.store import StoreBackend
 from centralita.wallboard import Wallboard
 from centralita.web.auth import WS_CLOSE_LOGGED_OUT, current_session, error, require_page
 from centralita.web.console import _render, _same_origin
@@ -42,8 +43,11 @@ SESSION_CHECK_S = 2.0
 class WallboardHub:
     """The open wallboard sockets and the task that pushes the model's messages to them."""
 
-    def __init__(self, model: Wallboard, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, model: Wallboard, clock: Callable[[], float], store: StoreBackend | None = None
+    ) -> None:
         self.model = model
+        self.store = store
         self.clock = clock
         self.sockets: dict[web.WebSocketResponse, tuple[str, str, int]] = {}
         self._wake = asyncio.Event()
@@ -69,10 +73,23 @@ class WallboardHub:
                     async with asyncio.timeout(wait + 0.01):
                         await self._wake.wait()
             self._wake.clear()
+            if self.model.wants_totals and self.store is not None:
+                await self.load_totals(self.store)
             self.model.expire()
             messages = self.model.refresh()
             if messages:
                 await self.broadcast(messages)
+
+    async def load_totals(self, store: StoreBackend) -> None:
+        """The day's counts from the queue-event log (after a start or a reconnect)."""
+        self.model.wants_totals = False
+        since = self.model.day_start()
+        try:
+            totals = await store.queue_totals_since(since)
+        except Exception:  # the board goes on with its own counts
+            log.exception("reading today's queue totals failed")
+            return
+        self.model.seed_totals(since, totals)
 
     async def broadcast(self, messages: list[str]) -> None:
         for ws in list(self.sockets):
@@ -126,7 +143,7 @@ async def wallboard_ctx(app: web.Application) -> AsyncIterator[None]:
     registers the agent-state mirror) and before the AMI feed: the model reads each event
     and each QueueStatus after the mirror has applied it."""
     model = Wallboard(app[SETTINGS].site, app[AGENT_STATES])
-    hub = WallboardHub(model, model.clock)
+    hub = WallboardHub(model, model.clock, app[STORE])
     app[WALLBOARD] = hub
     app[AMI_TAPS].add(
         on_event=model.on_event,
