@@ -114,10 +114,10 @@ async def test_the_board_is_rebuilt_when_the_ami_link_comes_back(tmp_path: Path)
         joined = datetime.now(UTC).isoformat(timespec="seconds")
         await env.store.write_queue_events(
             [
-                QueueCallUpdate(f"1.{n}", "support-fr", outcome, joined, 20, wait_s=wait)
-                for n, (outcome, wait) in enumerate(
-                    [("answered", 5), ("answered", 8), ("answered", 40), ("abandoned", None)]
-                )
+                QueueCallUpdate("1.1", "support-fr", "answered", joined, 20, wait_s=5),
+                QueueCallUpdate("1.2", "support-fr", "answered", joined, 20, wait_s=8),
+                QueueCallUpdate("1.3", "support-fr", "answered", joined, 20, wait_s=40),
+                QueueCallUpdate("1.4", "support-fr", "abandoned", joined, 20),
             ]
         )
         await env.ami.drop_connections()
