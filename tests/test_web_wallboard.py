@@ -16,6 +16,7 @@ from ami.fake_queues import FakeEntry
 from ami.testing import load_trace, rewrite
 from centralita.keys import WALLBOARD
 from centralita.store.queue_events import QueueCallUpdate
+from centralita.web.auth import WS_CLOSE_LOGGED_OUT
 
 QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
 
@@ -136,3 +137,19 @@ async def test_the_board_is_rebuilt_when_the_ami_link_comes_back(tmp_path: Path)
         queuesummary = env.ami.actions_named("QueueSummary")
         assert queuesummary, "the wallboard asks for QueueSummary after a reconnect"
         await ws.close()
+
+
+async def test_the_socket_closes_when_the_supervisor_logs_out(tmp_path: Path) -> None:
+    async with console_env(tmp_path, sip=True) as env, env.session() as client:
+        csrf = await env.login(client, "1001")
+        ws = await client.ws_connect("/wallboard/ws")
+        assert (await receive_json(ws, skip=()))["type"] == "wallboard.snapshot"
+        async with client.post("/logout", headers={"X-CSRF-Token": csrf}) as resp:
+            assert resp.status in (200, 303)
+        while True:  # snapshots may come first (the AMI link coming up)
+            msg = await ws.receive(timeout=10)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+        assert msg.type == aiohttp.WSMsgType.CLOSE
+        assert ws.close_code == WS_CLOSE_LOGGED_OUT
+        assert env.app[WALLBOARD].sockets == {}

@@ -26,7 +26,7 @@ from centralita.store import StoreBackend
 from centralita.wallboard import Wallboard
 from centralita.web.auth import WS_CLOSE_LOGGED_OUT, current_session, error, require_page
 from centralita.web.console import _render, _same_origin
-from centralita.web.permissions import is_supervisor, require_supervisor
+from centralita.web.permissions import SUPERVISORS, is_supervisor, require_supervisor
 
 log = logging.getLogger("centralita.wallboard")
 
@@ -113,12 +113,14 @@ class WallboardHub:
                 await ws.close(code=1011, message=b"too slow")
 
     async def close_ended_sessions(self, app: web.Application) -> None:
-        """Close the sockets of sessions that ended (logout, password change, removal)."""
+        """Close the sockets of sessions that ended (logout, password change, removal) and
+        of members who are no longer supervisors."""
         if not self.sockets:
             return
         ended = await app[STORE].ended_sessions(set(self.sockets.values()))
-        for ws, (_, sid, _) in list(self.sockets.items()):
-            if sid in ended:
+        site = app[SETTINGS].site
+        for ws, (extension, sid, _) in list(self.sockets.items()):
+            if sid in ended or site.console_permission(extension) not in SUPERVISORS:
                 self.remove(ws)
                 await ws.close(code=WS_CLOSE_LOGGED_OUT, message=b"session ended")
 
