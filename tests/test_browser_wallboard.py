@@ -37,7 +37,9 @@ def short_service_level(text: str) -> str:
 async def wallboard(
     browser: Browser, env: WebEnv, *, language: str = "en", path: str = "wallboard"
 ) -> Page:
-    page = await logged_in(browser, env, language=language)  # 1001: a supervisor
+    # Carmen Ruiz (1100): a supervisor in no queue (Amira, 1001, is a supervisor who takes
+    # calls too, and may not listen to her own).
+    page = await logged_in(browser, env, "1100", language=language)
     await page.set_viewport_size(WALL)
     await page.goto(env.url + path)
     await expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=15_000)
@@ -144,6 +146,15 @@ async def test_axe_the_languages_and_the_kiosk_view(tmp_path: Path, browser: Bro
         await env.wait_ami()
         page = await wallboard(browser, env)
         assert await axe_violations(page) == []
+        # Full screen through the Fullscreen API, and back.
+        full = page.locator("#wb-fullscreen")
+        await full.click()
+        await expect(full).to_have_attribute("aria-pressed", "true")
+        await expect(full).to_have_text("Leave full screen")
+        assert await page.evaluate("document.fullscreenElement === document.documentElement")
+        await full.click()
+        await expect(full).to_have_attribute("aria-pressed", "false")
+        assert await page.evaluate("document.fullscreenElement === null")
         await page.close()
 
         arabic = await wallboard(browser, env, language="ar")

@@ -73,12 +73,15 @@ class WallboardHub:
                     async with asyncio.timeout(wait + 0.01):
                         await self._wake.wait()
             self._wake.clear()
-            if self.model.wants_totals and self.store is not None:
-                await self.load_totals(self.store)
-            self.model.expire()
-            messages = self.model.refresh()
-            if messages:
-                await self.broadcast(messages)
+            try:
+                if self.model.wants_totals and self.store is not None:
+                    await self.load_totals(self.store)
+                self.model.expire()
+                messages = self.model.refresh()
+                if messages:
+                    await self.broadcast(messages)
+            except Exception:  # one bad update must not stop the board
+                log.exception("wallboard update failed")
 
     async def load_totals(self, store: StoreBackend) -> None:
         """The day's counts from the queue-event log (after a start or a reconnect)."""

@@ -38,8 +38,12 @@ const STATE_ICON = {
 const ERRORS = {
   no_call: () => _("This agent has no call to listen to."),
   unknown_agent: () => _("There is no such agent."),
-  forbidden: () => _("Only supervisors may do this."),
+  not_supervisor: () => _("Only supervisors may do this."),
+  own_call: () => _("You cannot listen to your own calls."),
+  no_phone: () => _("Your phone is not registered: it cannot ring."),
+  not_answered: () => _("Your phone did not answer."),
 };
+const me = ($("me") || { dataset: {} }).dataset.extension || "";
 
 const nowS = () => (Date.now() + offsetMs) / 1000;
 
@@ -149,9 +153,9 @@ function stateText(a) {
   return a.state === "paused" && a.reason ? text + ": " + a.reason : text;
 }
 
-async function act(a, url, body, done) {
+async function act(a, url, body, done, pending) {
   const el = $("wb-status");
-  status(el, _("Sending to Asterisk…"));
+  status(el, pending || _("Sending to Asterisk…"));
   const r = await post(url, body);
   if (r.ok) {
     status(el, done, true);
@@ -187,7 +191,13 @@ function actionCell(ext) {
     const button = element("button", { type: "button", className: "button small wb-spy", dataset: { mode: mode } }, label);
     button.addEventListener("click", () => {
       const a = agents.get(ext).data;
-      act(a, agentUrl(a) + "/spy", { mode: mode }, _("Your phone rings: %(mode)s on %(agent)s.", { mode: label, agent: a.name }));
+      act(
+        a,
+        agentUrl(a) + "/spy",
+        { mode: mode },
+        _("%(mode)s: you are on %(agent)s's call.", { mode: label, agent: a.name }),
+        _("Your phone rings: pick it up to join %(agent)s's call (%(mode)s).", { mode: label, agent: a.name }),
+      );
     });
     return button;
   });
@@ -274,7 +284,7 @@ function renderAgent(a) {
     const inQueue = a.queues.some((q) => q.logged_in);
     pause.disabled = !asterisk || !inQueue;
     row.querySelector(".wb-reason").hidden = paused;
-    for (const spy of row.querySelectorAll(".wb-spy")) spy.disabled = !asterisk || a.state !== "on_call";
+    for (const spy of row.querySelectorAll(".wb-spy")) spy.disabled = !asterisk || a.state !== "on_call" || a.extension === me;
   }
   tickAgent(entry, nowS());
 }
