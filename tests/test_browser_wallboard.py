@@ -180,3 +180,53 @@ async def test_axe_the_languages_and_the_kiosk_view(tmp_path: Path, browser: Bro
         await expect(french.locator("#wb-kiosk")).to_have_attribute("href", "/wallboard")
         assert await axe_violations(french) == []
         await shot(french, "wallboard-kiosk-fr")
+
+
+async def test_a_pause_clicked_on_the_wallboard_reaches_asterisk_as_queuepause(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with console_env(tmp_path, sip=True) as env:
+        await env.wait_ami()
+        page = await wallboard(browser, env)
+        john = page.locator("#wb-agents tr[data-extension='1002']")
+        tile = page.locator(".wb-queue[data-queue='support-en']")
+        await expect(john.locator(".wb-state")).to_have_attribute("data-state", "free")
+        await john.locator(".wb-reason").select_option("lunch")
+        await john.locator(".wb-pause").click()
+        action = await env.ami.wait_for_action("QueuePause")
+        headers = dict(action.headers)
+        assert (headers["Interface"], headers["Paused"], headers["Reason"]) == (
+            "SIP/1002",
+            "true",
+            "lunch",
+        )
+        # The board changes when app_queue's QueueMemberPause comes back.
+        await expect(john.locator(".wb-state")).to_have_attribute("data-state", "paused")
+        await expect(john.locator(".wb-state")).to_contain_text("Paused: lunch")
+        await expect(john.locator(".wb-pause")).to_have_text("Unpause")
+        await expect(tile.locator(".wb-count[data-kind='paused']")).to_contain_text("(lunch)")
+        await expect(page.locator("#wb-status")).to_have_text("John Smith: pause sent.")
+        audit = await env.store.list_audit()
+        assert [
+            (a.actor, a.action, a.subject) for a in audit if a.action.startswith("supervisor.")
+        ] == [("1100", "supervisor.pause", "1002")]
+        await shot(page, "wallboard-paused")
+
+        await john.locator(".wb-pause").click()
+        await expect(john.locator(".wb-state")).to_have_attribute("data-state", "free")
+        unpause = dict(env.ami.actions_named("QueuePause")[-1].headers)
+        assert (unpause["Interface"], unpause["Paused"]) == ("SIP/1002", "false")
+
+        # Log John in to support-fr from his chip: QueueAdd, then the chip turns solid.
+        chip = john.locator(".wb-chip[data-queue='support-fr']")
+        await expect(chip).to_have_attribute("data-member", "false")
+        await chip.click()
+        added = dict((await env.ami.wait_for_action("QueueAdd")).headers)
+        assert (added["Queue"], added["Interface"]) == ("support-fr", "SIP/1002")
+        await expect(chip).to_have_attribute("data-member", "true")
+        await expect(
+            page.locator(".wb-queue[data-queue='support-fr'] .wb-count[data-kind='logged_in']")
+        ).to_contain_text("2")
+        # His own queue (queues.conf) is not a button: only the configuration changes it.
+        own = john.locator(".wb-chip[data-queue='support-en']")
+        assert await own.evaluate("e => e.tagName") == "SPAN"
