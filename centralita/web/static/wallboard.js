@@ -30,7 +30,7 @@ const STATE_ICON = {
   ringing: "◔",
   on_call: "☎",
   wrapup: "✎",
-  paused: "⏸",
+  paused: "❚❚",
   logged_out: "○",
   unavailable: "⚠",
 };
@@ -230,7 +230,7 @@ function agentRow(a) {
 }
 
 function queueChip(a, q) {
-  const label = q.queue + (q.paused ? " ⏸" : "");
+  const label = q.queue + (q.paused ? " ❚❚" : "");
   const props = {
     className: "wb-chip",
     dataset: { queue: q.queue, member: String(q.logged_in), paused: String(q.paused) },
