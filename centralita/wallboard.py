@@ -140,8 +140,10 @@ class Wallboard:
         self._queues = [q.name for q in site.queues]
         self._service_level = {q.name: q.service_level_s for q in site.queues}
         self._wrapup = {q.name: q.wrapup_s for q in site.queues}
-        self._names = {a.extension: a.name for a in site.agents}
-        self._agents = [a.extension for a in site.agents]
+        # The members who take queue calls (their role's `queue_calls`), in config order.
+        takers = [a for a in site.agents if (r := site.role(a.role)) is None or r.queue_calls]
+        self._names = {a.extension: a.name for a in takers}
+        self._agents = [a.extension for a in takers]
         started = clock()
         self._day = self._today(started)
         self._counts: dict[str, _Day] = {q: _Day() for q in self._queues}
@@ -173,7 +175,7 @@ class Wallboard:
         if name in MEMBER_EVENTS:
             if "Privilege" in msg:  # an event, not a QueueStatus item
                 agent = self.states.agent_of(msg.value("Interface"))
-                if agent is not None:
+                if agent is not None and agent in self._names:
                     self._touch_agent(agent)
             return
         if name not in CALL_EVENTS:
@@ -195,7 +197,7 @@ class Wallboard:
             self._counts[queue].abandoned += 1
         else:
             agent = self.states.agent_of(msg.value("Interface"))
-            if agent is None:
+            if agent is None or agent not in self._names:
                 return
             self._agent_call(name, msg, agent, queue, uniqueid)
             self._touch_agent(agent)

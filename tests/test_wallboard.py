@@ -97,15 +97,16 @@ def upto(events: list[AmiMessage], name: str) -> tuple[list[AmiMessage], list[Am
 def test_a_queue_call_joins_waits_is_answered_and_ends(tmp_path: Path) -> None:
     board = Board(tmp_path)
     first = board.reconnect()
-    # The link came up: one snapshot with everything (6 agents, 3 queues).
+    # The link came up: one snapshot with everything: the 3 queues, and the 3 members whose
+    # role takes queue calls (not quality staff, managers or the CEO).
     assert [m["type"] for m in first] == ["wallboard.snapshot"]
-    assert (len(first[0]["agents"]), len(first[0]["queues"])) == (6, 3)
+    assert [a["extension"] for a in first[0]["agents"]] == ["1001", "1002", "1003"]
+    assert len(first[0]["queues"]) == 3
     assert first[0]["asterisk"] is True
     en = board.queue("support-en")
     assert (en["waiting"], en["logged_in"], en["free"], en["on_call"]) == (0, 3, 3, 0)
     assert en["longest_wait_since"] is None and en["service_level_pct"] is None
     assert board.agent("1001")["state"] == "free"
-    assert board.agent("1100")["state"] == "logged_out"  # a supervisor in no queue
 
     events = trace(QUEUE_TRACE)
     joined, rest = upto(events, "QueueCallerJoin")
@@ -225,6 +226,12 @@ def test_queue_logout_and_an_unavailable_phone(tmp_path: Path) -> None:
     assert board.agent("1002")["state"] == "unavailable"
     en = board.queue("support-en")
     assert (en["logged_in"], en["free"]) == (2, 2)
+    # Out of his last queue (queues.conf changed and reloaded): logged out.
+    queue, member = board.fake.queue("support-en"), board.fake.member("support-en", "PJSIP/1002")
+    assert queue is not None and member is not None
+    board.feed([FakeQueues.member_event("QueueMemberRemoved", queue, member)])
+    john = board.agent("1002")
+    assert john["state"] == "logged_out" and not any(q["logged_in"] for q in john["queues"])
 
 
 def test_wrapup_ends_by_itself(tmp_path: Path) -> None:

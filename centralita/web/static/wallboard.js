@@ -42,6 +42,7 @@ const ERRORS = {
   own_call: () => _("You cannot listen to your own calls."),
   no_phone: () => _("Your phone is not registered: it cannot ring."),
   not_answered: () => _("Your phone did not answer."),
+  no_queue_calls: () => _("This agent's role takes no queue calls."),
 };
 const me = ($("me") || { dataset: {} }).dataset.extension || "";
 
