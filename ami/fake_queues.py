@@ -17,7 +17,11 @@ apps/app_queue.c does, with the same responses and the same events:
   (queues.conf `member =>`), "Unable to remove interface from queue: No such queue";
   `QueueMemberRemoved`.
 * `QueueStatus` (`manager_queues_status`): per queue `QueueParams`, then its `QueueMember`
-  items (`Name`/`Location`, not `MemberName`/`Interface`), ActionID last.
+  items (`Name`/`Location`, not `MemberName`/`Interface`), then its `QueueEntry` items (the
+  callers waiting, `Wait` in seconds), ActionID last.
+* `QueueSummary` (`manager_queue_summary`): per queue `LoggedIn` (members not unavailable),
+  `Available` (of those, free and not paused), `Callers`, `HoldTime`, `TalkTime`,
+  `LongestHoldTime`.
 
 Events carry `queue_member_blob_create`'s fields in its order; `set_status()` plays a device
 state change (`update_status`: a `QueueMemberStatus`, with `LastCall` set when a call ended).
@@ -63,10 +67,25 @@ class FakeMember:
 
 
 @dataclass
+class FakeEntry:
+    """A caller waiting in a queue (app_queue's `queue_ent`)."""
+
+    channel: str
+    uniqueid: str
+    number: str = ""
+    name: str = ""
+    start: float = field(default_factory=time.time)
+
+
+@dataclass
 class FakeQueue:
     name: str
     strategy: str = "ringall"
     members: dict[str, FakeMember] = field(default_factory=dict)  # by interface, lower case
+    entries: list[FakeEntry] = field(default_factory=list)  # callers waiting, first first
+    completed: int = 0
+    abandoned: int = 0
+    servicelevel_perf: float = 0.0
 
     def find(self, interface: str) -> FakeMember | None:
         # interface_exists() compares with strcasecmp.
@@ -258,10 +277,10 @@ class FakeQueues:
                         ("Calls", "0"),
                         ("Holdtime", "0"),
                         ("TalkTime", "0"),
-                        ("Completed", str(sum(m.calls for m in queue.members.values()))),
-                        ("Abandoned", "0"),
+                        ("Completed", str(queue.completed)),
+                        ("Abandoned", str(queue.abandoned)),
                         ("ServiceLevel", "0"),
-                        ("ServicelevelPerf", "0.0"),
+                        ("ServicelevelPerf", f"{queue.servicelevel_perf:2.1f}"),
                         ("ServicelevelPerf2", "0.0"),
                         ("Weight", "0"),
                         *tail,
@@ -294,4 +313,56 @@ class FakeQueues:
                         ]
                     )
                 )
+            now = time.time()
+            for position, entry in enumerate(queue.entries, 1):
+                items.append(
+                    AmiMessage.build(
+                        [
+                            ("Event", "QueueEntry"),
+                            ("Queue", queue.name),
+                            ("Position", str(position)),
+                            ("Channel", entry.channel),
+                            ("Uniqueid", entry.uniqueid),
+                            ("CallerIDNum", entry.number or "unknown"),
+                            ("CallerIDName", entry.name or "unknown"),
+                            ("ConnectedLineNum", "unknown"),
+                            ("ConnectedLineName", "unknown"),
+                            ("Wait", str(int(now - entry.start))),
+                            ("Priority", "0"),
+                            *tail,
+                        ]
+                    )
+                )
+        return items
+
+    def summary_items(self, msg: AmiMessage) -> list[AmiMessage]:
+        """The `QueueSummary` list items, with the action's `Queue` filter."""
+        action_id = msg.value("ActionID")
+        queue_filter = msg.value("Queue").strip().lower()
+        tail = [("ActionID", action_id)] if action_id else []
+        now = time.time()
+        items = []
+        for key, queue in self.queues.items():
+            if queue_filter and key != queue_filter:
+                continue
+            # AST_DEVICE_INVALID (4) and UNAVAILABLE (5) are not logged in; NOT_INUSE (1)
+            # and UNKNOWN (0) are available unless paused (member_status_available).
+            logged_in = [m for m in queue.members.values() if m.status not in (4, 5)]
+            available = [m for m in logged_in if m.status in (0, 1) and not m.paused]
+            longest = max((int(now - e.start) for e in queue.entries), default=0)
+            items.append(
+                AmiMessage.build(
+                    [
+                        ("Event", "QueueSummary"),
+                        ("Queue", queue.name),
+                        ("LoggedIn", str(len(logged_in))),
+                        ("Available", str(len(available))),
+                        ("Callers", str(len(queue.entries))),
+                        ("HoldTime", "0"),
+                        ("TalkTime", "0"),
+                        ("LongestHoldTime", str(longest)),
+                        *tail,
+                    ]
+                )
+            )
         return items

@@ -512,6 +512,11 @@ class FakeAmiServer:
         self._list(session, msg, "Queue status will follow", "QueueStatusComplete", items)
         return True
 
+    async def _action_queuesummary(self, session: _Session, msg: AmiMessage) -> bool:
+        items = self.queues.summary_items(msg)
+        self._list(session, msg, "Queue summary will follow", "QueueSummaryComplete", items)
+        return True
+
     async def _queue_member_action(self, session: _Session, msg: AmiMessage) -> bool:
         reply, events = self.queues.act(msg, self.channels.devices)
         self._reply(session, msg, reply)  # the response, then the events (stasis)
@@ -587,6 +592,7 @@ ACTION_HANDLERS: dict[str, Callable[[FakeAmiServer, _Session, AmiMessage], Await
     "coreshowchannels": FakeAmiServer._action_coreshowchannels,
     "devicestatelist": FakeAmiServer._action_devicestatelist,
     "queuestatus": FakeAmiServer._action_queuestatus,
+    "queuesummary": FakeAmiServer._action_queuesummary,
     "queuepause": FakeAmiServer._queue_member_action,
     "queueadd": FakeAmiServer._queue_member_action,
     "queueremove": FakeAmiServer._queue_member_action,

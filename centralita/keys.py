@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from centralita.settings import Settings
     from centralita.store import StoreBackend
     from centralita.web.auth import Auth
+    from centralita.web.wallboard import WallboardHub
     from centralita.webhooks import WebhookSender
 
 # What a feature adds to /healthz: a part of its JSON body (`{"ami": {...}}`).
@@ -54,6 +55,8 @@ BRIDGE: web.AppKey[PopBridge] = web.AppKey("pop_bridge")
 WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")
 # Each agent's queue state mirrored from AMI (centralita/agentstate.py), fed by the AMI feed.
 AGENT_STATES: web.AppKey[AgentStates] = web.AppKey("agent_states")
+# The supervisors' live wallboard: its model and open sockets (centralita/web/wallboard.py).
+WALLBOARD: web.AppKey[WallboardHub] = web.AppKey("wallboard")
 
 # Made by the AMI feed (`centralita.feed`): the listener and the call-record writer.
 AMI: web.AppKey[AmiListener] = web.AppKey("ami")

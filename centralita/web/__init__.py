@@ -31,7 +31,7 @@ from centralita.keys import (
 )
 from centralita.pop import PopBridge, PopHub
 from centralita.times import shown
-from centralita.web import agent_api, assets, auth, console, i18n, quality, supervise
+from centralita.web import agent_api, assets, auth, console, i18n, quality, supervise, wallboard
 from centralita.web.admin import setup_admin
 from centralita.web.prometheus import metrics_handler
 from centralita.web.proxy import setup_proxy
@@ -79,7 +79,7 @@ async def security_headers(
     if not isinstance(response, web.WebSocketResponse):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        if request.path.startswith(("/api/", "/calls", "/callbacks", "/complaints")):
+        if request.path.startswith(("/api/", "/calls", "/callbacks", "/complaints", "/wallboard")):
             response.headers.setdefault("Cache-Control", "no-store")
     return response
 
@@ -167,7 +167,9 @@ def setup_web(app: web.Application) -> None:
     app.middlewares.append(assets.cache_headers)
     app.middlewares.append(console.language_middleware)
     app.cleanup_ctx.append(console_ctx)
+    app.cleanup_ctx.append(wallboard.wallboard_ctx)  # after console_ctx: reads AGENT_STATES
     app.on_shutdown.append(close_sockets)
+    app.on_shutdown.append(wallboard.close_sockets)
     r = app.router
     r.add_get("/login", auth.login_page)
     r.add_post("/login", auth.login)
@@ -189,5 +191,6 @@ def setup_web(app: web.Application) -> None:
     agent_api.add_routes(r)
     supervise.add_routes(r)
     quality.setup_quality(app)
+    wallboard.add_routes(r)
     r.add_get("/metrics", metrics_handler)
     r.add_static("/static", console.STATIC_DIR, append_version=True)

@@ -1,0 +1,229 @@
+"""The supervisors' live wallboard: `GET /wallboard` (the page) and `GET /wallboard/ws`.
+
+One WebSocket per open wallboard, no polling: on connect the page gets a
+`wallboard.snapshot`, then a `wallboard.queue` or `wallboard.agent` message whenever what one
+queue or agent shows changes (docs/supervisors.md). The model (`centralita.wallboard`) reads
+the AMI stream through `app[AMI_TAPS]`, after the agent-state mirror; its messages are
+serialized once and written to every supervisor's socket by one task, so the AMI reader
+never waits for a socket.
+
+Supervisors only: both routes answer 403 to any other member, checked on every request
+(`permissions.is_supervisor`). The agents' action buttons call the supervisor API
+(`/api/supervisor/...`), which checks again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import WSMsgType, web
+
+from centralita.keys import AGENT_STATES, AMI_TAPS, SETTINGS, STORE, WALLBOARD
+from centralita.store import StoreBackend
+from centralita.wallboard import Wallboard
+from centralita.web.auth import WS_CLOSE_LOGGED_OUT, current_session, error, require_page
+from centralita.web.console import _render, _same_origin
+from centralita.web.permissions import SUPERVISORS, is_supervisor, require_supervisor
+
+log = logging.getLogger("centralita.wallboard")
+
+HEARTBEAT_S = 25.0
+# A stuck socket must not hold the others back: one batch of writes to it is bounded.
+SEND_TIMEOUT_S = 2.0
+# Wall screens and supervisors' tabs: dozens, not thousands.
+MAX_SOCKETS = 200
+# With nothing to push, the loop still wakes this often: the day's counts roll at midnight.
+IDLE_WAKE_S = 30.0
+SESSION_CHECK_S = 2.0
+
+
+class WallboardHub:
+    """The open wallboard sockets and the task that pushes the model's messages to them."""
+
+    def __init__(
+        self, model: Wallboard, clock: Callable[[], float], store: StoreBackend | None = None
+    ) -> None:
+        self.model = model
+        self.store = store
+        self.clock = clock
+        self.sockets: dict[web.WebSocketResponse, tuple[str, str, int]] = {}
+        self._wake = asyncio.Event()
+        model.changed = self._wake.set
+        self.sent = 0  # messages written, every socket counted (bench, tests)
+
+    def add(self, ws: web.WebSocketResponse, session: tuple[str, str, int]) -> bool:
+        if len(self.sockets) >= MAX_SOCKETS:
+            return False
+        self.sockets[ws] = session
+        return True
+
+    def remove(self, ws: web.WebSocketResponse) -> None:
+        self.sockets.pop(ws, None)
+
+    async def run(self) -> None:
+        """Push what changed until cancelled; wake up for wrap-ups that end on their own."""
+        while True:
+            deadline = self.model.next_deadline()
+            wait = IDLE_WAKE_S if deadline is None else min(IDLE_WAKE_S, deadline - self.clock())
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait + 0.01):
+                        await self._wake.wait()
+            self._wake.clear()
+            try:
+                if self.model.wants_totals and self.store is not None:
+                    await self.load_totals(self.store)
+                self.model.expire()
+                messages = self.model.refresh()
+                if messages:
+                    await self.broadcast(messages)
+            except Exception:  # one bad update must not stop the board
+                log.exception("wallboard update failed")
+
+    async def load_totals(self, store: StoreBackend) -> None:
+        """The day's counts from the queue-event log (after a start or a reconnect)."""
+        self.model.wants_totals = False
+        since = self.model.day_start()
+        try:
+            totals = await store.queue_totals_since(since)
+        except Exception:  # the board goes on with its own counts
+            log.exception("reading today's queue totals failed")
+            return
+        self.model.seed_totals(since, totals)
+
+    async def broadcast(self, messages: list[str]) -> None:
+        for ws in list(self.sockets):
+            await self.send(ws, messages)
+
+    async def send(self, ws: web.WebSocketResponse, messages: list[str]) -> None:
+        """Write `messages` to one socket; a slow or broken one is dropped (the page
+        reconnects and starts again from a snapshot)."""
+        if ws.closed:
+            self.remove(ws)
+            return
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                for text in messages:
+                    await ws.send_str(text)
+            self.sent += len(messages)
+        except Exception:
+            log.info("wallboard socket dropped (slow or closed)")
+            self.remove(ws)
+            with contextlib.suppress(Exception):
+                await ws.close(code=1011, message=b"too slow")
+
+    async def close_ended_sessions(self, app: web.Application) -> None:
+        """Close the sockets of sessions that ended (logout, password change, removal) and
+        of members who are no longer supervisors."""
+        if not self.sockets:
+            return
+        ended = await app[STORE].ended_sessions(set(self.sockets.values()))
+        site = app[SETTINGS].site
+        for ws, (extension, sid, _) in list(self.sockets.items()):
+            if sid in ended or site.console_permission(extension) not in SUPERVISORS:
+                self.remove(ws)
+                await ws.close(code=WS_CLOSE_LOGGED_OUT, message=b"session ended")
+
+    async def close_all(self) -> None:
+        for ws in list(self.sockets):
+            self.remove(ws)
+            with contextlib.suppress(Exception):
+                await ws.close(code=1001, message=b"server shutdown")
+
+
+async def _watch_sessions(app: web.Application, hub: WallboardHub) -> None:
+    while True:
+        await asyncio.sleep(SESSION_CHECK_S)
+        try:
+            await hub.close_ended_sessions(app)
+        except Exception:  # a store hiccup must not end the watch
+            log.exception("checking wallboard sessions failed")
+
+
+async def wallboard_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The model and its pusher for the app's lifetime. Appended after `console_ctx` (which
+    registers the agent-state mirror) and before the AMI feed: the model reads each event
+    and each QueueStatus after the mirror has applied it."""
+    model = Wallboard(app[SETTINGS].site, app[AGENT_STATES])
+    hub = WallboardHub(model, model.clock, app[STORE])
+    app[WALLBOARD] = hub
+    app[AMI_TAPS].add(
+        on_event=model.on_event,
+        on_link=model.set_link,
+        resync=(("QueueStatus", model.rebuild_status), ("QueueSummary", model.rebuild_summary)),
+    )
+    tasks = [
+        asyncio.create_task(hub.run(), name="centralita-wallboard"),
+        asyncio.create_task(_watch_sessions(app, hub), name="centralita-wallboard-sessions"),
+    ]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def close_sockets(app: web.Application) -> None:
+    hub = app.get(WALLBOARD)
+    if hub is not None:
+        await hub.close_all()
+
+
+# ----------------------------------------------------------------------------- routes
+
+
+async def wallboard_page(request: web.Request) -> web.Response:
+    """`GET /wallboard` (`?kiosk=1`: the wall screen's view, without the header and the
+    agents' actions)."""
+    session = await require_page(request)
+    require_supervisor(request, session)
+    settings = request.app[SETTINGS]
+    return _render(
+        request,
+        "wallboard.html",
+        session,
+        kiosk=request.query.get("kiosk") == "1",
+        pause_reasons=settings.console.pause_reasons,
+    )
+
+
+async def wallboard_ws(request: web.Request) -> web.StreamResponse:
+    """`GET /wallboard/ws`: the snapshot, then every change (supervisors only)."""
+    session = await current_session(request)
+    if session is None:
+        return error(request, 401, "log in first")
+    if not is_supervisor(request, session):
+        return error(request, 403, "the wallboard is for supervisors")
+    if not _same_origin(request):  # cross-site WebSocket hijacking
+        return error(request, 403, "WebSocket from another site refused")
+    hub = request.app[WALLBOARD]
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
+    await ws.prepare(request)
+    # What changed so far goes to the sockets already open; this one starts from the
+    # snapshot, which is as new (messages computed here are idempotent for the page).
+    pending = hub.model.refresh()
+    if pending:
+        await hub.broadcast(pending)
+    if not hub.add(ws, (session.extension, session.sid, session.version)):
+        await ws.close(code=1008, message=b"too many open wallboards")
+        return ws
+    try:
+        await ws.send_json(hub.model.snapshot())
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT and msg.data == "ping":
+                await ws.send_str('{"type":"pong"}')
+            # Anything else is ignored: actions go through the supervisor API's POSTs.
+    finally:
+        hub.remove(ws)
+    return ws
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """The wallboard's routes (its model and pusher: `wallboard_ctx`, `close_sockets`)."""
+    router.add_get("/wallboard", wallboard_page)
+    router.add_get("/wallboard/ws", wallboard_ws)

@@ -1,0 +1,369 @@
+"""The wallboard's model (centralita/wallboard.py) on replayed AMI event sequences: the real
+queue call of asterisk-traces (join, ring, answer, end), abandons and the service level,
+pauses with a reason, wrap-up that ends by itself, and the rebuild after a reconnect from
+QueueStatus and QueueSummary lists as app_queue sends them."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_settings
+from test_web_support import TRACES
+
+from ami.fake_queues import FakeEntry, FakeQueues
+from ami.protocol import AmiMessage
+from ami.testing import load_trace, rewrite
+from centralita.agentstate import AgentStates
+from centralita.pop import PopHub
+from centralita.store.queue_events import QueueTotals
+from centralita.wallboard import Wallboard
+
+QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
+TIMEOUT_TRACE = TRACES / "ami-queue-timeout.txt"
+# The traces' queue and agent, as this config names them.
+RENAMES = {"support-sip": "support-en", "SIP/1001": "PJSIP/1001"}
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Board:
+    """The model with the agent-state mirror in front of it, fed as the AMI taps feed them."""
+
+    def __init__(self, tmp_path: Path, edit: Any = None) -> None:
+        self.clock = Clock()
+        settings = make_settings(tmp_path, edit)
+        site = settings.site
+        self.states = AgentStates(
+            site, PopHub(), login_queues=settings.console.login_queues, clock=self.clock
+        )
+        self.model = Wallboard(site, self.states, clock=self.clock)
+        self.fake = FakeQueues()
+        for queue in site.queues:
+            members = [
+                (site.device(a.extension), a.name) for a in site.agents if queue.name in a.queues
+            ]
+            self.fake.add_queue(queue.name, members)
+
+    def feed(self, events: list[AmiMessage]) -> list[dict[str, Any]]:
+        for event in events:
+            self.states.handle(event)
+            self.model.on_event(event)
+        return self.messages()
+
+    def reconnect(self) -> list[dict[str, Any]]:
+        """What the AMI listener does after a login: QueueStatus, then QueueSummary."""
+        status = self.fake.status_items(AmiMessage.build([("Action", "QueueStatus")]))
+        self.states.rebuild(status)
+        self.model.rebuild_status(status)
+        self.model.rebuild_summary(
+            self.fake.summary_items(AmiMessage.build([("Action", "QueueSummary")]))
+        )
+        self.model.set_link(True)
+        return self.messages()
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [json.loads(text) for text in self.model.refresh()]
+
+    def queue(self, name: str) -> dict[str, Any]:
+        snapshot = self.model.snapshot()
+        return next(q for q in snapshot["queues"] if q["name"] == name)  # type: ignore[attr-defined]
+
+    def agent(self, extension: str) -> dict[str, Any]:
+        snapshot = self.model.snapshot()
+        return next(a for a in snapshot["agents"] if a["extension"] == extension)  # type: ignore[attr-defined]
+
+
+def trace(path: Path) -> list[AmiMessage]:
+    return rewrite(load_trace(path), RENAMES)
+
+
+def upto(events: list[AmiMessage], name: str) -> tuple[list[AmiMessage], list[AmiMessage]]:
+    """The events up to and with the first `name`, and the rest."""
+    end = 1 + next(i for i, m in enumerate(events) if m.name == name)
+    return events[:end], events[end:]
+
+
+def test_a_queue_call_joins_waits_is_answered_and_ends(tmp_path: Path) -> None:
+    board = Board(tmp_path)
+    first = board.reconnect()
+    # The link came up: one snapshot with everything: the 3 queues, and the 3 members whose
+    # role takes queue calls (not quality staff, managers or the CEO).
+    assert [m["type"] for m in first] == ["wallboard.snapshot"]
+    assert [a["extension"] for a in first[0]["agents"]] == ["1001", "1002", "1003"]
+    assert len(first[0]["queues"]) == 3
+    assert first[0]["asterisk"] is True
+    en = board.queue("support-en")
+    assert (en["waiting"], en["logged_in"], en["free"], en["on_call"]) == (0, 3, 3, 0)
+    assert en["longest_wait_since"] is None and en["service_level_pct"] is None
+    assert board.agent("1001")["state"] == "free"
+
+    events = trace(QUEUE_TRACE)
+    joined, rest = upto(events, "QueueCallerJoin")
+    board.clock.now += 5
+    join_at = board.clock.now
+    changed = board.feed(joined)
+    assert changed == [{"type": "wallboard.queue", "queue": board.queue("support-en")}]
+    assert board.queue("support-en")["waiting"] == 1
+    assert board.queue("support-en")["longest_wait_since"] == join_at
+
+    called, rest = upto(rest, "AgentCalled")
+    board.clock.now += 2
+    changed = board.feed(called)
+    assert {m["type"] for m in changed} == {"wallboard.agent", "wallboard.queue"}
+    amira = board.agent("1001")
+    assert (amira["state"], amira["since"]) == ("ringing", board.clock.now)
+    en = board.queue("support-en")
+    assert (en["ringing"], en["free"], en["waiting"]) == (1, 2, 1)
+    # The agent's other queue counts the ringing too (she is busy for both).
+    assert board.queue("support-ar")["ringing"] == 1
+
+    connected, rest = upto(rest, "AgentConnect")
+    board.clock.now += 3
+    board.feed(connected)
+    en = board.queue("support-en")
+    assert (en["waiting"], en["longest_wait_since"]) == (0, None)
+    assert (en["on_call"], en["answered_today"], en["service_level_pct"]) == (1, 1, 100.0)
+    assert board.agent("1001")["state"] == "on_call"
+    talk_since = board.agent("1001")["since"]
+
+    board.clock.now += 6
+    completed, rest = upto(rest, "AgentComplete")
+    board.feed(completed)
+    assert board.agent("1001")["state"] == "free"  # no wrap-up in this queue
+    assert board.agent("1001")["since"] == board.clock.now > talk_since
+    board.feed(rest)
+    en = board.queue("support-en")
+    assert (en["free"], en["on_call"], en["answered_today"], en["abandoned_today"]) == (3, 0, 1, 0)
+
+
+def test_an_abandon_and_a_late_answer_lower_the_service_level(tmp_path: Path) -> None:
+    board = Board(tmp_path)
+    board.reconnect()
+    board.feed(trace(TIMEOUT_TRACE))
+    en = board.queue("support-en")
+    assert (en["abandoned_today"], en["answered_today"], en["waiting"]) == (1, 0, 0)
+    assert board.agent("1001")["state"] == "free"  # AgentRingNoAnswer: rang, not answered
+    events = trace(QUEUE_TRACE)
+    board.feed(events)  # answered at once: within the 20 s
+    # The same call again, answered after 45 s.
+    connect = next(m for m in events if m.name == "AgentConnect")
+    slow = AmiMessage.build([(k, "45" if k == "HoldTime" else v) for k, v in connect.headers])
+    board.feed([slow])
+    en = board.queue("support-en")
+    assert (en["answered_today"], en["service_level_pct"]) == (2, 50.0)
+
+
+def test_a_pause_with_a_reason_shows_per_agent_and_per_queue(tmp_path: Path) -> None:
+    board = Board(tmp_path)
+    board.reconnect()
+    pause = AmiMessage.build(
+        [("Action", "QueuePause"), ("Interface", "PJSIP/1003"), ("Paused", "true"),
+         ("Reason", "lunch")]
+    )  # fmt: skip
+    board.clock.now += 60
+    _, events = board.fake.act(pause)
+    changed = board.feed(events)
+    assert [m["agent"]["extension"] for m in changed if m["type"] == "wallboard.agent"] == ["1003"]
+    elodie = board.agent("1003")
+    assert (elodie["state"], elodie["reason"], elodie["since"]) == (
+        "paused",
+        "lunch",
+        board.clock.now,
+    )
+    assert all(q["paused"] and q["reason"] == "lunch" for q in elodie["queues"] if q["logged_in"])
+    fr = board.queue("support-fr")
+    assert (fr["paused"], fr["paused_reasons"], fr["free"], fr["logged_in"]) == (
+        1,
+        {"lunch": 1},
+        0,
+        1,
+    )
+    en = board.queue("support-en")
+    assert (en["paused"], en["free"]) == (1, 2)
+    # Unpaused in one queue only: she is free overall, still paused in support-fr.
+    one = AmiMessage.build(
+        [("Action", "QueuePause"), ("Interface", "PJSIP/1003"), ("Paused", "false"),
+         ("Queue", "support-en")]
+    )  # fmt: skip
+    board.feed(board.fake.act(one)[1])
+    assert board.agent("1003")["state"] == "free"
+    assert board.queue("support-fr")["paused"] == 1
+    assert board.queue("support-en")["paused"] == 0
+
+
+def test_queue_logout_and_an_unavailable_phone(tmp_path: Path) -> None:
+    board = Board(tmp_path)
+    board.reconnect()
+    add = AmiMessage.build(
+        [("Action", "QueueAdd"), ("Queue", "support-fr"), ("Interface", "PJSIP/1002")]
+    )
+    board.feed(board.fake.act(add)[1])
+    john = board.agent("1002")
+    assert {q["queue"]: (q["logged_in"], q["static"]) for q in john["queues"]} == {
+        "support-en": (True, True),
+        "support-fr": (True, False),
+        "support-ar": (False, False),
+    }
+    assert board.queue("support-fr")["logged_in"] == 2
+    remove = AmiMessage.build(
+        [("Action", "QueueRemove"), ("Queue", "support-fr"), ("Interface", "PJSIP/1002")]
+    )
+    board.feed(board.fake.act(remove)[1])
+    assert board.queue("support-fr")["logged_in"] == 1
+    # The phone unregisters: AST_DEVICE_UNAVAILABLE in every queue.
+    board.feed(board.fake.set_status("PJSIP/1002", 5))
+    assert board.agent("1002")["state"] == "unavailable"
+    en = board.queue("support-en")
+    assert (en["logged_in"], en["free"]) == (2, 2)
+    # Out of his last queue (queues.conf changed and reloaded): logged out.
+    queue, member = board.fake.queue("support-en"), board.fake.member("support-en", "PJSIP/1002")
+    assert queue is not None and member is not None
+    board.feed([FakeQueues.member_event("QueueMemberRemoved", queue, member)])
+    john = board.agent("1002")
+    assert john["state"] == "logged_out" and not any(q["logged_in"] for q in john["queues"])
+
+
+def test_wrapup_ends_by_itself(tmp_path: Path) -> None:
+    def wrapup(text: str) -> str:
+        return text.replace("wrapup_s = 0 ", "wrapup_s = 30 ", 1)
+
+    board = Board(tmp_path, wrapup)  # support-ar: 30 s of wrap-up
+    board.reconnect()
+    events = rewrite(trace(QUEUE_TRACE), {"support-en": "support-ar"})
+    board.feed(events)
+    ended = board.clock.now
+    assert board.agent("1001")["state"] == "wrapup"
+    assert board.queue("support-ar")["wrapup"] == 1
+    assert board.model.next_deadline() == ended + 30
+    board.clock.now = ended + 29
+    board.model.expire()
+    assert board.messages() == []
+    board.clock.now = ended + 30
+    board.model.expire()
+    changed = board.messages()
+    assert [m["agent"]["state"] for m in changed if m["type"] == "wallboard.agent"] == ["free"]
+    assert board.model.next_deadline() is None
+
+
+def test_the_rebuild_after_a_reconnect(tmp_path: Path) -> None:
+    board = Board(tmp_path)
+    board.reconnect()
+    events = trace(QUEUE_TRACE)
+    connected, _ = upto(events, "AgentConnect")
+    board.feed(connected)  # the call is up when the link drops (its end is never seen)
+    assert board.agent("1001")["state"] == "on_call"
+    join = next(m for m in trace(TIMEOUT_TRACE) if m.name == "QueueCallerJoin")
+    board.feed([join])
+    assert board.queue("support-en")["waiting"] == 1
+    board.model.set_link(False)
+    [away] = board.messages()
+    assert (away["type"], away["asterisk"]) == ("wallboard.snapshot", False)
+
+    # Meanwhile in Asterisk: the call ended, the waiting caller left, two others wait now
+    # (for 42 s and 7 s). Its own counts (since it started, not today) are not the day's.
+    board.clock.now += 120
+    queue = board.fake.queue("support-en")
+    assert queue is not None
+    real_now = time.time()  # the fake Asterisk's clock; the model's is board.clock
+    queue.entries = [
+        FakeEntry("SIP/trunk-01", "1800000070.1", start=real_now - 42.5),
+        FakeEntry("SIP/trunk-02", "1800000105.4", start=real_now - 7.5),
+    ]
+    queue.completed, queue.abandoned, queue.servicelevel_perf = 9, 2, 88.9
+    status = board.fake.status_items(AmiMessage.build([("Action", "QueueStatus")]))
+    assert [m.value("Wait") for m in status if m.name == "QueueEntry"] == ["42", "7"]
+    [back] = board.reconnect()
+    assert (back["type"], back["asterisk"]) == ("wallboard.snapshot", True)
+    assert board.agent("1001")["state"] == "free"  # QueueMember InCall 0, Status 1
+    en = board.queue("support-en")
+    assert (en["waiting"], en["longest_wait_since"]) == (2, board.clock.now - 42)
+    assert (en["answered_today"], en["abandoned_today"], en["service_level_pct"]) == (1, 0, 100.0)
+    assert en in back["queues"]
+    assert board.model.wants_totals  # the day's counts are read again from the store
+
+
+def test_the_days_counts_from_the_queue_event_log(tmp_path: Path) -> None:
+    board = Board(tmp_path)
+    board.reconnect()
+    board.feed(trace(QUEUE_TRACE))  # one answered live, before the store's totals are in
+    since = board.model.day_start()
+    midnight = datetime.fromtimestamp(board.clock.now).replace(hour=0, minute=0, second=0)
+    assert since == midnight.astimezone(UTC).isoformat(timespec="seconds")
+    board.model.seed_totals(
+        since,
+        [
+            QueueTotals("support-en", offered=40, answered=30, abandoned=6, answered_within_sl=24),
+            QueueTotals("support-fr", offered=0, answered=0, abandoned=0, answered_within_sl=0),
+            QueueTotals("gone-queue", offered=5, answered=5, abandoned=0, answered_within_sl=5),
+        ],
+    )
+    changed = board.messages()
+    assert [m["queue"]["name"] for m in changed] == ["support-en"]
+    en = board.queue("support-en")
+    assert (en["answered_today"], en["abandoned_today"], en["service_level_pct"]) == (30, 6, 80.0)
+    # The store behind the live count (a batched write not in yet): the live count stays.
+    board.model.seed_totals(since, [QueueTotals("support-en", 1, 0, 0, 0)])
+    assert board.queue("support-en")["answered_today"] == 30
+    # Totals read for yesterday, arriving after midnight: ignored.
+    board.model.seed_totals("2000-01-01T00:00:00+00:00", [QueueTotals("support-fr", 9, 9, 0, 9)])
+    board.messages()
+    assert board.queue("support-fr")["answered_today"] == 0
+
+
+def test_the_summary_settles_the_callers_when_the_entries_disagree(tmp_path: Path) -> None:
+    board = Board(tmp_path)
+    board.reconnect()
+    now = board.clock.now
+    summary = [
+        AmiMessage.build(
+            [("Event", "QueueSummary"), ("Queue", "support-fr"), ("LoggedIn", "1"),
+             ("Available", "1"), ("Callers", "3"), ("HoldTime", "0"), ("TalkTime", "0"),
+             ("LongestHoldTime", "95")]
+        )
+    ]  # fmt: skip
+    board.model.rebuild_summary(summary)
+    board.messages()
+    fr = board.queue("support-fr")
+    assert (fr["waiting"], fr["longest_wait_since"]) == (3, now - 95)
+    summary = [
+        AmiMessage.build([*summary[0].headers[:4], ("Callers", "1"), ("LongestHoldTime", "95")])
+    ]
+    board.model.rebuild_summary(summary)
+    board.messages()
+    assert board.queue("support-fr")["waiting"] == 1
+
+
+def test_the_days_counts_start_again_at_midnight(tmp_path: Path) -> None:
+    board = Board(tmp_path)
+    board.reconnect()
+    board.feed(trace(QUEUE_TRACE))
+    board.feed(trace(TIMEOUT_TRACE))
+    en = board.queue("support-en")
+    assert (en["answered_today"], en["abandoned_today"]) == (1, 1)
+    board.clock.now += 24 * 3600
+    board.model.expire()
+    board.messages()
+    en = board.queue("support-en")
+    assert (en["answered_today"], en["abandoned_today"], en["service_level_pct"]) == (0, 0, None)
+
+
+@pytest.mark.parametrize("name", ["QueueMemberStatus", "Newchannel", "QueueCallerJoin"])
+def test_events_of_other_queues_or_agents_change_nothing(tmp_path: Path, name: str) -> None:
+    board = Board(tmp_path)
+    board.reconnect()
+    stranger = AmiMessage.build(
+        [("Event", name), ("Privilege", "agent,all"), ("Queue", "not-ours"),
+         ("Interface", "PJSIP/9999"), ("Uniqueid", "1.1"), ("Status", "2")]
+    )  # fmt: skip
+    assert board.feed([stranger]) == []

@@ -1,0 +1,152 @@
+"""/wallboard and /wallboard/ws on the real app (loopback aiohttp, fake AMI over a socket):
+supervisors only (403 for an agent, asserted per route), the snapshot and the live changes
+as a recorded queue call plays, and the rebuild after the AMI link comes back."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+from test_web_support import TRACES, WebEnv, console_env, receive_json
+
+from ami.fake_queues import FakeEntry
+from ami.testing import load_trace, rewrite
+from centralita.keys import WALLBOARD
+from centralita.store.queue_events import QueueCallUpdate
+from centralita.web.auth import WS_CLOSE_LOGGED_OUT
+
+QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
+
+
+async def receive_until(
+    ws: aiohttp.ClientWebSocketResponse, kind: str, key: str, value: str, field: str, want: object
+) -> dict[str, object]:
+    """Read messages until one of type `kind` whose `key` is `value` shows `field == want`."""
+    while True:
+        message = await receive_json(ws, skip=())
+        if message["type"] != kind:
+            continue
+        item = message["queue" if kind == "wallboard.queue" else "agent"]
+        if item[key] == value and item[field] == want:
+            return item  # type: ignore[no-any-return]
+
+
+async def open_board(env: WebEnv, client: aiohttp.ClientSession) -> aiohttp.ClientWebSocketResponse:
+    await env.login(client, "1001")  # Amira: a supervisor in the demo
+    return await client.ws_connect("/wallboard/ws")
+
+
+@pytest.mark.parametrize("extension", ["1002", "1200"])  # an agent; quality staff
+async def test_the_wallboard_is_for_supervisors_only(tmp_path: Path, extension: str) -> None:
+    async with console_env(tmp_path, sip=True) as env, env.session() as client:
+        async with client.get("/wallboard", allow_redirects=False) as resp:
+            assert (resp.status, resp.headers["Location"]) == (303, "/login")
+        async with client.get("/wallboard/ws") as resp:
+            assert resp.status == 401
+        await env.login(client, extension)
+        async with client.get("/wallboard") as resp:
+            assert resp.status == 403
+            assert "supervisors" in await resp.text()
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect("/wallboard/ws")
+        assert refused.value.status == 403
+        assert env.app[WALLBOARD].sockets == {}
+
+
+async def test_a_socket_from_another_site_is_refused(tmp_path: Path) -> None:
+    async with console_env(tmp_path, sip=True) as env, env.session() as client:
+        await env.login(client, "1001")
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect("/wallboard/ws", origin="https://evil.example")
+        assert refused.value.status == 403
+        async with client.get("/wallboard") as resp:
+            assert resp.status == 200
+            html = await resp.text()
+        assert 'id="wb-queues"' in html and "wallboard.js" in html
+        assert resp.headers["Cache-Control"] == "no-store"
+
+
+async def test_the_snapshot_then_each_change_of_a_queue_call(tmp_path: Path) -> None:
+    async with console_env(tmp_path, sip=True) as env, env.session() as client:
+        await env.wait_ami()
+        ws = await open_board(env, client)
+        snapshot = await receive_json(ws, skip=())
+        assert snapshot["type"] == "wallboard.snapshot" and snapshot["asterisk"] is True
+        assert abs(snapshot["now"] - time.time()) < 60
+        assert [q["name"] for q in snapshot["queues"]] == ["support-ar", "support-en", "support-fr"]
+        assert {a["extension"]: a["state"] for a in snapshot["agents"]} == {
+            "1001": "free",
+            "1002": "free",
+            "1003": "free",
+        }  # not 1100, 1101, 1200: their roles take no queue calls
+        events = rewrite(load_trace(QUEUE_TRACE), {"support-sip": "support-en"})
+        joined = 1 + next(i for i, m in enumerate(events) if m.name == "QueueCallerJoin")
+        await env.ami.replay_trace(events[:joined])
+        queue = await receive_until(ws, "wallboard.queue", "name", "support-en", "waiting", 1)
+        assert queue["longest_wait_since"] is not None
+        await env.ami.replay_trace(events[joined:])
+        agent = await receive_until(ws, "wallboard.agent", "extension", "1001", "state", "free")
+        assert agent["queues"]
+        queue = env.app[WALLBOARD].model.snapshot()["queues"][1]  # type: ignore[index]
+        assert (queue["waiting"], queue["answered_today"], queue["service_level_pct"]) == (
+            0,
+            1,
+            100.0,
+        )
+        await ws.close()
+
+
+async def test_the_board_is_rebuilt_when_the_ami_link_comes_back(tmp_path: Path) -> None:
+    async with console_env(tmp_path, sip=True) as env, env.session() as client:
+        await env.wait_ami()
+        ws = await open_board(env, client)
+        assert (await receive_json(ws, skip=()))["type"] == "wallboard.snapshot"
+        queue = env.ami.queues.queue("support-fr")
+        assert queue is not None
+        queue.entries = [FakeEntry("SIP/trunk-7", "1800000000.7", start=time.time() - 30)]
+        # Calls logged today while the link was down (another instance, say): the board
+        # reads the day's counts from the queue-event log after the reconnect.
+        joined = datetime.now(UTC).isoformat(timespec="seconds")
+        await env.store.write_queue_events(
+            [
+                QueueCallUpdate("1.1", "support-fr", "answered", joined, 20, wait_s=5),
+                QueueCallUpdate("1.2", "support-fr", "answered", joined, 20, wait_s=8),
+                QueueCallUpdate("1.3", "support-fr", "answered", joined, 20, wait_s=40),
+                QueueCallUpdate("1.4", "support-fr", "abandoned", joined, 20),
+            ]
+        )
+        await env.ami.drop_connections()
+        while True:  # away, then back: a snapshot each time
+            snapshot = await receive_json(ws, skip=())
+            if snapshot["type"] == "wallboard.snapshot" and snapshot["asterisk"]:
+                break
+        fr = next(q for q in snapshot["queues"] if q["name"] == "support-fr")
+        assert fr["waiting"] == 1
+        if fr["answered_today"] != 3:  # the store is read right after the snapshot
+            fr = await receive_until(
+                ws, "wallboard.queue", "name", "support-fr", "answered_today", 3
+            )
+        assert (fr["abandoned_today"], fr["service_level_pct"]) == (1, 66.7)
+        assert time.time() - 35 < fr["longest_wait_since"] < time.time() - 25
+        queuesummary = env.ami.actions_named("QueueSummary")
+        assert queuesummary, "the wallboard asks for QueueSummary after a reconnect"
+        await ws.close()
+
+
+async def test_the_socket_closes_when_the_supervisor_logs_out(tmp_path: Path) -> None:
+    async with console_env(tmp_path, sip=True) as env, env.session() as client:
+        csrf = await env.login(client, "1001")
+        ws = await client.ws_connect("/wallboard/ws")
+        assert (await receive_json(ws, skip=()))["type"] == "wallboard.snapshot"
+        async with client.post("/logout", headers={"X-CSRF-Token": csrf}) as resp:
+            assert resp.status in (200, 303)
+        while True:  # snapshots may come first (the AMI link coming up)
+            msg = await ws.receive(timeout=10)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+        assert msg.type == aiohttp.WSMsgType.CLOSE
+        assert ws.close_code == WS_CLOSE_LOGGED_OUT
+        assert env.app[WALLBOARD].sockets == {}
