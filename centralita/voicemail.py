@@ -30,7 +30,9 @@ from pathlib import Path
 
 from centralita.store.records import Rating
 
-# app_voicemail.c mailbox_folders (file storage); "tmp" (messages being recorded) is not one.
+# app_voicemail.c mailbox_folders (file storage), less "Deleted" (where `backupdeleted` keeps
+# what someone deleted on the phone: deleted is deleted here too); "tmp" holds messages still
+# being recorded and is not one.
 FOLDERS = (
     "INBOX",
     "Old",
@@ -42,7 +44,6 @@ FOLDERS = (
     "Cust3",
     "Cust4",
     "Cust5",
-    "Deleted",
     "Urgent",
 )
 MESSAGE_RE = re.compile(r"msg([0-9]{4})\.txt")  # make_file: "%s/msg%04d"
@@ -214,7 +215,6 @@ def match_messages(ratings: Sequence[Rating], messages: Iterable[Message]) -> di
     for rating in ratings:
         if rating.call_id:
             by_call.setdefault(rating.call_id, []).append(rating)
-    used: set[Path] = set()
     for message in pool:
         owners = by_call.get(message.category, []) if message.category else []
         for rating in owners:
@@ -222,11 +222,9 @@ def match_messages(ratings: Sequence[Rating], messages: Iterable[Message]) -> di
             left_number = _digits(message.caller_number)
             if rated_number and left_number and rated_number != left_number:
                 continue  # not the caller who was asked: never theirs
-            if rating.id not in found:
-                found[rating.id] = message
-                used.add(message.txt)
+            found.setdefault(rating.id, message)
             break
-    unlabelled = [m for m in pool if not m.category and m.txt not in used]
+    unlabelled = [m for m in pool if not m.category]
     waiting = [r for r in ratings if r.id not in found]
     for rating in waiting:
         candidates = [m for m in unlabelled if _near(rating, m)]

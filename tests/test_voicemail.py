@@ -77,11 +77,14 @@ def test_the_caller_number_comes_out_of_a_merged_caller_id(callerid: str, number
     assert caller_number(callerid) == number
 
 
-def test_the_box_lists_every_folder_and_skips_what_is_not_a_message(tmp_path: Path) -> None:
+def test_the_box_lists_its_folders_and_skips_what_is_not_a_message(tmp_path: Path) -> None:
     box = lay_out_spool(tmp_path)
     (box / "INBOX" / "msg0002.wav").write_bytes(b"audio without its .txt")
     (box / "INBOX" / "notes.txt").write_text("[message]\ncallerid=1\n")
     (box / "INBOX" / "msg0003.txt").write_text("not a message file\n")
+    # Deleted on the phone (backupdeleted keeps a copy in Deleted/): not listed.
+    (box / "Deleted").mkdir()
+    (box / "Deleted" / "msg0000.txt").write_bytes((box / "INBOX" / "msg0000.txt").read_bytes())
     messages = read_box(tmp_path, "VoiceMail", "600")
     assert [m.name for m in messages] == ["Old/msg0000", "INBOX/msg0000", "INBOX/msg0001"]
     assert [m.caller_number for m in messages] == ["600777888", CALLER, LEGACY_CALLER]
