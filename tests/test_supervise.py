@@ -369,3 +369,19 @@ async def test_a_spy_call_the_supervisor_does_not_answer_is_409_and_audited(
         (row,) = await audit(env)
         assert row.action == "supervisor.barge"
         assert json.loads(row.changes)["refused"] == "no answer"
+
+
+async def test_a_spy_whose_ami_link_drops_before_the_answer_is_503(tmp_path: Path) -> None:
+    async with console_env(tmp_path, sip=True, ami_delay=30.0) as env, env.session() as client:
+        await env.wait_ami()
+        await env.ami.replay_trace(TALKING)
+        await env.drain()
+        token = await env.login(client, "1001")
+        spying = asyncio.create_task(post(client, token, ROUTES[2][0], {"mode": "whisper"}))
+        await env.ami.wait_for_action("Originate")
+        await env.ami.drop_connections()  # before the OriginateResponse
+        status, answer = await spying
+        assert (status, answer["code"]) == (503, "ami_down")
+        (row,) = await audit(env)
+        assert row.action == "supervisor.whisper"
+        assert json.loads(row.changes)["refused"]

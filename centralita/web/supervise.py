@@ -50,6 +50,8 @@ log = logging.getLogger("centralita.web")
 NO_PHONE_STATES = frozenset({"UNAVAILABLE", "INVALID"})
 # OriginateResponse reasons where the supervisor's phone was reached but did not take the call.
 NOT_ANSWERED = frozenset({"no answer", "busy", "hung up"})
+# send_originate's outcomes when the AMI link went away before Asterisk answered.
+LINK_LOST = frozenset({"not sent", "connection lost"})
 SPY_RING_S = 30.0
 
 
@@ -172,6 +174,8 @@ async def api_spy(request: web.Request) -> web.Response:
     if not result.success:
         why = result.message or result.reason_text
         await _audit(request, session, action, agent, {**asked, "refused": why})
+        if result.reason_text in LINK_LOST:
+            raise api_error(503, f"Asterisk is not connected: {why}", "ami_down")
         code = "not_answered" if result.reason_text in NOT_ANSWERED else "refused"
         raise api_error(409, f"the call to your phone failed: {why}", code)
     await _audit(request, session, action, agent, asked)
