@@ -43,7 +43,8 @@ function attemptItem(a) {
     element("span", { className: "tag", dataset: { result: a.result } }, resultText(a.result)),
     element("span", { className: "attempt-when" }, shownDateTime(a.started_at)),
     element("span", { className: "number attempt-number", dir: "ltr" }, a.number),
-    a.reason && a.reason !== resultText(a.result) ? element("span", { className: "attempt-reason muted" }, a.reason) : null,
+    // Asterisk's own words, when they say more than the result (which is translated).
+    a.reason && a.reason !== a.result && a.reason !== a.result.replace("_", " ") ? element("span", { className: "attempt-reason muted" }, a.reason) : null,
   );
 }
 
