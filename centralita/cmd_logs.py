@@ -25,10 +25,13 @@ from centralita.csvlog import (
     reconcile,
 )
 from centralita.settings import Settings, load_settings
-from centralita.store import CALLBACK_STATUSES, default_path, open_store
+from centralita.store import CALLBACK_STATUSES, StoreInputError, default_path, open_store
 from centralita.times import shown
 
 MAX_CELL = 40
+# Who closed a callback from the command line, in the store and the audit log.
+CLI_ACTOR = "cli"
+CLOSED_ACTIONS = {"done": "callback.done", "cancelled": "callback.cancel"}
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -55,6 +58,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         # (a sub-parser's own default would overwrite it).
         sub.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="config file")
         sub.add_argument("id", type=int, metavar="ID", help="the request's id")
+        sub.add_argument(
+            "--note", default="", metavar="TEXT", help="why, or what came of it (kept with it)"
+        )
         sub.set_defaults(func=_callbacks_set, new_status=status)
 
     complaints = subparsers.add_parser(
@@ -194,11 +200,23 @@ def _callbacks_set(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with open_store(settings) as store:
-            if not await store.set_callback_status(args.id, args.new_status):
+            try:
+                request = await store.close_callback(
+                    args.id, status=args.new_status, by=CLI_ACTOR, note=args.note
+                )
+            except StoreInputError as exc:
+                print(f"centralita: {exc}", file=sys.stderr)
+                return 1
+            if request is None:
                 print(f"centralita: there is no callback request {args.id}", file=sys.stderr)
                 return 1
-            request = await store.get_callback(args.id)
-        assert request is not None
+            # As the web's closing (centralita/web/callbacks.py), in the audit log.
+            await store.add_audit(
+                actor=CLI_ACTOR,
+                action=CLOSED_ACTIONS[args.new_status],
+                subject=f"callback {args.id}",
+                changes=args.note,
+            )
         await callbacks_log(settings.server.data_dir).append(callback_row(request))
         print(f"callback {args.id} ({_cell(request.number)}) is {args.new_status}")
         return 0

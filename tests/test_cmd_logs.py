@@ -15,7 +15,7 @@ import pytest
 from centralita import cli
 from centralita.csvlog import read_rows
 from centralita.settings import demo_text
-from centralita.store import CallRecord, Store, default_path
+from centralita.store import AuditEntry, CallbackRequest, CallRecord, Store, default_path
 
 # A cdr_csv Master.csv in the three layouts (16 columns; 17 with loguniqueid; 21 with
 # loguniqueid, loguserfield and newcdrcolumns) plus two garbage rows: tests/fixtures/cdr.
@@ -244,3 +244,21 @@ def test_every_log_shows_local_time_with_its_offset(
     # The call record's wall-clock time, with the offset it was written in.
     assert cli.main(["calls", "--config", str(config)]) == 0
     assert "2026-03-01 10:00:00-05:00" in capsys.readouterr().out
+
+
+def test_callbacks_cancel_with_a_note(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ids = seed(config)
+    command = ["callbacks", "cancel", str(ids["b"]), "--note", "Asked twice", "--config"]
+    assert cli.main([*command, str(config)]) == 0
+    assert "is cancelled" in capsys.readouterr().out
+
+    async def read() -> tuple[CallbackRequest | None, list[AuditEntry]]:
+        async with Store.open(default_path(data_dir(config))) as store:
+            return await store.get_callback(ids["b"]), await store.list_audit()
+
+    closed, audit = asyncio.run(read())
+    assert closed is not None
+    assert (closed.status, closed.closed_by, closed.note) == ("cancelled", "cli", "Asked twice")
+    assert [(a.actor, a.action, a.subject, a.changes) for a in audit] == [
+        ("cli", "callback.cancel", f"callback {ids['b']}", "Asked twice")
+    ]

@@ -42,10 +42,12 @@ from centralita.store.fastpath import FAST_CONTACTS_S, FAST_LOOKUP_S
 from centralita.store.interface import StoreBackend
 from centralita.store.passwords import SCRYPT_N, SCRYPT_P, SCRYPT_R
 from centralita.store.records import (
+    ATTEMPT_RESULTS,
     CALLBACK_STATUSES,
     CONTACT_FIELDS,
     MAX_NOTES,
     MAX_TEXT,
+    CallbackAttempt,
     CallbackRequest,
     Contact,
     OutboxEvent,
@@ -56,6 +58,7 @@ from centralita.store.schema import DB_FILENAME, SCHEMA_VERSION, default_path, p
 from centralita.store.sqlite import Store, StoreOpening, open_store
 
 __all__ = [
+    "ATTEMPT_RESULTS",
     "CALLBACK_STATUSES",
     "CDR_COLUMNS",
     "CONTACT_FIELDS",
@@ -71,6 +74,7 @@ __all__ = [
     "AuditEntry",
     "CallRecord",
     "CallRow",
+    "CallbackAttempt",
     "CallbackRequest",
     "Contact",
     "ImportResult",

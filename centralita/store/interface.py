@@ -27,7 +27,14 @@ from centralita.store.audit import AuditEntry
 from centralita.store.cdr import CallRow, ImportResult
 from centralita.store.desk import HistoryRow, PendingCallbackRow
 from centralita.store.queue_events import QueueEvent, QueueTotals
-from centralita.store.records import CallbackRequest, Contact, OutboxEvent, Outcome, Rating
+from centralita.store.records import (
+    CallbackAttempt,
+    CallbackRequest,
+    Contact,
+    OutboxEvent,
+    Outcome,
+    Rating,
+)
 
 
 class StoreBackend(Protocol):
@@ -61,9 +68,27 @@ class StoreBackend(Protocol):
         uniqueid: str,
         status: str = "pending",
     ) -> CallbackRequest: ...
-    async def list_callbacks(self, status: str | None = None) -> list[CallbackRequest]: ...
+    async def list_callbacks(
+        self, status: str | None = None, *, assigned_to: str | None = None
+    ) -> list[CallbackRequest]: ...
+    async def count_callbacks(
+        self, status: str | None = None, *, assigned_to: str | None = None
+    ) -> int: ...
     async def get_callback(self, callback_id: int) -> CallbackRequest | None: ...
     async def set_callback_status(self, callback_id: int, status: str) -> bool: ...
+    async def assign_callback(self, callback_id: int, agent: str) -> CallbackRequest | None: ...
+    async def close_callback(
+        self, callback_id: int, *, status: str, by: str, note: str = ""
+    ) -> CallbackRequest | None: ...
+    async def add_callback_attempt(
+        self, callback_id: int, *, agent: str, number: str
+    ) -> CallbackAttempt | None: ...
+    async def finish_callback_attempt(
+        self, attempt_id: int, *, result: str, reason: str = "", call_id: str = ""
+    ) -> bool: ...
+    async def list_callback_attempts(
+        self, callback_ids: Collection[int]
+    ) -> list[CallbackAttempt]: ...
     async def add_rating(
         self, *, callerid: str, agent: str, queue: str, rating: int, call_id: str
     ) -> Rating: ...

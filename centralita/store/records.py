@@ -12,6 +12,10 @@ from typing import Any
 from centralita.store.errors import StoreInputError
 
 CALLBACK_STATUSES = ("pending", "done", "cancelled")
+# How a call-back attempt went: `calling` until the Originate's answer is in; then from its
+# OriginateResponse Reason (ami.originate.REASONS): 4 answered, 3 no answer, 5 busy, and
+# anything else (a refusal, congestion, a timeout) failed, with the reason in words.
+ATTEMPT_RESULTS = ("calling", "answered", "no_answer", "busy", "failed")
 CONTACT_FIELDS = ("name", "company", "notes", "external_id", "url")
 
 # Longest text accepted in one field: caller IDs and notes come from strangers, and a
@@ -32,6 +36,30 @@ class CallbackRequest:
     alternative: str
     uniqueid: str
     status: str
+    # Callbacks as work (issue 12): the agent it is assigned to ("" for nobody) and since
+    # when, and who closed it (done or cancelled), when, with their note.
+    assigned_to: str = ""
+    assigned_at: str | None = None
+    closed_by: str = ""
+    closed_at: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CallbackAttempt:
+    """One call back: `agent` dialled `number` for callback `callback_id` at `started_at`;
+    `result` is one of ATTEMPT_RESULTS, `reason` Asterisk's words for it, `call_id` the
+    Uniqueid of the agent's channel from the OriginateResponse ("" if none came)."""
+
+    id: int
+    callback_id: int
+    agent: str
+    number: str
+    started_at: str
+    ended_at: str | None
+    call_id: str
+    result: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -120,7 +148,8 @@ def check_status(value: str) -> str:
 # One column list and one mapping per record type; columns are read by name.
 
 CALLBACK_COLUMNS = (
-    "id, created_at, updated_at, callerid, language, queue, number, alternative, uniqueid, status"
+    "id, created_at, updated_at, callerid, language, queue, number, alternative, uniqueid, "
+    "status, assigned_to, assigned_at, closed_by, closed_at, note"
 )
 
 
@@ -137,6 +166,29 @@ def callback_from_row(row: sqlite3.Row) -> CallbackRequest:
         alternative=row["alternative"],
         uniqueid=row["uniqueid"],
         status=row["status"],
+        assigned_to=row["assigned_to"],
+        assigned_at=row["assigned_at"],
+        closed_by=row["closed_by"],
+        closed_at=row["closed_at"],
+        note=row["note"],
+    )
+
+
+ATTEMPT_COLUMNS = "id, callback_id, agent, number, started_at, ended_at, call_id, result, reason"
+
+
+def attempt_from_row(row: sqlite3.Row) -> CallbackAttempt:
+    """A `callback_attempts` row (ATTEMPT_COLUMNS) as a CallbackAttempt."""
+    return CallbackAttempt(
+        id=row["id"],
+        callback_id=row["callback_id"],
+        agent=row["agent"],
+        number=row["number"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        call_id=row["call_id"],
+        result=row["result"],
+        reason=row["reason"],
     )
 
 

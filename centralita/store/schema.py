@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import aiosqlite
 from centralita.store.errors import StoreSchemaError
 
 DB_FILENAME = "centralita.sqlite3"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def protect(path: Path) -> None:
@@ -226,6 +227,30 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS ratings_period ON ratings (created_at, queue, agent, rating);
     CREATE INDEX IF NOT EXISTS callbacks_period ON callbacks (created_at, queue, status);
     """,
+    # version 7 (h12-cb): callbacks as work (centralita/store/callbacks.py): assigned to an
+    # agent, closed by someone with a note, and each call-back attempt with its result.
+    # Requests closed before keep their status; their last change is when they were closed.
+    """
+    ALTER TABLE callbacks ADD COLUMN assigned_to TEXT NOT NULL DEFAULT '';
+    ALTER TABLE callbacks ADD COLUMN assigned_at TEXT;
+    ALTER TABLE callbacks ADD COLUMN closed_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE callbacks ADD COLUMN closed_at TEXT;
+    ALTER TABLE callbacks ADD COLUMN note TEXT NOT NULL DEFAULT '';
+    UPDATE callbacks SET closed_at = updated_at WHERE status <> 'pending';
+    CREATE INDEX IF NOT EXISTS callbacks_assigned ON callbacks (assigned_to, status, id);
+    CREATE TABLE IF NOT EXISTS callback_attempts (
+        id INTEGER PRIMARY KEY,
+        callback_id INTEGER NOT NULL REFERENCES callbacks (id),
+        agent TEXT NOT NULL,
+        number TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        call_id TEXT NOT NULL DEFAULT '',
+        result TEXT NOT NULL DEFAULT 'calling',
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX IF NOT EXISTS callback_attempts_callback ON callback_attempts (callback_id, id);
+    """,
 )
 
 
@@ -233,6 +258,21 @@ def _statements(script: str) -> list[str]:
     """Split a migration script into statements (no `;` inside our literals)."""
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+ADD_COLUMN = re.compile(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", re.IGNORECASE)
+
+
+async def _has_column(db: aiosqlite.Connection, statement: str) -> bool:
+    """True for an `ALTER TABLE t ADD COLUMN c` whose column is already there: a migration
+    may run again over a file that has it (its version set back by hand), and SQLite has no
+    `ADD COLUMN IF NOT EXISTS` (sqlite.org/lang_altertable.html)."""
+    match = ADD_COLUMN.match(statement)
+    if match is None:
+        return False
+    table, column = match.groups()
+    async with db.execute(f"PRAGMA table_info({table})") as cur:
+        return any(row[1] == column for row in await cur.fetchall())
 
 
 async def migrate(db: aiosqlite.Connection, path: Path) -> None:
@@ -250,5 +290,6 @@ async def migrate(db: aiosqlite.Connection, path: Path) -> None:
         )
     for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
         for statement in _statements(script):
-            await db.execute(statement)
+            if not await _has_column(db, statement):
+                await db.execute(statement)
         await db.execute("UPDATE schema_version SET version = ?", (number,))

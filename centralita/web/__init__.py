@@ -31,7 +31,17 @@ from centralita.keys import (
 )
 from centralita.pop import PopBridge, PopHub
 from centralita.times import shown
-from centralita.web import agent_api, assets, auth, console, i18n, quality, supervise, wallboard
+from centralita.web import (
+    agent_api,
+    assets,
+    auth,
+    callbacks,
+    console,
+    i18n,
+    quality,
+    supervise,
+    wallboard,
+)
 from centralita.web.admin import setup_admin
 from centralita.web.prometheus import metrics_handler
 from centralita.web.proxy import setup_proxy
@@ -178,7 +188,6 @@ def setup_web(app: web.Application) -> None:
     r.add_get("/ws", console.websocket)
     r.add_get("/calls", console.calls_page)
     r.add_get("/calls.csv", console.calls_csv)
-    r.add_get("/callbacks", console.callbacks_page)
     r.add_get("/api/calls", console.api_calls)
     r.add_get("/api/contacts", console.api_contacts)
     r.add_post("/api/contacts", console.api_create_contact)
@@ -192,5 +201,6 @@ def setup_web(app: web.Application) -> None:
     supervise.add_routes(r)
     quality.setup_quality(app)
     wallboard.add_routes(r)
+    callbacks.add_routes(r)
     r.add_get("/metrics", metrics_handler)
     r.add_static("/static", console.STATIC_DIR, append_version=True)

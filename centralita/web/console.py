@@ -1,9 +1,10 @@
 """Console pages and JSON API handlers.
 
 Pages (server-rendered, autoescaped): `/` the agent console, `/calls` call records with
-filters, paging, CSV export and each call's recording (for those who may listen), and
-`/callbacks`; `/complaints` is in centralita/web/quality.py. API under `/api/` (JSON): every
-POST needs the session and its CSRF token (`centralita.web.auth.require_post`).
+filters, paging, CSV export and each call's recording (for those who may listen);
+`/callbacks` is in centralita/web/callbacks.py, `/complaints` in centralita/web/quality.py. API
+under `/api/` (JSON): every POST needs the session and its CSRF token
+(`centralita.web.auth.require_post`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from urllib.parse import urlencode
 
 from aiohttp import WSMsgType, web
 
-from ami.originate import OriginateRefused, Refusal, originate, validate_dial_number
+from ami.originate import (
+    OriginateRefused,
+    OriginateResult,
+    Refusal,
+    originate,
+    validate_dial_number,
+)
 from centralita import csvlog, phone
 from centralita.agentprefs import load_preferences
 from centralita.keys import AGENT_STATES, AMI, AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES
@@ -42,7 +49,7 @@ from centralita.web.auth import (
     require_page,
     require_post,
 )
-from centralita.web.permissions import is_supervisor, may_listen, require_supervisor
+from centralita.web.permissions import is_supervisor, may_listen
 from centralita.webhooks import parse_callmyway
 from dialplan.names import OUTBOUND_CONTEXT
 
@@ -328,15 +335,26 @@ async def api_dismiss(request: web.Request) -> web.Response:
 # ----------------------------------------------------------------------------- click-to-dial
 
 
-async def api_dial(request: web.Request) -> web.Response:
-    """`POST /api/dial` {number, private}: ring the agent's phone, then the customer.
+class DialRefused(Exception):
+    """A click-to-dial refused before anything reached Asterisk: `status` (409 the agent is
+    on a call, 503 AMI is away) and why."""
 
-    Refused (409) while the agent is on a call, 400 for a number that is not digits, `+`,
-    `*`, `#` (so no CR/LF ever reaches an AMI header), 503 while AMI is away; otherwise the
-    OriginateResponse (matched by ActionID) as JSON.
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+async def click_to_dial(
+    request: web.Request, agent: str, raw: object, *, private: bool
+) -> tuple[str, OriginateResult]:
+    """Ring `agent`'s phone, then `raw` (as typed or stored): the one click-to-dial path of
+    `/api/dial` and of calling a callback back (centralita/web/callbacks.py).
+
+    Returns the number dialled and the OriginateResponse (matched by ActionID). Raises a 400
+    (`_bad`) for a number that is not digits, `+`, `*`, `#` (so no CR/LF ever reaches an AMI
+    header), and DialRefused while the agent is on a call or AMI is away.
     """
-    session, body = await require_post(request)
-    raw = body.get("number")
     settings = request.app[SETTINGS]
     try:
         # Pasted text is cleaned (spaces, dashes, brackets, a national prefix) but a stray
@@ -345,13 +363,11 @@ async def api_dial(request: web.Request) -> web.Response:
         number = validate_dial_number(number)
     except ValueError as exc:
         raise _bad(str(exc), "number", "bad_number") from None
-    private = body.get("private") in (True, "1", "true", "on", "yes")
-    agent = session.extension
     if request.app[BRIDGE].busy(agent):
-        return error(request, 409, f"agent {agent} is already on a call")
+        raise DialRefused(409, f"agent {agent} is already on a call")
     listener = request.app.get(AMI)
     if listener is None:
-        return error(request, 503, "Asterisk is not connected")
+        raise DialRefused(503, "Asterisk is not connected")
     # The number was checked above and the rest comes from the validated settings: a
     # ValueError from originate would be our bug (500), not the client's (400).
     try:
@@ -365,23 +381,46 @@ async def api_dial(request: web.Request) -> web.Response:
             context=OUTBOUND_CONTEXT,
         )
     except OriginateRefused as exc:
-        status = 409 if exc.reason is Refusal.AGENT_BUSY else 503
-        return error(request, status, str(exc))
+        raise DialRefused(409 if exc.reason is Refusal.AGENT_BUSY else 503, str(exc)) from None
     log.info(
         "click-to-dial by %s to %s: %s (%s)", agent, number, result.response, result.reason_text
     )
-    return web.json_response(
-        {
-            "ok": result.success,
-            "number": number,
-            "action_id": result.action_id,
-            "response": result.response,
-            "reason": result.reason,
-            "reason_text": result.reason_text,
-            "message": result.message,
-        },
-        status=200 if result.success else 502,
-    )
+    return number, result
+
+
+def dial_json(number: str, result: OriginateResult) -> dict[str, Any]:
+    """How a click-to-dial went, as `/api/dial` answers it."""
+    return {
+        "ok": result.success,
+        "number": number,
+        "action_id": result.action_id,
+        "response": result.response,
+        "reason": result.reason,
+        "reason_text": result.reason_text,
+        "message": result.message,
+    }
+
+
+def wants_private(body: dict[str, object]) -> bool:
+    """The dial's "hide my number" box, as a JSON boolean or a form's checkbox."""
+    return body.get("private") in (True, "1", "true", "on", "yes")
+
+
+async def api_dial(request: web.Request) -> web.Response:
+    """`POST /api/dial` {number, private}: ring the agent's phone, then the customer.
+
+    Refused (409) while the agent is on a call, 400 for a number that is not digits, `+`,
+    `*`, `#`, 503 while AMI is away; otherwise the OriginateResponse (matched by ActionID)
+    as JSON.
+    """
+    session, body = await require_post(request)
+    try:
+        number, result = await click_to_dial(
+            request, session.extension, body.get("number"), private=wants_private(body)
+        )
+    except DialRefused as exc:
+        return error(request, exc.status, exc.message)
+    return web.json_response(dial_json(number, result), status=200 if result.success else 502)
 
 
 # ----------------------------------------------------------------------------- call records
@@ -525,18 +564,6 @@ async def calls_csv(request: web.Request) -> web.StreamResponse:
         offset += len(calls)
     await response.write_eof()
     return response
-
-
-async def callbacks_page(request: web.Request) -> web.Response:
-    """`GET /callbacks[?status=pending]`: the callback list (supervisors)."""
-    session = await require_page(request)
-    require_supervisor(request, session)
-    status = request.query.get("status", "").strip() or None
-    try:
-        callbacks = await request.app[STORE].list_callbacks(status)
-    except StoreInputError as exc:
-        raise _bad(str(exc)) from None
-    return _render(request, "callbacks.html", session, callbacks=callbacks, status=status or "")
 
 
 # ----------------------------------------------------------------------------- CallMyWay in

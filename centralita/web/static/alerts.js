@@ -54,6 +54,16 @@ function startFlash(text) {
   document.title = "☎ " + text;
 }
 
+// A prefix to the tab's own title (the pending callbacks' count), kept while it flashes.
+let titlePrefix = "";
+let ownTitle = null;
+export function setTitlePrefix(prefix) {
+  if (ownTitle === null) ownTitle = baseTitle;
+  titlePrefix = prefix;
+  baseTitle = titlePrefix + ownTitle;
+  if (flashTimer === null) document.title = baseTitle;
+}
+
 function stopFlash() {
   if (flashTimer !== null) clearInterval(flashTimer);
   flashTimer = null;
@@ -108,7 +118,8 @@ function offerNotifications() {
 
 function setup(initial) {
   Object.assign(prefs, initial || {});
-  baseTitle = document.title;
+  ownTitle = document.title;
+  baseTitle = titlePrefix + ownTitle;
   for (const [key, id] of [["sound", "alert-sound"], ["notification", "alert-notification"], ["title", "alert-title"]]) {
     const box = $(id);
     if (!box) continue;

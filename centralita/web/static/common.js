@@ -49,6 +49,9 @@ const ERRORS = {
   ami_down: () => _("Asterisk is not connected: try again in a moment."),
   ami_timeout: () => _("Asterisk did not answer: try again."),
   bad_preference: () => _("That setting cannot be saved."),
+  callback_closed: () => _("This callback is already closed."),
+  unknown_callback: () => _("This callback is not yours, or no longer exists."),
+  busy: () => _("You are already on a call."),
 };
 export function errorText(r, fallback) {
   const body = r.body || {};

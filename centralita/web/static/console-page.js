@@ -3,6 +3,7 @@
 "use strict";
 import * as agent from "./agent.js";
 import * as alerts from "./alerts.js";
+import * as callbacks from "./callbacks.js";
 import * as dialbox from "./dialbox.js";
 import * as pops from "./pops.js";
 
@@ -11,6 +12,7 @@ function onMessage(msg) {
   if (msg.type.indexOf("call.") === 0) pops.onMessage(msg);
   else if (msg.type === "agent.state") agent.update(msg);
   else if (msg.type === "link.asterisk") agent.asteriskLink(!!msg.connected);
+  else if (msg.type.indexOf("callbacks.") === 0) callbacks.onMessage(msg);
 }
 
 // The WebSocket, reconnected with a growing delay; the server resends open pops and the
@@ -23,6 +25,7 @@ function connect() {
   ws.addEventListener("open", () => {
     delay = 1000;
     agent.browserLink("open");
+    callbacks.refresh(); // what was assigned while the socket was down
     // The server sends the open calls right after the connect; what it did not resend by
     // then has ended.
     setTimeout(pops.settleStale, STALE_AFTER_MS);
@@ -70,6 +73,7 @@ export function start(config) {
   agent.setup(config);
   dialbox.setup(config.extension || "");
   pops.setup(config.extension || "");
+  callbacks.setup();
   shortcuts();
   connect();
 }
