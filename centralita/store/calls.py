@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import sqlite3
 from collections.abc import Collection, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -103,19 +102,8 @@ class CallRecordsMixin(StoreBase):
             "ORDER BY start DESC LIMIT 1"
         )
         params = (src_key, cdr_text(since), *disp_list, *agent_list)
-        # The query is one covering-index probe, ~10-30 us. A trip to aiosqlite's thread
-        # costs more, and on a loaded 2-core machine its tail reaches ~2 ms (bench/
-        # lookup_bench.py prints both), so it runs here, bounded to fastpath.FAST_LOOKUP_S.
-        if self._fast is not None:
-            try:
-                row = self._fast.first_row(sql, params)
-            except sqlite3.OperationalError:
-                pass  # busy or past the deadline: ask the worker thread instead
-            else:
-                return str(row["agent"]) if row else None
-        async with self._read() as db:
-            rows = list(await db.execute_fetchall(sql, params))
-        return str(rows[0]["agent"]) if rows else None
+        row = await self._first_row_soon(sql, params)
+        return str(row["agent"]) if row else None
 
     async def import_master_csv(
         self,
@@ -158,9 +146,8 @@ class CallRecordsMixin(StoreBase):
                         continue
                     batch.append(cdr_params(rec))
                 async with self._tx() as db:
-                    before = db.total_changes
-                    await db.executemany(CDR_INSERT, batch)
-                    added = db.total_changes - before
+                    # executemany's rowcount: the rows inserted, conflicts left out.
+                    added = max(0, (await db.executemany(CDR_INSERT, batch)).rowcount)
                 imported += added
                 duplicates += len(batch) - added  # ON CONFLICT (cdr_key) DO NOTHING
                 if at_end:

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from centralita.store.base import StoreBase
+from centralita.store.base import StoreBase, insert_id
 from centralita.store.errors import StoreInputError
 from centralita.store.records import (
     OUTBOX_COLUMNS,
@@ -37,13 +37,12 @@ class OutboxMixin(StoreBase):
             raise StoreInputError(f"webhook payload is not JSON: {exc}") from None
         moment = now or datetime.now(UTC)
         async with self._tx() as db:
-            cur = await db.execute(
+            new_id = await insert_id(
+                db,
                 "INSERT INTO outbox (url, payload, created_at, next_attempt_at) "
-                "VALUES (?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?) RETURNING id",
                 (url, body, now_iso(), utc_text(moment)),
             )
-            new_id = cur.lastrowid
-        assert new_id is not None
         return new_id
 
     async def due_events(self, now: datetime, limit: int = 100) -> list[OutboxEvent]:
