@@ -57,7 +57,7 @@ CONNECT_TIMEOUT_S = 10
 # ----------------------------------------------------------------- SQL and rows
 
 _TOKENS = re.compile(
-    r"""('(?:[^']|'')*')"""  # a string literal: left alone
+    r"""('(?:[^']|'')*')"""  # a string literal: left alone (but its `%`s)
     r"""|("(?:[^"]|"")*")"""  # a quoted identifier: left alone
     r"""|(\?)"""  # a positional placeholder
     r"""|(?<!:):([A-Za-z_]\w*)"""  # a named placeholder (not a `::type` cast)
@@ -77,7 +77,7 @@ def pg_sql(sql: str) -> str:
             return f"%({match.group(4)})s"
         if match.group(5):
             return "%%"
-        return match.group(0)
+        return match.group(0).replace("%", "%%")  # psycopg reads `%` inside literals too
 
     return _TOKENS.sub(replace, sql)
 
@@ -258,7 +258,10 @@ class PgStore(
         try:
             # Past the deadline the server cancels the lookup (QueryCanceled) and the pool
             # answers it without one: statement_timeout counts whole milliseconds.
-            fast = await connect(location)
+            # Prepared at first use (one round trip each after), and the cdr table's
+            # catalogue read now, not by the first ringing call under the deadline.
+            fast = await connect(location, prepare_threshold=0)
+            await fast.execute("SELECT agent FROM cdr WHERE src_key = '' LIMIT 1")
             await fast.execute(f"SET statement_timeout = {max(1, round(FAST_LOOKUP_S * 1000))}")
         except BaseException:
             await pool.close()
