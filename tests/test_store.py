@@ -1,4 +1,5 @@
-"""The SQLite store, against real database files in tmp_path."""
+"""The store, against real databases: every test that takes `store` runs on SQLite and on
+PostgreSQL (tests/conftest.py `any_store`)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from centralita.store import (
     CallRecord,
     Store,
     StoreBackend,
+    StoreLocation,
     cdr_from_csv_row,
     default_path,
+    open_location,
 )
 from dialplan.names import OUTBOUND_CONTEXT
 
@@ -708,3 +711,19 @@ async def test_path_with_uri_characters(tmp_path: Path) -> None:
             == "1001"
         )
     assert path.exists()
+
+
+async def test_two_instances_claiming_together_never_share_an_event(
+    store_location: StoreLocation,
+) -> None:
+    # Two stores on one database: two Centralita instances' webhook senders.
+    async with open_location(store_location) as one, open_location(store_location) as two:
+        ids = {await one.enqueue_event("https://example.invalid/h", {"n": n}) for n in range(60)}
+        now = datetime.now(UTC)
+        claims = await asyncio.gather(
+            *(store.claim_due(now, lease_s=60, limit=7) for _ in range(6) for store in (one, two))
+        )
+        claimed = [event.id for claim in claims for event in claim]
+        assert len(claimed) == len(set(claimed))  # no event went to two senders
+        assert set(claimed) <= ids and len(claimed) == 60  # 12 claims of 7 cover all 60
+        assert await one.claim_due(now, lease_s=60) == []

@@ -70,15 +70,19 @@ class OutboxMixin(StoreBase):
         (issue 10, finding 10).
         """
         moment = utc_text(now)
+        # SQLite: BEGIN IMMEDIATE already makes one claimer at a time. PostgreSQL: the rows
+        # are locked as they are read, and rows another instance is claiming are skipped
+        # rather than waited for (each event goes to one sender).
+        lock = " FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
         async with self._tx() as db:
             async with db.execute(
                 f"SELECT {OUTBOX_COLUMNS} FROM outbox "  # noqa: S608 (constant columns)
                 "WHERE sent_at IS NULL AND next_attempt_at <= ? "
                 "AND (claimed_until IS NULL OR claimed_until <= ?) "
-                "ORDER BY next_attempt_at, id LIMIT ?",
+                f"ORDER BY next_attempt_at, id LIMIT ?{lock}",
                 (moment, moment, max(1, int(limit))),
             ) as cur:
-                rows = await cur.fetchall()
+                rows = list(await cur.fetchall())
             until = utc_text(now + timedelta(seconds=lease_s))
             await db.executemany(
                 "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, r["id"]) for r in rows]
