@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -221,6 +222,8 @@ def pg_cluster() -> Iterator[Cluster | PostgresUnavailable]:
 def pg_url(pg_cluster: Cluster | PostgresUnavailable) -> Iterator[str]:
     """A PostgreSQL URL whose tables are this test's own (a fresh schema), dropped after."""
     if isinstance(pg_cluster, PostgresUnavailable):
+        if os.environ.get("CENTRALITA_REQUIRE_POSTGRES"):  # set by .ci/run
+            pytest.fail(f"PostgreSQL is required here: {pg_cluster}")
         pytest.skip(f"PostgreSQL: {pg_cluster}")
     schema = pg_cluster.next_schema()
     with psycopg.connect(pg_cluster.url, autocommit=True) as conn:

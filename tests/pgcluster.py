@@ -71,9 +71,10 @@ class Cluster:
         self.folder = None
 
 
-def start_cluster() -> Cluster:
+def start_cluster(*, durable: bool = False) -> Cluster:
     """`CENTRALITA_TEST_POSTGRES_URL`'s server, else a scratch cluster; PostgresUnavailable
-    says why neither can be had."""
+    says why neither can be had. Not `durable` (tests): no fsync, as nothing is kept.
+    `durable` (benchmarks): PostgreSQL's defaults, so a commit costs what it costs."""
     url = os.environ.get(ENV_URL)
     if url:
         return Cluster(url=url)
@@ -99,8 +100,12 @@ def start_cluster() -> Cluster:
              "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"],
             check=True, capture_output=True, timeout=120,
         )  # fmt: skip
-        # A scratch cluster: durability off (fsync), the socket in its own folder only.
-        options = f"-k {folder} -c listen_addresses='' -c fsync=off -c full_page_writes=off"
+        # The socket in its own folder only; for tests, durability off (nothing is kept).
+        options = f"-k {folder} -c listen_addresses=''"
+        if not durable:
+            options += " -c fsync=off -c full_page_writes=off"
+        else:
+            options += " -c shared_buffers=1GB"
         subprocess.run(
             [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options,
              "-l", str(folder / "log"), "-w", "-t", "60", "start"],

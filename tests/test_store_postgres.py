@@ -29,7 +29,7 @@ from centralita.store import (
     open_store,
 )
 from centralita.store.copy import CopyError, copy_store
-from centralita.store.postgres import PgStore, pg_sql
+from centralita.store.postgres import PgStore, pg_sql, text_array
 from centralita.store.url import parse_store_url
 from dialplan.validate import ConfigError
 
@@ -317,3 +317,10 @@ def test_db_copy_and_migrate_from_the_command_line(
             assert len(await back.list_callbacks()) == 2 and await back.count_cdrs() == 3
 
     asyncio.run(read_back())
+
+
+def test_text_arrays_keep_quotes_and_backslashes(pg_url: str) -> None:
+    values = ("1001", 'a"b', "c\\d", "e,f", "{g}", " h ", "NULL")
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT %s::text[]", (text_array(values),)).fetchone()
+    assert row is not None and tuple(row[0]) == values

@@ -8,6 +8,7 @@ import csv
 from collections.abc import Collection, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from ami.cdr import CallRecord, CdrError, cdr_text
 from centralita.store.base import StoreBase
@@ -93,6 +94,14 @@ class CallRecordsMixin(StoreBase):
         """
         if not src_key or not dispositions or not agents:
             return None
+        sql, params = self._last_agent_query(src_key, cdr_text(since), dispositions, agents)
+        row = await self._first_row_soon(sql, params)
+        return str(row["agent"]) if row else None
+
+    def _last_agent_query(
+        self, src_key: str, since: str, dispositions: Sequence[str], agents: Collection[str]
+    ) -> tuple[str, tuple[Any, ...]]:
+        """`last_agent_for`'s query and parameters (PostgreSQL passes the lists as arrays)."""
         agent_list = list(agents)
         disp_list = list(dispositions)
         sql = (
@@ -101,9 +110,7 @@ class CallRecordsMixin(StoreBase):
             f"AND agent IN ({','.join('?' * len(agent_list))}) "
             "ORDER BY start DESC LIMIT 1"
         )
-        params = (src_key, cdr_text(since), *disp_list, *agent_list)
-        row = await self._first_row_soon(sql, params)
-        return str(row["agent"]) if row else None
+        return sql, (src_key, since, *disp_list, *agent_list)
 
     async def import_master_csv(
         self,

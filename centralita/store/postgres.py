@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Generator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from functools import lru_cache
@@ -99,15 +99,22 @@ class PgRow(tuple[Any, ...]):
         return list(self._names)
 
 
+@lru_cache(maxsize=512)
+def _row_type(names: tuple[str, ...]) -> type[PgRow]:
+    return type("PgRow", (PgRow,), {"_names": {n: i for i, n in enumerate(names)}})
+
+
 def pg_row_factory(cursor: Any) -> RowMaker[PgRow]:
-    """psycopg row factory: each row a `PgRow` sharing one name map per result."""
-    names = {d.name: i for i, d in enumerate(cursor.description or ())}
-    row_type = type("PgRow", (PgRow,), {"_names": names, "__slots__": ()})
+    """psycopg row factory: each row a `PgRow` of one class per column list."""
+    return _row_type(tuple(d.name for d in cursor.description or ()))
 
-    def make(values: Sequence[Any]) -> PgRow:
-        return row_type(values)  # type: ignore[no-any-return]
 
-    return make
+@lru_cache(maxsize=64)
+def text_array(values: tuple[str, ...]) -> str:
+    """`values` as a PostgreSQL text[] literal, made once per list: the returning-caller
+    lookup sends the same agents and dispositions on every call."""
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
 
 
 class _NumericLoader(Loader):
@@ -263,6 +270,7 @@ class PgStore(
             fast = await connect(location, prepare_threshold=0)
             await fast.execute("SELECT agent FROM cdr WHERE src_key = '' LIMIT 1")
             await fast.execute(f"SET statement_timeout = {max(1, round(FAST_LOOKUP_S * 1000))}")
+            await fast.execute("SET plan_cache_mode = force_generic_plan")
         except BaseException:
             await pool.close()
             raise
@@ -295,6 +303,18 @@ class PgStore(
     async def _read(self) -> AsyncIterator[PgConnection]:
         async with self._pool.connection() as conn:
             yield PgConnection(conn)
+
+    def _last_agent_query(
+        self, src_key: str, since: str, dispositions: Sequence[str], agents: Collection[str]
+    ) -> tuple[str, tuple[Any, ...]]:
+        # The lists as two array parameters: one query text whatever their lengths, so it is
+        # prepared once, and psycopg caches its parsing (it does not past 50 parameters).
+        return (
+            "SELECT agent FROM cdr WHERE src_key = ? AND start >= ? "
+            "AND disposition = ANY(?::text[]) AND agent = ANY(?::text[]) "
+            "ORDER BY start DESC LIMIT 1",
+            (src_key, since, text_array(tuple(dispositions)), text_array(tuple(agents))),
+        )
 
     async def _first_row_soon(self, sql: str, params: tuple[Any, ...]) -> PgRow | None:
         # One index probe on a connection of its own (no wait for the pool behind a burst
