@@ -28,6 +28,7 @@ class Row(Protocol):
     backend's `PgRow`."""
 
     def __getitem__(self, key: int | str, /) -> Any: ...
+    def keys(self) -> list[str]: ...
 
 
 class Cursor(Protocol):

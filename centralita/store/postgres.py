@@ -45,6 +45,7 @@ from centralita.store.desk import DeskMixin
 from centralita.store.errors import StoreError
 from centralita.store.fastpath import FAST_LOOKUP_S
 from centralita.store.outbox import OutboxMixin
+from centralita.store.queue_events import QueueEventsMixin
 from centralita.store.schema import migrate
 from centralita.store.url import PgLocation
 
@@ -213,6 +214,7 @@ class PgStore(
     OutboxMixin,
     AuditMixin,
     DeskMixin,
+    QueueEventsMixin,
 ):
     """PostgreSQL store. Open with `await PgStore.open(location)` (or `async with`)."""
 
