@@ -19,7 +19,10 @@ from centralita.store.url import PgLocation, StoreLocation, parse_store_url
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Register `centralita db migrate|copy`."""
     db = subparsers.add_parser(
-        "db", help="the store's schema, and copying a store (SQLite to PostgreSQL)"
+        "db",
+        help="the store's schema, and copying a store (SQLite to PostgreSQL)",
+        description="Migrate the configured store, or copy every row of one store into "
+        "another (docs/cluster.md#the-store).",
     )
     actions = db.add_subparsers(dest="db_action", metavar="ACTION")
     db.set_defaults(func=help_of(db))

@@ -8,6 +8,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from centralita.store.interface import StoreBackend
+from centralita.store.postgres import PgStore
+from centralita.store.sqlite import Store
 from centralita.store.url import PgLocation, StoreLocation
 
 if TYPE_CHECKING:
@@ -50,9 +52,6 @@ def open_location(
 
     async def opener() -> StoreBackend:
         if isinstance(location, PgLocation):
-            # Imported here: a SQLite site never loads psycopg.
-            from centralita.store.postgres import PgStore
-
             return await PgStore.open(
                 location,
                 region=region,
@@ -60,8 +59,6 @@ def open_location(
                 min_digits=min_digits,
                 pool_size=pool_size,
             )
-        from centralita.store.sqlite import Store
-
         return await Store.open(
             location.path, region=region, match_digits=match_digits, min_digits=min_digits
         )
