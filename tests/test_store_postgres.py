@@ -5,14 +5,20 @@ deadline, and `centralita db migrate|copy`. A real server: tests/pgcluster.py.""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from test_cli_serve import free_port, healthz
 
+from agi.testing import Caller, place_call
 from centralita import cli
 from centralita.settings import demo_text, load_settings
 from centralita.store import (
@@ -324,3 +330,62 @@ def test_text_arrays_keep_quotes_and_backslashes(pg_url: str) -> None:
     with psycopg.connect(pg_url) as conn:
         row = conn.execute("SELECT %s::text[]", (text_array(values),)).fetchone()
     assert row is not None and tuple(row[0]) == values
+
+
+# ------------------------------------------------------------------ serve on PostgreSQL
+
+
+async def test_two_serve_processes_keep_their_callers_callbacks_in_one_postgres(
+    pg_url: str, tmp_path: Path
+) -> None:
+    processes = []
+    ports = []
+    try:
+        for name in ("one", "two"):
+            agi_port, web_port, ami_port = free_port(), free_port(), free_port()
+            folder = tmp_path / name
+            folder.mkdir()
+            config = folder / "centralita.toml"
+            config.write_text(
+                demo_text()
+                .replace("agi_port = 4573", f"agi_port = {agi_port}")
+                .replace("web_port = 8080", f"web_port = {web_port}")
+                .replace("ami_port = 5038", f"ami_port = {ami_port}")  # no AMI: not needed
+                .replace('spool_dir = "/var/spool/asterisk"', 'spool_dir = "spool"')
+                + f'\n[store]\nurl = "{pg_url}"\n',
+                encoding="utf-8",
+            )
+            processes.append(
+                subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
+                    [sys.executable, "-m", "centralita", "serve", "--config", str(config)],
+                    cwd=folder,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+            )
+            ports.append((agi_port, web_port))
+        for process, (_, web_port) in zip(processes, ports, strict=True):
+            health = None
+            for _ in range(300):  # readiness poll, not a time limit
+                health = await asyncio.to_thread(healthz, web_port)
+                if health is not None or process.poll() is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert health is not None, process.stdout.read() if process.stdout else ""
+        for n, (agi_port, _) in enumerate(ports):
+            caller = Caller(
+                script="callback", args=["support-en"], keys=[f"60012345{n}#", "1", "#"]
+            )
+            result = await place_call("127.0.0.1", agi_port, caller)
+            assert result.route == "hangup"
+    finally:
+        outputs = []
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+            outputs.append(process.communicate(timeout=30)[0].decode())
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    assert not (tmp_path / "one" / "data" / "centralita.sqlite3").exists()
+    async with open_location(parse_store_url(pg_url, base=tmp_path)) as store:
+        stored = await store.list_callbacks()
+    assert sorted(c.number for c in stored) == ["600123450", "600123451"]
