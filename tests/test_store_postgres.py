@@ -107,6 +107,9 @@ def test_a_missing_password_variable_is_a_clear_cli_error(
     config = _config(tmp_path, 'url = "postgresql://cc@db/cc"\npassword_env = "CC_NOT_SET"')
     assert cli.main(["db", "migrate", "--config", str(config)]) == 2
     assert "CC_NOT_SET, which is not set" in capsys.readouterr().err
+    args = ["db", "copy", "--from", "mysql://h/d", "--to", "sqlite:///c.sqlite3"]
+    assert cli.main(args) == 2
+    assert "unknown database 'mysql'" in capsys.readouterr().err
 
 
 def _closed_port() -> int:
