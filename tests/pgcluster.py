@@ -9,6 +9,7 @@ root"), so under root they run as `nobody` through runuser.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import itertools
 import os
@@ -118,9 +119,12 @@ def start_cluster(*, durable: bool = False) -> Cluster:
             f"could not start a scratch PostgreSQL from {bin_dir}: {exc} "
             f"{detail.decode(errors='replace').strip()}"
         ) from None
-    return Cluster(
+    cluster = Cluster(
         url=f"postgresql://centralita@/postgres?host={quote(str(folder), safe='/')}",
         folder=folder,
         bin_dir=bin_dir,
         _as_user=as_user,
     )
+    # Stopped even when the run ends another way than through its fixture (an interrupt).
+    atexit.register(cluster.stop)
+    return cluster
