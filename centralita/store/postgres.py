@@ -34,7 +34,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.adapt import Loader
 from psycopg.rows import RowMaker
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from centralita.store.agents import AgentsMixin
 from centralita.store.audit import AuditMixin
@@ -263,7 +263,14 @@ class PgStore(
             open=False,
             name="centralita-store",
         )
-        await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        try:
+            await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        except PoolTimeout:
+            await pool.close()
+            raise StoreError(
+                f"cannot open connections to PostgreSQL at {location.display} "
+                f"within {CONNECT_TIMEOUT_S} s"
+            ) from None
         try:
             # Past the deadline the server cancels the lookup (QueryCanceled) and the pool
             # answers it without one: statement_timeout counts whole milliseconds.
