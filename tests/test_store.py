@@ -727,3 +727,9 @@ async def test_two_instances_claiming_together_never_share_an_event(
         assert len(claimed) == len(set(claimed))  # no event went to two senders
         assert set(claimed) <= ids and len(claimed) == 60  # 12 claims of 7 cover all 60
         assert await one.claim_due(now, lease_s=60) == []
+
+
+async def test_a_rating_is_found_by_its_id(store: Store) -> None:
+    rating = await store.add_rating(callerid="1", agent="1001", queue="q", rating=2, call_id="9.1")
+    assert await store.get_rating(rating.id) == rating
+    assert await store.get_rating(rating.id + 1) is None

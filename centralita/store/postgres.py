@@ -45,6 +45,7 @@ from centralita.store.desk import DeskMixin
 from centralita.store.errors import StoreError
 from centralita.store.fastpath import FAST_LOOKUP_S
 from centralita.store.outbox import OutboxMixin
+from centralita.store.quality import QualityMixin
 from centralita.store.queue_events import QueueEventsMixin
 from centralita.store.schema import migrate
 from centralita.store.url import PgLocation
@@ -215,6 +216,7 @@ class PgStore(
     AuditMixin,
     DeskMixin,
     QueueEventsMixin,
+    QualityMixin,
 ):
     """PostgreSQL store. Open with `await PgStore.open(location)` (or `async with`)."""
 
