@@ -50,7 +50,7 @@ async def crm_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Open the SQLite store for the app's lifetime (an open connection keeps a process alive)."""
+    """Open the store (`[store] url`: SQLite or PostgreSQL) for the app's lifetime."""
     async with open_store(app[SETTINGS]) as store:
         # The CSV logs are written after the store: a crash between the two leaves them
         # behind, and nothing else would ever catch them up.

@@ -8,6 +8,7 @@ import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
+from centralita.store.errors import StoreError
 from dialplan.validate import ConfigError
 
 # Each module exposes `register(subparsers)` and sets `func(args) -> int` on its parsers.
@@ -18,6 +19,7 @@ COMMAND_MODULES = (
     "centralita.cmd_logs",  # callbacks, complaints, calls, cdr import
     "centralita.cmd_demo",  # demo
     "centralita.cmd_backup",  # backup
+    "centralita.cmd_db",  # db migrate|copy
 )
 
 
@@ -70,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.func(args)
     except ConfigError as exc:
         print(f"centralita: config error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:  # a bad [store] url, an unreachable server, a newer schema
+        print(f"centralita: store: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -19,7 +19,7 @@ from centralita import agents_admin
 from centralita.cli import add_config_argument, help_of
 from centralita.cmd_render import render_to
 from centralita.settings import DEFAULT_CONFIG, Settings, load_settings
-from centralita.store import default_path, open_store
+from centralita.store import SqliteLocation, open_store
 from dialplan.validate import ConfigError
 
 MIN_PASSWORD = 8
@@ -182,7 +182,8 @@ def _remove(args: argparse.Namespace) -> int:
     agents_admin.save_config(path, new_text)
     print(f"removed {args.noun} {args.extension} from {path}")
     settings = load_settings(path)
-    if default_path(settings.data_dir).exists():
+    location = settings.store_location()
+    if not isinstance(location, SqliteLocation) or location.path.exists():
         removed = asyncio.run(_forget_password(settings, args.extension))
         if removed:
             print(f"removed the console password of {args.extension}")

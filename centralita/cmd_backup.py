@@ -24,7 +24,7 @@ from typing import Any
 from centralita.cli import add_config_argument
 from centralita.csvlog import CALLBACKS_CSV, CALLS_CSV, COMPLAINTS_CSV
 from centralita.settings import load_settings
-from centralita.store import DB_FILENAME
+from centralita.store import DB_FILENAME, SqliteLocation
 from centralita.web.auth import KEY_FILE
 
 SECRET_KEY_FILE = KEY_FILE  # the console's session key, when kept in data_dir
@@ -49,7 +49,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     data_dir = settings.server.data_dir
     dest: Path = args.dest
-    database = data_dir / DB_FILENAME
+    location = settings.store_location()
+    if not isinstance(location, SqliteLocation):
+        print(
+            f"centralita: the store is on PostgreSQL ({location.display}): back it up with "
+            "pg_dump (docs/cluster.md#the-store); this command copies a SQLite store",
+            file=sys.stderr,
+        )
+        return 1
+    database = location.path
     if not database.is_file():
         print(f"centralita: no database at {database}: nothing to back up", file=sys.stderr)
         return 1

@@ -25,7 +25,7 @@ from centralita.csvlog import (
     reconcile,
 )
 from centralita.settings import Settings, load_settings
-from centralita.store import CALLBACK_STATUSES, StoreInputError, default_path, open_store
+from centralita.store import CALLBACK_STATUSES, SqliteLocation, StoreInputError, open_store
 from centralita.times import shown
 
 MAX_CELL = 40
@@ -118,7 +118,10 @@ def _no_store_yet(settings: Settings) -> bool:
     Reading must not create it: run from the wrong folder, `centralita calls` would leave a
     fresh `data/centralita.sqlite3` behind and show an empty log as if it were the real one.
     """
-    path = default_path(settings.server.data_dir)
+    location = settings.store_location()
+    if not isinstance(location, SqliteLocation):
+        return False  # a PostgreSQL server: the tables are created as it opens
+    path = location.path
     if path.exists():
         return False
     print(f"centralita: no database at {path} yet (nothing recorded there)", file=sys.stderr)

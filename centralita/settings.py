@@ -12,12 +12,21 @@ import logging
 import secrets
 import string
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import phonenumbers
 
+from centralita.store.schema import default_path
+from centralita.store.url import (
+    PgLocation,
+    SqliteLocation,
+    StoreLocation,
+    StoreUrlError,
+    parse_store_url,
+)
 from dialplan.model import HANGUP, Destination, Site, check_destination, load_site
 from dialplan.validate import ConfigError, Section
 
@@ -85,6 +94,28 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """`[store]`: where the store lives (centralita/store/url.py). No `url`: the SQLite file
+    in `[server] data_dir`, as before there was a setting."""
+
+    url: str | None = None
+    # The environment variable holding the PostgreSQL password (never the TOML file).
+    password_env: str | None = None
+    # PostgreSQL connections each instance keeps open at most.
+    pool_size: int = 10
+    # Relative sqlite:/// paths are relative to the config file's folder.
+    base: Path = Path()
+
+    def location(self, data_dir: Path, environ: Mapping[str, str] | None = None) -> StoreLocation:
+        """The store's location; the password (PostgreSQL) is read from the environment now."""
+        if self.url is None:
+            return SqliteLocation(default_path(data_dir))
+        return parse_store_url(
+            self.url, base=self.base, password_env=self.password_env, environ=environ
+        )
+
+
+@dataclass(frozen=True)
 class Webhook:
     url: str
     account_id: str = ""
@@ -100,10 +131,15 @@ class Settings:
     site: Site
     webhooks: tuple[Webhook, ...]
     console: ConsoleSettings = ConsoleSettings()
+    store: StoreSettings = StoreSettings()
 
     @property
     def data_dir(self) -> Path:
         return self.server.data_dir
+
+    def store_location(self, environ: Mapping[str, str] | None = None) -> StoreLocation:
+        """Where the store lives (`[store] url`, else the SQLite file in the data dir)."""
+        return self.store.location(self.data_dir, environ)
 
 
 def demo_text() -> str:
@@ -240,6 +276,8 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
     ast.finish()
     console = parse_console(root.table("console"), site)
 
+    store = parse_store(root.table("store"), base)
+
     webhooks = []
     for w in root.tables("webhooks"):
         url = w.string("url")
@@ -259,7 +297,31 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
         site=site,
         webhooks=tuple(webhooks),
         console=console,
+        store=store,
     )
+
+
+def parse_store(section: Section, base: Path) -> StoreSettings:
+    """`[store] url`, `password_env` and `pool_size`, checked now (the password itself is
+    read when the store opens, so `render` and `check` need none)."""
+    url = section.opt_string("url")
+    password_env = section.opt_string("password_env")
+    pool_size = section.integer("pool_size", 10, minimum=1, maximum=200)
+    if url is not None:
+        try:
+            location = parse_store_url(url, base=base)
+        except StoreUrlError as exc:
+            raise ConfigError(section.file, section.key("url"), str(exc)) from None
+        if password_env is not None and not isinstance(location, PgLocation):
+            raise ConfigError(
+                section.file, section.key("password_env"), "is for a postgresql:// url only"
+            )
+    if password_env is not None and not password_env.replace("_", "").isalnum():
+        raise ConfigError(
+            section.file, section.key("password_env"), "must be an environment variable's name"
+        )
+    section.finish()
+    return StoreSettings(url=url, password_env=password_env, pool_size=pool_size, base=base)
 
 
 def parse_console(section: Section, site: Site) -> ConsoleSettings:

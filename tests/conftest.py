@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from pgcluster import Cluster, PostgresUnavailable, start_cluster
 
 from agi.flows import load_flows
 from agi.router import FLOWS
 from agi.server import AgiServer, ServerLimits
 from centralita.context import AppFlowContext, Crm
 from centralita.settings import Settings, demo_text, parse_settings
-from centralita.store import Store, default_path
+from centralita.store import (
+    SqliteLocation,
+    Store,
+    StoreBackend,
+    StoreLocation,
+    default_path,
+    open_location,
+)
+from centralita.store.url import parse_store_url
 
 load_flows()
 
@@ -187,3 +198,54 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for name, counts in sorted(_COUNTS.items()):
         shown = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
         terminalreporter.write_line(f"integration suite on Asterisk {name}: {shown}")
+
+
+# ------------------------------------------------------------------ the store on both backends
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster | PostgresUnavailable]:
+    """A scratch PostgreSQL for the whole run (tests/pgcluster.py), stopped at the end; or
+    why there is none (the PostgreSQL variants then skip with that reason; CI has one)."""
+    try:
+        cluster = start_cluster()
+    except PostgresUnavailable as exc:
+        yield exc
+        return
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster | PostgresUnavailable) -> Iterator[str]:
+    """A PostgreSQL URL whose tables are this test's own (a fresh schema), dropped after."""
+    if isinstance(pg_cluster, PostgresUnavailable):
+        if os.environ.get("CENTRALITA_REQUIRE_POSTGRES"):  # set by .ci/run
+            pytest.fail(f"PostgreSQL is required here: {pg_cluster}")
+        pytest.skip(f"PostgreSQL: {pg_cluster}")
+    schema = pg_cluster.next_schema()
+    with psycopg.connect(pg_cluster.url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield pg_cluster.schema_url(schema)
+    finally:
+        with psycopg.connect(pg_cluster.url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> StoreLocation:
+    """Where a store test's store lives: each store test runs on both backends."""
+    if request.param == "sqlite":
+        return SqliteLocation(default_path(tmp_path))
+    url: str = request.getfixturevalue("pg_url")
+    return parse_store_url(url, base=tmp_path)
+
+
+@pytest.fixture
+async def any_store(store_location: StoreLocation) -> AsyncIterator[StoreBackend]:
+    """An empty store on each backend in turn."""
+    async with open_location(store_location) as store:
+        yield store

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,15 @@ from ami.cdr import CallRecord, CdrError, channel_extension, parse_cdr
 from ami.protocol import AmiError, AmiMessage
 from ami.testing import load_trace
 from ami.tracker import CallTracker
-from centralita.store import Store, cdr_from_csv_row, default_path
+from centralita.store import Store, StoreBackend, cdr_from_csv_row
 
 TRACES = Path(__file__).parent / "fixtures" / "asterisk-traces"
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with Store.open(default_path(tmp_path)) as s:
-        yield s
+def store(any_store: StoreBackend) -> StoreBackend:
+    """An empty store, on SQLite and on PostgreSQL in turn (tests/conftest.py)."""
+    return any_store
 
 
 def trace_records(name: str) -> list[CallRecord]:

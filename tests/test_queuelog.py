@@ -3,7 +3,6 @@ recorded on a real Asterisk and from hand-made sequences, into a real SQLite sto
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from test_web_support import web_settings
 
 from ami.protocol import AmiMessage, AmiParser
 from centralita.queuelog import QueueEventWriter, QueueLog, iso
-from centralita.store import Store, default_path
+from centralita.store import Store, StoreBackend
 from centralita.store.queue_events import PauseChange, QueueCallUpdate, QueueEvent
 
 TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
@@ -52,9 +51,9 @@ def pause(queue: str, paused: bool, reason: str = "", interface: str = "PJSIP/10
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with Store.open(default_path(tmp_path)) as s:
-        yield s
+def store(any_store: StoreBackend) -> StoreBackend:
+    """An empty store, on SQLite and on PostgreSQL in turn (tests/conftest.py)."""
+    return any_store
 
 
 async def replay(

@@ -1,10 +1,10 @@
-"""The SQLite store, against real database files in tmp_path."""
+"""The store, against real databases: every test that takes `store` runs on SQLite and on
+PostgreSQL (tests/conftest.py `any_store`)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,8 +17,11 @@ from centralita.store import (
     SCHEMA_VERSION,
     CallRecord,
     Store,
+    StoreBackend,
+    StoreLocation,
     cdr_from_csv_row,
     default_path,
+    open_location,
 )
 from dialplan.names import OUTBOUND_CONTEXT
 
@@ -26,9 +29,9 @@ TRACES = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with Store.open(default_path(tmp_path)) as s:
-        yield s
+def store(any_store: StoreBackend) -> StoreBackend:
+    """An empty store, on SQLite and on PostgreSQL in turn (tests/conftest.py)."""
+    return any_store
 
 
 def cdr(
@@ -560,11 +563,10 @@ async def test_agent_passwords(store: Store, tmp_path: Path) -> None:
     assert await store.verify_agent_password("1001", "new one") is True
     with pytest.raises(ValueError, match="empty"):
         await store.set_agent_password("1001", "")
-    conn = sqlite3.connect(store.path)
-    try:
-        [(stored,)] = conn.execute("SELECT hash FROM agent_passwords").fetchall()
-    finally:
-        conn.close()
+    async with store._read() as db:  # what the database itself holds
+        [(stored,)] = [
+            tuple(r) for r in await db.execute_fetchall("SELECT hash FROM agent_passwords")
+        ]
     scheme, n, _r, _p, salt, _digest = stored.split("$")
     assert scheme == "scrypt" and int(n) >= 2**14 and len(bytes.fromhex(salt)) == 16
     assert "new one" not in stored
@@ -664,8 +666,14 @@ async def test_import_skips_unreadable_rows(store: Store, tmp_path: Path) -> Non
 
 
 async def test_lookup_falls_back_when_past_its_in_loop_deadline(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # SQLite's fast reader (tests/test_store_postgres.py has PostgreSQL's).
+    async with Store.open(default_path(tmp_path)) as store:
+        await _lookup_falls_back(store, monkeypatch)
+
+
+async def _lookup_falls_back(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     t0 = datetime(2026, 3, 1, 9, 0, 0)
     await store.upsert_cdr(cdr("1.1", "915550123", t0, dstchannel="SIP/1001-00000001"))
     for n in range(400):  # newer calls taken by someone who is not an agent any more
@@ -703,3 +711,25 @@ async def test_path_with_uri_characters(tmp_path: Path) -> None:
             == "1001"
         )
     assert path.exists()
+
+
+async def test_two_instances_claiming_together_never_share_an_event(
+    store_location: StoreLocation,
+) -> None:
+    # Two stores on one database: two Centralita instances' webhook senders.
+    async with open_location(store_location) as one, open_location(store_location) as two:
+        ids = {await one.enqueue_event("https://example.invalid/h", {"n": n}) for n in range(60)}
+        now = datetime.now(UTC)
+        claims = await asyncio.gather(
+            *(store.claim_due(now, lease_s=60, limit=7) for _ in range(6) for store in (one, two))
+        )
+        claimed = [event.id for claim in claims for event in claim]
+        assert len(claimed) == len(set(claimed))  # no event went to two senders
+        assert set(claimed) <= ids and len(claimed) == 60  # 12 claims of 7 cover all 60
+        assert await one.claim_due(now, lease_s=60) == []
+
+
+async def test_a_rating_is_found_by_its_id(store: Store) -> None:
+    rating = await store.add_rating(callerid="1", agent="1001", queue="q", rating=2, call_id="9.1")
+    assert await store.get_rating(rating.id) == rating
+    assert await store.get_rating(rating.id + 1) is None

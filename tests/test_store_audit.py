@@ -8,17 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from centralita.store import SCHEMA_VERSION, Store
+from centralita.store import SCHEMA_VERSION, Store, StoreLocation, open_location
 
 
-async def test_entries_are_kept_newest_first(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite3"
-    async with Store.open(path) as store:
+async def test_entries_are_kept_newest_first(store_location: StoreLocation) -> None:
+    async with open_location(store_location) as store:
         first = await store.add_audit(
             actor="1101", action="add member", subject="1102", changes="+a\n"
         )
         await store.add_audit(actor="1101", action="edit queue", subject="support-en", changes="")
-    async with Store.open(path) as store:
+    async with open_location(store_location) as store:
         newest, oldest = await store.list_audit()
         assert oldest == first
         assert (newest.action, newest.subject) == ("edit queue", "support-en")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import pytest
 
 from centralita.store import (
     Store,
+    StoreBackend,
     StoreError,
     StoreInputError,
     StoreSchemaError,
@@ -24,9 +25,9 @@ STORE_PACKAGE = Path(__file__).resolve().parent.parent / "centralita" / "store"
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with Store.open(default_path(tmp_path)) as s:
-        yield s
+def store(any_store: StoreBackend) -> StoreBackend:
+    """An empty store, on SQLite and on PostgreSQL in turn (tests/conftest.py)."""
+    return any_store
 
 
 async def _counts(store: Store) -> tuple[int, int, int, int]:

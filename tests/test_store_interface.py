@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 
 from centralita.store import Contact, Store, StoreBackend, default_path
+from centralita.store.postgres import PgStore
 
 # What Store has beyond the interface: how it is opened, and SQLite's own file.
 SQLITE_ONLY = {"open", "path"}
+# What PgStore has beyond it: how it is opened, and the server's URL.
+POSTGRES_ONLY = {"open", "location"}
 
 
 def public(cls: type) -> set[str]:
@@ -30,14 +33,17 @@ def protocol_members() -> set[str]:
 def test_every_public_method_of_the_store_is_in_the_interface() -> None:
     instance_attributes = {"region", "match_digits", "min_digits", "path"}
     assert public(Store) | instance_attributes == protocol_members() | SQLITE_ONLY
+    instance_attributes = {"region", "match_digits", "min_digits", "location"}
+    assert public(PgStore) | instance_attributes == protocol_members() | POSTGRES_ONLY
 
 
+@pytest.mark.parametrize("backend", [Store, PgStore])
 @pytest.mark.parametrize("name", sorted(n for n in vars(StoreBackend) if not n.startswith("_")))
-def test_the_store_has_the_interface_signatures(name: str) -> None:
+def test_the_store_has_the_interface_signatures(backend: type, name: str) -> None:
     declared = getattr(StoreBackend, name)
     if not inspect.isfunction(declared):
         return
-    implemented = getattr(Store, name)
+    implemented = getattr(backend, name)
     # Annotations evaluated: an alias (`Rows`) and what it stands for are the same type.
     implemented_signature = inspect.signature(implemented, eval_str=True)
     assert implemented_signature == inspect.signature(declared, eval_str=True), name

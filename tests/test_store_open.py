@@ -13,7 +13,7 @@ import pytest
 
 from centralita import cli
 from centralita.settings import demo_text, load_settings
-from centralita.store import default_path, open_store
+from centralita.store import Store, default_path, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 US_CALLER = "(202) 555-0100"
@@ -46,6 +46,7 @@ async def test_open_store_keys_numbers_by_the_manager_rules(tmp_path: Path) -> N
     us = load_settings(write_config(tmp_path / "us", region="US"))
     es = load_settings(write_config(tmp_path / "es", region="ES"))
     async with open_store(us) as store:
+        assert isinstance(store, Store)  # no [store] url: the SQLite file in data_dir
         assert store.path == default_path(tmp_path / "us" / "store-data")
         assert (store.region, store.match_digits, store.min_digits) == ("US", 9, 7)
         assert store.key(US_CALLER) == "12025550100"  # a possible US number: E.164

@@ -18,7 +18,7 @@ from test_web_support import TRACES, console_env
 from ami.protocol import parse_trace
 from ami.tracker import CallTracker
 from centralita.settings import Webhook
-from centralita.store import Store
+from centralita.store import Store, StoreLocation, open_location
 from centralita.webhooks import CallEvents, WebhookSender, backoff_s, payload, redact_url
 
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
@@ -119,9 +119,11 @@ def test_backoff_doubles_and_is_capped() -> None:
     assert backoff_s(10_000, 2.0, 600.0) == 600.0
 
 
-async def test_failed_delivery_is_retried_with_backoff(tmp_path: Path, receiver: Receiver) -> None:
+async def test_failed_delivery_is_retried_with_backoff(
+    store_location: StoreLocation, receiver: Receiver
+) -> None:
     receiver.answers = [(500, {"error": "busy"}), (200, {"ack": "no"})]
-    async with Store.open(tmp_path / "c.db") as store:
+    async with open_location(store_location) as store:
         sender = WebhookSender(store, [Webhook(receiver.url, "acct-1")], base_backoff_s=5.0)
         try:
             event_id = await store.enqueue_event(receiver.url, {"action": "callStart", "data": {}})
@@ -146,11 +148,10 @@ async def test_failed_delivery_is_retried_with_backoff(tmp_path: Path, receiver:
             await sender.stop()
 
 
-async def test_a_restart_loses_no_event(tmp_path: Path, receiver: Receiver) -> None:
-    db = tmp_path / "c.db"
+async def test_a_restart_loses_no_event(store_location: StoreLocation, receiver: Receiver) -> None:
     hook = Webhook(receiver.url, "acct-1")
     # First run: events are queued, and the app stops before its sender delivers them.
-    async with Store.open(db) as store:
+    async with open_location(store_location) as store:
         sender = WebhookSender(store, [hook])
         for change in queue_changes():
             await sender.on_change(change)
@@ -158,7 +159,7 @@ async def test_a_restart_loses_no_event(tmp_path: Path, receiver: Receiver) -> N
         await sender.stop()
     assert receiver.received == []
     # Second run: the sender starts and delivers what the first left behind.
-    async with Store.open(db) as store:
+    async with open_location(store_location) as store:
         sender = WebhookSender(store, [hook], poll_s=0.05)
         sender.start()
         try:

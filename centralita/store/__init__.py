@@ -1,5 +1,6 @@
 """The store: callbacks, ratings, call records, contacts, outcomes, passwords and the webhook
-outbox in one SQLite file (aiosqlite, WAL), behind one async interface.
+outbox, behind one async interface (`StoreBackend`), in one SQLite file (aiosqlite, WAL; the
+default) or in PostgreSQL (psycopg 3; `[store] url`, see docs/cluster.md#the-store).
 
 Everything written here is committed before the method returns, so a caller may acknowledge
 it (principle 4 in docs/design.md#principles). All SQL is parameterised; values come from callers
@@ -10,7 +11,10 @@ Asterisk's local wall-clock times (see `centralita.store.cdr`).
 
 The package, one module per concern:
 
-* `sqlite`: `Store`, opening and closing the file; `base`: the connection and transactions.
+* `backends`: `open_store`, the store a configuration names; `url`: `[store] url` parsed.
+* `sqlite`: `Store`, opening and closing the file; `postgres`: `PgStore`, the same mixins
+  over a psycopg pool; `base`: the connection shape the mixins' SQL runs on.
+* `copy`: `centralita db copy`, every table from one store to another.
 * `callbacks`, `calls`, `contacts`, `agents`, `outbox`: the tables' methods, one mixin each.
 * `records`: the record types, the checks on text values and the row mappings; `cdr`: call
   records as the store keeps them (the `CallRecord` type itself is `ami.cdr`'s, shared
@@ -30,6 +34,7 @@ Everything the rest of Centralita uses is imported from `centralita.store` itsel
 
 from ami.cdr import CallRecord
 from centralita.store.audit import AuditEntry
+from centralita.store.backends import open_location, open_store
 from centralita.store.cdr import (
     CDR_COLUMNS,
     CallRow,
@@ -55,7 +60,8 @@ from centralita.store.records import (
     Rating,
 )
 from centralita.store.schema import DB_FILENAME, SCHEMA_VERSION, default_path, protect
-from centralita.store.sqlite import Store, StoreOpening, open_store
+from centralita.store.sqlite import Store, StoreOpening
+from centralita.store.url import PgLocation, SqliteLocation, StoreLocation, StoreUrlError
 
 __all__ = [
     "ATTEMPT_RESULTS",
@@ -80,16 +86,21 @@ __all__ = [
     "ImportResult",
     "OutboxEvent",
     "Outcome",
+    "PgLocation",
     "Rating",
+    "SqliteLocation",
     "Store",
     "StoreBackend",
     "StoreError",
     "StoreInputError",
+    "StoreLocation",
     "StoreOpening",
     "StoreSchemaError",
+    "StoreUrlError",
     "cdr_from_csv_row",
     "cdr_params",
     "default_path",
+    "open_location",
     "open_store",
     "protect",
 ]

@@ -8,10 +8,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import aiosqlite
-
 from centralita.store import passwords
-from centralita.store.base import StoreBase
+from centralita.store.base import Connection, StoreBase
 from centralita.store.records import check_text, now_iso
 
 
@@ -36,10 +34,10 @@ class AgentsMixin(StoreBase):
             await self._bump_session_version(db, extension)
 
     @staticmethod
-    async def _bump_session_version(db: aiosqlite.Connection, extension: str) -> None:
+    async def _bump_session_version(db: Connection, extension: str) -> None:
         await db.execute(
             "INSERT INTO session_versions (extension, version) VALUES (?, 1) "
-            "ON CONFLICT (extension) DO UPDATE SET version = version + 1",
+            "ON CONFLICT (extension) DO UPDATE SET version = session_versions.version + 1",
             (extension,),
         )
 
@@ -104,7 +102,8 @@ class AgentsMixin(StoreBase):
         async with self._tx() as db:
             await db.execute("DELETE FROM revoked_sessions WHERE expires_at < ?", (time.time(),))
             await db.execute(
-                "INSERT OR REPLACE INTO revoked_sessions (sid, expires_at) VALUES (?, ?)",
+                "INSERT INTO revoked_sessions (sid, expires_at) VALUES (?, ?) "
+                "ON CONFLICT (sid) DO UPDATE SET expires_at = excluded.expires_at",
                 (sid, float(expires_at)),
             )
 

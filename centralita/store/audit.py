@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from centralita.store.base import StoreBase
+from centralita.store.base import StoreBase, insert_id
 from centralita.store.records import check_text, now_iso
 
 # A config diff may be long (a queue edit renders a few lines; a hand-edited file more).
@@ -37,13 +37,12 @@ class AuditMixin(StoreBase):
         )
         now = now_iso()
         async with self._tx() as db:
-            cur = await db.execute(
+            new_id = await insert_id(
+                db,
                 "INSERT INTO audit_log (created_at, actor, action, subject, changes) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (now, *values),
             )
-            new_id = cur.lastrowid
-        assert new_id is not None
         return AuditEntry(new_id, now, *values)
 
     async def list_audit(self, *, limit: int = 100, offset: int = 0) -> list[AuditEntry]:
@@ -57,4 +56,14 @@ class AuditMixin(StoreBase):
             ) as cur,
         ):
             rows = await cur.fetchall()
-        return [AuditEntry(*row) for row in rows]
+        return [
+            AuditEntry(
+                id=int(row["id"]),
+                created_at=row["created_at"],
+                actor=row["actor"],
+                action=row["action"],
+                subject=row["subject"],
+                changes=row["changes"],
+            )
+            for row in rows
+        ]

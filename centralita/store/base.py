@@ -1,62 +1,98 @@
-"""What every part of the SQLite store shares: the connection, its lock and transactions,
-and the phone-number key settings."""
+"""What every part of the store shares, whatever database keeps it: the connection as the
+table mixins see it, transactions, and the phone-number key settings.
+
+The mixins (callbacks, calls, contacts, ...) are written once against `Connection`, the
+subset of aiosqlite's connection they use: `execute` (awaited or `async with`),
+`executemany`, `execute_fetchall`, cursors with `fetchone`/`fetchall`/`rowcount`, rows read
+by column name. SQLite hands them its aiosqlite connection (`centralita.store.sqlite`);
+PostgreSQL an adapter with the same shape over a pooled psycopg connection
+(`centralita.store.postgres`), which rewrites the `?` placeholders. So every query exists
+once, in the portable SQL the mixins are held to (docs/cluster.md#the-store).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
-
-import aiosqlite
+from collections.abc import Generator, Iterable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
 
 from centralita import phone
-from centralita.store.fastpath import FastReader
+
+if TYPE_CHECKING:
+    from centralita.store.fastpath import FastReader
+
+
+class Row(Protocol):
+    """A result row, read by column name (or position): `sqlite3.Row` or the PostgreSQL
+    backend's `PgRow`."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+    def keys(self) -> list[str]: ...
+
+
+class Cursor(Protocol):
+    """What a statement's result offers."""
+
+    @property
+    def rowcount(self) -> int: ...
+    async def fetchone(self) -> Row | None: ...
+    async def fetchall(self) -> Iterable[Row]: ...
+
+
+class Executed(Protocol):
+    """`Connection.execute`'s result: awaited, or entered with `async with`."""
+
+    def __await__(self) -> Generator[Any, None, Cursor]: ...
+    async def __aenter__(self) -> Cursor: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None: ...
+
+
+class FetchedAll(Protocol):
+    def __await__(self) -> Generator[Any, None, Iterable[Row]]: ...
+
+
+class Connection(Protocol):
+    """The connection the mixins' SQL runs on (see the module's docstring)."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Executed: ...
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Executed: ...
+    def execute_fetchall(self, sql: str, parameters: Any = ..., /) -> FetchedAll: ...
 
 
 class StoreBase:
-    """The connection and its transactions; the tables are mixed in by `Store`."""
+    """The phone-number key settings and the transaction hooks; the tables are mixed in by
+    each backend's store class, which provides `_tx` and `_read`."""
 
-    def __init__(
-        self, db: aiosqlite.Connection, path: Path, region: str, match_digits: int, min_digits: int
-    ) -> None:
-        self._db = db
-        self.path = path
+    # The dialect's name: "sqlite" or "postgresql".
+    dialect = ""
+
+    def __init__(self, region: str, match_digits: int, min_digits: int) -> None:
         self.region = region
         self.match_digits = match_digits
         self.min_digits = min_digits
-        # One aiosqlite connection is one SQLite connection: a transaction must not
-        # interleave with another coroutine's statements.
-        self._lock = asyncio.Lock()
-        # Read-only connection for the returning-caller lookup, used in the loop's thread:
-        # see `last_agent_for`.
+        # SQLite only: the read-only connection in the loop's thread (see `fastpath`); the
+        # `..._now` methods answer None without it, and their callers await the store.
         self._fast: FastReader | None = None
 
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            try:
-                await self._db.execute("BEGIN IMMEDIATE")
-                yield self._db
-                await self._db.execute("COMMIT")
-            except BaseException:
-                # Also on cancellation: a BEGIN already queued to aiosqlite's thread runs
-                # anyway, and would leave the connection inside a transaction. The thread
-                # runs calls in order, so this ROLLBACK comes after it.
-                await self._rollback()
-                raise
+    def _tx(self) -> AbstractAsyncContextManager[Connection]:
+        """A write transaction, committed when the block ends (rolled back on an error)."""
+        raise NotImplementedError
 
-    async def _rollback(self) -> None:
-        try:
-            await self._db.execute("ROLLBACK")
-        except sqlite3.OperationalError:
-            pass  # no transaction open: BEGIN failed, or COMMIT went through
+    def _read(self) -> AbstractAsyncContextManager[Connection]:
+        """A connection for reads (no transaction is promised)."""
+        raise NotImplementedError
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            yield self._db
+    async def _first_row_soon(self, sql: str, params: tuple[Any, ...]) -> Row | None:
+        """The first row of a lookup a ringing call waits on (`last_agent_for`): each
+        backend answers it by its quickest path, bounded as `fastpath.FAST_LOOKUP_S`."""
+        async with self._read() as db, db.execute(sql, params) as cur:
+            return await cur.fetchone()
 
     def key(self, number: str) -> str | None:
         """The matching key of `number` with this store's settings."""
@@ -64,3 +100,10 @@ class StoreBase:
 
     def _phone_settings(self) -> tuple[str, int, int]:
         return self.region, self.match_digits, self.min_digits
+
+
+async def insert_id(db: Connection, sql: str, params: Any) -> int:
+    """Run an `INSERT ... RETURNING id` and give the new id (portable: no `lastrowid`)."""
+    async with db.execute(sql, params) as cur:
+        rows = list(await cur.fetchall())  # every row read, so the statement is finished
+    return int(rows[0]["id"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from centralita.store.base import StoreBase
+from centralita.store.base import StoreBase, insert_id
 from centralita.store.errors import StoreInputError
 from centralita.store.records import (
     ATTEMPT_COLUMNS,
@@ -58,13 +58,13 @@ class CallbacksMixin(StoreBase):
         check_status(status)
         now = now_iso()
         async with self._tx() as db:
-            cur = await db.execute(
+            new_id = await insert_id(
+                db,
                 "INSERT INTO callbacks (created_at, updated_at, callerid, language, queue, "
-                "number, alternative, uniqueid, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "number, alternative, uniqueid, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
                 (now, now, *values.values(), status),
             )
-            new_id = cur.lastrowid
-        assert new_id is not None
         return CallbackRequest(id=new_id, created_at=now, updated_at=now, status=status, **values)
 
     async def list_callbacks(
@@ -235,13 +235,12 @@ class CallbacksMixin(StoreBase):
         check_text("call_id", call_id)
         now = now_iso()
         async with self._tx() as db:
-            cur = await db.execute(
+            new_id = await insert_id(
+                db,
                 "INSERT INTO ratings (created_at, callerid, agent, queue, rating, call_id) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (now, *values.values(), rating, call_id),
             )
-            new_id = cur.lastrowid
-        assert new_id is not None
         return Rating(id=new_id, created_at=now, rating=rating, call_id=call_id, **values)
 
     async def list_ratings(self, *, below: int | None = None) -> list[Rating]:

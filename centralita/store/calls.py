@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import sqlite3
 from collections.abc import Collection, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from ami.cdr import CallRecord, CdrError, cdr_text
 from centralita.store.base import StoreBase
@@ -94,6 +94,14 @@ class CallRecordsMixin(StoreBase):
         """
         if not src_key or not dispositions or not agents:
             return None
+        sql, params = self._last_agent_query(src_key, cdr_text(since), dispositions, agents)
+        row = await self._first_row_soon(sql, params)
+        return str(row["agent"]) if row else None
+
+    def _last_agent_query(
+        self, src_key: str, since: str, dispositions: Sequence[str], agents: Collection[str]
+    ) -> tuple[str, tuple[Any, ...]]:
+        """`last_agent_for`'s query and parameters (PostgreSQL passes the lists as arrays)."""
         agent_list = list(agents)
         disp_list = list(dispositions)
         sql = (
@@ -102,20 +110,7 @@ class CallRecordsMixin(StoreBase):
             f"AND agent IN ({','.join('?' * len(agent_list))}) "
             "ORDER BY start DESC LIMIT 1"
         )
-        params = (src_key, cdr_text(since), *disp_list, *agent_list)
-        # The query is one covering-index probe, ~10-30 us. A trip to aiosqlite's thread
-        # costs more, and on a loaded 2-core machine its tail reaches ~2 ms (bench/
-        # lookup_bench.py prints both), so it runs here, bounded to fastpath.FAST_LOOKUP_S.
-        if self._fast is not None:
-            try:
-                row = self._fast.first_row(sql, params)
-            except sqlite3.OperationalError:
-                pass  # busy or past the deadline: ask the worker thread instead
-            else:
-                return str(row["agent"]) if row else None
-        async with self._read() as db:
-            rows = list(await db.execute_fetchall(sql, params))
-        return str(rows[0]["agent"]) if rows else None
+        return sql, (src_key, since, *disp_list, *agent_list)
 
     async def import_master_csv(
         self,
@@ -158,9 +153,8 @@ class CallRecordsMixin(StoreBase):
                         continue
                     batch.append(cdr_params(rec))
                 async with self._tx() as db:
-                    before = db.total_changes
-                    await db.executemany(CDR_INSERT, batch)
-                    added = db.total_changes - before
+                    # executemany's rowcount: the rows inserted, conflicts left out.
+                    added = max(0, (await db.executemany(CDR_INSERT, batch)).rowcount)
                 imported += added
                 duplicates += len(batch) - added  # ON CONFLICT (cdr_key) DO NOTHING
                 if at_end:

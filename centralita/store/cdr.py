@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -19,6 +18,7 @@ from typing import NamedTuple
 
 from ami.cdr import CallRecord, cdr_text, parse_cdr_time
 from centralita import phone
+from centralita.store.base import Row
 from centralita.store.errors import StoreInputError
 from centralita.store.records import check_text
 
@@ -188,7 +188,7 @@ CDR_RECORD_COLUMNS = (
 )
 
 
-def cdr_from_row(row: sqlite3.Row) -> CallRecord:
+def cdr_from_row(row: Row) -> CallRecord:
     """A `cdr` row (CDR_RECORD_COLUMNS) as a CallRecord."""
     start, end = db_time(row["start"]), db_time(row["end"])
     assert start is not None and end is not None  # NOT NULL columns
@@ -216,7 +216,7 @@ def cdr_from_row(row: sqlite3.Row) -> CallRecord:
     )
 
 
-def call_row_from_row(row: sqlite3.Row) -> CallRow:
+def call_row_from_row(row: Row) -> CallRow:
     """A row of the supervisor's call list (see `Store.list_calls`) as a CallRow."""
     start = db_time(row["start"])
     assert start is not None  # NOT NULL column

@@ -6,9 +6,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-import aiosqlite
-
-from centralita.store.base import StoreBase
+from centralita.store.base import Connection, StoreBase, insert_id
 from centralita.store.errors import StoreInputError
 from centralita.store.records import (
     CONTACT_COLUMNS,
@@ -49,15 +47,15 @@ class ContactsMixin(StoreBase):
         keyed = [self._number_key(n) for n in numbers]
         now = now_iso()
         async with self._tx() as db:
-            cur = await db.execute(
+            contact_id = await insert_id(
+                db,
                 "INSERT INTO contacts (name, name_fold, company, notes, external_id, url, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (name, name.casefold(), company, notes, external_id, url, now, now),
             )
-            contact_id = cur.lastrowid
-            assert contact_id is not None
             await db.executemany(
-                "INSERT OR IGNORE INTO contact_numbers (contact_id, number, key) VALUES (?, ?, ?)",
+                "INSERT INTO contact_numbers (contact_id, number, key) VALUES (?, ?, ?) "
+                "ON CONFLICT (contact_id, key) DO NOTHING",
                 [(contact_id, number, key) for number, key in keyed],
             )
             contact = await self._contact(db, contact_id)
@@ -97,8 +95,8 @@ class ContactsMixin(StoreBase):
             if keyed is not None:
                 await db.execute("DELETE FROM contact_numbers WHERE contact_id = ?", (contact_id,))
                 await db.executemany(
-                    "INSERT OR IGNORE INTO contact_numbers (contact_id, number, key) "
-                    "VALUES (?, ?, ?)",
+                    "INSERT INTO contact_numbers (contact_id, number, key) "
+                    "VALUES (?, ?, ?) ON CONFLICT (contact_id, key) DO NOTHING",
                     [(contact_id, number, key) for number, key in keyed],
                 )
             return await self._contact(db, contact_id)
@@ -110,7 +108,8 @@ class ContactsMixin(StoreBase):
             if await self._contact(db, contact_id) is None:
                 return None
             await db.execute(
-                "INSERT OR IGNORE INTO contact_numbers (contact_id, number, key) VALUES (?, ?, ?)",
+                "INSERT INTO contact_numbers (contact_id, number, key) VALUES (?, ?, ?) "
+                "ON CONFLICT (contact_id, key) DO NOTHING",
                 (contact_id, number, key),
             )
             await db.execute(
@@ -130,9 +129,8 @@ class ContactsMixin(StoreBase):
             return []
         async with self._read() as db:
             async with db.execute(
-                "SELECT DISTINCT c.id FROM contact_numbers n "
-                "JOIN contacts c ON c.id = n.contact_id "
-                "WHERE n.key = ? ORDER BY c.name_fold, c.id",
+                "SELECT c.id FROM contacts c WHERE c.id IN "
+                "(SELECT contact_id FROM contact_numbers WHERE key = ?) ORDER BY c.name_fold, c.id",
                 (key,),
             ) as cur:
                 ids = [int(r["id"]) for r in await cur.fetchall()]
@@ -164,7 +162,7 @@ class ContactsMixin(StoreBase):
             return [c for i in ids if (c := await self._contact(db, i)) is not None]
 
     @staticmethod
-    async def _contact(db: aiosqlite.Connection, contact_id: int) -> Contact | None:
+    async def _contact(db: Connection, contact_id: int) -> Contact | None:
         async with db.execute(
             f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ?",  # noqa: S608
             (contact_id,),

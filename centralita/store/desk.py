@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from centralita.store.base import StoreBase
+from centralita.store.base import Row, StoreBase
 from centralita.store.records import check_text, now_iso
 from dialplan.names import OUTBOUND_CONTEXT
 
@@ -65,7 +65,7 @@ class PendingCallbackRow(NamedTuple):
     alternative: str
 
 
-def history_rows(rows: Iterable[sqlite3.Row]) -> list[HistoryRow]:
+def history_rows(rows: Iterable[Row]) -> list[HistoryRow]:
     return [
         HistoryRow(
             uniqueid=str(r["uniqueid"] or ""),
@@ -81,7 +81,7 @@ def history_rows(rows: Iterable[sqlite3.Row]) -> list[HistoryRow]:
     ]
 
 
-def pending_callback_rows(rows: Iterable[sqlite3.Row]) -> list[PendingCallbackRow]:
+def pending_callback_rows(rows: Iterable[Row]) -> list[PendingCallbackRow]:
     return [
         PendingCallbackRow(
             id=int(r["id"]),

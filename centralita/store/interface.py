@@ -1,9 +1,9 @@
 """The store's public interface, as a Protocol: what the app, the flows, the console and the
 CLI may ask of a store, whatever keeps the data.
 
-`centralita.store.Store` (SQLite) implements it; a second backend (PostgreSQL) implements the
-same methods with the same meaning, and the code typed against `StoreBackend` runs on it
-unchanged. The promises every implementation keeps:
+`centralita.store.Store` (SQLite) and `centralita.store.postgres.PgStore` (PostgreSQL)
+implement it, from the same table mixins; the code typed against `StoreBackend` runs on
+either unchanged. The promises every implementation keeps:
 
 * A write is committed before its method returns, so a caller may acknowledge it.
 * Bad input raises `StoreInputError` (a `ValueError`) and stores nothing; an unknown id gives
@@ -11,7 +11,9 @@ unchanged. The promises every implementation keeps:
 * Number keys (contacts, call records) are `phone.normalize` keys under the `[manager]`
   rules the store was opened with (`key`).
 * `contacts_for_number_now` and `last_agent_for` answer a ringing call: they may not wait
-  behind a slow write (the SQLite store reads them on a second, read-only connection).
+  behind a slow write (the SQLite store reads them on a second, read-only connection; the
+  PostgreSQL store answers `..._now` with None, and `last_agent_for` on a connection of its
+  own with a server-side deadline).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class StoreBackend(Protocol):
     """Everything Centralita keeps: callbacks, ratings, call records, contacts, outcomes,
     console passwords and sessions, and the webhook outbox."""
 
+    dialect: str  # "sqlite" or "postgresql"
     region: str
     match_digits: int
     min_digits: int

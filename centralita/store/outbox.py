@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from centralita.store.base import StoreBase
+from centralita.store.base import StoreBase, insert_id
 from centralita.store.errors import StoreInputError
 from centralita.store.records import (
     OUTBOX_COLUMNS,
@@ -37,13 +37,12 @@ class OutboxMixin(StoreBase):
             raise StoreInputError(f"webhook payload is not JSON: {exc}") from None
         moment = now or datetime.now(UTC)
         async with self._tx() as db:
-            cur = await db.execute(
+            new_id = await insert_id(
+                db,
                 "INSERT INTO outbox (url, payload, created_at, next_attempt_at) "
-                "VALUES (?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?) RETURNING id",
                 (url, body, now_iso(), utc_text(moment)),
             )
-            new_id = cur.lastrowid
-        assert new_id is not None
         return new_id
 
     async def due_events(self, now: datetime, limit: int = 100) -> list[OutboxEvent]:
@@ -71,15 +70,19 @@ class OutboxMixin(StoreBase):
         (issue 10, finding 10).
         """
         moment = utc_text(now)
+        # SQLite: BEGIN IMMEDIATE already makes one claimer at a time. PostgreSQL: the rows
+        # are locked as they are read, and rows another instance is claiming are skipped
+        # rather than waited for (each event goes to one sender).
+        lock = " FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
         async with self._tx() as db:
             async with db.execute(
                 f"SELECT {OUTBOX_COLUMNS} FROM outbox "  # noqa: S608 (constant columns)
                 "WHERE sent_at IS NULL AND next_attempt_at <= ? "
                 "AND (claimed_until IS NULL OR claimed_until <= ?) "
-                "ORDER BY next_attempt_at, id LIMIT ?",
+                f"ORDER BY next_attempt_at, id LIMIT ?{lock}",
                 (moment, moment, max(1, int(limit))),
             ) as cur:
-                rows = await cur.fetchall()
+                rows = list(await cur.fetchall())
             until = utc_text(now + timedelta(seconds=lease_s))
             await db.executemany(
                 "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, r["id"]) for r in rows]

@@ -4,11 +4,11 @@ checks every text value passes before it is written, and the row-to-record mappi
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from centralita.store.base import Row
 from centralita.store.errors import StoreInputError
 
 CALLBACK_STATUSES = ("pending", "done", "cancelled")
@@ -153,7 +153,7 @@ CALLBACK_COLUMNS = (
 )
 
 
-def callback_from_row(row: sqlite3.Row) -> CallbackRequest:
+def callback_from_row(row: Row) -> CallbackRequest:
     """A `callbacks` row (CALLBACK_COLUMNS) as a CallbackRequest."""
     return CallbackRequest(
         id=row["id"],
@@ -177,7 +177,7 @@ def callback_from_row(row: sqlite3.Row) -> CallbackRequest:
 ATTEMPT_COLUMNS = "id, callback_id, agent, number, started_at, ended_at, call_id, result, reason"
 
 
-def attempt_from_row(row: sqlite3.Row) -> CallbackAttempt:
+def attempt_from_row(row: Row) -> CallbackAttempt:
     """A `callback_attempts` row (ATTEMPT_COLUMNS) as a CallbackAttempt."""
     return CallbackAttempt(
         id=row["id"],
@@ -195,7 +195,7 @@ def attempt_from_row(row: sqlite3.Row) -> CallbackAttempt:
 RATING_COLUMNS = "id, created_at, callerid, agent, queue, rating, call_id"
 
 
-def rating_from_row(row: sqlite3.Row) -> Rating:
+def rating_from_row(row: Row) -> Rating:
     """A `ratings` row (RATING_COLUMNS) as a Rating."""
     return Rating(
         id=row["id"],
@@ -211,7 +211,7 @@ def rating_from_row(row: sqlite3.Row) -> Rating:
 CONTACT_COLUMNS = "id, name, company, notes, external_id, url, created_at, updated_at"
 
 
-def contact_from_row(row: sqlite3.Row, numbers: tuple[str, ...]) -> Contact:
+def contact_from_row(row: Row, numbers: tuple[str, ...]) -> Contact:
     """A `contacts` row (CONTACT_COLUMNS) and its numbers as a Contact."""
     return Contact(
         id=row["id"],
@@ -231,7 +231,7 @@ OUTCOME_COLUMNS = (
 )
 
 
-def outcome_from_row(row: sqlite3.Row) -> Outcome:
+def outcome_from_row(row: Row) -> Outcome:
     """An `outcomes` row (OUTCOME_COLUMNS) as an Outcome."""
     follow_up = row["follow_up"]
     return Outcome(
@@ -250,7 +250,7 @@ def outcome_from_row(row: sqlite3.Row) -> Outcome:
 OUTBOX_COLUMNS = "id, url, payload, created_at, next_attempt_at, attempts, last_error"
 
 
-def outbox_event_from_row(row: sqlite3.Row) -> OutboxEvent:
+def outbox_event_from_row(row: Row) -> OutboxEvent:
     """An `outbox` row (OUTBOX_COLUMNS) as an OutboxEvent."""
     return OutboxEvent(
         id=row["id"],

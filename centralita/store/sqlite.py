@@ -3,11 +3,13 @@ the tables' methods come from one mixin per group of tables."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Generator
+from collections.abc import AsyncIterator, Generator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import aiosqlite
 
@@ -21,24 +23,7 @@ from centralita.store.fastpath import FastReader
 from centralita.store.outbox import OutboxMixin
 from centralita.store.quality import QualityMixin
 from centralita.store.queue_events import QueueEventsMixin
-from centralita.store.schema import default_path, migrate, protect
-
-if TYPE_CHECKING:
-    from centralita.settings import Settings
-
-
-def open_store(settings: Settings) -> StoreOpening:
-    """The store of `settings`, for the app and every CLI command alike: the database in
-    `[server] data_dir`, with the `[manager]` region and digit rules for number keys (the
-    keys contacts and call records are matched by). Await it, or use it in `async with`.
-    """
-    manager = settings.site.manager
-    return Store.open(
-        default_path(settings.data_dir),
-        region=manager.default_region,
-        match_digits=manager.match_digits,
-        min_digits=manager.min_digits,
-    )
+from centralita.store.schema import migrate, protect
 
 
 class StoreOpening:
@@ -79,6 +64,56 @@ class Store(
 ):
     """SQLite store. Open with `await Store.open(path)` or `async with Store.open(path)`."""
 
+    dialect = "sqlite"
+
+    def __init__(
+        self, db: aiosqlite.Connection, path: Path, region: str, match_digits: int, min_digits: int
+    ) -> None:
+        super().__init__(region, match_digits, min_digits)
+        self._db = db
+        self.path = path
+        # One aiosqlite connection is one SQLite connection: a transaction must not
+        # interleave with another coroutine's statements.
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                yield self._db
+                await self._db.execute("COMMIT")
+            except BaseException:
+                # Also on cancellation: a BEGIN already queued to aiosqlite's thread runs
+                # anyway, and would leave the connection inside a transaction. The thread
+                # runs calls in order, so this ROLLBACK comes after it.
+                await self._rollback()
+                raise
+
+    async def _rollback(self) -> None:
+        try:
+            await self._db.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            pass  # no transaction open: BEGIN failed, or COMMIT went through
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            yield self._db
+
+    async def _first_row_soon(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
+        # The query is one covering-index probe, ~10-30 us. A trip to aiosqlite's thread
+        # costs more, and on a loaded 2-core machine its tail reaches ~2 ms (bench/
+        # lookup_bench.py prints both), so it runs here, bounded to fastpath.FAST_LOOKUP_S.
+        if self._fast is not None:
+            try:
+                return self._fast.first_row(sql, params)
+            except sqlite3.OperationalError:
+                pass  # busy or past the deadline: ask the worker thread instead
+        async with self._read() as db:
+            rows = list(await db.execute_fetchall(sql, params))
+        return rows[0] if rows else None
+
     @staticmethod
     def open(
         path: Path | str,
@@ -110,7 +145,7 @@ class Store(
             await db.execute("PRAGMA foreign_keys = ON")
             store = cls(db, path, region, match_digits, min_digits)
             async with store._tx() as tx:
-                await migrate(tx, path)
+                await migrate(tx, str(path))
             # After the migration, so the WAL files exist for a read-only opener.
             store._fast = FastReader(path)
         except BaseException:

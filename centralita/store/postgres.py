@@ -1,0 +1,365 @@
+"""The PostgreSQL store (`[store] url = "postgresql://..."`): the same table mixins as the
+SQLite store, over psycopg 3 (async) with a connection pool.
+
+Why psycopg 3 rather than asyncpg: its row factories and adapters let the mixins' SQL and
+row handling run unchanged (rows by name, `?` rewritten once per query text, no per-call
+conversion layer), it is libpq itself (every libpq setting and `PGPASSWORD`/`.pgpass`/
+`PGSSLMODE` work as an admin expects), and it has a maintained pool (psycopg_pool). Its
+automatic prepared statements keep the hot lookups to one round trip.
+
+What differs from SQLite lives here and in `schema` (DDL types), nowhere else:
+* placeholders: `?` and `:name` become `%s` and `%(name)s` (`pg_sql`);
+* rows: `PgRow`, read by name or position like `sqlite3.Row`; `numeric` results (sum,
+  avg) come back as int or float, as SQLite gives them;
+* transactions: each `_tx` takes a pooled connection and runs in one PostgreSQL
+  transaction; reads take any pooled connection (no lock: the server serialises);
+* the returning-caller lookup (`_first_row_soon`): a dedicated connection whose statements
+  the server cancels past `FAST_LOOKUP_S`, then the pool, as SQLite's fast reader falls back
+  to its worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Collection, Generator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from functools import lru_cache
+from types import TracebackType
+from typing import Any, Self
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.adapt import Loader
+from psycopg.rows import RowMaker
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from centralita.store.agents import AgentsMixin
+from centralita.store.audit import AuditMixin
+from centralita.store.callbacks import CallbacksMixin
+from centralita.store.calls import CallRecordsMixin
+from centralita.store.contacts import ContactsMixin
+from centralita.store.desk import DeskMixin
+from centralita.store.errors import StoreError
+from centralita.store.fastpath import FAST_LOOKUP_S
+from centralita.store.outbox import OutboxMixin
+from centralita.store.quality import QualityMixin
+from centralita.store.queue_events import QueueEventsMixin
+from centralita.store.schema import migrate
+from centralita.store.url import PgLocation
+
+log = logging.getLogger(__name__)
+
+# Held by the migrating instance, so several instances starting together migrate once.
+MIGRATION_LOCK = 0x63656E74  # "cent"
+CONNECT_TIMEOUT_S = 10
+
+# ----------------------------------------------------------------- SQL and rows
+
+_TOKENS = re.compile(
+    r"""('(?:[^']|'')*')"""  # a string literal: left alone (but its `%`s)
+    r"""|("(?:[^"]|"")*")"""  # a quoted identifier: left alone
+    r"""|(\?)"""  # a positional placeholder
+    r"""|(?<!:):([A-Za-z_]\w*)"""  # a named placeholder (not a `::type` cast)
+    r"""|(%)"""  # a literal percent sign, doubled for psycopg
+)
+
+
+@lru_cache(maxsize=1024)
+def pg_sql(sql: str) -> str:
+    """The mixins' SQLite-style placeholders (`?`, `:name`) in psycopg's (`%s`,
+    `%(name)s`)."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(3):
+            return "%s"
+        if match.group(4):
+            return f"%({match.group(4)})s"
+        if match.group(5):
+            return "%%"
+        return match.group(0).replace("%", "%%")  # psycopg reads `%` inside literals too
+
+    return _TOKENS.sub(replace, sql)
+
+
+class PgRow(tuple[Any, ...]):
+    """A row read by column name or position, like `sqlite3.Row`."""
+
+    _names: dict[str, int]
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            try:
+                return super().__getitem__(self._names[key])
+            except KeyError:
+                raise IndexError(f"no such column: {key}") from None
+        return super().__getitem__(key)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+
+@lru_cache(maxsize=512)
+def _row_type(names: tuple[str, ...]) -> type[PgRow]:
+    return type("PgRow", (PgRow,), {"_names": {n: i for i, n in enumerate(names)}})
+
+
+def pg_row_factory(cursor: Any) -> RowMaker[PgRow]:
+    """psycopg row factory: each row a `PgRow` of one class per column list."""
+    return _row_type(tuple(d.name for d in cursor.description or ()))
+
+
+@lru_cache(maxsize=64)
+def text_array(values: tuple[str, ...]) -> str:
+    """`values` as a PostgreSQL text[] literal, made once per list: the returning-caller
+    lookup sends the same agents and dispositions on every call."""
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
+
+
+class _NumericLoader(Loader):
+    """`numeric` (sum, avg) as int when whole, else float: what SQLite returns."""
+
+    def load(self, data: Any) -> int | float:
+        value = Decimal(bytes(data).decode("ascii"))
+        return int(value) if value == value.to_integral_value() else float(value)
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    conn.adapters.register_loader("numeric", _NumericLoader)
+
+
+# ----------------------------------------------------------------- the connection adapter
+
+
+class PgCursor:
+    """A finished statement: its rows (read at once: the store's queries are bounded) and
+    its row count."""
+
+    def __init__(self, rows: list[PgRow], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    async def fetchone(self) -> PgRow | None:
+        return self._rows[0] if self._rows else None
+
+    async def fetchall(self) -> list[PgRow]:
+        return self._rows
+
+
+class _Executed:
+    """`PgConnection.execute`'s result: awaited, or used with `async with` (as aiosqlite's)."""
+
+    def __init__(self, run: Any) -> None:
+        self._run = run
+
+    def __await__(self) -> Generator[Any, None, PgCursor]:
+        return self._run().__await__()  # type: ignore[no-any-return]
+
+    async def __aenter__(self) -> PgCursor:
+        cursor: PgCursor = await self._run()
+        return cursor
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+class PgConnection:
+    """A pooled psycopg connection with the aiosqlite shape the mixins use
+    (`centralita.store.base.Connection`)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.raw = conn
+
+    async def _run(self, sql: str, parameters: Any) -> PgCursor:
+        params = parameters if parameters else None
+        query = pg_sql(sql) if params is not None else sql
+        async with self.raw.cursor(row_factory=pg_row_factory) as cur:
+            await cur.execute(query, params)
+            rows = await cur.fetchall() if cur.description is not None else []
+            return PgCursor(rows, cur.rowcount)
+
+    async def _run_many(self, sql: str, parameters: Iterable[Any]) -> PgCursor:
+        batch = list(parameters)
+        if not batch:
+            return PgCursor([], 0)
+        async with self.raw.cursor(row_factory=pg_row_factory) as cur:
+            await cur.executemany(pg_sql(sql), batch)
+            return PgCursor([], cur.rowcount)
+
+    def execute(self, sql: str, parameters: Any = None, /) -> _Executed:
+        return _Executed(lambda: self._run(sql, parameters))
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> _Executed:
+        return _Executed(lambda: self._run_many(sql, parameters))
+
+    async def execute_fetchall(self, sql: str, parameters: Any = None, /) -> list[PgRow]:
+        return (await self._run(sql, parameters))._rows
+
+
+# ----------------------------------------------------------------- the store
+
+
+class PgStore(
+    CallbacksMixin,
+    CallRecordsMixin,
+    ContactsMixin,
+    AgentsMixin,
+    OutboxMixin,
+    AuditMixin,
+    DeskMixin,
+    QueueEventsMixin,
+    QualityMixin,
+):
+    """PostgreSQL store. Open with `await PgStore.open(location)` (or `async with`)."""
+
+    dialect = "postgresql"
+
+    def __init__(
+        self,
+        location: PgLocation,
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]],
+        fast: psycopg.AsyncConnection[Any],
+        region: str,
+        match_digits: int,
+        min_digits: int,
+    ) -> None:
+        super().__init__(region, match_digits, min_digits)
+        self.location = location
+        self._pool = pool
+        self._fast_pg: psycopg.AsyncConnection[Any] | None = fast
+        self._fast_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(
+        cls,
+        location: PgLocation,
+        *,
+        region: str = "ES",
+        match_digits: int = 10,
+        min_digits: int = 6,
+        pool_size: int = 10,
+    ) -> Self:
+        """Connect, migrate (once, whichever instance comes first) and open the pool.
+        StoreError names the server when it cannot be reached or refuses the login."""
+        first = await connect(location)
+        try:
+            async with first.transaction():
+                await first.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                await migrate(PgConnection(first), location.display, "postgresql")
+        finally:
+            await first.close()
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            location.conninfo,
+            kwargs=location.connect_kwargs(autocommit=True),
+            configure=_configure,
+            min_size=1,
+            max_size=max(1, pool_size),
+            open=False,
+            name="centralita-store",
+        )
+        try:
+            await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        except PoolTimeout:
+            await pool.close()
+            raise StoreError(
+                f"cannot open connections to PostgreSQL at {location.display} "
+                f"within {CONNECT_TIMEOUT_S} s"
+            ) from None
+        try:
+            # Past the deadline the server cancels the lookup (QueryCanceled) and the pool
+            # answers it without one: statement_timeout counts whole milliseconds.
+            # Prepared at first use (one round trip each after), and the cdr table's
+            # catalogue read now, not by the first ringing call under the deadline.
+            fast = await connect(location, prepare_threshold=0)
+            await fast.execute("SELECT agent FROM cdr WHERE src_key = '' LIMIT 1")
+            await fast.execute(f"SET statement_timeout = {max(1, round(FAST_LOOKUP_S * 1000))}")
+            await fast.execute("SET plan_cache_mode = force_generic_plan")
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(location, pool, fast, region, match_digits, min_digits)
+
+    async def close(self) -> None:
+        """Close the pool and the lookup connection (idempotent)."""
+        if self._fast_pg is not None:
+            await self._fast_pg.close()
+            self._fast_pg = None
+        await self._pool.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[PgConnection]:
+        async with self._pool.connection() as conn, conn.transaction():
+            yield PgConnection(conn)
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[PgConnection]:
+        async with self._pool.connection() as conn:
+            yield PgConnection(conn)
+
+    def _last_agent_query(
+        self, src_key: str, since: str, dispositions: Sequence[str], agents: Collection[str]
+    ) -> tuple[str, tuple[Any, ...]]:
+        # The lists as two array parameters: one query text whatever their lengths, so it is
+        # prepared once, and psycopg caches its parsing (it does not past 50 parameters).
+        return (
+            "SELECT agent FROM cdr WHERE src_key = ? AND start >= ? "
+            "AND disposition = ANY(?::text[]) AND agent = ANY(?::text[]) "
+            "ORDER BY start DESC LIMIT 1",
+            (src_key, since, text_array(tuple(dispositions)), text_array(tuple(agents))),
+        )
+
+    async def _first_row_soon(self, sql: str, params: tuple[Any, ...]) -> PgRow | None:
+        # One index probe on a connection of its own (no wait for the pool behind a burst
+        # of writes), prepared after a few calls; busy, slow or broken: the pool.
+        fast = self._fast_pg
+        if fast is not None and not self._fast_lock.locked() and not fast.closed:
+            async with self._fast_lock:
+                try:
+                    cursor = await PgConnection(fast)._run(sql, params)
+                except pg_errors.QueryCanceled:
+                    pass  # past the deadline: ask the pool without one
+                except psycopg.OperationalError:
+                    log.warning("the returning-caller lookup connection failed; using the pool")
+                    self._fast_pg = None
+                else:
+                    return await cursor.fetchone()
+        async with self._read() as db:
+            return await (await db._run(sql, params)).fetchone()
+
+    async def schema_version(self) -> int:
+        """The schema version of the open database."""
+        async with self._read() as db, db.execute("SELECT version FROM schema_version") as cur:
+            row = await cur.fetchone()
+        return int(row["version"]) if row else 0
+
+
+async def connect(location: PgLocation, **extra: Any) -> psycopg.AsyncConnection[Any]:
+    """One connection to `location` (autocommit), or StoreError saying why not."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            location.conninfo, **location.connect_kwargs(autocommit=True, **extra)
+        )
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise StoreError(f"cannot connect to PostgreSQL at {location.display}: {reason}") from None
+    await _configure(conn)
+    return conn
