@@ -5,12 +5,11 @@ and closing keeps who, when and the note."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from centralita.store import SCHEMA_VERSION, Store, StoreInputError, default_path
+from centralita.store import SCHEMA_VERSION, Store, StoreBackend, StoreInputError
 from centralita.store.schema import _MIGRATIONS, _statements
 
 # This issue's migration, found by what it makes (its number changes when others land).
@@ -18,12 +17,12 @@ CALLBACK_WORK = next(i for i, m in enumerate(_MIGRATIONS) if "callback_attempts"
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with Store.open(default_path(tmp_path)) as s:
-        yield s
+def store(any_store: StoreBackend) -> StoreBackend:
+    """Each test on both backends (tests/conftest.py)."""
+    return any_store
 
 
-async def request(store: Store, number: str = "600111222") -> int:
+async def request(store: StoreBackend, number: str = "600111222") -> int:
     made = await store.add_callback(
         callerid=number,
         language="fr",
@@ -87,7 +86,7 @@ async def test_the_migration_keeps_every_request_and_its_status(tmp_path: Path) 
         assert [a.id for a in await store.list_callback_attempts([first])] == [attempt.id]
 
 
-async def test_assign_reassign_and_unassign(store: Store) -> None:
+async def test_assign_reassign_and_unassign(store: StoreBackend) -> None:
     first = await request(store)
     second = await request(store, "600333444")
     assigned = await store.assign_callback(first, "1002")
@@ -111,7 +110,7 @@ async def test_assign_reassign_and_unassign(store: Store) -> None:
         await store.assign_callback(first, "1002\0")
 
 
-async def test_attempts_are_rows_with_their_result(store: Store) -> None:
+async def test_attempts_are_rows_with_their_result(store: StoreBackend) -> None:
     first = await request(store)
     other = await request(store, "600333444")
     calling = await store.add_callback_attempt(first, agent="1002", number="600111222")
@@ -143,7 +142,7 @@ async def test_attempts_are_rows_with_their_result(store: Store) -> None:
     assert still.result == "calling"
 
 
-async def test_closing_keeps_who_when_and_the_note(store: Store) -> None:
+async def test_closing_keeps_who_when_and_the_note(store: StoreBackend) -> None:
     first = await request(store)
     second = await request(store, "600333444")
     done = await store.close_callback(first, status="done", by="1002", note="Called, sorted out")
