@@ -39,7 +39,7 @@ from centralita.cmd_render import (
 from centralita.keys import ADMIN_LOCK, SETTINGS, STORE
 from centralita.settings import Settings, parse_settings
 from centralita.web.auth import Session, require_page, require_post
-from centralita.web.console import _render
+from centralita.web.console import render_page
 from dialplan.model import QUEUE_STRATEGIES
 from dialplan.render import write_rendered
 from dialplan.validate import ConfigError
@@ -133,7 +133,7 @@ async def admin_page(request: web.Request) -> web.Response:
     """`GET /admin`: the members and the queues."""
     session = await require_admin(request)
     current = _current(request)
-    return _render(
+    return render_page(
         request,
         "admin.html",
         session,
@@ -170,7 +170,7 @@ def _member_form(
     errors: Mapping[str, str] | None = None,
     status: int = 200,
 ) -> web.Response:
-    response = _render(
+    response = render_page(
         request,
         "admin_member.html",
         session,
@@ -335,7 +335,7 @@ def _diffs(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, str
 
 
 def _conflict(request: web.Request, session: Session) -> web.Response:
-    response = _render(request, "admin_conflict.html", session)
+    response = render_page(request, "admin_conflict.html", session)
     response.set_status(409)
     return response
 
@@ -398,7 +398,7 @@ async def audit_page(request: web.Request) -> web.Response:
     entries = await request.app[STORE].list_audit(
         limit=AUDIT_PAGE + 1, offset=(page - 1) * AUDIT_PAGE
     )
-    return _render(
+    return render_page(
         request,
         "admin_audit.html",
         session,
@@ -409,7 +409,7 @@ async def audit_page(request: web.Request) -> web.Response:
 
 
 def _result(request: web.Request, session: Session, outcome: Outcome) -> web.Response:
-    return _render(request, "admin_result.html", session, outcome=outcome)
+    return render_page(request, "admin_result.html", session, outcome=outcome)
 
 
 async def add_member(request: web.Request) -> web.Response:
@@ -529,7 +529,7 @@ def _admin_with_error(
     queue: str,
     errors: Mapping[str, str] | None = None,
 ) -> web.Response:
-    response = _render(
+    response = render_page(
         request,
         "admin.html",
         session,

@@ -371,7 +371,7 @@ def client_ip(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-def _same_origin(request: web.Request) -> bool:
+def same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:  # not a browser form post (curl, tests): no cross-site risk
         return True
@@ -423,7 +423,7 @@ async def _login_form_error(
 async def login(request: web.Request) -> web.Response:
     """`POST /login` with `extension` and `password`: sets the session cookie."""
     auth = request.app[AUTH]
-    if not _same_origin(request):
+    if not same_origin(request):
         return error(request, 403, "login from another site refused")
     form = await request.post()
     extension = form.get("extension")

@@ -47,9 +47,9 @@ from centralita.web.auth import (
 )
 from centralita.web.console import (
     DialRefused,
-    _render,
     click_to_dial,
     dial_json,
+    render_page,
     wants_private,
 )
 from centralita.web.permissions import is_supervisor, require_supervisor
@@ -189,7 +189,7 @@ async def callbacks_page(request: web.Request) -> web.Response:
     for attempt in attempts:
         by_callback.setdefault(attempt.callback_id, []).append(attempt)
     agents = assignable(request.app[SETTINGS].site)
-    return _render(
+    return render_page(
         request,
         "callbacks.html",
         session,

@@ -48,6 +48,7 @@ from centralita.web.auth import (
     require_api,
     require_page,
     require_post,
+    same_origin,
 )
 from centralita.web.permissions import is_supervisor, may_listen
 from centralita.webhooks import parse_callmyway
@@ -96,7 +97,7 @@ async def language_middleware(
         UI_LANGUAGE.reset(token)  # a kept-alive connection serves its next request alike
 
 
-def _render(request: web.Request, name: str, session: Session, **values: Any) -> web.Response:
+def render_page(request: web.Request, name: str, session: Session, **values: Any) -> web.Response:
     settings = request.app[SETTINGS]
     agent = settings.site.agent(session.extension)
     default = agent.language if agent else i18n.SOURCE_LANGUAGE
@@ -152,7 +153,7 @@ async def console_page(request: web.Request) -> web.Response:
     session = await require_page(request)
     settings = request.app[SETTINGS]
     config = await agent_api.me_json(request, session)
-    return _render(
+    return render_page(
         request,
         "console.html",
         session,
@@ -163,11 +164,6 @@ async def console_page(request: web.Request) -> web.Response:
     )
 
 
-def _same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    return origin is None or origin == f"{request.scheme}://{request.host}"
-
-
 async def websocket(request: web.Request) -> web.StreamResponse:
     """`GET /ws`: the logged-in agent's pop stream (their own calls only), with heartbeat."""
     session = await current_session(request)
@@ -175,7 +171,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return error(request, 401, "log in first")
     # Cross-site WebSocket hijacking: a page elsewhere could open this socket with the
     # agent's cookie if SameSite were not honoured; the Origin check closes that door too.
-    if not _same_origin(request):
+    if not same_origin(request):
         return error(request, 403, "WebSocket from another site refused")
     hub = request.app[HUB]
     bridge = request.app[BRIDGE]
@@ -511,7 +507,7 @@ async def calls_page(request: web.Request) -> web.Response:
     }
     kept = {k: v for k, v in query.items() if v}
     pages = max(1, -(-total // PAGE_SIZE))
-    return _render(
+    return render_page(
         request,
         "calls.html",
         session,

@@ -34,7 +34,7 @@ from centralita.recordings import file_inside, recording_path
 from centralita.store.records import Rating
 from centralita.voicemail import Message, match_messages, read_box
 from centralita.web.auth import Session, error, require_api, require_page
-from centralita.web.console import _render
+from centralita.web.console import render_page
 from centralita.web.permissions import require_quality
 from dialplan.names import MAILBOX_CONTEXT
 
@@ -126,7 +126,7 @@ async def complaints_page(request: web.Request) -> web.Response:
                 message=message,
             )
         )
-    return _render(request, "complaints.html", session, rows=rows, threshold=threshold)
+    return render_page(request, "complaints.html", session, rows=rows, threshold=threshold)
 
 
 async def _audited(

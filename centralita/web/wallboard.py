@@ -24,8 +24,14 @@ from aiohttp import WSMsgType, web
 from centralita.keys import AGENT_STATES, AMI_TAPS, SETTINGS, STORE, WALLBOARD
 from centralita.store import StoreBackend
 from centralita.wallboard import Wallboard
-from centralita.web.auth import WS_CLOSE_LOGGED_OUT, current_session, error, require_page
-from centralita.web.console import _render, _same_origin
+from centralita.web.auth import (
+    WS_CLOSE_LOGGED_OUT,
+    current_session,
+    error,
+    require_page,
+    same_origin,
+)
+from centralita.web.console import render_page
 from centralita.web.permissions import SUPERVISORS, is_supervisor, require_supervisor
 
 log = logging.getLogger("centralita.wallboard")
@@ -183,7 +189,7 @@ async def wallboard_page(request: web.Request) -> web.Response:
     session = await require_page(request)
     require_supervisor(request, session)
     settings = request.app[SETTINGS]
-    return _render(
+    return render_page(
         request,
         "wallboard.html",
         session,
@@ -199,7 +205,7 @@ async def wallboard_ws(request: web.Request) -> web.StreamResponse:
         return error(request, 401, "log in first")
     if not is_supervisor(request, session):
         return error(request, 403, "the wallboard is for supervisors")
-    if not _same_origin(request):  # cross-site WebSocket hijacking
+    if not same_origin(request):  # cross-site WebSocket hijacking
         return error(request, 403, "WebSocket from another site refused")
     hub = request.app[WALLBOARD]
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
