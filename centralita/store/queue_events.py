@@ -13,10 +13,14 @@ instances on one database) changes nothing. A call's outcome, once `answered` or
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import aiosqlite
+
+from centralita.store import report_tables
 from centralita.store.base import StoreBase
 from centralita.store.errors import StoreInputError
 from centralita.store.records import check_text
@@ -82,7 +86,12 @@ ON CONFLICT (uniqueid, queue) DO UPDATE SET
     agent = CASE WHEN excluded.agent != '' THEN excluded.agent ELSE queue_calls.agent END,
     outcome = CASE WHEN queue_calls.outcome = 'waiting'
                    THEN excluded.outcome ELSE queue_calls.outcome END
+RETURNING joined_at, queue, agent, outcome, wait_s, talk_s, service_level_s
 """
+_CALL_ROW = (
+    "SELECT joined_at, queue, agent, outcome, wait_s, talk_s, service_level_s "
+    "FROM queue_calls WHERE uniqueid = ? AND queue = ?"
+)
 
 _CLOSE_PAUSES = "UPDATE pause_intervals SET ended_at = ? WHERE agent = ? AND ended_at IS NULL"
 _OPEN_PAUSE = (
@@ -133,8 +142,50 @@ class QueueEventsMixin(StoreBase):
             return 0
         async with self._tx() as db:
             for sql, params in checked:
-                await db.execute(sql, params)
+                if sql is _UPSERT_CALL:
+                    await self._upsert_call(db, params)
+                else:
+                    await db.execute(sql, params)
         return len(events)
+
+    @staticmethod
+    async def _upsert_call(db: aiosqlite.Connection, params: tuple[object, ...]) -> None:
+        """Write one call and move the report totals by what changed (report_tables)."""
+        async with db.execute(_CALL_ROW, params[:2]) as cur:
+            old = await cur.fetchone()
+        async with db.execute(_UPSERT_CALL, params) as cur:
+            new = await cur.fetchone()
+        change = report_tables.difference(
+            report_tables.contributions(new), report_tables.contributions(old)
+        )
+        await report_tables.apply(db, change)
+
+    async def rebuild_report_tables(self) -> int:
+        """Recompute the report tables from every `queue_calls` row (after an import, or
+        when the local time zone changed); returns how many calls were counted."""
+        counted = 0
+        async with self._tx() as db:
+            for table in report_tables.UPSERTS:
+                await db.execute(f"DELETE FROM {table}")  # noqa: S608 (constant names)
+            totals: report_tables.Contribution = {}
+            async with db.execute(
+                "SELECT joined_at, queue, agent, outcome, wait_s, talk_s, service_level_s "
+                "FROM queue_calls"
+            ) as cur:
+                while rows := list(await cur.fetchmany(20_000)):
+                    counted += len(rows)
+                    for key, sums in report_tables.total(rows).items():
+                        totals.setdefault(key, Counter()).update(sums)
+            for table in report_tables.UPSERTS:
+                await db.executemany(
+                    report_tables.UPSERTS[table],
+                    [
+                        report_tables.upsert_params(table, key, sums)
+                        for (name, key), sums in totals.items()
+                        if name == table
+                    ],
+                )
+        return counted
 
     async def queue_totals_since(self, since: str) -> list[QueueTotals]:
         """Per queue, the calls that joined at or after `since` (UTC ISO-8601)."""

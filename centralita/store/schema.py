@@ -223,6 +223,39 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS pause_intervals_open ON pause_intervals (agent)
         WHERE ended_at IS NULL;
     CREATE INDEX IF NOT EXISTS pause_intervals_period ON pause_intervals (started_at);
+    -- Running totals for reports (centralita/store/report_tables.py), in local hours/days.
+    CREATE TABLE IF NOT EXISTS report_queue_hours (
+        hour TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        offered INTEGER NOT NULL,
+        answered INTEGER NOT NULL,
+        abandoned INTEGER NOT NULL,
+        answered_in_sl INTEGER NOT NULL,
+        wait_sum INTEGER NOT NULL,
+        wait_n INTEGER NOT NULL,
+        talk_sum INTEGER NOT NULL,
+        talk_n INTEGER NOT NULL,
+        PRIMARY KEY (hour, queue)
+    );
+    CREATE TABLE IF NOT EXISTS report_agent_days (
+        day TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        answered INTEGER NOT NULL,
+        answered_in_sl INTEGER NOT NULL,
+        wait_sum INTEGER NOT NULL,
+        wait_n INTEGER NOT NULL,
+        talk_sum INTEGER NOT NULL,
+        talk_n INTEGER NOT NULL,
+        PRIMARY KEY (day, agent)
+    );
+    CREATE TABLE IF NOT EXISTS report_waits (
+        day TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        name TEXT NOT NULL,
+        wait_s INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (day, scope, name, wait_s)
+    );
     CREATE INDEX IF NOT EXISTS ratings_period ON ratings (created_at, queue, agent, rating);
     CREATE INDEX IF NOT EXISTS callbacks_period ON callbacks (created_at, queue, status);
     """,

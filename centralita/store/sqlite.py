@@ -21,6 +21,7 @@ from centralita.store.fastpath import FastReader
 from centralita.store.outbox import OutboxMixin
 from centralita.store.quality import QualityMixin
 from centralita.store.queue_events import QueueEventsMixin
+from centralita.store.report_queries import ReportQueriesMixin
 from centralita.store.schema import default_path, migrate, protect
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ class Store(
     DeskMixin,
     QueueEventsMixin,
     QualityMixin,
+    ReportQueriesMixin,
 ):
     """SQLite store. Open with `await Store.open(path)` or `async with Store.open(path)`."""
 

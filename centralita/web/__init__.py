@@ -31,7 +31,17 @@ from centralita.keys import (
 )
 from centralita.pop import PopBridge, PopHub
 from centralita.times import shown
-from centralita.web import agent_api, assets, auth, console, i18n, quality, supervise, wallboard
+from centralita.web import (
+    agent_api,
+    assets,
+    auth,
+    console,
+    i18n,
+    quality,
+    reports,
+    supervise,
+    wallboard,
+)
 from centralita.web.admin import setup_admin
 from centralita.web.prometheus import metrics_handler
 from centralita.web.proxy import setup_proxy
@@ -79,7 +89,9 @@ async def security_headers(
     if not isinstance(response, web.WebSocketResponse):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        if request.path.startswith(("/api/", "/calls", "/callbacks", "/complaints", "/wallboard")):
+        if request.path.startswith(
+            ("/api/", "/calls", "/callbacks", "/complaints", "/wallboard", "/reports")
+        ):
             response.headers.setdefault("Cache-Control", "no-store")
     return response
 
@@ -192,5 +204,6 @@ def setup_web(app: web.Application) -> None:
     supervise.add_routes(r)
     quality.setup_quality(app)
     wallboard.add_routes(r)
+    reports.add_routes(r)
     r.add_get("/metrics", metrics_handler)
     r.add_static("/static", console.STATIC_DIR, append_version=True)

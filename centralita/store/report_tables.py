@@ -1,0 +1,188 @@
+"""The report tables: running totals of the queued calls, kept as each call changes, so a
+month of a million calls is read from a few thousand rows (bench/report_bench.py).
+
+`queue_calls` (one row per queued call) stays the truth; these tables are derived from it:
+
+* `report_queue_hours` (hour, queue): calls offered, answered, abandoned, answered within
+  the queue's service level, and the sums behind the average wait and talk times;
+* `report_agent_days` (day, agent): the same for the calls each agent answered;
+* `report_waits` (day, scope, name, wait_s): how many callers waited `wait_s` seconds (to
+  the second up to 20 s, then in steps: `WAIT_EDGES`), per queue (`scope = 'queue'`) and
+  per agent (`'agent'`), for the 90th percentile.
+
+Hours and days are the local time of the process (as `centralita.times.shown` shows times)
+when the call was written: `YYYY-MM-DD HH` and `YYYY-MM-DD`, so a text range selects a day,
+a week or a month. Each write of a call adds its new contribution and takes its old one
+away (`contributions`), in the same transaction, so replays and outcome changes keep the
+totals right; `rebuild_report_tables` recomputes them all from `queue_calls`.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+# Upper edges of the wait histogram, in seconds: a wait counts at the first edge at or
+# above it. Exact to the second up to 20 s (the usual service levels), then coarser.
+WAIT_EDGES: tuple[int, ...] = (
+    *range(0, 21),
+    25,
+    30,
+    40,
+    45,
+    50,
+    60,
+    75,
+    90,
+    105,
+    120,
+    150,
+    180,
+    240,
+    300,
+    420,
+    600,
+    900,
+    1200,
+    1800,
+    2700,
+    3600,
+    7200,
+    86400,
+)
+
+QUEUE_SUMS = (
+    "offered",
+    "answered",
+    "abandoned",
+    "answered_in_sl",
+    "wait_sum",
+    "wait_n",
+    "talk_sum",
+    "talk_n",
+)
+AGENT_SUMS = ("answered", "answered_in_sl", "wait_sum", "wait_n", "talk_sum", "talk_n")
+
+# Key -> sums, per table.
+Contribution = dict[tuple[str, tuple[str, ...]], Counter[str]]
+
+
+def wait_bucket(wait_s: int) -> int:
+    """The histogram edge a wait of `wait_s` seconds counts at."""
+    index = bisect.bisect_left(WAIT_EDGES, max(0, wait_s))
+    return WAIT_EDGES[min(index, len(WAIT_EDGES) - 1)]
+
+
+def local_hour(joined_at: str) -> tuple[str, str]:
+    """(`YYYY-MM-DD HH`, `YYYY-MM-DD`) of a UTC ISO time, in the process's local time."""
+    moment = datetime.fromisoformat(joined_at).astimezone()
+    day = moment.strftime("%Y-%m-%d")
+    return f"{day} {moment.hour:02d}", day
+
+
+def contributions(row: Any) -> Contribution:
+    """What one `queue_calls` row (a mapping or sqlite3.Row) adds to the report tables
+    (nothing for None)."""
+    out: Contribution = {}
+    if row is None:
+        return out
+    hour, day = local_hour(row["joined_at"])
+    queue, agent, outcome = row["queue"], row["agent"], row["outcome"]
+    wait, talk = row["wait_s"], row["talk_s"]
+    answered = outcome == "answered"
+    in_sl = answered and wait is not None and wait <= row["service_level_s"]
+    # Callers' waits: every caller who left the queue (answered or not) with a known wait.
+    waited = wait is not None and outcome != "waiting"
+    sums: Counter[str] = Counter(
+        offered=1,
+        answered=int(answered),
+        abandoned=int(outcome == "abandoned"),
+        answered_in_sl=int(in_sl),
+        wait_sum=wait if waited else 0,
+        wait_n=int(waited),
+        talk_sum=talk or 0,
+        talk_n=int(talk is not None),
+    )
+    out[("report_queue_hours", (hour, queue))] = sums
+    if waited:
+        out[("report_waits", (day, "queue", queue, str(wait_bucket(wait))))] = Counter(n=1)
+    if answered and agent:
+        out[("report_agent_days", (day, agent))] = Counter(
+            answered=1,
+            answered_in_sl=int(in_sl),
+            wait_sum=wait or 0,
+            wait_n=int(wait is not None),
+            talk_sum=talk or 0,
+            talk_n=int(talk is not None),
+        )
+        if wait is not None:
+            out[("report_waits", (day, "agent", agent, str(wait_bucket(wait))))] = Counter(n=1)
+    return out
+
+
+def difference(new: Contribution, old: Contribution) -> Contribution:
+    """`new - old`, keeping negative and dropping all-zero entries."""
+    out: Contribution = {}
+    for key in new.keys() | old.keys():
+        sums: Counter[str] = Counter()
+        for name, value in new.get(key, Counter()).items():
+            sums[name] += value
+        for name, value in old.get(key, Counter()).items():
+            sums[name] -= value
+        if any(sums.values()):
+            out[key] = sums
+    return out
+
+
+_KEYS = {
+    "report_queue_hours": ("hour", "queue"),
+    "report_agent_days": ("day", "agent"),
+    "report_waits": ("day", "scope", "name", "wait_s"),
+}
+_SUMS = {
+    "report_queue_hours": QUEUE_SUMS,
+    "report_agent_days": AGENT_SUMS,
+    "report_waits": ("n",),
+}
+
+
+def _upsert_sql(table: str) -> str:
+    keys, sums = _KEYS[table], _SUMS[table]
+    columns = (*keys, *sums)
+    updates = ", ".join(f"{s} = {table}.{s} + excluded.{s}" for s in sums)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (constant names)
+        f"VALUES ({', '.join('?' for _ in columns)}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    )
+
+
+UPSERTS = {table: _upsert_sql(table) for table in _KEYS}
+
+
+def upsert_params(table: str, key: tuple[str, ...], sums: Mapping[str, int]) -> tuple[Any, ...]:
+    """The parameters of `UPSERTS[table]` for one key's sums."""
+    values: list[Any] = list(key)
+    if table == "report_waits":
+        values[3] = int(values[3])
+    return (*values, *(int(sums.get(s, 0)) for s in _SUMS[table]))
+
+
+async def apply(db: aiosqlite.Connection, contribution: Contribution) -> None:
+    """Add `contribution` to the report tables (inside the caller's transaction)."""
+    for (table, key), sums in contribution.items():
+        await db.execute(UPSERTS[table], upsert_params(table, key, sums))
+
+
+def total(rows: Iterable[Any]) -> Contribution:
+    """The summed contributions of many `queue_calls` rows."""
+    out: Contribution = {}
+    for row in rows:
+        for key, sums in contributions(row).items():
+            out.setdefault(key, Counter()).update(sums)
+    return out
