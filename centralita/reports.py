@@ -34,6 +34,7 @@ from typing import Literal
 
 from centralita.store import StoreBackend
 from centralita.store.report_queries import ReportData
+from centralita.store.report_tables import QUEUE_SUMS
 
 PeriodKind = Literal["day", "week", "month"]
 PERIOD_KINDS: tuple[PeriodKind, ...] = ("day", "week", "month")
@@ -154,10 +155,11 @@ def percentile(histogram: Mapping[int, int], fraction: float = 0.9) -> int | Non
     return max(histogram)
 
 
-def _sum(rows: Iterable[Mapping[str, int]]) -> Counter[str]:
-    total: Counter[str] = Counter()
+def _sum(rows: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = dict.fromkeys(QUEUE_SUMS, 0)
     for row in rows:
-        total.update(row)
+        for name, value in row.items():
+            total[name] = total.get(name, 0) + value
     return total
 
 
@@ -188,13 +190,14 @@ def _queue_figures(
     )
 
 
-def _pause_seconds(
-    pauses: Iterable[tuple[str, str, str, str | None]], period: Period, now: datetime
-) -> dict[tuple[str, str], int]:
+def _pause_seconds(data: ReportData, period: Period, now: datetime) -> dict[tuple[str, str], int]:
     """Each (agent, reason)'s pause time inside the period (open pauses up to `now`)."""
     start = datetime.fromisoformat(period.start_utc)
     end = datetime.fromisoformat(period.end_utc)
     out: Counter[tuple[str, str]] = Counter()
+    for agent, reason, seconds in data.pause_sums:
+        out[(agent, reason)] += seconds
+    pauses = data.pauses
     for agent, reason, started_at, ended_at in pauses:
         began = max(datetime.fromisoformat(started_at), start)
         ended = min(datetime.fromisoformat(ended_at) if ended_at else now, end)
@@ -206,13 +209,7 @@ def _pause_seconds(
 def build(data: ReportData, period: Period, *, now: datetime | None = None) -> Report:
     """The report of `period` from the store's raw material."""
     now = now or datetime.now(UTC)
-    by_queue: dict[str, list[Mapping[str, int]]] = {}
-    by_hour_of_day: dict[int, list[Mapping[str, int]]] = {h: [] for h in range(24)}
-    by_time: dict[str, list[Mapping[str, int]]] = {}
-    for hour, queue, sums in data.queue_hours:
-        by_queue.setdefault(queue, []).append(sums)
-        by_hour_of_day[int(hour[11:13])].append(sums)
-        by_time.setdefault(hour if period.kind == "day" else hour[:10], []).append(sums)
+    by_queue = data.queue_sums
     callbacks: dict[str, Counter[str]] = {}
     for queue, status, count in data.callbacks:
         callbacks.setdefault(queue, Counter())[status] += count
@@ -229,7 +226,7 @@ def build(data: ReportData, period: Period, *, now: datetime | None = None) -> R
     queues = [
         _queue_figures(
             name,
-            _sum(by_queue.get(name, [])),
+            _sum([by_queue.get(name, {})]),
             data.waits.get(("queue", name), {}),
             callbacks.get(name, Counter()),
             queue_ratings.get(name, Counter()),
@@ -242,13 +239,13 @@ def build(data: ReportData, period: Period, *, now: datetime | None = None) -> R
             all_waits.update(histogram)
     total = _queue_figures(
         "",
-        _sum(s for rows in by_queue.values() for s in rows),
+        _sum(by_queue.values()),
         all_waits,
         _sum(callbacks.values()),
         all_ratings,
     )
 
-    pause_time = _pause_seconds(data.pauses, period, now)
+    pause_time = _pause_seconds(data, period, now)
     pause_by_agent: Counter[str] = Counter()
     for (agent, _reason), seconds in pause_time.items():
         pause_by_agent[agent] += seconds
@@ -287,14 +284,14 @@ def build(data: ReportData, period: Period, *, now: datetime | None = None) -> R
             ratio(sums["answered_in_sl"], ended),
         )
 
-    per_hour = [bucket(f"{h:02d}", by_hour_of_day[h]) for h in range(24)]
+    per_hour = [bucket(f"{h:02d}", [data.hour_of_day_sums.get(f"{h:02d}", {})]) for h in range(24)]
     if period.kind == "day":
         day = period.first.isoformat()
         labels = [f"{day} {h:02d}" for h in range(24)]
-        over_time = [bucket(label[11:], by_time.get(label, [])) for label in labels]
+        over_time = [bucket(label[11:], [data.time_sums.get(label, {})]) for label in labels]
     else:
         labels = [d.isoformat() for d in period.days]
-        over_time = [bucket(label, by_time.get(label, [])) for label in labels]
+        over_time = [bucket(label, [data.time_sums.get(label, {})]) for label in labels]
     return Report(
         period=period,
         queues=queues,
@@ -314,5 +311,6 @@ async def report(store: StoreBackend, period: Period, *, now: datetime | None = 
         end_day=period.end.isoformat(),
         start_utc=period.start_utc,
         end_utc=period.end_utc,
+        by_hour=period.kind == "day",
     )
     return build(data, period, now=now)

@@ -236,6 +236,7 @@ async def test_a_month_holds_its_days_and_the_totals_rebuild_the_same(store: Sto
         end_day="2026-04-01",
         start_utc=month.start_utc,
         end_utc=month.end_utc,
+        by_hour=False,
     )
     assert await store.rebuild_report_tables() == 9
     after = await store.report_data(
@@ -243,6 +244,7 @@ async def test_a_month_holds_its_days_and_the_totals_rebuild_the_same(store: Sto
         end_day="2026-04-01",
         start_utc=month.start_utc,
         end_utc=month.end_utc,
+        by_hour=False,
     )
     assert after == before
 

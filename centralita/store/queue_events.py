@@ -13,9 +13,9 @@ instances on one database) changes nothing. A call's outcome, once `answered` or
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 import aiosqlite
@@ -93,11 +93,25 @@ _CALL_ROW = (
     "FROM queue_calls WHERE uniqueid = ? AND queue = ?"
 )
 
-_CLOSE_PAUSES = "UPDATE pause_intervals SET ended_at = ? WHERE agent = ? AND ended_at IS NULL"
+_OPEN_PAUSES = "SELECT id, started_at FROM pause_intervals WHERE agent = ? AND ended_at IS NULL"
+_CLOSE_PAUSE = "UPDATE pause_intervals SET ended_at = ?, duration_s = ? WHERE id = ?"
+# The same pause told again (a resync after a restart) is open again.
 _OPEN_PAUSE = (
     "INSERT INTO pause_intervals (agent, reason, started_at) VALUES (?, ?, ?) "
-    "ON CONFLICT (agent, started_at) DO NOTHING"
+    "ON CONFLICT (agent, started_at) DO UPDATE SET ended_at = NULL, duration_s = NULL, "
+    "reason = excluded.reason"
 )
+
+
+def utc_iso(text: str, name: str) -> str:
+    """`text` (ISO-8601 with an offset) as the store's UTC text; StoreInputError if not."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise StoreInputError(f"{name} is not an ISO-8601 time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise StoreInputError(f"{name} has no UTC offset: {text!r}")
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _check_call(update: QueueCallUpdate) -> tuple[object, ...]:
@@ -109,9 +123,9 @@ def _check_call(update: QueueCallUpdate) -> tuple[object, ...]:
     return (
         check_text("uniqueid", update.uniqueid, limit=150, empty=False),
         check_text("queue", update.queue, limit=128, empty=False),
-        check_text("joined_at", update.joined_at, limit=40, empty=False),
-        update.answered_at,
-        update.ended_at,
+        utc_iso(update.joined_at, "joined_at"),
+        None if update.answered_at is None else utc_iso(update.answered_at, "answered_at"),
+        None if update.ended_at is None else utc_iso(update.ended_at, "ended_at"),
         update.wait_s,
         update.talk_s,
         check_text("agent", update.agent, limit=150),
@@ -128,25 +142,36 @@ class QueueEventsMixin(StoreBase):
 
         An event the store refuses (StoreInputError) is skipped and logged by the caller's
         count, not the whole batch: one odd event must not lose the others."""
-        checked: list[tuple[str, tuple[object, ...]]] = []
-        for event in events:
+        calls: dict[int, tuple[object, ...]] = {}
+        pauses: dict[int, tuple[str, str, str | None]] = {}
+        for index, event in enumerate(events):
             if isinstance(event, QueueCallUpdate):
-                checked.append((_UPSERT_CALL, _check_call(event)))
+                calls[index] = _check_call(event)
             else:
                 agent = check_text("agent", event.agent, limit=150, empty=False)
-                checked.append((_CLOSE_PAUSES, (event.at, agent)))
-                if event.paused:
-                    reason = check_text("reason", event.reason, limit=200)
-                    checked.append((_OPEN_PAUSE, (agent, reason, event.at)))
-        if not checked:
+                reason = check_text("reason", event.reason, limit=200) if event.paused else None
+                pauses[index] = (agent, utc_iso(event.at, "at"), reason)
+        if not events:
             return 0
         async with self._tx() as db:
-            for sql, params in checked:
-                if sql is _UPSERT_CALL:
-                    await self._upsert_call(db, params)
+            for index in range(len(events)):
+                if index in calls:
+                    await self._upsert_call(db, calls[index])
                 else:
-                    await db.execute(sql, params)
+                    await self._pause(db, *pauses[index])
         return len(events)
+
+    @staticmethod
+    async def _pause(db: aiosqlite.Connection, agent: str, at: str, reason: str | None) -> None:
+        """Close the agent's open pause (with its duration), then open one if paused."""
+        async with db.execute(_OPEN_PAUSES, (agent,)) as cur:
+            open_rows = await cur.fetchall()
+        ended = datetime.fromisoformat(at)
+        for row in open_rows:
+            seconds = int((ended - datetime.fromisoformat(row["started_at"])).total_seconds())
+            await db.execute(_CLOSE_PAUSE, (at, max(0, seconds), row["id"]))
+        if reason is not None:
+            await db.execute(_OPEN_PAUSE, (agent, reason, at))
 
     @staticmethod
     async def _upsert_call(db: aiosqlite.Connection, params: tuple[object, ...]) -> None:
@@ -174,8 +199,7 @@ class QueueEventsMixin(StoreBase):
             ) as cur:
                 while rows := list(await cur.fetchmany(20_000)):
                     counted += len(rows)
-                    for key, sums in report_tables.total(rows).items():
-                        totals.setdefault(key, Counter()).update(sums)
+                    report_tables.total(rows, totals)
             for table in report_tables.UPSERTS:
                 await db.executemany(
                     report_tables.UPSERTS[table],

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 from centralita.store.base import StoreBase
 from centralita.store.report_tables import AGENT_SUMS, QUEUE_SUMS
@@ -14,68 +15,109 @@ from centralita.store.report_tables import AGENT_SUMS, QUEUE_SUMS
 class ReportData:
     """The raw material of one period's report.
 
-    * `queue_hours`: (local hour `YYYY-MM-DD HH`, queue, {sum name: value}) per row;
+    * `queue_sums`: queue -> {sum name: value} over the period;
+    * `hour_of_day_sums`: `HH` -> sums of every queue, the period's days together;
+    * `time_sums`: local hour `YYYY-MM-DD HH` (`by_hour`) or day `YYYY-MM-DD` -> sums;
     * `agent_sums`: agent -> {sum name: value} over the period;
     * `waits`: (scope `queue`|`agent`, name) -> {wait edge in s: callers};
-    * `pauses`: (agent, reason, started_at, ended_at or None), UTC ISO, overlapping the
-      period;
+    * `pause_sums`: (agent, reason, seconds) of the pauses that began and ended inside the
+      period; `pauses`: (agent, reason, started_at, ended_at or None), UTC ISO, of those
+      that cross an end of the period or are still open (cut to the period by the report);
     * `ratings`: (queue, agent, rating, count);
     * `callbacks`: (queue, status, count) of the callbacks requested in the period.
     """
 
-    queue_hours: list[tuple[str, str, dict[str, int]]] = field(default_factory=list)
+    queue_sums: dict[str, dict[str, int]] = field(default_factory=dict)
+    hour_of_day_sums: dict[str, dict[str, int]] = field(default_factory=dict)
+    time_sums: dict[str, dict[str, int]] = field(default_factory=dict)
     agent_sums: dict[str, dict[str, int]] = field(default_factory=dict)
     waits: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
+    pause_sums: list[tuple[str, str, int]] = field(default_factory=list)
     pauses: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     ratings: list[tuple[str, str, int, int]] = field(default_factory=list)
     callbacks: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+def _next_month(first: date) -> date:
+    return date(first.year + first.month // 12, first.month % 12 + 1, 1)
 
 
 class ReportQueriesMixin(StoreBase):
     """Reads for `centralita.reports` (portable SQL; the tables are small per period)."""
 
     async def report_data(
-        self, *, first_day: str, end_day: str, start_utc: str, end_utc: str
+        self, *, first_day: str, end_day: str, start_utc: str, end_utc: str, by_hour: bool
     ) -> ReportData:
         """The period from local day `first_day` up to (not including) `end_day`
-        (`YYYY-MM-DD`), which is `start_utc` to `end_utc` in UTC ISO-8601."""
+        (`YYYY-MM-DD`), which is `start_utc` to `end_utc` in UTC ISO-8601; its figures over
+        time per hour (`by_hour`) or per day."""
         data = ReportData()
-        queue_sql = (
-            f"SELECT hour, queue, {', '.join(QUEUE_SUMS)} FROM report_queue_hours "  # noqa: S608
-            "WHERE hour >= ? AND hour < ? ORDER BY hour, queue"
+        sums = ", ".join(f"SUM({s}) AS {s}" for s in QUEUE_SUMS)
+        # The queues' hours added up three ways, by SQL: per queue, per hour of the day,
+        # per hour or day of the period.
+        groups = (
+            ("queue", data.queue_sums),
+            ("substr(hour, 12, 2)", data.hour_of_day_sums),
+            ("hour" if by_hour else "substr(hour, 1, 10)", data.time_sums),
         )
+        first = date.fromisoformat(first_day)
+        whole_month = first.day == 1 and date.fromisoformat(end_day) == _next_month(first)
         agent_sql = (
             "SELECT agent, "  # noqa: S608 (constant column names)
             + ", ".join(f"SUM({s}) AS {s}" for s in AGENT_SUMS)
             + " FROM report_agent_days WHERE day >= ? AND day < ? GROUP BY agent ORDER BY agent"
         )
         async with self._read() as db:
-            async with db.execute(queue_sql, (first_day, end_day)) as cur:
-                for row in await cur.fetchall():
-                    sums = {s: int(row[s]) for s in QUEUE_SUMS}
-                    data.queue_hours.append((row["hour"], row["queue"], sums))
+            for group, into in groups:
+                async with db.execute(
+                    f"SELECT {group} AS k, {sums} FROM report_queue_hours "  # noqa: S608
+                    f"WHERE hour >= ? AND hour < ? GROUP BY {group}",
+                    (first_day, end_day),
+                ) as cur:
+                    for row in await cur.fetchall():
+                        into[row["k"]] = {s: int(row[s] or 0) for s in QUEUE_SUMS}
             async with db.execute(agent_sql, (first_day, end_day)) as cur:
                 for row in await cur.fetchall():
                     data.agent_sums[row["agent"]] = {s: int(row[s] or 0) for s in AGENT_SUMS}
+            # A whole month reads its month rows; other periods add their days up.
             async with db.execute(
-                "SELECT scope, name, wait_s, SUM(n) AS n FROM report_waits "
-                "WHERE day >= ? AND day < ? GROUP BY scope, name, wait_s",
-                (first_day, end_day),
+                "SELECT scope, name, wait_s, n FROM report_waits WHERE span = 'month' AND day = ?"
+                if whole_month
+                else "SELECT scope, name, wait_s, SUM(n) AS n FROM report_waits "
+                "WHERE span = 'day' AND day >= ? AND day < ? GROUP BY scope, name, wait_s",
+                (first_day,) if whole_month else (first_day, end_day),
             ) as cur:
                 for row in await cur.fetchall():
                     if row["n"]:
                         histogram = data.waits.setdefault((row["scope"], row["name"]), {})
                         histogram[int(row["wait_s"])] = int(row["n"])
             async with db.execute(
-                "SELECT agent, reason, started_at, ended_at FROM pause_intervals "
-                "WHERE started_at < ? AND (ended_at IS NULL OR ended_at > ?) "
-                "ORDER BY started_at",
-                (end_utc, start_utc),
+                "SELECT agent, reason, SUM(duration_s) AS seconds FROM pause_intervals "
+                "WHERE started_at >= ? AND started_at < ? AND ended_at <= ? "
+                "GROUP BY agent, reason",
+                (start_utc, end_utc, end_utc),
             ) as cur:
-                data.pauses.extend(
-                    (r["agent"], r["reason"], r["started_at"], r["ended_at"])
-                    for r in await cur.fetchall()
+                data.pause_sums.extend(
+                    (r["agent"], r["reason"], int(r["seconds"] or 0)) for r in await cur.fetchall()
                 )
+            # The pauses across the period's start or end, and the open ones: cut in Python.
+            for sql, params in (
+                ("ended_at > ? AND started_at < ?", (start_utc, start_utc)),
+                (
+                    "started_at >= ? AND started_at < ? AND ended_at > ?",
+                    (start_utc, end_utc, end_utc),
+                ),
+                ("ended_at IS NULL AND started_at < ?", (end_utc,)),
+            ):
+                async with db.execute(
+                    "SELECT agent, reason, started_at, ended_at FROM pause_intervals "  # noqa: S608
+                    f"WHERE {sql}",
+                    params,
+                ) as cur:
+                    data.pauses.extend(
+                        (r["agent"], r["reason"], r["started_at"], r["ended_at"])
+                        for r in await cur.fetchall()
+                    )
             async with db.execute(
                 "SELECT queue, agent, rating, COUNT(*) AS n FROM ratings "
                 "WHERE created_at >= ? AND created_at < ? GROUP BY queue, agent, rating",

@@ -6,9 +6,11 @@ month of a million calls is read from a few thousand rows (bench/report_bench.py
 * `report_queue_hours` (hour, queue): calls offered, answered, abandoned, answered within
   the queue's service level, and the sums behind the average wait and talk times;
 * `report_agent_days` (day, agent): the same for the calls each agent answered;
-* `report_waits` (day, scope, name, wait_s): how many callers waited `wait_s` seconds (to
-  the second up to 20 s, then in steps: `WAIT_EDGES`), per queue (`scope = 'queue'`) and
-  per agent (`'agent'`), for the 90th percentile.
+* `report_waits` (span, day, scope, name, wait_s): how many callers waited `wait_s` seconds
+  (to the second up to 20 s, then in steps: `WAIT_EDGES`), per queue (`scope = 'queue'`)
+  and per agent (`'agent'`), for the 90th percentile; per day (`span = 'day'`) and per
+  month (`'month'`, `day` its first day), so a month's percentiles read one row per wait
+  step instead of 31.
 
 Hours and days are the local time of the process (as `centralita.times.shown` shows times)
 when the call was written: `YYYY-MM-DD HH` and `YYYY-MM-DD`, so a text range selects a day,
@@ -20,8 +22,8 @@ totals right; `rebuild_report_tables` recomputes them all from `queue_calls`.
 from __future__ import annotations
 
 import bisect
-from collections import Counter
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -68,8 +70,8 @@ QUEUE_SUMS = (
 )
 AGENT_SUMS = ("answered", "answered_in_sl", "wait_sum", "wait_n", "talk_sum", "talk_n")
 
-# Key -> sums, per table.
-Contribution = dict[tuple[str, tuple[str, ...]], Counter[str]]
+# (table, key) -> its sums, in the order of the table's sum columns (`_SUMS`).
+Contribution = dict[tuple[str, tuple[str, ...]], list[int]]
 
 
 def wait_bucket(wait_s: int) -> int:
@@ -78,11 +80,19 @@ def wait_bucket(wait_s: int) -> int:
     return WAIT_EDGES[min(index, len(WAIT_EDGES) - 1)]
 
 
-def local_hour(joined_at: str) -> tuple[str, str]:
-    """(`YYYY-MM-DD HH`, `YYYY-MM-DD`) of a UTC ISO time, in the process's local time."""
-    moment = datetime.fromisoformat(joined_at).astimezone()
+@functools.lru_cache(maxsize=4096)
+def _local(utc_hour: str) -> tuple[str, str]:
+    moment = datetime.fromisoformat(utc_hour + ":00:00+00:00").astimezone()
     day = moment.strftime("%Y-%m-%d")
     return f"{day} {moment.hour:02d}", day
+
+
+def local_hour(joined_at: str) -> tuple[str, str]:
+    """(`YYYY-MM-DD HH`, `YYYY-MM-DD`) in the process's local time of the UTC hour that
+    holds `joined_at` (UTC ISO-8601 text, as the store keeps it). Exact in every zone whose
+    offset is whole hours; in a half-hour zone a call counts at the local hour its UTC hour
+    begins in."""
+    return _local(joined_at[:13])
 
 
 def contributions(row: Any) -> Contribution:
@@ -98,30 +108,34 @@ def contributions(row: Any) -> Contribution:
     in_sl = answered and wait is not None and wait <= row["service_level_s"]
     # Callers' waits: every caller who left the queue (answered or not) with a known wait.
     waited = wait is not None and outcome != "waiting"
-    sums: Counter[str] = Counter(
-        offered=1,
-        answered=int(answered),
-        abandoned=int(outcome == "abandoned"),
-        answered_in_sl=int(in_sl),
-        wait_sum=wait if waited else 0,
-        wait_n=int(waited),
-        talk_sum=talk or 0,
-        talk_n=int(talk is not None),
-    )
-    out[("report_queue_hours", (hour, queue))] = sums
+    out[("report_queue_hours", (hour, queue))] = [
+        1,
+        int(answered),
+        int(outcome == "abandoned"),
+        int(in_sl),
+        wait if waited else 0,
+        int(waited),
+        talk or 0,
+        int(talk is not None),
+    ]
+    month = day[:8] + "01"
     if waited:
-        out[("report_waits", (day, "queue", queue, str(wait_bucket(wait))))] = Counter(n=1)
+        bucket = str(wait_bucket(wait))
+        out[("report_waits", ("day", day, "queue", queue, bucket))] = [1]
+        out[("report_waits", ("month", month, "queue", queue, bucket))] = [1]
     if answered and agent:
-        out[("report_agent_days", (day, agent))] = Counter(
-            answered=1,
-            answered_in_sl=int(in_sl),
-            wait_sum=wait or 0,
-            wait_n=int(wait is not None),
-            talk_sum=talk or 0,
-            talk_n=int(talk is not None),
-        )
+        out[("report_agent_days", (day, agent))] = [
+            1,
+            int(in_sl),
+            wait or 0,
+            int(wait is not None),
+            talk or 0,
+            int(talk is not None),
+        ]
         if wait is not None:
-            out[("report_waits", (day, "agent", agent, str(wait_bucket(wait))))] = Counter(n=1)
+            bucket = str(wait_bucket(wait))
+            out[("report_waits", ("day", day, "agent", agent, bucket))] = [1]
+            out[("report_waits", ("month", month, "agent", agent, bucket))] = [1]
     return out
 
 
@@ -129,12 +143,15 @@ def difference(new: Contribution, old: Contribution) -> Contribution:
     """`new - old`, keeping negative and dropping all-zero entries."""
     out: Contribution = {}
     for key in new.keys() | old.keys():
-        sums: Counter[str] = Counter()
-        for name, value in new.get(key, Counter()).items():
-            sums[name] += value
-        for name, value in old.get(key, Counter()).items():
-            sums[name] -= value
-        if any(sums.values()):
+        plus, minus = new.get(key), old.get(key)
+        if plus is None:
+            assert minus is not None
+            sums = [-v for v in minus]
+        elif minus is None:
+            sums = list(plus)
+        else:
+            sums = [a - b for a, b in zip(plus, minus, strict=True)]
+        if any(sums):
             out[key] = sums
     return out
 
@@ -142,7 +159,7 @@ def difference(new: Contribution, old: Contribution) -> Contribution:
 _KEYS = {
     "report_queue_hours": ("hour", "queue"),
     "report_agent_days": ("day", "agent"),
-    "report_waits": ("day", "scope", "name", "wait_s"),
+    "report_waits": ("span", "day", "scope", "name", "wait_s"),
 }
 _SUMS = {
     "report_queue_hours": QUEUE_SUMS,
@@ -165,12 +182,12 @@ def _upsert_sql(table: str) -> str:
 UPSERTS = {table: _upsert_sql(table) for table in _KEYS}
 
 
-def upsert_params(table: str, key: tuple[str, ...], sums: Mapping[str, int]) -> tuple[Any, ...]:
+def upsert_params(table: str, key: tuple[str, ...], sums: Sequence[int]) -> tuple[Any, ...]:
     """The parameters of `UPSERTS[table]` for one key's sums."""
     values: list[Any] = list(key)
     if table == "report_waits":
-        values[3] = int(values[3])
-    return (*values, *(int(sums.get(s, 0)) for s in _SUMS[table]))
+        values[4] = int(values[4])
+    return (*values, *sums)
 
 
 async def apply(db: aiosqlite.Connection, contribution: Contribution) -> None:
@@ -179,10 +196,15 @@ async def apply(db: aiosqlite.Connection, contribution: Contribution) -> None:
         await db.execute(UPSERTS[table], upsert_params(table, key, sums))
 
 
-def total(rows: Iterable[Any]) -> Contribution:
-    """The summed contributions of many `queue_calls` rows."""
-    out: Contribution = {}
+def total(rows: Iterable[Any], into: Contribution | None = None) -> Contribution:
+    """The summed contributions of many `queue_calls` rows, added to `into` when given."""
+    out: Contribution = {} if into is None else into
     for row in rows:
         for key, sums in contributions(row).items():
-            out.setdefault(key, Counter()).update(sums)
+            kept = out.get(key)
+            if kept is None:
+                out[key] = sums
+            else:
+                for index, value in enumerate(sums):
+                    kept[index] += value
     return out

@@ -218,11 +218,14 @@ _MIGRATIONS: tuple[str, ...] = (
         reason TEXT NOT NULL,
         started_at TEXT NOT NULL,
         ended_at TEXT,
+        duration_s INTEGER,
         UNIQUE (agent, started_at)
     );
     CREATE INDEX IF NOT EXISTS pause_intervals_open ON pause_intervals (agent)
         WHERE ended_at IS NULL;
-    CREATE INDEX IF NOT EXISTS pause_intervals_period ON pause_intervals (started_at);
+    CREATE INDEX IF NOT EXISTS pause_intervals_period
+        ON pause_intervals (started_at, ended_at, agent, reason, duration_s);
+    CREATE INDEX IF NOT EXISTS pause_intervals_ended ON pause_intervals (ended_at, started_at);
     -- Running totals for reports (centralita/store/report_tables.py), in local hours/days.
     CREATE TABLE IF NOT EXISTS report_queue_hours (
         hour TEXT NOT NULL,
@@ -249,12 +252,13 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (day, agent)
     );
     CREATE TABLE IF NOT EXISTS report_waits (
+        span TEXT NOT NULL,
         day TEXT NOT NULL,
         scope TEXT NOT NULL,
         name TEXT NOT NULL,
         wait_s INTEGER NOT NULL,
         n INTEGER NOT NULL,
-        PRIMARY KEY (day, scope, name, wait_s)
+        PRIMARY KEY (span, day, scope, name, wait_s)
     );
     CREATE INDEX IF NOT EXISTS ratings_period ON ratings (created_at, queue, agent, rating);
     CREATE INDEX IF NOT EXISTS callbacks_period ON callbacks (created_at, queue, status);
