@@ -12,7 +12,7 @@ survey ratings and the callback requests. What each figure means:
   abandoned) (per agent: / answered);
 * average and 90th-percentile wait: app_queue's HoldTime of every caller who left the queue
   (per agent: of the calls the agent answered); the 90th percentile is the nearest-rank one,
-  to the second up to 20 s and at the upper edge of its step beyond (`WAIT_EDGES`);
+  to the second up to 30 s and at the upper edge of its step beyond (`WAIT_EDGES`);
 * average talk: app_queue's TalkTime of the answered calls;
 * pause time by reason: each agent's pauses, cut to the period (an open pause up to now);
 * callbacks requested in the period, and how many of them are done (per queue);

@@ -7,7 +7,7 @@ month of a million calls is read from a few thousand rows (bench/report_bench.py
   the queue's service level, and the sums behind the average wait and talk times;
 * `report_agent_days` (day, agent): the same for the calls each agent answered;
 * `report_waits` (span, day, scope, name, wait_s): how many callers waited `wait_s` seconds
-  (to the second up to 20 s, then in steps: `WAIT_EDGES`), per queue (`scope = 'queue'`)
+  (to the second up to 30 s, then in steps: `WAIT_EDGES`), per queue (`scope = 'queue'`)
   and per agent (`'agent'`), for the 90th percentile; per day (`span = 'day'`) and per
   month (`'month'`, `day` its first day), so a month's percentiles read one row per wait
   step instead of 31.
@@ -30,30 +30,28 @@ from typing import Any
 import aiosqlite
 
 # Upper edges of the wait histogram, in seconds: a wait counts at the first edge at or
-# above it. Exact to the second up to 20 s (the usual service levels), then coarser.
+# above it. Exact to the second up to 30 s (the usual service levels), then coarser.
 WAIT_EDGES: tuple[int, ...] = (
-    *range(0, 21),
-    25,
-    30,
-    40,
-    45,
-    50,
-    60,
-    75,
-    90,
-    105,
-    120,
+    *range(0, 31),
+    *range(35, 61, 5),
+    *range(70, 121, 10),
     150,
     180,
+    210,
     240,
     300,
+    360,
     420,
+    480,
     600,
+    750,
     900,
     1200,
+    1500,
     1800,
     2700,
     3600,
+    5400,
     7200,
     86400,
 )

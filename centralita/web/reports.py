@@ -62,8 +62,12 @@ def formatters(language: str) -> dict[str, Callable[[Any], str]]:
         pattern = "#,##0" + ("." + "0" * digits if digits else "")
         return format_decimal(value, format=pattern, locale=language)
 
+    # French sets a narrow no-break space before %; with none, an Arabic (RTL) line keeps
+    # the sign after its number (a European terminator joins the digits before it).
+    sign = "\u202f%" if language == "fr" else "%"
+
     def percent(value: float | None) -> str:
-        return "—" if value is None else number(value * 100, 1) + " %"
+        return "—" if value is None else number(value * 100, 1) + sign
 
     def duration(seconds: float | None) -> str:
         if seconds is None:

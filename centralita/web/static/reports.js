@@ -67,7 +67,7 @@ function draw() {
       ...common,
       scales: {
         x: { reverse: rtl, grid: { display: false } },
-        y: { min: 0, max: 100, ticks: { callback: (v) => v + " %" } },
+        y: { min: 0, max: 100, ticks: { callback: (v) => v + (language === "fr" ? "\u202f%" : "%") } },
       },
     },
   });
