@@ -119,7 +119,7 @@ def build(path: Path, calls: int, seed: int = 1) -> dict[str, int]:
             callbacks,
         )
         db.executemany(
-            "INSERT INTO pause_intervals (agent, reason, started_at, ended_at, duration_s) "
+            "INSERT INTO agent_pauses (agent, reason, started_at, ended_at, duration_s) "
             "VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (agent, started_at) DO NOTHING",
             pauses,

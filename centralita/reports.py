@@ -213,14 +213,9 @@ def build(data: ReportData, period: Period, *, now: datetime | None = None) -> R
     callbacks: dict[str, Counter[str]] = {}
     for queue, status, count in data.callbacks:
         callbacks.setdefault(queue, Counter())[status] += count
-    queue_ratings: dict[str, Counter[int]] = {}
-    agent_ratings: dict[str, Counter[int]] = {}
-    all_ratings: Counter[int] = Counter()
-    for queue, agent, rating, count in data.ratings:
-        queue_ratings.setdefault(queue, Counter())[rating] += count
-        if agent:
-            agent_ratings.setdefault(agent, Counter())[rating] += count
-        all_ratings[rating] += count
+    queue_ratings = {name: c for (scope, name), c in data.ratings.items() if scope == "queue"}
+    agent_ratings = {name: c for (scope, name), c in data.ratings.items() if scope == "agent"}
+    all_ratings = data.ratings.get(("all", ""), {})
 
     names = sorted(by_queue.keys() | callbacks.keys() | queue_ratings.keys())
     queues = [
@@ -229,7 +224,7 @@ def build(data: ReportData, period: Period, *, now: datetime | None = None) -> R
             _sum([by_queue.get(name, {})]),
             data.waits.get(("queue", name), {}),
             callbacks.get(name, Counter()),
-            queue_ratings.get(name, Counter()),
+            queue_ratings.get(name, {}),
         )
         for name in names
     ]
@@ -252,7 +247,7 @@ def build(data: ReportData, period: Period, *, now: datetime | None = None) -> R
     agents = []
     for agent in sorted(data.agent_sums.keys() | pause_by_agent.keys() | agent_ratings.keys()):
         sums = data.agent_sums.get(agent, {})
-        ratings = agent_ratings.get(agent, Counter())
+        ratings = agent_ratings.get(agent, {})
         rated = sum(ratings.values())
         answered = sums.get("answered", 0)
         agents.append(

@@ -15,9 +15,10 @@ from test_web_support import console_env
 
 from centralita import reports
 from centralita.reports import Period, percentile
-from centralita.store import Store, default_path
+from centralita.store import SCHEMA_VERSION, Store, default_path, schema
 from centralita.store.queue_events import PauseChange, QueueCallUpdate, QueueEvent
 from centralita.store.report_tables import wait_bucket
+from centralita.store.schema import REPORT_TABLES_VERSION
 
 DAY = date(2026, 3, 10)
 
@@ -125,6 +126,8 @@ async def fill(store: Store, path: Path) -> None:
             "UPDATE callbacks SET created_at = ? WHERE uniqueid = 'v'",
             (at(9, 0, DAY - timedelta(days=1)),),
         )
+    # Moved behind the store's back: its report totals are recounted.
+    await store.rebuild_report_tables()
 
 
 def test_percentile_is_the_nearest_rank() -> None:
@@ -365,3 +368,55 @@ async def test_the_report_page_and_its_csv(tmp_path: Path) -> None:
                 assert resp.status == 400, bad
         async with client.get("/reports/secrets.csv") as resp:
             assert resp.status == 404
+
+
+async def test_a_file_from_before_the_report_tables_gets_them_when_it_opens(
+    tmp_path: Path,
+) -> None:
+    """Calls and pauses written under the schema that had no report tables yet."""
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE schema_version (version INTEGER)")
+    before = REPORT_TABLES_VERSION - 1
+    for script in schema._MIGRATIONS[:before]:
+        for statement in schema._statements(script):
+            db.execute(statement)
+    db.execute("INSERT INTO schema_version (version) VALUES (?)", (before,))
+    db.executemany(
+        "INSERT INTO queue_calls (uniqueid, queue, joined_at, answered_at, ended_at, wait_s, "
+        "talk_s, agent, outcome, service_level_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 20)",
+        [
+            ("o1", "support-en", at(10), at(10), at(10, 5), 5, 300, "1002", "answered"),
+            ("o2", "support-en", at(11), None, at(11, 1), 60, None, "", "abandoned"),
+        ],
+    )
+    db.execute(
+        "INSERT INTO ratings (created_at, callerid, agent, queue, rating, call_id) "
+        "VALUES (?, '600', '1002', 'support-en', 8, 'o1')",
+        (at(10, 10),),
+    )
+    db.execute(
+        "INSERT INTO pause_intervals (agent, reason, started_at, ended_at) VALUES (?, ?, ?, ?)",
+        ("1002", "lunch", at(12), at(12, 30)),
+    )
+    db.close()
+    async with Store.open(path) as store:
+        assert await store.schema_version() == SCHEMA_VERSION
+        period = Period.of("day", DAY)
+        report = await reports.report(store, period, now=datetime.fromisoformat(period.end_utc))
+    [en] = report.queues
+    assert (en.offered, en.answered, en.abandoned, en.answered_in_sl) == (2, 1, 1, 1)
+    assert (en.avg_wait_s, en.avg_talk_s) == ((5 + 60) / 2, 300.0)
+    assert report.pauses == [("1002", "lunch", 1800)]
+    assert (en.rating_avg, en.rating_count, report.ratings[8]) == (8.0, 1, 1)
+
+
+async def test_a_rating_counts_in_the_report_as_it_is_given(store: Store) -> None:
+    await store.add_rating(callerid="600", agent="1003", queue="support-fr", rating=4, call_id="n")
+    today = Period.of("month", date.today())
+    report = await reports.report(store, today)
+    [fr] = report.queues
+    [agent] = report.agents
+    assert (fr.name, fr.rating_avg, fr.rating_count) == ("support-fr", 4.0, 1)
+    assert (agent.name, agent.rating_avg, agent.rating_count) == ("1003", 4.0, 1)
+    assert report.ratings[4] == 1 and sum(report.ratings.values()) == 1

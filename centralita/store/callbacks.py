@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from centralita.store import report_tables
 from centralita.store.base import StoreBase
 from centralita.store.errors import StoreInputError
 from centralita.store.records import (
@@ -109,6 +110,11 @@ class CallbacksMixin(StoreBase):
                 (now, *values.values(), rating, call_id),
             )
             new_id = cur.lastrowid
+            # The reports' running count, in the same transaction (store/report_tables.py).
+            change = report_tables.rating_contribution(
+                now, values["queue"], values["agent"], rating
+            )
+            await report_tables.apply(db, change)
         assert new_id is not None
         return Rating(id=new_id, created_at=now, rating=rating, call_id=call_id, **values)
 

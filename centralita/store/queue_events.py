@@ -93,11 +93,11 @@ _CALL_ROW = (
     "FROM queue_calls WHERE uniqueid = ? AND queue = ?"
 )
 
-_OPEN_PAUSES = "SELECT id, started_at FROM pause_intervals WHERE agent = ? AND ended_at IS NULL"
-_CLOSE_PAUSE = "UPDATE pause_intervals SET ended_at = ?, duration_s = ? WHERE id = ?"
+_OPEN_PAUSES = "SELECT id, started_at FROM agent_pauses WHERE agent = ? AND ended_at IS NULL"
+_CLOSE_PAUSE = "UPDATE agent_pauses SET ended_at = ?, duration_s = ? WHERE id = ?"
 # The same pause told again (a resync after a restart) is open again.
 _OPEN_PAUSE = (
-    "INSERT INTO pause_intervals (agent, reason, started_at) VALUES (?, ?, ?) "
+    "INSERT INTO agent_pauses (agent, reason, started_at) VALUES (?, ?, ?) "
     "ON CONFLICT (agent, started_at) DO UPDATE SET ended_at = NULL, duration_s = NULL, "
     "reason = excluded.reason"
 )
@@ -135,7 +135,7 @@ def _check_call(update: QueueCallUpdate) -> tuple[object, ...]:
 
 
 class QueueEventsMixin(StoreBase):
-    """The `queue_calls` and `pause_intervals` tables."""
+    """The `queue_calls` and `agent_pauses` tables."""
 
     async def write_queue_events(self, events: Sequence[QueueEvent]) -> int:
         """Apply `events` in order, in one transaction; returns how many were applied.
@@ -185,6 +185,25 @@ class QueueEventsMixin(StoreBase):
         )
         await report_tables.apply(db, change)
 
+    async def backfill_reports(self) -> None:
+        """Fill in what rows written before the report tables lack: each closed pause's
+        duration, and the running totals of the calls (`rebuild_report_tables`)."""
+        async with self._tx() as db:
+            async with db.execute(
+                "SELECT id, started_at, ended_at FROM agent_pauses "
+                "WHERE ended_at IS NOT NULL AND duration_s IS NULL"
+            ) as cur:
+                rows = await cur.fetchall()
+            for row in rows:
+                seconds = datetime.fromisoformat(row["ended_at"]) - datetime.fromisoformat(
+                    row["started_at"]
+                )
+                await db.execute(
+                    "UPDATE agent_pauses SET duration_s = ? WHERE id = ?",
+                    (max(0, int(seconds.total_seconds())), row["id"]),
+                )
+        await self.rebuild_report_tables()
+
     async def rebuild_report_tables(self) -> int:
         """Recompute the report tables from every `queue_calls` row (after an import, or
         when the local time zone changed); returns how many calls were counted."""
@@ -200,6 +219,13 @@ class QueueEventsMixin(StoreBase):
                 while rows := list(await cur.fetchmany(20_000)):
                     counted += len(rows)
                     report_tables.total(rows, totals)
+            async with db.execute("SELECT created_at, queue, agent, rating FROM ratings") as cur:
+                while ratings := list(await cur.fetchmany(20_000)):
+                    for r in ratings:
+                        change = report_tables.rating_contribution(
+                            r["created_at"], r["queue"], r["agent"], int(r["rating"])
+                        )
+                        report_tables.add_to(totals, change)
             for table in report_tables.UPSERTS:
                 await db.executemany(
                     report_tables.UPSERTS[table],
@@ -253,7 +279,7 @@ class QueueEventsMixin(StoreBase):
         async with (
             self._read() as db,
             db.execute(
-                "SELECT reason, started_at, ended_at FROM pause_intervals WHERE agent = ? "
+                "SELECT reason, started_at, ended_at FROM agent_pauses WHERE agent = ? "
                 "ORDER BY started_at",
                 (agent,),
             ) as cur,

@@ -23,7 +23,7 @@ class ReportData:
     * `pause_sums`: (agent, reason, seconds) of the pauses that began and ended inside the
       period; `pauses`: (agent, reason, started_at, ended_at or None), UTC ISO, of those
       that cross an end of the period or are still open (cut to the period by the report);
-    * `ratings`: (queue, agent, rating, count);
+    * `ratings`: (scope `all`|`queue`|`agent`, name) -> {rating: count} (local days);
     * `callbacks`: (queue, status, count) of the callbacks requested in the period.
     """
 
@@ -34,7 +34,7 @@ class ReportData:
     waits: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
     pause_sums: list[tuple[str, str, int]] = field(default_factory=list)
     pauses: list[tuple[str, str, str, str | None]] = field(default_factory=list)
-    ratings: list[tuple[str, str, int, int]] = field(default_factory=list)
+    ratings: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
     callbacks: list[tuple[str, str, int]] = field(default_factory=list)
 
 
@@ -92,7 +92,7 @@ class ReportQueriesMixin(StoreBase):
                         histogram = data.waits.setdefault((row["scope"], row["name"]), {})
                         histogram[int(row["wait_s"])] = int(row["n"])
             async with db.execute(
-                "SELECT agent, reason, SUM(duration_s) AS seconds FROM pause_intervals "
+                "SELECT agent, reason, SUM(duration_s) AS seconds FROM agent_pauses "
                 "WHERE started_at >= ? AND started_at < ? AND ended_at <= ? "
                 "GROUP BY agent, reason",
                 (start_utc, end_utc, end_utc),
@@ -110,7 +110,7 @@ class ReportQueriesMixin(StoreBase):
                 ("ended_at IS NULL AND started_at < ?", (end_utc,)),
             ):
                 async with db.execute(
-                    "SELECT agent, reason, started_at, ended_at FROM pause_intervals "  # noqa: S608
+                    "SELECT agent, reason, started_at, ended_at FROM agent_pauses "  # noqa: S608
                     f"WHERE {sql}",
                     params,
                 ) as cur:
@@ -119,14 +119,16 @@ class ReportQueriesMixin(StoreBase):
                         for r in await cur.fetchall()
                     )
             async with db.execute(
-                "SELECT queue, agent, rating, COUNT(*) AS n FROM ratings "
-                "WHERE created_at >= ? AND created_at < ? GROUP BY queue, agent, rating",
-                (start_utc, end_utc),
+                "SELECT scope, name, rating, n FROM report_ratings WHERE span = 'month' AND day = ?"
+                if whole_month
+                else "SELECT scope, name, rating, SUM(n) AS n FROM report_ratings "
+                "WHERE span = 'day' AND day >= ? AND day < ? GROUP BY scope, name, rating",
+                (first_day,) if whole_month else (first_day, end_day),
             ) as cur:
-                data.ratings.extend(
-                    (r["queue"], r["agent"], int(r["rating"]), int(r["n"]))
-                    for r in await cur.fetchall()
-                )
+                for row in await cur.fetchall():
+                    if row["n"]:
+                        counts = data.ratings.setdefault((row["scope"], row["name"]), {})
+                        counts[int(row["rating"])] = int(row["n"])
             async with db.execute(
                 "SELECT queue, status, COUNT(*) AS n FROM callbacks "
                 "WHERE created_at >= ? AND created_at < ? GROUP BY queue, status",

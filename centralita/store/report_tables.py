@@ -10,7 +10,10 @@ month of a million calls is read from a few thousand rows (bench/report_bench.py
   (to the second up to 30 s, then in steps: `WAIT_EDGES`), per queue (`scope = 'queue'`)
   and per agent (`'agent'`), for the 90th percentile; per day (`span = 'day'`) and per
   month (`'month'`, `day` its first day), so a month's percentiles read one row per wait
-  step instead of 31.
+  step instead of 31;
+* `report_ratings` (span, day, scope, name, rating): how many survey ratings of each value
+  were given, per queue and per agent (`scope = 'all'`, `name = ''`: every rating), per day
+  and per month; counted by `Store.add_rating` in the rating's own transaction.
 
 Hours and days are the local time of the process (as `centralita.times.shown` shows times)
 when the call was written: `YYYY-MM-DD HH` and `YYYY-MM-DD`, so a text range selects a day,
@@ -137,6 +140,18 @@ def contributions(row: Any) -> Contribution:
     return out
 
 
+def rating_contribution(created_at: str, queue: str, agent: str, rating: int) -> Contribution:
+    """What one survey rating (given at `created_at`, UTC ISO) adds to `report_ratings`."""
+    _hour, day = local_hour(created_at)
+    month = day[:8] + "01"
+    out: Contribution = {}
+    for scope, name in (("all", ""), ("queue", queue), ("agent", agent)):
+        if scope == "all" or name:
+            for span, key in (("day", day), ("month", month)):
+                out[("report_ratings", (span, key, scope, name, str(rating)))] = [1]
+    return out
+
+
 def difference(new: Contribution, old: Contribution) -> Contribution:
     """`new - old`, keeping negative and dropping all-zero entries."""
     out: Contribution = {}
@@ -158,11 +173,13 @@ _KEYS = {
     "report_queue_hours": ("hour", "queue"),
     "report_agent_days": ("day", "agent"),
     "report_waits": ("span", "day", "scope", "name", "wait_s"),
+    "report_ratings": ("span", "day", "scope", "name", "rating"),
 }
 _SUMS = {
     "report_queue_hours": QUEUE_SUMS,
     "report_agent_days": AGENT_SUMS,
     "report_waits": ("n",),
+    "report_ratings": ("n",),
 }
 
 
@@ -183,7 +200,7 @@ UPSERTS = {table: _upsert_sql(table) for table in _KEYS}
 def upsert_params(table: str, key: tuple[str, ...], sums: Sequence[int]) -> tuple[Any, ...]:
     """The parameters of `UPSERTS[table]` for one key's sums."""
     values: list[Any] = list(key)
-    if table == "report_waits":
+    if table in ("report_waits", "report_ratings"):
         values[4] = int(values[4])
     return (*values, *sums)
 
@@ -198,11 +215,16 @@ def total(rows: Iterable[Any], into: Contribution | None = None) -> Contribution
     """The summed contributions of many `queue_calls` rows, added to `into` when given."""
     out: Contribution = {} if into is None else into
     for row in rows:
-        for key, sums in contributions(row).items():
-            kept = out.get(key)
-            if kept is None:
-                out[key] = sums
-            else:
-                for index, value in enumerate(sums):
-                    kept[index] += value
+        add_to(out, contributions(row))
     return out
+
+
+def add_to(totals: Contribution, change: Contribution) -> None:
+    """Add `change` into `totals` (in place)."""
+    for key, sums in change.items():
+        kept = totals.get(key)
+        if kept is None:
+            totals[key] = list(sums)
+        else:
+            for index, value in enumerate(sums):
+                kept[index] += value

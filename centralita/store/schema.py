@@ -12,7 +12,7 @@ import aiosqlite
 from centralita.store.errors import StoreSchemaError
 
 DB_FILENAME = "centralita.sqlite3"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def protect(path: Path) -> None:
@@ -218,15 +218,38 @@ _MIGRATIONS: tuple[str, ...] = (
         reason TEXT NOT NULL,
         started_at TEXT NOT NULL,
         ended_at TEXT,
-        duration_s INTEGER,
         UNIQUE (agent, started_at)
     );
     CREATE INDEX IF NOT EXISTS pause_intervals_open ON pause_intervals (agent)
         WHERE ended_at IS NULL;
-    CREATE INDEX IF NOT EXISTS pause_intervals_period
-        ON pause_intervals (started_at, ended_at, agent, reason, duration_s);
-    CREATE INDEX IF NOT EXISTS pause_intervals_ended ON pause_intervals (ended_at, started_at);
-    -- Running totals for reports (centralita/store/report_tables.py), in local hours/days.
+    CREATE INDEX IF NOT EXISTS pause_intervals_period ON pause_intervals (started_at);
+    CREATE INDEX IF NOT EXISTS ratings_period ON ratings (created_at, queue, agent, rating);
+    CREATE INDEX IF NOT EXISTS callbacks_period ON callbacks (created_at, queue, status);
+    """,
+    # version 7 (h12-rep): the reports' running totals (centralita/store/report_tables.py),
+    # and the pauses with their duration (agent_pauses replaces pause_intervals). Totals and
+    # durations of rows written under version 6 are filled in when the store opens
+    # (QueueEventsMixin.backfill_reports).
+    """
+    CREATE TABLE IF NOT EXISTS agent_pauses (
+        id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        duration_s INTEGER,
+        UNIQUE (agent, started_at)
+    );
+    -- pause_intervals (version 6) had no duration: its rows move here (the WHERE lets
+    -- SQLite read ON CONFLICT as the upsert's, not a join's).
+    INSERT INTO agent_pauses (agent, reason, started_at, ended_at)
+        SELECT agent, reason, started_at, ended_at FROM pause_intervals WHERE 1 = 1
+        ON CONFLICT (agent, started_at) DO NOTHING;
+    DROP TABLE IF EXISTS pause_intervals;
+    CREATE INDEX IF NOT EXISTS agent_pauses_open ON agent_pauses (agent) WHERE ended_at IS NULL;
+    CREATE INDEX IF NOT EXISTS agent_pauses_period
+        ON agent_pauses (started_at, ended_at, agent, reason, duration_s);
+    CREATE INDEX IF NOT EXISTS agent_pauses_ended ON agent_pauses (ended_at, started_at);
     CREATE TABLE IF NOT EXISTS report_queue_hours (
         hour TEXT NOT NULL,
         queue TEXT NOT NULL,
@@ -260,9 +283,25 @@ _MIGRATIONS: tuple[str, ...] = (
         n INTEGER NOT NULL,
         PRIMARY KEY (span, day, scope, name, wait_s)
     );
-    CREATE INDEX IF NOT EXISTS ratings_period ON ratings (created_at, queue, agent, rating);
-    CREATE INDEX IF NOT EXISTS callbacks_period ON callbacks (created_at, queue, status);
+    CREATE TABLE IF NOT EXISTS report_ratings (
+        span TEXT NOT NULL,
+        day TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        name TEXT NOT NULL,
+        rating INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (span, day, scope, name, rating)
+    );
     """,
+)
+
+# The schema version that added the report tables and the pauses' durations (found by its
+# text, so renumbering the migrations keeps it right): a file migrated from an earlier one
+# has them filled in by `QueueEventsMixin.backfill_reports` when it opens.
+REPORT_TABLES_VERSION = next(
+    number
+    for number, script in enumerate(_MIGRATIONS, start=1)
+    if "CREATE TABLE IF NOT EXISTS report_queue_hours" in script
 )
 
 
@@ -272,8 +311,9 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-async def migrate(db: aiosqlite.Connection, path: Path) -> None:
-    """Bring the schema up to SCHEMA_VERSION; call inside a write transaction."""
+async def migrate(db: aiosqlite.Connection, path: Path) -> int:
+    """Bring the schema up to SCHEMA_VERSION; call inside a write transaction. Returns the
+    version the file had (0 for a new one)."""
     await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
     async with db.execute("SELECT version FROM schema_version") as cur:
         row = await cur.fetchone()
@@ -289,3 +329,4 @@ async def migrate(db: aiosqlite.Connection, path: Path) -> None:
         for statement in _statements(script):
             await db.execute(statement)
         await db.execute("UPDATE schema_version SET version = ?", (number,))
+    return version

@@ -22,7 +22,7 @@ from centralita.store.outbox import OutboxMixin
 from centralita.store.quality import QualityMixin
 from centralita.store.queue_events import QueueEventsMixin
 from centralita.store.report_queries import ReportQueriesMixin
-from centralita.store.schema import default_path, migrate, protect
+from centralita.store.schema import REPORT_TABLES_VERSION, default_path, migrate, protect
 
 if TYPE_CHECKING:
     from centralita.settings import Settings
@@ -112,7 +112,9 @@ class Store(
             await db.execute("PRAGMA foreign_keys = ON")
             store = cls(db, path, region, match_digits, min_digits)
             async with store._tx() as tx:
-                await migrate(tx, path)
+                found = await migrate(tx, path)
+            if 0 < found < REPORT_TABLES_VERSION:
+                await store.backfill_reports()
             # After the migration, so the WAL files exist for a read-only opener.
             store._fast = FastReader(path)
         except BaseException:
