@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_web_support import web_settings
+from test_web_support import console_env, web_settings
 
 from ami.protocol import AmiMessage, AmiParser
+from centralita.keys import AMI, QUEUE_LOG
 from centralita.queuelog import QueueEventWriter, QueueLog, iso
 from centralita.store import Store, StoreBackend
 from centralita.store.queue_events import PauseChange, QueueCallUpdate, QueueEvent
@@ -268,3 +269,16 @@ def test_list_items_and_other_events_are_ignored(tmp_path: Path) -> None:
     assert emitted == []
     queue_log.handle(event("QueueCallerJoin", Uniqueid="1.1", Queue="q", Timestamp="1800000100.5"))
     assert emitted == [QueueCallUpdate("1.1", "q", "waiting", iso(T0 + 100), 20)]
+
+
+async def test_the_app_keeps_the_queue_events_it_reads_from_ami(tmp_path: Path) -> None:
+    """Wired in the app: the recorded call, replayed by the fake AMI, reaches the store."""
+    async with console_env(tmp_path, sip=True) as env:
+        await env.wait_ami()
+        await env.ami.replay_trace(TRACES / "ami-queue-sip-call.txt")
+        await env.app[AMI].drain(10.0)
+        await env.app[QUEUE_LOG].drain()
+        [row] = await env.store.queue_calls_of("1795301086.1")
+        assert (row["outcome"], row["agent"], row["talk_s"]) == ("answered", "1001", 6)
+        [totals] = await env.store.queue_totals_since(str(row["joined_at"]))
+        assert (totals.queue, totals.offered, totals.answered) == ("support-sip", 1, 1)

@@ -58,6 +58,7 @@ SAMPLES = {
     "uniqueid": "1700000000.1",
     "callback_id": "1",
     "contact_id": "1",
+    "table": "queues",
 }
 
 

@@ -3,11 +3,12 @@ table mixins see it, transactions, and the phone-number key settings.
 
 The mixins (callbacks, calls, contacts, ...) are written once against `Connection`, the
 subset of aiosqlite's connection they use: `execute` (awaited or `async with`),
-`executemany`, `execute_fetchall`, cursors with `fetchone`/`fetchall`/`rowcount`, rows read
-by column name. SQLite hands them its aiosqlite connection (`centralita.store.sqlite`);
-PostgreSQL an adapter with the same shape over a pooled psycopg connection
-(`centralita.store.postgres`), which rewrites the `?` placeholders. So every query exists
-once, in the portable SQL the mixins are held to (docs/cluster.md#the-store).
+`executemany`, `execute_fetchall`, cursors with `fetchone`/`fetchall`/`fetchmany`/
+`rowcount`, rows read by column name. SQLite hands them its aiosqlite connection
+(`centralita.store.sqlite`); PostgreSQL an adapter with the same shape over a pooled
+psycopg connection (`centralita.store.postgres`), which rewrites the `?` placeholders. So
+every query exists once, in the portable SQL the mixins are held to
+(docs/cluster.md#the-store).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Cursor(Protocol):
     def rowcount(self) -> int: ...
     async def fetchone(self) -> Row | None: ...
     async def fetchall(self) -> Iterable[Row]: ...
+    async def fetchmany(self, size: int, /) -> Iterable[Row]: ...
 
 
 class Executed(Protocol):

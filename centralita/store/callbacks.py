@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from centralita.store import report_tables
 from centralita.store.base import StoreBase, insert_id
 from centralita.store.errors import StoreInputError
 from centralita.store.records import (
@@ -241,6 +242,11 @@ class CallbacksMixin(StoreBase):
                 "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (now, *values.values(), rating, call_id),
             )
+            # The reports' running count, in the same transaction (store/report_tables.py).
+            change = report_tables.rating_contribution(
+                now, values["queue"], values["agent"], rating
+            )
+            await report_tables.apply(db, change)
         return Rating(id=new_id, created_at=now, rating=rating, call_id=call_id, **values)
 
     async def list_ratings(self, *, below: int | None = None) -> list[Rating]:

@@ -47,7 +47,8 @@ from centralita.store.fastpath import FAST_LOOKUP_S
 from centralita.store.outbox import OutboxMixin
 from centralita.store.quality import QualityMixin
 from centralita.store.queue_events import QueueEventsMixin
-from centralita.store.schema import migrate
+from centralita.store.report_queries import ReportQueriesMixin
+from centralita.store.schema import REPORT_TABLES_VERSION, migrate
 from centralita.store.url import PgLocation
 
 log = logging.getLogger(__name__)
@@ -140,13 +141,20 @@ class PgCursor:
 
     def __init__(self, rows: list[PgRow], rowcount: int) -> None:
         self._rows = rows
+        self._next = 0  # the rows handed out so far, as a DB-API cursor moves on
         self.rowcount = rowcount
 
     async def fetchone(self) -> PgRow | None:
-        return self._rows[0] if self._rows else None
+        batch = await self.fetchmany(1)
+        return batch[0] if batch else None
 
     async def fetchall(self) -> list[PgRow]:
-        return self._rows
+        return await self.fetchmany(len(self._rows))
+
+    async def fetchmany(self, size: int) -> list[PgRow]:
+        batch = self._rows[self._next : self._next + max(0, size)]
+        self._next += len(batch)
+        return batch
 
 
 class _Executed:
@@ -217,6 +225,7 @@ class PgStore(
     DeskMixin,
     QueueEventsMixin,
     QualityMixin,
+    ReportQueriesMixin,
 ):
     """PostgreSQL store. Open with `await PgStore.open(location)` (or `async with`)."""
 
@@ -253,7 +262,7 @@ class PgStore(
         try:
             async with first.transaction():
                 await first.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                await migrate(PgConnection(first), location.display, "postgresql")
+                found = await migrate(PgConnection(first), location.display, "postgresql")
         finally:
             await first.close()
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
@@ -285,7 +294,14 @@ class PgStore(
         except BaseException:
             await pool.close()
             raise
-        return cls(location, pool, fast, region, match_digits, min_digits)
+        store = cls(location, pool, fast, region, match_digits, min_digits)
+        if 0 < found < REPORT_TABLES_VERSION:
+            try:
+                await store.backfill_reports()
+            except BaseException:
+                await store.close()
+                raise
+        return store
 
     async def close(self) -> None:
         """Close the pool and the lookup connection (idempotent)."""

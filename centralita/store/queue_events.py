@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
-from centralita.store.base import StoreBase
+from centralita.store import report_tables
+from centralita.store.base import Connection, StoreBase
 from centralita.store.errors import StoreInputError
 from centralita.store.records import check_text
 
@@ -82,13 +84,32 @@ ON CONFLICT (uniqueid, queue) DO UPDATE SET
     agent = CASE WHEN excluded.agent != '' THEN excluded.agent ELSE queue_calls.agent END,
     outcome = CASE WHEN queue_calls.outcome = 'waiting'
                    THEN excluded.outcome ELSE queue_calls.outcome END
+RETURNING joined_at, queue, agent, outcome, wait_s, talk_s, service_level_s
 """
-
-_CLOSE_PAUSES = "UPDATE pause_intervals SET ended_at = ? WHERE agent = ? AND ended_at IS NULL"
-_OPEN_PAUSE = (
-    "INSERT INTO pause_intervals (agent, reason, started_at) VALUES (?, ?, ?) "
-    "ON CONFLICT (agent, started_at) DO NOTHING"
+_CALL_ROW = (
+    "SELECT joined_at, queue, agent, outcome, wait_s, talk_s, service_level_s "
+    "FROM queue_calls WHERE uniqueid = ? AND queue = ?"
 )
+
+_OPEN_PAUSES = "SELECT id, started_at FROM agent_pauses WHERE agent = ? AND ended_at IS NULL"
+_CLOSE_PAUSE = "UPDATE agent_pauses SET ended_at = ?, duration_s = ? WHERE id = ?"
+# The same pause told again (a resync after a restart) is open again.
+_OPEN_PAUSE = (
+    "INSERT INTO agent_pauses (agent, reason, started_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (agent, started_at) DO UPDATE SET ended_at = NULL, duration_s = NULL, "
+    "reason = excluded.reason"
+)
+
+
+def utc_iso(text: str, name: str) -> str:
+    """`text` (ISO-8601 with an offset) as the store's UTC text; StoreInputError if not."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise StoreInputError(f"{name} is not an ISO-8601 time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise StoreInputError(f"{name} has no UTC offset: {text!r}")
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _check_call(update: QueueCallUpdate) -> tuple[object, ...]:
@@ -100,9 +121,9 @@ def _check_call(update: QueueCallUpdate) -> tuple[object, ...]:
     return (
         check_text("uniqueid", update.uniqueid, limit=150, empty=False),
         check_text("queue", update.queue, limit=128, empty=False),
-        check_text("joined_at", update.joined_at, limit=40, empty=False),
-        update.answered_at,
-        update.ended_at,
+        utc_iso(update.joined_at, "joined_at"),
+        None if update.answered_at is None else utc_iso(update.answered_at, "answered_at"),
+        None if update.ended_at is None else utc_iso(update.ended_at, "ended_at"),
         update.wait_s,
         update.talk_s,
         check_text("agent", update.agent, limit=150),
@@ -112,29 +133,107 @@ def _check_call(update: QueueCallUpdate) -> tuple[object, ...]:
 
 
 class QueueEventsMixin(StoreBase):
-    """The `queue_calls` and `pause_intervals` tables."""
+    """The `queue_calls` and `agent_pauses` tables."""
 
     async def write_queue_events(self, events: Sequence[QueueEvent]) -> int:
         """Apply `events` in order, in one transaction; returns how many were applied.
 
         An event the store refuses (StoreInputError) is skipped and logged by the caller's
         count, not the whole batch: one odd event must not lose the others."""
-        checked: list[tuple[str, tuple[object, ...]]] = []
-        for event in events:
+        calls: dict[int, tuple[object, ...]] = {}
+        pauses: dict[int, tuple[str, str, str | None]] = {}
+        for index, event in enumerate(events):
             if isinstance(event, QueueCallUpdate):
-                checked.append((_UPSERT_CALL, _check_call(event)))
+                calls[index] = _check_call(event)
             else:
                 agent = check_text("agent", event.agent, limit=150, empty=False)
-                checked.append((_CLOSE_PAUSES, (event.at, agent)))
-                if event.paused:
-                    reason = check_text("reason", event.reason, limit=200)
-                    checked.append((_OPEN_PAUSE, (agent, reason, event.at)))
-        if not checked:
+                reason = check_text("reason", event.reason, limit=200) if event.paused else None
+                pauses[index] = (agent, utc_iso(event.at, "at"), reason)
+        if not events:
             return 0
         async with self._tx() as db:
-            for sql, params in checked:
-                await db.execute(sql, params)
+            for index in range(len(events)):
+                if index in calls:
+                    await self._upsert_call(db, calls[index])
+                else:
+                    await self._pause(db, *pauses[index])
         return len(events)
+
+    @staticmethod
+    async def _pause(db: Connection, agent: str, at: str, reason: str | None) -> None:
+        """Close the agent's open pause (with its duration), then open one if paused."""
+        async with db.execute(_OPEN_PAUSES, (agent,)) as cur:
+            open_rows = await cur.fetchall()
+        ended = datetime.fromisoformat(at)
+        for row in open_rows:
+            seconds = int((ended - datetime.fromisoformat(row["started_at"])).total_seconds())
+            await db.execute(_CLOSE_PAUSE, (at, max(0, seconds), row["id"]))
+        if reason is not None:
+            await db.execute(_OPEN_PAUSE, (agent, reason, at))
+
+    @staticmethod
+    async def _upsert_call(db: Connection, params: tuple[object, ...]) -> None:
+        """Write one call and move the report totals by what changed (report_tables)."""
+        async with db.execute(_CALL_ROW, params[:2]) as cur:
+            old = await cur.fetchone()
+        async with db.execute(_UPSERT_CALL, params) as cur:
+            new = await cur.fetchone()
+        change = report_tables.difference(
+            report_tables.contributions(new), report_tables.contributions(old)
+        )
+        await report_tables.apply(db, change)
+
+    async def backfill_reports(self) -> None:
+        """Fill in what rows written before the report tables lack: each closed pause's
+        duration, and the running totals of the calls (`rebuild_report_tables`)."""
+        async with self._tx() as db:
+            async with db.execute(
+                "SELECT id, started_at, ended_at FROM agent_pauses "
+                "WHERE ended_at IS NOT NULL AND duration_s IS NULL"
+            ) as cur:
+                rows = await cur.fetchall()
+            for row in rows:
+                seconds = datetime.fromisoformat(row["ended_at"]) - datetime.fromisoformat(
+                    row["started_at"]
+                )
+                await db.execute(
+                    "UPDATE agent_pauses SET duration_s = ? WHERE id = ?",
+                    (max(0, int(seconds.total_seconds())), row["id"]),
+                )
+        await self.rebuild_report_tables()
+
+    async def rebuild_report_tables(self) -> int:
+        """Recompute the report tables from every `queue_calls` row (after an import, or
+        when the local time zone changed); returns how many calls were counted."""
+        counted = 0
+        async with self._tx() as db:
+            for table in report_tables.UPSERTS:
+                await db.execute(f"DELETE FROM {table}")  # noqa: S608 (constant names)
+            totals: report_tables.Contribution = {}
+            async with db.execute(
+                "SELECT joined_at, queue, agent, outcome, wait_s, talk_s, service_level_s "
+                "FROM queue_calls"
+            ) as cur:
+                while rows := list(await cur.fetchmany(20_000)):
+                    counted += len(rows)
+                    report_tables.total(rows, totals)
+            async with db.execute("SELECT created_at, queue, agent, rating FROM ratings") as cur:
+                while ratings := list(await cur.fetchmany(20_000)):
+                    for r in ratings:
+                        change = report_tables.rating_contribution(
+                            r["created_at"], r["queue"], r["agent"], int(r["rating"])
+                        )
+                        report_tables.add_to(totals, change)
+            for table in report_tables.UPSERTS:
+                await db.executemany(
+                    report_tables.UPSERTS[table],
+                    [
+                        report_tables.upsert_params(table, key, sums)
+                        for (name, key), sums in totals.items()
+                        if name == table
+                    ],
+                )
+        return counted
 
     async def queue_totals_since(self, since: str) -> list[QueueTotals]:
         """Per queue, the calls that joined at or after `since` (UTC ISO-8601)."""
@@ -178,7 +277,7 @@ class QueueEventsMixin(StoreBase):
         async with (
             self._read() as db,
             db.execute(
-                "SELECT reason, started_at, ended_at FROM pause_intervals WHERE agent = ? "
+                "SELECT reason, started_at, ended_at FROM agent_pauses WHERE agent = ? "
                 "ORDER BY started_at",
                 (agent,),
             ) as cur,

@@ -12,7 +12,6 @@ from centralita.store.base import Connection
 from centralita.store.errors import StoreSchemaError
 
 DB_FILENAME = "centralita.sqlite3"
-SCHEMA_VERSION = 7
 
 
 def protect(path: Path) -> None:
@@ -250,6 +249,86 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX IF NOT EXISTS callback_attempts_callback ON callback_attempts (callback_id, id);
     """,
+    # version 7 (h12-rep): the reports' running totals (centralita/store/report_tables.py),
+    # and the pauses with their duration (agent_pauses replaces pause_intervals). Totals and
+    # durations of rows written under version 6 are filled in when the store opens
+    # (QueueEventsMixin.backfill_reports).
+    """
+    CREATE TABLE IF NOT EXISTS agent_pauses (
+        id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        duration_s INTEGER,
+        UNIQUE (agent, started_at)
+    );
+    -- pause_intervals (version 6) had no duration: its rows move here (the WHERE lets
+    -- SQLite read ON CONFLICT as the upsert's, not a join's).
+    INSERT INTO agent_pauses (agent, reason, started_at, ended_at)
+        SELECT agent, reason, started_at, ended_at FROM pause_intervals WHERE 1 = 1
+        ON CONFLICT (agent, started_at) DO NOTHING;
+    DROP TABLE IF EXISTS pause_intervals;
+    CREATE INDEX IF NOT EXISTS agent_pauses_open ON agent_pauses (agent) WHERE ended_at IS NULL;
+    CREATE INDEX IF NOT EXISTS agent_pauses_period
+        ON agent_pauses (started_at, ended_at, agent, reason, duration_s);
+    CREATE INDEX IF NOT EXISTS agent_pauses_ended ON agent_pauses (ended_at, started_at);
+    CREATE TABLE IF NOT EXISTS report_queue_hours (
+        hour TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        offered INTEGER NOT NULL,
+        answered INTEGER NOT NULL,
+        abandoned INTEGER NOT NULL,
+        answered_in_sl INTEGER NOT NULL,
+        wait_sum INTEGER NOT NULL,
+        wait_n INTEGER NOT NULL,
+        talk_sum INTEGER NOT NULL,
+        talk_n INTEGER NOT NULL,
+        PRIMARY KEY (hour, queue)
+    );
+    CREATE TABLE IF NOT EXISTS report_agent_days (
+        day TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        answered INTEGER NOT NULL,
+        answered_in_sl INTEGER NOT NULL,
+        wait_sum INTEGER NOT NULL,
+        wait_n INTEGER NOT NULL,
+        talk_sum INTEGER NOT NULL,
+        talk_n INTEGER NOT NULL,
+        PRIMARY KEY (day, agent)
+    );
+    CREATE TABLE IF NOT EXISTS report_waits (
+        span TEXT NOT NULL,
+        day TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        name TEXT NOT NULL,
+        wait_s INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (span, day, scope, name, wait_s)
+    );
+    CREATE TABLE IF NOT EXISTS report_ratings (
+        span TEXT NOT NULL,
+        day TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        name TEXT NOT NULL,
+        rating INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (span, day, scope, name, rating)
+    );
+    """,
+)
+
+# One version per migration: the number is counted, never written by hand (two branches
+# that each append one then merge without a clash).
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+# The schema version that added the report tables and the pauses' durations (found by its
+# text, so renumbering the migrations keeps it right): a file migrated from an earlier one
+# has them filled in by `QueueEventsMixin.backfill_reports` when it opens.
+REPORT_TABLES_VERSION = next(
+    number
+    for number, script in enumerate(_MIGRATIONS, start=1)
+    if "CREATE TABLE IF NOT EXISTS report_queue_hours" in script
 )
 
 
@@ -323,9 +402,10 @@ def migration_statements(dialect: str, version: int) -> list[str]:
     return _statements(script)
 
 
-async def migrate(db: Connection, where: str, dialect: str = "sqlite") -> None:
+async def migrate(db: Connection, where: str, dialect: str = "sqlite") -> int:
     """Bring the schema up to SCHEMA_VERSION; call inside a write transaction. `where`
-    names the database in an error (a path, or a URL without its password)."""
+    names the database in an error (a path, or a URL without its password). Returns the
+    version the database had (0 for a new one)."""
     await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
     async with db.execute("SELECT version FROM schema_version") as cur:
         row = await cur.fetchone()
@@ -346,3 +426,4 @@ async def migrate(db: Connection, where: str, dialect: str = "sqlite") -> None:
                 continue
             await db.execute(statement)
         await db.execute("UPDATE schema_version SET version = ?", (number,))
+    return version

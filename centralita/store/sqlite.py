@@ -23,7 +23,8 @@ from centralita.store.fastpath import FastReader
 from centralita.store.outbox import OutboxMixin
 from centralita.store.quality import QualityMixin
 from centralita.store.queue_events import QueueEventsMixin
-from centralita.store.schema import migrate, protect
+from centralita.store.report_queries import ReportData, ReportQueriesMixin, read_report_sqlite
+from centralita.store.schema import REPORT_TABLES_VERSION, migrate, protect
 
 
 class StoreOpening:
@@ -61,6 +62,7 @@ class Store(
     DeskMixin,
     QueueEventsMixin,
     QualityMixin,
+    ReportQueriesMixin,
 ):
     """SQLite store. Open with `await Store.open(path)` or `async with Store.open(path)`."""
 
@@ -89,6 +91,15 @@ class Store(
                 # runs calls in order, so this ROLLBACK comes after it.
                 await self._rollback()
                 raise
+
+    async def report_data(
+        self, *, first_day: str, end_day: str, start_utc: str, end_utc: str, by_hour: bool
+    ) -> ReportData:
+        """As `ReportQueriesMixin.report_data`, on a read-only connection of its own in one
+        worker thread (`read_report_sqlite`): no wait on the store's lock."""
+        return await asyncio.to_thread(
+            read_report_sqlite, self.path, first_day, end_day, start_utc, end_utc, by_hour
+        )
 
     async def _rollback(self) -> None:
         try:
@@ -145,7 +156,9 @@ class Store(
             await db.execute("PRAGMA foreign_keys = ON")
             store = cls(db, path, region, match_digits, min_digits)
             async with store._tx() as tx:
-                await migrate(tx, str(path))
+                found = await migrate(tx, str(path))
+            if 0 < found < REPORT_TABLES_VERSION:
+                await store.backfill_reports()
             # After the migration, so the WAL files exist for a read-only opener.
             store._fast = FastReader(path)
         except BaseException:

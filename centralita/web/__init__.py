@@ -39,6 +39,7 @@ from centralita.web import (
     console,
     i18n,
     quality,
+    reports,
     supervise,
     wallboard,
 )
@@ -89,7 +90,9 @@ async def security_headers(
     if not isinstance(response, web.WebSocketResponse):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        if request.path.startswith(("/api/", "/calls", "/callbacks", "/complaints", "/wallboard")):
+        if request.path.startswith(
+            ("/api/", "/calls", "/callbacks", "/complaints", "/wallboard", "/reports")
+        ):
             response.headers.setdefault("Cache-Control", "no-store")
     return response
 
@@ -202,5 +205,6 @@ def setup_web(app: web.Application) -> None:
     quality.setup_quality(app)
     wallboard.add_routes(r)
     callbacks.add_routes(r)
+    reports.add_routes(r)
     r.add_get("/metrics", metrics_handler)
     r.add_static("/static", console.STATIC_DIR, append_version=True)
