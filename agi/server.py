@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from agi.protocol import AgiConnection, AgiError, AgiProtocolError, AgiRequest, Hangup, Reply
 from agi.router import FLOWS, FlowRegistry
@@ -237,8 +237,9 @@ class _AgiProtocol(asyncio.BufferedProtocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport, though not always an `asyncio.Transport` instance: uvloop's
+        # TCPTransport implements the same methods without deriving from it (agi/loops.py).
+        self._transport = transport = cast(asyncio.Transport, transport)
         server = self._server
         peername = transport.get_extra_info("peername")
         self.peer = str(peername[0]) if peername else "?"
