@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 from pathlib import Path
@@ -162,7 +163,7 @@ def test_every_agi_tries_each_instance_in_order_then_the_fallback(tmp_path: Path
         # Between two instances: go on to the next only after a failure (and, where flows
         # route, no route); the jump lands on the line after the last AGI().
         then = "done" if name == "centralita-survey-schedule/s" else "tried"
-        for before, after in zip(agis, agis[1:], strict=False):
+        for before, after in itertools.pairwise(agis):
             assert after == before + 2, name
             skip = lines[before + 1]
             assert skip.endswith(f"?{then})") and '"${AGISTATUS}" != "FAILURE"' in skip, name
