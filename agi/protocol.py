@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 from urllib.parse import parse_qs
 
 # Caps on what one peer can make us buffer. Asterisk's own command buffer is AGI_BUF_LEN 8192
@@ -234,6 +235,21 @@ def parse_reply_line(line: str) -> Reply:
     raise AgiProtocolError(f"not an AGI reply: {line!r}")
 
 
+def _plain_block(parsed: list[tuple[str, str, str]]) -> bool:
+    """True when every header line split at `: ` and each caller-supplied value is followed
+    by the header Asterisk writes after it (so none of them spilled onto the next line)."""
+    if not all(map(itemgetter(1), parsed)):
+        return False
+    keys = [key for key, _, _ in parsed]
+    if len(set(keys)) != len(keys):
+        return False  # a header twice: the careful loop decides
+    for key in _STRANGER_FIELDS.intersection(keys):
+        at = keys.index(key) + 1
+        if at < len(keys) and keys[at] + ": " != _NEXT_HEADER[key]:
+            return False
+    return True
+
+
 class AgiConnection:
     """Server side of one FastAGI session, sans-IO.
 
@@ -315,6 +331,12 @@ class AgiConnection:
         if end:
             # Only `\n` ends a line (res_agi.c:4447-4451); a stray `\r` stays data.
             lines = buffer[: end - 1].decode("utf-8", "surrogateescape").split("\n")
+            parsed = [line.partition(": ") for line in lines]
+            if _plain_block(parsed):
+                # Every line is `key: value` and no caller value spilled onto another line:
+                # what the loop below would give, without its per-line work.
+                self._headers = [(key, value) for key, _, value in parsed]
+                lines = []
             headers = self._headers
             stranger = False
             for line in lines:
