@@ -99,9 +99,7 @@ def test_caller_name_with_newline_stays_in_the_name() -> None:
         ("rdnis", "unknown\nagi_rdnis: again"),
     ],
 )
-def test_a_spilled_value_that_looks_like_headers_stays_in_its_field(
-    field: str, value: str
-) -> None:
+def test_a_spilled_value_that_looks_like_headers_stays_in_its_field(field: str, value: str) -> None:
     original = f"agi_{field}: " + {"callerid": "5551234567", "calleridname": "Alice"}.get(
         field, "unknown"
     )
