@@ -82,6 +82,7 @@ class ReplyWaiter:
         "_line",
         "_proto",
         "_result",
+        "_settled",
         "_state",
     )
 
@@ -95,6 +96,7 @@ class ReplyWaiter:
         self._line = line
         self._state = 0  # 0 pending, 1 done, 2 cancelled
         self._result: Reply | None = None
+        self._settled: Reply | None = None
         self._exception: BaseException | None = None
         self._callback: Callable[[Any], object] | None = None
         self._context: contextvars.Context | None = None
@@ -135,6 +137,10 @@ class ReplyWaiter:
         return removed
 
     def result(self) -> Reply:
+        settled = self._settled
+        if settled is not None:
+            # Asked twice per command: by the Task's wake-up, then by `__await__`.
+            return settled
         if self._state == 2:
             raise asyncio.CancelledError
         if self._exception is not None:
@@ -144,7 +150,8 @@ class ReplyWaiter:
             raise asyncio.InvalidStateError("the reply has not arrived")
         if reply.code == 511:
             self._proto.hung_up = True
-        return settle(self._line, reply, self._proto.hung_up)
+        self._settled = settled = settle(self._line, reply, self._proto.hung_up)
+        return settled
 
     def exception(self) -> BaseException | None:
         if self._state == 2:

@@ -103,6 +103,8 @@ class PrometheusAgiMetrics(AgiMetrics):
         # checks the label tuple under a lock on every call. Bounded like the labels: scripts
         # that are not flows share the `unknown` child.
         self._sessions: dict[tuple[str, str], Any] = {}
+        # Called for every command: the histogram's own method, without a call in between.
+        self.command_latency = AGI_COMMAND_SECONDS.observe  # type: ignore[method-assign,assignment]
 
     def session_ended(self, script: str, outcome: str, seconds: float) -> None:
         """A flow ended: count it by flow and outcome."""
