@@ -162,7 +162,18 @@ class ReplyWaiter:
         if not self._state:
             self._result = reply
             self._state = 1
-            self._wake()
+            callback = self._callback
+            if callback is None or self._extra is not None:
+                self._wake()
+                return
+            # The one waiting task, woken here: `_wake` without its general case (once for
+            # every command).
+            context = self._context
+            self._callback = self._context = None
+            if context is None:
+                callback(self)
+            else:
+                context.run(callback, self)
 
     def set_exception(self, exc: BaseException) -> None:
         if not self._state:
