@@ -12,6 +12,8 @@ import importlib
 import importlib.util
 from collections.abc import Callable
 
+from agi.protocol import AgiError
+
 EVENT_LOOPS = ("asyncio", "uvloop")
 
 UVLOOP_MISSING = (
@@ -20,7 +22,7 @@ UVLOOP_MISSING = (
 )
 
 
-class EventLoopUnavailable(RuntimeError):
+class EventLoopUnavailable(AgiError, RuntimeError):
     """The event loop asked for cannot be made here (uvloop not installed)."""
 
 
