@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 from urllib.parse import parse_qs
 
 # Caps on what one peer can make us buffer. Asterisk's own command buffer is AGI_BUF_LEN 8192
@@ -234,6 +235,21 @@ def parse_reply_line(line: str) -> Reply:
     raise AgiProtocolError(f"not an AGI reply: {line!r}")
 
 
+def _plain_block(parsed: list[tuple[str, str, str]]) -> bool:
+    """True when every header line split at `: ` and each caller-supplied value is followed
+    by the header Asterisk writes after it (so none of them spilled onto the next line)."""
+    if not all(map(itemgetter(1), parsed)):
+        return False
+    keys = [key for key, _, _ in parsed]
+    if len(set(keys)) != len(keys):
+        return False  # a header twice: the careful loop decides
+    for key in _STRANGER_FIELDS.intersection(keys):
+        at = keys.index(key) + 1
+        if at < len(keys) and keys[at] + ": " != _NEXT_HEADER[key]:
+            return False
+    return True
+
+
 class AgiConnection:
     """Server side of one FastAGI session, sans-IO.
 
@@ -261,6 +277,16 @@ class AgiConnection:
             return []
         if not data:
             return self._eof()
+        if not self._buffer and not self._in_headers and self._usage is None:
+            # The common read: exactly one whole reply line (Asterisk writes each reply with
+            # one ast_agi_send, res_agi.c agi_handle_command), nothing buffered before it.
+            end = data.find(b"\n")
+            if end == len(data) - 1 and end <= MAX_LINE:
+                reply = _SIMPLE_REPLIES.get(data)
+                if reply is not None:
+                    return [reply]
+                event = self._line(data[:end])
+                return [] if event is None else [event]
         buffer = self._buffer + data if self._buffer else data
         events: list[Event] = []
         start = 0
@@ -305,6 +331,12 @@ class AgiConnection:
         if end:
             # Only `\n` ends a line (res_agi.c:4447-4451); a stray `\r` stays data.
             lines = buffer[: end - 1].decode("utf-8", "surrogateescape").split("\n")
+            parsed = [line.partition(": ") for line in lines]
+            if _plain_block(parsed):
+                # Every line is `key: value` and no caller value spilled onto another line:
+                # what the loop below would give, without its per-line work.
+                self._headers = [(key, value) for key, _, value in parsed]
+                lines = []
             headers = self._headers
             stranger = False
             for line in lines:
@@ -358,8 +390,20 @@ class AgiConnection:
             # Fast path for the most common replies: `200 result=N` with nothing after.
             rest = line[11:]
             if " " not in rest:
-                return Reply(200, rest, None, None, line)
+                return _SIMPLE_REPLIES.get(raw + b"\n") or Reply(200, rest, None, None, line)
         return parse_reply_line(line)
+
+
+def _simple_reply(result: str) -> Reply:
+    return Reply(200, result, None, None, f"200 result={result}")
+
+
+# The replies most commands get, `200 result=N` alone (a key's ASCII code, 0, 1, -1), parsed
+# once: Reply is immutable, so every session can share them. A fixed table, never grown by
+# what a peer sends.
+_SIMPLE_REPLIES: dict[bytes, Reply] = {
+    f"200 result={n}\n".encode(): _simple_reply(str(n)) for n in range(-2, 256)
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,12 +429,33 @@ def quote_arg(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# Lines already encoded, by (command, *args): flows send the same commands call after call
+# (their prompts, variable names, timeouts). Bounded: emptied when full, and only short lines
+# are kept, so a peer's values cannot make it grow.
+_ENCODED: dict[tuple[object, ...], bytes] = {}
+MAX_ENCODED = 1024
+MAX_ENCODED_LINE = 256
+
+
 def encode_command(command: str, *args: str | int) -> bytes:
     """Build one command line: the fixed command words, then each argument encoded.
 
     `command` is one of our own literals (e.g. ``"STREAM FILE"``), never caller data.
     """
+    # With the types: 1, True and 1.0 are equal keys, but encode differently (or not at all).
+    key = (command, *args, *map(type, args))
+    try:
+        return _ENCODED[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable argument: quote_arg refuses it below
+        key = ()
     parts = [command]
     for arg in args:
         parts.append(str(arg) if isinstance(arg, int) else quote_arg(arg))
-    return (" ".join(parts) + "\n").encode("utf-8")
+    line = (" ".join(parts) + "\n").encode("utf-8")
+    if key and len(line) <= MAX_ENCODED_LINE:
+        if len(_ENCODED) >= MAX_ENCODED:
+            _ENCODED.clear()
+        _ENCODED[key] = line
+    return line

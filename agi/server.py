@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from agi.protocol import AgiConnection, AgiError, AgiProtocolError, AgiRequest, Hangup, Reply
 from agi.router import FLOWS, FlowRegistry
@@ -82,6 +82,7 @@ class ReplyWaiter:
         "_line",
         "_proto",
         "_result",
+        "_settled",
         "_state",
     )
 
@@ -95,6 +96,7 @@ class ReplyWaiter:
         self._line = line
         self._state = 0  # 0 pending, 1 done, 2 cancelled
         self._result: Reply | None = None
+        self._settled: Reply | None = None
         self._exception: BaseException | None = None
         self._callback: Callable[[Any], object] | None = None
         self._context: contextvars.Context | None = None
@@ -135,6 +137,10 @@ class ReplyWaiter:
         return removed
 
     def result(self) -> Reply:
+        settled = self._settled
+        if settled is not None:
+            # Asked twice per command: by the Task's wake-up, then by `__await__`.
+            return settled
         if self._state == 2:
             raise asyncio.CancelledError
         if self._exception is not None:
@@ -144,7 +150,8 @@ class ReplyWaiter:
             raise asyncio.InvalidStateError("the reply has not arrived")
         if reply.code == 511:
             self._proto.hung_up = True
-        return settle(self._line, reply, self._proto.hung_up)
+        self._settled = settled = settle(self._line, reply, self._proto.hung_up)
+        return settled
 
     def exception(self) -> BaseException | None:
         if self._state == 2:
@@ -155,7 +162,18 @@ class ReplyWaiter:
         if not self._state:
             self._result = reply
             self._state = 1
-            self._wake()
+            callback = self._callback
+            if callback is None or self._extra is not None:
+                self._wake()
+                return
+            # The one waiting task, woken here: `_wake` without its general case (once for
+            # every command).
+            context = self._context
+            self._callback = self._context = None
+            if context is None:
+                callback(self)
+            else:
+                context.run(callback, self)
 
     def set_exception(self, exc: BaseException) -> None:
         if not self._state:
@@ -237,8 +255,9 @@ class _AgiProtocol(asyncio.BufferedProtocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport, though not always an `asyncio.Transport` instance: uvloop's
+        # TCPTransport implements the same methods without deriving from it (agi/loops.py).
+        self._transport = transport = cast(asyncio.Transport, transport)
         server = self._server
         peername = transport.get_extra_info("peername")
         self.peer = str(peername[0]) if peername else "?"

@@ -16,7 +16,14 @@ Servers:
 - baseline (with --baseline REF): the same, on the code of git commit REF (a change's cost is
   read against it in the same run, on the same machine load);
 - panoramisk: panoramisk.fast_agi.Application on asyncio.start_server;
-- floor: a bare asyncio.Protocol that writes the next command on each reply and parses nothing.
+- floor: a bare asyncio.Protocol that writes the next command on each reply and parses nothing;
+- bare: the same as an asyncio.BufferedProtocol reading into one shared buffer, as
+  Centralita's server does: what any BufferedProtocol server costs on a loop.
+
+Event loops: at 100 concurrent callers, Centralita and the bare BufferedProtocol also run on
+uvloop (`[server] event_loop = "uvloop"`), so each loop's figures read against the bare
+protocol on that same loop, in the same interleaved rounds (goal: <= 1.30x on each loop).
+A server is named KIND or KIND/LOOP (`centralita/uvloop`); KIND alone is asyncio's loop.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import psutil
 
@@ -149,6 +157,41 @@ async def serve_floor(port: int) -> None:
     await announce(server.sockets[0].getsockname()[1])
 
 
+# One read buffer for every connection, as agi/server.py has (copied out before the next read).
+BARE_BUFFER = memoryview(bytearray(64 * 1024))
+
+
+class BareBufferedProtocol(asyncio.BufferedProtocol):
+    """FloorProtocol as a BufferedProtocol: reads into the shared buffer, parses nothing."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.in_headers = True
+        self.next = 0
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return BARE_BUFFER
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.in_headers:
+            if nbytes < 2 or BARE_BUFFER[nbytes - 2] != 10 or BARE_BUFFER[nbytes - 1] != 10:
+                return
+            self.in_headers = False
+        elif BARE_BUFFER[nbytes - 1] != 10:  # b"\n"
+            return
+        if self.next == len(COMMANDS):
+            self.transport.close()
+            return
+        self.transport.write(COMMANDS[self.next])
+        self.next += 1
+
+
+async def serve_bare(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(BareBufferedProtocol, "127.0.0.1", port, backlog=4096)
+    await announce(server.sockets[0].getsockname()[1])
+
+
 async def announce(port: int) -> None:
     print(f"READY {port}", flush=True)
     await asyncio.Event().wait()
@@ -159,17 +202,42 @@ SERVERS = {
     "baseline": serve_centralita,  # run with --code: the baseline commit's tree
     "panoramisk": serve_panoramisk,
     "floor": serve_floor,
+    "bare": serve_bare,
 }
+LOOPS = ("asyncio", "uvloop")
 
 
-def run_server(kind: str, code: str | None) -> None:
+def split_name(name: str) -> tuple[str, str]:
+    """`centralita/uvloop` -> ("centralita", "uvloop"); `floor` -> ("floor", "asyncio")."""
+    kind, _, loop = name.partition("/")
+    return kind, loop or "asyncio"
+
+
+def uvloop_missing() -> str | None:
+    """Why the uvloop servers cannot run here (None: they can)."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "uvloop is not installed (pip install 'centralita[uvloop]')"
+    return None
+
+
+def run_server(name: str, code: str | None) -> None:
     import logging
 
     if code:
         sys.path.insert(0, code)  # before this checkout: agi/ and centralita/ come from there
     logging.disable(logging.CRITICAL)  # panoramisk logs every request at INFO
     raise_fd_limit()
-    asyncio.run(SERVERS[kind](0))
+    kind, loop = split_name(name)
+    # The loop is made here, not through agi/loops.py, which a --code tree may not have.
+    factory = asyncio.new_event_loop
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(SERVERS[kind](0))
 
 
 def export_commit(ref: str, into: Path) -> str:
@@ -308,13 +376,19 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 
 
 def measure_level(
-    concurrency: int, calls: int, rounds: int, baseline: Path | None = None
+    concurrency: int,
+    calls: int,
+    rounds: int,
+    baseline: Path | None = None,
+    extra: tuple[str, ...] = (),
 ) -> list[Row]:
     """Every server at one concurrency, in interleaved rounds (so a burst of load on the
-    machine hits every server alike); CPU/call is the median over the rounds."""
+    machine hits every server alike); CPU/call is the median over the rounds. `extra` adds
+    servers (`bare`, `centralita/uvloop`, ...) to the same rounds."""
     kinds: tuple[str, ...] = ("centralita", "panoramisk", "floor")
     if baseline is not None:
         kinds = ("centralita", "baseline", "panoramisk", "floor")
+    kinds += extra
     servers = {kind: start_server(kind, baseline if kind == "baseline" else None) for kind in kinds}
     cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
     user: dict[str, list[float]] = {kind: [] for kind in kinds}
@@ -419,9 +493,36 @@ def measure_idle(sessions: int) -> tuple[float, float]:
         proc.wait()
 
 
+def print_loops(rows: list[Row], missing: str | None) -> None:
+    """The event loops side by side: Centralita and the bare BufferedProtocol on each."""
+    by = {r.server: r for r in rows if r.concurrency == 100}
+    print()
+    print(
+        "Event loops, 100 callers, the same 10-command flow: server CPU/call, and Centralita "
+        "against the bare BufferedProtocol on the same loop (goal <= 1.30x)"
+    )
+    print(f"{'loop':<8} {'centralita':>11} {'bare':>8} {'ratio':>6} {'user ratio':>11}")
+    for loop in LOOPS:
+        suffix = "" if loop == "asyncio" else f"/{loop}"
+        ours, bare = by.get(f"centralita{suffix}"), by.get(f"bare{suffix}")
+        if ours is None or bare is None:
+            print(f"{loop:<8} not measured: {missing}")
+            continue
+        print(
+            f"{loop:<8} {ours.cpu_per_call_us:>9.0f}us {bare.cpu_per_call_us:>6.0f}us "
+            f"{ours.cpu_per_call_us / bare.cpu_per_call_us:>5.2f}x "
+            f"{ours.user_per_call_us / bare.user_per_call_us:>10.2f}x"
+        )
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--serve", choices=sorted(SERVERS), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--serve",
+        choices=sorted(f"{kind}/{loop}" for kind in SERVERS for loop in LOOPS) + sorted(SERVERS),
+        help=argparse.SUPPRESS,
+    )
     parser.add_argument("--calls", type=int, default=6000, help="calls per server and level")
     parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds per level")
     parser.add_argument("--idle", type=int, default=10000, help="idle sessions to hold")
@@ -440,8 +541,13 @@ def main() -> None:
         if args.baseline:
             baseline = Path(tmp)
             commit = export_commit(args.baseline, baseline)
+        missing = uvloop_missing()
+        # The event loops side by side at 100 callers: each loop's Centralita against the bare
+        # BufferedProtocol on the same loop, in the same rounds.
+        loop_servers = ("bare",) + ("centralita/uvloop", "bare/uvloop") * (missing is None)
         for concurrency in (100, 1000):
-            rows += measure_level(concurrency, args.calls, args.rounds, baseline)
+            extra = loop_servers if concurrency == 100 else ()
+            rows += measure_level(concurrency, args.calls, args.rounds, baseline, extra)
     print(
         "FastAGI load: a 10-command flow over loopback, each server in its own process; "
         f"CPU/call is the server's own CPU time, median of {args.rounds} interleaved rounds"
@@ -449,12 +555,12 @@ def main() -> None:
     if args.baseline:
         print(f"baseline: the same server on commit {commit} ({args.baseline})")
     print(
-        f"{'server':<11} {'conc':>5} {'calls':>6} {'CPU/call':>9} {'user':>7} {'calls/s':>8} "
+        f"{'server':<17} {'conc':>5} {'calls':>6} {'CPU/call':>9} {'user':>7} {'calls/s':>8} "
         f"{'p50':>8} {'p99':>8} {'peak RSS':>9} {'fail':>5}"
     )
     for r in rows:
         print(
-            f"{r.server:<11} {r.concurrency:>5} {r.calls:>6} {r.cpu_per_call_us:>7.0f}us "
+            f"{r.server:<17} {r.concurrency:>5} {r.calls:>6} {r.cpu_per_call_us:>7.0f}us "
             f"{r.user_per_call_us:>5.0f}us "
             f"{r.calls_per_s:>8.0f} {r.p50_ms:>6.2f}ms {r.p99_ms:>6.2f}ms "
             f"{r.peak_rss_mb:>7.1f}MB {r.failures:>5}"
@@ -481,6 +587,7 @@ def main() -> None:
                 f"({ours:.0f} us vs {by['baseline'].cpu_per_call_us:.0f} us), user CPU "
                 f"{by['centralita'].user_per_call_us / by['baseline'].user_per_call_us:.3f}x"
             )
+    print_loops(rows, missing)
     per_session, total = measure_idle(args.idle)
     print(
         f"{args.idle} idle sessions: {per_session:.1f} KiB RSS each "

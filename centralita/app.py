@@ -7,6 +7,7 @@ typed app state under `web.AppKey`s.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import fcntl
 import gc
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from agi import loops
 from agi.flows import load_flows
 from agi.router import FLOWS
 from agi.server import AgiServer, ServerLimits
@@ -194,19 +196,25 @@ def run(settings: Settings) -> None:
 
 def _run(settings: Settings) -> None:
     return_big_allocations()
+    # The loop is made here rather than by run_app so that `[server] event_loop` picks it
+    # (agi/loops.py); run_app runs the app on it and closes it at the end.
+    loop = loops.new_event_loop(settings.server.event_loop)
+    asyncio.set_event_loop(loop)
     app = create_app(settings)
     # After the cleanup contexts' startup, which aiohttp runs as the first on_startup handler.
     app.on_startup.append(freeze_startup_objects)
     log.info(
-        "Centralita: FastAGI on %s:%d, web on http://%s:%d/ (config: %s)",
+        "Centralita: FastAGI on %s:%d, web on http://%s:%d/ (config: %s, event loop: %s)",
         settings.server.agi_host,
         settings.server.agi_port,
         settings.server.web_host,
         settings.server.web_port,
         settings.file or "built-in demo",
+        settings.server.event_loop,
     )
     web.run_app(
         app,
+        loop=loop,
         host=settings.server.web_host,
         port=settings.server.web_port,
         shutdown_timeout=settings.server.shutdown_grace_s,

@@ -116,6 +116,7 @@ def access_for(settings: Settings, ami_secret: str, reload_secret: str) -> Aster
     return AsteriskAccess(
         agi_host=settings.server.agi_host,
         agi_port=settings.server.agi_port,
+        agi_instances=settings.server.agi_instances,
         ami_user=settings.asterisk.ami_user,
         ami_secret=ami_secret,
         ami_reload_secret=reload_secret,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agi import loops
 from centralita.agents_admin import save_config
 from centralita.app import run
 from centralita.cli import add_config_argument
@@ -20,6 +21,7 @@ from centralita.settings import (
     public_secrets,
 )
 from centralita.spool import spool_problem
+from dialplan.validate import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -51,6 +53,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if refusal:
         print(refusal, file=sys.stderr)
         return 2
+    if not loops.available(settings.server.event_loop):
+        where = settings.file or "<demo centralita.toml>"
+        raise ConfigError(str(where), "server.event_loop", loops.UVLOOP_MISSING)
     setup_logging(settings.server.log_format, settings.server.log_level)
     # A warning, not a refusal: calls, pops and the console work without the spool.
     problem = spool_problem(settings.asterisk.spool_dir)

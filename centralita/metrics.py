@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Container, Iterator, Sequence
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import HistogramMetricFamily, Metric
@@ -98,13 +99,25 @@ class PrometheusAgiMetrics(AgiMetrics):
 
     def __init__(self, flows: Container[str] = frozenset()) -> None:
         self.flows = flows
+        # The counter of each (script, outcome) seen, looked up once: `labels()` builds and
+        # checks the label tuple under a lock on every call. Bounded like the labels: scripts
+        # that are not flows share the `unknown` child.
+        self._sessions: dict[tuple[str, str], Any] = {}
+        # Called for every command: the histogram's own method, without a call in between.
+        self.command_latency = AGI_COMMAND_SECONDS.observe  # type: ignore[method-assign,assignment]
 
     def session_ended(self, script: str, outcome: str, seconds: float) -> None:
         """A flow ended: count it by flow and outcome."""
         flow = script if script in self.flows else "unknown"
-        AGI_SESSIONS.labels(
-            flow=flow, outcome=outcome if outcome in AGI_OUTCOMES else "other"
-        ).inc()
+        key = (flow, outcome)
+        child = self._sessions.get(key)
+        if child is None:
+            child = AGI_SESSIONS.labels(
+                flow=flow, outcome=outcome if outcome in AGI_OUTCOMES else "other"
+            )
+            if len(self._sessions) < 4096:
+                self._sessions[key] = child
+        child.inc()
 
     def command_latency(self, seconds: float) -> None:
         """One command's round trip (the server times every command)."""

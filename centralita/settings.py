@@ -19,6 +19,7 @@ from pathlib import Path
 
 import phonenumbers
 
+from agi.loops import EVENT_LOOPS
 from centralita.store.schema import default_path
 from centralita.store.url import (
     PgLocation,
@@ -27,6 +28,7 @@ from centralita.store.url import (
     StoreUrlError,
     parse_store_url,
 )
+from dialplan.instances import AgiInstance, parse_instances
 from dialplan.model import HANGUP, Destination, Site, check_destination, load_site
 from dialplan.validate import ConfigError, Section
 
@@ -56,6 +58,11 @@ class ServerSettings:
     events_secret: str | None = None
     # Reverse proxies whose X-Forwarded-For/-Proto are believed (centralita/web/proxy.py).
     trusted_proxies: tuple[str, ...] = ()
+    # The event loop `serve` runs on (agi/loops.py): "asyncio", or "uvloop" (the extra).
+    event_loop: str = "asyncio"
+    # Every FastAGI instance the rendered dialplan calls, in order (dialplan/instances.py);
+    # empty: this one, agi_host:agi_port.
+    agi_instances: tuple[AgiInstance, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -254,6 +261,10 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
         secret_key=srv.secret("secret_key"),
         events_secret=srv.secret("events_secret"),
         trusted_proxies=proxies,
+        event_loop=srv.choice("event_loop", EVENT_LOOPS, "asyncio"),
+        agi_instances=parse_instances(
+            srv.string_list("agi_instances", []), file, "server.agi_instances"
+        ),
     )
     srv.finish()
 

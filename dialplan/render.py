@@ -25,6 +25,7 @@ from typing import Any
 import jinja2
 
 from dialplan import names
+from dialplan.instances import AgiInstance
 from dialplan.model import (
     CALLBACK_QUEUESTATUSES,
     HANGUP,
@@ -106,6 +107,8 @@ class AsteriskAccess:
 
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
+    # Every FastAGI instance the dialplan calls, in order; empty: agi_host:agi_port.
+    agi_instances: tuple[AgiInstance, ...] = ()
     ami_user: str = "centralita"
     ami_secret: str = ""
     ami_reload_secret: str = ""
@@ -210,6 +213,10 @@ def render_site(site: Site, access: AsteriskAccess) -> dict[str, str]:
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
+    # Every FastAGI instance, in the order the dialplan tries them (dialplan/instances.py).
+    agi_urls = [instance.url for instance in access.agi_instances] or [
+        f"agi://{host}:{access.agi_port}"
+    ]
     common: dict[str, Any] = {
         "header": HEADER,
         "agents": agents,
@@ -257,7 +264,8 @@ def render_site(site: Site, access: AsteriskAccess) -> dict[str, str]:
         },
         "extensions.conf": {
             **common,
-            "agi_url": f"agi://{host}:{access.agi_port}",
+            "agi_urls": agi_urls,
+            "agi_tried": "(tried)" if len(agi_urls) > 1 else "",
             "fallback": str(fallback),
             "fallback_goto": goto(fallback),
             "max_fallbacks": MAX_FALLBACKS,

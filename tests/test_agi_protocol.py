@@ -87,6 +87,31 @@ def test_caller_name_with_newline_stays_in_the_name() -> None:
     assert request.context == "incoming"
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        # Spilled lines that each look like a header: a new one, one that comes later, one
+        # that came before, an argument, the same field again.
+        ("calleridname", "x\nagi_foo: bar"),
+        ("calleridname", "x\nagi_context: evil"),
+        ("callerid", "5551234567\nagi_network: no"),
+        ("dnid", "unknown\nagi_arg_9: x"),
+        ("rdnis", "unknown\nagi_rdnis: again"),
+    ],
+)
+def test_a_spilled_value_that_looks_like_headers_stays_in_its_field(field: str, value: str) -> None:
+    original = f"agi_{field}: " + {"callerid": "5551234567", "calleridname": "Alice"}.get(
+        field, "unknown"
+    )
+    hostile = HEADERS.replace(f"{original}\n", f"agi_{field}: {value}\n", 1)
+    assert hostile != HEADERS
+    (request,) = AgiConnection().receive_data(hostile.encode())
+    assert isinstance(request, AgiRequest)
+    assert request.fields[field] == value
+    assert request.network and request.context == "incoming"
+    assert request.args == ("vip-check", "", "a b")
+
+
 def test_hangup_line_before_reply() -> None:
     conn = AgiConnection()
     conn.receive_data(HEADERS.encode())

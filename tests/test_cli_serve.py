@@ -12,6 +12,9 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from agi import loops
 from agi.testing import Caller, place_call
 from centralita.settings import demo_text
 
@@ -30,11 +33,15 @@ def healthz(port: int) -> dict[str, object] | None:
         return None
 
 
-async def test_serve_answers_calls_while_ami_is_away(tmp_path: Path) -> None:
+@pytest.mark.parametrize("event_loop", loops.EVENT_LOOPS)
+async def test_serve_answers_calls_while_ami_is_away(tmp_path: Path, event_loop: str) -> None:
+    if not loops.available(event_loop):
+        pytest.skip(f"{event_loop} cannot be installed here: {loops.UVLOOP_MISSING}")
     agi_port, web_port, ami_port = free_port(), free_port(), free_port()
     config = tmp_path / "centralita.toml"
     config.write_text(
         demo_text()
+        .replace('event_loop = "asyncio"', f'event_loop = "{event_loop}"')
         .replace("agi_port = 4573", f"agi_port = {agi_port}")
         .replace("web_port = 8080", f"web_port = {web_port}")
         .replace("ami_port = 5038", f"ami_port = {ami_port}")  # nothing listens there
@@ -69,5 +76,6 @@ async def test_serve_answers_calls_while_ami_is_away(tmp_path: Path) -> None:
         output = process.communicate(timeout=30)[0].decode()
     assert process.returncode == 0, output
     assert "FastAGI server stopped" in output
+    assert f"event loop: {event_loop}" in output
     # It serves, but says that survey calls cannot work from here.
     assert "WARNING" in output and f"{tmp_path / 'spool' / 'outgoing'} does not exist" in output

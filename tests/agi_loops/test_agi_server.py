@@ -1,4 +1,5 @@
-"""agi/server.py and agi/session.py driven by the simulator over real loopback sockets."""
+"""agi/server.py and agi/session.py driven by the simulator over real loopback sockets, on
+each event loop (asyncio's and uvloop's: see conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agi.router import DuplicateFlowError, FlowRegistry
+from agi.router import FlowRegistry
 from agi.server import AgiServer, ServerLimits
 from agi.session import AgiSession
 from agi.testing import Caller, place_call, place_calls
+
+from .conftest import ON_EVERY_LOOP
+
+pytestmark = ON_EVERY_LOOP
 
 registry = FlowRegistry()
 
@@ -96,11 +101,6 @@ async def test_a_failing_flow_sends_the_call_to_the_fallback(
     result = await place_call("127.0.0.1", server.port, Caller(script="broken"))
     assert result.route == "queue:support-en"
     assert "a bug in a flow" in caplog.text
-
-
-def test_duplicate_flow_name_fails_loudly() -> None:
-    with pytest.raises(DuplicateFlowError, match="echo"):
-        registry.register("echo", echo_flow)
 
 
 @pytest.mark.parametrize("index", range(5))

@@ -1,0 +1,1 @@
+"""The FastAGI server's tests, each run on every event loop `[server] event_loop` offers."""
