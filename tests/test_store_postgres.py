@@ -46,8 +46,9 @@ def test_store_urls_name_sqlite_files_and_postgresql_servers(tmp_path: Path) -> 
     assert parse_store_url("sqlite:///data/c.db", base=tmp_path) == SqliteLocation(
         tmp_path / "data" / "c.db"
     )
-    assert parse_store_url("sqlite:////srv/c.db", base=tmp_path) == SqliteLocation(
-        Path("/srv/c.db")
+    absolute = tmp_path / "elsewhere" / "c.db"  # an absolute path: four slashes
+    assert parse_store_url(f"sqlite:///{absolute}", base=tmp_path / "data") == SqliteLocation(
+        absolute
     )
     pg = parse_store_url("postgresql://centralita@db.example:5433/cc", base=tmp_path)
     assert isinstance(pg, PgLocation)

@@ -34,7 +34,8 @@ def rating(rating_id: int, callerid: str, call_id: str, at: int = LEGACY_ORIGTIM
 
 
 def message(number: str, origtime: int, category: str = "", name: str = "msg0000") -> Message:
-    txt = Path("/spool/voicemail/VoiceMail/600/INBOX") / f"{name}.txt"
+    # Never opened: the matcher reads only the parsed fields.
+    txt = Path("spool/voicemail/VoiceMail/600/INBOX") / f"{name}.txt"
     return Message(
         folder="INBOX",
         number=int(name[3:]),
