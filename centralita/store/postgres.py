@@ -49,6 +49,7 @@ from centralita.store.quality import QualityMixin
 from centralita.store.queue_events import QueueEventsMixin
 from centralita.store.report_queries import ReportQueriesMixin
 from centralita.store.schema import REPORT_TABLES_VERSION, migrate
+from centralita.store.shared import SharedStateMixin
 from centralita.store.url import PgLocation
 
 log = logging.getLogger(__name__)
@@ -226,6 +227,7 @@ class PgStore(
     QueueEventsMixin,
     QualityMixin,
     ReportQueriesMixin,
+    SharedStateMixin,
 ):
     """PostgreSQL store. Open with `await PgStore.open(location)` (or `async with`)."""
 
