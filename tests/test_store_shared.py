@@ -76,8 +76,9 @@ async def test_a_flood_over_two_instances_is_limited_as_one(store_location: Stor
             *(store.record_login_attempt((EXT,), NOW) for store in (a, b) * 20)
         )
         allowed = [r for r in results if r.allowed]
-        # Never more than the limit; racing attempts may both yield, never both pass.
-        assert 1 <= len(allowed) <= EXT.limit
+        # Never more than the limit. Attempts that race past the check together all see
+        # each other afterwards and yield (a flood may refuse them all), never all pass.
+        assert len(allowed) <= EXT.limit
         assert all(r.retry_after_s > 0 for r in results if not r.allowed)
         # One at a time, each instance sees the other's failures.
         await a.forget_login_attempts([i for r in allowed for i in r.ids])

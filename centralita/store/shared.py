@@ -12,6 +12,8 @@ the console's cookie signing key, and the login rate limits (docs/cluster.md#sha
   on PostgreSQL the check that attempts racing on other connections did not together pass
   the limit (each committed its row before reading, so the last of them to read sees them
   all). SQLite runs the store's statements one at a time, so its INSERT alone decides.
+* `callbacks_changed_since`, `ratings_since`: what the elected CSV writer reads
+  (centralita/csvfiles.py), through indexes on the times.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from functools import lru_cache
 from typing import Any
 
 from centralita.store.base import StoreBase
-from centralita.store.records import now_iso
+from centralita.store.records import (
+    CALLBACK_COLUMNS,
+    RATING_COLUMNS,
+    CallbackRequest,
+    Rating,
+    callback_from_row,
+    now_iso,
+    rating_from_row,
+)
 
 # The name of the console's cookie signing key in `shared_secrets`.
 SESSION_KEY = "session_signing_key"
@@ -145,3 +155,21 @@ class SharedStateMixin(StoreBase):
         async with self._tx() as db:
             cur = await db.execute("DELETE FROM login_failures WHERE at <= ?", (before,))
             return cur.rowcount
+
+    async def callbacks_changed_since(self, since: str) -> list[CallbackRequest]:
+        """The callback requests changed at `since` (UTC ISO text) or later, in that order."""
+        sql = (
+            f"SELECT {CALLBACK_COLUMNS} FROM callbacks WHERE updated_at >= ? "  # noqa: S608
+            "ORDER BY updated_at, id"
+        )
+        async with self._read() as db, db.execute(sql, (since,)) as cur:
+            return [callback_from_row(row) for row in await cur.fetchall()]
+
+    async def ratings_since(self, since: str) -> list[Rating]:
+        """The ratings made at `since` (UTC ISO text) or later, in that order."""
+        sql = (
+            f"SELECT {RATING_COLUMNS} FROM ratings WHERE created_at >= ? "  # noqa: S608
+            "ORDER BY created_at, id"
+        )
+        async with self._read() as db, db.execute(sql, (since,)) as cur:
+            return [rating_from_row(row) for row in await cur.fetchall()]
