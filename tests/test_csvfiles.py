@@ -15,8 +15,11 @@ from test_web_support import WebEnv, console_env
 
 from agi.flows.context import CallbackEntry, RatingEntry
 from centralita import csvfiles
+from centralita.cli import main
+from centralita.csvfiles import CsvFiles
 from centralita.csvlog import read_rows
 from centralita.keys import FLOW_CONTEXT
+from centralita.store import open_store
 
 
 def _on(url: str) -> Callable[[str], str]:
@@ -117,3 +120,32 @@ async def test_csv_files_off_leaves_data_dir_without_them(tmp_path: Path) -> Non
         assert len(await env.store.list_callbacks()) == 1  # stored all the same
     assert not (settings.data_dir / "callbacks.csv").exists()
     assert not (settings.data_dir / "complaints.csv").exists()
+
+
+async def test_the_command_line_rebuild_waits_for_no_writer(
+    pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(tmp_path, _on(pg_url))
+    config = str(tmp_path / "centralita.toml")
+    async with open_store(settings) as store:
+        await store.add_callback(
+            callerid="+34600000001",
+            language="en",
+            queue="support-en",
+            number="600000001",
+            alternative="",
+            uniqueid="1.1",
+        )
+        writer = CsvFiles(store, settings)
+        await writer.start()
+        try:
+            assert writer.writing
+            # The running writer's files are its own: the command says so and leaves them.
+            assert await asyncio.to_thread(main, ["callbacks", "--config", config, "--csv"]) == 1
+            assert "export with --csv FILE" in capsys.readouterr().err
+        finally:
+            await writer.stop()
+    (settings.data_dir / "callbacks.csv").unlink()
+    assert await asyncio.to_thread(main, ["callbacks", "--config", config, "--csv"]) == 0
+    assert "rebuilt" in capsys.readouterr().out
+    assert [r["number"] for r in read_rows(settings.data_dir / "callbacks.csv")] == ["600000001"]
