@@ -18,9 +18,10 @@ encoder, formula cells neutralised, one `os.write` per batch on O_APPEND).
 
 The writer reads the requests changed, and the ratings made, in the last `OVERLAP_S`: a
 transaction on another instance may commit a row whose time is a little older than rows
-already read. Each (request, time, status) and each rating is written once; a row older
-than that, or from an instance whose clock is off by more (keep them on NTP), is written
-when a writer next starts (the rebuild), not lost from the database.
+already read. As the SQLite instance does, it writes a request's row when it is made and when
+it is closed (`_event`), not when it is assigned or called (which change it too), and each
+rating once; a row older than that, or from an instance whose clock is off by more (keep
+them on NTP), is written when a writer next starts (the rebuild), not lost from the database.
 """
 
 from __future__ import annotations
@@ -56,6 +57,14 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def _event(request: CallbackRequest) -> tuple[int, str, str]:
+    """What a request's row records: made (pending, at its creation) or closed (its status,
+    when it was closed). A request is closed once (centralita/web/callbacks.py)."""
+    if request.status == "pending":
+        return (request.id, request.status, request.created_at)
+    return (request.id, request.status, request.closed_at or request.updated_at)
+
+
 class CsvFiles:
     """The CSV files of one instance: written directly (SQLite), by the elected writer
     (PostgreSQL), or not at all (`[server] csv_files = false`)."""
@@ -70,8 +79,8 @@ class CsvFiles:
         self._lease: Lease | None = None
         self._task: asyncio.Task[None] | None = None
         self._sync_lock = asyncio.Lock()
-        # What the writer has written of the last OVERLAP_S: (id, updated_at, status) of
-        # requests, (id, created_at) of ratings.
+        # What the writer has written of the last OVERLAP_S: each request's `_event`, and
+        # (id, created_at) of ratings.
         self._callbacks_seen: set[tuple[int, str, str]] = set()
         self._ratings_seen: set[tuple[int, str]] = set()
 
@@ -148,8 +157,7 @@ class CsvFiles:
     async def _mark_recent(self) -> None:
         horizon = _iso(datetime.now(UTC) - timedelta(seconds=OVERLAP_S))
         self._callbacks_seen = {
-            (c.id, c.updated_at, c.status)
-            for c in await self.store.callbacks_changed_since(horizon)
+            _event(c) for c in await self.store.callbacks_changed_since(horizon)
         }
         self._ratings_seen = {(r.id, r.created_at) for r in await self.store.ratings_since(horizon)}
 
@@ -177,10 +185,12 @@ class CsvFiles:
             ratings = await self.store.ratings_since(horizon)
             new_callbacks: list[tuple[Any, ...]] = []
             for c in callbacks:
-                mark = (c.id, c.updated_at, c.status)
-                if mark not in self._callbacks_seen:
-                    new_callbacks.append(callback_row(c, shown(c.updated_at)))
-                    self._callbacks_seen.add(mark)
+                event = _event(c)
+                # Older than the window: written already (an assignment or a call changed
+                # the request since, not its status).
+                if event[2] >= horizon and event not in self._callbacks_seen:
+                    new_callbacks.append(callback_row(c, shown(event[2])))
+                    self._callbacks_seen.add(event)
             new_ratings = []
             for r in ratings:
                 if (r.id, r.created_at) not in self._ratings_seen:
@@ -188,5 +198,5 @@ class CsvFiles:
                     self._ratings_seen.add((r.id, r.created_at))
             await self.callbacks.append_rows(new_callbacks)
             await self.complaints.append_rows(new_ratings)
-            self._callbacks_seen = {m for m in self._callbacks_seen if m[1] >= horizon}
+            self._callbacks_seen = {m for m in self._callbacks_seen if m[2] >= horizon}
             self._ratings_seen = {m for m in self._ratings_seen if m[1] >= horizon}

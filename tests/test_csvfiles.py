@@ -76,8 +76,13 @@ async def test_two_instances_on_one_postgresql_elect_one_csv_writer(
         )  # fmt: skip
         assert await _until(lambda: len(_files(writer)[0]) == 1 and len(_files(writer)[1]) == 1)
         (callback,) = await writer.store.list_callbacks()
-        # A change of status made on the other instance (its console) reaches the file too.
-        await other.store.set_callback_status(callback.id, "done")
+        # Assigned on the other instance: a change, but not of its status (no row, as with
+        # SQLite's direct writes) ...
+        await other.store.assign_callback(callback.id, "1002")
+        await writer.app[FLOW_CONTEXT].csv_files.sync()
+        assert len(_files(writer)[0]) == 1
+        # ... then closed there (its console): that reaches the file.
+        await other.store.close_callback(callback.id, status="done", by="1002")
         assert await _until(lambda: len(_files(writer)[0]) == 2)
         callbacks, ratings = _files(writer)
         assert [(r["id"], r["status"], r["number"]) for r in callbacks] == [
