@@ -99,7 +99,10 @@ class CsvFiles:
             # nothing else would ever catch them up.
             await reconcile(self.store, self.data_dir)
             return
-        await self._campaign()
+        try:
+            await self._campaign()
+        except Exception as exc:  # the files are a log: they never keep an instance down
+            log.warning("CSV files: %s (asking for the writer's lease again later)", exc)
         self._task = asyncio.create_task(self._run(), name="centralita-csv-writer")
 
     async def stop(self) -> None:
