@@ -22,10 +22,11 @@ from agi import loops
 from agi.flows import load_flows
 from agi.router import FLOWS
 from agi.server import AgiServer, ServerLimits
-from centralita import csvlog, feed, queuelog
+from centralita import feed, queuelog
 from centralita.amitaps import AmiTaps
 from centralita.context import AppFlowContext
 from centralita.crm import CrmClient
+from centralita.csvfiles import CsvFiles
 from centralita.keys import (
     AGI_SERVER,
     AMI_TAPS,
@@ -54,12 +55,16 @@ async def crm_ctx(app: web.Application) -> AsyncIterator[None]:
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the store (`[store] url`: SQLite or PostgreSQL) for the app's lifetime."""
     async with open_store(app[SETTINGS]) as store:
-        # The CSV logs are written after the store: a crash between the two leaves them
-        # behind, and nothing else would ever catch them up.
-        await csvlog.reconcile(store, app[SETTINGS].data_dir)
-        app[STORE] = store
-        app[FLOW_CONTEXT] = AppFlowContext(app[SETTINGS], store, app[CRM])
-        yield
+        # callbacks.csv and complaints.csv: caught up with the store now (SQLite), or by
+        # the instance that holds the writer lease (PostgreSQL; centralita/csvfiles.py).
+        csv_files = CsvFiles(store, app[SETTINGS])
+        await csv_files.start()
+        try:
+            app[STORE] = store
+            app[FLOW_CONTEXT] = AppFlowContext(app[SETTINGS], store, app[CRM], csv_files)
+            yield
+        finally:
+            await csv_files.stop()
 
 
 async def agi_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -16,19 +16,28 @@ from pathlib import Path
 from typing import Any
 
 from centralita.cli import add_config_argument, help_of
+from centralita.csvfiles import LEASE as CSV_LEASE
+from centralita.csvfiles import CsvFiles
 from centralita.csvlog import (
+    CALLBACKS_HEADER,
     CALLS_HEADER,
+    COMPLAINTS_HEADER,
+    CsvLog,
     call_row,
     callback_row,
-    callbacks_log,
+    complaint_row,
     encode_row,
+    rebuild,
     reconcile,
 )
 from centralita.settings import Settings, load_settings
 from centralita.store import CALLBACK_STATUSES, SqliteLocation, StoreInputError, open_store
+from centralita.store.postgres import PgStore
 from centralita.times import shown
 
 MAX_CELL = 40
+# `callbacks --csv` without a FILE: the data_dir files rebuilt (as before exports existed).
+REBUILD = "\0rebuild"
 # Who closed a callback from the command line, in the store and the audit log.
 CLI_ACTOR = "cli"
 CLOSED_ACTIONS = {"done": "callback.done", "cancelled": "callback.cancel"}
@@ -47,8 +56,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     cb.add_argument(
         "--csv",
-        action="store_true",
-        help="rebuild callbacks.csv and complaints.csv in data_dir from the database",
+        nargs="?",
+        const=REBUILD,
+        default=None,
+        metavar="FILE",
+        help="alone: rebuild callbacks.csv and complaints.csv in data_dir from the database; "
+        "with FILE (- for standard output): export the requests there as CSV",
     )
     cb.set_defaults(func=_callbacks_list)
     actions = cb.add_subparsers(dest="action", metavar="ACTION")
@@ -70,6 +83,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     add_config_argument(complaints)
     complaints.add_argument("--all", action="store_true", help="every rating, not only low ones")
+    complaints.add_argument(
+        "--csv",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="FILE",
+        help="export the ratings as CSV to FILE (default: standard output)",
+    )
     complaints.set_defaults(func=_complaints)
 
     calls = subparsers.add_parser(
@@ -152,14 +173,19 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
 def _callbacks_list(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if _no_store_yet(settings):
+        if args.csv not in (None, REBUILD):
+            return asyncio.run(_export(args.csv, CALLBACKS_HEADER, []))
         print("no callback requests")
         return 0
-    if args.csv:
+    if args.csv == REBUILD:
         return _rebuild_csv(settings)
 
     async def run() -> int:
         async with open_store(settings) as store:
             requests = await store.list_callbacks(args.status)
+        if args.csv is not None:
+            rows = [callback_row(c, shown(c.updated_at)) for c in requests]
+            return await _export(args.csv, CALLBACKS_HEADER, rows)
         if not requests:
             print("no callback requests" + (f" in status {args.status}" if args.status else ""))
             return 0
@@ -184,14 +210,49 @@ def _callbacks_list(args: argparse.Namespace) -> int:
 
 
 def _rebuild_csv(settings: Settings) -> int:
-    """`callbacks --csv`: the CSV logs regenerated from the database (the record)."""
+    """`callbacks --csv`: the CSV logs regenerated from the database (the record). With
+    PostgreSQL, only while no instance holds the CSV writer's lease (centralita/csvfiles.py):
+    it would be writing the same files."""
 
-    async def run() -> list[Path]:
+    async def run() -> list[Path] | None:
         async with open_store(settings) as store:
-            return await reconcile(store, settings.server.data_dir, force=True)
+            if not isinstance(store, PgStore):
+                return await reconcile(store, settings.server.data_dir, force=True)
+            lease = await store.try_lease(CSV_LEASE)
+            if lease is None:
+                return None
+            try:
+                return await reconcile(store, settings.server.data_dir, force=True)
+            finally:
+                await lease.release()
 
-    for path in asyncio.run(run()):
+    rebuilt = asyncio.run(run())
+    if rebuilt is None:
+        print(
+            "centralita: a running instance writes the CSV files (it holds the writer's "
+            "lease); export with --csv FILE instead",
+            file=sys.stderr,
+        )
+        return 1
+    for path in rebuilt:
         print(f"rebuilt {path}")
+    return 0
+
+
+async def _export(target: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> int:
+    """Rows as CSV (csvlog's encoder: formula cells neutralised) to `target`, a file
+    (replaced whole) or `-` for standard output."""
+    if target == "-":
+        out = sys.stdout.buffer
+        out.write(encode_row(header) + b"".join(encode_row(r) for r in rows))
+        out.flush()
+        return 0
+    try:
+        await rebuild(CsvLog(Path(target), header), rows)
+    except OSError as exc:
+        print(f"centralita: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"exported {len(rows)} rows to {target}")
     return 0
 
 
@@ -220,7 +281,8 @@ def _callbacks_set(args: argparse.Namespace) -> int:
                 subject=f"callback {args.id}",
                 changes=args.note,
             )
-        await callbacks_log(settings.server.data_dir).append(callback_row(request))
+            # callbacks.csv: this row now (SQLite), or the elected writer's (PostgreSQL).
+            await CsvFiles(store, settings).callback_changed(request)
         print(f"callback {args.id} ({_cell(request.number)}) is {args.new_status}")
         return 0
 
@@ -231,12 +293,16 @@ def _complaints(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     threshold = settings.site.survey.threshold
     if _no_store_yet(settings):
+        if args.csv is not None:
+            return asyncio.run(_export(args.csv, COMPLAINTS_HEADER, []))
         print("no ratings")
         return 0
 
     async def run() -> int:
         async with open_store(settings) as store:
             ratings = await store.list_ratings(below=None if args.all else threshold)
+        if args.csv is not None:
+            return await _export(args.csv, COMPLAINTS_HEADER, [complaint_row(r) for r in ratings])
         if not ratings:
             print("no ratings" if args.all else f"no ratings below {threshold}")
             return 0

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from agi.flows.context import CallbackEntry, CrmReply, RatingEntry, SurveyRequest
 from centralita import phone
-from centralita.csvlog import CsvLog, callback_row, callbacks_log, complaint_row, complaints_log
+from centralita.csvfiles import CsvFiles
 from centralita.settings import Settings
 from centralita.spool import schedule_call
 from centralita.store import StoreBackend
@@ -34,12 +34,18 @@ class Crm(Protocol):
 class AppFlowContext:
     """Services handed to every call's flow."""
 
-    def __init__(self, settings: Settings, store: StoreBackend, crm: Crm | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: StoreBackend,
+        crm: Crm | None = None,
+        csv_files: CsvFiles | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.crm = crm
-        self.callbacks_csv: CsvLog = callbacks_log(settings.data_dir)
-        self.complaints_csv: CsvLog = complaints_log(settings.data_dir)
+        # callbacks.csv and complaints.csv (centralita/csvfiles.py: who writes them).
+        self.csv_files = csv_files or CsvFiles(store, settings)
 
     @property
     def site(self) -> Site:
@@ -58,7 +64,7 @@ class AppFlowContext:
             alternative=entry.alternative,
             uniqueid=entry.uniqueid,
         )
-        await self.callbacks_csv.append(callback_row(request))
+        await self.csv_files.callback_changed(request)
 
     async def save_rating(self, entry: RatingEntry) -> None:
         rating = await self.store.add_rating(
@@ -68,7 +74,7 @@ class AppFlowContext:
             rating=entry.rating,
             call_id=entry.call_id,
         )
-        await self.complaints_csv.append(complaint_row(rating))
+        await self.csv_files.rating_added(rating)
 
     async def schedule_survey(self, request: SurveyRequest) -> bool:
         site = self.site

@@ -2,8 +2,9 @@
 
 They are a projection of the store: every row is written after its record is committed, so
 a crash (`kill -9`) between the two leaves the CSV behind the database. `reconcile()` (run
-when `serve` starts, and by `centralita callbacks --csv`) rebuilds a file from the store
-when it lags (issue 10, finding 13).
+when `serve` starts, or when an instance becomes the CSV writer, and by `centralita
+callbacks --csv`) rebuilds a file from the store when it lags (issue 10, finding 13). Which
+instance writes them, and whether any does (`[server] csv_files`): centralita/csvfiles.py.
 
 Supervisors open these in a spreadsheet, and their cells hold caller IDs and names chosen by
 strangers, so every cell that a spreadsheet would read as a formula is neutralised with a
@@ -134,6 +135,19 @@ class CsvLog:
                 f"{self.path.name}: a row has {len(self.header)} cells, got {len(row)}"
             )
         data = encode_row(row)
+        async with _lock_for(self.path):
+            await asyncio.to_thread(self._append_sync, data)
+
+    async def append_rows(self, rows: Sequence[Sequence[object]]) -> None:
+        """Append several rows in one write (nothing for none)."""
+        if not rows:
+            return
+        for row in rows:
+            if len(row) != len(self.header):
+                raise ValueError(
+                    f"{self.path.name}: a row has {len(self.header)} cells, got {len(row)}"
+                )
+        data = b"".join(encode_row(row) for row in rows)
         async with _lock_for(self.path):
             await asyncio.to_thread(self._append_sync, data)
 

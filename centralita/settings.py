@@ -63,6 +63,9 @@ class ServerSettings:
     # Every FastAGI instance the rendered dialplan calls, in order (dialplan/instances.py);
     # empty: this one, agi_host:agi_port.
     agi_instances: tuple[AgiInstance, ...] = ()
+    # callbacks.csv and complaints.csv in data_dir (centralita/csvfiles.py): with
+    # PostgreSQL, written by the one instance holding the writer lease.
+    csv_files: bool = True
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,7 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
         agi_instances=parse_instances(
             srv.string_list("agi_instances", []), file, "server.agi_instances"
         ),
+        csv_files=srv.boolean("csv_files", True),
     )
     srv.finish()
 

@@ -5,6 +5,10 @@ unix socket only, stopped at the end; or the server `CENTRALITA_TEST_POSTGRES_UR
 
 initdb and pg_ctl refuse to run as root (src/bin/initdb/initdb.c, "cannot be run as
 root"), so under root they run as `nobody` through runuser.
+
+A scratch cluster is stopped by its fixture, at interpreter exit (atexit), and on SIGTERM:
+`pg_ctl start` leaves the postmaster running on its own, and a pytest killed with SIGTERM
+(a CI job's timeout, `kill`) runs no atexit handler, which left it running for good.
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ import glob
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import Any
 from urllib.parse import quote
 
 ENV_URL = "CENTRALITA_TEST_POSTGRES_URL"
@@ -70,6 +78,8 @@ class Cluster:
         )  # fmt: skip
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder = None
+        if self in _running:
+            _running.remove(self)
 
 
 def start_cluster(*, durable: bool = False) -> Cluster:
@@ -127,4 +137,34 @@ def start_cluster(*, durable: bool = False) -> Cluster:
     )
     # Stopped even when the run ends another way than through its fixture (an interrupt).
     atexit.register(cluster.stop)
+    _stop_on_sigterm(cluster)
     return cluster
+
+
+_running: list[Cluster] = []
+_previous_sigterm: Any = None
+
+
+def _stop_on_sigterm(cluster: Cluster) -> None:
+    """Stop `cluster` when this process gets SIGTERM, then end as SIGTERM would have."""
+    global _previous_sigterm
+    _running.append(cluster)
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers are set in the main thread only; atexit still stops it
+    if _previous_sigterm is None:
+        _previous_sigterm = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    while _running:
+        _running.pop().stop()
+    previous = _previous_sigterm
+    if callable(previous):
+        previous(signum, frame)
+        return
+    if previous == signal.SIG_IGN:
+        return
+    # The default action: die of SIGTERM (exit status 143 to a shell), as without us.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import importlib.util
+import io
 import re
 import time
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from centralita import cli
-from centralita.csvlog import read_rows
+from centralita.csvlog import CALLBACKS_HEADER, read_rows
 from centralita.settings import demo_text
 from centralita.store import AuditEntry, CallbackRequest, CallRecord, Store, default_path
 
@@ -262,3 +264,41 @@ def test_callbacks_cancel_with_a_note(config: Path, capsys: pytest.CaptureFixtur
     assert [(a.actor, a.action, a.subject, a.changes) for a in audit] == [
         ("cli", "callback.cancel", f"callback {ids['b']}", "Asked twice")
     ]
+
+
+# ------------------------------------------------------------------ CSV exports of the database
+
+
+def test_callbacks_and_complaints_export_csv_from_the_database(
+    config: Path, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    ids = seed(config)
+    assert cli.main(["callbacks", "--config", str(config), "--csv", "-"]) == 0
+    records = list(csv.reader(io.StringIO(capsysbinary.readouterr().out.decode(), newline="")))
+    assert records[0] == list(CALLBACKS_HEADER)
+    by_id = {r[7]: r for r in records[1:]}
+    assert set(by_id) == {str(ids["a"]), str(ids["b"])}
+    # The one encoder: a caller's formula reaches the spreadsheet as text.
+    assert by_id[str(ids["b"])][4] == "'=2+5"
+    # Only the low ratings, unless --all; to a file, replaced whole.
+    out = tmp_path / "complaints-export.csv"
+    assert cli.main(["complaints", "--config", str(config), "--csv", str(out)]) == 0
+    assert [r["call_id"] for r in read_rows(out)] == ["1.0"]
+    assert cli.main(["complaints", "--all", "--config", str(config), "--csv", str(out)]) == 0
+    assert sorted(r["call_id"] for r in read_rows(out)) == ["1.0", "3.0"]
+    # An export is not the data_dir's log: nothing was written there.
+    assert not (data_dir(config) / "callbacks.csv").exists()
+    assert not (data_dir(config) / "complaints.csv").exists()
+
+
+def test_csv_files_off_writes_no_log_from_the_command_line(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("csv_files = true", "csv_files = false"),
+        encoding="utf-8",
+    )
+    ids = seed(config)
+    assert cli.main(["callbacks", "done", str(ids["a"]), "--config", str(config)]) == 0
+    assert "is done" in capsys.readouterr().out
+    assert not (data_dir(config) / "callbacks.csv").exists()

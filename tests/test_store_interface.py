@@ -15,8 +15,9 @@ from centralita.store.postgres import PgStore
 
 # What Store has beyond the interface: how it is opened, and SQLite's own file.
 SQLITE_ONLY = {"open", "path"}
-# What PgStore has beyond it: how it is opened, and the server's URL.
-POSTGRES_ONLY = {"open", "location"}
+# What PgStore has beyond it: how it is opened, the server's URL, and the leases that only
+# instances sharing a server elect with (centralita/csvfiles.py).
+POSTGRES_ONLY = {"open", "location", "try_lease"}
 
 
 def public(cls: type) -> set[str]:

@@ -1,7 +1,8 @@
 """`centralita db copy`: every row of every table from one store to another (SQLite to
 PostgreSQL, to move a site; any direction works), ids kept.
 
-Both stores are opened first, which brings both to this Centralita's schema. The copy runs
+Both stores are opened first, which brings both to this Centralita's schema. The console's
+cookie signing key and the login failures stay where they are (`SKIPPED_TABLES`). The copy runs
 in one transaction on the target: it lands whole or not at all. A target that already holds
 rows is refused unless `replace` (then its rows are deleted first, in that transaction).
 PostgreSQL's id sequences are moved past the copied ids, and each table's row count is
@@ -20,7 +21,11 @@ from centralita.store.interface import StoreBackend
 
 BATCH_ROWS = 5000
 # Centralita's own bookkeeping: each store has its own, at the same version after opening.
-SKIPPED_TABLES = frozenset({"schema_version"})
+# The console's cookie signing key is not copied: a copy (a file, a dump) would be one more
+# place it could leak from, and whoever holds it can sign a session for any extension. The
+# target makes its own when an instance first starts on it (consoles log in again once).
+# Login failures are counts of the last minutes, not records.
+SKIPPED_TABLES = frozenset({"schema_version", "shared_secrets", "login_failures"})
 
 
 class CopyError(StoreError):

@@ -49,12 +49,16 @@ from centralita.store.quality import QualityMixin
 from centralita.store.queue_events import QueueEventsMixin
 from centralita.store.report_queries import ReportQueriesMixin
 from centralita.store.schema import REPORT_TABLES_VERSION, migrate
+from centralita.store.shared import SharedStateMixin
 from centralita.store.url import PgLocation
 
 log = logging.getLogger(__name__)
 
 # Held by the migrating instance, so several instances starting together migrate once.
 MIGRATION_LOCK = 0x63656E74  # "cent"
+# The first key of the leases an instance holds for as long as it lives (`try_lease`); the
+# second is the schema's hash, so two sites in one database elect apart.
+LEASE_CLASS = 0x6C656173  # "leas"
 CONNECT_TIMEOUT_S = 10
 
 # ----------------------------------------------------------------- SQL and rows
@@ -226,6 +230,7 @@ class PgStore(
     QueueEventsMixin,
     QualityMixin,
     ReportQueriesMixin,
+    SharedStateMixin,
 ):
     """PostgreSQL store. Open with `await PgStore.open(location)` (or `async with`)."""
 
@@ -366,6 +371,49 @@ class PgStore(
         async with self._read() as db, db.execute("SELECT version FROM schema_version") as cur:
             row = await cur.fetchone()
         return int(row["version"]) if row else 0
+
+    async def try_lease(self, name: str) -> Lease | None:
+        """The lease `name` if no other instance holds it: a session-level advisory lock on
+        a connection of its own, so it ends with the holder (a crash, SIGKILL, a network
+        cut closes the connection, and the server frees the lock). None when held."""
+        conn = await connect(self.location)
+        try:
+            cur = await conn.execute(
+                "SELECT pg_try_advisory_lock(%s::integer, "
+                "hashtext(current_schema() || ':' || %s::text)) AS got",
+                (LEASE_CLASS, name),
+            )
+            row = await cur.fetchone()
+        except BaseException:
+            await conn.close()
+            raise
+        if not (row and row[0]):
+            await conn.close()
+            return None
+        return Lease(conn)
+
+
+class Lease:
+    """An advisory lock held on its own connection (`PgStore.try_lease`)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._conn = conn
+
+    async def held(self) -> bool:
+        """True while the connection, and so the lock, is alive."""
+        if self._conn.closed:
+            return False
+        try:
+            await self._conn.execute("SELECT 1")
+        except psycopg.Error:
+            await self.release()
+            return False
+        return True
+
+    async def release(self) -> None:
+        """Give the lease up (idempotent)."""
+        if not self._conn.closed:
+            await self._conn.close()
 
 
 async def connect(location: PgLocation, **extra: Any) -> psycopg.AsyncConnection[Any]:

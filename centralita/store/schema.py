@@ -316,6 +316,25 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (span, day, scope, name, rating)
     );
     """,
+    # version 9 (h14-shared): what instances on one database share (centralita/store/
+    # shared.py): the console's cookie signing key, made once by the first instance; the
+    # login attempts the rate limits count; and the callbacks' changes in the order the
+    # CSV writer reads them (centralita/csvfiles.py).
+    """
+    CREATE TABLE IF NOT EXISTS shared_secrets (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS login_failures (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, at);
+    CREATE INDEX IF NOT EXISTS login_failures_at ON login_failures (at);
+    CREATE INDEX IF NOT EXISTS callbacks_updated ON callbacks (updated_at, id);
+    """,
 )
 
 # One version per migration: the number is counted, never written by hand (two branches

@@ -25,6 +25,7 @@ from centralita.store.quality import QualityMixin
 from centralita.store.queue_events import QueueEventsMixin
 from centralita.store.report_queries import ReportData, ReportQueriesMixin, read_report_sqlite
 from centralita.store.schema import REPORT_TABLES_VERSION, migrate, protect
+from centralita.store.shared import SharedStateMixin
 
 
 class StoreOpening:
@@ -63,6 +64,7 @@ class Store(
     QueueEventsMixin,
     QualityMixin,
     ReportQueriesMixin,
+    SharedStateMixin,
 ):
     """SQLite store. Open with `await Store.open(path)` or `async with Store.open(path)`."""
 

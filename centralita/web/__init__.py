@@ -101,7 +101,8 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     """Sessions, the pop hub and bridge, and the webhook sender for the app's lifetime."""
     settings = app[SETTINGS]
     store = app[STORE]
-    app[AUTH] = auth.Auth(auth.load_key(settings.server.secret_key, settings.data_dir))
+    key = await auth.load_key(settings.server.secret_key, settings.data_dir, store)
+    app[AUTH] = auth.Auth(key, store)
     hub = PopHub()
     app[HUB] = hub
     site = settings.site

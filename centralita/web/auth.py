@@ -3,14 +3,18 @@
 * `POST /login` (form fields `extension`, `password`; docs/design.md#external-contract) checks the
   scrypt hash with `Store.verify_agent_password` and sets the session cookie: HttpOnly,
   SameSite=Strict, Secure behind https. The cookie is `<payload>.<HMAC-SHA256>`, payload = base64
-  JSON {extension, session id, issued at}; the key is `[server] secret_key`, else a random key
-  kept in `data_dir/secret_key` (mode 0600) so sessions survive a restart.
+  JSON {extension, session id, issued at}; the key is derived from `[server] secret_key`, else
+  it is a random key kept in the store (`shared_secret`), made once by whichever instance
+  opens the database first, so every instance on it accepts every session and sessions
+  survive a restart. A key an older Centralita kept in `data_dir/secret_key` is moved into
+  the store on the first start (its sessions stay valid), when the store has none yet.
 * CSRF: every POST but the login carries the session's token (form field `csrf` or header
   `X-CSRF-Token`); the token is an HMAC of the session id, so it needs no server state. The
   login form itself has no session yet: it is refused when `Origin` names another site.
-* Rate limits: failures per client IP and per extension in a sliding window; when exceeded
-  the login answers 429 without even hashing (scrypt costs ~50 ms of CPU and 16 MiB). An
-  attempt counts as a failure from before its hash until it succeeds, and at most
+* Rate limits: failures per client IP and per extension in a sliding window, counted in the
+  store (`login_failures`), so a flood spread over instances is limited as one; when
+  exceeded the login answers 429 without even hashing (scrypt costs ~50 ms of CPU and
+  16 MiB). An attempt counts as a failure from before its hash until it succeeds, and at most
   `MAX_HASHES` hashes run at once (`MAX_HASH_WAITING` more may wait; beyond, 503).
 * `POST /logout` revokes the session id in the store (kept until its cookie would expire
   anyway) and closes the session's `/ws` sockets. Each agent has a session version in the
@@ -28,10 +32,8 @@ import hmac
 import json
 import logging
 import math
-import os
 import secrets
 import time
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,8 @@ from aiohttp import web
 
 from centralita import metrics
 from centralita.keys import AUTH, HUB, SETTINGS, STORE, TEMPLATES
+from centralita.store import StoreBackend
+from centralita.store.shared import SESSION_KEY, LoginAttempt, LoginLimit
 from centralita.web import i18n
 from centralita.web.i18n import N_
 
@@ -58,6 +62,8 @@ MAX_HASHES = 4
 MAX_HASH_WAITING = 64
 # aiohttp's own limit on a request body (client_max_size) is 1 MiB; say so here too.
 MAX_JSON_BODY = 1024**2
+# How often an instance deletes the login failures that are out of every window.
+PRUNE_EVERY_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,80 +80,37 @@ class Busy(Exception):
     """Too many logins are waiting to have their password checked."""
 
 
+@dataclass(frozen=True, slots=True)
 class RateLimiter:
-    """At most `limit` failures per key within `window_s` seconds (bounded memory)."""
+    """At most `limit` failures per key within `window_s` seconds. The failures are rows of
+    the store (`StoreBackend.record_login_attempt`), shared by every instance on it; `scope`
+    keeps the IPs' keys apart from the extensions'."""
 
-    def __init__(self, limit: int, window_s: float, *, max_keys: int = 10_000) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self.max_keys = max_keys
-        self._fails: dict[str, deque[float]] = {}
+    scope: str
+    limit: int
+    window_s: float
 
-    def _recent(self, key: str, now: float) -> deque[float] | None:
-        fails = self._fails.get(key)
-        if fails is None:
-            return None
-        while fails and fails[0] <= now - self.window_s:
-            fails.popleft()
-        if not fails:
-            del self._fails[key]
-            return None
-        return fails
-
-    def retry_after(self, key: str, now: float | None = None) -> float:
-        """Seconds until `key` may try again (0 when it may now)."""
-        now = time.monotonic() if now is None else now
-        fails = self._recent(key, now)
-        if fails is None or len(fails) < self.limit:
-            return 0.0
-        return max(0.0, fails[-self.limit] + self.window_s - now)
-
-    def fail(self, key: str, now: float | None = None) -> float:
-        """Record a failure (or an attempt not yet known to succeed) for `key`; returns its
-        time, for `forgive`."""
-        now = time.monotonic() if now is None else now
-        fails = self._recent(key, now)
-        if fails is None:
-            if len(self._fails) >= self.max_keys:
-                del self._fails[next(iter(self._fails))]
-            fails = self._fails[key] = deque(maxlen=self.limit * 2)
-        fails.append(now)
-        return now
-
-    def forgive(self, key: str, stamp: float) -> None:
-        """Take back one recorded attempt (it succeeded, or was never tried)."""
-        fails = self._fails.get(key)
-        if fails is not None:
-            with contextlib.suppress(ValueError):
-                fails.remove(stamp)
-            if not fails:
-                del self._fails[key]
-
-    def reset(self, key: str) -> None:
-        """Forget `key`'s failures (after a successful login)."""
-        self._fails.pop(key, None)
+    def limit_of(self, value: str) -> LoginLimit:
+        return LoginLimit(f"{self.scope}:{value}", self.limit, self.window_s)
 
 
-def load_key(secret_key: str | None, data_dir: Path) -> bytes:
-    """The signing key: the configured secret, else a random one kept in data_dir."""
+def _key_file(data_dir: Path) -> bytes | None:
+    """The key an older Centralita kept in `data_dir/secret_key`, if any."""
+    try:
+        key = bytes.fromhex((data_dir / KEY_FILE).read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+    return key if len(key) >= 32 else None
+
+
+async def load_key(secret_key: str | None, data_dir: Path, store: StoreBackend) -> bytes:
+    """The signing key: derived from the configured secret, else the store's (made once by
+    the first instance; from `data_dir/secret_key` when an older Centralita left one). The
+    key is never logged."""
     if secret_key:
         return hashlib.sha256(b"centralita-session\0" + secret_key.encode()).digest()
-    path = data_dir / KEY_FILE
-    try:
-        text = path.read_text(encoding="ascii").strip()
-        key = bytes.fromhex(text)
-        if len(key) >= 32:
-            return key
-    except (OSError, ValueError):
-        pass
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    tmp = path.with_name(KEY_FILE + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(key.hex() + "\n")
-    os.replace(tmp, path)
-    return key
+    candidate = await asyncio.to_thread(_key_file, data_dir) or secrets.token_bytes(32)
+    return await store.shared_secret(SESSION_KEY, candidate)
 
 
 class Auth:
@@ -156,6 +119,7 @@ class Auth:
     def __init__(
         self,
         key: bytes,
+        store: StoreBackend,
         *,
         max_age_s: float = SESSION_MAX_AGE_S,
         per_ip: RateLimiter | None = None,
@@ -164,9 +128,11 @@ class Auth:
         max_hash_waiting: int = MAX_HASH_WAITING,
     ) -> None:
         self._key = key
+        self._store = store
         self.max_age_s = max_age_s
-        self.per_ip = per_ip or RateLimiter(20, 300.0)
-        self.per_extension = per_extension or RateLimiter(5, 300.0)
+        self.per_ip = per_ip or RateLimiter("ip", 20, 300.0)
+        self.per_extension = per_extension or RateLimiter("ext", 5, 300.0)
+        self._pruned_at = 0.0
         # At most `max_hashes` scrypt hashes at once (16 MiB each), and a bounded queue
         # behind them: a flood of logins costs bounded memory, not 16 MiB per request.
         self.max_hashes = max_hashes
@@ -191,6 +157,30 @@ class Auth:
             yield
         finally:
             self._hash_slots.release()
+
+    async def begin_attempt(self, ip: str, extension: str) -> LoginAttempt:
+        """Count a login attempt from `ip` for `extension` as a failure until it succeeds;
+        refused (nothing counted, `retry_after_s` > 0) when either is over its limit."""
+        now = time.time()  # wall clock: the instances' clocks agree (NTP), monotonic ones not
+        if now - self._pruned_at > PRUNE_EVERY_S:
+            # Rows out of every window, at most once a minute per instance.
+            self._pruned_at = now
+            oldest = now - max(self.per_ip.window_s, self.per_extension.window_s)
+            await self._store.prune_login_failures(oldest)
+        return await self._store.record_login_attempt(
+            (self.per_ip.limit_of(ip), self.per_extension.limit_of(extension)), now
+        )
+
+    async def take_back(self, attempt: LoginAttempt) -> None:
+        """The attempt was never tried (the hash queue was full): it counts for nothing."""
+        await self._store.forget_login_attempts(attempt.ids)
+
+    async def succeeded(self, attempt: LoginAttempt, extension: str) -> None:
+        """The attempt succeeded: it counts for nothing, and the extension's failures are
+        forgotten (the address's others stay)."""
+        await self._store.forget_login_attempts(
+            attempt.ids, self.per_extension.limit_of(extension).key
+        )
 
     def _sign(self, payload: bytes) -> str:
         return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
@@ -432,8 +422,13 @@ async def login(request: web.Request) -> web.Response:
         return await _login_form_error(request, 400, N_("extension and password are required"), "")
     extension = extension.strip()[:MAX_FIELD]
     ip = client_ip(request)
-    wait = max(auth.per_ip.retry_after(ip), auth.per_extension.retry_after(extension))
-    if wait > 0:
+    # Counted as failures BEFORE hashing, so logins running at the same time (on any
+    # instance) see each other: checked first and recorded after the ~50 ms hash, 300
+    # concurrent guesses were all hashed (issue 10, finding 2). A success takes its
+    # attempt back.
+    attempt = await auth.begin_attempt(ip, extension)
+    if not attempt.allowed:
+        wait = attempt.retry_after_s
         metrics.LOGIN_ATTEMPTS.labels(result="limited").inc()
         limited = await _login_form_error(
             request,
@@ -446,17 +441,11 @@ async def login(request: web.Request) -> web.Response:
         return limited
     settings = request.app[SETTINGS]
     known = settings.site.agent(extension) is not None
-    # Counted as failures BEFORE hashing, so logins running at the same time see each
-    # other: checked first and recorded after the ~50 ms hash, 300 concurrent guesses were
-    # all hashed (issue 10, finding 2). A success takes its attempt back.
-    ip_stamp = auth.per_ip.fail(ip)
-    ext_stamp = auth.per_extension.fail(extension)
     try:
         async with auth.hash_slot():
             ok = await request.app[STORE].verify_agent_password(extension, password)
     except Busy:
-        auth.per_ip.forgive(ip, ip_stamp)
-        auth.per_extension.forgive(extension, ext_stamp)
+        await auth.take_back(attempt)
         metrics.LOGIN_ATTEMPTS.labels(result="limited").inc()
         busy = await _login_form_error(
             request, 503, N_("too many logins at once; try again"), extension
@@ -467,8 +456,7 @@ async def login(request: web.Request) -> web.Response:
         metrics.LOGIN_ATTEMPTS.labels(result="failed").inc()
         log.info("console login failed for extension %r from %s", extension, ip)
         return await _login_form_error(request, 401, N_("wrong extension or password"), extension)
-    auth.per_extension.reset(extension)
-    auth.per_ip.forgive(ip, ip_stamp)
+    await auth.succeeded(attempt, extension)
     cookie, session = auth.issue(extension, await request.app[STORE].session_version(extension))
     metrics.LOGIN_ATTEMPTS.labels(result="ok").inc()
     log.info("agent %s logged in to the console from %s", extension, ip)

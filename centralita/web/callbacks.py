@@ -27,8 +27,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from ami.originate import OriginateResult
-from centralita.csvlog import callback_row, callbacks_log
-from centralita.keys import HUB, SETTINGS, STORE
+from centralita.keys import FLOW_CONTEXT, HUB, SETTINGS, STORE
 from centralita.store import (
     CALLBACK_STATUSES,
     MAX_NOTES,
@@ -312,7 +311,7 @@ async def api_close(request: web.Request) -> web.Response:
         changes=note,
     )
     # callbacks.csv gets a row on every change of status, as from the flow and the CLI.
-    await callbacks_log(request.app[SETTINGS].server.data_dir).append(callback_row(closed))
+    await request.app[FLOW_CONTEXT].csv_files.callback_changed(closed)
     log.info("callback %s %s by %s", callback.id, status, session.extension)
     await push_count(request, callback.assigned_to)
     return _answer(request, body, {"ok": True, "callback": callback_json(closed, [])})

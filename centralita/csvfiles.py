@@ -1,0 +1,205 @@
+"""Who writes `callbacks.csv` and `complaints.csv` in data_dir, when `[server] csv_files`
+wants them at all (docs/cluster.md#the-csv-files).
+
+The database is the record; the files are its human-readable log (centralita/csvlog.py: one
+encoder, formula cells neutralised, one `os.write` per batch on O_APPEND).
+
+* SQLite: one instance owns the database, and it appends each row as it stores the record,
+  as it always has (`callback_changed`, `rating_added`); when it starts, files that lag
+  the database are rebuilt from it (`csvlog.reconcile`).
+* PostgreSQL: several instances share the database, and each has its own data_dir. One of
+  them, the holder of the `csv-writer` lease (an advisory lock on a connection of its own:
+  `PgStore.try_lease`), writes the files, from the database: every `POLL_S`, and at once
+  after its own flows or console stored something. The others write nothing, and ask for
+  the lease every `ELECT_EVERY_S`: when the writer stops or dies, its connection closes,
+  the server frees the lock, and the next instance to ask takes over, first rebuilding its
+  own files where they lag the database. So N instances never write N copies, and two
+  never append to one file (a data_dir on a shared folder) at once.
+
+The writer reads the requests changed, and the ratings made, in the last `OVERLAP_S`: a
+transaction on another instance may commit a row whose time is a little older than rows
+already read. As the SQLite instance does, it writes a request's row when it is made and when
+it is closed (`_event`), not when it is assigned or called (which change it too), and each
+rating once; a row older than that, or from an instance whose clock is off by more (keep
+them on NTP), is written when a writer next starts (the rebuild), not lost from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from centralita.csvlog import (
+    CsvLog,
+    callback_row,
+    callbacks_log,
+    complaint_row,
+    complaints_log,
+    reconcile,
+)
+from centralita.settings import Settings
+from centralita.store import CallbackRequest, Rating, StoreBackend
+from centralita.store.postgres import Lease, PgStore
+from centralita.times import shown
+
+log = logging.getLogger("centralita.csvlog")
+
+LEASE = "csv-writer"
+POLL_S = 1.0
+ELECT_EVERY_S = 5.0
+OVERLAP_S = 30.0
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def _event(request: CallbackRequest) -> tuple[int, str, str]:
+    """What a request's row records: made (pending, at its creation) or closed (its status,
+    when it was closed). A request is closed once (centralita/web/callbacks.py)."""
+    if request.status == "pending":
+        return (request.id, request.status, request.created_at)
+    return (request.id, request.status, request.closed_at or request.updated_at)
+
+
+class CsvFiles:
+    """The CSV files of one instance: written directly (SQLite), by the elected writer
+    (PostgreSQL), or not at all (`[server] csv_files = false`)."""
+
+    def __init__(self, store: StoreBackend, settings: Settings) -> None:
+        self.store = store
+        self.enabled = settings.server.csv_files
+        self.callbacks: CsvLog = callbacks_log(settings.data_dir)
+        self.complaints: CsvLog = complaints_log(settings.data_dir)
+        self.data_dir = settings.data_dir
+        self.elected = isinstance(store, PgStore)
+        self._lease: Lease | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._sync_lock = asyncio.Lock()
+        # What the writer has written of the last OVERLAP_S: each request's `_event`, and
+        # (id, created_at) of ratings.
+        self._callbacks_seen: set[tuple[int, str, str]] = set()
+        self._ratings_seen: set[tuple[int, str]] = set()
+
+    @property
+    def writing(self) -> bool:
+        """True when this instance writes the files now."""
+        return self.enabled and (not self.elected or self._lease is not None)
+
+    async def start(self) -> None:
+        """SQLite: catch lagging files up. PostgreSQL: run for the lease, and write while
+        holding it."""
+        if not self.enabled:
+            return
+        if not self.elected:
+            # Written after the store: a crash between the two leaves them behind, and
+            # nothing else would ever catch them up.
+            await reconcile(self.store, self.data_dir)
+            return
+        try:
+            await self._campaign()
+        except Exception as exc:  # the files are a log: they never keep an instance down
+            log.warning("CSV files: %s (asking for the writer's lease again later)", exc)
+        self._task = asyncio.create_task(self._run(), name="centralita-csv-writer")
+
+    async def stop(self) -> None:
+        """Stop writing and give the lease up (another instance takes over)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._lease is not None:
+            await self._lease.release()
+            self._lease = None
+
+    # ----------------------------------------------------------------- what callers tell
+
+    async def callback_changed(self, request: CallbackRequest) -> None:
+        """A callback request was stored or changed status: its row, now."""
+        if not self.enabled:
+            return
+        if not self.elected:
+            await self.callbacks.append(callback_row(request))
+        elif self._lease is not None:
+            await self.sync()
+
+    async def rating_added(self, rating: Rating) -> None:
+        """A survey rating was stored: its row, now."""
+        if not self.enabled:
+            return
+        if not self.elected:
+            await self.complaints.append(complaint_row(rating))
+        elif self._lease is not None:
+            await self.sync()
+
+    # ----------------------------------------------------------------- the elected writer
+
+    async def _campaign(self) -> None:
+        """Ask for the lease once; on winning, catch this data_dir's files up first."""
+        assert isinstance(self.store, PgStore)
+        lease = await self.store.try_lease(LEASE)
+        if lease is None:
+            return
+        try:
+            # Marked before the rebuild reads the tables: a row committed in between is
+            # written twice at worst, never missed.
+            await self._mark_recent()
+            await reconcile(self.store, self.data_dir)
+        except BaseException:
+            await lease.release()
+            raise
+        self._lease = lease
+        log.info(
+            "this instance writes the CSV files in %s (it holds the writer lease)", self.data_dir
+        )
+
+    async def _mark_recent(self) -> None:
+        horizon = _iso(datetime.now(UTC) - timedelta(seconds=OVERLAP_S))
+        self._callbacks_seen = {
+            _event(c) for c in await self.store.callbacks_changed_since(horizon)
+        }
+        self._ratings_seen = {(r.id, r.created_at) for r in await self.store.ratings_since(horizon)}
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_S if self._lease is not None else ELECT_EVERY_S)
+            try:
+                if self._lease is None:
+                    await self._campaign()
+                elif not await self._lease.held():
+                    log.warning("lost the CSV writer lease (the database connection ended)")
+                    self._lease = None
+                    continue
+                if self._lease is not None:
+                    await self.sync()
+            except Exception as exc:
+                log.warning("CSV files: %s", exc)
+
+    async def sync(self) -> None:
+        """Append the rows of what changed in the database since the last sync."""
+        async with self._sync_lock:
+            horizon_at = datetime.now(UTC) - timedelta(seconds=OVERLAP_S)
+            horizon = _iso(horizon_at)
+            callbacks = await self.store.callbacks_changed_since(horizon)
+            ratings = await self.store.ratings_since(horizon)
+            new_callbacks: list[tuple[Any, ...]] = []
+            for c in callbacks:
+                event = _event(c)
+                # Older than the window: written already (an assignment or a call changed
+                # the request since, not its status).
+                if event[2] >= horizon and event not in self._callbacks_seen:
+                    new_callbacks.append(callback_row(c, shown(event[2])))
+                    self._callbacks_seen.add(event)
+            new_ratings = []
+            for r in ratings:
+                if (r.id, r.created_at) not in self._ratings_seen:
+                    new_ratings.append(complaint_row(r))
+                    self._ratings_seen.add((r.id, r.created_at))
+            await self.callbacks.append_rows(new_callbacks)
+            await self.complaints.append_rows(new_ratings)
+            self._callbacks_seen = {m for m in self._callbacks_seen if m[2] >= horizon}
+            self._ratings_seen = {m for m in self._ratings_seen if m[1] >= horizon}
