@@ -249,7 +249,7 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX IF NOT EXISTS callback_attempts_callback ON callback_attempts (callback_id, id);
     """,
-    # version 7 (h12-rep): the reports' running totals (centralita/store/report_tables.py),
+    # version 8 (h12-rep): the reports' running totals (centralita/store/report_tables.py),
     # and the pauses with their duration (agent_pauses replaces pause_intervals). Totals and
     # durations of rows written under version 6 are filled in when the store opens
     # (QueueEventsMixin.backfill_reports).
