@@ -284,18 +284,23 @@ def _follows(lines: list[str]) -> list[tuple[str, str]]:
 HeadersArg = Mapping[str, str] | Sequence[tuple[str, str]]
 
 
+_BREAKS = re.compile("[\r\n\0]")
+_NOT_A_NAME = re.compile(r"[\s:]")
+
+
 def _check(text: object, what: str) -> str:
     if not isinstance(text, str):
         raise TypeError(f"AMI {what} must be a str, not {type(text).__name__}")
-    for bad, label in (("\r", "CR"), ("\n", "LF"), ("\0", "NUL")):
-        if bad in text:
-            raise AmiEncodeError(f"AMI {what} {text[:40]!r} contains {label}")
+    if _BREAKS.search(text) is not None:  # one scan; the error names the first found
+        for bad, label in (("\r", "CR"), ("\n", "LF"), ("\0", "NUL")):
+            if bad in text:
+                raise AmiEncodeError(f"AMI {what} {text[:40]!r} contains {label}")
     return text
 
 
 def _check_name(name: object) -> str:
     text = _check(name, "header name")
-    if not text or ":" in text or any(c.isspace() for c in text):
+    if not text or _NOT_A_NAME.search(text) is not None:
         raise AmiEncodeError(f"AMI header name {text!r} must be non-empty, without ':' or blanks")
     return text
 
