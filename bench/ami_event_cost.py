@@ -73,7 +73,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> tuple[int, float, int]:
         await runner.setup()
         try:
             listener = app[AMI]
-            await listener.wait_connected(30)
+            await listener.wait_connected(args.connect_timeout)
             hub = app[WALLBOARD]
             for _ in range(20):
                 await asyncio.sleep(0)
@@ -126,6 +126,9 @@ def main() -> int:
     parser.add_argument("--queues", type=int, default=50)
     parser.add_argument("--supervisors", type=int, default=0)
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument(
+        "--connect-timeout", type=float, default=600.0, help="seconds (callgrind is slow)"
+    )
     parser.add_argument("--gc", choices=("on", "freeze", "off"), default="on")
     parser.add_argument("--unfiltered", action="store_true", help="without the eventfilter")
     parser.add_argument("--save-stream", help="only write the stream's bytes to this file")

@@ -128,7 +128,11 @@ async def _fake_ami(
         from ami.eventfilter import manager_conf_filter
 
         options["event_filter"] = manager_conf_filter(manager_conf, "centralita")
-    async with FakeAmiServer(username="centralita", secret=SECRET, **options) as fake:
+    # A reader that falls this far behind is dropped (Asterisk: manager.conf's writetimeout,
+    # 1 s as rendered); longer here, so that a slow run ends with its figures.
+    async with FakeAmiServer(
+        username="centralita", secret=SECRET, write_timeout_s=120.0, **options
+    ) as fake:
         # Encoded before the run (and filtered as Asterisk would): one write per tick.
         due: list[tuple[float, Any]] = (
             [(at, enc[0]) for at, msg in events if (enc := fake.encode_events([msg]))]

@@ -187,8 +187,10 @@ async def _fake_ami(conn: Connection, args: argparse.Namespace, event_filter: Ev
     """Stream the timeline on schedule: every 5 ms, the events now due, in one write."""
     calls = int(args.rate * args.seconds)
     events = timeline(calls, args.rate, args.agents, args.queues)
+    # A reader that falls this far behind is dropped (Asterisk: manager.conf's writetimeout,
+    # 1 s as rendered); longer here, so that a slow run ends with its figures.
     async with FakeAmiServer(
-        username="centralita", secret=SECRET, event_filter=event_filter
+        username="centralita", secret=SECRET, event_filter=event_filter, write_timeout_s=120.0
     ) as fake:
         add_queues(fake.queues, args)  # queues.conf's static members, for QueueStatus
         # Encoded before the run, so that the fake's own cost per event is one write; each
