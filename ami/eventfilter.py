@@ -25,12 +25,12 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ami.protocol import AmiMessage, encode_packet
+from ami.protocol import AmiError, AmiMessage, encode_packet
 
 METHODS = frozenset({"regex", "exact", "starts_with", "ends_with", "contains", "none"})
 
 
-class EventFilterError(ValueError):
+class EventFilterError(AmiError, ValueError):
     """An `eventfilter` line Asterisk would refuse (FILTER_FORMAT_ERROR / COMPILE_FAIL)."""
 
 
