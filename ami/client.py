@@ -14,7 +14,9 @@ docs/asterisk-protocol.md#ami-events: nothing else reaches us), rebuild the stat
 (`DeviceStateList`, then `CoreShowChannels`, each applied at the point of the stream where its
 list completes, so no event is applied twice or lost: a response arrives in one piece),
 then read events into the tracker and `Ping` every `ping_s`. A Ping unanswered within
-`ping_timeout_s`, EOF, a framing error or a refused login ends the connection; the next attempt
+`ping_timeout_s` while nothing at all was read meanwhile (a Pong queued behind a backlog of
+events is late, not lost: dropping a busy link would lose the backlog too), EOF, a framing
+error or a refused login ends the connection; the next attempt
 comes after a capped, jittered exponential backoff (0.5 s doubling to 5 s by default: AMI is on
 the same machine or LAN, a refused connect costs nothing, and every second without AMI is a
 screen pop lost; the real-Asterisk suite restarts Asterisk under a running Centralita).
@@ -178,6 +180,7 @@ class AmiListener:
         self._task: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._stopping = False
+        self._last_read = 0.0  # loop time of the latest read: the link is alive
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -418,11 +421,15 @@ class AmiListener:
                 read_task.exception()  # retrieved, so asyncio does not warn about it
 
     async def _pinger(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.ping_s)
+            sent_at = loop.time()
             try:
                 await self._request("Ping", [], self.ping_timeout_s)
             except AmiTimeout:
+                if self._last_read > sent_at:
+                    continue  # the Pong waits behind events still being read: alive
                 self.stats.ping_failures += 1
                 raise AmiTimeout(
                     f"no answer to Ping within {self.ping_timeout_s} s: connection dead"
@@ -432,8 +439,10 @@ class AmiListener:
         parser = AmiParser()
         reason = "AMI closed the connection"
         try:
+            loop = asyncio.get_running_loop()
             while True:
                 data = await reader.read(65536)
+                self._last_read = loop.time()
                 if not data:
                     parser.receive_eof()
                     raise AmiNotConnected(reason)

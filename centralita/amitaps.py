@@ -4,13 +4,16 @@ wallboard, the queue-event log for reports, and whatever comes next.
 Each part registers its hooks on the app's one `AmiTaps` (`keys.AMI_TAPS`) while the app
 starts, before `feed.ami_ctx` opens the AMI connection. The hooks run in the reader's
 order, synchronously, so each must be quick; one that raises is logged and the others
-still run, as for the tracker (one odd event must not cost the link).
+still run, as for the tracker (one odd event must not cost the link). A reader that names
+the events it reads is called for those only: most of the stream (channels, dials, device
+states) concerns none of them, and the reader runs once per event at thousands a second
+(bench/wallboard_bench.py).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from ami.protocol import AmiMessage
 
@@ -25,7 +28,8 @@ class AmiTaps:
     """The hooks of every AMI reader, fanned out from the listener's single hooks."""
 
     def __init__(self) -> None:
-        self._events: list[EventHook] = []
+        self._events: list[tuple[EventHook, frozenset[str] | None]] = []
+        self._by_name: dict[str, tuple[EventHook, ...]] = {}
         self._links: list[LinkHook] = []
         self._resyncs: list[tuple[str, ListHook]] = []
 
@@ -33,14 +37,17 @@ class AmiTaps:
         self,
         *,
         on_event: EventHook | None = None,
+        events: Collection[str] | None = None,
         on_link: LinkHook | None = None,
         resync: Iterable[tuple[str, ListHook]] = (),
     ) -> None:
-        """Register a reader: `on_event` sees every event, `on_link(True/False)` is told
-        when the link is ready (after the resync lists) or lost, and each `(action, hook)`
-        in `resync` is asked for after every login (e.g. `QueueStatus`)."""
+        """Register a reader: `on_event` sees every event (only those named in `events`,
+        when given), `on_link(True/False)` is told when the link is ready (after the resync
+        lists) or lost, and each `(action, hook)` in `resync` is asked for after every login
+        (e.g. `QueueStatus`)."""
         if on_event is not None:
-            self._events.append(on_event)
+            self._events.append((on_event, None if events is None else frozenset(events)))
+            self._by_name.clear()
         if on_link is not None:
             self._links.append(on_link)
         self._resyncs.extend(resync)
@@ -53,8 +60,17 @@ class AmiTaps:
             by_action.setdefault(action, []).append(hook)
         return tuple((action, _fan_out(hooks)) for action, hooks in by_action.items())
 
+    def hooks_for(self, name: str) -> tuple[EventHook, ...]:
+        """The hooks that read events called `name`, in registration order."""
+        hooks = self._by_name.get(name)
+        if hooks is None:
+            hooks = tuple(h for h, names in self._events if names is None or name in names)
+            if len(self._by_name) < 10_000:  # event names are Asterisk's: a few hundred
+                self._by_name[name] = hooks
+        return hooks
+
     def on_event(self, msg: AmiMessage) -> None:
-        for hook in self._events:
+        for hook in self.hooks_for(msg.name):
             try:
                 hook(msg)
             except Exception:

@@ -121,11 +121,10 @@ class QueueLog:
     def handle(self, msg: AmiMessage) -> None:
         """Apply one AMI event (the `on_event` hook)."""
         name = msg.name
-        if "Privilege" not in msg:
-            return  # a list item (QueueStatus), applied by rebuild
         if name in CALL_EVENTS:
-            self._call_event(name, msg)
-        elif name in MEMBER_EVENTS:
+            if "Privilege" in msg:  # not a list item (QueueStatus), applied by rebuild
+                self._call_event(name, msg)
+        elif name in MEMBER_EVENTS and "Privilege" in msg:
             self._member_event(name, msg)
 
     def _call_event(self, name: str, msg: AmiMessage) -> None:
@@ -320,7 +319,11 @@ async def queuelog_ctx(app: web.Application) -> AsyncIterator[None]:
     writer = QueueEventWriter(app[STORE])
     queue_log = QueueLog(app[SETTINGS].site, writer.put)
     app[QUEUE_LOG] = writer
-    app[AMI_TAPS].add(on_event=queue_log.handle, resync=(("QueueStatus", queue_log.rebuild),))
+    app[AMI_TAPS].add(
+        on_event=queue_log.handle,
+        events=CALL_EVENTS | MEMBER_EVENTS,
+        resync=(("QueueStatus", queue_log.rebuild),),
+    )
     writer.start()
     try:
         yield

@@ -70,6 +70,44 @@ MAILBOX_CONTEXT: Final = "VoiceMail"
 # VarSet events of those only (ami/tracker.py).
 VARIABLE_PREFIX: Final = "CENTRALITA_"
 
+# ------------------------------------------------------------------------------- AMI events
+# Every event `centralita serve` reads from AMI (the call tracker's handlers, `Cdr`, the
+# agent-state mirror's, the wallboard's and the queue-event log's), plus the VarSet events of
+# VARIABLE_PREFIX variables. manager.conf's runtime user gets an include `eventfilter` for each
+# (conf_templates/manager.conf.j2): Asterisk sends it nothing else (main/manager.c
+# should_send_event), about half the events of a queue call (no Newexten, Newstate, other
+# VarSets...). tests/test_ami_eventfilter.py checks each reader's names are in here.
+AMI_EVENTS: Final = frozenset(
+    {
+        "AgentCalled",
+        "AgentComplete",
+        "AgentConnect",
+        "AgentRingNoAnswer",
+        "AttendedTransfer",
+        "BlindTransfer",
+        "BridgeDestroy",
+        "BridgeEnter",
+        "BridgeLeave",
+        "Cdr",
+        "DeviceStateChange",
+        "DialBegin",
+        "DialEnd",
+        "Hangup",
+        "NewCallerid",
+        "NewConnectedLine",
+        "Newchannel",
+        "OriginateResponse",
+        "QueueCallerAbandon",
+        "QueueCallerJoin",
+        "QueueCallerLeave",
+        "QueueMemberAdded",
+        "QueueMemberPause",
+        "QueueMemberPaused",
+        "QueueMemberRemoved",
+        "QueueMemberStatus",
+    }
+)
+
 # Where the call goes next, set by a flow (queue:NAME, agent:EXT, voicemail:BOX, ivr:NAME,
 # customer-id:NAME, time:NAME, callback, manager or hangup) and read by ROUTE_CONTEXT.
 ROUTE_VAR: Final = "CENTRALITA_ROUTE"

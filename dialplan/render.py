@@ -98,6 +98,9 @@ TRUNK_RE = re.compile(r"^[A-Za-z0-9_]{1,20}/[A-Za-z0-9_.@:/+-]*\{number\}[A-Za-z
 # line holds a control character, so a value can neither end a line nor open a section.
 _SECTION_LINE = re.compile(r"^\[[A-Za-z0-9_.-]{1,63}\]$")
 _ITEM_LINE = re.compile(r"^ ?[A-Za-z0-9_.+-]{1,63} =>? [^;]*$")
+# manager.conf's advanced event filters: `eventfilter(action(include),name(Hangup)) =`, the
+# value empty or a plain pattern (main/manager.c manager_add_filter).
+_FILTER_LINE = re.compile(r"^eventfilter\((?:[a-z]+\([A-Za-z0-9_]{1,63}\),?)+\) =(?: [^;]*)?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 
 
@@ -256,6 +259,7 @@ def render_site(site: Site, access: AsteriskAccess) -> dict[str, str]:
             "ami_user": access.ami_user,
             "ami_secret": access.ami_secret,
             "ami_read": AMI_READ,
+            "ami_events": sorted(names.AMI_EVENTS),
             "ami_write": AMI_WRITE,
             "ami_reload_user": reload_user(access.ami_user),
             "ami_reload_secret": access.ami_reload_secret,
@@ -342,7 +346,7 @@ def check_rendered(name: str, text: str) -> None:
             raise ConfigError(name, f"line {number}", f"control character in {line!r}")
         if not line or line.startswith(";"):
             continue
-        if _SECTION_LINE.match(line) or _ITEM_LINE.match(line):
+        if _SECTION_LINE.match(line) or _ITEM_LINE.match(line) or _FILTER_LINE.match(line):
             continue
         raise ConfigError(name, f"line {number}", f"not a config line: {line!r}")
 

@@ -229,6 +229,35 @@ async def test_missing_pong_counts_as_dead_and_reconnects(
         await lst.stop()
 
 
+async def test_a_late_pong_behind_a_stream_of_events_keeps_the_link(
+    fake: FakeAmiServer, recorder: Recorder
+) -> None:
+    # Asterisk answers Ping after what it has queued: a reader that is behind sees the Pong
+    # late. Events still arriving mean the link is alive, and dropping it would lose them.
+    lst = make_listener(fake, recorder, ping_s=0.05, ping_timeout_s=0.1)
+    await lst.start()
+    try:
+        await lst.wait_connected()
+        fake.answer_ping = False
+        first = len(fake.actions_named("Ping"))
+        state = [
+            ("Event", "DeviceStateChange"),
+            ("Privilege", "call,all"),
+            ("Device", "PJSIP/1001"),
+            ("State", "INUSE"),
+        ]
+        for _ in range(1000):
+            if len(fake.actions_named("Ping")) >= first + 4:  # several left unanswered
+                break
+            await fake.push_events([state])
+            await asyncio.sleep(0.01)
+        assert len(fake.actions_named("Ping")) >= first + 4
+        assert lst.stats.ping_failures == 0
+        assert fake.connections == 1 and lst.connected
+    finally:
+        await lst.stop()
+
+
 async def test_wrong_secret_is_reported_and_retried(
     fake: FakeAmiServer, recorder: Recorder
 ) -> None:

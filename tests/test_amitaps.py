@@ -56,3 +56,23 @@ def test_link_changes_reach_every_reader() -> None:
     taps.on_link(False)
     taps.on_link(True)
     assert got == [("a", False), ("b", False), ("a", True), ("b", True)]
+
+
+def test_a_reader_that_names_its_events_sees_only_those_in_order() -> None:
+    seen: list[tuple[str, str]] = []
+    taps = AmiTaps()
+    taps.add(on_event=lambda m: seen.append(("all", m.name)))
+    taps.add(on_event=lambda m: seen.append(("queue", m.name)), events={"QueueCallerJoin"})
+    for name in ("Newchannel", "QueueCallerJoin", "Hangup"):
+        taps.on_event(_event(name))
+    # A reader added later is called too: the per-name lists are rebuilt.
+    taps.add(on_event=lambda m: seen.append(("late", m.name)), events=("Hangup",))
+    taps.on_event(_event("Hangup"))
+    assert seen == [
+        ("all", "Newchannel"),
+        ("all", "QueueCallerJoin"),
+        ("queue", "QueueCallerJoin"),
+        ("all", "Hangup"),
+        ("all", "Hangup"),
+        ("late", "Hangup"),
+    ]

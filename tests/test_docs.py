@@ -48,6 +48,11 @@ def test_ami_md_shows_the_rendered_users_exactly() -> None:
         assert documented[user]["write"] == keys["write"], user
         for key in ("deny", "permit", "writetimeout"):
             assert documented[user][key] == keys[key], (user, key)
+    # The eventfilter lines shown are lines render writes (the page elides the others).
+    settings = parse_settings(demo_text(), "<demo>", Path.cwd(), None)
+    rendered = render_files(settings)["manager.conf"].splitlines()
+    shown = [line for line in block.splitlines() if line.startswith("eventfilter")]
+    assert shown and all(line in rendered for line in shown), shown
 
 
 @pytest.mark.parametrize("doc", ["ami.md", "console.md", "admin.md"])

@@ -16,7 +16,7 @@ import jinja2
 from aiohttp import web
 
 from centralita import metrics
-from centralita.agentstate import AgentStates
+from centralita.agentstate import MEMBER_EVENTS, AgentStates
 from centralita.history import History
 from centralita.keys import (
     AGENT_STATES,
@@ -120,7 +120,10 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     # Mirrored from the member events, rebuilt from QueueStatus after every (re)connect, and
     # the link's ups and downs told to the consoles.
     app[AMI_TAPS].add(
-        on_event=states.handle, on_link=states.set_link, resync=(("QueueStatus", states.rebuild),)
+        on_event=states.handle,
+        events=MEMBER_EVENTS,
+        on_link=states.set_link,
+        resync=(("QueueStatus", states.rebuild),),
     )
     pusher = asyncio.create_task(states.run(), name="centralita-agent-states")
     sender = WebhookSender(

@@ -21,9 +21,10 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import WSMsgType, web
 
+from centralita.agentstate import MEMBER_EVENTS
 from centralita.keys import AGENT_STATES, AMI_TAPS, SETTINGS, STORE, WALLBOARD
 from centralita.store import StoreBackend
-from centralita.wallboard import Wallboard
+from centralita.wallboard import CALL_EVENTS, Wallboard
 from centralita.web.auth import (
     WS_CLOSE_LOGGED_OUT,
     current_session,
@@ -158,6 +159,7 @@ async def wallboard_ctx(app: web.Application) -> AsyncIterator[None]:
     app[WALLBOARD] = hub
     app[AMI_TAPS].add(
         on_event=model.on_event,
+        events=CALL_EVENTS | MEMBER_EVENTS,
         on_link=model.set_link,
         resync=(("QueueStatus", model.rebuild_status), ("QueueSummary", model.rebuild_summary)),
     )
