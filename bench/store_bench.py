@@ -35,7 +35,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -149,13 +149,19 @@ async def check_rows(store: StoreBase, generated: int, rng: random.Random) -> li
     return records
 
 
-async def timed(calls: int, fn: Callable[[], Coroutine[Any, Any, object]]) -> list[float]:
-    out = []
-    for _ in range(calls):
+def spin(loops: int) -> None:
+    for _ in range(loops):
+        pass
+
+
+def spin_loops(ms: float) -> int:
+    """How many `spin` loops take `ms` of CPU here (the quickest of a few tries)."""
+    tries = []
+    for _ in range(30):
         t0 = time.perf_counter()
-        await fn()
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
+        spin(10_000)
+        tries.append((time.perf_counter() - t0) * 1000)
+    return max(1, int(ms / min(tries) * 10_000))
 
 
 async def measure(
@@ -180,22 +186,43 @@ async def measure(
             async with store._read() as db, db.execute(sql, params) as cur:
                 return await cur.fetchone()
 
+        warm = []
         for spelling in sample[:300]:  # warm caches and prepared statements
+            t0 = time.perf_counter()
             await lookup(spelling)
+            warm.append((time.perf_counter() - t0) * 1000)
             await store._first_row_soon("SELECT 1", ())
             await fallback(spelling)
-        res["lookup"], res["baseline"], res["fallback"] = [], [], []
+        loops = spin_loops(pct(warm, 0.5))
+        res["lookup"], res["baseline"], res["fallback"], res["spin"] = [], [], [], []
         found = 0
+        # Lookups the quick path gave up on (busy, or past the deadline: FAST_LOOKUP_S) and
+        # handed to the fallback: counted by the store's `_read` while a lookup runs.
+        handed_over = [0]
+        in_lookup = [False]
+        real_read = store._read
+
+        def counting_read() -> Any:
+            handed_over[0] += in_lookup[0]
+            return real_read()
+
+        store._read = counting_read  # type: ignore[method-assign]
         for spelling in sample:
+            in_lookup[0] = True
             t0 = time.perf_counter()
             agent = await lookup(spelling)
             t1 = time.perf_counter()
+            in_lookup[0] = False
             await store._first_row_soon("SELECT 1", ())
             t2 = time.perf_counter()
             res["lookup"].append((t1 - t0) * 1000)
             res["baseline"].append((t2 - t1) * 1000)
+            spin(loops)
+            res["spin"].append((time.perf_counter() - t2) * 1000)
             found += agent is not None
         res["found"] = found
+        res["handed_over"] = handed_over[0]
+        store._read = real_read  # type: ignore[method-assign]
         for spelling in sample[: args.lookups // 3]:
             t0 = time.perf_counter()
             await fallback(spelling)
@@ -342,12 +369,14 @@ def print_size(size: int, results: dict[str, dict[str, Any]], loads: tuple[str, 
     for label, key in (
         ("lookup last_agent_for", "lookup"),
         ("baseline SELECT 1, same path, same moment", "baseline"),
+        ("baseline CPU-only loop of the lookup's p50", "spin"),
         ("lookup via the fallback (thread / pool)", "fallback"),
     ):
         for q, name in ((0.5, "p50"), (0.99, "p99")):
             line(f"{label} {name} ms", lambda r, k=key, q=q: f"{pct(r[k], q):.3f}")
         line(f"{label} max ms", lambda r, k=key: f"{max(r[k]):.3f}")
     line("lookups with an agent found", lambda r: f"{r['found']}/{len(r['lookup'])}")
+    line("lookups handed to the fallback (deadline/busy)", lambda r: f"{r['handed_over']}")
     line("size on disk MB (SQLite file / cdr relation)", lambda r: r["disk"])
     for name in names:
         print(f"{name} plan of the lookup for the most frequent caller:")
