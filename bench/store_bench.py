@@ -54,7 +54,7 @@ from store_fill import CALLERS, DAYS, caller_of, fill_pg, fill_sqlite, national 
 
 from centralita import phone  # noqa: E402
 from centralita.store import CallRecord, SqliteLocation, cdr_params, open_location  # noqa: E402
-from centralita.store.base import StoreBase  # noqa: E402
+from centralita.store.calls import CallRecordsMixin  # noqa: E402
 from centralita.store.cdr import CDR_INSERT  # noqa: E402
 from centralita.store.url import StoreLocation, parse_store_url  # noqa: E402
 
@@ -128,7 +128,9 @@ def parse_size(text: str) -> int:
     return int(float(text.rstrip("KM")) * scale)
 
 
-async def check_rows(store: StoreBase, generated: int, rng: random.Random) -> list[CallRecord]:
+async def check_rows(
+    store: CallRecordsMixin, generated: int, rng: random.Random
+) -> list[CallRecord]:
     """Generated records read back through the store, each checked against what the
     store itself would store for it (its number key and agent); returned for the
     comparison across backends."""
@@ -171,7 +173,7 @@ async def measure(
     res: dict[str, Any] = {}
     agents = set(AGENTS)
     async with open_location(location) as store:
-        assert isinstance(store, StoreBase)
+        assert isinstance(store, CallRecordsMixin)
         res["check"] = await check_rows(store, generated, rng)
         sample = lookup_sample(generated, args.lookups, rng)
 
@@ -256,7 +258,7 @@ def sqlite_plan(path: Path) -> list[str]:
 
     async def query() -> tuple[str, tuple[Any, ...]]:
         async with open_location(SqliteLocation(path)) as store:
-            assert isinstance(store, StoreBase)
+            assert isinstance(store, CallRecordsMixin)
             return store._last_agent_query(heaviest_key(), cdr_text(SINCE), WANTED, set(AGENTS))
 
     sql, params = asyncio.run(query())
@@ -372,9 +374,15 @@ def print_size(size: int, results: dict[str, dict[str, Any]], loads: tuple[str, 
         ("baseline CPU-only loop of the lookup's p50", "spin"),
         ("lookup via the fallback (thread / pool)", "fallback"),
     ):
-        for q, name in ((0.5, "p50"), (0.99, "p99")):
-            line(f"{label} {name} ms", lambda r, k=key, q=q: f"{pct(r[k], q):.3f}")
-        line(f"{label} max ms", lambda r, k=key: f"{max(r[k]):.3f}")
+        for name, figure in (
+            ("p50", lambda times: pct(times, 0.5)),
+            ("p99", lambda times: pct(times, 0.99)),
+            ("max", max),
+        ):
+            print(
+                f"{label + ' ' + name + ' ms':<52}"
+                + "".join(f"{figure(results[n][key]):>14.3f}" for n in names)
+            )
     line("lookups with an agent found", lambda r: f"{r['found']}/{len(r['lookup'])}")
     line("lookups handed to the fallback (deadline/busy)", lambda r: f"{r['handed_over']}")
     line("size on disk MB (SQLite file / cdr relation)", lambda r: r["disk"])
