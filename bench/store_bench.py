@@ -14,7 +14,8 @@ definitions). At each size, through the store:
   the pool);
 * ingest one at a time: `upsert_cdr` per record, each its own committed transaction (what
   the AMI feed does for every `Cdr` event);
-* bulk ingest: batches of 5,000 in one transaction each (what `cdr import` does).
+* bulk ingest: batches of 5,000 in one transaction each, as `cdr import` stores them
+  (`_insert_cdrs`).
 Then the lookup's plan (EXPLAIN QUERY PLAN / EXPLAIN (ANALYZE, BUFFERS) of the prepared
 generic plan) for the most frequent caller.
 
@@ -55,7 +56,6 @@ from store_fill import CALLERS, DAYS, caller_of, fill_pg, fill_sqlite, national 
 from centralita import phone  # noqa: E402
 from centralita.store import CallRecord, SqliteLocation, cdr_params, open_location  # noqa: E402
 from centralita.store.calls import CallRecordsMixin  # noqa: E402
-from centralita.store.cdr import CDR_INSERT  # noqa: E402
 from centralita.store.url import StoreLocation, parse_store_url  # noqa: E402
 
 BATCH = 5000
@@ -242,7 +242,7 @@ async def measure(
             batch = [cdr_params(r) for r in records.batch(BATCH)]
             t0 = time.perf_counter()
             async with store._tx() as db:
-                await db.executemany(CDR_INSERT, batch)
+                await store._insert_cdrs(db, batch)
             spent += time.perf_counter() - t0
         res["bulk"] = (args.bulk // BATCH) * BATCH / spent if spent else 0.0
         res["count"] = await store.count_cdrs()
