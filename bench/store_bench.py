@@ -151,6 +151,27 @@ async def check_rows(
     return records
 
 
+async def server_pid(store: CallRecordsMixin) -> int | None:
+    """The pid of the PostgreSQL backend behind the store's lookup connection; None on
+    SQLite (in-process)."""
+    fast = getattr(store, "_fast_pg", None)
+    if fast is None:
+        return None
+    cursor = await fast.execute("SELECT pg_backend_pid()")
+    row = await cursor.fetchone()
+    return int(row[0]) if row else None
+
+
+def backend_cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of process `pid` so far; None for None, or when it does
+    not run on this machine."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def spin(loops: int) -> None:
     for _ in range(loops):
         pass
@@ -229,6 +250,20 @@ async def measure(
             t0 = time.perf_counter()
             await fallback(spelling)
             res["fallback"].append((time.perf_counter() - t0) * 1000)
+
+        # CPU per lookup, which the load does not inflate as it does wall-clock time: this
+        # process, and the PostgreSQL backend serving the lookup connection (its
+        # /proc/<pid>/stat, when the server runs here).
+        backend = await server_pid(store)
+        cpu0, srv0 = time.process_time(), backend_cpu_s(backend) if backend else None
+        cpu_sample = sample[: args.lookups // 2]
+        for spelling in cpu_sample:
+            await lookup(spelling)
+        cpu1, srv1 = time.process_time(), backend_cpu_s(backend) if backend else None
+        res["cpu_us"] = (cpu1 - cpu0) / len(cpu_sample) * 1e6
+        res["server_cpu_us"] = (
+            None if srv0 is None or srv1 is None else (srv1 - srv0) / len(cpu_sample) * 1e6
+        )
 
         # One at a time, as the AMI feed stores each Cdr event.
         singles = records.batch(args.one_by_one)
@@ -383,6 +418,11 @@ def print_size(size: int, results: dict[str, dict[str, Any]], loads: tuple[str, 
                 f"{label + ' ' + name + ' ms':<52}"
                 + "".join(f"{figure(results[n][key]):>14.3f}" for n in names)
             )
+    line("lookup CPU per call, this process us", lambda r: f"{r['cpu_us']:,.0f}")
+    line(
+        "lookup CPU per call, PostgreSQL backend us",
+        lambda r: "-" if r["server_cpu_us"] is None else f"{r['server_cpu_us']:,.0f}",
+    )
     line("lookups with an agent found", lambda r: f"{r['found']}/{len(r['lookup'])}")
     line("lookups handed to the fallback (deadline/busy)", lambda r: f"{r['handed_over']}")
     line("size on disk MB (SQLite file / cdr relation)", lambda r: r["disk"])
