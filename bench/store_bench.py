@@ -398,7 +398,7 @@ def print_size(size: int, results: dict[str, dict[str, Any]], loads: tuple[str, 
     line("records in the table", lambda r: f"{r['count']:,}")
     line("fill rows/s (setup, in the database, +indexes)", lambda r: f"{r['fill'].rows_per_s:,.0f}")
     line(
-        "  fill: insert s / index+analyze s",
+        "  fill: insert s / indexes (+VACUUM ANALYZE) s",
         lambda r: f"{r['fill'].insert_s:.0f} / {r['fill'].index_s:.0f}",
     )
     line("ingest one at a time (upsert_cdr) rows/s", lambda r: f"{r['one_by_one']:,.0f}")
