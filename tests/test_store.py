@@ -436,6 +436,24 @@ async def test_import_master_csv(store: Store, tmp_path: Path) -> None:
     )
 
 
+async def test_import_master_csv_with_rows_repeated_in_one_batch(
+    store: Store, tmp_path: Path
+) -> None:
+    # Both copies of each row land in the same batch of the import: each stored once, the
+    # second counted as a duplicate (PostgreSQL inserts a batch as one statement).
+    path = tmp_path / "Master.csv"
+    path.write_text(MASTER_CSV + MASTER_CSV, encoding="utf-8")
+    assert await store.import_master_csv(path, region="ES", match_digits=10) == (3, 3, 4)
+    assert await store.count_cdrs() == 3
+    [full] = await store.get_cdrs("1772442000.9")
+    assert (full.linkedid, full.userfield, full.duration, full.billsec) == (
+        "1772442000.8",
+        "vip",
+        30,
+        28,
+    )
+
+
 def test_csv_row_with_userfield_only() -> None:
     base = [
         "", "915550123", "300", "c", "clid", "SIP/a-00000001", "", "Hangup", "",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ami.cdr import CallRecord, CdrError, cdr_text
-from centralita.store.base import StoreBase
+from centralita.store.base import Connection, StoreBase
 from centralita.store.cdr import (
     CDR_INSERT,
     CDR_RECORD_COLUMNS,
@@ -153,13 +153,18 @@ class CallRecordsMixin(StoreBase):
                         continue
                     batch.append(cdr_params(rec))
                 async with self._tx() as db:
-                    # executemany's rowcount: the rows inserted, conflicts left out.
-                    added = max(0, (await db.executemany(CDR_INSERT, batch)).rowcount)
+                    added = await self._insert_cdrs(db, batch)
                 imported += added
                 duplicates += len(batch) - added  # ON CONFLICT (cdr_key) DO NOTHING
                 if at_end:
                     break
         return ImportResult(imported, duplicates, unreadable)
+
+    async def _insert_cdrs(self, db: Connection, rows: list[dict[str, object]]) -> int:
+        """Insert call records (`cdr_params` each) in the open transaction, leaving out
+        those already stored (by `cdr_key`); returns how many were inserted."""
+        # executemany's rowcount: the rows inserted, conflicts left out.
+        return max(0, (await db.executemany(CDR_INSERT, rows)).rowcount)
 
     async def took_part(self, call_id: str, agent: str) -> bool:
         """True when a call record (by Uniqueid or Linkedid) names `agent` as its agent or

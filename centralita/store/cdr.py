@@ -144,10 +144,12 @@ CDR_COLUMNS = (
     'dstchannel, lastapp, lastdata, start, answer, "end", duration, billsec, disposition, '
     "amaflags, accountcode, userfield"
 )
+# `cdr_params`' keys, one per column of CDR_COLUMNS in its order.
+CDR_PARAM_NAMES = tuple(name.strip().strip('"') for name in CDR_COLUMNS.split(","))
 # Named parameters, one per column of CDR_COLUMNS (`cdr_params` gives them).
 CDR_INSERT = (
     f"INSERT INTO cdr ({CDR_COLUMNS}) VALUES ("  # noqa: S608 (constant column list)
-    + ", ".join(":" + name.strip().strip('"') for name in CDR_COLUMNS.split(","))
+    + ", ".join(":" + name for name in CDR_PARAM_NAMES)
     + ") ON CONFLICT (cdr_key) DO NOTHING"
 )
 
