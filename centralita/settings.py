@@ -307,8 +307,9 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
     srv.finish()
 
     server_sections = root.table_or_tables("asterisk")
-    site = load_site(root)
-    asterisks = parse_asterisks(server_sections, base, site)
+    asterisks = parse_asterisks(server_sections, base)
+    site = load_site(root)  # the call center's keys of [asterisk] (its first entry)
+    check_asterisks(server_sections, asterisks, site)
     console = parse_console(root.table("console"), site)
 
     store = parse_store(root.table("store"), base)
@@ -337,11 +338,9 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
     )
 
 
-def parse_asterisks(
-    sections: list[Section], base: Path, site: Site
-) -> tuple[AsteriskSettings, ...]:
+def parse_asterisks(sections: list[Section], base: Path) -> tuple[AsteriskSettings, ...]:
     """`[asterisk]` (one server) or `[[asterisk]]` (several): each server's AMI, spool and
-    members, checked: unique names, known agents, every member on some server."""
+    members; names, AMI addresses and spools unique (`check_asterisks` checks the rest)."""
     several = len(sections) > 1
     servers: list[AsteriskSettings] = []
     for index, ast in enumerate(sections):
@@ -368,11 +367,6 @@ def parse_asterisks(
                     "only with several servers ([[asterisk]]): one server hosts every member",
                 )
             agents = tuple(ast.string_list("agents"))
-            for extension in agents:
-                if site.member(extension) is None:
-                    raise ConfigError(
-                        file, ast.key("agents"), f"{extension!r} is not a member's extension"
-                    )
             if len(set(agents)) != len(agents):
                 raise ConfigError(file, ast.key("agents"), "lists an extension twice")
         server = AsteriskSettings(
@@ -408,10 +402,24 @@ def parse_asterisks(
                     f"{other.name!r} already uses {server.spool_dir}: a call file there would "
                     "be dialled by whichever server reads it first",
                 )
-        ast.finish()
         servers.append(server)
+    return tuple(servers)
+
+
+def check_asterisks(
+    sections: list[Section], servers: tuple[AsteriskSettings, ...], site: Site
+) -> None:
+    """After the site is read: no unknown key in any server, `agents` are members, and
+    every member is on some server."""
+    for ast, server in zip(sections, servers, strict=True):
+        ast.finish()
+        for extension in server.agents or ():
+            if site.member(extension) is None:
+                raise ConfigError(
+                    ast.file, ast.key("agents"), f"{extension!r} is not a member's extension"
+                )
     hosted = {ext for s in servers for ext in (s.agents or ())}
-    if several and all(s.agents is not None for s in servers):
+    if all(s.agents is not None for s in servers):
         homeless = [m.extension for m in site.members if m.extension not in hosted]
         if homeless:
             raise ConfigError(
@@ -420,7 +428,6 @@ def parse_asterisks(
                 f"member {homeless[0]} is on no server: add it to some [[asterisk]] agents "
                 "(or leave agents out of a server to host every member there)",
             )
-    return tuple(servers)
 
 
 def parse_store(section: Section, base: Path) -> StoreSettings:
