@@ -1,16 +1,17 @@
 """The Asterisk servers Centralita follows: one AMI link (listener + call tracker) each.
 
-`[asterisk]` is one server; `[[asterisk]]` lists several (docs/cluster.md#several-asterisk-
-servers). Every link feeds the same pop bridge, webhook sender, call-record writer and AMI
-taps (`centralita/feed.py`); this module answers the questions that need to know which
-server is which:
+`[asterisk]` is one server; `[[asterisk]]` lists several
+(docs/cluster.md#several-asterisk-servers). Every link feeds the same pop bridge, webhook
+sender, call-record writer and AMI taps (`centralita/feed.py`); this module answers the
+questions that need to know which server is which:
 
 * `for_agent(extension)`: where to send an action on the agent's phone (click-to-dial,
-  QueueAdd, listen-in): the one server that hosts the agent (`[[asterisk]] agents`), or,
-  when several may, the one its device is registered on, read from the tracker's device
-  states (`DeviceStateList` after each login, then `DeviceStateChange`; a PJSIP endpoint with
-  no contact is `UNAVAILABLE`, res_pjsip/pjsip_configuration.c persistent_endpoint_update_state;
-  a chan_sip peer without an address too, chan_sip.c sip_devicestate);
+  QueueAdd): the one server that hosts the agent (`[[asterisk]] agents`), or, when several
+  may, the one its device is registered on, read from the tracker's device states
+  (`DeviceStateList` after each login, then `DeviceStateChange`). A PJSIP endpoint without a
+  reachable contact is `UNAVAILABLE` and one this server lacks `INVALID` (channels/chan_pjsip.c
+  chan_pjsip_devicestate); a chan_sip peer without an address is `UNAVAILABLE` too
+  (channels/chan_sip.c sip_devicestate);
 * `hosting(extension)`: every server that may carry the agent's queue membership (pause);
 * `for_call(uniqueid)`: the server that carried a call, from the trackers that saw its
   channels (survey call files go to that server's spool).
