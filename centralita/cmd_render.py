@@ -137,12 +137,13 @@ def render_to(
 
 def one_set(settings: Settings) -> bool:
     """True when every server gets the same files: one server, or the same members, AMI
-    user, port and secret on each (`render` then writes one set, as for one server)."""
+    user, port, secret and sip_bind on each (`render` then writes one set, as for one)."""
     members = {m.extension for m in settings.site.members}
 
     def shape(server: AsteriskSettings) -> tuple[object, ...]:
         hosted = frozenset(members if server.agents is None else server.agents)
-        return (hosted, server.ami_user, server.ami_port, server.ami_secret)
+        bind = server.sip_bind or settings.site.sip_bind
+        return (hosted, server.ami_user, server.ami_port, server.ami_secret, bind)
 
     return len({shape(server) for server in settings.asterisks}) == 1
 
@@ -157,11 +158,15 @@ def render_targets(settings: Settings, out_dir: Path) -> list[tuple[AsteriskSett
 
 def server_site(settings: Settings, server: AsteriskSettings) -> Site:
     """The site as `server` renders it: only the members whose phones live there (their
-    endpoints, queue member lines, mailboxes and the roles' dial contexts)."""
+    endpoints, queue member lines, mailboxes and the roles' dial contexts), and its own
+    `sip_bind` when it has one."""
+    site = settings.site
+    if server.sip_bind is not None:
+        site = dataclasses.replace(site, sip_bind=server.sip_bind)
     if server.agents is None:
-        return settings.site
-    members = tuple(m for m in settings.site.members if server.hosts(m.extension))
-    return dataclasses.replace(settings.site, members=members)
+        return site
+    members = tuple(m for m in site.members if server.hosts(m.extension))
+    return dataclasses.replace(site, members=members)
 
 
 def access_for(

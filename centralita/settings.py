@@ -30,7 +30,7 @@ from centralita.store.url import (
 )
 from dialplan.instances import AgiInstance, parse_instances
 from dialplan.model import HANGUP, Destination, Site, check_destination, load_site
-from dialplan.validate import ConfigError, Section, check_name
+from dialplan.validate import ConfigError, Section, check_bind, check_name
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,9 @@ DEMO_NAME = "centralita.toml"
 # The name of the one server of a single `[asterisk]` table without a `name`.
 DEFAULT_SERVER_NAME = "asterisk"
 # Keys of the call center as a whole that live in `[asterisk]` (dialplan.model.load_site):
-# with `[[asterisk]]` they are read from the first server only.
+# with `[[asterisk]]` they are read from the first server only (`sip_bind` may differ).
 SITE_KEYS = (
     "sip_driver",
-    "sip_bind",
     "company_numbers",
     "entry",
     "recordings_dir",
@@ -100,6 +99,8 @@ class AsteriskSettings:
     conf_dir: Path | None = None
     # The members whose phones live on this server; None: every member.
     agents: tuple[str, ...] | None = None
+    # Where this server's SIP driver listens, when not the first server's `sip_bind`.
+    sip_bind: str | None = None
 
     def hosts(self, extension: str) -> bool:
         """True when `extension`'s phone may register on this server (its `agents`)."""
@@ -382,6 +383,11 @@ def parse_asterisks(sections: list[Section], base: Path) -> tuple[AsteriskSettin
                 _resolve(base, ast.string("conf_dir")) if ast.opt_string("conf_dir") else None
             ),
             agents=agents,
+            sip_bind=(
+                check_bind(ast.string("sip_bind"), file, ast.key("sip_bind"))
+                if index > 0 and ast.has("sip_bind")
+                else None
+            ),
         )
         for key, value in (("ami_user", server.ami_user), ("ami_secret", server.ami_secret or "")):
             if any(c in value for c in "\r\n\0"):

@@ -252,3 +252,37 @@ async def test_survey_call_file_goes_to_the_spool_of_the_carrying_server(
         # A call neither server's AMI saw: the first server's spool.
         assert await context.schedule_survey(request("1.2", "1.2"))
         assert len(files(spool_a)) == 2 and len(files(spool_b)) == 1
+
+
+# Agent 1002 talking on a call (the queue trace as 1002's), for listen-in.
+CALL_1002 = rewrite(load_trace(QUEUE_TRACE), {"SIP/1001": "SIP/1002"})
+TALKING_1002 = CALL_1002[
+    : next(i for i, m in enumerate(CALL_1002) if m.name == "SoftHangupRequest")
+]
+
+
+async def test_listen_in_rings_the_supervisor_on_the_server_carrying_the_call(
+    tmp_path: Path,
+) -> None:
+    async with two_env(tmp_path, sip=True) as env, env.session() as client:
+        await env.wait_ami()
+        await env.ami_b.replay_trace(TALKING_1002)
+        await env.drain()
+        token = await env.login(client, "1001")  # a supervisor in the demo
+        path = "/api/supervisor/agents/1002/spy"
+        headers = {"X-CSRF-Token": token}
+        # The supervisor's phone is registered on a only: b carries the call, so no.
+        await env.device_state(env.ami, "a", "SIP/1001", "NOT_INUSE")
+        async with client.post(path, json={"mode": "listen"}, headers=headers) as resp:
+            body = await resp.json()
+        assert (resp.status, body["code"]) == (409, "no_phone"), body
+        assert "on 'b', which carries the call" in body["error"]
+        # Registered on b too: the Originate goes to b, into the spy context.
+        await env.device_state(env.ami_b, "b", "SIP/1001", "NOT_INUSE")
+        async with client.post(path, json={"mode": "listen"}, headers=headers) as resp:
+            body = await resp.json()
+        assert resp.status == 200, body
+        (originate,) = env.ami_b.actions_named("Originate")
+        assert originate.value("Channel") == "SIP/1001"
+        assert body["channel"].startswith("SIP/1002-")
+        assert env.ami.actions_named("Originate") == []

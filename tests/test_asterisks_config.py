@@ -80,10 +80,19 @@ def test_several_servers_each_with_its_ami_spool_and_agents(tmp_path: Path) -> N
             lambda t: (
                 t.replace("[asterisk]\n", '[[asterisk]]\nname = "a"\n', 1)
                 + SECOND
-                + 'sip_bind = "0.0.0.0:5070"\n'
+                + 'company_numbers = ["0888"]\n'
+            ),
+            "asterisk[1].company_numbers",
+            "write it in the first [[asterisk]] only",
+        ),
+        (
+            lambda t: (
+                t.replace("[asterisk]\n", '[[asterisk]]\nname = "a"\n', 1)
+                + SECOND
+                + 'sip_bind = "0.0.0.0"\n'
             ),
             "asterisk[1].sip_bind",
-            "write it in the first [[asterisk]] only",
+            "is not an address:port",
         ),
         (
             lambda t: (
@@ -190,7 +199,7 @@ def test_render_writes_a_set_per_server_when_their_members_differ(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "centralita.toml"
-    text = several(SPLIT)
+    text = several(SPLIT) + 'sip_bind = "10.0.0.2:5060"\n'  # b's own (a: the first's)
     config.write_text(text, encoding="utf-8")
     assert not one_set(parse_settings(text, str(config), tmp_path, config))
     out = tmp_path / "out"
@@ -199,6 +208,8 @@ def test_render_writes_a_set_per_server_when_their_members_differ(
     a, b = out / "a", out / "b"
     assert endpoints((a / "pjsip.conf").read_text()) == ["1001", "1002", "1100", "1101", "1200"]
     assert endpoints((b / "pjsip.conf").read_text()) == ["1003"]
+    assert "bind = 0.0.0.0:5060" in (a / "pjsip.conf").read_text()
+    assert "bind = 10.0.0.2:5060" in (b / "pjsip.conf").read_text()
     # Queue members: only the server's own (1003 is in support-fr and support-en).
     queues_b = (b / "queues.conf").read_text()
     assert re.findall(r"^member => PJSIP/(\d+)", queues_b, flags=re.M) == ["1003", "1003"]
