@@ -245,12 +245,17 @@ class AmiListener:
         return await self._request(name, items, timeout_s or self.action_timeout_s)
 
     async def list_action(
-        self, name: str, headers: HeadersArg = (), timeout_s: float | None = None
+        self,
+        name: str,
+        headers: HeadersArg = (),
+        timeout_s: float | None = None,
+        on_complete: ListHook | None = None,
     ) -> tuple[AmiMessage, list[AmiMessage]]:
-        """Send a list action (QueueStatus, CoreShowChannels ...): its ack and its items."""
+        """Send a list action (QueueStatus, CoreShowChannels ...): its ack and its items;
+        `on_complete(items)` runs in stream order, before any event that follows the list."""
         if not self._connected:
             raise AmiNotConnected(f"not connected to AMI: {self.last_error or 'connecting'}")
-        return await self._list(name, headers, timeout_s or self.action_timeout_s)
+        return await self._list(name, headers, timeout_s or self.action_timeout_s, on_complete)
 
     def expect_event(self, action_id: str, name: str) -> asyncio.Future[AmiMessage]:
         """A future for the event `name` carrying `action_id` (e.g. OriginateResponse).

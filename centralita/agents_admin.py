@@ -28,7 +28,7 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from centralita.cmd_render import render_files
+from centralita.cmd_render import check_render
 from centralita.settings import Settings, parse_settings
 from dialplan.model import QUEUE_STRATEGIES
 from dialplan.render import LANGUAGE_RE, VOICEMAIL_MAIN, write_temp
@@ -250,7 +250,7 @@ def check_config(text: str, file: str) -> Settings:
     (render refuses what the model alone cannot see, like an extension of 2000)."""
     settings = parse_settings(text, file, Path(file).parent, None)
     # Throwaway secrets: only the rendering's checks matter here, nothing is written.
-    render_files(settings, secrets.token_urlsafe(12), secrets.token_urlsafe(12))
+    check_render(settings)
     return settings
 
 

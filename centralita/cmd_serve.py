@@ -58,9 +58,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(str(where), "server.event_loop", loops.UVLOOP_MISSING)
     setup_logging(settings.server.log_format, settings.server.log_level)
     # A warning, not a refusal: calls, pops and the console work without the spool.
-    problem = spool_problem(settings.asterisk.spool_dir)
-    if problem:
-        logging.getLogger("centralita").warning("%s", problem)
+    for server in settings.asterisks:
+        problem = spool_problem(server.spool_dir)
+        if problem:
+            logging.getLogger("centralita").warning("%s", problem)
     try:
         run(settings)
     except OSError as exc:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from agi.flows.context import CallbackEntry, CrmReply, RatingEntry, SurveyRequest
 from centralita import phone
@@ -21,6 +22,9 @@ from dialplan.names import (
     QUEUE_VAR,
     SURVEY_CONTEXT,
 )
+
+if TYPE_CHECKING:
+    from centralita.asterisks import Asterisks
 
 log = logging.getLogger("centralita.flows")
 
@@ -46,6 +50,8 @@ class AppFlowContext:
         self.crm = crm
         # callbacks.csv and complaints.csv (centralita/csvfiles.py: who writes them).
         self.csv_files = csv_files or CsvFiles(store, settings)
+        # Every Asterisk server's AMI link, once the feed runs (centralita/feed.py).
+        self.asterisks: Asterisks | None = None
 
     @property
     def site(self) -> Site:
@@ -89,7 +95,7 @@ class AppFlowContext:
             return False
         survey = site.survey
         await schedule_call(
-            self.settings.asterisk.spool_dir,
+            self.spool_for(request),
             due=self.now() + timedelta(seconds=survey.delay_s),
             # Through the outbound context, exactly as click-to-dial reaches customers.
             channel=f"Local/{number}@{OUTBOUND_CONTEXT}",
@@ -109,6 +115,33 @@ class AppFlowContext:
             },
         )
         return True
+
+    def spool_for(self, request: SurveyRequest) -> Path:
+        """The spool of the Asterisk server that carried the call (its call file must be
+        dialled by the server whose trunks and agents the customer just used).
+
+        Which server that is comes from the AMI trackers, each of which saw its own server's
+        channels (`Asterisks.for_call`: the flow's channel, agi_uniqueid, or the call's
+        Linkedid): no AGI command is spent on it. The alternative, the rendered dialplan
+        passing the server's name as an AGI argument, would make every server's
+        extensions.conf differ and so force a set of files per server even when their
+        members are the same. A call no tracker saw (AMI away the whole call) goes to the
+        first server's spool, with a warning.
+        """
+        servers = self.settings.asterisks
+        if len(servers) == 1:
+            return servers[0].spool_dir
+        link = None
+        if self.asterisks is not None:
+            link = self.asterisks.for_call(request.uniqueid, request.call_id)
+        if link is None:
+            log.warning(
+                "survey for call %s: no Asterisk server's AMI saw it; using %s's spool",
+                request.call_id,
+                servers[0].name,
+            )
+            return servers[0].spool_dir
+        return link.settings.spool_dir
 
     async def last_agent(self, callerid: str) -> str | None:
         manager = self.site.manager

@@ -1,10 +1,12 @@
 """The AMI feed: Asterisk's events, through the call tracker, to pops, webhooks and records.
 
-`ami_ctx` runs the AMI listener for the app's lifetime. Each call change goes to the pop
-bridge (screen pops, with the time its event arrived: `TimedTracker`) and to the webhook
-sender; each `Cdr` event becomes a call record, written by `CdrWriter` on its own task. The
-app serves even when Asterisk's AMI is unreachable: the listener retries in the background
-and `/healthz` reports `"ami": {"connected": false, ...}` (`ami_health`).
+`ami_ctx` runs one AMI listener (with its own call tracker) per Asterisk server for the app's
+lifetime (`[[asterisk]]`, centralita/asterisks.py). Each call change of any server goes to
+the one pop bridge (screen pops, with the time its event arrived: `TimedTracker`) and to the
+one webhook sender; each `Cdr` event becomes a call record, written by the one `CdrWriter`
+on its own task. The app serves even when an Asterisk's AMI is unreachable: its listener
+retries in the background and `/healthz` reports `"ami": {"connected": false, ...}` with each
+server's link (`ami_health`).
 """
 
 from __future__ import annotations
@@ -23,15 +25,26 @@ from ami.calls import CallChange
 from ami.cdr import CallRecord
 from ami.client import AmiListener
 from ami.protocol import AmiMessage
-from ami.tracker import CallTracker
-from centralita.keys import AMI, AMI_TAPS, BRIDGE, CDR_WRITER, SETTINGS, STORE, WEBHOOKS
+from centralita.asterisks import AsteriskLink, Asterisks, KnownCalls, SharedTaps
+from centralita.keys import (
+    AMI,
+    AMI_TAPS,
+    ASTERISKS,
+    BRIDGE,
+    CDR_WRITER,
+    FLOW_CONTEXT,
+    SETTINGS,
+    STORE,
+    WEBHOOKS,
+)
+from centralita.settings import AsteriskSettings
 from centralita.store import StoreBackend, StoreInputError
 from dialplan.names import OUTBOUND_CONTEXT
 
 log = logging.getLogger("centralita.feed")
 
 
-class TimedTracker(CallTracker):
+class TimedTracker(KnownCalls):
     """A CallTracker that notes when the event behind each change arrived.
 
     The listener hands changes to `on_change` in the order `handle` made them, so a FIFO of
@@ -129,70 +142,86 @@ class CdrWriter:
 
 
 async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Run the AMI listener: changes -> pops and webhooks, Cdr -> call records."""
+    """Run one AMI listener per Asterisk server: changes -> pops and webhooks, Cdr -> call
+    records, every server into the same bridge, sender, writer and taps."""
     settings = app[SETTINGS]
     site = settings.site
-    ast = settings.asterisk
     bridge = app[BRIDGE]
     sender = app[WEBHOOKS]
-    store = app[STORE]
     taps = app[AMI_TAPS]
     prefix = "PJSIP" if site.sip_driver == "pjsip" else "SIP"
-    tracker = TimedTracker(
-        [a.extension for a in site.agents], (prefix,), outbound_context=OUTBOUND_CONTEXT
-    )
 
-    async def on_change(change: CallChange) -> None:
-        try:
-            await bridge.on_change(change, tracker.arrival(change))
-        finally:
-            await sender.on_change(change)
-
-    writer = CdrWriter(store)
+    writer = CdrWriter(app[STORE])
     app[CDR_WRITER] = writer
     writer.start()
 
     async def on_cdr(cdr: CallRecord) -> None:
         writer.put(cdr)
 
-    listener = AmiListener(
-        ast.ami_host,
-        ast.ami_port,
-        ast.ami_user,
-        ast.ami_secret or "",
-        tracker=tracker,
-        on_change=on_change,
-        on_cdr=on_cdr,
-        ping_s=ast.ami_ping_s,
-        ping_timeout_s=ast.ami_timeout_s,
-        action_timeout_s=ast.ami_timeout_s,
-        connect_timeout_s=ast.ami_timeout_s,
-        # Every other reader of the stream (the agents' queue states, the wallboard...):
-        # each sees every event, its lists (e.g. QueueStatus) are asked for after every
-        # (re)connect, and it is told of the link's ups and downs (centralita/amitaps.py).
-        on_event=taps.on_event,
-        on_link=taps.on_link,
-        resync=taps.resyncs,
-    )
-    app[AMI] = listener
-    await listener.start()
+    servers = settings.asterisks
+    shared = SharedTaps(taps, [s.name for s in servers]) if len(servers) > 1 else None
+
+    def listener_for(ast: AsteriskSettings) -> AmiListener:
+        # Each server's tracker follows its own channels; the agents it tracks are the
+        # ones whose phones may live there.
+        tracker = TimedTracker(
+            [a.extension for a in site.agents if ast.hosts(a.extension)],
+            (prefix,),
+            outbound_context=OUTBOUND_CONTEXT,
+        )
+
+        async def on_change(change: CallChange) -> None:
+            try:
+                await bridge.on_change(change, tracker.arrival(change))
+            finally:
+                await sender.on_change(change)
+
+        return AmiListener(
+            ast.ami_host,
+            ast.ami_port,
+            ast.ami_user,
+            ast.ami_secret or "",
+            tracker=tracker,
+            on_change=on_change,
+            on_cdr=on_cdr,
+            ping_s=ast.ami_ping_s,
+            ping_timeout_s=ast.ami_timeout_s,
+            action_timeout_s=ast.ami_timeout_s,
+            connect_timeout_s=ast.ami_timeout_s,
+            # Every other reader of the stream (the agents' queue states, the wallboard...):
+            # each sees every event, its lists (e.g. QueueStatus) are asked for after every
+            # (re)connect, and it is told of the link's ups and downs (centralita/amitaps.py;
+            # with several servers through SharedTaps, centralita/asterisks.py).
+            on_event=taps.on_event,
+            on_link=taps.on_link if shared is None else shared.on_link(ast.name),
+            resync=taps.resyncs if shared is None else shared.resync(ast.name),
+        )
+
+    links = [AsteriskLink(ast, listener_for(ast)) for ast in servers]
+    if shared is not None:
+        for link in links:
+            shared.attach(link.name, link.listener)
+    asterisks = Asterisks(links, site.device)
+    app[ASTERISKS] = asterisks
+    app[AMI] = asterisks.first.listener
+    flow_context = app.get(FLOW_CONTEXT)
+    if flow_context is not None:
+        flow_context.asterisks = asterisks  # survey call files: the carrying server's spool
+    for link in links:
+        await link.listener.start()
     try:
         yield
     finally:
-        await listener.stop()
+        for link in links:
+            await link.listener.stop()
+        if shared is not None:
+            await shared.stop()
         await writer.stop()
 
 
 def ami_health(app: web.Application) -> dict[str, object]:
-    """The AMI part of /healthz: connected or away (and why)."""
-    listener = app.get(AMI)
-    if listener is None:
+    """The AMI part of /healthz: connected or away (and why), for each server."""
+    asterisks = app.get(ASTERISKS)
+    if asterisks is None:
         return {"ami": {"connected": False, "error": "not started"}}
-    return {
-        "ami": {
-            "connected": bool(listener.connected),
-            "host": listener.host,
-            "port": listener.port,
-            "error": None if listener.connected else listener.last_error,
-        }
-    }
+    return {"ami": asterisks.health()}

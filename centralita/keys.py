@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ami.client import AmiListener
     from centralita.agentstate import AgentStates
     from centralita.amitaps import AmiTaps
+    from centralita.asterisks import Asterisks
     from centralita.context import AppFlowContext
     from centralita.crm import CrmClient
     from centralita.feed import CdrWriter
@@ -59,7 +60,10 @@ AGENT_STATES: web.AppKey[AgentStates] = web.AppKey("agent_states")
 WALLBOARD: web.AppKey[WallboardHub] = web.AppKey("wallboard")
 
 # Made by the AMI feed (`centralita.feed`): the listener and the call-record writer.
+# `AMI` is the first (or only) server's listener; `ASTERISKS` every server's link
+# (centralita/asterisks.py: which server an agent's phone or a call is on).
 AMI: web.AppKey[AmiListener] = web.AppKey("ami")
+ASTERISKS: web.AppKey[Asterisks] = web.AppKey("asterisks")
 CDR_WRITER: web.AppKey[CdrWriter] = web.AppKey("cdr_writer")
 # The queue-event log's writer (centralita/queuelog.py): AMI queue events -> the store.
 QUEUE_LOG: web.AppKey[QueueEventWriter] = web.AppKey("queue_log")

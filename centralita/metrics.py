@@ -72,7 +72,14 @@ AGI_COMMAND_SECONDS = LoopHistogram(
     "Round trip of one AGI command, from writing it to reading its reply",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
-AMI_CONNECTED = Gauge("centralita_ami_connected", "1 while the AMI connection is up")
+AMI_CONNECTED = Gauge(
+    "centralita_ami_connected", "1 while the AMI connection of every Asterisk server is up"
+)
+ASTERISK_CONNECTED = Gauge(
+    "centralita_asterisk_connected",
+    "1 while the AMI connection to this Asterisk server is up",
+    ["server"],
+)
 POPS_SENT = Counter("centralita_pops_sent_total", "Screen-pop messages sent to agents", ["type"])
 POP_SECONDS = Histogram(
     "centralita_pop_seconds",

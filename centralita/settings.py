@@ -30,11 +30,23 @@ from centralita.store.url import (
 )
 from dialplan.instances import AgiInstance, parse_instances
 from dialplan.model import HANGUP, Destination, Site, check_destination, load_site
-from dialplan.validate import ConfigError, Section
+from dialplan.validate import ConfigError, Section, check_bind, check_name
 
 log = logging.getLogger(__name__)
 
 DEMO_NAME = "centralita.toml"
+# The name of the one server of a single `[asterisk]` table without a `name`.
+DEFAULT_SERVER_NAME = "asterisk"
+# Keys of the call center as a whole that live in `[asterisk]` (dialplan.model.load_site):
+# with `[[asterisk]]` they are read from the first server only (`sip_bind` may differ).
+SITE_KEYS = (
+    "sip_driver",
+    "company_numbers",
+    "entry",
+    "recordings_dir",
+    "outbound_callerid",
+    "outbound_trunk",
+)
 DEFAULT_CONFIG = Path("centralita.toml")
 
 
@@ -70,6 +82,12 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class AsteriskSettings:
+    """One Asterisk server: its AMI, its spool (and where /admin renders its files).
+
+    `[asterisk]` is one server; `[[asterisk]]` lists several (docs/cluster.md), each with a
+    unique `name` and optionally the `agents` (member extensions) whose phones it hosts."""
+
+    name: str = DEFAULT_SERVER_NAME
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
     ami_user: str = "centralita"
@@ -79,6 +97,14 @@ class AsteriskSettings:
     spool_dir: Path = Path("/var/spool/asterisk")
     # Where /admin renders the Asterisk files after each save (None: it only shows the diff).
     conf_dir: Path | None = None
+    # The members whose phones live on this server; None: every member.
+    agents: tuple[str, ...] | None = None
+    # Where this server's SIP driver listens, when not the first server's `sip_bind`.
+    sip_bind: str | None = None
+
+    def hosts(self, extension: str) -> bool:
+        """True when `extension`'s phone may register on this server (its `agents`)."""
+        return self.agents is None or extension in self.agents
 
 
 # `[console] pause_reasons` unset: the reasons an agent can pick when pausing.
@@ -137,11 +163,18 @@ class Settings:
 
     file: Path | None  # None: the built-in demo
     server: ServerSettings
-    asterisk: AsteriskSettings
+    asterisk: AsteriskSettings  # the first (or only) server of `asterisks`
     site: Site
     webhooks: tuple[Webhook, ...]
     console: ConsoleSettings = ConsoleSettings()
     store: StoreSettings = StoreSettings()
+    # Every Asterisk server, in config order; empty means (asterisk,), as built by hand.
+    servers: tuple[AsteriskSettings, ...] = ()
+
+    @property
+    def asterisks(self) -> tuple[AsteriskSettings, ...]:
+        """Every Asterisk server (`[[asterisk]]`), the first one first."""
+        return self.servers or (self.asterisk,)
 
     @property
     def data_dir(self) -> Path:
@@ -182,8 +215,10 @@ def public_secrets(settings: Settings) -> list[str]:
         for i, member in enumerate(settings.site.members)
         if member.secret in known
     ]
-    if settings.asterisk.ami_secret in known:
-        found.append("asterisk.ami_secret")
+    for index, server in enumerate(settings.asterisks):
+        if server.ami_secret in known:
+            several = len(settings.asterisks) > 1
+            found.append(f"asterisk[{index}].ami_secret" if several else "asterisk.ami_secret")
     if settings.server.secret_key in known:
         found.append("server.secret_key")
     return found
@@ -272,23 +307,10 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
     )
     srv.finish()
 
-    ast = root.table("asterisk")
-    asterisk = AsteriskSettings(
-        ami_host=ast.string("ami_host", "127.0.0.1"),
-        ami_port=ast.integer("ami_port", 5038, minimum=1, maximum=65535),
-        ami_user=ast.string("ami_user", "centralita"),
-        ami_secret=ast.secret("ami_secret"),
-        ami_ping_s=ast.number("ami_ping_s", 20.0, minimum=1.0),
-        ami_timeout_s=ast.number("ami_timeout_s", 5.0, minimum=0.1),
-        spool_dir=_resolve(base, ast.string("spool_dir", "/var/spool/asterisk")),
-        conf_dir=(_resolve(base, ast.string("conf_dir")) if ast.opt_string("conf_dir") else None),
-    )
-    for key, value in (("ami_user", asterisk.ami_user), ("ami_secret", asterisk.ami_secret or "")):
-        if any(c in value for c in "\r\n\0"):
-            raise ConfigError(file, f"asterisk.{key}", "must not contain line breaks")
-
-    site = load_site(root)
-    ast.finish()
+    server_sections = root.table_or_tables("asterisk")
+    asterisks = parse_asterisks(server_sections, base)
+    site = load_site(root)  # the call center's keys of [asterisk] (its first entry)
+    check_asterisks(server_sections, asterisks, site)
     console = parse_console(root.table("console"), site)
 
     store = parse_store(root.table("store"), base)
@@ -308,12 +330,110 @@ def parse_settings(text: str, file: str, base: Path, path: Path | None) -> Setti
     return Settings(
         file=path,
         server=server,
-        asterisk=asterisk,
+        asterisk=asterisks[0],
+        servers=asterisks,
         site=site,
         webhooks=tuple(webhooks),
         console=console,
         store=store,
     )
+
+
+def parse_asterisks(sections: list[Section], base: Path) -> tuple[AsteriskSettings, ...]:
+    """`[asterisk]` (one server) or `[[asterisk]]` (several): each server's AMI, spool and
+    members; names, AMI addresses and spools unique (`check_asterisks` checks the rest)."""
+    several = len(sections) > 1
+    servers: list[AsteriskSettings] = []
+    for index, ast in enumerate(sections):
+        file = ast.file
+        if index > 0:
+            # The call center's own keys are one for all servers (one dialplan model).
+            for key in SITE_KEYS:
+                if ast.has(key):
+                    raise ConfigError(
+                        file,
+                        ast.key(key),
+                        "is a key of the whole call center: write it in the first "
+                        "[[asterisk]] only",
+                    )
+        name = check_name(
+            ast.string("name", DEFAULT_SERVER_NAME if not several else None), file, ast.key("name")
+        )
+        agents: tuple[str, ...] | None = None
+        if ast.has("agents"):
+            if not several:
+                raise ConfigError(
+                    file,
+                    ast.key("agents"),
+                    "only with several servers ([[asterisk]]): one server hosts every member",
+                )
+            agents = tuple(ast.string_list("agents"))
+            if len(set(agents)) != len(agents):
+                raise ConfigError(file, ast.key("agents"), "lists an extension twice")
+        server = AsteriskSettings(
+            name=name,
+            ami_host=ast.string("ami_host", "127.0.0.1"),
+            ami_port=ast.integer("ami_port", 5038, minimum=1, maximum=65535),
+            ami_user=ast.string("ami_user", "centralita"),
+            ami_secret=ast.secret("ami_secret"),
+            ami_ping_s=ast.number("ami_ping_s", 20.0, minimum=1.0),
+            ami_timeout_s=ast.number("ami_timeout_s", 5.0, minimum=0.1),
+            spool_dir=_resolve(base, ast.string("spool_dir", "/var/spool/asterisk")),
+            conf_dir=(
+                _resolve(base, ast.string("conf_dir")) if ast.opt_string("conf_dir") else None
+            ),
+            agents=agents,
+            sip_bind=(
+                check_bind(ast.string("sip_bind"), file, ast.key("sip_bind"))
+                if index > 0 and ast.has("sip_bind")
+                else None
+            ),
+        )
+        for key, value in (("ami_user", server.ami_user), ("ami_secret", server.ami_secret or "")):
+            if any(c in value for c in "\r\n\0"):
+                raise ConfigError(file, ast.key(key), "must not contain line breaks")
+        for other in servers:
+            if other.name == name:
+                raise ConfigError(file, ast.key("name"), f"{name!r} names two servers")
+            if (other.ami_host, other.ami_port) == (server.ami_host, server.ami_port):
+                raise ConfigError(
+                    file,
+                    ast.key("ami_port"),
+                    f"{other.name!r} already has the AMI at {server.ami_host}:{server.ami_port}",
+                )
+            if other.spool_dir == server.spool_dir:
+                raise ConfigError(
+                    file,
+                    ast.key("spool_dir"),
+                    f"{other.name!r} already uses {server.spool_dir}: a call file there would "
+                    "be dialled by whichever server reads it first",
+                )
+        servers.append(server)
+    return tuple(servers)
+
+
+def check_asterisks(
+    sections: list[Section], servers: tuple[AsteriskSettings, ...], site: Site
+) -> None:
+    """After the site is read: no unknown key in any server, `agents` are members, and
+    every member is on some server."""
+    for ast, server in zip(sections, servers, strict=True):
+        ast.finish()
+        for extension in server.agents or ():
+            if site.member(extension) is None:
+                raise ConfigError(
+                    ast.file, ast.key("agents"), f"{extension!r} is not a member's extension"
+                )
+    hosted = {ext for s in servers for ext in (s.agents or ())}
+    if all(s.agents is not None for s in servers):
+        homeless = [m.extension for m in site.members if m.extension not in hosted]
+        if homeless:
+            raise ConfigError(
+                sections[0].file,
+                "asterisk",
+                f"member {homeless[0]} is on no server: add it to some [[asterisk]] agents "
+                "(or leave agents out of a server to host every member there)",
+            )
 
 
 def parse_store(section: Section, base: Path) -> StoreSettings:

@@ -272,6 +272,20 @@ class Section:
         for index, item in enumerate(value):
             yield Section(item, self.file, f"{self.key(name)}[{index}]")
 
+    def table_or_tables(self, name: str) -> list[Section]:
+        """`[name]` (one table) or `[[name]]` (an array of tables), as a list of sections.
+
+        The first is also what `table(name)` answers from now on, so readers of the single
+        table's keys (e.g. `load_site` reading `[asterisk]`) read the first entry."""
+        value = self.data.get(name)
+        if not isinstance(value, list):
+            return [self.table(name)]
+        sections = list(self.tables(name))
+        if not sections:
+            raise ConfigError(self.file, self.key(name), "lists no entry")
+        self._tables[name] = sections[0]
+        return sections
+
     def finish(self) -> None:
         """Refuse keys that no reader asked for: a typo must not be silently ignored."""
         unknown = sorted(set(self.data) - self._seen)

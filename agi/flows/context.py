@@ -46,6 +46,8 @@ class SurveyRequest:
     agent: str
     queue: str
     language: str
+    # The channel that ran the flow (agi_uniqueid): tells which Asterisk carried the call.
+    uniqueid: str = ""
 
 
 @dataclass(frozen=True)

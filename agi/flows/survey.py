@@ -64,6 +64,7 @@ async def survey_schedule_flow(session: AgiSession, context: FlowContext) -> Non
             agent=agent,
             queue=queue,
             language=request.language,
+            uniqueid=request.uniqueid,
         )
     )
     session.log.info("survey for %s %s", call_id, "scheduled" if scheduled else "skipped")

@@ -37,7 +37,7 @@ from centralita.cmd_render import (
     render_files,
 )
 from centralita.keys import ADMIN_LOCK, SETTINGS, STORE
-from centralita.settings import Settings, parse_settings
+from centralita.settings import AsteriskSettings, Settings, parse_settings
 from centralita.web.auth import Session, require_page, require_post
 from centralita.web.console import render_page
 from dialplan.model import QUEUE_STRATEGIES
@@ -284,33 +284,48 @@ async def _save(
     new_settings = parse_settings(
         new_text, str(current.path), current.path.resolve().parent, current.path
     )
-    conf_dir = new_settings.asterisk.conf_dir
-    if conf_dir is not None:
-        ami_secret, _ = ami_secret_for(new_settings, conf_dir)
-        reload_secret = reload_secret_for(new_settings, conf_dir)
-    else:
-        # Nothing is written: any secrets do, the same before and after (manager.conf equal).
-        ami_secret = new_settings.asterisk.ami_secret or secrets.token_urlsafe(12)
-        reload_secret = secrets.token_urlsafe(12)
-    before = _rendered_or_nothing(current.settings, ami_secret, reload_secret)
-    after = render_files(new_settings, ami_secret, reload_secret)
+    several = len(new_settings.asterisks) > 1
+    outcome = Outcome(action, subject, {}, [])
+    writes: list[tuple[AsteriskSettings, Path, dict[str, str], str]] = []
+    # Each server's files (the same set for all when their members are the same), into its
+    # own conf_dir, then each reloaded (centralita/cmd_render.py).
+    for server in new_settings.asterisks:
+        conf_dir = server.conf_dir
+        if conf_dir is not None:
+            ami_secret, _ = ami_secret_for(new_settings, conf_dir, server)
+            reload_secret = reload_secret_for(new_settings, conf_dir, server)
+        else:
+            # Nothing is written: any secrets do, the same before and after (manager.conf equal).
+            ami_secret = server.ami_secret or secrets.token_urlsafe(12)
+            reload_secret = secrets.token_urlsafe(12)
+        before = _rendered_or_nothing(current.settings, ami_secret, reload_secret, server.name)
+        after = render_files(new_settings, ami_secret, reload_secret, server=server)
+        for name, diff in _diffs(before, after).items():
+            outcome.diffs[f"{server.name}/{name}" if several else name] = diff
+        if conf_dir is not None:
+            writes.append((server, conf_dir, after, reload_secret))
     agents_admin.save_config(current.path, new_text)
-    outcome = Outcome(action, subject, _diffs(before, after), [])
-    if conf_dir is None:
-        return outcome
-    results = await asyncio.to_thread(write_rendered, conf_dir, after)
-    outcome.written = [f"{r.status:>9}  {r.path}" for r in results]
-    if reload:
-        out, err = io.StringIO(), io.StringIO()
-        code = await reload_asterisk_async(new_settings, reload_secret, out=out, err=err)
-        outcome.reload_output = out.getvalue() + err.getvalue()
-        outcome.reload_ok = code == 0
+    reload_out, reload_err = io.StringIO(), io.StringIO()
+    for server, conf_dir, files, reload_secret in writes:
+        results = await asyncio.to_thread(write_rendered, conf_dir, files)
+        outcome.written += [f"{r.status:>9}  {r.path}" for r in results]
+        if reload:
+            code = await reload_asterisk_async(
+                new_settings, reload_secret, out=reload_out, err=reload_err, server=server
+            )
+            outcome.reload_ok = outcome.reload_ok and code == 0
+    outcome.reload_output = reload_out.getvalue() + reload_err.getvalue()
     return outcome
 
 
-def _rendered_or_nothing(settings: Settings, ami_secret: str, reload_secret: str) -> dict[str, str]:
+def _rendered_or_nothing(
+    settings: Settings, ami_secret: str, reload_secret: str, server_name: str
+) -> dict[str, str]:
+    server = next((a for a in settings.asterisks if a.name == server_name), None)
+    if server is None:
+        return {}  # a server the config did not have before
     try:
-        return render_files(settings, ami_secret, reload_secret)
+        return render_files(settings, ami_secret, reload_secret, server=server)
     except ConfigError:
         return {}  # a file edited by hand into something render refuses: diff against nothing
 

@@ -21,11 +21,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ami.client import AmiError, AmiNotConnected
+from ami.client import AmiError, AmiListener, AmiNotConnected
 from centralita import phone
 from centralita.agentprefs import PreferenceError, load_preferences, save_preferences
+from centralita.asterisks import AsteriskLink, NoServer
 from centralita.history import HISTORY_LIMIT, MAX_HISTORY_LIMIT
-from centralita.keys import AGENT_STATES, AMI, BRIDGE, SETTINGS, STORE
+from centralita.keys import AGENT_STATES, ASTERISKS, BRIDGE, SETTINGS, STORE
 from centralita.web.auth import Session, ascii_digits, require_api, require_post
 
 log = logging.getLogger("centralita.web")
@@ -62,7 +63,11 @@ async def me_json(request: web.Request, session: Session) -> dict[str, Any]:
     language = agent.language if agent is not None else "en"
     prefs = await load_preferences(request.app[STORE], session.extension, default_language=language)
     states = request.app[AGENT_STATES]
-    listener = request.app.get(AMI)
+    asterisks = request.app.get(ASTERISKS)
+    # The agent's own link: a server their phone may be on is connected.
+    connected = asterisks is not None and any(
+        link.connected for link in asterisks.hosting(session.extension)
+    )
     return {
         "extension": session.extension,
         "name": agent.name if agent is not None else session.extension,
@@ -74,7 +79,7 @@ async def me_json(request: web.Request, session: Session) -> dict[str, Any]:
         "queues": list(states.allowed(session.extension)),
         "supervisor": site.console_permission(session.extension) in ("supervisor", "admin"),
         "state": dict(states.state(session.extension)),
-        "asterisk": {"connected": bool(listener is not None and listener.connected)},
+        "asterisk": {"connected": connected},
     }
 
 
@@ -99,19 +104,40 @@ async def api_preferences(request: web.Request) -> web.Response:
     return web.json_response(await me_json(request, session))
 
 
-def require_listener(request: web.Request) -> Any:
-    """The app's AMI listener, or 503 `ami_down` while it is not connected."""
-    listener = request.app.get(AMI)
-    if listener is None or not listener.connected:
+def agent_link(request: web.Request, extension: str) -> AsteriskLink:
+    """The Asterisk server for an action on `extension`'s phone (centralita/asterisks.py
+    `for_agent`): 503 `ami_down` while it is not connected, 409/503 `not_registered` when
+    the phone is registered on no connected server."""
+    asterisks = request.app.get(ASTERISKS)
+    if asterisks is None:
         raise api_error(503, "Asterisk is not connected", "ami_down")
-    return listener
+    try:
+        return asterisks.for_agent(extension)
+    except NoServer as exc:
+        raise api_error(exc.status, exc.message, exc.code) from None
+
+
+def hosting_listeners(request: web.Request, extension: str) -> list[AmiListener]:
+    """The listeners of every connected server that may hold `extension`'s queue memberships
+    (static members are rendered on each server that hosts the agent): 503 when none is."""
+    asterisks = request.app.get(ASTERISKS)
+    links = [] if asterisks is None else list(asterisks.hosting(extension))
+    up = [link.listener for link in links if link.connected]
+    if not up:
+        raise api_error(503, "Asterisk is not connected", "ami_down")
+    if len(up) < len(links):
+        log.warning(
+            "queue action for %s: Asterisk %s not connected, sent to the others",
+            extension,
+            ", ".join(link.name for link in links if not link.connected),
+        )
+    return up
 
 
 async def _queue_action(
-    request: web.Request, action: str, headers: list[tuple[str, str]]
+    listener: AmiListener, action: str, headers: list[tuple[str, str]]
 ) -> tuple[bool, str]:
     """Send a queue action; (success, Asterisk's message). 503 when AMI is away."""
-    listener = require_listener(request)
     try:
         response = await listener.action(action, headers)
     except AmiNotConnected:
@@ -119,6 +145,18 @@ async def _queue_action(
     except AmiError as exc:  # a timeout
         raise api_error(503, f"Asterisk did not answer {action}: {exc}", "ami_timeout") from None
     return bool(response.is_success), str(response.value("Message"))
+
+
+async def _queue_action_everywhere(
+    listeners: list[AmiListener], action: str, headers: list[tuple[str, str]]
+) -> tuple[bool, str]:
+    """`_queue_action` on each server: taken when one server took it (an agent is a member
+    of a queue on the servers that carry its calls); else the first refusal."""
+    answers = [await _queue_action(listener, action, headers) for listener in listeners]
+    taken = [message for ok, message in answers if ok]
+    if taken:
+        return True, taken[0]
+    return False, answers[0][1]
 
 
 class Refused(Exception):
@@ -169,7 +207,9 @@ async def pause_member(
     headers.append(("Paused", "true" if paused else "false"))
     if paused and reason:
         headers.append(("Reason", reason))
-    ok, message = await _queue_action(request, "QueuePause", headers)
+    ok, message = await _queue_action_everywhere(
+        hosting_listeners(request, extension), "QueuePause", headers
+    )
     if not ok:
         # "Interface not found": a member of no queue at all (or not of `queue`).
         raise Refused(409, "not_member", f"Asterisk refused the pause: {message}", message)
@@ -231,10 +271,14 @@ async def set_member_queue(
             ("MemberName", agent.name if agent is not None else extension),
             ("StateInterface", device),
         ]
-        ok, message = await _queue_action(request, "QueueAdd", headers)
+        # A dynamic member rings where its phone is registered: that server only.
+        link = agent_link(request, extension)
+        ok, message = await _queue_action(link.listener, "QueueAdd", headers)
     else:
-        ok, message = await _queue_action(
-            request, "QueueRemove", [("Queue", queue), ("Interface", device)]
+        ok, message = await _queue_action_everywhere(
+            hosting_listeners(request, extension),
+            "QueueRemove",
+            [("Queue", queue), ("Interface", device)],
         )
     if not ok:
         status, code, text = QUEUE_REFUSALS.get(

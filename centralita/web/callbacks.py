@@ -272,8 +272,7 @@ async def api_call(request: web.Request) -> web.Response:
         )
     except DialRefused as exc:
         await store.finish_callback_attempt(attempt.id, result="failed", reason=exc.message)
-        code = "ami_down" if exc.status == 503 else "busy"
-        raise api_error(exc.status, exc.message, code) from None
+        raise api_error(exc.status, exc.message, exc.code) from None
     except web.HTTPBadRequest:
         await store.finish_callback_attempt(attempt.id, result="failed", reason="bad number")
         raise

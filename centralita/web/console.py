@@ -33,7 +33,17 @@ from ami.originate import (
 )
 from centralita import csvlog, phone
 from centralita.agentprefs import load_preferences
-from centralita.keys import AGENT_STATES, AMI, AUTH, BRIDGE, HUB, SETTINGS, STORE, TEMPLATES
+from centralita.asterisks import NoServer
+from centralita.keys import (
+    AGENT_STATES,
+    ASTERISKS,
+    AUTH,
+    BRIDGE,
+    HUB,
+    SETTINGS,
+    STORE,
+    TEMPLATES,
+)
 from centralita.pop import SimpleChange, contact_json
 from centralita.recordings import recording_path
 from centralita.store import CallRow, StoreInputError
@@ -49,6 +59,7 @@ from centralita.web.auth import (
     require_page,
     require_post,
     same_origin,
+    wants_json,
 )
 from centralita.web.permissions import is_supervisor, may_listen
 from centralita.webhooks import parse_callmyway
@@ -333,12 +344,13 @@ async def api_dismiss(request: web.Request) -> web.Response:
 
 class DialRefused(Exception):
     """A click-to-dial refused before anything reached Asterisk: `status` (409 the agent is
-    on a call, 503 AMI is away) and why."""
+    on a call or their phone is registered nowhere, 503 AMI is away), `code` and why."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code or ("ami_down" if status == 503 else "busy")
 
 
 async def click_to_dial(
@@ -361,9 +373,19 @@ async def click_to_dial(
         raise _bad(str(exc), "number", "bad_number") from None
     if request.app[BRIDGE].busy(agent):
         raise DialRefused(409, f"agent {agent} is already on a call")
-    listener = request.app.get(AMI)
-    if listener is None:
+    asterisks = request.app.get(ASTERISKS)
+    if asterisks is None:
         raise DialRefused(503, "Asterisk is not connected")
+    try:
+        # The server the agent's phone is registered on (centralita/asterisks.py): the
+        # Originate rings the phone first, and only that server can.
+        listener = asterisks.for_agent(agent).listener
+    except NoServer as exc:
+        if exc.code == "ami_down" and not asterisks.several:
+            # One server: as before, Originate itself answers while AMI is away.
+            listener = asterisks.first.listener
+        else:
+            raise DialRefused(exc.status, exc.message, exc.code) from None
     # The number was checked above and the rest comes from the validated settings: a
     # ValueError from originate would be our bug (500), not the client's (400).
     try:
@@ -415,6 +437,8 @@ async def api_dial(request: web.Request) -> web.Response:
             request, session.extension, body.get("number"), private=wants_private(body)
         )
     except DialRefused as exc:
+        if wants_json(request):
+            return web.json_response({"error": exc.message, "code": exc.code}, status=exc.status)
         return error(request, exc.status, exc.message)
     return web.json_response(dial_json(number, result), status=200 if result.success else 502)
 

@@ -7,8 +7,14 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
 from prometheus_client.exposition import generate_latest
 
-from centralita.keys import AGI_SERVER, AMI, HUB, STORE
-from centralita.metrics import ACTIVE_CALLS, AMI_CONNECTED, CONSOLE_SOCKETS, WEBHOOK_BACKLOG
+from centralita.keys import AGI_SERVER, ASTERISKS, HUB, STORE
+from centralita.metrics import (
+    ACTIVE_CALLS,
+    AMI_CONNECTED,
+    ASTERISK_CONNECTED,
+    CONSOLE_SOCKETS,
+    WEBHOOK_BACKLOG,
+)
 
 
 async def refresh_gauges(app: web.Application) -> None:
@@ -16,8 +22,11 @@ async def refresh_gauges(app: web.Application) -> None:
     server = app.get(AGI_SERVER)
     if server is not None:
         ACTIVE_CALLS.set(len(server.sessions))
-    ami = app.get(AMI)
-    AMI_CONNECTED.set(1 if ami is not None and ami.connected else 0)
+    asterisks = app.get(ASTERISKS)
+    # 1 while every server's link is up; each server's own in centralita_asterisk_connected.
+    AMI_CONNECTED.set(1 if asterisks is not None and asterisks.all_connected else 0)
+    for link in asterisks or ():
+        ASTERISK_CONNECTED.labels(server=link.name).set(1 if link.connected else 0)
     hub = app.get(HUB)
     if hub is not None:
         CONSOLE_SOCKETS.set(hub.count())

@@ -76,12 +76,19 @@ class ComplaintRow:
     message: Message | None
 
 
+def _read_boxes(spools: list[Path], box: str) -> list[Message]:
+    """The complaints box of every Asterisk server (a survey call leaves its message on the
+    server that dialled it), oldest first."""
+    messages = [m for spool in spools for m in read_box(spool, MAILBOX_CONTEXT, box)]
+    messages.sort(key=lambda m: m.origtime or 0)
+    return messages
+
+
 async def _box_messages(request: web.Request) -> list[Message]:
     settings = request.app[SETTINGS]
+    spools = [server.spool_dir for server in settings.asterisks]
     # A folder of small files: read in a thread, so the event loop never waits on the disk.
-    return await asyncio.to_thread(
-        read_box, settings.asterisk.spool_dir, MAILBOX_CONTEXT, settings.site.survey.voicemail_box
-    )
+    return await asyncio.to_thread(_read_boxes, spools, settings.site.survey.voicemail_box)
 
 
 async def _customers(request: web.Request, numbers: set[str]) -> dict[str, str]:
@@ -160,7 +167,14 @@ async def voicemail_audio(request: web.Request) -> web.StreamResponse:
     if message is None or message.audio is None:
         return error(request, 404, f"the caller of rating {rating.id} left no message")
     settings = request.app[SETTINGS]
-    path = file_inside(message.audio, settings.asterisk.spool_dir)
+    path = next(
+        (
+            found
+            for server in settings.asterisks
+            if (found := file_inside(message.audio, server.spool_dir)) is not None
+        ),
+        None,
+    )
     if path is None:
         return error(request, 404, f"the message of rating {rating.id} is no longer there")
     box = settings.site.survey.voicemail_box

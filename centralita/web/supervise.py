@@ -8,12 +8,14 @@ Every route needs a session, the CSRF token and a supervisor (a role whose conso
 `supervisor` or `admin`, centralita/web/permissions.py), checked on the server for every
 request: 403 `not_supervisor` otherwise. 404 for an agent or queue the config does not have,
 503 `ami_down` while AMI is away, 409 when Asterisk refuses. Pause and queue login use the
-agent's own code (centralita/web/agent_api.py), with the agent's device as the interface; the
-wallboard and the agent's console both change when app_queue's member event comes back.
+agent's own code (centralita/web/agent_api.py), with the agent's device as the interface, on
+the servers that host the agent (centralita/asterisks.py); the wallboard and the agent's
+console both change when app_queue's member event comes back.
 
-Listen-in rings the supervisor's own phone (their member's device) with an AMI Originate into
-the supervisors-only spy context, which runs ChanSpy on the agent's channel (ami/spy.py,
-docs/admin.md). The request answers once the supervisor picked up (or the phone gave up).
+Listen-in rings the supervisor's own phone (their member's device) with an AMI Originate, on
+the server that carries the agent's call, into the supervisors-only spy context, which runs
+ChanSpy on the agent's channel (ami/spy.py, docs/admin.md). The request answers once the
+supervisor picked up (or the phone gave up).
 
 Each action Asterisk took or refused is written to the audit log (`supervisor.pause`,
 `supervisor.unpause`, `supervisor.queue_login`, `supervisor.queue_logout`,
@@ -29,13 +31,13 @@ import logging
 from aiohttp import web
 
 from ami.spy import spy
-from centralita.keys import AGENT_STATES, SETTINGS, STORE
+from centralita.asterisks import AsteriskLink
+from centralita.keys import AGENT_STATES, ASTERISKS, SETTINGS, STORE
 from centralita.web.agent_api import (
     Refused,
     api_error,
     pause_member,
     read_pause,
-    require_listener,
     set_member_queue,
 )
 from centralita.web.auth import Session, require_post
@@ -150,14 +152,19 @@ async def api_spy(request: web.Request) -> web.Response:
         raise api_error(400, f"mode must be one of {', '.join(SPY_MODES)}", "bad_field", "mode")
     if agent.extension == session.extension:
         raise api_error(400, "you cannot listen to your own calls", "own_call")
-    listener = require_listener(request)
     site = request.app[SETTINGS].site
     if site.member(session.extension) is None:  # a supervisor the config no longer has
         raise api_error(409, "you have no phone in the configuration", "no_phone")
     phone = site.device(session.extension)
-    if listener.tracker.device_state(phone) in NO_PHONE_STATES:
-        raise api_error(409, f"your phone ({phone}) is not registered", "no_phone")
-    channel = listener.tracker.agent_call_channel(agent.extension)
+    # ChanSpy runs on the server that carries the agent's call, so the supervisor's phone
+    # must ring there (a channel of another server cannot be spied on).
+    link, channel = _agent_call(request, agent)
+    listener = link.listener
+    state = listener.tracker.device_state(phone)
+    unknown_there = _several(request) and channel is not None and state is None
+    if state in NO_PHONE_STATES or unknown_there:
+        where = f" on {link.name!r}, which carries the call" if _several(request) else ""
+        raise api_error(409, f"your phone ({phone}) is not registered{where}", "no_phone")
     if channel is None:
         raise api_error(409, f"{agent.name} ({agent.extension}) is not on a call", "no_call")
     result = await spy(
@@ -181,6 +188,26 @@ async def api_spy(request: web.Request) -> web.Response:
     await _audit(request, session, action, agent, asked)
     log.info("supervisor %s: %s on %s (%s)", session.extension, mode, agent.extension, channel)
     return web.json_response({"ok": True, "channel": channel})
+
+
+def _several(request: web.Request) -> bool:
+    asterisks = request.app.get(ASTERISKS)
+    return asterisks is not None and asterisks.several
+
+
+def _agent_call(request: web.Request, agent: Member) -> tuple[AsteriskLink, str | None]:
+    """The connected server on which `agent` talks now and the agent's channel there (the
+    first connected server and None when no server has the call): 503 `ami_down` when no
+    server is connected."""
+    asterisks = request.app.get(ASTERISKS)
+    links = [] if asterisks is None else [link for link in asterisks if link.connected]
+    if not links:
+        raise api_error(503, "Asterisk is not connected", "ami_down")
+    for link in links:
+        channel = link.tracker.agent_call_channel(agent.extension)
+        if channel is not None:
+            return link, channel
+    return links[0], None
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
