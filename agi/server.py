@@ -69,8 +69,12 @@ class ReplyWaiter:
     so this one calls the task's wake-up directly from `data_received`: the flow resumes in
     the same turn that read its reply. It must only be completed from protocol callbacks,
     never from inside a running task (the sweeper completes it through `call_soon`).
-    `result()` hands the reply to `session.settle`, which raises CallerHangup or
-    AgiCommandError where the reply means one.
+    The reply is settled when it arrives (`session.settle`): a reply that means CallerHangup
+    or AgiCommandError is stored as that exception, which the flow's `await` raises.
+
+    It holds the loop, not the connection: a connection and its waiter referring to each
+    other made a reference cycle per call, which only the garbage collector could free, and
+    its collections were the largest cost of a call under load.
     """
 
     __slots__ = (
@@ -80,31 +84,30 @@ class ReplyWaiter:
         "_exception",
         "_extra",
         "_line",
-        "_proto",
+        "_loop",
         "_result",
-        "_settled",
         "_state",
     )
 
-    def __init__(self, proto: _AgiProtocol, line: bytes = b"") -> None:
-        self._proto = proto
+    def __init__(self, loop: asyncio.AbstractEventLoop, line: bytes = b"") -> None:
+        self._loop = loop
+        self._callback: Callable[[Any], object] | None = None
+        self._context: contextvars.Context | None = None
+        self._extra: list[tuple[Callable[[Any], object], contextvars.Context | None]] | None = None
         self.rearm(line)
 
     def rearm(self, line: bytes) -> None:
         """Wait for the reply to `line` (one waiter per session serves every command: only the
-        flow's task awaits it, and only between one command and its reply)."""
+        flow's task awaits it, and only between one command and its reply). The callbacks
+        are cleared by the wake-up of the previous command."""
         self._line = line
         self._state = 0  # 0 pending, 1 done, 2 cancelled
         self._result: Reply | None = None
-        self._settled: Reply | None = None
         self._exception: BaseException | None = None
-        self._callback: Callable[[Any], object] | None = None
-        self._context: contextvars.Context | None = None
-        self._extra: list[tuple[Callable[[Any], object], contextvars.Context | None]] | None = None
         self._asyncio_future_blocking = False
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._proto.loop
+        return self._loop
 
     def done(self) -> bool:
         return self._state != 0
@@ -116,7 +119,7 @@ class ReplyWaiter:
         self, callback: Callable[[Any], object], *, context: contextvars.Context | None = None
     ) -> None:
         if self._state:
-            self._proto.loop.call_soon(callback, self, context=context)
+            self._loop.call_soon(callback, self, context=context)
         elif self._callback is None:
             self._callback = callback
             self._context = context
@@ -137,43 +140,45 @@ class ReplyWaiter:
         return removed
 
     def result(self) -> Reply:
-        settled = self._settled
-        if settled is not None:
-            # Asked twice per command: by the Task's wake-up, then by `__await__`.
-            return settled
+        result = self._result
+        if result is not None:
+            return result
         if self._state == 2:
             raise asyncio.CancelledError
         if self._exception is not None:
             raise self._exception
-        reply = self._result
-        if reply is None:
-            raise asyncio.InvalidStateError("the reply has not arrived")
-        if reply.code == 511:
-            self._proto.hung_up = True
-        self._settled = settled = settle(self._line, reply, self._proto.hung_up)
-        return settled
+        raise asyncio.InvalidStateError("the reply has not arrived")
 
     def exception(self) -> BaseException | None:
         if self._state == 2:
             raise asyncio.CancelledError
         return self._exception
 
-    def set_result(self, reply: Reply) -> None:
-        if not self._state:
-            self._result = reply
-            self._state = 1
-            callback = self._callback
-            if callback is None or self._extra is not None:
-                self._wake()
-                return
-            # The one waiting task, woken here: `_wake` without its general case (once for
-            # every command).
-            context = self._context
-            self._callback = self._context = None
-            if context is None:
-                callback(self)
-            else:
-                context.run(callback, self)
+    def set_result(self, reply: Reply, hung_up: bool = False) -> None:
+        """The reply arrived; `hung_up`: Asterisk has said HANGUP (the reply then means
+        CallerHangup, see `session.settle`)."""
+        if self._state:
+            return
+        if reply.code == 200 and not hung_up:
+            self._result = reply  # what `settle` gives, without the call (every command)
+        else:
+            try:
+                self._result = settle(self._line, reply, hung_up)
+            except AgiError as exc:
+                self._exception = exc
+        self._state = 1
+        callback = self._callback
+        if callback is None or self._extra is not None:
+            self._wake()
+            return
+        # The one waiting task, woken here: `_wake` without its general case (once for
+        # every command).
+        context = self._context
+        self._callback = self._context = None
+        if context is None:
+            callback(self)
+        else:
+            context.run(callback, self)
 
     def set_exception(self, exc: BaseException) -> None:
         if not self._state:
@@ -192,7 +197,7 @@ class ReplyWaiter:
     def _wake(self, later: bool = False) -> None:
         callback, context, extra = self._callback, self._context, self._extra
         self._callback = self._context = self._extra = None
-        loop = self._proto.loop
+        loop = self._loop
         if callback is not None:
             if later:
                 loop.call_soon(callback, self, context=context)
@@ -207,7 +212,10 @@ class ReplyWaiter:
         if not self._state:
             self._asyncio_future_blocking = True
             yield self
-        return self.result()
+        result = self._result
+        if result is None:
+            return self.result()  # raises what the reply meant
+        return result
 
     __iter__ = __await__
 
@@ -243,7 +251,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._closed = False
         self.loop = server.loop
-        self._waiter = ReplyWaiter(self)
+        self._waiter = ReplyWaiter(self.loop)
         self._pending: ReplyWaiter | None = None
         self.hung_up = False
         self.request: AgiRequest | None = None
@@ -306,7 +314,10 @@ class _AgiProtocol(asyncio.BufferedProtocol):
                 self._pending = None
                 server = self._server
                 server.metrics.command_latency(server.now() - self.sent_at)
-                pending.set_result(event)  # resumes the flow right here (see ReplyWaiter)
+                if event.code == 511:  # a dead channel (docs/asterisk-protocol.md#agi-hangup)
+                    self.hung_up = True
+                # Resumes the flow right here (see ReplyWaiter).
+                pending.set_result(event, self.hung_up)
             elif type(event) is Hangup:
                 self.hung_up = True
             elif type(event) is AgiRequest:
@@ -327,6 +338,9 @@ class _AgiProtocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        # The transport refers to this protocol until its loop lets go: drop our side of the
+        # cycle now, so that the call's objects are freed without the garbage collector.
+        self._transport = None
         self._server.sessions.discard(self)
         self._server.idle.pop(self, None)
         if self.counted:
