@@ -269,6 +269,18 @@ class AgiConnection:
     def in_headers(self) -> bool:
         return self._in_headers
 
+    def receive_reply(self, data: bytes) -> Reply | None:
+        """The common read, in one step: `data` is exactly one `200 result=N` line (N a key's
+        ASCII code, 0, 1 or -1) arriving between messages; its Reply, else None (nothing is
+        consumed: give `data` to `receive_data`).
+
+        Asterisk writes each reply with one ast_agi_send (res_agi.c agi_handle_command), so
+        nearly every read is this; it costs a table lookup, without the event list.
+        """
+        if self._buffer or self._in_headers or self._usage is not None or self.closed:
+            return None
+        return _SIMPLE_REPLIES.get(data)
+
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes from the socket (b"" = EOF) and return the completed events."""
         if self.closed:

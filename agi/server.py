@@ -58,6 +58,12 @@ class AgiMetrics:
     def command_latency(self, seconds: float) -> None:
         """One command's round trip: from writing it to reading its reply (every command)."""
 
+    def command_latencies(self, seconds: list[float]) -> None:
+        """Several commands' round trips at once: the server collects them in a list and
+        hands them over when a call ends and at each sweep, not one call per command."""
+        for value in seconds:
+            self.command_latency(value)
+
 
 class ReplyWaiter:
     """The awaitable reply to one command: a minimal future that wakes its task at once.
@@ -294,7 +300,18 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         return self._server.read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self._server.read_buffer[:nbytes].tobytes())
+        server = self._server
+        data = server.read_buffer[:nbytes].tobytes()
+        pending = self._pending
+        if pending is not None:
+            # The read of nearly every command: its whole reply, a common `200 result=N`.
+            reply = self._conn.receive_reply(data)
+            if reply is not None:
+                self._pending = None
+                server.latencies.append(server.now() - self.sent_at)
+                pending.set_result(reply, self.hung_up)  # resumes the flow (see ReplyWaiter)
+                return
+        self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -313,7 +330,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
                     continue
                 self._pending = None
                 server = self._server
-                server.metrics.command_latency(server.now() - self.sent_at)
+                server.latencies.append(server.now() - self.sent_at)
                 if event.code == 511:  # a dead channel (docs/asterisk-protocol.md#agi-hangup)
                     self.hung_up = True
                 # Resumes the flow right here (see ReplyWaiter).
@@ -454,6 +471,8 @@ class AgiServer:
         self._refusals: dict[str, tuple[float, int]] = {}
         self.sessions: set[_AgiProtocol] = set()
         self.read_buffer = memoryview(bytearray(READ_BUFFER))
+        # Commands' round trips not yet given to the metrics (see flush_latencies).
+        self.latencies: list[float] = []
         self.tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -504,11 +523,19 @@ class AgiServer:
         )
         while True:
             await asyncio.sleep(tick)
+            self.flush_latencies()
             now = self.now()
             for session in list(self.sessions):
                 session.check_deadline(now)
 
     # -- per call --------------------------------------------------------------------------------
+
+    def flush_latencies(self) -> None:
+        """Give the commands' round trips timed so far to the metrics (at the end of each
+        call and at each sweep, so a scrape sees a call's commands once it has ended)."""
+        if self.latencies:
+            latencies, self.latencies = self.latencies, []
+            self.metrics.command_latencies(latencies)
 
     def count_peer(self, peer: str, delta: int) -> None:
         """Move a peer's session count (forgetting peers at zero)."""
@@ -608,6 +635,7 @@ class AgiServer:
             )
             await self._fallback(session, proto)
         finally:
+            self.flush_latencies()
             self.metrics.session_ended(request.script, outcome, self.now() - started)
             proto.close()
             self._forget_current_task()
