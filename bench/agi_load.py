@@ -111,6 +111,8 @@ async def serve_centralita(port: int) -> None:
         metrics=PrometheusAgiMetrics(registry),
     )
     await server.start()
+    # As `centralita serve` does once started (centralita/app.py, freeze_startup_objects).
+    gc.freeze()
     await announce(server.port)
 
 
