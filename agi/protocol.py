@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import repeat
 from operator import itemgetter
+from typing import cast
 from urllib.parse import parse_qs
 
 # Caps on what one peer can make us buffer. Asterisk's own command buffer is AGI_BUF_LEN 8192
@@ -190,6 +192,12 @@ def build_request(headers: list[tuple[str, str]]) -> AgiRequest:
             fields[key[4:]] = value
     if args and sorted(args) != list(range(1, len(args) + 1)):
         raise AgiProtocolError(f"agi_arg_N headers are not numbered 1..N: {sorted(args)}")
+    return _request(fields, tuple(args[i] for i in range(1, len(args) + 1)), tuple(headers))
+
+
+def _request(
+    fields: dict[str, str], args: tuple[str, ...], headers: tuple[tuple[str, str], ...]
+) -> AgiRequest:
     script, _, query_text = fields.get("network_script", "").partition("?")
     query: tuple[tuple[str, str], ...] = ()
     if query_text:
@@ -198,13 +206,45 @@ def build_request(headers: list[tuple[str, str]]) -> AgiRequest:
             for key, values in parse_qs(query_text, keep_blank_values=True).items()
             for value in values
         )
-    return AgiRequest(
-        fields,
-        tuple(args[i] for i in range(1, len(args) + 1)),
-        script.strip("/"),
-        query,
-        tuple(headers),
-    )
+    return AgiRequest(fields, args, script.strip("/"), query, headers)
+
+
+_AFTER_PREFIX = itemgetter(slice(4, None))  # "agi_channel" -> "channel"
+
+
+def _plain_request(text: str) -> AgiRequest | None:
+    """The request of a plain block (every line `agi_<name>: <value>`, each name once, the
+    arguments numbered 1..N, and each caller-supplied value followed by the header Asterisk
+    writes after it, so none spilled onto the next line), else None: the careful loop of
+    `AgiConnection` decides.
+
+    What `build_request` gives for such a block, with the per-line work done by C loops
+    (split, dict, zip): the block is parsed once per call.
+    """
+    lines = text.split("\n")
+    if not text.startswith("agi_") or text.count("\nagi_") != len(lines) - 1:
+        return None
+    pairs = list(map(str.split, lines, repeat(": "), repeat(1)))
+    try:
+        every = dict(pairs)
+    except ValueError:  # a line without ": "
+        return None
+    if len(every) != len(lines):
+        return None  # a header twice
+    names = list(every)
+    for key in _STRANGER_FIELDS.intersection(every):
+        at = names.index(key) + 1
+        if at < len(names) and names[at] + ": " != _NEXT_HEADER[key]:
+            return None
+    fields = dict(zip(map(_AFTER_PREFIX, names), every.values(), strict=True))
+    args: tuple[str, ...] = ()
+    count = text.count("\nagi_arg_") + text.startswith("agi_arg_")
+    if count:
+        found = [fields.pop(f"arg_{n}", None) for n in range(1, count + 1)]
+        if None in found:
+            return None  # not numbered 1..N: the careful path says so
+        args = tuple(cast(list[str], found))
+    return _request(fields, args, tuple(map(tuple, pairs)))  # type: ignore[arg-type]
 
 
 def parse_reply_line(line: str) -> Reply:
@@ -235,21 +275,6 @@ def parse_reply_line(line: str) -> Reply:
     raise AgiProtocolError(f"not an AGI reply: {line!r}")
 
 
-def _plain_block(parsed: list[tuple[str, str, str]]) -> bool:
-    """True when every header line split at `: ` and each caller-supplied value is followed
-    by the header Asterisk writes after it (so none of them spilled onto the next line)."""
-    if not all(map(itemgetter(1), parsed)):
-        return False
-    keys = [key for key, _, _ in parsed]
-    if len(set(keys)) != len(keys):
-        return False  # a header twice: the careful loop decides
-    for key in _STRANGER_FIELDS.intersection(keys):
-        at = keys.index(key) + 1
-        if at < len(keys) and keys[at] + ": " != _NEXT_HEADER[key]:
-            return False
-    return True
-
-
 class AgiConnection:
     """Server side of one FastAGI session, sans-IO.
 
@@ -268,6 +293,18 @@ class AgiConnection:
     @property
     def in_headers(self) -> bool:
         return self._in_headers
+
+    def receive_reply(self, data: bytes) -> Reply | None:
+        """The common read, in one step: `data` is exactly one `200 result=N` line (N a key's
+        ASCII code, 0, 1 or -1) arriving between messages; its Reply, else None (nothing is
+        consumed: give `data` to `receive_data`).
+
+        Asterisk writes each reply with one ast_agi_send (res_agi.c agi_handle_command), so
+        nearly every read is this; it costs a table lookup, without the event list.
+        """
+        if self._buffer or self._in_headers or self._usage is not None or self.closed:
+            return None
+        return _SIMPLE_REPLIES.get(data)
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes from the socket (b"" = EOF) and return the completed events."""
@@ -330,13 +367,14 @@ class AgiConnection:
             raise AgiProtocolError(f"line longer than {MAX_LINE} bytes")
         if end:
             # Only `\n` ends a line (res_agi.c:4447-4451); a stray `\r` stays data.
-            lines = buffer[: end - 1].decode("utf-8", "surrogateescape").split("\n")
-            parsed = [line.partition(": ") for line in lines]
-            if _plain_block(parsed):
-                # Every line is `key: value` and no caller value spilled onto another line:
-                # what the loop below would give, without its per-line work.
-                self._headers = [(key, value) for key, _, value in parsed]
-                lines = []
+            text = buffer[: end - 1].decode("utf-8", "surrogateescape")
+            request = _plain_request(text)
+            if request is not None:
+                self._in_headers = False
+                self._buffer = b""
+                events.append(request)
+                return end + 1
+            lines = text.split("\n")
             headers = self._headers
             stranger = False
             for line in lines:

@@ -58,6 +58,12 @@ class AgiMetrics:
     def command_latency(self, seconds: float) -> None:
         """One command's round trip: from writing it to reading its reply (every command)."""
 
+    def command_latencies(self, seconds: list[float]) -> None:
+        """Several commands' round trips at once: the server collects them in a list and
+        hands them over when a call ends and at each sweep, not one call per command."""
+        for value in seconds:
+            self.command_latency(value)
+
 
 class ReplyWaiter:
     """The awaitable reply to one command: a minimal future that wakes its task at once.
@@ -69,8 +75,12 @@ class ReplyWaiter:
     so this one calls the task's wake-up directly from `data_received`: the flow resumes in
     the same turn that read its reply. It must only be completed from protocol callbacks,
     never from inside a running task (the sweeper completes it through `call_soon`).
-    `result()` hands the reply to `session.settle`, which raises CallerHangup or
-    AgiCommandError where the reply means one.
+    The reply is settled when it arrives (`session.settle`): a reply that means CallerHangup
+    or AgiCommandError is stored as that exception, which the flow's `await` raises.
+
+    It holds the loop, not the connection: a connection and its waiter referring to each
+    other made a reference cycle per call, which only the garbage collector could free, and
+    its collections were the largest cost of a call under load.
     """
 
     __slots__ = (
@@ -80,31 +90,30 @@ class ReplyWaiter:
         "_exception",
         "_extra",
         "_line",
-        "_proto",
+        "_loop",
         "_result",
-        "_settled",
         "_state",
     )
 
-    def __init__(self, proto: _AgiProtocol, line: bytes = b"") -> None:
-        self._proto = proto
+    def __init__(self, loop: asyncio.AbstractEventLoop, line: bytes = b"") -> None:
+        self._loop = loop
+        self._callback: Callable[[Any], object] | None = None
+        self._context: contextvars.Context | None = None
+        self._extra: list[tuple[Callable[[Any], object], contextvars.Context | None]] | None = None
         self.rearm(line)
 
     def rearm(self, line: bytes) -> None:
         """Wait for the reply to `line` (one waiter per session serves every command: only the
-        flow's task awaits it, and only between one command and its reply)."""
+        flow's task awaits it, and only between one command and its reply). The callbacks
+        are cleared by the wake-up of the previous command."""
         self._line = line
         self._state = 0  # 0 pending, 1 done, 2 cancelled
         self._result: Reply | None = None
-        self._settled: Reply | None = None
         self._exception: BaseException | None = None
-        self._callback: Callable[[Any], object] | None = None
-        self._context: contextvars.Context | None = None
-        self._extra: list[tuple[Callable[[Any], object], contextvars.Context | None]] | None = None
         self._asyncio_future_blocking = False
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._proto.loop
+        return self._loop
 
     def done(self) -> bool:
         return self._state != 0
@@ -116,7 +125,7 @@ class ReplyWaiter:
         self, callback: Callable[[Any], object], *, context: contextvars.Context | None = None
     ) -> None:
         if self._state:
-            self._proto.loop.call_soon(callback, self, context=context)
+            self._loop.call_soon(callback, self, context=context)
         elif self._callback is None:
             self._callback = callback
             self._context = context
@@ -137,43 +146,45 @@ class ReplyWaiter:
         return removed
 
     def result(self) -> Reply:
-        settled = self._settled
-        if settled is not None:
-            # Asked twice per command: by the Task's wake-up, then by `__await__`.
-            return settled
+        result = self._result
+        if result is not None:
+            return result
         if self._state == 2:
             raise asyncio.CancelledError
         if self._exception is not None:
             raise self._exception
-        reply = self._result
-        if reply is None:
-            raise asyncio.InvalidStateError("the reply has not arrived")
-        if reply.code == 511:
-            self._proto.hung_up = True
-        self._settled = settled = settle(self._line, reply, self._proto.hung_up)
-        return settled
+        raise asyncio.InvalidStateError("the reply has not arrived")
 
     def exception(self) -> BaseException | None:
         if self._state == 2:
             raise asyncio.CancelledError
         return self._exception
 
-    def set_result(self, reply: Reply) -> None:
-        if not self._state:
-            self._result = reply
-            self._state = 1
-            callback = self._callback
-            if callback is None or self._extra is not None:
-                self._wake()
-                return
-            # The one waiting task, woken here: `_wake` without its general case (once for
-            # every command).
-            context = self._context
-            self._callback = self._context = None
-            if context is None:
-                callback(self)
-            else:
-                context.run(callback, self)
+    def set_result(self, reply: Reply, hung_up: bool = False) -> None:
+        """The reply arrived; `hung_up`: Asterisk has said HANGUP (the reply then means
+        CallerHangup, see `session.settle`)."""
+        if self._state:
+            return
+        if reply.code == 200 and not hung_up:
+            self._result = reply  # what `settle` gives, without the call (every command)
+        else:
+            try:
+                self._result = settle(self._line, reply, hung_up)
+            except AgiError as exc:
+                self._exception = exc
+        self._state = 1
+        callback = self._callback
+        if callback is None or self._extra is not None:
+            self._wake()
+            return
+        # The one waiting task, woken here: `_wake` without its general case (once for
+        # every command).
+        context = self._context
+        self._callback = self._context = None
+        if context is None:
+            callback(self)
+        else:
+            context.run(callback, self)
 
     def set_exception(self, exc: BaseException) -> None:
         if not self._state:
@@ -192,7 +203,7 @@ class ReplyWaiter:
     def _wake(self, later: bool = False) -> None:
         callback, context, extra = self._callback, self._context, self._extra
         self._callback = self._context = self._extra = None
-        loop = self._proto.loop
+        loop = self._loop
         if callback is not None:
             if later:
                 loop.call_soon(callback, self, context=context)
@@ -207,7 +218,10 @@ class ReplyWaiter:
         if not self._state:
             self._asyncio_future_blocking = True
             yield self
-        return self.result()
+        result = self._result
+        if result is None:
+            return self.result()  # raises what the reply meant
+        return result
 
     __iter__ = __await__
 
@@ -243,7 +257,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._closed = False
         self.loop = server.loop
-        self._waiter = ReplyWaiter(self)
+        self._waiter = ReplyWaiter(self.loop)
         self._pending: ReplyWaiter | None = None
         self.hung_up = False
         self.request: AgiRequest | None = None
@@ -286,7 +300,18 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         return self._server.read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self._server.read_buffer[:nbytes].tobytes())
+        server = self._server
+        data = server.read_buffer[:nbytes].tobytes()
+        pending = self._pending
+        if pending is not None:
+            # The read of nearly every command: its whole reply, a common `200 result=N`.
+            reply = self._conn.receive_reply(data)
+            if reply is not None:
+                self._pending = None
+                server.latencies.append(server.now() - self.sent_at)
+                pending.set_result(reply, self.hung_up)  # resumes the flow (see ReplyWaiter)
+                return
+        self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -305,8 +330,11 @@ class _AgiProtocol(asyncio.BufferedProtocol):
                     continue
                 self._pending = None
                 server = self._server
-                server.metrics.command_latency(server.now() - self.sent_at)
-                pending.set_result(event)  # resumes the flow right here (see ReplyWaiter)
+                server.latencies.append(server.now() - self.sent_at)
+                if event.code == 511:  # a dead channel (docs/asterisk-protocol.md#agi-hangup)
+                    self.hung_up = True
+                # Resumes the flow right here (see ReplyWaiter).
+                pending.set_result(event, self.hung_up)
             elif type(event) is Hangup:
                 self.hung_up = True
             elif type(event) is AgiRequest:
@@ -327,6 +355,9 @@ class _AgiProtocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        # The transport refers to this protocol until its loop lets go: drop our side of the
+        # cycle now, so that the call's objects are freed without the garbage collector.
+        self._transport = None
         self._server.sessions.discard(self)
         self._server.idle.pop(self, None)
         if self.counted:
@@ -354,7 +385,11 @@ class _AgiProtocol(asyncio.BufferedProtocol):
             raise RuntimeError("AGI commands must not be pipelined")
         server = self._server
         waiter = self._waiter
-        waiter.rearm(data)
+        # waiter.rearm(data), inlined: once for every command.
+        waiter._line = data
+        waiter._state = 0
+        waiter._result = waiter._exception = None
+        waiter._asyncio_future_blocking = False
         self._pending = waiter
         # One clock read gives both the reply deadline and the start of the round trip.
         self.sent_at = now = server.now()
@@ -440,6 +475,8 @@ class AgiServer:
         self._refusals: dict[str, tuple[float, int]] = {}
         self.sessions: set[_AgiProtocol] = set()
         self.read_buffer = memoryview(bytearray(READ_BUFFER))
+        # Commands' round trips not yet given to the metrics (see flush_latencies).
+        self.latencies: list[float] = []
         self.tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -490,11 +527,19 @@ class AgiServer:
         )
         while True:
             await asyncio.sleep(tick)
+            self.flush_latencies()
             now = self.now()
             for session in list(self.sessions):
                 session.check_deadline(now)
 
     # -- per call --------------------------------------------------------------------------------
+
+    def flush_latencies(self) -> None:
+        """Give the commands' round trips timed so far to the metrics (at the end of each
+        call and at each sweep, so a scrape sees a call's commands once it has ended)."""
+        if self.latencies:
+            latencies, self.latencies = self.latencies, []
+            self.metrics.command_latencies(latencies)
 
     def count_peer(self, peer: str, delta: int) -> None:
         """Move a peer's session count (forgetting peers at zero)."""
@@ -594,6 +639,7 @@ class AgiServer:
             )
             await self._fallback(session, proto)
         finally:
+            self.flush_latencies()
             self.metrics.session_ended(request.script, outcome, self.now() - started)
             proto.close()
             self._forget_current_task()

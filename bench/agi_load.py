@@ -111,6 +111,8 @@ async def serve_centralita(port: int) -> None:
         metrics=PrometheusAgiMetrics(registry),
     )
     await server.start()
+    # As `centralita serve` does once started (centralita/app.py, freeze_startup_objects).
+    gc.freeze()
     await announce(server.port)
 
 
@@ -381,15 +383,18 @@ def measure_level(
     rounds: int,
     baseline: Path | None = None,
     extra: tuple[str, ...] = (),
+    others: tuple[str, ...] = ("panoramisk", "floor"),
 ) -> list[Row]:
     """Every server at one concurrency, in interleaved rounds (so a burst of load on the
     machine hits every server alike); CPU/call is the median over the rounds. `extra` adds
-    servers (`bare`, `centralita/uvloop`, ...) to the same rounds."""
-    kinds: tuple[str, ...] = ("centralita", "panoramisk", "floor")
-    if baseline is not None:
-        kinds = ("centralita", "baseline", "panoramisk", "floor")
-    kinds += extra
-    servers = {kind: start_server(kind, baseline if kind == "baseline" else None) for kind in kinds}
+    servers (`bare`, `centralita/uvloop`, ...) to the same rounds; `others` are the servers
+    compared against besides Centralita (and the baseline)."""
+    kinds: tuple[str, ...] = ("centralita", *(("baseline",) if baseline is not None else ()))
+    kinds += others + extra
+    servers = {
+        kind: start_server(kind, baseline if kind.startswith("baseline") else None)
+        for kind in kinds
+    }
     cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
     user: dict[str, list[float]] = {kind: [] for kind in kinds}
     samples: dict[str, list[float]] = {kind: [] for kind in kinds}
@@ -516,6 +521,27 @@ def print_loops(rows: list[Row], missing: str | None) -> None:
     print()
 
 
+def print_table(rows: list[Row], args: argparse.Namespace, commit: str | None) -> None:
+    """Every server's row."""
+    print(
+        "FastAGI load: a 10-command flow over loopback, each server in its own process; "
+        f"CPU/call is the server's own CPU time, median of {args.rounds} interleaved rounds"
+    )
+    if commit is not None:
+        print(f"baseline: the same server on commit {commit} ({args.baseline})")
+    print(
+        f"{'server':<17} {'conc':>5} {'calls':>6} {'CPU/call':>9} {'user':>7} {'calls/s':>8} "
+        f"{'p50':>8} {'p99':>8} {'peak RSS':>9} {'fail':>5}"
+    )
+    for r in rows:
+        print(
+            f"{r.server:<17} {r.concurrency:>5} {r.calls:>6} {r.cpu_per_call_us:>7.0f}us "
+            f"{r.user_per_call_us:>5.0f}us "
+            f"{r.calls_per_s:>8.0f} {r.p50_ms:>6.2f}ms {r.p99_ms:>6.2f}ms "
+            f"{r.peak_rss_mb:>7.1f}MB {r.failures:>5}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -529,6 +555,11 @@ def main() -> None:
     parser.add_argument(
         "--baseline", metavar="REF", help="also serve the code of git commit REF, side by side"
     )
+    parser.add_argument(
+        "--loops",
+        action="store_true",
+        help="only the event loops side by side (Centralita and the bare protocol, 100 callers)",
+    )
     parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -538,6 +569,7 @@ def main() -> None:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="agi-load-") as tmp:
         baseline = None
+        commit: str | None = None
         if args.baseline:
             baseline = Path(tmp)
             commit = export_commit(args.baseline, baseline)
@@ -545,26 +577,17 @@ def main() -> None:
         # The event loops side by side at 100 callers: each loop's Centralita against the bare
         # BufferedProtocol on the same loop, in the same rounds.
         loop_servers = ("bare",) + ("centralita/uvloop", "bare/uvloop") * (missing is None)
+        if args.loops:
+            if baseline is not None and missing is None:
+                loop_servers += ("baseline/uvloop",)
+            rows = measure_level(100, args.calls, args.rounds, baseline, loop_servers, others=())
+            print_table(rows, args, commit)
+            print_loops(rows, missing)
+            return
         for concurrency in (100, 1000):
             extra = loop_servers if concurrency == 100 else ()
             rows += measure_level(concurrency, args.calls, args.rounds, baseline, extra)
-    print(
-        "FastAGI load: a 10-command flow over loopback, each server in its own process; "
-        f"CPU/call is the server's own CPU time, median of {args.rounds} interleaved rounds"
-    )
-    if args.baseline:
-        print(f"baseline: the same server on commit {commit} ({args.baseline})")
-    print(
-        f"{'server':<17} {'conc':>5} {'calls':>6} {'CPU/call':>9} {'user':>7} {'calls/s':>8} "
-        f"{'p50':>8} {'p99':>8} {'peak RSS':>9} {'fail':>5}"
-    )
-    for r in rows:
-        print(
-            f"{r.server:<17} {r.concurrency:>5} {r.calls:>6} {r.cpu_per_call_us:>7.0f}us "
-            f"{r.user_per_call_us:>5.0f}us "
-            f"{r.calls_per_s:>8.0f} {r.p50_ms:>6.2f}ms {r.p99_ms:>6.2f}ms "
-            f"{r.peak_rss_mb:>7.1f}MB {r.failures:>5}"
-        )
+    print_table(rows, args, commit)
     print()
     for concurrency in (100, 1000):
         by = {r.server: r for r in rows if r.concurrency == concurrency}

@@ -48,6 +48,13 @@ class LoopHistogram:
         self.counts[bisect_left(self.bounds, amount)] += 1
         self.sum += amount
 
+    def observe_many(self, amounts: list[float]) -> None:
+        """`observe` each of `amounts` (the FastAGI server hands over a batch per call)."""
+        counts, bounds = self.counts, self.bounds
+        for amount in amounts:
+            counts[bisect_left(bounds, amount)] += 1
+        self.sum += sum(amounts)
+
     def collect(self) -> Iterator[Metric]:
         """The histogram as Prometheus reads it: cumulative buckets, sum and count."""
         cumulative = 0
@@ -110,8 +117,10 @@ class PrometheusAgiMetrics(AgiMetrics):
         # checks the label tuple under a lock on every call. Bounded like the labels: scripts
         # that are not flows share the `unknown` child.
         self._sessions: dict[tuple[str, str], Any] = {}
-        # Called for every command: the histogram's own method, without a call in between.
+        # Called for every command (or batch): the histogram's own methods, without a call
+        # in between.
         self.command_latency = AGI_COMMAND_SECONDS.observe  # type: ignore[method-assign,assignment]
+        self.command_latencies = AGI_COMMAND_SECONDS.observe_many  # type: ignore[method-assign,assignment]
 
     def session_ended(self, script: str, outcome: str, seconds: float) -> None:
         """A flow ended: count it by flow and outcome."""
@@ -129,6 +138,10 @@ class PrometheusAgiMetrics(AgiMetrics):
     def command_latency(self, seconds: float) -> None:
         """One command's round trip (the server times every command)."""
         AGI_COMMAND_SECONDS.observe(seconds)
+
+    def command_latencies(self, seconds: list[float]) -> None:
+        """A batch of round trips (one call's commands)."""
+        AGI_COMMAND_SECONDS.observe_many(seconds)
 
 
 def pop_sent(kind: str, seconds: float) -> None:
