@@ -43,7 +43,7 @@ AGENT_ROUTES = {
     ("GET", "/api/callbacks/mine"),
     ("POST", "/api/callbacks/{callback_id}/call"),  # only the agent's own: 404 otherwise
     ("POST", "/api/callbacks/{callback_id}/close"),
-    ("GET", "/static"),
+    ("GET", "/static/{path}"),
 }
 # Not session routes: their own credentials (a webhook's shared secret, the metrics token
 # or loopback), tested in their own files.
@@ -52,6 +52,7 @@ OWN_AUTH_ROUTES = {("POST", "/api/events/callmyway"), ("GET", "/metrics")}
 # A plausible value for each placeholder, so the request reaches the handler.
 SAMPLES = {
     "extension": "1001",
+    "path": "console.css",
     "queue": "support-en",
     "name": "support-en",
     "rating_id": "1",

@@ -163,3 +163,11 @@ async def test_static_files_are_versioned_and_cached(tmp_path: Path) -> None:
         async with client.get("/static/nothing-here.js") as resp:
             assert resp.status == 404
             assert "immutable" not in resp.headers.get("Cache-Control", "")
+        # Served from memory, never from outside the folder, however the name is spelt.
+        for outside in ("/static/%2E%2E/app.py", "/static/..%2F..%2Fsettings.py", "/static/vendor"):
+            async with client.get(outside) as resp:
+                assert resp.status == 404, outside
+        async with client.get("/static/console.js") as resp:
+            assert resp.status == 200
+            assert resp.content_type == "text/javascript"
+            assert await resp.read() == (assets.STATIC_DIR / "console.js").read_bytes()

@@ -211,4 +211,4 @@ def setup_web(app: web.Application) -> None:
     callbacks.add_routes(r)
     reports.add_routes(r)
     r.add_get("/metrics", metrics_handler)
-    r.add_static("/static", console.STATIC_DIR, append_version=True)
+    r.add_get(assets.PREFIX + "{path:.+}", assets.serve_static)
