@@ -9,9 +9,9 @@ encoder, formula cells neutralised, one `os.write` per batch on O_APPEND).
   the database are rebuilt from it (`csvlog.reconcile`).
 * PostgreSQL: several instances share the database, and each has its own data_dir. One of
   them, the holder of the `csv-writer` lease (an advisory lock on a connection of its own:
-  `PgStore.try_lease`), writes the files: every `POLL_S` what the database gained, and its own flows' and
-  console's rows as they are stored. The others write nothing, and ask for
-  the lease every `ELECT_EVERY_S`: when the writer stops or dies, its connection closes,
+  `PgStore.try_lease`), writes the files: every `POLL_S` what the database gained, and
+  its own flows' and console's rows as they are stored. The others write nothing, and ask
+  for the lease every `ELECT_EVERY_S`: when the writer stops or dies, its connection closes,
   the server frees the lock, and the next instance to ask takes over, first rebuilding its
   own files where they lag the database. So N instances never write N copies, and two
   never append to one file (a data_dir on a shared folder) at once.
