@@ -243,19 +243,37 @@ class WebhookSender:
         self.poll_s = poll_s
         self.base_backoff_s = base_backoff_s
         self.max_backoff_s = max_backoff_s
+        self._event_counts: dict[tuple[str, str], int] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
+    def event_key(self, action: str, callid: str) -> str:
+        """The identity of a call event: the call, the action and how many times the call
+        had that action before (a call that rings, is left, and rings again starts twice).
+
+        Every instance following the same Asterisk reads the same events in the same order
+        and so gives each event the same key, whatever its clock says; the store queues one
+        row per key and URL, so N instances send each event once (docs/cluster.md).
+        """
+        seen = self._event_counts.pop((callid, action), 0) + 1
+        self._event_counts[(callid, action)] = seen  # re-inserted: the newest last
+        while len(self._event_counts) > 2 * MAX_OPEN_CALLS:
+            del self._event_counts[next(iter(self._event_counts))]
+        return f"{callid}/{action}/{seen}"
+
     async def on_change(self, change: Change) -> int:
-        """Queue the webhook events a call change completes; returns how many were queued."""
+        """Queue the webhook events a call change completes; returns how many were queued
+        (not counting those another instance had queued already)."""
         if not self.webhooks:
             return 0
         queued = 0
         for action, data in self.events.handle(change):
+            key = self.event_key(action, str(data["callid"]))
             for hook in self.webhooks:
-                await self.store.enqueue_event(hook.url, payload(action, data, hook.account_id))
-                queued += 1
+                body = payload(action, data, hook.account_id)
+                if await self.store.enqueue_event(hook.url, body, key=key):
+                    queued += 1
         if queued:
             self._wake.set()
         return queued

@@ -177,6 +177,45 @@ async def test_a_restart_loses_no_event(store_location: StoreLocation, receiver:
         assert await store.outbox_backlog() == 0
 
 
+async def test_instances_following_one_asterisk_send_each_event_once(
+    store_location: StoreLocation, receiver: Receiver
+) -> None:
+    """Three instances on one store see the same AMI events and each queues them; one row
+    per event goes in, and their three senders post it once (docs/cluster.md)."""
+    hook = Webhook(receiver.url, "acct-1")
+    async with open_location(store_location) as store:
+        senders = [WebhookSender(store, [hook]) for _ in range(3)]
+        queued = []
+        # The same call twice: it rang, was left, and rang again (two starts, two ends).
+        for change in [*queue_changes(), *queue_changes()]:
+            for sender in senders:
+                queued.append(await sender.on_change(change))
+        assert sum(queued) == 4  # the first instance to queue an event wins
+        assert await store.outbox_backlog() == 4
+        rounds = await asyncio.gather(*(s.deliver_due() for s in senders))
+        for sender in senders:
+            await sender.stop()
+        assert sum(sent for sent, _ in rounds) == 4
+        assert [r["action"] for r in receiver.received] == ["callStart", "callEnd"] * 2
+        assert await store.outbox_backlog() == 0
+
+
+async def test_an_event_key_is_queued_once_per_url(store_location: StoreLocation) -> None:
+    async with open_location(store_location) as store:
+        first = await store.enqueue_event("http://a.example/h", {"n": 1}, key="c1/callStart/1")
+        again = await store.enqueue_event("http://a.example/h", {"n": 2}, key="c1/callStart/1")
+        other = await store.enqueue_event("http://b.example/h", {"n": 1}, key="c1/callStart/1")
+        unkeyed = [await store.enqueue_event("http://a.example/h", {"n": n}) for n in (3, 4)]
+        assert first > 0 and again == 0 and other > 0 and 0 not in unkeyed
+        due = await store.due_events(datetime.now(UTC) + timedelta(seconds=1))
+        assert sorted((e.url, e.payload["n"]) for e in due) == [
+            ("http://a.example/h", 1),
+            ("http://a.example/h", 3),
+            ("http://a.example/h", 4),
+            ("http://b.example/h", 1),
+        ]
+
+
 async def test_app_posts_callmyway_events_for_a_replayed_call(
     tmp_path: Path, receiver: Receiver
 ) -> None:

@@ -185,7 +185,12 @@ class StoreBackend(Protocol):
 
     # webhook outbox
     async def enqueue_event(
-        self, url: str, payload: dict[str, Any], *, now: datetime | None = None
+        self,
+        url: str,
+        payload: dict[str, Any],
+        *,
+        now: datetime | None = None,
+        key: str | None = None,
     ) -> int: ...
     async def due_events(self, now: datetime, limit: int = 100) -> list[OutboxEvent]: ...
     async def claim_due(
