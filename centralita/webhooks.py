@@ -58,8 +58,13 @@ DATA_FIELDS = (
     "cost",
 )
 MAX_OPEN_CALLS = 100_000
-# Outbox events claimed (and then posted) at a time.
-CLAIM_BATCH = 10
+# Outbox events claimed (and then posted) at a time: one, so a claim covers one post. An
+# event whose sender was killed after claiming it is taken by another instance once the
+# claim lapses: one post's timeout plus CLAIM_MARGIN_S, not a whole batch's.
+CLAIM_BATCH = 1
+# Past the post's own timeout, for marking it sent (a busy database) before the claim lapses:
+# a claim that lapsed before that would let a second sender post the event again.
+CLAIM_MARGIN_S = 30.0
 
 
 def format_time(moment: datetime | None) -> str:
@@ -236,7 +241,7 @@ class WebhookSender:
         self.store = store
         # How long a claimed batch is ours: past it, a sender that died mid-send (or hung)
         # is presumed gone and the events are sent again. Longer than one batch of posts.
-        self.claim_s = claim_s if claim_s is not None else CLAIM_BATCH * timeout_s + 30.0
+        self.claim_s = claim_s if claim_s is not None else CLAIM_BATCH * timeout_s + CLAIM_MARGIN_S
         self.webhooks = tuple(webhooks)
         self.events = CallEvents(internal_numbers)
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
