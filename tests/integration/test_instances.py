@@ -419,7 +419,9 @@ async def report_and_check(
         f"  reached a flow: {len(reached_flow)}; the fallback: {len(reached_fallback)}; "
         f"neither: {len(lost)}\n"
         f"  diverted by the kill: {[(c.number, c.diverted) for c in callers if c.diverted]}\n"
-        + "".join(f"    {c.number}: {c.trail}\n" for c in callers if c.diverted)
+        + "".join(
+            f"    {c.number}, its last steps: {c.trail[-6:]}\n" for c in callers if c.diverted
+        )
         + f"  callback requests made: {len(requests)} (+{sum(c.request_maybe for c in callers)} "
         f"confirmed as the instance died); stored rows: {sum(stored_callbacks.values())}\n"
         f"  ratings made: {len(ratings)}; stored rows: {sum(stored_ratings.values())}\n"
