@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,6 +22,7 @@ from ami.protocol import parse_trace
 from ami.tracker import CallTracker
 from centralita.settings import Webhook
 from centralita.store import Store, StoreLocation, open_location
+from centralita.store.url import parse_store_url
 from centralita.webhooks import CallEvents, WebhookSender, backoff_s, payload, redact_url
 
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
@@ -214,6 +218,77 @@ async def test_an_event_key_is_queued_once_per_url(store_location: StoreLocation
             ("http://a.example/h", 4),
             ("http://b.example/h", 1),
         ]
+
+
+# An instance's sender in its own process: delivers the outbox of the store at STORE_URL to
+# HOOK_URL, with a short claim, until the outbox is empty.
+SENDER = """
+import asyncio, sys
+from pathlib import Path
+from centralita.settings import Webhook
+from centralita.store import open_location
+from centralita.store.url import parse_store_url
+from centralita.webhooks import WebhookSender
+
+async def main() -> None:
+    async with open_location(parse_store_url(sys.argv[1], base=Path.cwd())) as store:
+        sender = WebhookSender(store, [Webhook(sys.argv[2])], claim_s=1.0, base_backoff_s=0.2)
+        while await store.outbox_backlog():
+            await sender.deliver_due()
+            await asyncio.sleep(0.05)
+        await sender.stop()
+
+asyncio.run(main())
+"""
+
+
+async def test_an_event_claimed_by_a_killed_instance_goes_out_once_on_postgresql(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL an instance's sender while it posts; two others on the same PostgreSQL share
+    the rest (FOR UPDATE SKIP LOCKED), and the killed one's event goes out once its claim
+    lapses: none lost, and none twice but the one in flight at the kill."""
+    hung, release = asyncio.Event(), asyncio.Event()
+    received: list[int] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        n = int((await request.json())["n"])
+        received.append(n)
+        if n == 7 and not hung.is_set():
+            hung.set()  # the sender is now mid-send: it gets killed here
+            await release.wait()
+        return web.json_response({"ack": "ok"})
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    url = str(server.make_url("/hook"))
+
+    def sender() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-c", SENDER, pg_url, url], cwd=tmp_path)
+
+    try:
+        async with open_location(parse_store_url(pg_url, base=tmp_path)) as store:
+            for n in range(20):
+                await store.enqueue_event(url, {"n": n})
+        first = sender()
+        try:
+            await asyncio.wait_for(hung.wait(), 60)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(first.wait)
+        release.set()
+        others = [sender(), sender()]
+        codes = [await asyncio.to_thread(p.wait, 120) for p in others]
+        assert codes == [0, 0]
+        async with open_location(parse_store_url(pg_url, base=tmp_path)) as store:
+            assert await store.outbox_backlog() == 0
+    finally:
+        await server.close()
+    assert sorted(set(received)) == list(range(20))  # none lost
+    twice = sorted(n for n in set(received) if received.count(n) > 1)
+    assert twice in ([7], [])  # only the one in flight at the kill may repeat
 
 
 async def test_app_posts_callmyway_events_for_a_replayed_call(
