@@ -10,15 +10,17 @@ agi_instances` listing the three, so a refused AGI() goes to the next instance
 
 Callers arrive one after another: French callers that nobody answers leave a callback
 request, English callers reach an agent's phone (a pop is due on that agent's console) and
-then rate the call in the survey. While a callback caller is being asked for a number on the
-first instance (the one Asterisk tries first), that instance is killed with SIGKILL. Every
-count is read from what Asterisk said (the suite's own AMI session), from PostgreSQL and from
-the receiver, never from the instances' own word, and printed.
+then rate the call in the survey. The first instance (the one Asterisk tries first) runs
+every flow; once it has stored a request and a rating, and while a callback caller is being
+asked for a number on it, it is killed with SIGKILL. Every count is read from what Asterisk
+said (the suite's own AMI session), from PostgreSQL and from the receiver, never from the
+instances' own word, and printed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -42,7 +44,10 @@ CALLBACK_CALLERS = 6
 SURVEY_CALLERS = 6
 BETWEEN_CALLERS_S = 1.5  # how the callers arrive: one every so often, overlapping
 KILLED = 0  # the first instance of agi_instances: it runs every flow while it lives
-KILL_ON_CALLBACK_CALLER = 2  # killed while this callback caller is asked for a number
+KILL_ON_CALLBACK_CALLER = 3  # killed while this callback caller is asked for a number
+# ... and once a request and a rating were stored (by the instance about to die), at most
+# this long after the caller was asked: less than [callback] timeout_s, the prompt's wait.
+KILL_WAITS_S = 8.0
 MAIN, ALTERNATIVE = "612345", "698765"
 RATING = "9"  # at or above [survey] threshold: no voicemail offer
 
@@ -117,6 +122,14 @@ def trail(call: Call) -> list[str]:
     return steps
 
 
+def around_fallback(steps: list[str]) -> list[str]:
+    """The steps that led a diverted call away from its flow, and the first one after."""
+    for index, step in enumerate(steps):
+        if step.startswith((FALLBACK_CONTEXT, "Hangup")):
+            return steps[max(0, index - 4) : index + 1]
+    return steps[-5:]
+
+
 @dataclass
 class Caller:
     kind: str  # "callback" or "survey"
@@ -144,7 +157,16 @@ async def hang_up_after_fallback(ami: AmiWatch, call: Call) -> None:
     await call.ended()
 
 
-async def callback_caller(ami: AmiWatch, caller: Caller, asked: asyncio.Event | None) -> None:
+@dataclass
+class Kill:
+    """The moment of the kill: `asked` when the caller chosen is asked for a number on the
+    first instance, `done` once that instance is dead."""
+
+    asked: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def callback_caller(ami: AmiWatch, caller: Caller, kill: Kill | None) -> None:
     """A French caller nobody answers leaves a number and an alternative (test_callback.py)."""
     call = caller.call = await place_call(ami, number=caller.number)
     dialog = Dialog(call)
@@ -153,8 +175,9 @@ async def callback_caller(ami: AmiWatch, caller: Caller, asked: asyncio.Event | 
         await dialog.next("STREAM FILE", "welcome")
         await press(call, "3")
         await dialog.next("GET DATA", "enter-phone-number")
-        if asked is not None:
-            asked.set()  # the test kills the instance running this flow now
+        if kill is not None:
+            kill.asked.set()  # the test kills the instance running this flow now
+            await asyncio.wait_for(kill.done.wait(), WAIT_S)
             await asyncio.sleep(0.5)
         await press(call, MAIN + "#")
         await dialog.answer("confirm-reenter", "1")
@@ -283,7 +306,8 @@ async def test_killing_one_of_three_instances_loses_no_caller_request_event_or_p
     mark = ami.mark()
     callers: list[Caller] = []
     try:
-        asked = asyncio.Event()
+        kill = Kill()
+        stored_before = (0, 0)
         runs: list[asyncio.Task[None]] = []
         kinds = ["callback", "survey"] * max(CALLBACK_CALLERS, SURVEY_CALLERS)
         callback_index = 0
@@ -295,14 +319,28 @@ async def test_killing_one_of_three_instances_loses_no_caller_request_event_or_p
             caller = Caller(kind, f"+3469{next(_numbers):07d}")
             callers.append(caller)
             if kind == "callback":
-                trigger = asked if callback_index == KILL_ON_CALLBACK_CALLER else None
+                trigger = kill if callback_index == KILL_ON_CALLBACK_CALLER else None
                 runs.append(asyncio.create_task(callback_caller(ami, caller, trigger)))
                 callback_index += 1
             else:
                 runs.append(asyncio.create_task(survey_caller(ami, caller)))
             if callback_index > KILL_ON_CALLBACK_CALLER and not cluster.instances[KILLED].killed:
-                await asyncio.wait_for(asked.wait(), WAIT_S)
+                await asyncio.wait_for(kill.asked.wait(), WAIT_S)
+                with contextlib.suppress(AssertionError):
+                    await wait_until(
+                        lambda: (
+                            any(c.request_made for c in callers)
+                            and any(c.rating_made for c in callers)
+                        ),
+                        "a request and a rating stored before the kill",
+                        timeout=KILL_WAITS_S,
+                    )
+                stored_before = (
+                    sum(c.request_made for c in callers),
+                    sum(c.rating_made for c in callers),
+                )
                 cluster.instances[KILLED].kill()
+                kill.done.set()
             await asyncio.sleep(BETWEEN_CALLERS_S)
         results = await asyncio.gather(*runs, return_exceptions=True)
         failures = [
@@ -311,7 +349,9 @@ async def test_killing_one_of_three_instances_loses_no_caller_request_event_or_p
             if isinstance(r, BaseException)
         ]
         assert not failures, "\n".join([*failures, cluster.logs()])
-        await report_and_check(site, ami, cluster, receiver, pg_url, callers, consoles, mark)
+        await report_and_check(
+            site, ami, cluster, receiver, pg_url, callers, consoles, mark, stored_before
+        )
     finally:
         for console in consoles.values():
             await console.__aexit__(None, None, None)
@@ -326,6 +366,7 @@ async def report_and_check(
     callers: list[Caller],
     consoles: dict[str, RoamingConsole],
     mark: int,
+    stored_before: tuple[int, int],
 ) -> None:
     assert cluster.instances[KILLED].killed
     calls = [c.call for c in callers if c.call is not None]
@@ -411,29 +452,30 @@ async def report_and_check(
     }
 
     killed_agent = PHONE_AGENTS[KILLED]
-    print(
-        "\nkill-one-instance run (3 instances, instance "
-        f"{KILLED} SIGKILLed):\n"
+    diverted = [c for c in callers if c.diverted]
+    lines = [
+        f"kill-one-instance run (3 instances, instance {KILLED} SIGKILLed):",
         f"  calls placed: {len(calls)} ({sum(c.kind == 'callback' for c in callers)} callback, "
-        f"{sum(c.kind == 'survey' for c in callers)} survey)\n"
+        f"{sum(c.kind == 'survey' for c in callers)} survey)",
         f"  reached a flow: {len(reached_flow)}; the fallback: {len(reached_fallback)}; "
-        f"neither: {len(lost)}\n"
-        f"  diverted by the kill: {[(c.number, c.diverted) for c in callers if c.diverted]}\n"
-        + "".join(
-            f"    {c.number}, its last steps: {c.trail[-6:]}\n" for c in callers if c.diverted
-        )
-        + f"  callback requests made: {len(requests)} (+{sum(c.request_maybe for c in callers)} "
-        f"confirmed as the instance died); stored rows: {sum(stored_callbacks.values())}\n"
-        f"  ratings made: {len(ratings)}; stored rows: {sum(stored_ratings.values())}\n"
+        f"neither: {len(lost)}",
+        f"  diverted by the kill: {[(c.number, c.diverted) for c in diverted]}",
+        *(f"    {c.number}: {around_fallback(c.trail)}" for c in diverted),
+        f"  callback requests made: {len(requests)} ({stored_before[0]} before the kill; "
+        f"{sum(c.request_maybe for c in callers)} more confirmed as the instance died); "
+        f"stored rows: {sum(stored_callbacks.values())}",
+        f"  ratings made: {len(ratings)} ({stored_before[1]} before the kill); stored rows: "
+        f"{sum(stored_ratings.values())}",
         f"  call records: {len(uniqueids)} callers' channels stored, duplicates "
-        f"{len(cdr_duplicates)}\n"
+        f"{len(cdr_duplicates)}",
         f"  webhook events due: {expected_events}; delivered: {len(receiver.deliveries)}; "
-        f"duplicates: {duplicates}\n"
+        f"duplicates: {duplicates}",
         f"  pops due: {len(due)} ({len(due_answered)} answered); delivered: "
-        f"{len(due) - len(missed)}\n"
+        f"{len(due) - len(missed)}",
         f"  consoles (instances in order): {moved}; refused: "
-        f"{ {a: c.refused for a, c in consoles.items()} }"
-    )
+        f"{ {a: c.refused for a, c in consoles.items()} }",
+    ]
+    print("\n" + "\n".join(lines))
 
     assert not lost, lost
     for caller in requests:
@@ -444,6 +486,7 @@ async def report_and_check(
     for caller in ratings:
         assert stored_ratings.get(caller.number) == 1, (caller, stored_ratings)
     assert requests and ratings, "the run made no request or no rating: nothing was tested"
+    assert len(calls) == CALLBACK_CALLERS + SURVEY_CALLERS
     assert any(c.diverted for c in callers), "the kill diverted no call: it hit nothing"
     assert cdr_duplicates == []
     assert set(cdr_counts().values()) == {1}
