@@ -1,10 +1,10 @@
 """Several `centralita serve` processes on one PostgreSQL, behind the site's Asterisk.
 
 What test_instances.py drives: the instances (real subprocesses, each with its own FastAGI
-and web ports and data folder, one shared store and one shared `secret_key`), a webhook
-receiver that counts what it is sent, and agents' consoles that move to a living instance
-when theirs dies, as a browser behind a load balancer would (docs/cluster.md, "When a part
-fails").
+and web ports and data folder, one shared store, and no `secret_key`: the cookie signing key
+is the one the first instance made in the store), a webhook receiver that counts what it is
+sent, and agents' consoles that move to a living instance when theirs dies, as a browser
+behind a load balancer would (docs/cluster.md, "When a part fails").
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -127,7 +126,6 @@ class Cluster:
     webhook_url: str
     count: int = 3
     instances: list[Instance] = field(default_factory=list)
-    secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
 
     def __post_init__(self) -> None:
         for index in range(self.count):
@@ -145,9 +143,9 @@ class Cluster:
             server["web_port"] = instance.web_port
             server["data_dir"] = str(instance.root / "data")
             server["agi_instances"] = listed
-            # Until sessions' signing key lives in the store: the same key on every instance
-            # (docs/cluster.md, "What each part needs").
-            server["secret_key"] = self.secret_key
+            # No secret_key: the session signing key is the store's, shared by all three
+            # (a console's session cookie from one instance is accepted by the others).
+            server.pop("secret_key", None)
             store = tomlkit.table()
             store["url"] = self.store_url
             doc["store"] = store
