@@ -4,9 +4,10 @@ in the middle of a run of calls (issue 14, part 4; docs/cluster.md, "When a part
 The instances are `centralita serve` processes configured from the site's own config: each
 with its FastAGI and web ports and its data folder, all on one scratch PostgreSQL
 (tests/pgcluster.py), with no `[server] secret_key` (the session signing key is the store's),
-each following AMI, each sending the webhooks to a receiver of the test's own. The dialplan is rendered with `[server]
-agi_instances` listing the three, so a refused AGI() goes to the next instance
-(res_agi.c launch_netscript), and reloaded; the site's own dialplan is put back afterwards.
+each following AMI, each sending the webhooks to a receiver of the test's own. The dialplan
+is rendered with `[server] agi_instances` listing the three, so a refused AGI() goes to the
+next instance (res_agi.c launch_netscript), and reloaded; the site's own dialplan is put
+back afterwards.
 
 Callers arrive one after another: French callers that nobody answers leave a callback
 request, English callers reach an agent's phone (a pop is due on that agent's console) and
