@@ -200,7 +200,9 @@ async def test_instances_following_one_asterisk_send_each_event_once(
         for sender in senders:
             await sender.stop()
         assert sum(sent for sent, _ in rounds) == 4
-        assert [r["action"] for r in receiver.received] == ["callStart", "callEnd"] * 2
+        # Three senders post at once: the order among them is theirs, the count is not.
+        actions = [r["action"] for r in receiver.received]
+        assert sorted(actions) == ["callEnd", "callEnd", "callStart", "callStart"]
         assert await store.outbox_backlog() == 0
 
 
