@@ -60,8 +60,7 @@ class AppFlowContext:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    async def save_callback(self, entry: CallbackEntry) -> None:
-        # Stored first, then logged: the store is the record, the CSV a copy (principle 4).
+    async def hold_callback(self, entry: CallbackEntry) -> int:
         request = await self.store.add_callback(
             callerid=entry.callerid,
             language=entry.language,
@@ -70,6 +69,22 @@ class AppFlowContext:
             alternative=entry.alternative,
             uniqueid=entry.uniqueid,
         )
+        return request.id
+
+    async def save_callback(self, entry: CallbackEntry, held: int | None = None) -> None:
+        # Stored first, then logged: the store is the record, the CSV a copy (principle 4).
+        request = None
+        if held is not None:
+            request = await self.store.set_callback_alternative(held, entry.alternative)
+        if request is None:
+            request = await self.store.add_callback(
+                callerid=entry.callerid,
+                language=entry.language,
+                queue=entry.queue,
+                number=entry.number,
+                alternative=entry.alternative,
+                uniqueid=entry.uniqueid,
+            )
         await self.csv_files.callback_changed(request)
 
     async def save_rating(self, entry: RatingEntry) -> None:

@@ -58,8 +58,13 @@ DATA_FIELDS = (
     "cost",
 )
 MAX_OPEN_CALLS = 100_000
-# Outbox events claimed (and then posted) at a time.
-CLAIM_BATCH = 10
+# Outbox events claimed (and then posted) at a time: one, so a claim covers one post. An
+# event whose sender was killed after claiming it is taken by another instance once the
+# claim lapses: one post's timeout plus CLAIM_MARGIN_S, not a whole batch's.
+CLAIM_BATCH = 1
+# Past the post's own timeout, for marking it sent (a busy database) before the claim lapses:
+# a claim that lapsed before that would let a second sender post the event again.
+CLAIM_MARGIN_S = 30.0
 
 
 def format_time(moment: datetime | None) -> str:
@@ -236,26 +241,44 @@ class WebhookSender:
         self.store = store
         # How long a claimed batch is ours: past it, a sender that died mid-send (or hung)
         # is presumed gone and the events are sent again. Longer than one batch of posts.
-        self.claim_s = claim_s if claim_s is not None else CLAIM_BATCH * timeout_s + 30.0
+        self.claim_s = claim_s if claim_s is not None else CLAIM_BATCH * timeout_s + CLAIM_MARGIN_S
         self.webhooks = tuple(webhooks)
         self.events = CallEvents(internal_numbers)
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.poll_s = poll_s
         self.base_backoff_s = base_backoff_s
         self.max_backoff_s = max_backoff_s
+        self._event_counts: dict[tuple[str, str], int] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
+    def event_key(self, action: str, callid: str) -> str:
+        """The identity of a call event: the call, the action and how many times the call
+        had that action before (a call that rings, is left, and rings again starts twice).
+
+        Every instance following the same Asterisk reads the same events in the same order
+        and so gives each event the same key, whatever its clock says; the store queues one
+        row per key and URL, so N instances send each event once (docs/cluster.md).
+        """
+        seen = self._event_counts.pop((callid, action), 0) + 1
+        self._event_counts[(callid, action)] = seen  # re-inserted: the newest last
+        while len(self._event_counts) > 2 * MAX_OPEN_CALLS:
+            del self._event_counts[next(iter(self._event_counts))]
+        return f"{callid}/{action}/{seen}"
+
     async def on_change(self, change: Change) -> int:
-        """Queue the webhook events a call change completes; returns how many were queued."""
+        """Queue the webhook events a call change completes; returns how many were queued
+        (not counting those another instance had queued already)."""
         if not self.webhooks:
             return 0
         queued = 0
         for action, data in self.events.handle(change):
+            key = self.event_key(action, str(data["callid"]))
             for hook in self.webhooks:
-                await self.store.enqueue_event(hook.url, payload(action, data, hook.account_id))
-                queued += 1
+                body = payload(action, data, hook.account_id)
+                if await self.store.enqueue_event(hook.url, body, key=key):
+                    queued += 1
         if queued:
             self._wake.set()
         return queued

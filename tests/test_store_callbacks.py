@@ -166,3 +166,17 @@ async def test_closing_keeps_who_when_and_the_note(store: StoreBackend) -> None:
     assert await store.set_callback_status(first, "pending")
     reopened = await store.get_callback(first)
     assert reopened is not None and reopened.status == "pending" and reopened.closed_at is None
+
+
+async def test_a_held_request_gets_its_alternative_later(store: StoreBackend) -> None:
+    """Flow callback stores the request once the main number is confirmed, and gives it the
+    alternative afterwards (a killed instance cannot lose what it already stored)."""
+    held = await request(store)
+    changed = await store.set_callback_alternative(held, "699000111")
+    assert changed is not None and changed.alternative == "699000111"
+    stored = await store.get_callback(held)
+    assert stored is not None and (stored.number, stored.alternative) == ("600111222", "699000111")
+    assert await store.set_callback_alternative(held + 1000, "699000111") is None
+    with pytest.raises(StoreInputError):
+        await store.set_callback_alternative(held, "bad\0")
+    assert len(await store.list_callbacks()) == 1

@@ -3,11 +3,14 @@
 The dialplan runs it after Queue() ends with QUEUESTATUS TIMEOUT, JOINEMPTY, LEAVEEMPTY,
 JOINUNAVAIL, LEAVEUNAVAIL or FULL (arg 1: the queue). The caller enters their number (`#`
 ends it), hears it back and confirms with 1 or re-enters with 2; then the same for an
-alternative number, which `#` alone skips. The request is stored, then appended to
-callbacks.csv, and only then does the caller hear "we will call you back".
+alternative number, which `#` alone skips. The request is stored as soon as the main number
+is confirmed, given its alternative once that is confirmed, then appended to callbacks.csv,
+and only then does the caller hear "we will call you back".
 
-A caller who hangs up after confirming the main number still gets their callback; nothing
-unconfirmed is ever kept.
+A caller who hangs up after confirming the main number still gets their callback, and so does
+one whose instance dies while the alternative is asked (SIGKILL: no code of the flow runs
+then, so the request must already be in the store; docs/cluster.md); nothing unconfirmed is
+ever kept.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ async def callback_flow(session: AgiSession, context: FlowContext) -> None:
             uniqueid=request.uniqueid,
         )
 
+    held = await context.hold_callback(entry(""))
     try:
         alternative = await read_confirmed_number(
             session,
@@ -83,9 +87,9 @@ async def callback_flow(session: AgiSession, context: FlowContext) -> None:
         )
     except CallerHangup:
         # The main number was confirmed: that request stands (issue 3).
-        await context.save_callback(entry(""))
+        await context.save_callback(entry(""), held)
         session.log.info("caller hung up after confirming %s; callback kept", main.digits)
         raise
-    await context.save_callback(entry(alternative.digits if alternative else ""))
+    await context.save_callback(entry(alternative.digits if alternative else ""), held)
     await session.stream_file(PROMPT_THANKS)
     await route(session, "hangup")

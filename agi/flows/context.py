@@ -69,8 +69,14 @@ class FlowContext(Protocol):
         """The current time, timezone-aware."""
         ...
 
-    async def save_callback(self, entry: CallbackEntry) -> None:
-        """Store the request, then append it to callbacks.csv (stored before acknowledged)."""
+    async def hold_callback(self, entry: CallbackEntry) -> int:
+        """Store the request as soon as its main number is confirmed, before the rest is
+        asked (not yet in callbacks.csv); returns its id for `save_callback`."""
+        ...
+
+    async def save_callback(self, entry: CallbackEntry, held: int | None = None) -> None:
+        """Store the request (or, when `held`, give the one held its alternative), then
+        append it to callbacks.csv (stored before acknowledged)."""
         ...
 
     async def save_rating(self, entry: RatingEntry) -> None:

@@ -89,6 +89,20 @@ class CallbacksMixin(StoreBase):
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
+    async def set_callback_alternative(
+        self, callback_id: int, alternative: str
+    ) -> CallbackRequest | None:
+        """Give a stored request its alternative number (the caller confirmed it after the
+        main one was stored); None when there is no such request."""
+        check_text("alternative", alternative)
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE callbacks SET alternative = ?, updated_at = ? WHERE id = ?",
+                (alternative, now_iso(), callback_id),
+            )
+            changed = cur.rowcount > 0
+        return await self.get_callback(callback_id) if changed else None
+
     async def get_callback(self, callback_id: int) -> CallbackRequest | None:
         """One callback request by id."""
         async with (

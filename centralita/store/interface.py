@@ -79,6 +79,9 @@ class StoreBackend(Protocol):
     async def count_callbacks(
         self, status: str | None = None, *, assigned_to: str | None = None
     ) -> int: ...
+    async def set_callback_alternative(
+        self, callback_id: int, alternative: str
+    ) -> CallbackRequest | None: ...
     async def get_callback(self, callback_id: int) -> CallbackRequest | None: ...
     async def set_callback_status(self, callback_id: int, status: str) -> bool: ...
     async def assign_callback(self, callback_id: int, agent: str) -> CallbackRequest | None: ...
@@ -185,7 +188,12 @@ class StoreBackend(Protocol):
 
     # webhook outbox
     async def enqueue_event(
-        self, url: str, payload: dict[str, Any], *, now: datetime | None = None
+        self,
+        url: str,
+        payload: dict[str, Any],
+        *,
+        now: datetime | None = None,
+        key: str | None = None,
     ) -> int: ...
     async def due_events(self, now: datetime, limit: int = 100) -> list[OutboxEvent]: ...
     async def claim_due(

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from centralita.store.base import StoreBase, insert_id
+from centralita.store.base import StoreBase
 from centralita.store.errors import StoreInputError
 from centralita.store.records import (
     OUTBOX_COLUMNS,
@@ -25,25 +25,39 @@ class OutboxMixin(StoreBase):
     # ----------------------------------------------------------------- webhook outbox
 
     async def enqueue_event(
-        self, url: str, payload: dict[str, Any], *, now: datetime | None = None
+        self,
+        url: str,
+        payload: dict[str, Any],
+        *,
+        now: datetime | None = None,
+        key: str | None = None,
     ) -> int:
-        """Queue a webhook delivery (due at once); returns its id."""
+        """Queue a webhook delivery (due at once); returns its id.
+
+        With a `key` (the call event it reports), an event already queued for `url` under
+        that key is not queued again and 0 is returned: several instances follow the same
+        Asterisk and each sees the event, but one row goes out (docs/cluster.md).
+        """
         check_text("url", url, empty=False)
         if not url.startswith(("http://", "https://")):
             raise StoreInputError(f"webhook url {url!r} must start with http:// or https://")
+        if key is not None:
+            check_text("event key", key, empty=False)
         try:
             body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise StoreInputError(f"webhook payload is not JSON: {exc}") from None
         moment = now or datetime.now(UTC)
-        async with self._tx() as db:
-            new_id = await insert_id(
-                db,
-                "INSERT INTO outbox (url, payload, created_at, next_attempt_at) "
-                "VALUES (?, ?, ?, ?) RETURNING id",
-                (url, body, now_iso(), utc_text(moment)),
-            )
-        return new_id
+        async with (
+            self._tx() as db,
+            db.execute(
+                "INSERT INTO outbox (url, payload, created_at, next_attempt_at, event_key) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (url, event_key) DO NOTHING RETURNING id",
+                (url, body, now_iso(), utc_text(moment), key),
+            ) as cur,
+        ):
+            rows = list(await cur.fetchall())  # every row read, so the statement is finished
+        return int(rows[0]["id"]) if rows else 0
 
     async def due_events(self, now: datetime, limit: int = 100) -> list[OutboxEvent]:
         """Unsent events whose next attempt is due at `now`, oldest first."""

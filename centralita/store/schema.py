@@ -335,6 +335,15 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS login_failures_at ON login_failures (at);
     CREATE INDEX IF NOT EXISTS callbacks_updated ON callbacks (updated_at, id);
     """,
+    # version 10 (h14-kill): webhook events keyed by the call event they report
+    # (centralita/webhooks.py `event_key`): every instance following the same Asterisk
+    # queues each event, and the key lets one row in (docs/cluster.md). NULL keys (events
+    # queued without one) never clash: NULLs are distinct in a unique index on both
+    # databases.
+    """
+    ALTER TABLE outbox ADD COLUMN event_key TEXT;
+    CREATE UNIQUE INDEX IF NOT EXISTS outbox_event_key ON outbox (url, event_key);
+    """,
 )
 
 # One version per migration: the number is counted, never written by hand (two branches
