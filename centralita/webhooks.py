@@ -346,6 +346,12 @@ class WebhookSender:
             try:
                 await self.deliver_due()
             except Exception:  # a broken store or URL must not stop later deliveries
+                # ...but a stop must: a cancellation that reached a PostgreSQL query can
+                # surface as the driver's own error, and swallowing it here kept the loop
+                # running and `stop()` waiting for it forever (seen once in CI).
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from None
                 log.exception("webhook delivery round failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
