@@ -346,15 +346,18 @@ class WebhookSender:
             try:
                 await self.deliver_due()
             except Exception:  # a broken store or URL must not stop later deliveries
-                # ...but a stop must: a cancellation that reached a PostgreSQL query can
-                # surface as the driver's own error, and swallowing it here kept the loop
-                # running and `stop()` waiting for it forever (seen once in CI).
+                # ...but a stop must: a cancellation that reached a PostgreSQL query may
+                # surface as the driver's own error on the transaction's rollback.
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     raise asyncio.CancelledError from None
                 log.exception("webhook delivery round failed")
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancellation
+            # that arrives as its timeout fires (CPython gh-86296), and then `stop()` waits
+            # for this loop forever (test_a_restart_loses_no_event[postgresql] hung in CI).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                async with asyncio.timeout(self.poll_s):
+                    await self._wake.wait()
 
     def start(self) -> None:
         """Run the delivery loop in the background."""
