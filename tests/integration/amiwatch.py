@@ -160,6 +160,26 @@ class AmiWatch:
         )
         return await self.wait_for(matches("OriginateResponse", ActionID=action_id), after=mark)
 
+    async def wait_free_member(self, queue: str, interface: str) -> None:
+        """Until `interface` is an unpaused member of `queue` whose device app_queue sees as
+        free (QueueStatus's QueueMember: `Paused: 0`, `Status: 1`, AST_DEVICE_NOT_INUSE).
+        A queue skips a member whose device is unknown or in use, so a scenario that needs a
+        given agent to ring waits for this first (a chan_sip peer is unknown again for a
+        while after a reload, until it is qualified)."""
+        deadline = asyncio.get_running_loop().time() + WAIT_S
+        while True:
+            members = [
+                m
+                for m in await self.action_list("QueueStatus", Queue=queue, Member=interface)
+                if m.name == "QueueMember" and m.get("Queue") == queue
+            ]
+            state = [(m.get("Paused"), m.get("Status")) for m in members]
+            if ("0", "1") in state:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{interface} never free in {queue}: (Paused, Status) {state}")
+            await asyncio.sleep(0.2)
+
     def send(self, action: str, headers: Mapping[str, str]) -> None:
         """Fire an action without waiting for its response (it lands in `events`)."""
         assert self._writer is not None

@@ -73,6 +73,7 @@ async def test_the_supervisors_phone_rings_and_chanspy_listens_to_the_agents_cha
                 ),
                 after=before,
             )
+        await ami.wait_free_member(QUEUE, site.device(AGENT))
         call = await place_call(ami, number=number, name="Listened Caller")
         await call.listening("STREAM FILE")
         await call.press("2")  # English: support-en
