@@ -593,12 +593,16 @@ class AmiListener:
     async def _dispatch_loop(self) -> None:
         while True:
             item = await self._queue.get()
+            # asyncio.timeout, not wait_for: 3.11's wait_for wraps each callback in a Task of
+            # its own, and can lose a stop's cancellation that lands as its timeout fires
+            # (CPython gh-86296), leaving this loop running.
             try:
-                if isinstance(item, CallChange):
-                    if self.on_change is not None:
-                        await asyncio.wait_for(self.on_change(item), self.callback_timeout_s)
-                elif self.on_cdr is not None:
-                    await asyncio.wait_for(self.on_cdr(item), self.callback_timeout_s)
+                async with asyncio.timeout(self.callback_timeout_s):
+                    if isinstance(item, CallChange):
+                        if self.on_change is not None:
+                            await self.on_change(item)
+                    elif self.on_cdr is not None:
+                        await self.on_cdr(item)
             except Exception:
                 log.exception("AMI callback failed for %r", item)
             finally:
