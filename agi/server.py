@@ -14,10 +14,11 @@ import contextvars
 import ipaddress
 import logging
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from agi.driver import FlowDriver
 from agi.protocol import AgiConnection, AgiError, AgiProtocolError, AgiRequest, Hangup, Reply
 from agi.router import FLOWS, FlowRegistry
 from agi.session import AgiSession, CallerHangup, ReplyTimeout, settle
@@ -87,6 +88,7 @@ class ReplyWaiter:
         "_asyncio_future_blocking",
         "_callback",
         "_context",
+        "_driver",
         "_exception",
         "_extra",
         "_line",
@@ -100,6 +102,9 @@ class ReplyWaiter:
         self._callback: Callable[[Any], object] | None = None
         self._context: contextvars.Context | None = None
         self._extra: list[tuple[Callable[[Any], object], contextvars.Context | None]] | None = None
+        # The flow's driver while the flow awaits this reply directly (agi/driver.py): the
+        # reply then resumes the flow through it, with no task step.
+        self._driver: FlowDriver | None = None
         self.rearm(line)
 
     def rearm(self, line: bytes) -> None:
@@ -173,6 +178,12 @@ class ReplyWaiter:
             except AgiError as exc:
                 self._exception = exc
         self._state = 1
+        driver = self._driver
+        if driver is not None:  # nearly every command: the flow resumes right here
+            self._driver = None
+            driver.resume()
+            if self._callback is None and self._extra is None:
+                return
         callback = self._callback
         if callback is None or self._extra is not None:
             self._wake()
@@ -190,12 +201,20 @@ class ReplyWaiter:
         if not self._state:
             self._exception = exc
             self._state = 1
+            driver = self._driver
+            if driver is not None:
+                self._driver = None
+                driver.resume()
             self._wake()
 
     def cancel(self, msg: object = None) -> bool:
         if self._state:
             return False
         self._state = 2
+        driver = self._driver
+        if driver is not None:  # the flow itself gave up its reply: it raises CancelledError
+            self._driver = None
+            self._loop.call_soon(driver.resume)
         # A cancel comes from inside some task: wake the waiting ones on the next turn.
         self._wake(later=True)
         return True
@@ -241,7 +260,6 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         "_pending",
         "_server",
         "_transport",
-        "_waiter",
         "counted",
         "deadline",
         "hung_up",
@@ -249,6 +267,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         "peer",
         "request",
         "sent_at",
+        "waiter",
     )
 
     def __init__(self, server: AgiServer) -> None:
@@ -257,7 +276,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._closed = False
         self.loop = server.loop
-        self._waiter = ReplyWaiter(self.loop)
+        self.waiter = ReplyWaiter(self.loop)  # the one reply waiter of this session
         self._pending: ReplyWaiter | None = None
         self.hung_up = False
         self.request: AgiRequest | None = None
@@ -384,7 +403,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
             # (docs/asterisk-protocol.md#agi-command-lines).
             raise RuntimeError("AGI commands must not be pipelined")
         server = self._server
-        waiter = self._waiter
+        waiter = self.waiter
         # waiter.rearm(data), inlined: once for every command.
         waiter._line = data
         waiter._state = 0
@@ -621,7 +640,12 @@ class AgiServer:
             return
         self.metrics.session_started(request.script)
         try:
-            await flow(session, self.context)
+            running = flow(session, self.context)
+            if isinstance(running, Coroutine):
+                # Replies resume the flow without a task step each (agi/driver.py).
+                await FlowDriver(running, proto.waiter, self.loop)
+            else:
+                await running
         except CallerHangup:
             outcome = "hangup"
             session.log.debug("caller hung up")
