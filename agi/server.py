@@ -180,10 +180,11 @@ class ReplyWaiter:
         self._state = 1
         driver = self._driver
         if driver is not None:  # nearly every command: the flow resumes right here
+            # Nothing after this: the flow may end, its task go on and await this waiter
+            # again (re-armed, with the task's callback) before `resume` returns.
             self._driver = None
             driver.resume()
-            if self._callback is None and self._extra is None:
-                return
+            return
         callback = self._callback
         if callback is None or self._extra is not None:
             self._wake()
@@ -202,9 +203,10 @@ class ReplyWaiter:
             self._exception = exc
             self._state = 1
             driver = self._driver
-            if driver is not None:
+            if driver is not None:  # as in set_result: nothing after the resume
                 self._driver = None
                 driver.resume()
+                return
             self._wake()
 
     def cancel(self, msg: object = None) -> bool:

@@ -79,6 +79,14 @@ async def cancelled_flow(session: AgiSession, context: object) -> None:
         raise
 
 
+@registry.flow("broken")
+async def broken_flow(session: AgiSession, context: object) -> None:
+    """Raises right after a reply resumed it: the server's fallback then awaits a reply."""
+    TASKS["broken"] = asyncio.current_task()
+    await session.answer()
+    raise RuntimeError("a bug in a flow")
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[AgiServer]:
     TASKS.clear()
@@ -87,6 +95,7 @@ async def server() -> AsyncIterator[AgiServer]:
     srv = AgiServer(
         registry,
         port=0,
+        fallback_route="queue:fallback",
         limits=ServerLimits(header_timeout_s=5.0, reply_timeout_s=30.0, shutdown_grace_s=0.05),
     )
     await srv.start()
@@ -129,3 +138,16 @@ async def test_cancelling_the_task_reaches_a_flow_waiting_for_a_reply(
     writer.close()
     assert TASKS["cancelled"] is task
     assert task.cancelled()
+
+
+async def test_a_flow_failing_on_a_reply_gets_the_fallback_from_its_task(
+    server: AgiServer,
+) -> None:
+    result = await place_call("127.0.0.1", server.port, Caller(script="broken"))
+    assert result.route == "queue:fallback"
+    task = TASKS["broken"]
+    assert task is not None
+    await asyncio.wait({task})
+    # The fallback's SET VARIABLE was awaited by the task itself, after the flow raised
+    # inside a reply's resume: the task ended cleanly, not with the waiter's state error.
+    assert task.exception() is None
