@@ -379,11 +379,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         # The transport refers to this protocol until its loop lets go: drop our side of the
         # cycle now, so that the call's objects are freed without the garbage collector.
         self._transport = None
-        self._server.sessions.discard(self)
-        self._server.idle.pop(self, None)
-        if self.counted:
-            self.counted = False
-            self._server.count_peer(self.peer, -1)
+        self._forget()
         self.hung_up = True
         pending = self._pending
         if pending is not None and not pending.done():
@@ -421,12 +417,29 @@ class _AgiProtocol(asyncio.BufferedProtocol):
     def close(self) -> None:
         if not self._closed and self._transport is not None:
             self._closed = True
+            self._forget()
             self._transport.close()
 
     def abort(self) -> None:
         if not self._closed and self._transport is not None:
             self._closed = True
+            self._forget()
             self._transport.abort()
+
+    def _forget(self) -> None:
+        """Leave the server's sessions once the connection is closed by either side.
+
+        Also when we close it, not only in connection_lost: uvloop closes the socket at once
+        and calls connection_lost on a later turn, so the peer could read its EOF while the
+        server still counted the session (test_robust_against_hostile_peers_while_a_call_runs
+        [uvloop] saw one left over under load).
+        """
+        server = self._server
+        server.sessions.discard(self)
+        server.idle.pop(self, None)
+        if self.counted:
+            self.counted = False
+            server.count_peer(self.peer, -1)
 
     # -- bounds --------------------------------------------------------------------------------
 
