@@ -12,9 +12,9 @@ The facts about Asterisk relied on are in docs/asterisk-protocol.md#fastagi (rea
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from itertools import repeat
-from operator import itemgetter
 from typing import cast
 from urllib.parse import parse_qs
 
@@ -77,6 +77,9 @@ _NEXT_HEADER = {
     "agi_rdnis": "agi_context: ",
 }
 _STRANGER_FIELDS = frozenset(_NEXT_HEADER)
+# The same without the `agi_` prefixes: a stranger's name -> the name that must follow it.
+_NEXT_NAME = {key[4:]: value[4:-2] for key, value in _NEXT_HEADER.items()}
+_STRANGER_NAMES = frozenset(_NEXT_NAME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,10 @@ class AgiRequest:
     args: tuple[str, ...]
     script: str
     query: tuple[tuple[str, str], ...]
-    headers: tuple[tuple[str, str], ...]  # every line as received, in order
+    # Every line as received, in order, as (name without `agi_`, value): `headers` gives them
+    # whole. Kept as parsed (lists or tuples) and joined only when asked for, which nothing
+    # does on a call's path.
+    lines: Sequence[Sequence[str]] = field(compare=False, repr=False)
 
     network_script = _Header("network_script")  # raw, with any ?query (res_agi.c:2276-2279)
     request = _Header("request")
@@ -115,6 +121,11 @@ class AgiRequest:
     enhanced = _Header("enhanced")
     accountcode = _Header("accountcode")
     threadid = _Header("threadid")
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """Every header line as received, in order: (`agi_<name>`, value)."""
+        return tuple(("agi_" + name, value) for name, value in self.lines)
 
     @property
     def network(self) -> bool:
@@ -192,11 +203,12 @@ def build_request(headers: list[tuple[str, str]]) -> AgiRequest:
             fields[key[4:]] = value
     if args and sorted(args) != list(range(1, len(args) + 1)):
         raise AgiProtocolError(f"agi_arg_N headers are not numbered 1..N: {sorted(args)}")
-    return _request(fields, tuple(args[i] for i in range(1, len(args) + 1)), tuple(headers))
+    lines = tuple((key[4:], value) for key, value in headers)
+    return _request(fields, tuple(args[i] for i in range(1, len(args) + 1)), lines)
 
 
 def _request(
-    fields: dict[str, str], args: tuple[str, ...], headers: tuple[tuple[str, str], ...]
+    fields: dict[str, str], args: tuple[str, ...], lines: Sequence[Sequence[str]]
 ) -> AgiRequest:
     script, _, query_text = fields.get("network_script", "").partition("?")
     query: tuple[tuple[str, str], ...] = ()
@@ -206,10 +218,7 @@ def _request(
             for key, values in parse_qs(query_text, keep_blank_values=True).items()
             for value in values
         )
-    return AgiRequest(fields, args, script.strip("/"), query, headers)
-
-
-_AFTER_PREFIX = itemgetter(slice(4, None))  # "agi_channel" -> "channel"
+    return AgiRequest(fields, args, script.strip("/"), query, lines)
 
 
 def _plain_request(text: str) -> AgiRequest | None:
@@ -219,32 +228,35 @@ def _plain_request(text: str) -> AgiRequest | None:
     `AgiConnection` decides.
 
     What `build_request` gives for such a block, with the per-line work done by C loops
-    (split, dict, zip): the block is parsed once per call.
+    (split, dict): the block is parsed once per call. Splitting on "\nagi_" drops every
+    line's prefix at once: every line starts with it (counted first), and a value cannot
+    hold a newline in a plain block.
     """
-    lines = text.split("\n")
-    if not text.startswith("agi_") or text.count("\nagi_") != len(lines) - 1:
+    count = text.count("\n") + 1
+    if not text.startswith("agi_") or text.count("\nagi_") != count - 1:
         return None
-    pairs = list(map(str.split, lines, repeat(": "), repeat(1)))
+    pairs = list(map(str.split, text[4:].split("\nagi_"), repeat(": "), repeat(1)))
     try:
-        every = dict(pairs)
+        fields = dict(pairs)
     except ValueError:  # a line without ": "
         return None
-    if len(every) != len(lines):
+    if len(fields) != count:
         return None  # a header twice
-    names = list(every)
-    for key in _STRANGER_FIELDS.intersection(every):
-        at = names.index(key) + 1
-        if at < len(names) and names[at] + ": " != _NEXT_HEADER[key]:
-            return None
-    fields = dict(zip(map(_AFTER_PREFIX, names), every.values(), strict=True))
+    strangers = _STRANGER_NAMES.intersection(fields)
+    if strangers:
+        names = list(fields)
+        for name in strangers:
+            at = names.index(name) + 1
+            if at < count and names[at] != _NEXT_NAME[name]:
+                return None
     args: tuple[str, ...] = ()
-    count = text.count("\nagi_arg_") + text.startswith("agi_arg_")
-    if count:
-        found = [fields.pop(f"arg_{n}", None) for n in range(1, count + 1)]
+    arg_count = text.count("\nagi_arg_") + text.startswith("agi_arg_")
+    if arg_count:
+        found = [fields.pop(f"arg_{n}", None) for n in range(1, arg_count + 1)]
         if None in found:
             return None  # not numbered 1..N: the careful path says so
         args = tuple(cast(list[str], found))
-    return _request(fields, args, tuple(map(tuple, pairs)))  # type: ignore[arg-type]
+    return _request(fields, args, pairs)
 
 
 def parse_reply_line(line: str) -> Reply:

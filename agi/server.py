@@ -1,7 +1,8 @@
 """The FastAGI server: accepts Asterisk's connections and runs one flow task per call.
 
-Built on `asyncio.Protocol` rather than streams: one call costs one task, and each reply is
-handed to the waiting flow by resolving a future, with no per-command task or timer. Bounds
+Built on `asyncio.Protocol` rather than streams: one call costs one task, and each reply
+resumes the waiting flow right where it is read, with no per-command task step, future or
+timer (agi/driver.py). Bounds
 are kept by one sweeper for the whole server (header deadline, reply deadline), so a command
 costs no timer of its own.
 """
@@ -10,17 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import ipaddress
 import logging
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from agi.driver import FlowDriver, ReplyWaiter
 from agi.protocol import AgiConnection, AgiError, AgiProtocolError, AgiRequest, Hangup, Reply
 from agi.router import FLOWS, FlowRegistry
-from agi.session import AgiSession, CallerHangup, ReplyTimeout, settle
+from agi.session import AgiSession, CallerHangup, ReplyTimeout
 from dialplan.names import ROUTE_VAR
 
 log = logging.getLogger("centralita.agi")
@@ -65,167 +66,6 @@ class AgiMetrics:
             self.command_latency(value)
 
 
-class ReplyWaiter:
-    """The awaitable reply to one command: a minimal future that wakes its task at once.
-
-    Why not `loop.create_future()`: an asyncio Future schedules its task's wake-up with
-    `call_soon`, which costs a Handle and an extra turn of the event loop for every command,
-    a large share of a command's CPU time in this server. A Task accepts any object with the
-    Future protocol (`_asyncio_future_blocking`, `get_loop`, `add_done_callback`, `result`),
-    so this one calls the task's wake-up directly from `data_received`: the flow resumes in
-    the same turn that read its reply. It must only be completed from protocol callbacks,
-    never from inside a running task (the sweeper completes it through `call_soon`).
-    The reply is settled when it arrives (`session.settle`): a reply that means CallerHangup
-    or AgiCommandError is stored as that exception, which the flow's `await` raises.
-
-    It holds the loop, not the connection: a connection and its waiter referring to each
-    other made a reference cycle per call, which only the garbage collector could free, and
-    its collections were the largest cost of a call under load.
-    """
-
-    __slots__ = (
-        "_asyncio_future_blocking",
-        "_callback",
-        "_context",
-        "_exception",
-        "_extra",
-        "_line",
-        "_loop",
-        "_result",
-        "_state",
-    )
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, line: bytes = b"") -> None:
-        self._loop = loop
-        self._callback: Callable[[Any], object] | None = None
-        self._context: contextvars.Context | None = None
-        self._extra: list[tuple[Callable[[Any], object], contextvars.Context | None]] | None = None
-        self.rearm(line)
-
-    def rearm(self, line: bytes) -> None:
-        """Wait for the reply to `line` (one waiter per session serves every command: only the
-        flow's task awaits it, and only between one command and its reply). The callbacks
-        are cleared by the wake-up of the previous command."""
-        self._line = line
-        self._state = 0  # 0 pending, 1 done, 2 cancelled
-        self._result: Reply | None = None
-        self._exception: BaseException | None = None
-        self._asyncio_future_blocking = False
-
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
-
-    def done(self) -> bool:
-        return self._state != 0
-
-    def cancelled(self) -> bool:
-        return self._state == 2
-
-    def add_done_callback(
-        self, callback: Callable[[Any], object], *, context: contextvars.Context | None = None
-    ) -> None:
-        if self._state:
-            self._loop.call_soon(callback, self, context=context)
-        elif self._callback is None:
-            self._callback = callback
-            self._context = context
-        else:  # a second waiter (rare: the flow's task is normally the only one)
-            if self._extra is None:
-                self._extra = []
-            self._extra.append((callback, context))
-
-    def remove_done_callback(self, callback: Callable[[Any], object]) -> int:
-        removed = 0
-        if self._callback is not None and self._callback == callback:
-            self._callback = self._context = None
-            removed = 1
-        if self._extra:
-            before = len(self._extra)
-            self._extra = [(cb, ctx) for cb, ctx in self._extra if cb != callback]
-            removed += before - len(self._extra)
-        return removed
-
-    def result(self) -> Reply:
-        result = self._result
-        if result is not None:
-            return result
-        if self._state == 2:
-            raise asyncio.CancelledError
-        if self._exception is not None:
-            raise self._exception
-        raise asyncio.InvalidStateError("the reply has not arrived")
-
-    def exception(self) -> BaseException | None:
-        if self._state == 2:
-            raise asyncio.CancelledError
-        return self._exception
-
-    def set_result(self, reply: Reply, hung_up: bool = False) -> None:
-        """The reply arrived; `hung_up`: Asterisk has said HANGUP (the reply then means
-        CallerHangup, see `session.settle`)."""
-        if self._state:
-            return
-        if reply.code == 200 and not hung_up:
-            self._result = reply  # what `settle` gives, without the call (every command)
-        else:
-            try:
-                self._result = settle(self._line, reply, hung_up)
-            except AgiError as exc:
-                self._exception = exc
-        self._state = 1
-        callback = self._callback
-        if callback is None or self._extra is not None:
-            self._wake()
-            return
-        # The one waiting task, woken here: `_wake` without its general case (once for
-        # every command).
-        context = self._context
-        self._callback = self._context = None
-        if context is None:
-            callback(self)
-        else:
-            context.run(callback, self)
-
-    def set_exception(self, exc: BaseException) -> None:
-        if not self._state:
-            self._exception = exc
-            self._state = 1
-            self._wake()
-
-    def cancel(self, msg: object = None) -> bool:
-        if self._state:
-            return False
-        self._state = 2
-        # A cancel comes from inside some task: wake the waiting ones on the next turn.
-        self._wake(later=True)
-        return True
-
-    def _wake(self, later: bool = False) -> None:
-        callback, context, extra = self._callback, self._context, self._extra
-        self._callback = self._context = self._extra = None
-        loop = self._loop
-        if callback is not None:
-            if later:
-                loop.call_soon(callback, self, context=context)
-            elif context is None:
-                callback(self)
-            else:
-                context.run(callback, self)
-        for other, other_context in extra or ():
-            loop.call_soon(other, self, context=other_context)
-
-    def __await__(self) -> Generator[Any, None, Reply]:
-        if not self._state:
-            self._asyncio_future_blocking = True
-            yield self
-        result = self._result
-        if result is None:
-            return self.result()  # raises what the reply meant
-        return result
-
-    __iter__ = __await__
-
-
 class _AgiProtocol(asyncio.BufferedProtocol):
     """One FastAGI connection.
 
@@ -241,7 +81,6 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         "_pending",
         "_server",
         "_transport",
-        "_waiter",
         "counted",
         "deadline",
         "hung_up",
@@ -249,6 +88,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         "peer",
         "request",
         "sent_at",
+        "waiter",
     )
 
     def __init__(self, server: AgiServer) -> None:
@@ -257,7 +97,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._closed = False
         self.loop = server.loop
-        self._waiter = ReplyWaiter(self.loop)
+        self.waiter = ReplyWaiter(self.loop)  # the one reply waiter of this session
         self._pending: ReplyWaiter | None = None
         self.hung_up = False
         self.request: AgiRequest | None = None
@@ -358,11 +198,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         # The transport refers to this protocol until its loop lets go: drop our side of the
         # cycle now, so that the call's objects are freed without the garbage collector.
         self._transport = None
-        self._server.sessions.discard(self)
-        self._server.idle.pop(self, None)
-        if self.counted:
-            self.counted = False
-            self._server.count_peer(self.peer, -1)
+        self._forget()
         self.hung_up = True
         pending = self._pending
         if pending is not None and not pending.done():
@@ -384,7 +220,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
             # (docs/asterisk-protocol.md#agi-command-lines).
             raise RuntimeError("AGI commands must not be pipelined")
         server = self._server
-        waiter = self._waiter
+        waiter = self.waiter
         # waiter.rearm(data), inlined: once for every command.
         waiter._line = data
         waiter._state = 0
@@ -400,12 +236,29 @@ class _AgiProtocol(asyncio.BufferedProtocol):
     def close(self) -> None:
         if not self._closed and self._transport is not None:
             self._closed = True
+            self._forget()
             self._transport.close()
 
     def abort(self) -> None:
         if not self._closed and self._transport is not None:
             self._closed = True
+            self._forget()
             self._transport.abort()
+
+    def _forget(self) -> None:
+        """Leave the server's sessions once the connection is closed by either side.
+
+        Also when we close it, not only in connection_lost: uvloop closes the socket at once
+        and calls connection_lost on a later turn, so the peer could read its EOF while the
+        server still counted the session (test_robust_against_hostile_peers_while_a_call_runs
+        [uvloop] saw one left over under load).
+        """
+        server = self._server
+        server.sessions.discard(self)
+        server.idle.pop(self, None)
+        if self.counted:
+            self.counted = False
+            server.count_peer(self.peer, -1)
 
     # -- bounds --------------------------------------------------------------------------------
 
@@ -621,7 +474,12 @@ class AgiServer:
             return
         self.metrics.session_started(request.script)
         try:
-            await flow(session, self.context)
+            running = flow(session, self.context)
+            if isinstance(running, Coroutine):
+                # Replies resume the flow without a task step each (agi/driver.py).
+                await FlowDriver(running, proto.waiter, self.loop)
+            else:
+                await running
         except CallerHangup:
             outcome = "hangup"
             session.log.debug("caller hung up")

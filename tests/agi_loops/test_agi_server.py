@@ -120,7 +120,21 @@ async def test_hangup_at_every_command(
 
 
 async def test_idle_hangup_ends_the_flow(server: AgiServer) -> None:
-    result = await place_call("127.0.0.1", server.port, Caller(script="slow", hangup_after_s=0.05))
+    # The caller hangs up once the flow has answered and idles (its sleep): a moment set by
+    # the ANSWER, not by a clock started at the connection (under load, a 50 ms clock fired
+    # before the ANSWER came, and HANGUP was the first reply).
+    answered = asyncio.Event()
+
+    def on_command(channel: object, line: str) -> None:
+        if line == "ANSWER":
+            answered.set()  # the hangup follows the ANSWER's reply, written in this step
+
+    result = await place_call(
+        "127.0.0.1",
+        server.port,
+        Caller(script="slow", hangup_on=answered),
+        on_command=on_command,
+    )
     assert result.replies[:2] == ["200 result=0", "HANGUP"]
     assert result.route is None and result.closed_by_server
 

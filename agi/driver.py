@@ -1,0 +1,393 @@
+"""A flow resumed straight from the reply it awaits: the reply waiter and the flow driver.
+
+A task resumes its coroutine through a wake-up callback and a step: `task_wakeup` asks the
+awaited object for its `result()`, enters the task, sends into the coroutine, checks what it
+yielded, and registers the wake-up on it again with `add_done_callback` (CPython
+Modules/_asynciomodule.c, task_wakeup and task_step_impl). For a FastAGI flow that is once
+per command, and about 2 us of the ~10 us a command costs the server (measured by
+bench/agi_load.py against a bare BufferedProtocol).
+
+`FlowDriver` keeps the task and drives the same coroutine itself while it only awaits replies:
+the task waits on the driver (a future-like object), and each reply sends into the coroutine
+directly, with the task entered as the current one (`asyncio.current_task()`,
+`asyncio.timeout` and contextvars see the flow's own task, as before). Whatever else the flow
+awaits (a store query, an HTTP request, `asyncio.sleep`) also resumes it directly when done.
+The task is woken only when the flow ends, raises, or is cancelled, so a cancellation reaches
+the flow through the task exactly as with a plain `await`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from asyncio.tasks import _enter_task, _leave_task
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any
+
+from agi.protocol import AgiError, Reply
+from agi.session import settle
+
+
+class FlowDriver:
+    """Awaited by the flow's task in place of the flow's coroutine (`await FlowDriver(...)`)."""
+
+    __slots__ = (
+        "_asyncio_future_blocking",
+        "_callback",
+        "_context",
+        "_coro",
+        "_loop",
+        "_outcome",
+        "_proxied",
+        "_state",
+        "_task",
+        "_throw",
+        "_waiter",
+    )
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        waiter: ReplyWaiter,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._coro = coro
+        self._waiter = waiter
+        self._loop = loop
+        task = asyncio.current_task(loop)
+        if task is None:
+            raise RuntimeError("a FlowDriver is made and awaited inside the flow's task")
+        self._task: asyncio.Task[Any] = task
+        self._callback: Callable[[Any], object] | None = None
+        self._context: contextvars.Context | None = None
+        self._outcome: BaseException | None = None  # how the flow ended while driven here
+        self._proxied: Any = None  # what else the flow awaits while the task waits on us
+        self._throw: BaseException | None = None  # to throw into the flow from the task
+        self._state = 0  # 0 pending, 1 done, 2 cancelled
+        self._asyncio_future_blocking = False
+
+    # -- run by the task ---------------------------------------------------------------------
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        coro, waiter = self._coro, self._waiter
+        thrown: BaseException | None = None
+        while True:
+            try:
+                if thrown is None:
+                    yielded = coro.send(None)
+                else:
+                    yielded, thrown = coro.throw(thrown), None
+            except StopIteration as stop:
+                return stop.value
+            if yielded is not waiter or waiter._state:
+                # Anything but a pending reply: the task waits on it as usual.
+                try:
+                    yield yielded
+                except BaseException as exc:  # the task throws what the awaited gave
+                    thrown = exc
+                continue
+            # The flow waits for a reply: from now on, replies resume it directly.
+            waiter._asyncio_future_blocking = False
+            waiter._driver = self
+            self._state = 0
+            self._asyncio_future_blocking = True
+            try:
+                yield self
+            except BaseException as exc:  # cancelled (see cancel): into the flow
+                thrown = exc
+                continue
+            if self._throw is not None:
+                thrown, self._throw = self._throw, None
+                continue
+            outcome, self._outcome = self._outcome, None
+            if isinstance(outcome, StopIteration):
+                return outcome.value
+            if outcome is not None:
+                raise outcome
+
+    # -- run outside any task: a reply, or what the flow awaited, is there ------------------
+
+    def resume(self, _done: object = None) -> None:
+        """Send into the flow (its reply, or what else it awaited, is ready)."""
+        if self._state:
+            return  # cancelled meanwhile: the task throws the cancellation into the flow
+        self._proxied = None
+        loop, task = self._loop, self._task
+        try:
+            _enter_task(loop, task)
+        except RuntimeError:  # called from inside some task: resume on the next turn
+            loop.call_soon(self.resume)
+            return
+        try:
+            yielded = self._context.run(self._coro.send, None)  # type: ignore[union-attr]
+        except BaseException as exc:  # the flow ended (StopIteration) or raised
+            _leave_task(loop, task)
+            self._outcome = exc
+            self._complete(1)
+            return
+        _leave_task(loop, task)
+        waiter = self._waiter
+        if yielded is waiter and not waiter._state:  # the next command: nearly always
+            waiter._asyncio_future_blocking = False
+            waiter._driver = self
+        elif yielded is None:  # a bare yield (asyncio.sleep(0)): the next turn
+            loop.call_soon(self.resume)
+        elif getattr(yielded, "_asyncio_future_blocking", None):
+            # A future (a store query, an HTTP request...): resume when it is done, and
+            # pass a cancellation of the task on to it, as a task does.
+            yielded._asyncio_future_blocking = False
+            self._proxied = yielded
+            yielded.add_done_callback(self.resume)
+        else:  # what a task refuses: the task's step throws the error into the flow
+            self._throw = RuntimeError(f"Task got bad yield: {yielded!r}")
+            self._complete(1)
+
+    def _complete(self, state: int) -> None:
+        self._state = state
+        callback, context = self._callback, self._context
+        self._callback = None
+        if callback is None:
+            return
+        if state == 2:  # a cancel comes from inside some task: wake it on the next turn
+            self._loop.call_soon(callback, self, context=context)
+        elif context is None:
+            callback(self)
+        else:
+            context.run(callback, self)
+
+    # -- the future protocol, for the task waiting on the driver ----------------------------
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def done(self) -> bool:
+        return self._state != 0
+
+    def cancelled(self) -> bool:
+        return self._state == 2
+
+    def add_done_callback(
+        self, callback: Callable[[Any], object], *, context: contextvars.Context | None = None
+    ) -> None:
+        if self._state:
+            self._loop.call_soon(callback, self, context=context)
+            return
+        self._callback = callback
+        if context is None:
+            context = contextvars.copy_context()
+        self._context = context
+
+    def remove_done_callback(self, callback: Callable[[Any], object]) -> int:
+        if self._callback is not None and self._callback == callback:
+            self._callback = None
+            return 1
+        return 0
+
+    def result(self) -> None:
+        if self._state == 2:
+            raise asyncio.CancelledError
+        if not self._state:
+            raise asyncio.InvalidStateError("the flow is still running")
+
+    def exception(self) -> BaseException | None:
+        if self._state == 2:
+            raise asyncio.CancelledError
+        return None
+
+    def cancel(self, msg: object = None) -> bool:
+        """The task is cancelled: the flow gets CancelledError where it waits."""
+        if self._state:
+            return False
+        proxied = self._proxied
+        if proxied is not None:
+            # Cancel what the flow awaits: its completion resumes the flow, which raises.
+            cancelled: bool = proxied.cancel(msg=msg)
+            return cancelled
+        waiter = self._waiter
+        if waiter._driver is self:
+            # Given up before its reply: the next command is refused (ReplyTimeout).
+            waiter._driver = None
+            waiter._state = 2
+        self._complete(2)
+        return True
+
+
+class ReplyWaiter:
+    """The awaitable reply to one command: a minimal future that wakes its task at once.
+
+    Why not `loop.create_future()`: an asyncio Future schedules its task's wake-up with
+    `call_soon`, which costs a Handle and an extra turn of the event loop for every command,
+    a large share of a command's CPU time in this server. A Task accepts any object with the
+    Future protocol (`_asyncio_future_blocking`, `get_loop`, `add_done_callback`, `result`),
+    so this one calls the task's wake-up directly from `data_received`: the flow resumes in
+    the same turn that read its reply. It must only be completed from protocol callbacks,
+    never from inside a running task (the sweeper completes it through `call_soon`).
+    The reply is settled when it arrives (`session.settle`): a reply that means CallerHangup
+    or AgiCommandError is stored as that exception, which the flow's `await` raises.
+
+    It holds the loop, not the connection: a connection and its waiter referring to each
+    other made a reference cycle per call, which only the garbage collector could free, and
+    its collections were the largest cost of a call under load.
+    """
+
+    __slots__ = (
+        "_asyncio_future_blocking",
+        "_callback",
+        "_context",
+        "_driver",
+        "_exception",
+        "_extra",
+        "_line",
+        "_loop",
+        "_result",
+        "_state",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, line: bytes = b"") -> None:
+        self._loop = loop
+        self._callback: Callable[[Any], object] | None = None
+        self._context: contextvars.Context | None = None
+        self._extra: list[tuple[Callable[[Any], object], contextvars.Context | None]] | None = None
+        # The flow's driver while the flow awaits this reply directly (agi/driver.py): the
+        # reply then resumes the flow through it, with no task step.
+        self._driver: FlowDriver | None = None
+        self.rearm(line)
+
+    def rearm(self, line: bytes) -> None:
+        """Wait for the reply to `line` (one waiter per session serves every command: only the
+        flow's task awaits it, and only between one command and its reply). The callbacks
+        are cleared by the wake-up of the previous command."""
+        self._line = line
+        self._state = 0  # 0 pending, 1 done, 2 cancelled
+        self._result: Reply | None = None
+        self._exception: BaseException | None = None
+        self._asyncio_future_blocking = False
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def done(self) -> bool:
+        return self._state != 0
+
+    def cancelled(self) -> bool:
+        return self._state == 2
+
+    def add_done_callback(
+        self, callback: Callable[[Any], object], *, context: contextvars.Context | None = None
+    ) -> None:
+        if self._state:
+            self._loop.call_soon(callback, self, context=context)
+        elif self._callback is None:
+            self._callback = callback
+            self._context = context
+        else:  # a second waiter (rare: the flow's task is normally the only one)
+            if self._extra is None:
+                self._extra = []
+            self._extra.append((callback, context))
+
+    def remove_done_callback(self, callback: Callable[[Any], object]) -> int:
+        removed = 0
+        if self._callback is not None and self._callback == callback:
+            self._callback = self._context = None
+            removed = 1
+        if self._extra:
+            before = len(self._extra)
+            self._extra = [(cb, ctx) for cb, ctx in self._extra if cb != callback]
+            removed += before - len(self._extra)
+        return removed
+
+    def result(self) -> Reply:
+        result = self._result
+        if result is not None:
+            return result
+        if self._state == 2:
+            raise asyncio.CancelledError
+        if self._exception is not None:
+            raise self._exception
+        raise asyncio.InvalidStateError("the reply has not arrived")
+
+    def exception(self) -> BaseException | None:
+        if self._state == 2:
+            raise asyncio.CancelledError
+        return self._exception
+
+    def set_result(self, reply: Reply, hung_up: bool = False) -> None:
+        """The reply arrived; `hung_up`: Asterisk has said HANGUP (the reply then means
+        CallerHangup, see `session.settle`)."""
+        if self._state:
+            return
+        if reply.code == 200 and not hung_up:
+            self._result = reply  # what `settle` gives, without the call (every command)
+        else:
+            try:
+                self._result = settle(self._line, reply, hung_up)
+            except AgiError as exc:
+                self._exception = exc
+        self._state = 1
+        driver = self._driver
+        if driver is not None:  # nearly every command: the flow resumes right here
+            # Nothing after this: the flow may end, its task go on and await this waiter
+            # again (re-armed, with the task's callback) before `resume` returns.
+            self._driver = None
+            driver.resume()
+            return
+        callback = self._callback
+        if callback is None or self._extra is not None:
+            self._wake()
+            return
+        # The one waiting task, woken here: `_wake` without its general case (once for
+        # every command).
+        context = self._context
+        self._callback = self._context = None
+        if context is None:
+            callback(self)
+        else:
+            context.run(callback, self)
+
+    def set_exception(self, exc: BaseException) -> None:
+        if not self._state:
+            self._exception = exc
+            self._state = 1
+            driver = self._driver
+            if driver is not None:  # as in set_result: nothing after the resume
+                self._driver = None
+                driver.resume()
+                return
+            self._wake()
+
+    def cancel(self, msg: object = None) -> bool:
+        if self._state:
+            return False
+        self._state = 2
+        driver = self._driver
+        if driver is not None:  # the flow itself gave up its reply: it raises CancelledError
+            self._driver = None
+            self._loop.call_soon(driver.resume)
+        # A cancel comes from inside some task: wake the waiting ones on the next turn.
+        self._wake(later=True)
+        return True
+
+    def _wake(self, later: bool = False) -> None:
+        callback, context, extra = self._callback, self._context, self._extra
+        self._callback = self._context = self._extra = None
+        loop = self._loop
+        if callback is not None:
+            if later:
+                loop.call_soon(callback, self, context=context)
+            elif context is None:
+                callback(self)
+            else:
+                context.run(callback, self)
+        for other, other_context in extra or ():
+            loop.call_soon(other, self, context=other_context)
+
+    def __await__(self) -> Generator[Any, None, Reply]:
+        if not self._state:
+            self._asyncio_future_blocking = True
+            yield self
+        result = self._result
+        if result is None:
+            return self.result()  # raises what the reply meant
+        return result
+
+    __iter__ = __await__
