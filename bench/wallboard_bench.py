@@ -1,7 +1,7 @@
 """Wallboard benchmark: 20 supervisors' wallboards, 1,000 agents in 50 queues, 200 calls/s.
 
     .venv/bin/python bench/wallboard_bench.py [--supervisors 20] [--agents 1000]
-        [--queues 50] [--rate 200] [--seconds 10]
+        [--queues 50] [--rate 200] [--seconds 10] [--profile FILE]
 
 The whole app (store, FastAGI, console, AMI listener, wallboard) runs in this process on
 loopback. The fake AMI (`ami.testing.FakeAmiServer`) runs in a child process and streams,
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import multiprocessing
 import os
@@ -520,14 +521,26 @@ def main() -> int:
     parser.add_argument("--queues", type=int, default=50)
     parser.add_argument("--rate", type=float, default=200.0, help="new calls per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long calls start")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="write a cProfile of the app process during the --supervisors run to FILE "
+        "(read it with `python -m pstats FILE`; the profiler slows the app down)",
+    )
     args = parser.parse_args()
     if args.agents < args.queues:
         parser.error("--agents must be at least --queues")
 
     runs = []
     for supervisors in (1, args.supervisors):  # the baseline first, in the same run
+        profiler = cProfile.Profile() if args.profile and supervisors > 1 else None
         with tempfile.TemporaryDirectory(prefix="wallboard-bench-") as tmp:
+            if profiler is not None:
+                profiler.enable()
             runs.append(asyncio.run(live(args, supervisors, Path(tmp))))
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
         done = runs[-1]
         print(
             f"  ({supervisors} supervisor(s): p99 {pct(done['samples'], 0.99):.1f} ms, "
