@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import json
 import multiprocessing
 import os
 import re
@@ -245,9 +246,12 @@ async def _browsers(conn: Connection, web_port: int, cookies: list[str]) -> None
     ]
 
     async def reader(ws: aiohttp.ClientWebSocketResponse, times: list[float]) -> None:
+        # Each frame after the snapshot is a JSON array of messages, all arrived with it;
+        # parsed, as the page does, and counted message by message.
         async for msg in ws:
             if msg.type == aiohttp.WSMsgType.TEXT and not msg.data.startswith(SNAPSHOT):
-                times.append(time.time())
+                now = time.time()
+                times.extend([now] * len(json.loads(msg.data)))
 
     readers = [asyncio.create_task(reader(ws, t)) for ws, t in zip(sockets, arrivals, strict=True)]
     conn.send("connected")
@@ -297,13 +301,13 @@ class Timing:
             return messages
 
         async def timed_send(
-            self: WallboardHub, ws: web.WebSocketResponse, messages: list[str]
+            self: WallboardHub, ws: web.WebSocketResponse, frame: bytes, count: int
         ) -> None:
             batch = timing.batch
             extension = self.sockets[ws][0] if ws in self.sockets else ""
-            await send(self, ws, messages)
+            await send(self, ws, frame, count)
             done = time.time()
-            timing.sends.setdefault(extension, []).append((len(messages), batch))
+            timing.sends.setdefault(extension, []).append((count, batch))
             timing.written.extend(done - at for at in batch)
 
         Wallboard.on_event = timed_on_event  # type: ignore[method-assign]
@@ -417,7 +421,7 @@ async def live(args: argparse.Namespace, supervisors: int, tmp: Path) -> dict[st
     assert len(hub.sockets) == supervisors, len(hub.sockets)
     gc.collect()
     gc.freeze()
-    sent_before = hub.sent
+    sent_before, frames_before = hub.sent, hub.frames
     events_before = listener.stats.events
     cpu_before = time.process_time()
     timing.recording = True
@@ -437,6 +441,7 @@ async def live(args: argparse.Namespace, supervisors: int, tmp: Path) -> dict[st
     cpu = time.process_time() - cpu_before
     timing.recording = False
     written = hub.sent - sent_before
+    frames = hub.frames - frames_before
     browsers_conn.send(hub.sent)
     arrivals = dict(zip(extensions, await asyncio.to_thread(browsers_conn.recv), strict=True))
     browsers.join(30)
@@ -457,6 +462,7 @@ async def live(args: argparse.Namespace, supervisors: int, tmp: Path) -> dict[st
         "read_events": read_events,
         "read_per_s": read_events / max(read_done - first_emitted, 1e-9),
         "written": written,
+        "frames": frames,
         "received": sum(map(len, arrivals.values())),
         "missing": missing,
         "samples": [x * 1000 for x in samples],
@@ -573,6 +579,7 @@ def main() -> int:
         ("read events/s by the app", lambda r: f"{r['read_per_s']:.0f}"),
         ("AMI events read by the app", lambda r: f"{r['read_events']}"),
         ("wallboard messages written (all sockets)", lambda r: f"{r['written']}"),
+        ("  in WebSocket frames (all sockets)", lambda r: f"{r['frames']}"),
         ("messages received by the browsers", lambda r: f"{r['received']} / {r['written']}"),
         ("latency samples (event x socket)", lambda r: f"{len(r['samples'])}"),
         ("emitted -> browser received p50", lambda r: f"{pct(r['samples'], 0.50):.2f} ms"),
