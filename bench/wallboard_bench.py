@@ -14,14 +14,20 @@ call every 1/rate s. The fake applies the runtime user's `eventfilter` lines rea
 manager.conf that `centralita render` makes for the bench's config (ami.eventfilter), as
 Asterisk would, and stamps each event with the time it writes it (`Timestamp:`, as
 manager.conf's `timestampevents`). The supervisors' browsers (one /wallboard/ws each) run in
-another child process and note when each message arrives.
+another child process, parse each frame (a JSON array of the messages of one push, as the
+page does) and note when each message arrives.
 
 Reported: the offered event rate (the schedule) against the rate the fake managed to write
 and the app to read (a run that fell behind says so, loudly, and the bench exits 1), and
 p50/p99 latency from the event's emission by the fake to the receipt, by each supervisor's
 browser, of the wallboard messages it caused (one sample per event and socket; the clocks
 are the same machine's), for the same load with 1 supervisor (the baseline, measured first
-in the same run) and with --supervisors. Target: p99 under 100 ms.
+in the same run) and with --supervisors; the app's CPU time per event read (all its
+threads: the loop and the store's). Target: p99 under 100 ms.
+
+--profile FILE writes a cProfile of the app's loop thread during the --supervisors run (the
+store's worker thread is not in it; bench/ami_event_cost.py measures the app without
+sockets, with callgrind's instruction counts for a comparison that load does not skew).
 """
 
 from __future__ import annotations
