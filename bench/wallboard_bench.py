@@ -1,7 +1,7 @@
 """Wallboard benchmark: 20 supervisors' wallboards, 1,000 agents in 50 queues, 200 calls/s.
 
     .venv/bin/python bench/wallboard_bench.py [--supervisors 20] [--agents 1000]
-        [--queues 50] [--rate 200] [--seconds 10]
+        [--queues 50] [--rate 200] [--seconds 10] [--profile FILE]
 
 The whole app (store, FastAGI, console, AMI listener, wallboard) runs in this process on
 loopback. The fake AMI (`ami.testing.FakeAmiServer`) runs in a child process and streams,
@@ -14,21 +14,29 @@ call every 1/rate s. The fake applies the runtime user's `eventfilter` lines rea
 manager.conf that `centralita render` makes for the bench's config (ami.eventfilter), as
 Asterisk would, and stamps each event with the time it writes it (`Timestamp:`, as
 manager.conf's `timestampevents`). The supervisors' browsers (one /wallboard/ws each) run in
-another child process and note when each message arrives.
+another child process, parse each frame (a JSON array of the messages of one push, as the
+page does) and note when each message arrives.
 
 Reported: the offered event rate (the schedule) against the rate the fake managed to write
 and the app to read (a run that fell behind says so, loudly, and the bench exits 1), and
 p50/p99 latency from the event's emission by the fake to the receipt, by each supervisor's
 browser, of the wallboard messages it caused (one sample per event and socket; the clocks
 are the same machine's), for the same load with 1 supervisor (the baseline, measured first
-in the same run) and with --supervisors. Target: p99 under 100 ms.
+in the same run) and with --supervisors; the app's CPU time per event read (all its
+threads: the loop and the store's). Target: p99 under 100 ms.
+
+--profile FILE writes a cProfile of the app's loop thread during the --supervisors run (the
+store's worker thread is not in it; bench/ami_event_cost.py measures the app without
+sockets, with callgrind's instruction counts for a comparison that load does not skew).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
+import json
 import multiprocessing
 import os
 import re
@@ -244,9 +252,12 @@ async def _browsers(conn: Connection, web_port: int, cookies: list[str]) -> None
     ]
 
     async def reader(ws: aiohttp.ClientWebSocketResponse, times: list[float]) -> None:
+        # Each frame after the snapshot is a JSON array of messages, all arrived with it;
+        # parsed, as the page does, and counted message by message.
         async for msg in ws:
             if msg.type == aiohttp.WSMsgType.TEXT and not msg.data.startswith(SNAPSHOT):
-                times.append(time.time())
+                now = time.time()
+                times.extend([now] * len(json.loads(msg.data)))
 
     readers = [asyncio.create_task(reader(ws, t)) for ws, t in zip(sockets, arrivals, strict=True)]
     conn.send("connected")
@@ -296,13 +307,13 @@ class Timing:
             return messages
 
         async def timed_send(
-            self: WallboardHub, ws: web.WebSocketResponse, messages: list[str]
+            self: WallboardHub, ws: web.WebSocketResponse, frame: bytes, count: int
         ) -> None:
             batch = timing.batch
             extension = self.sockets[ws][0] if ws in self.sockets else ""
-            await send(self, ws, messages)
+            await send(self, ws, frame, count)
             done = time.time()
-            timing.sends.setdefault(extension, []).append((len(messages), batch))
+            timing.sends.setdefault(extension, []).append((count, batch))
             timing.written.extend(done - at for at in batch)
 
         Wallboard.on_event = timed_on_event  # type: ignore[method-assign]
@@ -416,7 +427,7 @@ async def live(args: argparse.Namespace, supervisors: int, tmp: Path) -> dict[st
     assert len(hub.sockets) == supervisors, len(hub.sockets)
     gc.collect()
     gc.freeze()
-    sent_before = hub.sent
+    sent_before, frames_before = hub.sent, hub.frames
     events_before = listener.stats.events
     cpu_before = time.process_time()
     timing.recording = True
@@ -436,6 +447,7 @@ async def live(args: argparse.Namespace, supervisors: int, tmp: Path) -> dict[st
     cpu = time.process_time() - cpu_before
     timing.recording = False
     written = hub.sent - sent_before
+    frames = hub.frames - frames_before
     browsers_conn.send(hub.sent)
     arrivals = dict(zip(extensions, await asyncio.to_thread(browsers_conn.recv), strict=True))
     browsers.join(30)
@@ -456,6 +468,7 @@ async def live(args: argparse.Namespace, supervisors: int, tmp: Path) -> dict[st
         "read_events": read_events,
         "read_per_s": read_events / max(read_done - first_emitted, 1e-9),
         "written": written,
+        "frames": frames,
         "received": sum(map(len, arrivals.values())),
         "missing": missing,
         "samples": [x * 1000 for x in samples],
@@ -520,14 +533,26 @@ def main() -> int:
     parser.add_argument("--queues", type=int, default=50)
     parser.add_argument("--rate", type=float, default=200.0, help="new calls per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long calls start")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="write a cProfile of the app process during the --supervisors run to FILE "
+        "(read it with `python -m pstats FILE`; the profiler slows the app down)",
+    )
     args = parser.parse_args()
     if args.agents < args.queues:
         parser.error("--agents must be at least --queues")
 
     runs = []
     for supervisors in (1, args.supervisors):  # the baseline first, in the same run
+        profiler = cProfile.Profile() if args.profile and supervisors > 1 else None
         with tempfile.TemporaryDirectory(prefix="wallboard-bench-") as tmp:
+            if profiler is not None:
+                profiler.enable()
             runs.append(asyncio.run(live(args, supervisors, Path(tmp))))
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
         done = runs[-1]
         print(
             f"  ({supervisors} supervisor(s): p99 {pct(done['samples'], 0.99):.1f} ms, "
@@ -560,6 +585,7 @@ def main() -> int:
         ("read events/s by the app", lambda r: f"{r['read_per_s']:.0f}"),
         ("AMI events read by the app", lambda r: f"{r['read_events']}"),
         ("wallboard messages written (all sockets)", lambda r: f"{r['written']}"),
+        ("  in WebSocket frames (all sockets)", lambda r: f"{r['frames']}"),
         ("messages received by the browsers", lambda r: f"{r['received']} / {r['written']}"),
         ("latency samples (event x socket)", lambda r: f"{len(r['samples'])}"),
         ("emitted -> browser received p50", lambda r: f"{pct(r['samples'], 0.50):.2f} ms"),

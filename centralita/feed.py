@@ -11,9 +11,7 @@ server's link (`ami_health`).
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +24,7 @@ from ami.cdr import CallRecord
 from ami.client import AmiListener
 from ami.protocol import AmiMessage
 from centralita.asterisks import AsteriskLink, Asterisks, KnownCalls, SharedTaps
+from centralita.batchwriter import BatchWriter
 from centralita.keys import (
     AMI,
     AMI_TAPS,
@@ -84,8 +83,8 @@ class TimedTracker(KnownCalls):
                 return arrived
 
 
-class CdrWriter:
-    """Writes call records to the store on its own task, in order.
+class CdrWriter(BatchWriter[CallRecord]):
+    """Writes call records to the store on its own task, in order (`BatchWriter`).
 
     The listener runs its callbacks one after another; a SQLite commit per `Cdr` awaited
     there would make every pop behind it wait (bench/pop_bench.py: 400 records/s put p99
@@ -93,52 +92,24 @@ class CdrWriter:
     """
 
     def __init__(self, store: StoreBackend, maxsize: int = 100_000) -> None:
+        super().__init__(self._write_records, name="call record", log=log, maxsize=maxsize)
         self.store = store
-        self.queue: asyncio.Queue[CallRecord] = asyncio.Queue(maxsize)
-        self.written = 0
-        self.dropped = 0
-        self._task: asyncio.Task[None] | None = None
 
-    def put(self, cdr: CallRecord) -> None:
-        """Queue one record (dropped with an error when the queue is full)."""
-        try:
-            self.queue.put_nowait(cdr)
-        except asyncio.QueueFull:
-            self.dropped += 1
-            log.error("call-record queue full: Cdr %s not stored", cdr.uniqueid)
-
-    async def _run(self) -> None:
-        while True:
-            cdr = await self.queue.get()
+    async def _write_records(self, records: list[CallRecord]) -> int:
+        written = 0
+        for cdr in records:
             try:
                 await self.store.upsert_cdr(cdr)
-                self.written += 1
+                written += 1
             except StoreInputError as exc:
                 log.warning("Cdr event for %s not stored: %s", cdr.uniqueid, exc)
             except Exception:
                 log.exception("Cdr event for %s not stored", cdr.uniqueid)
-            finally:
-                self.queue.task_done()
+        return written
 
-    def start(self) -> None:
+    def start(self, task_name: str = "centralita-cdr-writer") -> None:
         """Start writing in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="centralita-cdr-writer")
-
-    async def drain(self, timeout_s: float = 10.0) -> None:
-        """Wait until every queued record is written."""
-        await asyncio.wait_for(self.queue.join(), timeout_s)
-
-    async def stop(self, timeout_s: float = 5.0) -> None:
-        """Write what is queued (within `timeout_s`), then stop."""
-        if self._task is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            await self.drain(timeout_s)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        super().start(task_name)
 
 
 async def ami_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -4,9 +4,11 @@ as a recorded queue call plays, and the rebuild after the AMI link comes back.""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -14,19 +16,44 @@ from test_web_support import TRACES, WebEnv, console_env, receive_json
 
 from ami.fake_queues import FakeEntry
 from ami.testing import load_trace, rewrite
-from centralita.keys import WALLBOARD
+from centralita.keys import AMI_TAPS, WALLBOARD
 from centralita.store.queue_events import QueueCallUpdate
 from centralita.web.auth import WS_CLOSE_LOGGED_OUT
 
 QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
 
 
+class Board:
+    """A wallboard socket read message by message: the snapshot frame is one message, each
+    later frame a JSON array of them (docs/supervisors.md)."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.frames: list[str] = []  # every text frame read, as sent
+        self._pending: list[dict[str, Any]] = []
+
+    async def frame(self) -> Any:
+        msg = await self.ws.receive(timeout=10)
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        self.frames.append(msg.data)
+        return json.loads(msg.data)
+
+    async def next(self) -> dict[str, Any]:
+        while not self._pending:
+            data = await self.frame()
+            self._pending = data if isinstance(data, list) else [data]
+        return self._pending.pop(0)
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
 async def receive_until(
-    ws: aiohttp.ClientWebSocketResponse, kind: str, key: str, value: str, field: str, want: object
+    board: Board, kind: str, key: str, value: str, field: str, want: object
 ) -> dict[str, object]:
     """Read messages until one of type `kind` whose `key` is `value` shows `field == want`."""
     while True:
-        message = await receive_json(ws, skip=())
+        message = await board.next()
         if message["type"] != kind:
             continue
         item = message["queue" if kind == "wallboard.queue" else "agent"]
@@ -34,9 +61,9 @@ async def receive_until(
             return item  # type: ignore[no-any-return]
 
 
-async def open_board(env: WebEnv, client: aiohttp.ClientSession) -> aiohttp.ClientWebSocketResponse:
+async def open_board(env: WebEnv, client: aiohttp.ClientSession) -> Board:
     await env.login(client, "1001")  # Amira: a supervisor in the demo
-    return await client.ws_connect("/wallboard/ws")
+    return Board(await client.ws_connect("/wallboard/ws"))
 
 
 @pytest.mark.parametrize("extension", ["1002", "1200"])  # an agent; quality staff
@@ -73,7 +100,7 @@ async def test_the_snapshot_then_each_change_of_a_queue_call(tmp_path: Path) -> 
     async with console_env(tmp_path, sip=True) as env, env.session() as client:
         await env.wait_ami()
         ws = await open_board(env, client)
-        snapshot = await receive_json(ws, skip=())
+        snapshot = await ws.next()
         assert snapshot["type"] == "wallboard.snapshot" and snapshot["asterisk"] is True
         assert abs(snapshot["now"] - time.time()) < 60
         assert [q["name"] for q in snapshot["queues"]] == ["support-ar", "support-en", "support-fr"]
@@ -87,7 +114,12 @@ async def test_the_snapshot_then_each_change_of_a_queue_call(tmp_path: Path) -> 
         await env.ami.replay_trace(events[:joined])
         queue = await receive_until(ws, "wallboard.queue", "name", "support-en", "waiting", 1)
         assert queue["longest_wait_since"] is not None
-        await env.ami.replay_trace(events[joined:])
+        # Changes within one push tick are sent as where they ended: the call is replayed
+        # in two parts, so that the agent is seen on the call, then free again.
+        connected = 1 + next(i for i, m in enumerate(events) if m.name == "AgentConnect")
+        await env.ami.replay_trace(events[joined:connected])
+        await receive_until(ws, "wallboard.agent", "extension", "1001", "state", "on_call")
+        await env.ami.replay_trace(events[connected:])
         agent = await receive_until(ws, "wallboard.agent", "extension", "1001", "state", "free")
         assert agent["queues"]
         queue = env.app[WALLBOARD].model.snapshot()["queues"][1]  # type: ignore[index]
@@ -103,7 +135,7 @@ async def test_the_board_is_rebuilt_when_the_ami_link_comes_back(tmp_path: Path)
     async with console_env(tmp_path, sip=True) as env, env.session() as client:
         await env.wait_ami()
         ws = await open_board(env, client)
-        assert (await receive_json(ws, skip=()))["type"] == "wallboard.snapshot"
+        assert (await ws.next())["type"] == "wallboard.snapshot"
         queue = env.ami.queues.queue("support-fr")
         assert queue is not None
         queue.entries = [FakeEntry("SIP/trunk-7", "1800000000.7", start=time.time() - 30)]
@@ -120,7 +152,7 @@ async def test_the_board_is_rebuilt_when_the_ami_link_comes_back(tmp_path: Path)
         )
         await env.ami.drop_connections()
         while True:  # away, then back: a snapshot each time
-            snapshot = await receive_json(ws, skip=())
+            snapshot = await ws.next()
             if snapshot["type"] == "wallboard.snapshot" and snapshot["asterisk"]:
                 break
         fr = next(q for q in snapshot["queues"] if q["name"] == "support-fr")
@@ -150,3 +182,46 @@ async def test_the_socket_closes_when_the_supervisor_logs_out(tmp_path: Path) ->
         assert msg.type == aiohttp.WSMsgType.CLOSE
         assert ws.close_code == WS_CLOSE_LOGGED_OUT
         assert env.app[WALLBOARD].sockets == {}
+
+
+async def test_changes_come_in_frames_the_same_bytes_on_every_board(tmp_path: Path) -> None:
+    """After the snapshot, each frame is a JSON array of the messages of one push: what
+    changed with the events read since the last one. Every open board gets the very same
+    frames."""
+    async with console_env(tmp_path, sip=True) as env, env.session() as client:
+        await env.wait_ami()
+        first = await open_board(env, client)
+        second = Board(await client.ws_connect("/wallboard/ws"))  # a second tab
+        for board in (first, second):
+            assert (await board.next())["type"] == "wallboard.snapshot"
+        hub = env.app[WALLBOARD]
+        assert len(hub.sockets) == 2
+        sent, frames = hub.sent, hub.frames
+        events = rewrite(load_trace(QUEUE_TRACE), {"support-sip": "support-en"})
+        connected = 1 + next(i for i, m in enumerate(events) if m.name == "AgentConnect")
+        taps = env.app[AMI_TAPS]
+        # The events up to the answer, handed to the readers as the AMI listener does, with
+        # no pause between them (the pusher cannot run): their changes make one frame.
+        for msg in events[:connected]:
+            taps.on_event(msg)
+        answered = await first.frame()
+        agents = {m["agent"]["extension"]: m["agent"] for m in answered if "agent" in m}
+        queues = {m["queue"]["name"]: m["queue"] for m in answered if "queue" in m}
+        assert len(agents) + len(queues) == len(answered)  # nothing else, nothing twice
+        assert agents["1001"]["state"] == "on_call"
+        assert (queues["support-en"]["on_call"], queues["support-en"]["waiting"]) == (1, 0)
+        for msg in events[connected:]:
+            taps.on_event(msg)
+        ended = await first.frame()
+        agents = {m["agent"]["extension"]: m["agent"] for m in ended if "agent" in m}
+        queues = {m["queue"]["name"]: m["queue"] for m in ended if "queue" in m}
+        assert len(agents) + len(queues) == len(ended)
+        assert agents["1001"]["state"] == "free"
+        assert queues["support-en"]["answered_today"] == 1
+        while len(second.frames) < 3:
+            await second.frame()
+        assert second.frames[1:] == first.frames[1:]  # after each one's own snapshot
+        # Counted for both sockets: messages, and the frames that carried them.
+        assert (hub.sent - sent, hub.frames - frames) == (2 * (len(answered) + len(ended)), 4)
+        await first.close()
+        await second.close()

@@ -13,10 +13,11 @@ every query exists once, in the portable SQL the mixins are held to
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from centralita import phone
 
@@ -67,6 +68,25 @@ class Connection(Protocol):
     def execute_fetchall(self, sql: str, parameters: Any = ..., /) -> FetchedAll: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement of a `Script`: run with `parameters` (or, `many`, once per parameter
+    set in `parameters`, as `executemany`)."""
+
+    sql: str
+    parameters: Any = ()
+    many: bool = False
+
+
+T = TypeVar("T")
+
+# A write told as a generator: it yields each `Statement` and is sent back the statement's
+# rows (all of them; none for `many`), then returns its result. It does no I/O itself, so
+# each backend runs it its quickest way (`StoreBase._run_script`): SQLite in one trip to its
+# worker thread, instead of a trip per statement.
+Script = Generator[Statement, Sequence[Row], T]
+
+
 class StoreBase:
     """The phone-number key settings and the transaction hooks; the tables are mixed in by
     each backend's store class, which provides `_tx` and `_read`."""
@@ -89,6 +109,22 @@ class StoreBase:
     def _read(self) -> AbstractAsyncContextManager[Connection]:
         """A connection for reads (no transaction is promised)."""
         raise NotImplementedError
+
+    async def _run_script(self, script: Script[T]) -> T:
+        """Run `script` in one write transaction (committed when it returns, rolled back
+        when it raises), a statement at a time on the `_tx` connection."""
+        async with self._tx() as db:
+            try:
+                statement = next(script)
+                while True:
+                    if statement.many:
+                        await db.executemany(statement.sql, statement.parameters)
+                        rows: Sequence[Row] = ()
+                    else:
+                        rows = list(await db.execute_fetchall(statement.sql, statement.parameters))
+                    statement = script.send(rows)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
 
     async def _first_row_soon(self, sql: str, params: tuple[Any, ...]) -> Row | None:
         """The first row of a lookup a ringing call waits on (`last_agent_for`): each

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from centralita.store import report_tables
-from centralita.store.base import Connection, StoreBase
+from centralita.store.base import Script, Statement, StoreBase
 from centralita.store.errors import StoreInputError
 from centralita.store.records import check_text
 
@@ -132,56 +132,68 @@ def _check_call(update: QueueCallUpdate) -> tuple[object, ...]:
     )
 
 
+# A checked event: ("call", `_check_call`'s parameters) or ("pause", (agent, at, reason or
+# None when unpaused)).
+_Step = tuple[Literal["call", "pause"], tuple[Any, ...]]
+
+
+def _queue_events_script(steps: list[_Step]) -> Script[int]:
+    """The statements of a batch of checked events, in order. The report totals the calls
+    move are summed over the batch and written once per key at the end, in the same
+    transaction (report_tables). Returns how many events were applied."""
+    change: report_tables.Contribution = {}
+    for kind, params in steps:
+        if kind == "pause":
+            yield from _pause(*params)
+            continue
+        # The call's row before and after the upsert (its RETURNING), and what that moved.
+        old = yield Statement(_CALL_ROW, params[:2])
+        [new] = yield Statement(_UPSERT_CALL, params)
+        report_tables.add_to(
+            change,
+            report_tables.difference(
+                report_tables.contributions(new),
+                report_tables.contributions(old[0] if old else None),
+            ),
+        )
+    yield from report_tables.apply_script(change)
+    return len(steps)
+
+
+def _pause(agent: str, at: str, reason: str | None) -> Script[None]:
+    """Close the agent's open pause (with its duration), then open one if paused."""
+    open_rows = yield Statement(_OPEN_PAUSES, (agent,))
+    ended = datetime.fromisoformat(at)
+    closed = []
+    for row in open_rows:
+        seconds = int((ended - datetime.fromisoformat(row["started_at"])).total_seconds())
+        closed.append((at, max(0, seconds), row["id"]))
+    if closed:
+        yield Statement(_CLOSE_PAUSE, closed, many=True)
+    if reason is not None:
+        yield Statement(_OPEN_PAUSE, (agent, reason, at))
+
+
 class QueueEventsMixin(StoreBase):
     """The `queue_calls` and `agent_pauses` tables."""
 
     async def write_queue_events(self, events: Sequence[QueueEvent]) -> int:
         """Apply `events` in order, in one transaction; returns how many were applied.
 
-        An event the store refuses (StoreInputError) is skipped and logged by the caller's
-        count, not the whole batch: one odd event must not lose the others."""
-        calls: dict[int, tuple[object, ...]] = {}
-        pauses: dict[int, tuple[str, str, str | None]] = {}
-        for index, event in enumerate(events):
+        Every event is checked first: one the store refuses (StoreInputError) refuses the
+        batch, and the caller writes the others one by one (`QueueEventWriter`), so one
+        odd event does not lose the rest."""
+        steps: list[_Step] = []
+        for event in events:
             if isinstance(event, QueueCallUpdate):
-                calls[index] = _check_call(event)
+                steps.append(("call", _check_call(event)))
             else:
                 agent = check_text("agent", event.agent, limit=150, empty=False)
                 reason = check_text("reason", event.reason, limit=200) if event.paused else None
-                pauses[index] = (agent, utc_iso(event.at, "at"), reason)
-        if not events:
+                steps.append(("pause", (agent, utc_iso(event.at, "at"), reason)))
+        if not steps:
             return 0
-        async with self._tx() as db:
-            for index in range(len(events)):
-                if index in calls:
-                    await self._upsert_call(db, calls[index])
-                else:
-                    await self._pause(db, *pauses[index])
-        return len(events)
-
-    @staticmethod
-    async def _pause(db: Connection, agent: str, at: str, reason: str | None) -> None:
-        """Close the agent's open pause (with its duration), then open one if paused."""
-        async with db.execute(_OPEN_PAUSES, (agent,)) as cur:
-            open_rows = await cur.fetchall()
-        ended = datetime.fromisoformat(at)
-        for row in open_rows:
-            seconds = int((ended - datetime.fromisoformat(row["started_at"])).total_seconds())
-            await db.execute(_CLOSE_PAUSE, (at, max(0, seconds), row["id"]))
-        if reason is not None:
-            await db.execute(_OPEN_PAUSE, (agent, reason, at))
-
-    @staticmethod
-    async def _upsert_call(db: Connection, params: tuple[object, ...]) -> None:
-        """Write one call and move the report totals by what changed (report_tables)."""
-        async with db.execute(_CALL_ROW, params[:2]) as cur:
-            old = await cur.fetchone()
-        async with db.execute(_UPSERT_CALL, params) as cur:
-            new = await cur.fetchone()
-        change = report_tables.difference(
-            report_tables.contributions(new), report_tables.contributions(old)
-        )
-        await report_tables.apply(db, change)
+        return await self._run_script(_queue_events_script(steps))
 
     async def backfill_reports(self) -> None:
         """Fill in what rows written before the report tables lack: each closed pause's

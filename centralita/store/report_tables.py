@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from centralita.store.base import Connection
+from centralita.store.base import Connection, Script, Statement
 
 # Upper edges of the wait histogram, in seconds: a wait counts at the first edge at or
 # above it. Exact to the second up to 30 s (the usual service levels), then coarser.
@@ -209,6 +209,17 @@ async def apply(db: Connection, contribution: Contribution) -> None:
     """Add `contribution` to the report tables (inside the caller's transaction)."""
     for (table, key), sums in contribution.items():
         await db.execute(UPSERTS[table], upsert_params(table, key, sums))
+
+
+def apply_script(contribution: Contribution) -> Script[None]:
+    """Add `contribution` to the report tables: one `executemany` per table, its keys in
+    order (two writers on one PostgreSQL database then lock the rows in the same order)."""
+    by_table: dict[str, list[tuple[Any, ...]]] = {}
+    for (table, key), sums in sorted(contribution.items()):
+        if any(sums):
+            by_table.setdefault(table, []).append(upsert_params(table, key, sums))
+    for table, params in by_table.items():
+        yield Statement(UPSERTS[table], params, many=True)
 
 
 def total(rows: Iterable[Any], into: Contribution | None = None) -> Contribution:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
@@ -15,6 +15,7 @@ import aiosqlite
 
 from centralita.store.agents import AgentsMixin
 from centralita.store.audit import AuditMixin
+from centralita.store.base import Script, T
 from centralita.store.callbacks import CallbacksMixin
 from centralita.store.calls import CallRecordsMixin
 from centralita.store.contacts import ContactsMixin
@@ -26,6 +27,34 @@ from centralita.store.queue_events import QueueEventsMixin
 from centralita.store.report_queries import ReportData, ReportQueriesMixin, read_report_sqlite
 from centralita.store.schema import REPORT_TABLES_VERSION, migrate, protect
 from centralita.store.shared import SharedStateMixin
+
+
+def run_script_sync(db: sqlite3.Connection, script: Script[T]) -> T:
+    """`script` on `db` (in the thread that owns it) in one transaction: BEGIN IMMEDIATE,
+    its statements, COMMIT; ROLLBACK when anything raises."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = _drive(db, script)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _drive(db: sqlite3.Connection, script: Script[T]) -> T:
+    try:
+        statement = next(script)
+        while True:
+            if statement.many:
+                db.executemany(statement.sql, statement.parameters)
+                rows: list[sqlite3.Row] = []
+            else:
+                rows = db.execute(statement.sql, statement.parameters).fetchall()
+            statement = script.send(rows)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 class StoreOpening:
@@ -93,6 +122,17 @@ class Store(
                 # runs calls in order, so this ROLLBACK comes after it.
                 await self._rollback()
                 raise
+
+    async def _run_script(self, script: Script[T]) -> T:
+        """Run `script` in one write transaction, whole, in aiosqlite's worker thread: one
+        trip there and back (a Future and two thread switches) for the batch, where `_tx`
+        pays one per statement. The transaction begins and ends inside the thread's call,
+        so a cancelled caller cannot leave it open."""
+        async with self._lock:
+            # aiosqlite (0.20-0.22) has no public "run this callable on the connection's
+            # thread"; `_execute` is what each of its own methods queues its call with.
+            run: Callable[..., Awaitable[T]] = self._db._execute
+            return await run(run_script_sync, self._db._conn, script)
 
     async def report_data(
         self, *, first_day: str, end_day: str, start_utc: str, end_utc: str, by_hour: bool

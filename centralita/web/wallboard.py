@@ -1,11 +1,12 @@
 """The supervisors' live wallboard: `GET /wallboard` (the page) and `GET /wallboard/ws`.
 
 One WebSocket per open wallboard, no polling: on connect the page gets a
-`wallboard.snapshot`, then a `wallboard.queue` or `wallboard.agent` message whenever what one
-queue or agent shows changes (docs/supervisors.md). The model (`centralita.wallboard`) reads
-the AMI stream through `app[AMI_TAPS]`, after the agent-state mirror; its messages are
-serialized once and written to every supervisor's socket by one task, so the AMI reader
-never waits for a socket.
+`wallboard.snapshot`, then frames of `wallboard.queue` and `wallboard.agent` messages, each
+frame a JSON array of what changed since the last one (docs/supervisors.md). The model
+(`centralita.wallboard`) reads the AMI stream through `app[AMI_TAPS]`, after the agent-state
+mirror; one task pushes its messages at most every `TICK_S`, as one frame encoded once and
+written, the same bytes, to every supervisor's socket; the AMI reader never waits for a
+socket.
 
 Supervisors only: both routes answer 403 to any other member, checked on every request
 (`permissions.is_supervisor`). The agents' action buttons call the supervisor API
@@ -45,6 +46,11 @@ MAX_SOCKETS = 200
 # With nothing to push, the loop still wakes this often: the day's counts roll at midnight.
 IDLE_WAKE_S = 30.0
 SESSION_CHECK_S = 2.0
+# At most one frame per socket this often: a burst of events (thousands a second at 200
+# calls/s) then costs each socket one write per tick rather than one per message, and the
+# model sends each queue or agent once per tick however often it changed within it. Its
+# wait adds at most this to a change's way to the screen (bench/wallboard_bench.py).
+TICK_S = 0.02
 
 
 class WallboardHub:
@@ -60,6 +66,7 @@ class WallboardHub:
         self._wake = asyncio.Event()
         model.changed = self._wake.set
         self.sent = 0  # messages written, every socket counted (bench, tests)
+        self.frames = 0  # frames written, every socket counted
 
     def add(self, ws: web.WebSocketResponse, session: tuple[str, str, int]) -> bool:
         if len(self.sockets) >= MAX_SOCKETS:
@@ -72,6 +79,8 @@ class WallboardHub:
 
     async def run(self) -> None:
         """Push what changed until cancelled; wake up for wrap-ups that end on their own."""
+        loop = asyncio.get_running_loop()
+        pushed = -TICK_S
         while True:
             deadline = self.model.next_deadline()
             wait = IDLE_WAKE_S if deadline is None else min(IDLE_WAKE_S, deadline - self.clock())
@@ -79,6 +88,12 @@ class WallboardHub:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait + 0.01):
                         await self._wake.wait()
+            # A change within a tick of the last push waits for the tick's end, with the
+            # others that come meanwhile; one after a quiet spell goes at once.
+            early = pushed + TICK_S - loop.time()
+            if early > 0:
+                await asyncio.sleep(early)
+            pushed = loop.time()
             self._wake.clear()
             try:
                 if self.model.wants_totals and self.store is not None:
@@ -102,20 +117,24 @@ class WallboardHub:
         self.model.seed_totals(since, totals)
 
     async def broadcast(self, messages: list[str]) -> None:
+        """Write `messages` (JSON texts) to every socket as one frame: their JSON array,
+        encoded once."""
+        frame = ("[" + ",".join(messages) + "]").encode()
         for ws in list(self.sockets):
-            await self.send(ws, messages)
+            await self.send(ws, frame, len(messages))
 
-    async def send(self, ws: web.WebSocketResponse, messages: list[str]) -> None:
-        """Write `messages` to one socket; a slow or broken one is dropped (the page
-        reconnects and starts again from a snapshot)."""
+    async def send(self, ws: web.WebSocketResponse, frame: bytes, count: int) -> None:
+        """Write one text frame (UTF-8 bytes, holding `count` messages) to one socket; a
+        slow or broken one is dropped (the page reconnects and starts again from a
+        snapshot)."""
         if ws.closed:
             self.remove(ws)
             return
         try:
             async with asyncio.timeout(SEND_TIMEOUT_S):
-                for text in messages:
-                    await ws.send_str(text)
-            self.sent += len(messages)
+                await ws.send_frame(frame, WSMsgType.TEXT)
+            self.sent += count
+            self.frames += 1
         except Exception:
             log.info("wallboard socket dropped (slow or closed)")
             self.remove(ws)
@@ -210,7 +229,9 @@ async def wallboard_ws(request: web.Request) -> web.StreamResponse:
     if not same_origin(request):  # cross-site WebSocket hijacking
         return error(request, 403, "WebSocket from another site refused")
     hub = request.app[WALLBOARD]
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
+    # No permessage-deflate: the frames are small, the link a LAN, and compressing would
+    # be done again for each socket (the same bytes go to all).
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096, compress=False)
     await ws.prepare(request)
     # What changed so far goes to the sockets already open; this one starts from the
     # snapshot, which is as new (messages computed here are idempotent for the page).

@@ -1,5 +1,5 @@
 // The supervisors' wallboard: one WebSocket (/wallboard/ws) brings a snapshot of every queue
-// and agent, then each change (docs/supervisors.md); no polling. Times in a state tick here,
+// and agent, then frames of changes (docs/supervisors.md); no polling. Times in a state tick here,
 // from the server's clock. The agents' buttons call the supervisor API, and the page changes
 // only when Asterisk's events come back through the socket.
 // Names and reasons are other people's text: set with textContent only.
@@ -336,10 +336,20 @@ function connect() {
     delay = 1000;
   });
   ws.addEventListener("message", (ev) => {
+    // The snapshot on connect is one message; every frame after it, an array of them.
+    let data;
     try {
-      apply(JSON.parse(ev.data));
+      data = JSON.parse(ev.data);
     } catch (err) {
-      console.error("wallboard message", err);
+      console.error("wallboard frame", err);
+      return;
+    }
+    for (const msg of Array.isArray(data) ? data : [data]) {
+      try {
+        apply(msg);
+      } catch (err) {
+        console.error("wallboard message", err);
+      }
     }
   });
   ws.addEventListener("close", (ev) => {
