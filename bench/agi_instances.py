@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,9 @@ from centralita.settings import demo_text  # noqa: E402
 
 FLOWS = ("language", "callback")
 INSTANCE_COUNTS = (1, 2, 3)
+MAX_IN_FLIGHT = 200  # calls at once per instance before the generator waits
+FLAT_WITHIN = 1.15  # the goal: CPU per call at 2 and 3 instances within 15% of 1
+SLOW_RATE = 0.9
 
 
 def free_port() -> int:
@@ -156,24 +160,42 @@ def caller(flow: str, n: int) -> Caller:
     )
 
 
-async def run_calls(instances: list[Instance], flow: str, numbers: range, concurrency: int) -> int:
-    """Place one call per number, round-robin over the instances; returns the failures."""
-    ports = itertools.cycle([i.agi_port for i in instances])
-    todo = iter([(n, next(ports)) for n in numbers])
+async def offer_calls(
+    instances: list[Instance], flow: str, first: int, per_instance: int, rate: float
+) -> tuple[int, float]:
+    """Offer `per_instance` calls to each instance at `rate` calls/s each (paced arrivals,
+    the same for every instance count, so each instance sees the same load whatever N is);
+    returns (failures, wall seconds). A call that would exceed MAX_IN_FLIGHT per instance
+    waits: then the rate reached (printed) is below the rate offered."""
     failures = 0
+    expected = "hangup" if flow == "callback" else "queue:support-fr"
 
-    async def worker() -> None:
+    async def one(port: int, n: int, slots: asyncio.Semaphore) -> None:
         nonlocal failures
-        for n, port in todo:
+        try:
             result = await place_call("127.0.0.1", port, caller(flow, n))
-            expected = "hangup" if flow == "callback" else "queue:support-fr"
-            if result.error or result.route != expected:
-                failures += 1
-                if failures == 1:
-                    print(f"first failure (port {port}): {result.error or result.route!r}")
+        finally:
+            slots.release()
+        if result.error or result.route != expected:
+            failures += 1
+            if failures == 1:
+                print(f"first failure (port {port}): {result.error or result.route!r}")
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return failures
+    async def pace(k: int, instance: Instance, start: float) -> None:
+        slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        calls: list[asyncio.Task[None]] = []
+        for i in range(per_instance):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await slots.acquire()
+            n = first + i * len(instances) + k
+            calls.append(asyncio.create_task(one(instance.agi_port, n, slots)))
+        await asyncio.gather(*calls)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(pace(k, inst, start) for k, inst in enumerate(instances)))
+    return failures, time.perf_counter() - start
 
 
 @dataclass
@@ -181,21 +203,31 @@ class Row:
     flow: str
     instances: int
     calls: int
-    cpu_ms_per_call: float
+    rate_per_instance: float  # reached, calls/s
+    cpu_ms_per_call: float  # every instance's CPU during the calls, per call
     per_instance_ms: list[float]
-    calls_per_s: float
     failures: int
-    # The instances' CPU when no call runs (pollers, timers), over the same wall time as
-    # the calls, per call: what `cpu_ms_per_call` holds besides the calls themselves.
-    idle_ms_per_call: float
+    # Every instance's CPU with no call (pollers, timers, the CSV writer's lease), per
+    # second, measured apart over IDLE_S, and what it makes per call at the rate reached.
+    idle_ms_per_s: list[float]
+    batching: bool = False  # one instance at a multiple of the rate
+
+    @property
+    def idle_ms_per_call(self) -> float:
+        return sum(self.idle_ms_per_s) / (self.rate_per_instance * self.instances)
+
+    @property
+    def busy_ms_per_call(self) -> float:
+        return self.cpu_ms_per_call - self.idle_ms_per_call
 
 
-def idle_cpu_per_second(instances: list[Instance], seconds: float = 3.0) -> float:
-    """CPU seconds the instances spend together per wall second with no call."""
-    before = sum(i.cpu_seconds() for i in instances)
+def idle_cpu_per_second(instances: list[Instance], seconds: float) -> list[float]:
+    """CPU milliseconds each instance spends per wall second with no call."""
+    before = [i.cpu_seconds() for i in instances]
     start = time.perf_counter()
     time.sleep(seconds)
-    return (sum(i.cpu_seconds() for i in instances) - before) / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    return [(i.cpu_seconds() - b) / wall * 1e3 for i, b in zip(instances, before, strict=True)]
 
 
 def measure(
@@ -203,38 +235,36 @@ def measure(
     flow: str,
     calls: int,
     rounds: int,
-    concurrency: int,
+    rate: float,
     first: int,
-    idle_per_s: float,
+    idle_ms_per_s: list[float],
 ) -> Row:
-    """CPU of every instance per call, median over `rounds`."""
-    per_round = max(1, calls // rounds)
+    """Every instance's CPU per call, median over `rounds` of `calls` per instance each."""
     cpu_per_call: list[float] = []
     share: list[list[float]] = [[] for _ in instances]
     failures = 0
     wall = 0.0
-    numbers = itertools.count(first, per_round)
-    for _ in range(rounds):
+    per_round = calls * len(instances)
+    for r in range(rounds):
         before = [i.cpu_seconds() for i in instances]
-        start = time.perf_counter()
-        base = next(numbers)
-        failures += asyncio.run(
-            run_calls(instances, flow, range(base, base + per_round), concurrency)
+        failed, seconds = asyncio.run(
+            offer_calls(instances, flow, first + r * per_round, calls, rate)
         )
-        wall += time.perf_counter() - start
+        failures += failed
+        wall += seconds
         spent = [i.cpu_seconds() - b for i, b in zip(instances, before, strict=True)]
         cpu_per_call.append(sum(spent) / per_round)
-        for column, seconds in zip(share, spent, strict=True):
-            column.append(seconds / per_round)
+        for column, cpu in zip(share, spent, strict=True):
+            column.append(cpu / per_round)
     return Row(
         flow=flow,
         instances=len(instances),
         calls=per_round * rounds,
+        rate_per_instance=calls * rounds / wall,
         cpu_ms_per_call=statistics.median(cpu_per_call) * 1e3,
         per_instance_ms=[statistics.median(c) * 1e3 for c in share],
-        calls_per_s=per_round * rounds / wall,
         failures=failures,
-        idle_ms_per_call=idle_per_s * wall / (per_round * rounds) * 1e3,
+        idle_ms_per_s=idle_ms_per_s,
     )
 
 
@@ -242,12 +272,121 @@ def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def run_instances(
+    store_url: str, tmp: Path, count: int, args: argparse.Namespace, first: Iterator[int]
+) -> list[Row]:
+    """Start `count` instances; measure their idle CPU, then each flow at `args.rate` calls/s
+    per instance, then (one instance only, `args.batching`) each flow at 2 and 3 times that
+    rate: CPU per call against calls/s in one process."""
+    rows: list[Row] = []
+    instances: list[Instance] = []
+    try:
+        for k in range(count):
+            folder = tmp / f"n{count}-{k + 1}"
+            instances.append(start_instance(folder, store_url, args.loop))
+        # Warm up every instance (imports, pools, caches) before measuring.
+        for flow in FLOWS:
+            asyncio.run(offer_calls(instances, flow, 9_000_000 + count * 1000, 20, args.rate))
+        idle = idle_cpu_per_second(instances, args.idle_s)
+        for flow in FLOWS:
+            row = measure(instances, flow, args.calls, args.rounds, args.rate, next(first), idle)
+            rows.append(row)
+        if count == 1 and args.batching:
+            for factor in (2, 3):
+                for flow in FLOWS:
+                    row = measure(
+                        instances,
+                        flow,
+                        args.calls * factor,
+                        args.rounds,
+                        args.rate * factor,
+                        next(first),
+                        idle,
+                    )
+                    row.batching = True
+                    rows.append(row)
+    finally:
+        for instance in instances:
+            stop_instance(instance)
+    return rows
+
+
+def baseline(rows: list[Row], flow: str) -> Row:
+    """The 1-instance row of `flow` at the offered rate."""
+    return next(r for r in rows if r.flow == flow and r.instances == 1 and not r.batching)
+
+
+def print_rows(rows: list[Row], args: argparse.Namespace, loads: list[str]) -> None:
+    print(
+        f"FastAGI CPU per call with 1, 2 and 3 `centralita serve` instances on one PostgreSQL "
+        f"({args.loop} loop; {args.rate:g} calls/s offered to each instance, paced; CPU of "
+        f"every instance read from outside, median of {args.rounds} rounds of {args.calls} "
+        f"calls per instance; idle: the instances' CPU with no call over {args.idle_s:g} s)"
+    )
+    print(f"load average (1/5/15 min) at each step: {' | '.join(loads)}")
+    print(f"{'flow':<9} {'N':>2} {'calls':>6} {'calls/s/inst':>12} {'CPU/call':>9} "
+          f"{'idle ms/s/inst':>16} {'idle/call':>9} {'busy/call':>9} {'vs 1':>6} "
+          f"{'fail':>5}  busy per instance")  # fmt: skip
+    verdicts: list[str] = []
+    for flow in FLOWS:
+        one = baseline(rows, flow)
+        for r in (r for r in rows if r.flow == flow and not r.batching):
+            idle = " ".join(f"{ms:.1f}" for ms in r.idle_ms_per_s)
+            shares = " ".join(
+                f"{ms - idle_s / r.rate_per_instance:.2f}"
+                for ms, idle_s in zip(r.per_instance_ms, r.idle_ms_per_s, strict=True)
+            )
+            print(
+                f"{r.flow:<9} {r.instances:>2} {r.calls:>6} {r.rate_per_instance:>12.1f} "
+                f"{r.cpu_ms_per_call:>7.2f}ms {idle:>16} {r.idle_ms_per_call:>7.2f}ms "
+                f"{r.busy_ms_per_call:>7.2f}ms {r.busy_ms_per_call / one.busy_ms_per_call:>5.2f}x "
+                f"{r.failures:>5}  {shares} ms"
+            )
+        worst = max(
+            (r for r in rows if r.flow == flow and r.instances > 1 and not r.batching),
+            key=lambda r: r.busy_ms_per_call,
+        )
+        ratio = worst.busy_ms_per_call / one.busy_ms_per_call
+        total_ratio = worst.cpu_ms_per_call / one.cpu_ms_per_call
+        verdicts.append(
+            f"{flow}: {'FLAT' if ratio <= FLAT_WITHIN else 'NOT FLAT'} (worst {ratio:.2f}x "
+            f"the 1-instance CPU per call without idle, {total_ratio:.2f}x with it, at "
+            f"{worst.instances} instances; goal <= {FLAT_WITHIN:.2f}x)"
+        )
+    batching = [r for r in rows if r.batching]
+    if batching:
+        print("one instance at 1, 2 and 3 times that rate (CPU per call against calls/s in one")
+        print("process: the loop's wake-ups shared by more calls, not coordination):")
+        for flow in FLOWS:
+            for r in [baseline(rows, flow)] + [r for r in batching if r.flow == flow]:
+                print(
+                    f"{r.flow:<9}  1 {r.calls:>6} {r.rate_per_instance:>12.1f} "
+                    f"{r.cpu_ms_per_call:>7.2f}ms {'':>16} {r.idle_ms_per_call:>7.2f}ms "
+                    f"{r.busy_ms_per_call:>7.2f}ms {'':>6} {r.failures:>5}"
+                )
+    for verdict in verdicts:
+        print(f"verdict: {verdict}")
+    slow = [r for r in rows if r.rate_per_instance < SLOW_RATE * args.rate and not r.batching]
+    if slow:
+        print(
+            "warning: the load generator fell behind (calls/s per instance below "
+            f"{SLOW_RATE:.0%} of the {args.rate:g} offered): a busy machine; compare with care"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=600, help="calls per flow and count")
+    parser.add_argument("--calls", type=int, default=300, help="calls per instance and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per measure (median)")
-    parser.add_argument("--concurrency", type=int, default=60, help="calls at once")
+    parser.add_argument("--rate", type=float, default=30.0, help="calls/s to each instance")
+    parser.add_argument("--idle-s", type=float, default=10.0, help="idle CPU measured over")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument(
+        "--batching",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also one instance at 2 and 3 times the rate",
+    )
     args = parser.parse_args()
     try:
         cluster = start_cluster(durable=True)
@@ -256,61 +395,15 @@ def main() -> None:
         return
     rows: list[Row] = []
     loads: list[str] = [load_average()]
-    first_number = itertools.count(0, 10 * args.calls)
+    first_number = itertools.count(0, 10 * args.calls * args.rounds * max(INSTANCE_COUNTS))
     try:
-        store_url = cluster.url
         with tempfile.TemporaryDirectory(prefix="agi-instances-") as tmp:
             for count in INSTANCE_COUNTS:
-                instances: list[Instance] = []
-                try:
-                    for k in range(count):
-                        folder = Path(tmp) / f"n{count}-{k + 1}"
-                        instances.append(start_instance(folder, store_url, args.loop))
-                    # Warm up every instance (imports, pools, caches) before measuring.
-                    for flow in FLOWS:
-                        asyncio.run(
-                            run_calls(instances, flow, range(900000, 900000 + 20 * count), 10)
-                        )
-                    idle_per_s = idle_cpu_per_second(instances)
-                    for flow in FLOWS:
-                        rows.append(
-                            measure(
-                                instances,
-                                flow,
-                                args.calls,
-                                args.rounds,
-                                args.concurrency,
-                                next(first_number),
-                                idle_per_s,
-                            )
-                        )
-                finally:
-                    for instance in instances:
-                        stop_instance(instance)
+                rows += run_instances(cluster.url, Path(tmp), count, args, first_number)
                 loads.append(load_average())
     finally:
         cluster.stop()
-    print(
-        f"FastAGI CPU per call with 1, 2 and 3 `centralita serve` instances on one PostgreSQL "
-        f"({args.loop} loop, {args.concurrency} calls at once spread round-robin; CPU of every "
-        f"instance, read from outside, median of {args.rounds} rounds; goal: flat)"
-    )
-    print(f"load average (1/5/15 min) at each step: {' | '.join(loads)}")
-    print(f"{'flow':<9} {'instances':>9} {'calls':>6} {'CPU/call':>9} {'vs 1':>6} "
-          f"{'idle part':>9} {'w/o idle':>9} {'vs 1':>6} {'calls/s':>8} {'fail':>5}  "
-          "per instance")  # fmt: skip
-    for flow in FLOWS:
-        one = next(r for r in rows if r.flow == flow and r.instances == 1)
-        one_busy = one.cpu_ms_per_call - one.idle_ms_per_call
-        for r in (r for r in rows if r.flow == flow):
-            shares = " ".join(f"{ms:.2f}" for ms in r.per_instance_ms)
-            busy = r.cpu_ms_per_call - r.idle_ms_per_call
-            print(
-                f"{r.flow:<9} {r.instances:>9} {r.calls:>6} {r.cpu_ms_per_call:>7.2f}ms "
-                f"{r.cpu_ms_per_call / one.cpu_ms_per_call:>5.2f}x "
-                f"{r.idle_ms_per_call:>7.2f}ms {busy:>7.2f}ms {busy / one_busy:>5.2f}x "
-                f"{r.calls_per_s:>8.0f} {r.failures:>5}  {shares} ms"
-            )
+    print_rows(rows, args, loads)
 
 
 if __name__ == "__main__":
