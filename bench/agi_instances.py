@@ -2,17 +2,27 @@
 
 Each instance is a real `centralita serve` process (the shipped demo config, its store on one
 scratch PostgreSQL from tests/pgcluster.py, or CENTRALITA_TEST_POSTGRES_URL's server). The
-load generator (this process) plays Asterisk with agi.testing's simulator and spreads the
-calls round-robin over the running instances. The figure is the CPU time of every instance
-(user + system, read from outside each process) during the run, divided by the calls: with
-no coordination cost per call it stays flat from 1 to 3 instances (docs/cluster.md).
+load generator (this process) plays Asterisk with agi.testing's simulator. The figure is the
+CPU time of every instance (user + system, read from outside each process) during the run,
+divided by the calls: with no coordination cost per call it stays flat from 1 to 3 instances
+(docs/cluster.md#cpu-per-call-with-1-2-and-3-instances).
+
+What it holds equal, so that what grows is coordination and nothing else:
+- the load on each instance: every instance is offered the same paced `--rate` calls/s
+  whatever their number (one process's CPU per call falls as its calls/s rise: more calls
+  share each wake-up of its event loop; a fixed total load spread over more instances made
+  each one's calls dearer, which is not a cost of coordination). The table shows the rate
+  each instance reached, and one instance at 2 and 3 times the rate for that effect alone.
+- the idle cost: each instance's CPU with no call (timers, pollers, the CSV writer's lease)
+  is measured apart over `--idle-s`, printed per instance, and its share per call at the rate
+  reached is shown; "busy/call" is the CPU per call less it. Both are in the verdict.
 
 Two flows of the demo, each call a new connection:
 - `language`: the welcome, key 3, three channel variables: no store access;
 - `callback`: a confirmed number stored in the database (one row per call), then thanks.
 
-    python bench/agi_instances.py                 # 600 calls per flow and instance count
-    python bench/agi_instances.py --calls 2000 --loop uvloop
+    python bench/agi_instances.py                  # 30 calls/s to each instance, 3 x 300
+    python bench/agi_instances.py --rate 50 --calls 1000 --loop uvloop
 """
 
 from __future__ import annotations
@@ -30,11 +40,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psutil
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -230,85 +241,120 @@ def idle_cpu_per_second(instances: list[Instance], seconds: float) -> list[float
     return [(i.cpu_seconds() - b) / wall * 1e3 for i, b in zip(instances, before, strict=True)]
 
 
-def measure(
-    instances: list[Instance],
-    flow: str,
-    calls: int,
-    rounds: int,
-    rate: float,
-    first: int,
-    idle_ms_per_s: list[float],
-) -> Row:
-    """Every instance's CPU per call, median over `rounds` of `calls` per instance each."""
-    cpu_per_call: list[float] = []
-    share: list[list[float]] = [[] for _ in instances]
-    failures = 0
-    wall = 0.0
-    per_round = calls * len(instances)
-    for r in range(rounds):
-        before = [i.cpu_seconds() for i in instances]
-        failed, seconds = asyncio.run(
-            offer_calls(instances, flow, first + r * per_round, calls, rate)
+@dataclass
+class Setup:
+    """One measured configuration: a set of instances and the rate offered to each."""
+
+    instances: list[Instance]
+    factor: int  # times args.rate
+    idle_ms_per_s: list[float]
+
+    @property
+    def batching(self) -> bool:
+        return self.factor > 1
+
+
+@dataclass
+class Tally:
+    """The rounds of one flow on one setup so far."""
+
+    setup: Setup
+    flow: str
+    cpu_per_call: list[float]
+    share: list[list[float]]
+    calls: int = 0
+    wall: float = 0.0
+    failures: int = 0
+
+    def row(self) -> Row:
+        count = len(self.setup.instances)
+        return Row(
+            flow=self.flow,
+            instances=count,
+            calls=self.calls,
+            rate_per_instance=self.calls / count / self.wall,
+            cpu_ms_per_call=statistics.median(self.cpu_per_call) * 1e3,
+            per_instance_ms=[statistics.median(c) * 1e3 for c in self.share],
+            failures=self.failures,
+            idle_ms_per_s=self.setup.idle_ms_per_s,
+            batching=self.setup.batching,
         )
-        failures += failed
-        wall += seconds
-        spent = [i.cpu_seconds() - b for i, b in zip(instances, before, strict=True)]
-        cpu_per_call.append(sum(spent) / per_round)
-        for column, cpu in zip(share, spent, strict=True):
-            column.append(cpu / per_round)
-    return Row(
-        flow=flow,
-        instances=len(instances),
-        calls=per_round * rounds,
-        rate_per_instance=calls * rounds / wall,
-        cpu_ms_per_call=statistics.median(cpu_per_call) * 1e3,
-        per_instance_ms=[statistics.median(c) * 1e3 for c in share],
-        failures=failures,
-        idle_ms_per_s=idle_ms_per_s,
-    )
+
+
+def one_round(tally: Tally, calls: int, rate: float, first: int) -> None:
+    """`calls` to each instance of the setup at `rate` calls/s each; every instance's CPU."""
+    instances = tally.setup.instances
+    per_round = calls * len(instances)
+    before = [i.cpu_seconds() for i in instances]
+    failed, seconds = asyncio.run(offer_calls(instances, tally.flow, first, calls, rate))
+    spent = [i.cpu_seconds() - b for i, b in zip(instances, before, strict=True)]
+    tally.failures += failed
+    tally.wall += seconds
+    tally.calls += per_round
+    tally.cpu_per_call.append(sum(spent) / per_round)
+    for column, cpu in zip(tally.share, spent, strict=True):
+        column.append(cpu / per_round)
 
 
 def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def run_instances(
-    store_url: str, tmp: Path, count: int, args: argparse.Namespace, first: Iterator[int]
-) -> list[Row]:
-    """Start `count` instances; measure their idle CPU, then each flow at `args.rate` calls/s
-    per instance, then (one instance only, `args.batching`) each flow at 2 and 3 times that
-    rate: CPU per call against calls/s in one process."""
-    rows: list[Row] = []
-    instances: list[Instance] = []
+def own_schema(cluster_url: str, name: str) -> str:
+    """A URL on `name`, a fresh schema: each set of instances has its own tables and its own
+    CSV writer's lease, so the sets run side by side without touching each other."""
+    with psycopg.connect(cluster_url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        conn.execute(f"CREATE SCHEMA {name}")
+    sep = "&" if "?" in cluster_url else "?"
+    return f"{cluster_url}{sep}options={quote(f'-c search_path={name}')}"
+
+
+def run_sets(cluster_url: str, tmp: Path, args: argparse.Namespace) -> tuple[list[Row], str]:
+    """Start a set of 1, one of 2 and one of 3 instances, each on its own schema, all at
+    once; measure their idle CPU together, then run the rounds interleaved (1, 2, 3, then the
+    one instance at 2 and 3 times the rate, in a turning order), so that a change in the
+    machine's load while the benchmark runs reaches every configuration alike."""
+    sets: dict[int, list[Instance]] = {}
     try:
-        for k in range(count):
-            folder = tmp / f"n{count}-{k + 1}"
-            instances.append(start_instance(folder, store_url, args.loop))
-        # Warm up every instance (imports, pools, caches) before measuring.
-        for flow in FLOWS:
-            asyncio.run(offer_calls(instances, flow, 9_000_000 + count * 1000, 20, args.rate))
-        idle = idle_cpu_per_second(instances, args.idle_s)
-        for flow in FLOWS:
-            row = measure(instances, flow, args.calls, args.rounds, args.rate, next(first), idle)
-            rows.append(row)
-        if count == 1 and args.batching:
-            for factor in (2, 3):
-                for flow in FLOWS:
-                    row = measure(
-                        instances,
-                        flow,
-                        args.calls * factor,
-                        args.rounds,
-                        args.rate * factor,
-                        next(first),
-                        idle,
-                    )
-                    row.batching = True
-                    rows.append(row)
+        for count in INSTANCE_COUNTS:
+            url = own_schema(cluster_url, f"agi_instances_{count}")
+            sets[count] = [
+                start_instance(tmp / f"n{count}-{k + 1}", url, args.loop) for k in range(count)
+            ]
+        for count, instances in sets.items():  # warm-up: imports, pools, caches
+            for flow in FLOWS:
+                asyncio.run(offer_calls(instances, flow, 9_000_000 + count * 1000, 20, args.rate))
+        everyone = [i for count in INSTANCE_COUNTS for i in sets[count]]
+        idle = iter(idle_cpu_per_second(everyone, args.idle_s))
+        setups = [
+            Setup(sets[count], 1, [next(idle) for _ in sets[count]]) for count in INSTANCE_COUNTS
+        ]
+        if args.batching:
+            setups += [Setup(sets[1], factor, setups[0].idle_ms_per_s) for factor in (2, 3)]
+        tallies = [
+            Tally(setup, flow, [], [[] for _ in setup.instances])
+            for flow in FLOWS
+            for setup in setups
+        ]
+        first = itertools.count(0, 100_000)
+        loads = [load_average()]
+        for r in range(args.rounds):
+            for flow in FLOWS:
+                turn = [t for t in tallies if t.flow == flow]
+                turn = turn[r % len(turn) :] + turn[: r % len(turn)]
+                for tally in turn:
+                    factor = tally.setup.factor
+                    one_round(tally, args.calls * factor, args.rate * factor, next(first))
+            loads.append(load_average())
+        return [t.row() for t in tallies], " | ".join(loads)
     finally:
-        for instance in instances:
-            stop_instance(instance)
-    return rows
+        for instances in sets.values():
+            for instance in instances:
+                stop_instance(instance)
+        with psycopg.connect(cluster_url, autocommit=True) as conn:
+            for count in sets:
+                conn.execute(f"DROP SCHEMA IF EXISTS agi_instances_{count} CASCADE")
 
 
 def baseline(rows: list[Row], flow: str) -> Row:
@@ -316,14 +362,16 @@ def baseline(rows: list[Row], flow: str) -> Row:
     return next(r for r in rows if r.flow == flow and r.instances == 1 and not r.batching)
 
 
-def print_rows(rows: list[Row], args: argparse.Namespace, loads: list[str]) -> None:
+def print_rows(rows: list[Row], args: argparse.Namespace, loads: str) -> None:
     print(
         f"FastAGI CPU per call with 1, 2 and 3 `centralita serve` instances on one PostgreSQL "
-        f"({args.loop} loop; {args.rate:g} calls/s offered to each instance, paced; CPU of "
-        f"every instance read from outside, median of {args.rounds} rounds of {args.calls} "
-        f"calls per instance; idle: the instances' CPU with no call over {args.idle_s:g} s)"
+        f"({args.loop} loop; {args.rate:g} calls/s offered to each instance, paced; the sets "
+        f"of 1, 2 and 3 instances run side by side, each on its own schema, their rounds "
+        f"interleaved; CPU of every instance read from outside, median of {args.rounds} "
+        f"rounds of {args.calls} calls per instance; idle: each instance's CPU with no call, "
+        f"over {args.idle_s:g} s)"
     )
-    print(f"load average (1/5/15 min) at each step: {' | '.join(loads)}")
+    print(f"load average (1/5/15 min) before and after each round: {loads}")
     print(f"{'flow':<9} {'N':>2} {'calls':>6} {'calls/s/inst':>12} {'CPU/call':>9} "
           f"{'idle ms/s/inst':>16} {'idle/call':>9} {'busy/call':>9} {'vs 1':>6} "
           f"{'fail':>5}  busy per instance")  # fmt: skip
@@ -376,7 +424,7 @@ def print_rows(rows: list[Row], args: argparse.Namespace, loads: list[str]) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=300, help="calls per instance and round")
+    parser.add_argument("--calls", type=int, default=200, help="calls per instance and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per measure (median)")
     parser.add_argument("--rate", type=float, default=30.0, help="calls/s to each instance")
     parser.add_argument("--idle-s", type=float, default=10.0, help="idle CPU measured over")
@@ -393,14 +441,9 @@ def main() -> None:
     except PostgresUnavailable as exc:
         print(f"FastAGI instances: skipped, no PostgreSQL: {exc}")
         return
-    rows: list[Row] = []
-    loads: list[str] = [load_average()]
-    first_number = itertools.count(0, 10 * args.calls * args.rounds * max(INSTANCE_COUNTS))
     try:
         with tempfile.TemporaryDirectory(prefix="agi-instances-") as tmp:
-            for count in INSTANCE_COUNTS:
-                rows += run_instances(cluster.url, Path(tmp), count, args, first_number)
-                loads.append(load_average())
+            rows, loads = run_sets(cluster.url, Path(tmp), args)
     finally:
         cluster.stop()
     print_rows(rows, args, loads)
