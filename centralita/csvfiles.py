@@ -18,10 +18,12 @@ encoder, formula cells neutralised, one `os.write` per batch on O_APPEND).
   append to one file (a data_dir on a shared folder) at once.
 
 Each poll reads the requests changed, and the ratings made, since the newest time the last
-poll read less `RECENT_S`; every `SWEEP_EVERY_S` it reads the whole last `OVERLAP_S`
-instead: a transaction on another instance may commit a row whose time is a little older
-than rows already read. (Reading the whole window at every poll re-read each row
-OVERLAP_S / POLL_S = 30 times, a cost per call on the writer: bench/agi_instances.py.) As
+poll read less `RECENT_S`; every `SWEEP_EVERY_S` it reads the whole window instead, the last
+`OVERLAP_S` + `SWEEP_EVERY_S` (`_window_s`): a transaction on another instance may commit a
+row whose time is older than rows already read (a late commit, a clock behind), and a row
+up to `OVERLAP_S` older is still inside the window at the next sweep. (Reading the whole
+window at every poll re-read each row OVERLAP_S / POLL_S = 30 times, a cost per call on the
+writer: bench/agi_instances.py, docs/cluster.md#cpu-per-call-with-1-2-and-3-instances.) As
 the SQLite instance does, it writes a request's row when it is made and when it is closed
 (`_event`), not when it is assigned or called (which change it too), and each rating once; a
 row older than the window, or from an instance whose clock is off by more (keep them on
@@ -64,6 +66,11 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def _window_s() -> float:
+    """How far back a sweep reads, and the writer remembers what it wrote."""
+    return OVERLAP_S + SWEEP_EVERY_S
+
+
 def _recent(newest: str, since: str) -> str:
     """Where the next poll reads from: RECENT_S before the newest time read (a row committed
     a moment late, with an older time, is still read), never back past `since`."""
@@ -97,7 +104,7 @@ class CsvFiles:
         self._candidate: Lease | None = None  # the connection it asks for the lease on
         self._task: asyncio.Task[None] | None = None
         self._sync_lock = asyncio.Lock()
-        # What the writer has written of the last OVERLAP_S: each request's `_event`, and
+        # What the writer has written of the window (`_window_s`): each request's `_event`, and
         # (id, created_at) of ratings.
         self._callbacks_seen: set[tuple[int, str, str]] = set()
         self._ratings_seen: set[tuple[int, str]] = set()
@@ -203,7 +210,7 @@ class CsvFiles:
         )
 
     async def _mark_recent(self) -> None:
-        horizon = _iso(datetime.now(UTC) - timedelta(seconds=OVERLAP_S))
+        horizon = _iso(datetime.now(UTC) - timedelta(seconds=_window_s()))
         self._callbacks_since = self._ratings_since = ""  # the first poll reads it all
         self._callbacks_seen = {
             _event(c) for c in await self.store.callbacks_changed_since(horizon)
@@ -229,7 +236,7 @@ class CsvFiles:
         """Append the rows of what changed in the database since the last sync."""
         async with self._sync_lock:
             now = datetime.now(UTC)
-            horizon = _iso(now - timedelta(seconds=OVERLAP_S))
+            horizon = _iso(now - timedelta(seconds=_window_s()))
             sweep = time.monotonic() - self._swept_at >= SWEEP_EVERY_S
             if sweep:
                 self._swept_at = time.monotonic()

@@ -158,14 +158,21 @@ async def test_the_command_line_rebuild_waits_for_no_writer(
     assert [r["number"] for r in read_rows(settings.data_dir / "callbacks.csv")] == ["600000001"]
 
 
-async def _backends_asking(store: PgStore) -> list[int]:
-    """The server processes (other than the asker's) whose last query asked for a lease."""
+async def _lease_backends(store: PgStore) -> tuple[list[int], list[int]]:
+    """The server processes holding an advisory lock (the lease), and those whose last query
+    asked for one and hold none (the candidates), other than the asker's."""
     async with store._read() as db:
-        rows = await db.execute_fetchall(
+        holders = await db.execute_fetchall(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND pid <> pg_backend_pid() AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        asking = await db.execute_fetchall(
             "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_try_advisory_lock(%' "
             "AND pid <> pg_backend_pid() AND datname = current_database()"
         )
-    return sorted(int(row[0]) for row in rows)
+    held = sorted({int(row[0]) for row in holders})
+    return held, sorted({int(row[0]) for row in asking} - set(held))
 
 
 async def test_a_candidate_asks_for_the_lease_on_one_kept_connection(
@@ -182,24 +189,33 @@ async def test_a_candidate_asks_for_the_lease_on_one_kept_connection(
         try:
             await candidate.start()
             assert writer.writing and not candidate.writing
+            holders, candidates = await _lease_backends(store)
+            assert len(holders) == 1 and len(candidates) == 1
             # Asking again and again: one connection, the same server process each time
             # (a new connection per ask cost the database a process every ELECT_EVERY_S).
-            asking = await _backends_asking(store)
-            assert len(asking) == 2  # the writer's lease and the candidate's
             for _ in range(3):
                 await candidate._campaign()
                 assert not candidate.writing
-                assert await _backends_asking(store) == asking
-            # The writer stops: the candidate's next ask wins, on that same connection.
+                assert await _lease_backends(store) == (holders, candidates)
+            # The writer stops: an ask of the candidate wins, on that same connection
+            # (readiness poll: the server frees the lock once it has read the close).
             await writer.stop()
-            await candidate._campaign()
+            for _ in range(300):
+                await candidate._campaign()
+                if candidate.writing:
+                    break
+                await asyncio.sleep(0.05)
             assert candidate.writing
-            left = await _backends_asking(store)
-            assert len(left) == 1 and left[0] in asking
+            assert (await _lease_backends(store))[0] == candidates
         finally:
             await candidate.stop()
             await writer.stop()
-        assert await _backends_asking(store) == []  # a stop gives every connection up
+        # A stop gives every connection up (readiness poll, as above).
+        for _ in range(300):
+            if await _lease_backends(store) == ([], []):
+                break
+            await asyncio.sleep(0.05)
+        assert await _lease_backends(store) == ([], [])
 
 
 async def test_the_writer_reads_recent_changes_and_sweeps_the_window(
