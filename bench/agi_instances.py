@@ -2,17 +2,27 @@
 
 Each instance is a real `centralita serve` process (the shipped demo config, its store on one
 scratch PostgreSQL from tests/pgcluster.py, or CENTRALITA_TEST_POSTGRES_URL's server). The
-load generator (this process) plays Asterisk with agi.testing's simulator and spreads the
-calls round-robin over the running instances. The figure is the CPU time of every instance
-(user + system, read from outside each process) during the run, divided by the calls: with
-no coordination cost per call it stays flat from 1 to 3 instances (docs/cluster.md).
+load generator (this process) plays Asterisk with agi.testing's simulator. The figure is the
+CPU time of every instance (user + system, read from outside each process) during the run,
+divided by the calls: with no coordination cost per call it stays flat from 1 to 3 instances
+(docs/cluster.md#cpu-per-call-with-1-2-and-3-instances).
+
+What it holds equal, so that what grows is coordination and nothing else:
+- the load on each instance: every instance is offered the same paced `--rate` calls/s
+  whatever their number (one process's CPU per call falls as its calls/s rise: more calls
+  share each wake-up of its event loop; a fixed total load spread over more instances made
+  each one's calls dearer, which is not a cost of coordination). The table shows the rate
+  each instance reached, and one instance at 2 and 3 times the rate for that effect alone.
+- the idle cost: each instance's CPU with no call (timers, pollers, the CSV writer's lease)
+  is measured apart over `--idle-s`, printed per instance, and its share per call at the rate
+  reached is shown; "busy/call" is the CPU per call less it. Both are in the verdict.
 
 Two flows of the demo, each call a new connection:
 - `language`: the welcome, key 3, three channel variables: no store access;
 - `callback`: a confirmed number stored in the database (one row per call), then thanks.
 
-    python bench/agi_instances.py                 # 600 calls per flow and instance count
-    python bench/agi_instances.py --calls 2000 --loop uvloop
+    python bench/agi_instances.py                  # 30 calls/s to each instance, 3 x 300
+    python bench/agi_instances.py --rate 50 --calls 1000 --loop uvloop
 """
 
 from __future__ import annotations
@@ -32,8 +42,10 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psutil
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,6 +59,9 @@ from centralita.settings import demo_text  # noqa: E402
 
 FLOWS = ("language", "callback")
 INSTANCE_COUNTS = (1, 2, 3)
+MAX_IN_FLIGHT = 200  # calls at once per instance before the generator waits
+FLAT_WITHIN = 1.15  # the goal: CPU per call at 2 and 3 instances within 15% of 1
+SLOW_RATE = 0.9
 
 
 def free_port() -> int:
@@ -156,24 +171,42 @@ def caller(flow: str, n: int) -> Caller:
     )
 
 
-async def run_calls(instances: list[Instance], flow: str, numbers: range, concurrency: int) -> int:
-    """Place one call per number, round-robin over the instances; returns the failures."""
-    ports = itertools.cycle([i.agi_port for i in instances])
-    todo = iter([(n, next(ports)) for n in numbers])
+async def offer_calls(
+    instances: list[Instance], flow: str, first: int, per_instance: int, rate: float
+) -> tuple[int, float]:
+    """Offer `per_instance` calls to each instance at `rate` calls/s each (paced arrivals,
+    the same for every instance count, so each instance sees the same load whatever N is);
+    returns (failures, wall seconds). A call that would exceed MAX_IN_FLIGHT per instance
+    waits: then the rate reached (printed) is below the rate offered."""
     failures = 0
+    expected = "hangup" if flow == "callback" else "queue:support-fr"
 
-    async def worker() -> None:
+    async def one(port: int, n: int, slots: asyncio.Semaphore) -> None:
         nonlocal failures
-        for n, port in todo:
+        try:
             result = await place_call("127.0.0.1", port, caller(flow, n))
-            expected = "hangup" if flow == "callback" else "queue:support-fr"
-            if result.error or result.route != expected:
-                failures += 1
-                if failures == 1:
-                    print(f"first failure (port {port}): {result.error or result.route!r}")
+        finally:
+            slots.release()
+        if result.error or result.route != expected:
+            failures += 1
+            if failures == 1:
+                print(f"first failure (port {port}): {result.error or result.route!r}")
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return failures
+    async def pace(k: int, instance: Instance, start: float) -> None:
+        slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        calls: list[asyncio.Task[None]] = []
+        for i in range(per_instance):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await slots.acquire()
+            n = first + i * len(instances) + k
+            calls.append(asyncio.create_task(one(instance.agi_port, n, slots)))
+        await asyncio.gather(*calls)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(pace(k, inst, start) for k, inst in enumerate(instances)))
+    return failures, time.perf_counter() - start
 
 
 @dataclass
@@ -181,136 +214,239 @@ class Row:
     flow: str
     instances: int
     calls: int
-    cpu_ms_per_call: float
+    rate_per_instance: float  # reached, calls/s
+    cpu_ms_per_call: float  # every instance's CPU during the calls, per call
     per_instance_ms: list[float]
-    calls_per_s: float
     failures: int
-    # The instances' CPU when no call runs (pollers, timers), over the same wall time as
-    # the calls, per call: what `cpu_ms_per_call` holds besides the calls themselves.
-    idle_ms_per_call: float
+    # Every instance's CPU with no call (pollers, timers, the CSV writer's lease), per
+    # second, measured apart over IDLE_S, and what it makes per call at the rate reached.
+    idle_ms_per_s: list[float]
+    batching: bool = False  # one instance at a multiple of the rate
+
+    @property
+    def idle_ms_per_call(self) -> float:
+        return sum(self.idle_ms_per_s) / (self.rate_per_instance * self.instances)
+
+    @property
+    def busy_ms_per_call(self) -> float:
+        return self.cpu_ms_per_call - self.idle_ms_per_call
 
 
-def idle_cpu_per_second(instances: list[Instance], seconds: float = 3.0) -> float:
-    """CPU seconds the instances spend together per wall second with no call."""
-    before = sum(i.cpu_seconds() for i in instances)
+def idle_cpu_per_second(instances: list[Instance], seconds: float) -> list[float]:
+    """CPU milliseconds each instance spends per wall second with no call."""
+    before = [i.cpu_seconds() for i in instances]
     start = time.perf_counter()
     time.sleep(seconds)
-    return (sum(i.cpu_seconds() for i in instances) - before) / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    return [(i.cpu_seconds() - b) / wall * 1e3 for i, b in zip(instances, before, strict=True)]
 
 
-def measure(
-    instances: list[Instance],
-    flow: str,
-    calls: int,
-    rounds: int,
-    concurrency: int,
-    first: int,
-    idle_per_s: float,
-) -> Row:
-    """CPU of every instance per call, median over `rounds`."""
-    per_round = max(1, calls // rounds)
-    cpu_per_call: list[float] = []
-    share: list[list[float]] = [[] for _ in instances]
-    failures = 0
-    wall = 0.0
-    numbers = itertools.count(first, per_round)
-    for _ in range(rounds):
-        before = [i.cpu_seconds() for i in instances]
-        start = time.perf_counter()
-        base = next(numbers)
-        failures += asyncio.run(
-            run_calls(instances, flow, range(base, base + per_round), concurrency)
+@dataclass
+class Setup:
+    """One measured configuration: a set of instances and the rate offered to each."""
+
+    instances: list[Instance]
+    factor: int  # times args.rate
+    idle_ms_per_s: list[float]
+
+    @property
+    def batching(self) -> bool:
+        return self.factor > 1
+
+
+@dataclass
+class Tally:
+    """The rounds of one flow on one setup so far."""
+
+    setup: Setup
+    flow: str
+    cpu_per_call: list[float]
+    share: list[list[float]]
+    calls: int = 0
+    wall: float = 0.0
+    failures: int = 0
+
+    def row(self) -> Row:
+        count = len(self.setup.instances)
+        return Row(
+            flow=self.flow,
+            instances=count,
+            calls=self.calls,
+            rate_per_instance=self.calls / count / self.wall,
+            cpu_ms_per_call=statistics.median(self.cpu_per_call) * 1e3,
+            per_instance_ms=[statistics.median(c) * 1e3 for c in self.share],
+            failures=self.failures,
+            idle_ms_per_s=self.setup.idle_ms_per_s,
+            batching=self.setup.batching,
         )
-        wall += time.perf_counter() - start
-        spent = [i.cpu_seconds() - b for i, b in zip(instances, before, strict=True)]
-        cpu_per_call.append(sum(spent) / per_round)
-        for column, seconds in zip(share, spent, strict=True):
-            column.append(seconds / per_round)
-    return Row(
-        flow=flow,
-        instances=len(instances),
-        calls=per_round * rounds,
-        cpu_ms_per_call=statistics.median(cpu_per_call) * 1e3,
-        per_instance_ms=[statistics.median(c) * 1e3 for c in share],
-        calls_per_s=per_round * rounds / wall,
-        failures=failures,
-        idle_ms_per_call=idle_per_s * wall / (per_round * rounds) * 1e3,
-    )
+
+
+def one_round(tally: Tally, calls: int, rate: float, first: int) -> None:
+    """`calls` to each instance of the setup at `rate` calls/s each; every instance's CPU."""
+    instances = tally.setup.instances
+    per_round = calls * len(instances)
+    before = [i.cpu_seconds() for i in instances]
+    failed, seconds = asyncio.run(offer_calls(instances, tally.flow, first, calls, rate))
+    spent = [i.cpu_seconds() - b for i, b in zip(instances, before, strict=True)]
+    tally.failures += failed
+    tally.wall += seconds
+    tally.calls += per_round
+    tally.cpu_per_call.append(sum(spent) / per_round)
+    for column, cpu in zip(tally.share, spent, strict=True):
+        column.append(cpu / per_round)
 
 
 def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def own_schema(cluster_url: str, name: str) -> str:
+    """A URL on `name`, a fresh schema: each set of instances has its own tables and its own
+    CSV writer's lease, so the sets run side by side without touching each other."""
+    with psycopg.connect(cluster_url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        conn.execute(f"CREATE SCHEMA {name}")
+    sep = "&" if "?" in cluster_url else "?"
+    return f"{cluster_url}{sep}options={quote(f'-c search_path={name}')}"
+
+
+def run_sets(cluster_url: str, tmp: Path, args: argparse.Namespace) -> tuple[list[Row], str]:
+    """Start a set of 1, one of 2 and one of 3 instances, each on its own schema, all at
+    once; measure their idle CPU together, then run the rounds interleaved (1, 2, 3, then the
+    one instance at 2 and 3 times the rate, in a turning order), so that a change in the
+    machine's load while the benchmark runs reaches every configuration alike."""
+    sets: dict[int, list[Instance]] = {}
+    try:
+        for count in INSTANCE_COUNTS:
+            url = own_schema(cluster_url, f"agi_instances_{count}")
+            sets[count] = [
+                start_instance(tmp / f"n{count}-{k + 1}", url, args.loop) for k in range(count)
+            ]
+        for count, instances in sets.items():  # warm-up: imports, pools, caches
+            for flow in FLOWS:
+                asyncio.run(offer_calls(instances, flow, 9_000_000 + count * 1000, 20, args.rate))
+        everyone = [i for count in INSTANCE_COUNTS for i in sets[count]]
+        idle = iter(idle_cpu_per_second(everyone, args.idle_s))
+        setups = [
+            Setup(sets[count], 1, [next(idle) for _ in sets[count]]) for count in INSTANCE_COUNTS
+        ]
+        if args.batching:
+            setups += [Setup(sets[1], factor, setups[0].idle_ms_per_s) for factor in (2, 3)]
+        tallies = [
+            Tally(setup, flow, [], [[] for _ in setup.instances])
+            for flow in FLOWS
+            for setup in setups
+        ]
+        first = itertools.count(0, 100_000)
+        loads = [load_average()]
+        for r in range(args.rounds):
+            for flow in FLOWS:
+                turn = [t for t in tallies if t.flow == flow]
+                turn = turn[r % len(turn) :] + turn[: r % len(turn)]
+                for tally in turn:
+                    factor = tally.setup.factor
+                    one_round(tally, args.calls * factor, args.rate * factor, next(first))
+            loads.append(load_average())
+        return [t.row() for t in tallies], " | ".join(loads)
+    finally:
+        for instances in sets.values():
+            for instance in instances:
+                stop_instance(instance)
+        with psycopg.connect(cluster_url, autocommit=True) as conn:
+            for count in sets:
+                conn.execute(f"DROP SCHEMA IF EXISTS agi_instances_{count} CASCADE")
+
+
+def baseline(rows: list[Row], flow: str) -> Row:
+    """The 1-instance row of `flow` at the offered rate."""
+    return next(r for r in rows if r.flow == flow and r.instances == 1 and not r.batching)
+
+
+def print_rows(rows: list[Row], args: argparse.Namespace, loads: str) -> None:
+    print(
+        f"FastAGI CPU per call with 1, 2 and 3 `centralita serve` instances on one PostgreSQL "
+        f"({args.loop} loop; {args.rate:g} calls/s offered to each instance, paced; the sets "
+        f"of 1, 2 and 3 instances run side by side, each on its own schema, their rounds "
+        f"interleaved; CPU of every instance read from outside, median of {args.rounds} "
+        f"rounds of {args.calls} calls per instance; idle: each instance's CPU with no call, "
+        f"over {args.idle_s:g} s)"
+    )
+    print(f"load average (1/5/15 min) before and after each round: {loads}")
+    print(f"{'flow':<9} {'N':>2} {'calls':>6} {'calls/s/inst':>12} {'CPU/call':>9} "
+          f"{'idle ms/s/inst':>16} {'idle/call':>9} {'busy/call':>9} {'vs 1':>6} "
+          f"{'fail':>5}  busy per instance")  # fmt: skip
+    verdicts: list[str] = []
+    for flow in FLOWS:
+        one = baseline(rows, flow)
+        for r in (r for r in rows if r.flow == flow and not r.batching):
+            idle = " ".join(f"{ms:.1f}" for ms in r.idle_ms_per_s)
+            shares = " ".join(
+                f"{ms - idle_s / r.rate_per_instance:.2f}"
+                for ms, idle_s in zip(r.per_instance_ms, r.idle_ms_per_s, strict=True)
+            )
+            print(
+                f"{r.flow:<9} {r.instances:>2} {r.calls:>6} {r.rate_per_instance:>12.1f} "
+                f"{r.cpu_ms_per_call:>7.2f}ms {idle:>16} {r.idle_ms_per_call:>7.2f}ms "
+                f"{r.busy_ms_per_call:>7.2f}ms {r.busy_ms_per_call / one.busy_ms_per_call:>5.2f}x "
+                f"{r.failures:>5}  {shares} ms"
+            )
+        worst = max(
+            (r for r in rows if r.flow == flow and r.instances > 1 and not r.batching),
+            key=lambda r: r.busy_ms_per_call,
+        )
+        ratio = worst.busy_ms_per_call / one.busy_ms_per_call
+        total_ratio = worst.cpu_ms_per_call / one.cpu_ms_per_call
+        verdicts.append(
+            f"{flow}: {'FLAT' if ratio <= FLAT_WITHIN else 'NOT FLAT'} (worst {ratio:.2f}x "
+            f"the 1-instance CPU per call without idle, {total_ratio:.2f}x with it, at "
+            f"{worst.instances} instances; goal <= {FLAT_WITHIN:.2f}x)"
+        )
+    batching = [r for r in rows if r.batching]
+    if batching:
+        print("one instance at 1, 2 and 3 times that rate (CPU per call against calls/s in one")
+        print("process: the loop's wake-ups shared by more calls, not coordination):")
+        for flow in FLOWS:
+            for r in [baseline(rows, flow)] + [r for r in batching if r.flow == flow]:
+                print(
+                    f"{r.flow:<9}  1 {r.calls:>6} {r.rate_per_instance:>12.1f} "
+                    f"{r.cpu_ms_per_call:>7.2f}ms {'':>16} {r.idle_ms_per_call:>7.2f}ms "
+                    f"{r.busy_ms_per_call:>7.2f}ms {'':>6} {r.failures:>5}"
+                )
+    for verdict in verdicts:
+        print(f"verdict: {verdict}")
+    slow = [r for r in rows if r.rate_per_instance < SLOW_RATE * args.rate and not r.batching]
+    if slow:
+        print(
+            "warning: the load generator fell behind (calls/s per instance below "
+            f"{SLOW_RATE:.0%} of the {args.rate:g} offered): a busy machine; compare with care"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=600, help="calls per flow and count")
+    parser.add_argument("--calls", type=int, default=200, help="calls per instance and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per measure (median)")
-    parser.add_argument("--concurrency", type=int, default=60, help="calls at once")
+    parser.add_argument("--rate", type=float, default=30.0, help="calls/s to each instance")
+    parser.add_argument("--idle-s", type=float, default=10.0, help="idle CPU measured over")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument(
+        "--batching",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also one instance at 2 and 3 times the rate",
+    )
     args = parser.parse_args()
     try:
         cluster = start_cluster(durable=True)
     except PostgresUnavailable as exc:
         print(f"FastAGI instances: skipped, no PostgreSQL: {exc}")
         return
-    rows: list[Row] = []
-    loads: list[str] = [load_average()]
-    first_number = itertools.count(0, 10 * args.calls)
     try:
-        store_url = cluster.url
         with tempfile.TemporaryDirectory(prefix="agi-instances-") as tmp:
-            for count in INSTANCE_COUNTS:
-                instances: list[Instance] = []
-                try:
-                    for k in range(count):
-                        folder = Path(tmp) / f"n{count}-{k + 1}"
-                        instances.append(start_instance(folder, store_url, args.loop))
-                    # Warm up every instance (imports, pools, caches) before measuring.
-                    for flow in FLOWS:
-                        asyncio.run(
-                            run_calls(instances, flow, range(900000, 900000 + 20 * count), 10)
-                        )
-                    idle_per_s = idle_cpu_per_second(instances)
-                    for flow in FLOWS:
-                        rows.append(
-                            measure(
-                                instances,
-                                flow,
-                                args.calls,
-                                args.rounds,
-                                args.concurrency,
-                                next(first_number),
-                                idle_per_s,
-                            )
-                        )
-                finally:
-                    for instance in instances:
-                        stop_instance(instance)
-                loads.append(load_average())
+            rows, loads = run_sets(cluster.url, Path(tmp), args)
     finally:
         cluster.stop()
-    print(
-        f"FastAGI CPU per call with 1, 2 and 3 `centralita serve` instances on one PostgreSQL "
-        f"({args.loop} loop, {args.concurrency} calls at once spread round-robin; CPU of every "
-        f"instance, read from outside, median of {args.rounds} rounds; goal: flat)"
-    )
-    print(f"load average (1/5/15 min) at each step: {' | '.join(loads)}")
-    print(f"{'flow':<9} {'instances':>9} {'calls':>6} {'CPU/call':>9} {'vs 1':>6} "
-          f"{'idle part':>9} {'w/o idle':>9} {'vs 1':>6} {'calls/s':>8} {'fail':>5}  "
-          "per instance")  # fmt: skip
-    for flow in FLOWS:
-        one = next(r for r in rows if r.flow == flow and r.instances == 1)
-        one_busy = one.cpu_ms_per_call - one.idle_ms_per_call
-        for r in (r for r in rows if r.flow == flow):
-            shares = " ".join(f"{ms:.2f}" for ms in r.per_instance_ms)
-            busy = r.cpu_ms_per_call - r.idle_ms_per_call
-            print(
-                f"{r.flow:<9} {r.instances:>9} {r.calls:>6} {r.cpu_ms_per_call:>7.2f}ms "
-                f"{r.cpu_ms_per_call / one.cpu_ms_per_call:>5.2f}x "
-                f"{r.idle_ms_per_call:>7.2f}ms {busy:>7.2f}ms {busy / one_busy:>5.2f}x "
-                f"{r.calls_per_s:>8.0f} {r.failures:>5}  {shares} ms"
-            )
+    print_rows(rows, args, loads)
 
 
 if __name__ == "__main__":

@@ -11,17 +11,23 @@ encoder, formula cells neutralised, one `os.write` per batch on O_APPEND).
   them, the holder of the `csv-writer` lease (an advisory lock on a connection of its own:
   `PgStore.try_lease`), writes the files: every `POLL_S` what the database gained, and
   its own flows' and console's rows as they are stored. The others write nothing, and ask
-  for the lease every `ELECT_EVERY_S`: when the writer stops or dies, its connection closes,
-  the server frees the lock, and the next instance to ask takes over, first rebuilding its
-  own files where they lag the database. So N instances never write N copies, and two
-  never append to one file (a data_dir on a shared folder) at once.
+  for the lease every `ELECT_EVERY_S`, on a connection each keeps for asking
+  (`PgStore.lease_candidate`): when the writer stops or dies, its connection closes, the
+  server frees the lock, and the next instance to ask takes over, first rebuilding its own
+  files where they lag the database. So N instances never write N copies, and two never
+  append to one file (a data_dir on a shared folder) at once.
 
-The writer reads the requests changed, and the ratings made, in the last `OVERLAP_S`: a
-transaction on another instance may commit a row whose time is a little older than rows
-already read. As the SQLite instance does, it writes a request's row when it is made and when
-it is closed (`_event`), not when it is assigned or called (which change it too), and each
-rating once; a row older than that, or from an instance whose clock is off by more (keep
-them on NTP), is written when a writer next starts (the rebuild), not lost from the database.
+Each poll reads the requests changed, and the ratings made, since the newest time the last
+poll read less `RECENT_S`; every `SWEEP_EVERY_S` it reads the whole window instead, the last
+`OVERLAP_S` + `SWEEP_EVERY_S` (`_window_s`): a transaction on another instance may commit a
+row whose time is older than rows already read (a late commit, a clock behind), and a row
+up to `OVERLAP_S` older is still inside the window at the next sweep. (Reading the whole
+window at every poll re-read each row OVERLAP_S / POLL_S = 30 times, a cost per call on the
+writer: bench/agi_instances.py, docs/cluster.md#cpu-per-call-with-1-2-and-3-instances.) As
+the SQLite instance does, it writes a request's row when it is made and when it is closed
+(`_event`), not when it is assigned or called (which change it too), and each rating once; a
+row older than the window, or from an instance whose clock is off by more (keep them on
+NTP), is written when a writer next starts (the rebuild), not lost from the database.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,10 +58,27 @@ LEASE = "csv-writer"
 POLL_S = 1.0
 ELECT_EVERY_S = 5.0
 OVERLAP_S = 30.0
+RECENT_S = 3.0
+SWEEP_EVERY_S = 10.0
 
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
+
+
+def _window_s() -> float:
+    """How far back a sweep reads, and the writer remembers what it wrote."""
+    return OVERLAP_S + SWEEP_EVERY_S
+
+
+def _recent(newest: str, since: str) -> str:
+    """Where the next poll reads from: RECENT_S before the newest time read (a row committed
+    a moment late, with an older time, is still read), never back past `since`."""
+    try:
+        start = _iso(datetime.fromisoformat(newest) - timedelta(seconds=RECENT_S))
+    except ValueError:  # not a time: read the whole window next time
+        return since
+    return max(start, since)
 
 
 def _event(request: CallbackRequest) -> tuple[int, str, str]:
@@ -77,12 +101,18 @@ class CsvFiles:
         self.data_dir = settings.data_dir
         self.elected = isinstance(store, PgStore)
         self._lease: Lease | None = None
+        self._candidate: Lease | None = None  # the connection it asks for the lease on
         self._task: asyncio.Task[None] | None = None
         self._sync_lock = asyncio.Lock()
-        # What the writer has written of the last OVERLAP_S: each request's `_event`, and
+        # What the writer has written of the window (`_window_s`): each request's `_event`, and
         # (id, created_at) of ratings.
         self._callbacks_seen: set[tuple[int, str, str]] = set()
         self._ratings_seen: set[tuple[int, str]] = set()
+        # The newest change time each table's last poll read (the next reads from it, less
+        # RECENT_S), and when the whole window was last read.
+        self._callbacks_since = ""
+        self._ratings_since = ""
+        self._swept_at = 0.0
 
     @property
     def writing(self) -> bool:
@@ -112,9 +142,10 @@ class CsvFiles:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._lease is not None:
-            await self._lease.release()
-            self._lease = None
+        for lease in (self._lease, self._candidate):
+            if lease is not None:
+                await lease.release()
+        self._lease = self._candidate = None
 
     # ----------------------------------------------------------------- what callers tell
 
@@ -150,11 +181,21 @@ class CsvFiles:
     # ----------------------------------------------------------------- the elected writer
 
     async def _campaign(self) -> None:
-        """Ask for the lease once; on winning, catch this data_dir's files up first."""
+        """Ask for the lease once, on this instance's candidate connection (kept between
+        asks: a new connection each time cost a server process each time); on winning,
+        catch this data_dir's files up first."""
         assert isinstance(self.store, PgStore)
-        lease = await self.store.try_lease(LEASE)
-        if lease is None:
+        if self._candidate is None:
+            self._candidate = await self.store.lease_candidate()
+        try:
+            got = await self._candidate.try_take(LEASE)
+        except BaseException:  # the connection is gone (or a stop): a new one next time
+            await self._candidate.release()
+            self._candidate = None
+            raise
+        if not got:
             return
+        lease, self._candidate = self._candidate, None
         try:
             # Marked before the rebuild reads the tables: a row committed in between is
             # written twice at worst, never missed.
@@ -169,7 +210,8 @@ class CsvFiles:
         )
 
     async def _mark_recent(self) -> None:
-        horizon = _iso(datetime.now(UTC) - timedelta(seconds=OVERLAP_S))
+        horizon = _iso(datetime.now(UTC) - timedelta(seconds=_window_s()))
+        self._callbacks_since = self._ratings_since = ""  # the first poll reads it all
         self._callbacks_seen = {
             _event(c) for c in await self.store.callbacks_changed_since(horizon)
         }
@@ -193,10 +235,21 @@ class CsvFiles:
     async def sync(self) -> None:
         """Append the rows of what changed in the database since the last sync."""
         async with self._sync_lock:
-            horizon_at = datetime.now(UTC) - timedelta(seconds=OVERLAP_S)
-            horizon = _iso(horizon_at)
-            callbacks = await self.store.callbacks_changed_since(horizon)
-            ratings = await self.store.ratings_since(horizon)
+            now = datetime.now(UTC)
+            horizon = _iso(now - timedelta(seconds=_window_s()))
+            sweep = time.monotonic() - self._swept_at >= SWEEP_EVERY_S
+            if sweep:
+                self._swept_at = time.monotonic()
+            callbacks = await self.store.callbacks_changed_since(
+                horizon if sweep else max(horizon, self._callbacks_since)
+            )
+            ratings = await self.store.ratings_since(
+                horizon if sweep else max(horizon, self._ratings_since)
+            )
+            if callbacks:
+                self._callbacks_since = _recent(callbacks[-1].updated_at, self._callbacks_since)
+            if ratings:
+                self._ratings_since = _recent(ratings[-1].created_at, self._ratings_since)
             new_callbacks: list[tuple[Any, ...]] = []
             for c in callbacks:
                 event = _event(c)

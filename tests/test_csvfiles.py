@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from centralita.cli import main
 from centralita.csvfiles import CsvFiles
 from centralita.csvlog import read_rows
 from centralita.keys import FLOW_CONTEXT
-from centralita.store import open_store
+from centralita.store import CallbackRequest, open_store
+from centralita.store.postgres import PgStore
 
 
 def _on(url: str) -> Callable[[str], str]:
@@ -154,3 +156,109 @@ async def test_the_command_line_rebuild_waits_for_no_writer(
     assert await asyncio.to_thread(main, ["callbacks", "--config", config, "--csv"]) == 0
     assert "rebuilt" in capsys.readouterr().out
     assert [r["number"] for r in read_rows(settings.data_dir / "callbacks.csv")] == ["600000001"]
+
+
+async def _lease_backends(store: PgStore) -> tuple[list[int], list[int]]:
+    """The server processes holding an advisory lock (the lease), and those whose last query
+    asked for one and hold none (the candidates), other than the asker's."""
+    async with store._read() as db:
+        holders = await db.execute_fetchall(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND pid <> pg_backend_pid() AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        asking = await db.execute_fetchall(
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_try_advisory_lock(%' "
+            "AND pid <> pg_backend_pid() AND datname = current_database()"
+        )
+    held = sorted({int(row[0]) for row in holders})
+    return held, sorted({int(row[0]) for row in asking} - set(held))
+
+
+async def test_a_candidate_asks_for_the_lease_on_one_kept_connection(
+    pg_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    settings_a = make_settings(tmp_path / "a", _on(pg_url))
+    settings_b = make_settings(tmp_path / "b", _on(pg_url))
+    async with open_store(settings_a) as store:
+        assert isinstance(store, PgStore)
+        writer, candidate = CsvFiles(store, settings_a), CsvFiles(store, settings_b)
+        await writer.start()
+        try:
+            await candidate.start()
+            assert writer.writing and not candidate.writing
+            holders, candidates = await _lease_backends(store)
+            assert len(holders) == 1 and len(candidates) == 1
+            # Asking again and again: one connection, the same server process each time
+            # (a new connection per ask cost the database a process every ELECT_EVERY_S).
+            for _ in range(3):
+                await candidate._campaign()
+                assert not candidate.writing
+                assert await _lease_backends(store) == (holders, candidates)
+            # The writer stops: an ask of the candidate wins, on that same connection
+            # (readiness poll: the server frees the lock once it has read the close).
+            await writer.stop()
+            for _ in range(300):
+                await candidate._campaign()
+                if candidate.writing:
+                    break
+                await asyncio.sleep(0.05)
+            assert candidate.writing
+            assert (await _lease_backends(store))[0] == candidates
+        finally:
+            await candidate.stop()
+            await writer.stop()
+        # A stop gives every connection up (readiness poll, as above).
+        for _ in range(300):
+            if await _lease_backends(store) == ([], []):
+                break
+            await asyncio.sleep(0.05)
+        assert await _lease_backends(store) == ([], [])
+
+
+async def test_the_writer_reads_recent_changes_and_sweeps_the_window(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path, _on(pg_url))
+
+    def numbers() -> list[str]:
+        return [r["number"] for r in read_rows(settings.data_dir / "callbacks.csv")]
+
+    async with open_store(settings) as store:
+        assert isinstance(store, PgStore)
+        writer = CsvFiles(store, settings)
+        await writer.start()
+        try:
+            assert writer.writing
+            await writer.sync()  # the whole window: the next polls read from the newest on
+
+            async def stored(number: str) -> CallbackRequest:  # by another instance
+                return await store.add_callback(
+                    callerid=f"+34{number}", language="en", queue="support-en",
+                    number=number, alternative="", uniqueid=f"{number}.1",
+                )  # fmt: skip
+
+            await stored("600000001")
+            await writer.sync()
+            assert numbers() == ["600000001"]
+            # A row committed late by another instance, with a time 10 s older than the rows
+            # read (past RECENT_S): the next poll reads from the newest time it saw ...
+            late = await stored("600000002")
+            old = (datetime.now(UTC) - timedelta(seconds=10)).isoformat(timespec="seconds")
+            async with store._tx() as db:
+                await db.execute(
+                    "UPDATE callbacks SET created_at = ?, updated_at = ? WHERE id = ?",
+                    (old, old, late.id),
+                )
+            await stored("600000003")
+            await writer.sync()
+            assert numbers() == ["600000001", "600000003"]
+            # ... and the sweep of the whole OVERLAP_S window finds it, once.
+            monkeypatch.setattr(csvfiles, "SWEEP_EVERY_S", 0.0)
+            await writer.sync()
+            await writer.sync()
+            assert numbers() == ["600000001", "600000003", "600000002"]
+        finally:
+            await writer.stop()

@@ -17,7 +17,7 @@ from centralita.store.postgres import PgStore
 SQLITE_ONLY = {"open", "path"}
 # What PgStore has beyond it: how it is opened, the server's URL, and the leases that only
 # instances sharing a server elect with (centralita/csvfiles.py).
-POSTGRES_ONLY = {"open", "location", "try_lease"}
+POSTGRES_ONLY = {"open", "location", "try_lease", "lease_candidate"}
 
 
 def public(cls: type) -> set[str]:

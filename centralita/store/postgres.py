@@ -403,28 +403,40 @@ class PgStore(
         """The lease `name` if no other instance holds it: a session-level advisory lock on
         a connection of its own, so it ends with the holder (a crash, SIGKILL, a network
         cut closes the connection, and the server frees the lock). None when held."""
-        conn = await connect(self.location)
+        lease = await self.lease_candidate()
         try:
-            cur = await conn.execute(
-                "SELECT pg_try_advisory_lock(%s::integer, "
-                "hashtext(current_schema() || ':' || %s::text)) AS got",
-                (LEASE_CLASS, name),
-            )
-            row = await cur.fetchone()
+            got = await lease.try_take(name)
         except BaseException:
-            await conn.close()
+            await lease.release()
             raise
-        if not (row and row[0]):
-            await conn.close()
+        if not got:
+            await lease.release()
             return None
-        return Lease(conn)
+        return lease
+
+    async def lease_candidate(self) -> Lease:
+        """A connection of its own that holds no lease yet: `Lease.try_take` asks on it, as
+        often as wanted, without a new connection (and a new server process) per ask."""
+        return Lease(await connect(self.location))
 
 
 class Lease:
-    """An advisory lock held on its own connection (`PgStore.try_lease`)."""
+    """An advisory lock held (or asked for: `PgStore.lease_candidate`) on its own
+    connection (`PgStore.try_lease`)."""
 
     def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._conn = conn
+
+    async def try_take(self, name: str) -> bool:
+        """Take the lease `name` on this connection if no other holds it (at once, no wait).
+        psycopg.Error when the connection is gone."""
+        cur = await self._conn.execute(
+            "SELECT pg_try_advisory_lock(%s::integer, "
+            "hashtext(current_schema() || ':' || %s::text)) AS got",
+            (LEASE_CLASS, name),
+        )
+        row = await cur.fetchone()
+        return bool(row and row[0])
 
     async def held(self) -> bool:
         """True while the connection, and so the lock, is alive."""
