@@ -28,7 +28,26 @@ from agi.protocol import AgiError, Reply
 from agi.session import settle
 
 
-class FlowDriver:
+class _Awaited:
+    """What a task asks of anything it awaits, beyond the callbacks (asyncio.Future's
+    `get_loop`, `done`, `cancelled`), for the driver and the reply waiter alike: each keeps
+    its loop and a state, 0 pending, 1 done, 2 cancelled."""
+
+    __slots__ = ()
+    _loop: asyncio.AbstractEventLoop
+    _state: int
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def done(self) -> bool:
+        return self._state != 0
+
+    def cancelled(self) -> bool:
+        return self._state == 2
+
+
+class FlowDriver(_Awaited):
     """Awaited by the flow's task in place of the flow's coroutine (`await FlowDriver(...)`)."""
 
     __slots__ = (
@@ -157,15 +176,6 @@ class FlowDriver:
 
     # -- the future protocol, for the task waiting on the driver ----------------------------
 
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
-
-    def done(self) -> bool:
-        return self._state != 0
-
-    def cancelled(self) -> bool:
-        return self._state == 2
-
     def add_done_callback(
         self, callback: Callable[[Any], object], *, context: contextvars.Context | None = None
     ) -> None:
@@ -212,7 +222,7 @@ class FlowDriver:
         return True
 
 
-class ReplyWaiter:
+class ReplyWaiter(_Awaited):
     """The awaitable reply to one command: a minimal future that wakes its task at once.
 
     Why not `loop.create_future()`: an asyncio Future schedules its task's wake-up with
@@ -262,15 +272,6 @@ class ReplyWaiter:
         self._result: Reply | None = None
         self._exception: BaseException | None = None
         self._asyncio_future_blocking = False
-
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
-
-    def done(self) -> bool:
-        return self._state != 0
-
-    def cancelled(self) -> bool:
-        return self._state == 2
 
     def add_done_callback(
         self, callback: Callable[[Any], object], *, context: contextvars.Context | None = None
