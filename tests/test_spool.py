@@ -433,22 +433,27 @@ async def test_schedule_call_writes_from_a_thread(tmp_path: Path) -> None:
     assert _listing(tmp_path / "tmp") == []
 
 
-def test_tmp_on_another_filesystem_is_refused(tmp_path: Path) -> None:
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
-        pytest.skip("no second filesystem to test with")
-    other = shm / f"centralita-test-{os.getpid()}-{tmp_path.name}"
-    other.mkdir()
-    try:
-        (tmp_path / "tmp").symlink_to(other)
-        with pytest.raises(OSError) as info:
-            spool.write_call_file(tmp_path, **_args())
-        assert info.value.errno == errno.EXDEV
-        assert _listing(other) == [] and _listing(tmp_path / "outgoing") == []
-    finally:
-        for leftover in other.iterdir():
-            leftover.unlink()
-        other.rmdir()
+def test_tmp_on_another_filesystem_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A clean machine need not have a second filesystem, so `tmp/` is made to report another
+    # device: the spool compares the two folders' st_dev before writing anything.
+    other_device = tmp_path / "tmp"
+    real_stat = Path.stat
+
+    def stat(self: Path, *, follow_symlinks: bool = True) -> os.stat_result:
+        result = real_stat(self, follow_symlinks=follow_symlinks)
+        if self == other_device:
+            fields = list(result)
+            fields[2] += 1  # st_dev
+            return os.stat_result(fields)
+        return result
+
+    monkeypatch.setattr(Path, "stat", stat)
+    with pytest.raises(OSError) as info:
+        spool.write_call_file(tmp_path, **_args())
+    assert info.value.errno == errno.EXDEV
+    assert _listing(tmp_path / "tmp") == [] and _listing(tmp_path / "outgoing") == []
 
 
 def test_sweep_tmp_removes_only_our_leftovers(tmp_path: Path) -> None:
