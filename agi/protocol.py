@@ -479,9 +479,9 @@ def quote_arg(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-# Lines already encoded, by (command, *args): flows send the same commands call after call
-# (their prompts, variable names, timeouts). Bounded: emptied when full, and only short lines
-# are kept, so a peer's values cannot make it grow.
+# Lines already encoded: flows send the same commands call after call (their prompts,
+# variable names, timeouts). Bounded: emptied when full, and only short lines are kept, so a
+# peer's values cannot make it grow.
 _ENCODED: dict[tuple[object, ...], bytes] = {}
 MAX_ENCODED = 1024
 MAX_ENCODED_LINE = 256
@@ -492,14 +492,20 @@ def encode_command(command: str, *args: str | int) -> bytes:
 
     `command` is one of our own literals (e.g. ``"STREAM FILE"``), never caller data.
     """
-    # With the types: 1, True and 1.0 are equal keys, but encode differently (or not at all).
-    key = (command, *args, *map(type, args))
+    # A line whose arguments are all strings is kept under (command, args), found with one
+    # small tuple: only strings equal strings, so what matches it encodes the same. Any other
+    # under (command, *args, *their types): 1, True and 1.0 are equal keys, but encode
+    # differently (or not at all).
+    key: tuple[object, ...] = ()
     try:
-        return _ENCODED[key]
-    except KeyError:
-        pass
+        line = _ENCODED.get((command, args))
+        if line is None:
+            key = (command, *args, *map(type, args))
+            line = _ENCODED.get(key)
     except TypeError:  # an unhashable argument: quote_arg refuses it below
-        key = ()
+        line = None
+    if line is not None:
+        return line
     parts = [command]
     for arg in args:
         parts.append(str(arg) if isinstance(arg, int) else quote_arg(arg))
@@ -507,5 +513,7 @@ def encode_command(command: str, *args: str | int) -> bytes:
     if key and len(line) <= MAX_ENCODED_LINE:
         if len(_ENCODED) >= MAX_ENCODED:
             _ENCODED.clear()
+        if all(type(arg) is str for arg in args):
+            key = (command, args)
         _ENCODED[key] = line
     return line

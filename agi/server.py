@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
+from types import CoroutineType
 from typing import Any, cast
 
 from agi.driver import FlowDriver, ReplyWaiter
@@ -149,7 +150,16 @@ class _AgiProtocol(asyncio.BufferedProtocol):
             if reply is not None:
                 self._pending = None
                 server.latencies.append(server.now() - self.sent_at)
-                pending.set_result(reply, self.hung_up)  # resumes the flow (see ReplyWaiter)
+                driver = pending._driver
+                if driver is None or self.hung_up or reply.code != 200 or pending._state:
+                    pending.set_result(reply, self.hung_up)  # resumes the flow (ReplyWaiter)
+                    return
+                # pending.set_result(reply) for a 200 reply that the flow's driver awaits,
+                # inlined: once for every command. Nothing after the resume (see set_result).
+                pending._result = reply
+                pending._state = 1
+                pending._driver = None
+                driver.resume()
                 return
         self.data_received(data)
 
@@ -475,7 +485,8 @@ class AgiServer:
         self.metrics.session_started(request.script)
         try:
             running = flow(session, self.context)
-            if isinstance(running, Coroutine):
+            # The exact type first: an ABC's isinstance is a Python call (once for every call).
+            if type(running) is CoroutineType or isinstance(running, Coroutine):
                 # Replies resume the flow without a task step each (agi/driver.py).
                 await FlowDriver(running, proto.waiter, self.loop)
             else:

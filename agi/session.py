@@ -32,6 +32,10 @@ class CallLog(logging.LoggerAdapter[logging.Logger]):
         return self._prefix + str(msg), kwargs
 
 
+# The line of ANSWER, which takes no argument: encoded once.
+_ANSWER = encode_command("ANSWER")
+
+
 class CallerHangup(AgiError):
     """The caller is gone (HANGUP line, 511 on a dead channel, or the socket closed)."""
 
@@ -132,15 +136,19 @@ class AgiSession:
         `command` is one of our literals (`"STREAM FILE"`); every argument is encoded by
         `protocol.encode_command`, the one encoder for AGI.
         """
+        return self._send(encode_command(command, *args))
+
+    def _send(self, line: bytes) -> Awaitable[Reply]:
+        """Send one encoded line (the session's methods call it with their line directly)."""
         if self._finished or self._transport.hung_up:
             raise CallerHangup("the caller has hung up")
-        return self._transport.send(encode_command(command, *args))
+        return self._transport.send(line)
 
     # -- channel -----------------------------------------------------------------------------
 
     async def answer(self) -> None:
         """Answer the channel (a no-op when it is already up)."""
-        await self.command("ANSWER")
+        await self._send(_ANSWER)
 
     async def hangup(self, channel: str | None = None) -> None:
         """Hang up this channel (or another one by name)."""
@@ -152,12 +160,14 @@ class AgiSession:
                 with contextlib.suppress(CallerHangup):
                     await self._transport.send(encode_command("HANGUP"))
         else:
-            await self.command("HANGUP", channel)
+            await self._send(encode_command("HANGUP", channel))
 
     async def channel_status(self, channel: str | None = None) -> int:
         """The `ast_channel_state` number (6 = Up); -1 for an unknown channel."""
         reply = await (
-            self.command("CHANNEL STATUS", channel) if channel else self.command("CHANNEL STATUS")
+            self._send(encode_command("CHANNEL STATUS", channel))
+            if channel
+            else self._send(encode_command("CHANNEL STATUS"))
         )
         return reply.result_int
 
@@ -165,7 +175,7 @@ class AgiSession:
 
     async def stream_file(self, filename: str, escape_digits: str = "") -> StreamResult:
         """Play a prompt; a key in `escape_digits` interrupts it."""
-        reply = await self.command("STREAM FILE", filename, escape_digits)
+        reply = await self._send(encode_command("STREAM FILE", filename, escape_digits))
         code = reply.result_int
         endpos = reply.endpos or 0
         return StreamResult(_digit_from_ascii(code), endpos, failed=code < 0)
@@ -173,7 +183,7 @@ class AgiSession:
     async def get_data(self, filename: str, timeout_ms: int, max_digits: int) -> DataResult:
         """Play a prompt and read up to `max_digits` keys; `#` ends the entry
         (docs/asterisk-protocol.md#get-data)."""
-        reply = await self.command("GET DATA", filename, timeout_ms, max_digits)
+        reply = await self._send(encode_command("GET DATA", filename, timeout_ms, max_digits))
         if reply.result == "-1" and reply.data is None:
             # Hangup or a missing prompt (indistinguishable on the wire,
             # docs/asterisk-protocol.md#get-data). The next command tells: a hangup makes it fail; a
@@ -189,13 +199,13 @@ class AgiSession:
         args: tuple[str | int, ...] = (filename, escape_digits)
         if timeout_ms is not None:
             args += (timeout_ms,)
-        reply = await self.command("GET OPTION", *args)
+        reply = await self._send(encode_command("GET OPTION", *args))
         code = reply.result_int
         return StreamResult(_digit_from_ascii(code), reply.endpos or 0, failed=code < 0)
 
     async def wait_for_digit(self, timeout_ms: int) -> str | None:
         """Wait for one key; None on timeout. `-1` means the caller hung up."""
-        reply = await self.command("WAIT FOR DIGIT", timeout_ms)
+        reply = await self._send(encode_command("WAIT FOR DIGIT", timeout_ms))
         code = reply.result_int
         if code < 0:
             self._finished = True
@@ -207,7 +217,7 @@ class AgiSession:
         docs/asterisk-protocol.md#agi-commands)."""
         if not digits.isdigit():
             raise ValueError(f"SAY DIGITS takes digits only, not {digits!r}")
-        reply = await self.command("SAY DIGITS", digits, escape_digits)
+        reply = await self._send(encode_command("SAY DIGITS", digits, escape_digits))
         return _digit_from_ascii(reply.result_int)
 
     async def say_number(self, number: int, escape_digits: str = "") -> str | None:
@@ -219,41 +229,41 @@ class AgiSession:
 
     async def get_variable(self, name: str) -> str | None:
         """A channel variable or function (`CHANNEL(language)`); None when unset."""
-        reply = await self.command("GET VARIABLE", name)
+        reply = await self._send(encode_command("GET VARIABLE", name))
         return reply.data if reply.result == "1" else None
 
     async def get_full_variable(self, expression: str, channel: str | None = None) -> str:
         """Evaluate a `${...}` expression (an unset variable gives "":
         docs/asterisk-protocol.md#agi-commands)."""
         args = (expression, channel) if channel else (expression,)
-        reply = await self.command("GET FULL VARIABLE", *args)
+        reply = await self._send(encode_command("GET FULL VARIABLE", *args))
         return reply.data or "" if reply.result == "1" else ""
 
     async def set_variable(self, name: str, value: str) -> None:
         """Set a channel variable or write a function (`CHANNEL(language)`)."""
-        await self.command("SET VARIABLE", name, value)
+        await self._send(encode_command("SET VARIABLE", name, value))
 
     async def exec(self, application: str, data: str = "") -> int:
         """Run a dialplan application; -2 when it does not exist."""
-        reply = await self.command("EXEC", application, data)
+        reply = await self._send(encode_command("EXEC", application, data))
         return reply.result_int
 
     async def set_context(self, context: str) -> None:
-        await self.command("SET CONTEXT", context)
+        await self._send(encode_command("SET CONTEXT", context))
 
     async def set_extension(self, extension: str) -> None:
-        await self.command("SET EXTENSION", extension)
+        await self._send(encode_command("SET EXTENSION", extension))
 
     async def set_priority(self, priority: int | str) -> None:
         await self.command("SET PRIORITY", str(priority))
 
     async def database_get(self, family: str, key: str) -> str | None:
-        reply = await self.command("DATABASE GET", family, key)
+        reply = await self._send(encode_command("DATABASE GET", family, key))
         return reply.data if reply.result == "1" else None
 
     async def database_put(self, family: str, key: str, value: str) -> bool:
-        reply = await self.command("DATABASE PUT", family, key, value)
+        reply = await self._send(encode_command("DATABASE PUT", family, key, value))
         return reply.result == "1"
 
     async def verbose(self, message: str, level: int = 1) -> None:
-        await self.command("VERBOSE", message, level)
+        await self._send(encode_command("VERBOSE", message, level))

@@ -182,6 +182,18 @@ def test_encoder_quotes_only_when_needed() -> None:
     assert encode_command("SET VARIABLE", "X", 'a b"c\\d') == b'SET VARIABLE X "a b\\"c\\\\d"\n'
 
 
+def test_a_kept_line_is_given_only_for_arguments_of_the_same_types() -> None:
+    # Encoded lines are kept (by the arguments when all are strings, else with their types):
+    # "1", 1, True and 1.0 are equal or alike as keys, yet each encodes its own way, the
+    # second time too.
+    for _ in range(2):
+        assert encode_command("SAY NUMBER", "1", "") == b'SAY NUMBER 1 ""\n'
+        assert encode_command("SAY NUMBER", 1, "") == b'SAY NUMBER 1 ""\n'
+        assert encode_command("SAY NUMBER", True, "") == b'SAY NUMBER True ""\n'
+        with pytest.raises(TypeError):
+            encode_command("SAY NUMBER", 1.0, "")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("bad", ["a\nb", "a\rb", "a\0b", 'x" \n EXEC System evil'])
 def test_encoder_refuses_line_breaks_and_nul(bad: str) -> None:
     with pytest.raises(AgiEncodeError):
