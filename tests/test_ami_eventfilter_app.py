@@ -12,13 +12,13 @@ import pytest
 from aiohttp import web
 from test_web_support import AMI_SECRET, TRACES, add_static_queues, web_settings
 
-from ami.calls import CallChange
 from ami.eventfilter import EventFilter, manager_conf_filter
 from ami.protocol import AmiMessage
 from ami.testing import FakeAmiServer, load_trace, rewrite
 from centralita.app import create_app
 from centralita.cmd_render import render_files
 from centralita.keys import AMI, BRIDGE, CDR_WRITER, QUEUE_LOG, STORE, WALLBOARD
+from centralita.pop import Change
 from centralita.settings import Settings
 from dialplan.names import DEVICE_STATE_EVENT
 
@@ -92,7 +92,7 @@ async def run_app(tmp_path: Path, driver: str, *, filtered: bool) -> dict[str, A
             bridge = app[BRIDGE]
             publish = bridge.on_change
 
-            async def record(change: CallChange, arrived: float | None = None) -> int:
+            async def record(change: Change, arrived: float | None = None) -> int:
                 pops.append((change.kind, change.agent, change.call_id, change.number, change.name))
                 return await publish(change, arrived)
 
