@@ -3,6 +3,7 @@ call and pop (`ami/tracker.py` holds the event handling). Sans-IO, like the trac
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -108,6 +109,24 @@ class Lru:
         self._items.clear()
 
 
+_BLOCK_HEADERS = (
+    "CallerIDNum",
+    "CallerIDName",
+    "ConnectedLineNum",
+    "ConnectedLineName",
+    "ChannelState",
+    "Exten",
+    "Language",
+    "Context",
+)
+
+
+@functools.cache  # prefixes are the tracker's own few ("", "Dest", "Transferer", ...)
+def _block_keys(prefix: str) -> tuple[str, ...]:
+    """The lower-case names of `Chan.update_from`'s headers in a block with `prefix`."""
+    return tuple((prefix + name).lower() for name in _BLOCK_HEADERS)
+
+
 @dataclass(slots=True)
 class Chan:
     uniqueid: str
@@ -128,30 +147,26 @@ class Chan:
     def update_from(self, msg: AmiMessage, prefix: str) -> None:
         """Take the caller ID, connected line, state, place and language a (prefixed) channel
         block carries; a header the block lacks leaves the known value alone."""
-        value = msg.get(prefix + "CallerIDNum")
-        if value is not None:
-            self.cid_num = clean_text(value)
-        value = msg.get(prefix + "CallerIDName")
-        if value is not None:
-            self.cid_name = clean_text(value)
-        value = msg.get(prefix + "ConnectedLineNum")
-        if value is not None:
-            self.conn_num = clean_text(value)
-        value = msg.get(prefix + "ConnectedLineName")
-        if value is not None:
-            self.conn_name = clean_text(value)
-        value = msg.get(prefix + "ChannelState")
-        if value is not None and value.isdigit():
-            self.state = int(value)
-        value = msg.get(prefix + "Exten")
-        if value is not None:
-            self.exten = value
-        value = msg.get(prefix + "Language")
-        if value is not None:
-            self.language = clean_text(value)
-        value = msg.get(prefix + "Context")
-        if value is not None:
-            self.context = value
+        # Looked up by their lower-case names at once: most events carry one or two blocks.
+        cid_num, cid_name, conn_num, conn_name, state, exten, language, context = map(
+            msg.folded().get, _block_keys(prefix)
+        )
+        if cid_num is not None:
+            self.cid_num = clean_text(cid_num)
+        if cid_name is not None:
+            self.cid_name = clean_text(cid_name)
+        if conn_num is not None:
+            self.conn_num = clean_text(conn_num)
+        if conn_name is not None:
+            self.conn_name = clean_text(conn_name)
+        if state is not None and state.isdigit():
+            self.state = int(state)
+        if exten is not None:
+            self.exten = exten
+        if language is not None:
+            self.language = clean_text(language)
+        if context is not None:
+            self.context = context
 
 
 @dataclass(slots=True)

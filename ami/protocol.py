@@ -93,6 +93,11 @@ class AmiMessage:
         """The first value of header `name`, or "" when absent."""
         return (self._index or self._lookup()).get(name.lower(), "")
 
+    def folded(self) -> Mapping[str, str]:
+        """Every header by its lower-case name (the first value of each), for a reader that
+        looks up many names it already holds in lower case (ami/calls.py)."""
+        return self._index or self._lookup()
+
     def get_all(self, name: str) -> list[str]:
         """Every value of header `name`, in order (e.g. `Output`, `ChanVariable`)."""
         key = name.lower()

@@ -91,6 +91,13 @@ def test_duplicate_headers_kept_in_order_and_lookup_is_case_insensitive() -> Non
     assert msg.get("Missing") is None
     assert msg.value("Missing") == ""
     assert "actionid" in msg
+    # The same first values by lower-case name, for readers of many headers at once.
+    assert msg.folded() == {
+        "response": "Success",
+        "actionid": "7",
+        "message": "Command output follows",
+        "output": "Asterisk 20.20.1 built by lab",
+    }
 
 
 def test_old_style_command_response_with_end_marker() -> None:
