@@ -4,7 +4,7 @@ call and pop (`ami/tracker.py` holds the event handling). Sans-IO, like the trac
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection
+from collections.abc import Collection, ItemsView, ValuesView
 from dataclasses import dataclass, field
 
 from ami.cdr import channel_extension
@@ -210,6 +210,50 @@ class Pop:
             channel=self.channel,
             language=self.language,
         )
+
+
+class PopTable:
+    """The open pops by (call id, agent), and how many each call has: whether a call still
+    has one is asked as each of its channels goes, and a scan of every open pop then would
+    grow with the calls under way (hundreds at 200 calls/s)."""
+
+    def __init__(self) -> None:
+        self._pops: dict[tuple[str, str], Pop] = {}
+        self._per_call: dict[str, int] = {}
+
+    def get(self, key: tuple[str, str]) -> Pop | None:
+        return self._pops.get(key)
+
+    def __getitem__(self, key: tuple[str, str]) -> Pop:
+        return self._pops[key]
+
+    def __setitem__(self, key: tuple[str, str], pop: Pop) -> None:
+        if key not in self._pops:
+            self._per_call[key[0]] = self._per_call.get(key[0], 0) + 1
+        self._pops[key] = pop
+
+    def pop(self, key: tuple[str, str]) -> Pop:
+        pop = self._pops.pop(key)
+        left = self._per_call[key[0]] - 1
+        if left:
+            self._per_call[key[0]] = left
+        else:
+            del self._per_call[key[0]]
+        return pop
+
+    def has_call(self, call_id: str) -> bool:
+        """True while some agent has an open pop for `call_id`."""
+        return call_id in self._per_call
+
+    def values(self) -> ValuesView[Pop]:
+        return self._pops.values()
+
+    def items(self) -> ItemsView[tuple[str, str], Pop]:
+        return self._pops.items()
+
+    def clear(self) -> None:
+        self._pops.clear()
+        self._per_call.clear()
 
 
 @dataclass(slots=True)
