@@ -192,6 +192,7 @@ class Wallboard:
         # Agents' calls seen in the queue events: ringing (Uniqueid), on a call (Uniqueid ->
         # queue), and the end of the wrap-up after an AgentComplete.
         self._ringing: dict[str, set[str]] = {}
+        self._rung: dict[str, dict[str, None]] = {}  # the same by Uniqueid: which agents ring
         self._talking: dict[str, dict[str, str]] = {}
         self._after_call: dict[str, float] = {}
         self._in_wrapup: set[str] = set()  # shown in wrap-up: its end is watched
@@ -233,10 +234,10 @@ class Wallboard:
             self._callers[queue][uniqueid] = self.clock()
         elif name == "QueueCallerLeave":
             self._callers[queue].pop(uniqueid, None)
-            for agent, ringing in self._ringing.items():
-                if uniqueid in ringing:  # ringall: the others stop ringing (DialEnd CANCEL)
-                    ringing.discard(uniqueid)
-                    self._touch_agent(agent)
+            # ringall: the others stop ringing (DialEnd CANCEL)
+            for agent in self._rung.pop(uniqueid, {}):
+                self._ringing[agent].discard(uniqueid)
+                self._touch_agent(agent)
         elif name == "QueueCallerAbandon":
             self._counts[queue].abandoned += 1
         else:
@@ -252,10 +253,11 @@ class Wallboard:
     ) -> None:
         if name == "AgentCalled":
             self._ringing.setdefault(agent, set()).add(uniqueid)
+            self._rung.setdefault(uniqueid, {})[agent] = None
         elif name == "AgentRingNoAnswer":
-            self._ringing.get(agent, set()).discard(uniqueid)
+            self._stop_ringing(agent, uniqueid)
         elif name == "AgentConnect":
-            self._ringing.get(agent, set()).discard(uniqueid)
+            self._stop_ringing(agent, uniqueid)
             self._talking.setdefault(agent, {})[uniqueid] = queue
             self._after_call.pop(agent, None)
             counts = self._counts[queue]
@@ -268,6 +270,14 @@ class Wallboard:
             if wrapup:
                 self._after_call[agent] = self.clock() + wrapup
 
+    def _stop_ringing(self, agent: str, uniqueid: str) -> None:
+        self._ringing.get(agent, set()).discard(uniqueid)
+        agents = self._rung.get(uniqueid)
+        if agents is not None:
+            agents.pop(agent, None)
+            if not agents:
+                del self._rung[uniqueid]
+
     def rebuild_status(self, items: Iterable[AmiMessage]) -> None:
         """A fresh `QueueStatus` list (after `AgentStates.rebuild`): callers waiting from its
         `QueueEntry` items, every call state forgotten (the members' `InCall`/`Status` now
@@ -276,6 +286,7 @@ class Wallboard:
         self._roll_day()
         self._callers = {q: {} for q in self._queues}
         self._ringing.clear()
+        self._rung.clear()
         self._talking.clear()
         self._after_call.clear()
         for item in items:

@@ -436,3 +436,26 @@ def test_the_queue_counts_follow_every_agent_change(tmp_path: Path) -> None:
             seen_columns |= {k for k, v in kept.items() if v and k != "paused_reasons"}
     # The walk went through every column.
     assert seen_columns == {"logged_in", "free", "ringing", "on_call", "wrapup", "paused"}
+
+
+def test_ringall_stops_ringing_every_agent_when_the_caller_leaves(tmp_path: Path) -> None:
+    board = Board(tmp_path)
+    board.reconnect()
+    events = trace(QUEUE_TRACE)
+    joined, rest = upto(events, "QueueCallerJoin")
+    called = next(m for m in rest if m.name == "AgentCalled")
+    leave = next(m for m in rest if m.name == "QueueCallerLeave")
+    board.feed([*joined, called, *rewrite([called], {"PJSIP/1001": "PJSIP/1002"})])
+    assert [board.agent(a)["state"] for a in ("1001", "1002", "1003")] == [
+        "ringing",
+        "ringing",
+        "free",
+    ]
+    assert board.queue("support-en")["ringing"] == 2
+    changed = board.feed([leave])  # answered elsewhere, or gone: nobody rings for it now
+    assert sorted(m["agent"]["extension"] for m in changed if m["type"] == "wallboard.agent") == [
+        "1001",
+        "1002",
+    ]
+    assert [board.agent(a)["state"] for a in ("1001", "1002")] == ["free", "free"]
+    assert board.queue("support-en")["ringing"] == 0
