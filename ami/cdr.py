@@ -28,6 +28,8 @@ from dialplan.names import OUTBOUND_CONTEXT
 CDR_DISPOSITIONS = ("NO ANSWER", "FAILED", "BUSY", "ANSWERED", "CONGESTION", "CANCEL")
 
 CDR_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+# CDR_TIME_FORMAT with every field at its full width, in ASCII digits.
+_CDR_TIME_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 
 
 class CdrError(AmiError, ValueError):
@@ -145,7 +147,9 @@ def parse_cdr_time(text: str) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.strptime(text, CDR_TIME_FORMAT)
+        if _CDR_TIME_SHAPE.fullmatch(text):  # as Asterisk writes it: what strptime reads
+            return datetime.fromisoformat(text)  # too, in a fraction of its time
+        return datetime.strptime(text, CDR_TIME_FORMAT)  # the lenient rest (`2026-1-5 ...`)
     except ValueError:
         raise CdrError(f"{text!r} is not a CDR time (YYYY-MM-DD HH:MM:SS)") from None
 

@@ -12,9 +12,11 @@ The facts about Asterisk relied on are in docs/asterisk-protocol.md#ami (read in
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 # Caps on what one peer can make us buffer. Asterisk's own input line is 1024 bytes
 # (main/manager.c:298); its output lines are bounded only by the values it prints (a long
@@ -92,6 +94,11 @@ class AmiMessage:
     def value(self, name: str) -> str:
         """The first value of header `name`, or "" when absent."""
         return (self._index or self._lookup()).get(name.lower(), "")
+
+    def folded(self) -> Mapping[str, str]:
+        """Every header by its lower-case name (the first value of each), for a reader that
+        looks up many names it already holds in lower case (ami/calls.py)."""
+        return self._index or self._lookup()
 
     def get_all(self, name: str) -> list[str]:
         """Every value of header `name`, in order (e.g. `Output`, `ChanVariable`)."""
@@ -235,25 +242,52 @@ _PACKET_END = re.compile(rb"\r?\n\r?\n")
 _FOLLOWS = b"response: follows"
 
 
+# Most header lines come again and again, in event after event (`Privilege: call,all`,
+# `ChannelState: 6`) and in every event of one call (its `Uniqueid`, `Channel`, caller):
+# each line read is kept with its header and lower-case name (a bounded cache, emptied when
+# full), so a line seen before costs one dict lookup instead of a split, a check and three
+# new objects. Long lines (a `Command` output, a long variable) are not kept.
+_LINE_CACHE_SIZE = 8192
+_LINE_CACHE_MAX_LEN = 160
+_Entry = tuple[tuple[str, str], str, str]  # (header, its lower-case name, its value)
+_lines: dict[str, _Entry] = {}
+
+
+def _entry(line: str) -> _Entry:
+    # Fast path: Asterisk writes exactly "Name: value" (main/manager.c astman_append).
+    pair = line.split(": ", 1)
+    header = (pair[0], pair[1]) if len(pair) == 2 and ":" not in pair[0] else _odd_line(line)
+    entry = (header, header[0].lower(), header[1])
+    if len(line) <= _LINE_CACHE_MAX_LEN:
+        if len(_lines) >= _LINE_CACHE_SIZE:
+            _lines.clear()
+        _lines[line] = entry
+    return entry
+
+
+_header = operator.itemgetter(0)
+
+
 def _packet(body: bytes) -> AmiMessage:
     """One packet's bytes (without its terminating empty line) as a message."""
     text = body.decode("utf-8", errors="replace")
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     lines = text.split("\n")
-    headers: list[tuple[str, str]] = []
-    append = headers.append
-    for line in lines:
-        # Fast path: Asterisk writes exactly "Name: value" (main/manager.c astman_append).
-        pair = line.split(": ", 1)
-        if len(pair) == 2 and ":" not in pair[0]:
-            append((pair[0], pair[1]))
-        else:
-            append(_odd_line(line))
-    first = headers[0]
-    if first[0].lower() == "response" and first[1].lower() == "follows":
-        headers = _follows(lines)
-    return AmiMessage(_KINDS.get(first[0].lower(), "unknown"), tuple(headers))
+    entries = list(map(_lines.get, lines))
+    if None in entries:
+        for i, entry in enumerate(entries):
+            if entry is None:
+                entries[i] = _entry(lines[i])
+    known = cast(list[_Entry], entries)  # every None replaced
+    (_, first_value), first_key, _ = known[0]
+    if first_key == "response" and first_value.lower() == "follows":
+        return AmiMessage.build(_follows(lines))
+    # The index of AmiMessage._lookup, built from the entries: first occurrence wins.
+    index = {}
+    for _, key, value in reversed(known):
+        index[key] = value
+    return AmiMessage(_KINDS.get(first_key, "unknown"), tuple(map(_header, known)), index)
 
 
 def _odd_line(line: str) -> tuple[str, str]:

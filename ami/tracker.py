@@ -29,6 +29,7 @@ from ami.calls import (
     Expect,
     Lru,
     Pop,
+    PopTable,
     c_unescape,
 )
 from ami.protocol import AmiMessage
@@ -64,7 +65,7 @@ class CallTracker:
         self._channels: dict[str, Chan] = {}
         self._members: dict[str, set[str]] = {}  # linkedid -> live channel uniqueids
         self._bridges: dict[str, set[str]] = {}
-        self._pops: dict[tuple[str, str], Pop] = {}
+        self._pops = PopTable()
         self._leg_pop: dict[str, tuple[str, str]] = {}  # agent leg uniqueid -> pop key
         self._calls: dict[str, CallFacts] = {}
         self._vars: dict[str, dict[str, str]] = {}  # linkedid -> CENTRALITA_* variables
@@ -199,7 +200,7 @@ class CallTracker:
                 self._gone.add(uid)  # hung up during the outage: a late event must not revive it
         changes: list[CallChange] = []
         old = self._pops
-        self._pops = {}
+        self._pops = PopTable()
         self._leg_pop = {}
         for key, pop in old.items():
             live = {u for u in pop.legs if u in self._channels}
@@ -266,7 +267,7 @@ class CallTracker:
             members.discard(uid)
             if not members:
                 del self._members[linkedid]
-                if not any(k[0] == linkedid for k in self._pops):
+                if not self._pops.has_call(linkedid):
                     self._calls.pop(linkedid, None)
                     self._vars.pop(linkedid, None)
 

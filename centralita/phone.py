@@ -7,6 +7,7 @@ returning caller is found with an indexed equality lookup instead of `LIKE '%dig
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -59,6 +60,10 @@ def is_private(callerid: str | None) -> bool:
     return not any(c.isdigit() for c in text)
 
 
+# One call's number is looked up several times as it rings and ends (its contacts, its
+# history, its two call records); phonenumbers' parse is the costly part (pure Python, some
+# hundred microseconds), and its answer depends on the arguments alone.
+@functools.lru_cache(maxsize=4096)
 def normalize(
     number: str | None,
     region: str = "ES",

@@ -307,12 +307,26 @@ class PopBridge:
         key = (change.agent, change.call_id)
         previous = self._open.get(key)
         now = self.clock()
-        if previous is not None and previous["number"] == change.number:
+        same = (
+            previous is not None
+            and previous["number"] == change.number
+            and previous["direction"] == change.direction
+        )
+        if previous is not None and same:
             contacts = previous["contacts"]
             history, callback = previous["history"], previous["callback"]
+            # What the number alone decides, kept too.
+            crm, private, history_link = (
+                previous["crm_url"],
+                previous["private"],
+                previous["history_url"],
+            )
         else:
             contacts = await self._contacts(change.number)
             history, callback = await self._history(change)
+            crm = crm_url(self.crm, change.direction, change.number)
+            private = phone.is_private(change.number)
+            history_link = history_url(change.number)
         started_at = previous["started_at"] if previous is not None else now
         answered_at = previous["answered_at"] if previous is not None else None
         if answered_at is None and change.kind == "answered":
@@ -325,16 +339,16 @@ class PopBridge:
             "agent": change.agent,
             "queue": change.queue,
             "contacts": contacts,
-            "crm_url": crm_url(self.crm, change.direction, change.number),
+            "crm_url": crm,
             "name": change.name,
             "uniqueid": change.uniqueid,
-            "private": phone.is_private(change.number),
+            "private": private,
             "started_at": started_at,
             "answered_at": answered_at,
             "ended_at": now if change.kind == "ended" else None,
             "language": change.language or (previous["language"] if previous else ""),
             "history": history,
-            "history_url": history_url(change.number),
+            "history_url": history_link,
             "callback": callback,
         }
         if change.customer_id:

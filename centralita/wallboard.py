@@ -119,6 +119,46 @@ class _Day:
         self.in_sl = 0
 
 
+# What one agent adds to one queue's counts: its column and, when paused, the reason.
+_Share = tuple[str, str]
+
+
+def _share(shown: AgentJson, queue: str) -> _Share | None:
+    """What an agent logged in to `queue` adds to its counts (None: nothing, not even to
+    `logged_in`: its phone is unavailable or it is logged out of every queue)."""
+    mine = next((q for q in shown["queues"] if q["queue"] == queue), None)
+    state = shown["state"]
+    if mine is None or state in ("unavailable", "logged_out"):
+        return None
+    if state in ("on_call", "ringing", "wrapup"):
+        return state, ""
+    if mine["paused"]:
+        return "paused", mine["reason"]
+    return "free", ""
+
+
+class _Tally:
+    """One queue's agents by column, and its paused ones by reason."""
+
+    __slots__ = ("counts", "logged_in", "reasons")
+
+    def __init__(self) -> None:
+        self.logged_in = 0
+        self.counts = dict.fromkeys(("free", "ringing", "on_call", "wrapup", "paused"), 0)
+        self.reasons: dict[str, int] = {}
+
+    def add(self, share: _Share, sign: int) -> None:
+        column, reason = share
+        self.logged_in += sign
+        self.counts[column] += sign
+        if column == "paused":
+            left = self.reasons.get(reason, 0) + sign
+            if left:
+                self.reasons[reason] = left
+            else:
+                del self.reasons[reason]
+
+
 class Wallboard:
     """Every configured queue and agent, as the wallboard shows them (module docstring).
 
@@ -152,6 +192,7 @@ class Wallboard:
         # Agents' calls seen in the queue events: ringing (Uniqueid), on a call (Uniqueid ->
         # queue), and the end of the wrap-up after an AgentComplete.
         self._ringing: dict[str, set[str]] = {}
+        self._rung: dict[str, dict[str, None]] = {}  # the same by Uniqueid: which agents ring
         self._talking: dict[str, dict[str, str]] = {}
         self._after_call: dict[str, float] = {}
         self._in_wrapup: set[str] = set()  # shown in wrap-up: its end is watched
@@ -160,7 +201,11 @@ class Wallboard:
         self._queue_json: dict[str, QueueJson] = {}
         self._since: dict[str, tuple[AgentState, str, float]] = {}
         self._started = started
-        self._members_of: dict[str, set[str]] = {q: set() for q in self._queues}
+        # What each agent adds to the counts of each queue it is logged in to (`_share`),
+        # and those counts: kept as agents change rather than recounted from the members on
+        # every refresh of a queue (a busy queue refreshes with every caller).
+        self._shares: dict[str, dict[str, _Share]] = {}
+        self._tally: dict[str, _Tally] = {q: _Tally() for q in self._queues}
         self._dirty_agents: dict[str, None] = dict.fromkeys(self._agents)
         self._dirty_queues: dict[str, None] = dict.fromkeys(self._queues)
         self._link_changed = False
@@ -189,10 +234,10 @@ class Wallboard:
             self._callers[queue][uniqueid] = self.clock()
         elif name == "QueueCallerLeave":
             self._callers[queue].pop(uniqueid, None)
-            for agent, ringing in self._ringing.items():
-                if uniqueid in ringing:  # ringall: the others stop ringing (DialEnd CANCEL)
-                    ringing.discard(uniqueid)
-                    self._touch_agent(agent)
+            # ringall: the others stop ringing (DialEnd CANCEL)
+            for agent in self._rung.pop(uniqueid, {}):
+                self._ringing[agent].discard(uniqueid)
+                self._touch_agent(agent)
         elif name == "QueueCallerAbandon":
             self._counts[queue].abandoned += 1
         else:
@@ -208,10 +253,11 @@ class Wallboard:
     ) -> None:
         if name == "AgentCalled":
             self._ringing.setdefault(agent, set()).add(uniqueid)
+            self._rung.setdefault(uniqueid, {})[agent] = None
         elif name == "AgentRingNoAnswer":
-            self._ringing.get(agent, set()).discard(uniqueid)
+            self._stop_ringing(agent, uniqueid)
         elif name == "AgentConnect":
-            self._ringing.get(agent, set()).discard(uniqueid)
+            self._stop_ringing(agent, uniqueid)
             self._talking.setdefault(agent, {})[uniqueid] = queue
             self._after_call.pop(agent, None)
             counts = self._counts[queue]
@@ -224,6 +270,14 @@ class Wallboard:
             if wrapup:
                 self._after_call[agent] = self.clock() + wrapup
 
+    def _stop_ringing(self, agent: str, uniqueid: str) -> None:
+        self._ringing.get(agent, set()).discard(uniqueid)
+        agents = self._rung.get(uniqueid)
+        if agents is not None:
+            agents.pop(agent, None)
+            if not agents:
+                del self._rung[uniqueid]
+
     def rebuild_status(self, items: Iterable[AmiMessage]) -> None:
         """A fresh `QueueStatus` list (after `AgentStates.rebuild`): callers waiting from its
         `QueueEntry` items, every call state forgotten (the members' `InCall`/`Status` now
@@ -232,6 +286,7 @@ class Wallboard:
         self._roll_day()
         self._callers = {q: {} for q in self._queues}
         self._ringing.clear()
+        self._rung.clear()
         self._talking.clear()
         self._after_call.clear()
         for item in items:
@@ -382,17 +437,25 @@ class Wallboard:
         }
 
     def _index(self, agent: str, old: AgentJson | None, fresh: AgentJson) -> None:
-        """Keep which agents each queue counts, and mark the queues whose counts move."""
+        """Keep what the agent adds to the counts of each queue it is logged in to, and mark
+        the queues whose counts move."""
         before = {q["queue"] for q in old["queues"] if q["logged_in"]} if old else set()
         after = {q["queue"] for q in fresh["queues"] if q["logged_in"]}
-        for queue in before - after:
-            self._members_of.get(queue, set()).discard(agent)
-        for queue in after:
-            members = self._members_of.get(queue)
-            if members is not None:
-                members.add(agent)
+        shares_before = self._shares.get(agent, {})
+        shares = {
+            queue: share
+            for queue in after
+            if queue in self._tally and (share := _share(fresh, queue)) is not None
+        }
+        for queue, share in shares_before.items():
+            if shares.get(queue) != share:
+                self._tally[queue].add(share, -1)
+        for queue, share in shares.items():
+            if shares_before.get(queue) != share:
+                self._tally[queue].add(share, 1)
+        self._shares[agent] = shares
         for queue in before | after:
-            if queue in self._members_of:
+            if queue in self._tally:
                 self._dirty_queues[queue] = None
 
     def _agent(self, agent: str) -> AgentJson:
@@ -441,33 +504,18 @@ class Wallboard:
     def _queue(self, queue: str) -> QueueJson:
         callers = self._callers[queue]
         counts = self._counts[queue]
-        tally = {"logged_in": 0, "free": 0, "ringing": 0, "on_call": 0, "wrapup": 0, "paused": 0}
-        reasons: dict[str, int] = {}
-        for agent in self._members_of[queue]:
-            shown = self._agent_json[agent]
-            mine = next((q for q in shown["queues"] if q["queue"] == queue), None)
-            state = shown["state"]
-            if mine is None or state in ("unavailable", "logged_out"):
-                continue
-            tally["logged_in"] += 1
-            if state in ("on_call", "ringing", "wrapup"):
-                tally[state] += 1
-            elif mine["paused"]:
-                tally["paused"] += 1
-                reasons[mine["reason"]] = reasons.get(mine["reason"], 0) + 1
-            else:
-                tally["free"] += 1
+        tally = self._tally[queue]
         return {
             "name": queue,
             "waiting": len(callers),
             "longest_wait_since": min(callers.values()) if callers else None,
-            "logged_in": tally["logged_in"],
-            "free": tally["free"],
-            "ringing": tally["ringing"],
-            "on_call": tally["on_call"],
-            "wrapup": tally["wrapup"],
-            "paused": tally["paused"],
-            "paused_reasons": dict(sorted(reasons.items())),
+            "logged_in": tally.logged_in,
+            "free": tally.counts["free"],
+            "ringing": tally.counts["ringing"],
+            "on_call": tally.counts["on_call"],
+            "wrapup": tally.counts["wrapup"],
+            "paused": tally.counts["paused"],
+            "paused_reasons": dict(sorted(tally.reasons.items())),
             "answered_today": counts.answered,
             "abandoned_today": counts.abandoned,
             "service_level_pct": (

@@ -297,9 +297,14 @@ class Site:
     def time_condition(self, name: str) -> TimeCondition | None:
         return next((t for t in self.time_conditions if t.name == name), None)
 
+    @property
+    def device_prefix(self) -> str:
+        """How the name of every agent's device starts: `PJSIP/` or `SIP/`."""
+        return "PJSIP/" if self.sip_driver == "pjsip" else "SIP/"
+
     def device(self, extension: str) -> str:
         """The agent's device as Asterisk names it: `PJSIP/1001` or `SIP/1001`."""
-        return f"{'PJSIP' if self.sip_driver == 'pjsip' else 'SIP'}/{extension}"
+        return self.device_prefix + extension
 
 
 def _prompt(section: Section, name: str, default: str) -> str:

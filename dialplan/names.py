@@ -107,6 +107,14 @@ AMI_EVENTS: Final = frozenset(
         "QueueMemberStatus",
     }
 )
+# Of DEVICE_STATE_EVENT, the app reads the state of phones only: the tracker's device table
+# (ami/tracker.py), read for agents' and supervisors' devices (`PJSIP/1001` or `SIP/1001`:
+# Site.device) by centralita/asterisks.py and centralita/web/supervise.py. Most of a queue
+# call's DeviceStateChange events are of app_queue's `Queue:NAME` and `Queue:NAME_avail`
+# devices (apps/app_queue.c) and of its Local channels (7 of 9 in
+# asterisk-traces/ami-queue-sip-call.txt): manager.conf keeps only those whose `Device`
+# starts with the SIP driver's prefix (conf_templates/manager.conf.j2).
+DEVICE_STATE_EVENT: Final = "DeviceStateChange"
 
 # Where the call goes next, set by a flow (queue:NAME, agent:EXT, voicemail:BOX, ivr:NAME,
 # customer-id:NAME, time:NAME, callback, manager or hangup) and read by ROUTE_CONTEXT.

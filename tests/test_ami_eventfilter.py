@@ -21,7 +21,7 @@ from centralita.agentstate import MEMBER_EVENTS
 from centralita.cmd_render import render_files
 from centralita.settings import demo_text, parse_settings
 from centralita.wallboard import CALL_EVENTS
-from dialplan.names import AMI_EVENTS, CUSTOMER_ID_VAR
+from dialplan.names import AMI_EVENTS, CUSTOMER_ID_VAR, DEVICE_STATE_EVENT
 
 TRACE = Path(__file__).resolve().parent / "fixtures" / "asterisk-traces" / "ami-queue-sip-call.txt"
 
@@ -110,7 +110,14 @@ def test_every_event_the_app_reads_is_in_the_rendered_filter() -> None:
     runtime = manager_conf_filter(rendered_manager_conf(), "centralita")
     assert runtime and not runtime.excludes
     for name in sorted(AMI_EVENTS):
-        assert runtime.passes(event(name, Channel="PJSIP/1001-00000001")), name
+        assert runtime.passes(event(name, Channel="PJSIP/1001-00000001", Device="PJSIP/1001")), name
+    # Device states: those of phones only (the demo's driver is PJSIP), not app_queue's
+    # Queue: devices nor Local channels, which nothing reads.
+    state = DEVICE_STATE_EVENT
+    assert runtime.passes(event(state, Device="PJSIP/1001", State="INUSE"))
+    assert runtime.passes(event(state, Device="PJSIP/9001", State="NOT_INUSE"))  # a supervisor
+    for device in ("Queue:support-en", "Queue:support-en_avail", "Local/1001@agents", "SIP/1"):
+        assert not runtime.passes(event(state, Device=device, State="INUSE")), device
     assert runtime.passes(varset(CUSTOMER_ID_VAR))
     assert runtime.passes(varset("CENTRALITA_ROUTE"))
     for dropped in (varset("BRIDGEPEER"), varset("X_CENTRALITA_Y"), event("Newexten")):

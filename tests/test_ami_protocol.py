@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ami import protocol
 from ami.protocol import (
     MAX_LINE,
     MAX_PACKET,
@@ -91,6 +92,13 @@ def test_duplicate_headers_kept_in_order_and_lookup_is_case_insensitive() -> Non
     assert msg.get("Missing") is None
     assert msg.value("Missing") == ""
     assert "actionid" in msg
+    # The same first values by lower-case name, for readers of many headers at once.
+    assert msg.folded() == {
+        "response": "Success",
+        "actionid": "7",
+        "message": "Command output follows",
+        "output": "Asterisk 20.20.1 built by lab",
+    }
 
 
 def test_old_style_command_response_with_end_marker() -> None:
@@ -287,3 +295,60 @@ def test_crlf_fast_path_equals_the_general_parser(
     whole = parse(crlf, len(crlf))
     assert whole == parse(lf, len(lf)) == parse(crlf, chunk)
     assert [m.headers for m in whole[1:]] == [tuple(h) for h, _ in packets if h]
+
+
+def _reference_header(line: str) -> tuple[str, str]:
+    """What one header line means, written plainly (main/manager.c astman_append writes
+    `Name: value`; anything else as `_odd_line` reads it)."""
+    name, sep, value = line.partition(": ")
+    if sep and ":" not in name:
+        return name, value
+    name, colon, value = line.partition(":")
+    if not colon:
+        return "Output", line
+    return name, value[1:] if value.startswith(" ") else value
+
+
+_odd_line_text = st.text(
+    alphabet=st.sampled_from(["a", "B", ":", " ", "x", "é"]), min_size=0, max_size=8
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.sampled_from(["Event", "EVENT", "event", "Uniqueid", "UniqueID"]),
+                      st.sampled_from(["", "1.1", "x: y", ":", "  lead"])).map(": ".join),
+            _odd_line_text.filter(bool),
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)  # fmt: skip
+def test_every_line_reads_the_same_whether_seen_before_or_not(lines: list[str]) -> None:
+    """Lines already read come from the parser's cache of lines: the same headers, the same
+    case-insensitive first-wins lookups, the first time and the next."""
+    data = ("\n".join(lines) + "\n\n").encode()
+    expected = [_reference_header(line) for line in lines]
+    for _ in range(2):
+        (msg,) = AmiParser(expect_banner=False).receive_data(data)
+        if msg.kind == "response" and msg.name.lower() == "follows":
+            continue  # old-style Command output: its own rules (tested above)
+        assert list(msg.headers) == expected
+        for name, _value in expected:
+            first = next(v for n, v in expected if n.lower() == name.lower())
+            assert msg.get(name.swapcase()) == first
+            assert msg.folded()[name.lower()] == first
+
+
+def test_the_cache_of_lines_stays_bounded() -> None:
+    parser = AmiParser(expect_banner=False)
+    for i in range(3 * protocol._LINE_CACHE_SIZE // 100):
+        data = "".join(f"Event: E\r\nX{j}: {i}-{j}\r\n\r\n" for j in range(100)).encode()
+        assert len(parser.receive_data(data)) == 100
+        assert len(protocol._lines) <= protocol._LINE_CACHE_SIZE
+    long_value = "v" * (protocol._LINE_CACHE_MAX_LEN + 1)
+    (msg,) = parser.receive_data(f"Event: E\r\nLong: {long_value}\r\n\r\n".encode())
+    assert msg.value("long") == long_value
+    assert f"Long: {long_value}" not in protocol._lines

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ami.calls import CallChange
+from ami.calls import CallChange, Pop, PopTable
 from ami.cdr import parse_cdr
 from ami.protocol import AmiMessage, parse_trace
 from ami.testing import ChannelTable, load_trace, rewrite
@@ -677,3 +677,22 @@ def test_load_trace_gives_only_events() -> None:
     events = load_trace(TRACES / "ami-click2dial.txt")
     assert events[0].name == "FullyBooted"
     assert all(m.kind == "event" for m in events)
+
+
+def test_the_pop_table_counts_the_open_pops_of_each_call() -> None:
+    table = PopTable()
+    pops = {
+        (call, agent): Pop(call, agent, call, "in", "+34915550123", "", None, None, "PJSIP/1")
+        for call, agent in [("1.1", "1001"), ("1.1", "1002"), ("2.1", "1001")]
+    }
+    for key, pop in pops.items():
+        table[key] = pop
+    table[("1.1", "1001")] = pops[("1.1", "1001")]  # the same pop again counts once
+    assert table.has_call("1.1") and table.has_call("2.1") and not table.has_call("3.1")
+    assert table.pop(("1.1", "1001")) is pops[("1.1", "1001")]
+    assert table.has_call("1.1")  # 1002's pop is still open
+    table.pop(("1.1", "1002"))
+    assert not table.has_call("1.1") and table.has_call("2.1")
+    assert [p.agent for p in table.values()] == ["1001"]
+    table.clear()
+    assert not table.has_call("2.1") and list(table.items()) == []

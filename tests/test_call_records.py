@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from ami.cdr import CallRecord, CdrError, channel_extension, parse_cdr
+from ami.cdr import (
+    CDR_TIME_FORMAT,
+    CallRecord,
+    CdrError,
+    channel_extension,
+    parse_cdr,
+    parse_cdr_time,
+)
 from ami.protocol import AmiError, AmiMessage
 from ami.testing import load_trace
 from ami.tracker import CallTracker
@@ -115,3 +123,32 @@ def test_an_unreadable_cdr_event_is_a_cdr_error() -> None:
         parse_cdr(bad)
     assert isinstance(info.value, AmiError) and isinstance(info.value, ValueError)
     assert "yesterday" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-21 22:44:46",
+        "2024-02-29 00:00:00",
+        "2026-1-5 3:04:05",  # strptime takes one-digit fields
+        "2026-11-21  22:44:46",  # and a run of blanks for the space
+        "2026-13-01 10:00:00",
+        "2026-02-30 10:00:00",
+        "2026-11-21 24:00:00",
+        "2026-11-21 23:59:60",
+        "2026-11-21T22:44:46",
+        "2026-11-21 22:44:46.5",
+        "٢٠٢٦-11-21 22:44:46",
+        "20261121 224446",
+    ],
+)
+def test_a_cdr_time_reads_as_strptime_reads_it(text: str) -> None:
+    try:
+        expected: datetime | None = datetime.strptime(text, CDR_TIME_FORMAT)
+    except ValueError:
+        expected = None
+    if expected is None:
+        with pytest.raises(CdrError, match="is not a CDR time"):
+            parse_cdr_time(text)
+    else:
+        assert parse_cdr_time(f" {text} ") == expected

@@ -6,6 +6,7 @@ QueueStatus and QueueSummary lists as app_queue sends them."""
 from __future__ import annotations
 
 import json
+import random
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -367,3 +368,94 @@ def test_events_of_other_queues_or_agents_change_nothing(tmp_path: Path, name: s
          ("Interface", "PJSIP/9999"), ("Uniqueid", "1.1"), ("Status", "2")]
     )  # fmt: skip
     assert board.feed([stranger]) == []
+
+
+def recount(snapshot: dict[str, Any], queue: str) -> dict[str, Any]:
+    """A queue's agent columns counted from the agents the snapshot shows (docs/supervisors.md):
+    what the model keeps up to date as agents change."""
+    counts = dict.fromkeys(("logged_in", "free", "ringing", "on_call", "wrapup", "paused"), 0)
+    reasons: dict[str, int] = {}
+    for agent in snapshot["agents"]:
+        mine = next((q for q in agent["queues"] if q["queue"] == queue), None)
+        if mine is None or not mine["logged_in"]:
+            continue
+        if agent["state"] in ("unavailable", "logged_out"):
+            continue
+        counts["logged_in"] += 1
+        if agent["state"] in ("on_call", "ringing", "wrapup"):
+            counts[agent["state"]] += 1
+        elif mine["paused"]:
+            counts["paused"] += 1
+            reasons[mine["reason"]] = reasons.get(mine["reason"], 0) + 1
+        else:
+            counts["free"] += 1
+    return {**counts, "paused_reasons": dict(sorted(reasons.items()))}
+
+
+def test_the_queue_counts_follow_every_agent_change(tmp_path: Path) -> None:
+    board = Board(tmp_path, lambda text: text.replace("wrapup_s = 0 ", "wrapup_s = 30 ", 1))
+    board.reconnect()
+    rng = random.Random(12)
+    queues = ["support-en", "support-fr", "support-ar"]
+    phones = ["PJSIP/1001", "PJSIP/1002", "PJSIP/1003"]
+    call = trace(QUEUE_TRACE)
+    seen_columns: set[str] = set()
+    for step in range(300):
+        phone, queue = rng.choice(phones), rng.choice(queues)
+        kind = rng.randrange(6)
+        if kind == 0:
+            action = [("Action", "QueuePause"), ("Interface", phone),
+                      ("Paused", rng.choice(["true", "false"])),
+                      ("Reason", rng.choice(["lunch", "training", ""]))]  # fmt: skip
+            if rng.random() < 0.5:
+                action.append(("Queue", queue))
+            events = board.fake.act(AmiMessage.build(action))[1]
+        elif kind == 1:
+            name = rng.choice(["QueueAdd", "QueueRemove"])
+            action = [("Action", name), ("Queue", queue), ("Interface", phone)]
+            events = board.fake.act(AmiMessage.build(action))[1]
+        elif kind == 2:
+            events = board.fake.set_status(phone, rng.choice([1, 2, 5, 6]))
+        elif kind == 3:  # part of the recorded call, at another queue and agent
+            start = rng.randrange(len(call)) if rng.random() < 0.7 else 0
+            renames = {"support-en": queue, "PJSIP/1001": phone, "1795301086": f"17{step}"}
+            events = rewrite(call[start : start + rng.randrange(1, len(call) + 1)], renames)
+        elif kind == 4:
+            board.clock.now += rng.choice([1, 31])
+            board.model.expire()
+            events = []
+        else:
+            board.reconnect()
+            events = []
+        board.feed(events)
+        snapshot = board.model.snapshot()
+        for shown in snapshot["queues"]:  # type: ignore[attr-defined]
+            name = shown["name"]
+            kept = {k: shown[k] for k in recount(snapshot, name)}
+            assert kept == recount(snapshot, name), (step, name)
+            seen_columns |= {k for k, v in kept.items() if v and k != "paused_reasons"}
+    # The walk went through every column.
+    assert seen_columns == {"logged_in", "free", "ringing", "on_call", "wrapup", "paused"}
+
+
+def test_ringall_stops_ringing_every_agent_when_the_caller_leaves(tmp_path: Path) -> None:
+    board = Board(tmp_path)
+    board.reconnect()
+    events = trace(QUEUE_TRACE)
+    joined, rest = upto(events, "QueueCallerJoin")
+    called = next(m for m in rest if m.name == "AgentCalled")
+    leave = next(m for m in rest if m.name == "QueueCallerLeave")
+    board.feed([*joined, called, *rewrite([called], {"PJSIP/1001": "PJSIP/1002"})])
+    assert [board.agent(a)["state"] for a in ("1001", "1002", "1003")] == [
+        "ringing",
+        "ringing",
+        "free",
+    ]
+    assert board.queue("support-en")["ringing"] == 2
+    changed = board.feed([leave])  # answered elsewhere, or gone: nobody rings for it now
+    assert sorted(m["agent"]["extension"] for m in changed if m["type"] == "wallboard.agent") == [
+        "1001",
+        "1002",
+    ]
+    assert [board.agent(a)["state"] for a in ("1001", "1002")] == ["free", "free"]
+    assert board.queue("support-en")["ringing"] == 0

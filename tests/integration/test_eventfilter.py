@@ -1,12 +1,13 @@
 """The rendered manager.conf's eventfilter on a real Asterisk: the runtime user gets the events
-the app reads (the tracker's, the queue's, Cdr, the CENTRALITA_* VarSets) and none of the rest,
+the app reads (the tracker's, the queue's, Cdr, the CENTRALITA_* VarSets, the phones' device
+states) and none of the rest (nor app_queue's Queue: or the Local channels' device states),
 while the test's own user (no filter) sees everything of the same queue call."""
 
 from __future__ import annotations
 
 import pytest
 
-from dialplan.names import AMI_EVENTS, VARIABLE_PREFIX
+from dialplan.names import AMI_EVENTS, DEVICE_STATE_EVENT, VARIABLE_PREFIX
 
 from .amiwatch import AmiWatch, matches
 from .people import place_call
@@ -50,3 +51,10 @@ async def test_the_runtime_user_gets_only_the_events_the_app_reads(
     assert varsets and all(v.startswith(VARIABLE_PREFIX) for v in varsets), varsets
     assert {m.name for m in unfiltered if m.name in AMI_EVENTS} <= seen_app
     assert len(filtered) < len(unfiltered)
+    # Device states: the phones' (header(Device) with starts_with), not the others'.
+    phone = site.device("")
+    devices_all = {m.value("Device") for m in unfiltered if m.name == DEVICE_STATE_EVENT}
+    devices_app = {m.value("Device") for m in filtered if m.name == DEVICE_STATE_EVENT}
+    assert any(not d.startswith(phone) for d in devices_all), devices_all
+    assert devices_app and all(d.startswith(phone) for d in devices_app), devices_app
+    assert {d for d in devices_all if d.startswith(phone)} <= devices_app
