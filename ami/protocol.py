@@ -16,7 +16,6 @@ import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
 # Caps on what one peer can make us buffer. Asterisk's own input line is 1024 bytes
 # (main/manager.c:298); its output lines are bounded only by the values it prints (a long
@@ -249,7 +248,8 @@ _FOLLOWS = b"response: follows"
 # new objects. Long lines (a `Command` output, a long variable) are not kept.
 _LINE_CACHE_SIZE = 8192
 _LINE_CACHE_MAX_LEN = 160
-_Entry = tuple[tuple[str, str], str, str]  # (header, its lower-case name, its value)
+# (the header as read, (its lower-case name, its value)): the second is its item in the index.
+_Entry = tuple[tuple[str, str], tuple[str, str]]
 _lines: dict[str, _Entry] = {}
 
 
@@ -257,7 +257,7 @@ def _entry(line: str) -> _Entry:
     # Fast path: Asterisk writes exactly "Name: value" (main/manager.c astman_append).
     pair = line.split(": ", 1)
     header = (pair[0], pair[1]) if len(pair) == 2 and ":" not in pair[0] else _odd_line(line)
-    entry = (header, header[0].lower(), header[1])
+    entry = (header, (header[0].lower(), header[1]))
     if len(line) <= _LINE_CACHE_MAX_LEN:
         if len(_lines) >= _LINE_CACHE_SIZE:
             _lines.clear()
@@ -266,6 +266,7 @@ def _entry(line: str) -> _Entry:
 
 
 _header = operator.itemgetter(0)
+_folded = operator.itemgetter(1)
 
 
 def _packet(body: bytes) -> AmiMessage:
@@ -279,14 +280,13 @@ def _packet(body: bytes) -> AmiMessage:
         for i, entry in enumerate(entries):
             if entry is None:
                 entries[i] = _entry(lines[i])
-    known = cast(list[_Entry], entries)  # every None replaced
-    (_, first_value), first_key, _ = known[0]
+    known: list[_Entry] = entries  # type: ignore[assignment]  # every None replaced
+    first_key, first_value = known[0][1]
     if first_key == "response" and first_value.lower() == "follows":
         return AmiMessage.build(_follows(lines))
-    # The index of AmiMessage._lookup, built from the entries: first occurrence wins.
-    index = {}
-    for _, key, value in reversed(known):
-        index[key] = value
+    # The index of AmiMessage._lookup, built from the entries in one C loop: read backwards,
+    # so the first occurrence of a name wins.
+    index = dict(map(_folded, reversed(known)))
     return AmiMessage(_KINDS.get(first_key, "unknown"), tuple(map(_header, known)), index)
 
 
