@@ -60,7 +60,7 @@ from ami.fake_queues import FakeQueues  # noqa: E402
 from ami.protocol import AmiMessage  # noqa: E402
 from ami.testing import FakeAmiServer, load_trace  # noqa: E402
 from centralita.agentstate import MEMBER_EVENTS  # noqa: E402
-from centralita.app import create_app  # noqa: E402
+from centralita.app import create_app, freeze_startup_objects  # noqa: E402
 from centralita.cmd_render import render_files  # noqa: E402
 from centralita.keys import AMI, AUTH, WALLBOARD  # noqa: E402
 from centralita.settings import demo_text, parse_settings  # noqa: E402
@@ -425,8 +425,7 @@ async def live(args: argparse.Namespace, supervisors: int, tmp: Path) -> dict[st
             break
         await asyncio.sleep(0.01)
     assert len(hub.sockets) == supervisors, len(hub.sockets)
-    gc.collect()
-    gc.freeze()
+    await freeze_startup_objects(app)  # as `centralita serve` does once started
     sent_before, frames_before = hub.sent, hub.frames
     events_before = listener.stats.events
     cpu_before = time.process_time()
