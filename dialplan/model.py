@@ -35,6 +35,7 @@ from dialplan.validate import (
 )
 
 SipDriver = Literal["pjsip", "sip"]
+DEVICE_PREFIX: dict[str, str] = {"pjsip": "PJSIP/", "sip": "SIP/"}  # how a phone's device starts
 DESTINATION_KINDS = (
     "queue",
     "ivr",
@@ -297,14 +298,9 @@ class Site:
     def time_condition(self, name: str) -> TimeCondition | None:
         return next((t for t in self.time_conditions if t.name == name), None)
 
-    @property
-    def device_prefix(self) -> str:
-        """How the name of every agent's device starts: `PJSIP/` or `SIP/`."""
-        return "PJSIP/" if self.sip_driver == "pjsip" else "SIP/"
-
     def device(self, extension: str) -> str:
         """The agent's device as Asterisk names it: `PJSIP/1001` or `SIP/1001`."""
-        return self.device_prefix + extension
+        return DEVICE_PREFIX[self.sip_driver] + extension
 
 
 def _prompt(section: Section, name: str, default: str) -> str:

@@ -28,6 +28,7 @@ from dialplan import names
 from dialplan.instances import AgiInstance
 from dialplan.model import (
     CALLBACK_QUEUESTATUSES,
+    DEVICE_PREFIX,
     HANGUP,
     WEEKDAYS,
     Destination,
@@ -261,7 +262,7 @@ def render_site(site: Site, access: AsteriskAccess) -> dict[str, str]:
             "ami_read": AMI_READ,
             "ami_events": sorted(names.AMI_EVENTS - {names.DEVICE_STATE_EVENT}),
             "device_event": names.DEVICE_STATE_EVENT,
-            "device_prefix": site.device_prefix,
+            "device_prefix": DEVICE_PREFIX[site.sip_driver],
             "ami_write": AMI_WRITE,
             "ami_reload_user": reload_user(access.ami_user),
             "ami_reload_secret": access.ami_reload_secret,
