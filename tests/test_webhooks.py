@@ -181,6 +181,40 @@ async def test_a_restart_loses_no_event(store_location: StoreLocation, receiver:
         assert await store.outbox_backlog() == 0
 
 
+async def test_a_stop_absorbed_by_a_delivery_round_still_ends_the_sender(
+    store_location: StoreLocation, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A round whose store call swallows the stop's cancellation and returns as if nothing
+    # happened (as a PostgreSQL rollback did): the sender must end after that round, not go
+    # back to waiting for work with the stop lost.
+    hook = Webhook(receiver.url, "acct-1")
+    async with open_location(store_location) as store:
+        sender = WebhookSender(store, [hook], poll_s=3600)
+        in_round = asyncio.Event()
+        rounds = 0
+
+        async def absorbing_round() -> None:
+            nonlocal rounds
+            rounds += 1
+            in_round.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                pass  # absorbed: the round ends normally
+
+        monkeypatch.setattr(sender, "deliver_due", absorbing_round)
+        sender.start()
+        await in_round.wait()
+        task = sender._task
+        assert task is not None
+        task.cancel()
+        for _ in range(10):  # a few turns of the loop, no clock involved
+            await asyncio.sleep(0)
+        assert task.done() and task.cancelled()
+        assert rounds == 1
+        await sender.stop()
+
+
 async def test_instances_following_one_asterisk_send_each_event_once(
     store_location: StoreLocation, receiver: Receiver
 ) -> None:
