@@ -138,9 +138,11 @@ class AmiWatch:
         try:
             return await asyncio.wait_for(scan(), timeout)
         except TimeoutError:
-            names = [f"{m.name}({m.get('Channel') or ''})" for m in self.events[after:]][:80]
+            # The first and the last events since `after`: where a call stopped is at the end.
+            names = [f"{m.name}({m.get('Channel') or ''})" for m in self.events[after:]]
+            shown = names if len(names) <= 100 else [*names[:30], "...", *names[-70:]]
             raise AssertionError(
-                f"AMI: no matching event within {timeout:g} s; saw {names}"
+                f"AMI: no matching event within {timeout:g} s; saw {len(names)}: {shown}"
             ) from None
 
     def mark(self) -> int:
