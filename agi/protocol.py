@@ -14,8 +14,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
-from typing import cast
 from urllib.parse import parse_qs
 
 # Caps on what one peer can make us buffer. Asterisk's own command buffer is AGI_BUF_LEN 8192
@@ -221,6 +219,16 @@ def _request(
     return AgiRequest(fields, args, script.strip("/"), query, lines)
 
 
+# Header lines already split, as (name without `agi_`, value): most of a block is the same
+# call after call (network, script, language, context, version, a returning caller's number).
+# Bounded like the AMI parser's line cache: emptied when full, and short lines only; the
+# lines that are new on every call are not kept.
+_HEADER_LINES: dict[str, tuple[str, str]] = {}
+MAX_HEADER_LINES = 4096
+MAX_KEPT_HEADER_LINE = 160
+_PER_CALL_NAMES = frozenset({"uniqueid", "channel", "threadid"})
+
+
 def _plain_request(text: str) -> AgiRequest | None:
     """The request of a plain block (every line `agi_<name>: <value>`, each name once, the
     arguments numbered 1..N, and each caller-supplied value followed by the header Asterisk
@@ -228,18 +236,27 @@ def _plain_request(text: str) -> AgiRequest | None:
     `AgiConnection` decides.
 
     What `build_request` gives for such a block, with the per-line work done by C loops
-    (split, dict): the block is parsed once per call. Splitting on "\nagi_" drops every
-    line's prefix at once: every line starts with it (counted first), and a value cannot
-    hold a newline in a plain block.
+    (split, map, dict): the block is parsed once per call, and most of its lines were seen
+    before (`_HEADER_LINES`), so only the new ones are split, here.
     """
-    count = text.count("\n") + 1
-    if not text.startswith("agi_") or text.count("\nagi_") != count - 1:
-        return None
-    pairs = list(map(str.split, text[4:].split("\nagi_"), repeat(": "), repeat(1)))
-    try:
-        fields = dict(pairs)
-    except ValueError:  # a line without ": "
-        return None
+    lines = text.split("\n")
+    kept = _HEADER_LINES
+    pairs: list[tuple[str, str]] = list(map(kept.get, lines))  # type: ignore[arg-type]
+    missing = pairs.count(None)  # type: ignore[arg-type]
+    at = -1
+    for _ in range(missing):
+        at = pairs.index(None, at + 1)  # type: ignore[arg-type]
+        line = lines[at]
+        name, sep, value = line[4:].partition(": ")
+        if not sep or line[:4] != "agi_":
+            return None
+        pairs[at] = pair = (name, value)
+        if len(line) <= MAX_KEPT_HEADER_LINE and name not in _PER_CALL_NAMES:
+            if len(kept) >= MAX_HEADER_LINES:
+                kept.clear()
+            kept[line] = pair
+    fields = dict(pairs)
+    count = len(lines)
     if len(fields) != count:
         return None  # a header twice
     strangers = _STRANGER_NAMES.intersection(fields)
@@ -250,12 +267,12 @@ def _plain_request(text: str) -> AgiRequest | None:
             if at < count and names[at] != _NEXT_NAME[name]:
                 return None
     args: tuple[str, ...] = ()
-    arg_count = text.count("\nagi_arg_") + text.startswith("agi_arg_")
-    if arg_count:
+    if "agi_arg_" in text:
+        arg_count = text.count("\nagi_arg_") + text.startswith("agi_arg_")
         found = [fields.pop(f"arg_{n}", None) for n in range(1, arg_count + 1)]
         if None in found:
             return None  # not numbered 1..N: the careful path says so
-        args = tuple(cast(list[str], found))
+        args = tuple(found)  # type: ignore[arg-type]
     return _request(fields, args, pairs)
 
 

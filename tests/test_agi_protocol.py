@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
+from agi import protocol
 from agi.protocol import (
     MAX_HEADERS,
     MAX_LINE,
@@ -14,6 +17,7 @@ from agi.protocol import (
     AgiProtocolError,
     AgiRequest,
     ConnectionClosed,
+    Event,
     Hangup,
     Reply,
     encode_command,
@@ -253,3 +257,52 @@ def test_garbage_only_ever_raises_a_protocol_error(data: bytes, after_headers: b
         return
     assert all(isinstance(e, AgiRequest | Reply | Hangup | ConnectionClosed) for e in events)
     assert events[-1] == ConnectionClosed()
+
+
+_NAMES = [
+    "network", "network_script", "channel", "uniqueid", "callerid", "calleridname",
+    "callingpres", "dnid", "rdnis", "context", "threadid", "arg_1", "arg_2", "arg_3",
+]  # fmt: skip
+_VALUES = st.text(alphabet="ab1 :\n_agi", max_size=12)
+
+
+def _careful(block: bytes) -> list[Event] | str:
+    """The events of the careful line-by-line loop (no plain-block shortcut), or the error."""
+    with mock.patch("agi.protocol._plain_request", return_value=None):
+        return _events_or_error(block)
+
+
+def _events_or_error(block: bytes) -> list[Event] | str:
+    try:
+        return AgiConnection().receive_data(block)
+    except AgiProtocolError as exc:
+        return f"error: {exc}"
+
+
+@given(st.lists(st.tuples(st.sampled_from(_NAMES), _VALUES), min_size=1, max_size=16))
+@example([("context", "x\nabcd: y")])  # a spilled line with no agi_ prefix
+@example([("calleridname", "x\nagi_foo: y"), ("callingpres", "0")])
+def test_a_block_reads_the_same_with_or_without_the_kept_lines(
+    lines: list[tuple[str, str]],
+) -> None:
+    """The shortcut for plain blocks and its kept lines give what the careful loop gives, on
+    the first reading of a line and on the next ones, for any mix of names and values (new
+    lines spilled from a value, names twice, arguments out of order)."""
+    block = "".join(f"agi_{name}: {value}\n" for name, value in lines).encode() + b"\n"
+    protocol._HEADER_LINES.clear()
+    first = _events_or_error(block)
+    again = _events_or_error(block)
+    assert first == again == _careful(block)
+
+
+def test_the_kept_header_lines_are_bounded_and_skip_what_is_new_on_every_call() -> None:
+    protocol._HEADER_LINES.clear()
+    for n in range(protocol.MAX_HEADER_LINES + 50):
+        block = HEADERS.replace("agi_language: en", f"agi_language: l{n}")
+        (request,) = AgiConnection().receive_data(block.encode())
+        assert isinstance(request, AgiRequest)
+        assert request.language == f"l{n}" and request.uniqueid == "1795301017.1"
+    assert 0 < len(protocol._HEADER_LINES) <= protocol.MAX_HEADER_LINES
+    kept_names = {name for name, _value in protocol._HEADER_LINES.values()}
+    assert kept_names.isdisjoint({"uniqueid", "channel", "threadid"})
+    assert "language" in kept_names
