@@ -244,6 +244,7 @@ class ReplyWaiter(_Awaited):
         "_asyncio_future_blocking",
         "_callback",
         "_context",
+        "_convert",
         "_driver",
         "_exception",
         "_extra",
@@ -263,11 +264,13 @@ class ReplyWaiter(_Awaited):
         self._driver: FlowDriver | None = None
         self.rearm(line)
 
-    def rearm(self, line: bytes) -> None:
+    def rearm(self, line: bytes, convert: Callable[[Reply], Any] | None = None) -> None:
         """Wait for the reply to `line` (one waiter per session serves every command: only the
         flow's task awaits it, and only between one command and its reply). The callbacks
-        are cleared by the wake-up of the previous command."""
+        are cleared by the wake-up of the previous command. `convert` turns a 200 reply into
+        what the await gives (the session's method's result), else the await gives the Reply."""
         self._line = line
+        self._convert = convert
         self._state = 0  # 0 pending, 1 done, 2 cancelled
         self._result: Reply | None = None
         self._exception: BaseException | None = None
@@ -297,10 +300,12 @@ class ReplyWaiter(_Awaited):
             removed += before - len(self._extra)
         return removed
 
-    def result(self) -> Reply:
+    def result(self) -> Any:
         result = self._result
         if result is not None:
-            return result
+            # Converted here too: asyncio.wait_for and gather take a future's result().
+            convert = self._convert
+            return result if convert is None else convert(result)
         if self._state == 2:
             raise asyncio.CancelledError
         if self._exception is not None:
@@ -382,13 +387,16 @@ class ReplyWaiter(_Awaited):
         for other, other_context in extra or ():
             loop.call_soon(other, self, context=other_context)
 
-    def __await__(self) -> Generator[Any, None, Reply]:
+    def __await__(self) -> Generator[Any, None, Any]:
         if not self._state:
             self._asyncio_future_blocking = True
             yield self
         result = self._result
         if result is None:
             return self.result()  # raises what the reply meant
-        return result
+        convert = self._convert
+        if convert is None:
+            return result
+        return convert(result)
 
     __iter__ = __await__

@@ -217,8 +217,9 @@ class _AgiProtocol(asyncio.BufferedProtocol):
 
     # -- what the session uses -------------------------------------------------------------
 
-    def send(self, data: bytes) -> ReplyWaiter:
-        """Write one command and return the awaitable of its reply."""
+    def send(self, data: bytes, convert: Callable[[Reply], Any] | None = None) -> ReplyWaiter:
+        """Write one command and return the awaitable of its reply (`convert`ed: see
+        `ReplyWaiter.rearm`)."""
         if self._closed or self._transport is None:
             raise CallerHangup("the connection is closed")
         if self._pending is not None:
@@ -231,8 +232,9 @@ class _AgiProtocol(asyncio.BufferedProtocol):
             raise RuntimeError("AGI commands must not be pipelined")
         server = self._server
         waiter = self.waiter
-        # waiter.rearm(data), inlined: once for every command.
+        # waiter.rearm(data, convert), inlined: once for every command.
         waiter._line = data
+        waiter._convert = convert
         waiter._state = 0
         waiter._result = waiter._exception = None
         waiter._asyncio_future_blocking = False

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, overload
 
 from agi.protocol import AgiError, AgiRequest, Reply, encode_command
 
 log = logging.getLogger("centralita.agi")
+
+_T = TypeVar("_T")
 
 
 class CallLog(logging.LoggerAdapter[logging.Logger]):
@@ -58,8 +60,9 @@ class Transport(Protocol):
 
     hung_up: bool
 
-    def send(self, data: bytes) -> Awaitable[Reply]:
-        """Write one command line; the awaitable gives its reply, checked by `settle`."""
+    def send(self, data: bytes, convert: Callable[[Reply], Any] | None = None) -> Awaitable[Any]:
+        """Write one command line; the awaitable gives its reply, checked by `settle`, and
+        `convert`ed when a function is given (the awaitable then gives what it returns)."""
         ...
 
 
@@ -77,7 +80,7 @@ def settle(line: bytes, reply: Reply, hung_up: bool) -> Reply:
     raise AgiCommandError(line.decode("utf-8", "replace"), reply)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DataResult:
     """What GET DATA gave: the digits (maybe empty) and whether input ended by timeout."""
 
@@ -85,7 +88,9 @@ class DataResult:
     timed_out: bool
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__,
+# twice the cost of the result's whole making, once for nearly every command.
+@dataclass(slots=True)
 class StreamResult:
     """STREAM FILE / GET OPTION: the key that interrupted (or None) and the end offset."""
 
@@ -98,6 +103,42 @@ def _digit_from_ascii(result: int) -> str | None:
     # STREAM FILE, GET OPTION, WAIT FOR DIGIT, SAY * report the key as its ASCII code
     # (docs/asterisk-protocol.md#agi-commands).
     return chr(result) if result > 0 else None
+
+
+# What the session's methods give for a 200 reply, applied by the reply's awaitable itself
+# (`ReplyWaiter.rearm`): a method that only sends and converts is a plain function returning
+# that awaitable, without a coroutine of its own to make, enter and leave for every command.
+# Pure functions of the reply: asyncio.wait_for may ask for the result twice.
+
+
+def _stream_result(reply: Reply) -> StreamResult:
+    code = reply.result_int
+    return StreamResult(_digit_from_ascii(code), reply.endpos or 0, code < 0)
+
+
+def _key_pressed(reply: Reply) -> str | None:
+    return _digit_from_ascii(reply.result_int)
+
+
+def _nothing(reply: Reply) -> None:
+    return None
+
+
+def _result_int(reply: Reply) -> int:
+    return reply.result_int
+
+
+def _value_if_set(reply: Reply) -> str | None:
+    # GET VARIABLE and DATABASE GET: `200 result=1 (value)`, or result=0 when unset.
+    return reply.data if reply.result == "1" else None
+
+
+def _full_value(reply: Reply) -> str:
+    return reply.data or "" if reply.result == "1" else ""
+
+
+def _succeeded(reply: Reply) -> bool:
+    return reply.result == "1"
 
 
 class AgiSession:
@@ -138,17 +179,24 @@ class AgiSession:
         """
         return self._send(encode_command(command, *args))
 
-    def _send(self, line: bytes) -> Awaitable[Reply]:
-        """Send one encoded line (the session's methods call it with their line directly)."""
+    @overload
+    def _send(self, line: bytes) -> Awaitable[Reply]: ...
+
+    @overload
+    def _send(self, line: bytes, convert: Callable[[Reply], _T]) -> Awaitable[_T]: ...
+
+    def _send(self, line: bytes, convert: Callable[[Reply], Any] | None = None) -> Awaitable[Any]:
+        """Send one encoded line (the session's methods call it with their line directly);
+        the awaitable gives the reply, or what `convert` makes of it."""
         if self._finished or self._transport.hung_up:
             raise CallerHangup("the caller has hung up")
-        return self._transport.send(line)
+        return self._transport.send(line, convert)
 
     # -- channel -----------------------------------------------------------------------------
 
-    async def answer(self) -> None:
+    def answer(self) -> Awaitable[None]:
         """Answer the channel (a no-op when it is already up)."""
-        await self._send(_ANSWER)
+        return self._send(_ANSWER, _nothing)
 
     async def hangup(self, channel: str | None = None) -> None:
         """Hang up this channel (or another one by name)."""
@@ -173,12 +221,9 @@ class AgiSession:
 
     # -- audio and keys ----------------------------------------------------------------------
 
-    async def stream_file(self, filename: str, escape_digits: str = "") -> StreamResult:
+    def stream_file(self, filename: str, escape_digits: str = "") -> Awaitable[StreamResult]:
         """Play a prompt; a key in `escape_digits` interrupts it."""
-        reply = await self._send(encode_command("STREAM FILE", filename, escape_digits))
-        code = reply.result_int
-        endpos = reply.endpos or 0
-        return StreamResult(_digit_from_ascii(code), endpos, failed=code < 0)
+        return self._send(encode_command("STREAM FILE", filename, escape_digits), _stream_result)
 
     async def get_data(self, filename: str, timeout_ms: int, max_digits: int) -> DataResult:
         """Play a prompt and read up to `max_digits` keys; `#` ends the entry
@@ -192,16 +237,14 @@ class AgiSession:
             return DataResult("", timed_out=True)
         return DataResult(reply.result, timed_out=reply.data == "timeout")
 
-    async def get_option(
+    def get_option(
         self, filename: str, escape_digits: str, timeout_ms: int | None = None
-    ) -> StreamResult:
+    ) -> Awaitable[StreamResult]:
         """Play a prompt, then wait for one key; keys outside `escape_digits` count as none."""
         args: tuple[str | int, ...] = (filename, escape_digits)
         if timeout_ms is not None:
             args += (timeout_ms,)
-        reply = await self._send(encode_command("GET OPTION", *args))
-        code = reply.result_int
-        return StreamResult(_digit_from_ascii(code), reply.endpos or 0, failed=code < 0)
+        return self._send(encode_command("GET OPTION", *args), _stream_result)
 
     async def wait_for_digit(self, timeout_ms: int) -> str | None:
         """Wait for one key; None on timeout. `-1` means the caller hung up."""
@@ -212,58 +255,52 @@ class AgiSession:
             raise CallerHangup("caller hung up while waiting for a digit")
         return _digit_from_ascii(code)
 
-    async def say_digits(self, digits: str, escape_digits: str = "") -> str | None:
+    def say_digits(self, digits: str, escape_digits: str = "") -> Awaitable[str | None]:
         """Say a digit string one digit at a time (SAY DIGITS needs an integer:
         docs/asterisk-protocol.md#agi-commands)."""
         if not digits.isdigit():
             raise ValueError(f"SAY DIGITS takes digits only, not {digits!r}")
-        reply = await self._send(encode_command("SAY DIGITS", digits, escape_digits))
-        return _digit_from_ascii(reply.result_int)
+        return self._send(encode_command("SAY DIGITS", digits, escape_digits), _key_pressed)
 
-    async def say_number(self, number: int, escape_digits: str = "") -> str | None:
+    def say_number(self, number: int, escape_digits: str = "") -> Awaitable[str | None]:
         """Say a number as a number ("forty-two") in the channel's language."""
-        reply = await self.command("SAY NUMBER", str(int(number)), escape_digits)
-        return _digit_from_ascii(reply.result_int)
+        line = encode_command("SAY NUMBER", str(int(number)), escape_digits)
+        return self._send(line, _key_pressed)
 
     # -- variables and dialplan --------------------------------------------------------------
 
-    async def get_variable(self, name: str) -> str | None:
+    def get_variable(self, name: str) -> Awaitable[str | None]:
         """A channel variable or function (`CHANNEL(language)`); None when unset."""
-        reply = await self._send(encode_command("GET VARIABLE", name))
-        return reply.data if reply.result == "1" else None
+        return self._send(encode_command("GET VARIABLE", name), _value_if_set)
 
-    async def get_full_variable(self, expression: str, channel: str | None = None) -> str:
+    def get_full_variable(self, expression: str, channel: str | None = None) -> Awaitable[str]:
         """Evaluate a `${...}` expression (an unset variable gives "":
         docs/asterisk-protocol.md#agi-commands)."""
         args = (expression, channel) if channel else (expression,)
-        reply = await self._send(encode_command("GET FULL VARIABLE", *args))
-        return reply.data or "" if reply.result == "1" else ""
+        return self._send(encode_command("GET FULL VARIABLE", *args), _full_value)
 
-    async def set_variable(self, name: str, value: str) -> None:
+    def set_variable(self, name: str, value: str) -> Awaitable[None]:
         """Set a channel variable or write a function (`CHANNEL(language)`)."""
-        await self._send(encode_command("SET VARIABLE", name, value))
+        return self._send(encode_command("SET VARIABLE", name, value), _nothing)
 
-    async def exec(self, application: str, data: str = "") -> int:
+    def exec(self, application: str, data: str = "") -> Awaitable[int]:
         """Run a dialplan application; -2 when it does not exist."""
-        reply = await self._send(encode_command("EXEC", application, data))
-        return reply.result_int
+        return self._send(encode_command("EXEC", application, data), _result_int)
 
-    async def set_context(self, context: str) -> None:
-        await self._send(encode_command("SET CONTEXT", context))
+    def set_context(self, context: str) -> Awaitable[None]:
+        return self._send(encode_command("SET CONTEXT", context), _nothing)
 
-    async def set_extension(self, extension: str) -> None:
-        await self._send(encode_command("SET EXTENSION", extension))
+    def set_extension(self, extension: str) -> Awaitable[None]:
+        return self._send(encode_command("SET EXTENSION", extension), _nothing)
 
-    async def set_priority(self, priority: int | str) -> None:
-        await self.command("SET PRIORITY", str(priority))
+    def set_priority(self, priority: int | str) -> Awaitable[None]:
+        return self._send(encode_command("SET PRIORITY", str(priority)), _nothing)
 
-    async def database_get(self, family: str, key: str) -> str | None:
-        reply = await self._send(encode_command("DATABASE GET", family, key))
-        return reply.data if reply.result == "1" else None
+    def database_get(self, family: str, key: str) -> Awaitable[str | None]:
+        return self._send(encode_command("DATABASE GET", family, key), _value_if_set)
 
-    async def database_put(self, family: str, key: str, value: str) -> bool:
-        reply = await self._send(encode_command("DATABASE PUT", family, key, value))
-        return reply.result == "1"
+    def database_put(self, family: str, key: str, value: str) -> Awaitable[bool]:
+        return self._send(encode_command("DATABASE PUT", family, key, value), _succeeded)
 
-    async def verbose(self, message: str, level: int = 1) -> None:
-        await self._send(encode_command("VERBOSE", message, level))
+    def verbose(self, message: str, level: int = 1) -> Awaitable[None]:
+        return self._send(encode_command("VERBOSE", message, level), _nothing)

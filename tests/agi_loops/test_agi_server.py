@@ -275,6 +275,35 @@ async def test_replies_can_be_awaited_through_asyncio_helpers(
     assert "did not answer a command in time" in caplog.text
 
 
+@registry.flow("converting")
+async def converting_flow(session: AgiSession, context: object) -> None:
+    """Awaits the session's results (not raw replies) directly and through asyncio helpers."""
+    played = await asyncio.wait_for(session.stream_file("hello", "12"), 5)
+    (value,) = await asyncio.gather(session.get_variable("X"))
+    direct = await session.stream_file("again")
+    unset = await session.get_variable("Y")
+    route = f"{played.digit}-{played.endpos}-{value}-{direct.failed}-{unset}"
+    await session.set_variable("CENTRALITA_ROUTE", f"queue:{route}")
+
+
+async def test_a_method_gives_its_result_however_it_is_awaited(server: AgiServer) -> None:
+    """The reply's awaitable converts it: awaited directly, through wait_for (which takes the
+    future's result()) and through gather, each gives the method's result."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"agi_network: yes\nagi_network_script: converting\n\n")
+    for expected, reply in (
+        (b"STREAM FILE hello 12\n", b"200 result=49 endpos=8000\n"),
+        (b"GET VARIABLE X\n", b"200 result=1 (a value)\n"),
+        (b'STREAM FILE again ""\n', b"200 result=-1 endpos=0\n"),
+        (b"GET VARIABLE Y\n", b"200 result=0\n"),
+        (b'SET VARIABLE CENTRALITA_ROUTE "queue:1-8000-a value-True-None"\n', b"200 result=1\n"),
+    ):
+        assert await reader.readline() == expected
+        writer.write(reply)
+    assert await reader.read() == b""
+    writer.close()
+
+
 # ------------------------------------------------------------------ issue 10, finding 11
 
 
