@@ -220,9 +220,11 @@ def edit_queue(
     strategy: str | None = None,
     timeout_s: int | None = None,
     survey: bool | None = None,
+    record: bool | None = None,
     file: str = "<config>",
 ) -> str:
-    """Return `text` with the queue's strategy, callback timeout or survey switch changed."""
+    """Return `text` with the queue's strategy, callback timeout, survey or recording switch
+    changed."""
     if strategy is not None and strategy not in QUEUE_STRATEGIES:
         raise ConfigError(
             file, "strategy", f"must be one of {', '.join(QUEUE_STRATEGIES)}, not {strategy!r}"
@@ -236,7 +238,13 @@ def edit_queue(
         raise ConfigError(file, "queues", f"there is no queue named {name!r}")
     expected = _plain(text, file)
     plain = expected["queues"][index]
-    for key, value in (("strategy", strategy), ("timeout_s", timeout_s), ("survey", survey)):
+    changes = (
+        ("strategy", strategy),
+        ("timeout_s", timeout_s),
+        ("survey", survey),
+        ("record", record),
+    )
+    for key, value in changes:
         if value is not None and plain.get(key) != value:
             queues[index][key] = value
             plain[key] = value

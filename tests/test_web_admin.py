@@ -207,6 +207,61 @@ async def test_saves_render_into_conf_dir_and_reload_through_ami(tmp_path: Path)
         assert 'data-file="queues.conf"' in html
 
 
+def _queue_block(extensions: str, queue: str) -> str:
+    """The lines of a queue's extension in the rendered extensions.conf."""
+    start = extensions.index(f"exten => {queue},1,")
+    end = extensions.find("\nexten => ", start + 1)
+    return extensions[start:end]
+
+
+def _queue_form(page: str, queue: str) -> str:
+    """A queue's form on /admin."""
+    start = page.index(f'id="queue-{queue}"')
+    return page[start : page.index("</form>", start)]
+
+
+async def test_a_queue_s_recording_is_switched_off_and_on_from_the_form(tmp_path: Path) -> None:
+    """The queue form's `record calls` box: unticked writes `record = false` and the rendered
+    dialplan stops calling MixMonitor for that queue only; ticked again gives it back."""
+    conf_dir = tmp_path / "asterisk"
+    async with admin_env(tmp_path, conf_dir=conf_dir) as env:
+        config = env.settings.file
+        assert config is not None
+        async with env.session() as client:
+            csrf = await env.login(client, ADMIN)
+            async with client.get("/admin") as resp:
+                page = await resp.text()
+            assert page.count('name="record" checked') == page.count('name="strategy"') > 1
+            fields = {"strategy": "ringall", "timeout_s": "25", "survey": "on"}
+            version = await form_version(client, "/admin")
+            status, html = await post_form(
+                client, "/admin/queues/support-fr", csrf, version, **fields
+            )
+            assert status == 200, html
+            site = load_settings(config).site
+            assert {q.name: q.record for q in site.queues} == {
+                "support-ar": True,
+                "support-en": True,
+                "support-fr": False,
+            }
+            extensions = (conf_dir / "extensions.conf").read_text(encoding="utf-8")
+            assert _queue_block(extensions, "support-fr").count("Gosub(centralita-record") == 0
+            assert _queue_block(extensions, "support-en").count("Gosub(centralita-record") == 1
+            async with client.get("/admin") as resp:
+                assert 'id="queue-support-fr"' in (page := await resp.text())
+            assert 'name="record" checked' not in _queue_form(page, "support-fr")
+
+            version = await form_version(client, "/admin")
+            status, html = await post_form(
+                client, "/admin/queues/support-fr", csrf, version, **fields, record="on"
+            )
+            assert status == 200, html
+            queue = load_settings(config).site.queue("support-fr")
+            assert queue is not None and queue.record is True
+            extensions = (conf_dir / "extensions.conf").read_text(encoding="utf-8")
+            assert _queue_block(extensions, "support-fr").count("Gosub(centralita-record") == 1
+
+
 async def test_the_page_of_a_removed_member_is_not_found(tmp_path: Path) -> None:
     async with admin_env(tmp_path) as env:
         async with env.session() as client:

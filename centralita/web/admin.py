@@ -45,7 +45,7 @@ from dialplan.render import write_rendered
 from dialplan.validate import ConfigError
 
 MEMBER_FIELDS = ("extension", "name", "role", "queues", "language", "voicemail", "password")
-QUEUE_FIELDS = ("strategy", "timeout_s", "survey")
+QUEUE_FIELDS = ("strategy", "timeout_s", "survey", "record")
 MIN_PASSWORD = 8
 # Lines of a rendered file that hold a secret: shown masked in the diff.
 SECRET_LINE = re.compile(r"^(?P<key>\s*(?:password|secret)\s*=>?\s*).*$", re.M)
@@ -561,12 +561,14 @@ def _admin_with_error(
 
 
 async def edit_queue(request: web.Request) -> web.Response:
-    """`POST /admin/queues/{name}`: strategy, callback timeout, survey on or off."""
+    """`POST /admin/queues/{name}`: strategy, callback timeout, survey and recording on or
+    off (a form sends a ticked box only: an unticked one is off)."""
     session, body = await require_admin_post(request)
     name = request.match_info["name"]
     strategy = _text(body, "strategy", 40)
     timeout_text = _text(body, "timeout_s", 10)
     survey = body.get("survey") == "on"
+    record = body.get("record") == "on"
 
     def on_error(current: Current, exc: ConfigError) -> web.Response:
         found = field_of(exc, QUEUE_FIELDS)
@@ -585,7 +587,13 @@ async def edit_queue(request: web.Request) -> web.Response:
 
     def edit(text: str, file: str) -> str:
         return agents_admin.edit_queue(
-            text, name, strategy=strategy, timeout_s=timeout_s, survey=survey, file=file
+            text,
+            name,
+            strategy=strategy,
+            timeout_s=timeout_s,
+            survey=survey,
+            record=record,
+            file=file,
         )
 
     done = await _apply(
