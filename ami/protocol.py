@@ -153,29 +153,12 @@ class AmiParser:
                 pos = nl + 1
         # Fast path: Asterisk frames every packet with CRLF and ends it with an empty line
         # (main/manager.c astman_append, send_string); the complete packets in the buffer
-        # are then split in one go. Anything else (LF only, old-style `Response: Follows`
-        # with blank lines in its output) takes the general loop below.
+        # are then parsed in one go (`_packets`). Anything else (LF only, old-style
+        # `Response: Follows` with blank lines in its output, a packet or line over its cap)
+        # takes the general loop below.
         last = buf.rfind(b"\r\n\r\n")
-        if last >= pos:
-            region = bytes(buf[pos : last + 4])
-            # Pure CRLF (every LF after a CR), so that `\r\n\r\n` is the only packet end,
-            # exactly as in the general loop; and no old-style Command output.
-            if (
-                region.count(b"\n") == region.count(b"\r\n")
-                and b"ollows" not in region
-                and b"OLLOWS" not in region
-            ):
-                for body in region.split(b"\r\n\r\n")[:-1]:
-                    if body.startswith(b"\r\n"):
-                        body = body.lstrip(b"\r\n")  # blank lines between packets
-                    if not body:
-                        continue
-                    if len(body) > MAX_PACKET:
-                        raise AmiProtocolError(f"packet larger than {MAX_PACKET} bytes")
-                    if len(body) > MAX_LINE and max(map(len, body.split(b"\n"))) > MAX_LINE + 1:
-                        raise AmiProtocolError(f"line longer than {MAX_LINE} bytes")
-                    out.append(_packet(body))
-                pos = last + 4
+        if last >= pos and _packets(bytes(buf[pos : last + 4]), out):
+            pos = last + 4
         size = len(buf)
         while pos < size:
             # Blank lines between packets are not packets.
@@ -245,12 +228,28 @@ _FOLLOWS = b"response: follows"
 # `ChannelState: 6`) and in every event of one call (its `Uniqueid`, `Channel`, caller):
 # each line read is kept with its header and lower-case name (a bounded cache, emptied when
 # full), so a line seen before costs one dict lookup instead of a split, a check and three
-# new objects. Long lines (a `Command` output, a long variable) are not kept.
-_LINE_CACHE_SIZE = 8192
+# new objects. Long lines (a `Command` output, a long variable) are not kept. The bound is
+# set by a call's life: each call brings its own lines (Uniqueids, channels, caller), some
+# 26 of them, used again across the call's events; at the wallboard bench's 200 calls/s
+# (bench/ami_event_cost.py --calls 2000 --timestamps) 8,192 lines were emptied every 1.6 s,
+# under a call's 3 s, and cost 2.4 misses per event, where 32,768 cost 0.92 (0.76 are first
+# sights): some 8 MB at most.
+_LINE_CACHE_SIZE = 32768
 _LINE_CACHE_MAX_LEN = 160
 # (the header as read, (its lower-case name, its value)): the second is its item in the index.
 _Entry = tuple[tuple[str, str], tuple[str, str]]
-_lines: dict[str, _Entry] = {}
+
+
+class _LineCache(dict[str, _Entry]):
+    """The cache; a line it does not hold is read (`_entry`) by the C lookup's own call of
+    `__missing__`, so a packet's lines are all found in one `map` with no scan for misses."""
+
+    def __missing__(self, line: str) -> _Entry:
+        return _entry(line)
+
+
+_lines = _LineCache()
+_line = _lines.__getitem__
 
 
 def _entry(line: str) -> _Entry:
@@ -275,12 +274,7 @@ def _packet(body: bytes) -> AmiMessage:
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     lines = text.split("\n")
-    entries = list(map(_lines.get, lines))
-    if None in entries:
-        for i, entry in enumerate(entries):
-            if entry is None:
-                entries[i] = _entry(lines[i])
-    known: list[_Entry] = entries  # type: ignore[assignment]  # every None replaced
+    known = list(map(_line, lines))
     first_key, first_value = known[0][1]
     if first_key == "response" and first_value.lower() == "follows":
         return AmiMessage.build(_follows(lines))
@@ -288,6 +282,48 @@ def _packet(body: bytes) -> AmiMessage:
     # so the first occurrence of a name wins.
     index = dict(map(_folded, reversed(known)))
     return AmiMessage(_KINDS.get(first_key, "unknown"), tuple(map(_header, known)), index)
+
+
+# A line of this many characters or fewer is at most MAX_LINE bytes (UTF-8: 4 at most each).
+_SHORT_LINE = MAX_LINE // 4
+
+
+def _packets(region: bytes, out: list[AmiMessage]) -> bool:
+    """The packets of a run of whole packets, appended to `out` from one decode and one split
+    of the run: their lines are looked up in one C loop for them all, and each packet is
+    cut from the list at its empty line. False (nothing appended) unless the run is pure
+    CRLF (every LF after a CR, so that an empty line is the only packet end, exactly as in
+    the general loop), holds no old-style Command output and keeps the caps."""
+    if b"ollows" in region or b"OLLOWS" in region:
+        return False
+    if len(region) > MAX_PACKET and max(map(len, region.split(b"\r\n\r\n"))) > MAX_PACKET:
+        return False
+    # Decoding the run at once replaces invalid sequences as decoding each packet would:
+    # CR and LF are ASCII, never part of a sequence.
+    text = region.decode("utf-8", errors="replace")
+    lines = text.split("\r\n")
+    if text.count("\n") != len(lines) - 1:  # a bare LF
+        return False
+    if len(region) > _SHORT_LINE and max(map(len, lines)) > _SHORT_LINE:
+        return False
+    known = list(map(_line, lines))
+    index = lines.index
+    start = 0
+    # The run ends with its last packet's CRLF and the empty line's: its lines end with "", "".
+    end = len(lines) - 1
+    while start < end:
+        stop = index("", start)
+        if stop > start:  # runs of empty lines between packets are not packets
+            packet = known[start:stop]
+            out.append(
+                AmiMessage(
+                    _KINDS.get(packet[0][1][0], "unknown"),
+                    tuple(map(_header, packet)),
+                    dict(map(_folded, reversed(packet))),
+                )
+            )
+        start = stop + 1
+    return True
 
 
 def _odd_line(line: str) -> tuple[str, str]:

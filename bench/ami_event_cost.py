@@ -10,7 +10,10 @@ CPU time depends on what else the machine runs; callgrind's instruction count do
 the count of a run with --calls N minus that of a run with --calls 0 (the same start-up),
 divided by the events, is the app's instructions per event. To compare two trees, write the
 stream once (`--save-stream FILE`, add `--unfiltered` for all the events) and feed it to
-each (`--stream FILE`): nothing but the app's own work differs between the runs.
+each (`--stream FILE`): nothing but the app's own work differs between the runs. With
+`--timestamps` each event has the `Timestamp:` line the wallboard bench's fake writes (one
+value per 5 ms write, as there), and with `--calls 2000` the stream is the wallboard bench's
+own 10 s: the parser's line cache then sees what it sees there.
 
 The app is the real one (`create_app`, with the wallboard bench's 1,000 agents in 50
 queues); the fake AMI runs in this process only for the login and the resync lists, then
@@ -38,7 +41,7 @@ import wallboard_bench as wb  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from ami.eventfilter import manager_conf_filter  # noqa: E402
-from ami.protocol import AmiParser, encode_packet  # noqa: E402
+from ami.protocol import AmiMessage, AmiParser, encode_packet  # noqa: E402
 from ami.testing import FakeAmiServer  # noqa: E402
 from centralita.app import create_app  # noqa: E402
 from centralita.keys import AMI, WALLBOARD  # noqa: E402
@@ -48,13 +51,26 @@ from centralita.settings import parse_settings  # noqa: E402
 def stream(calls: int, args: argparse.Namespace, tmp: Path) -> list[bytes]:
     """The bench's events as Asterisk would write them to the runtime user: after the
     eventfilter of the manager.conf rendered for the config (unless --unfiltered)."""
-    events = [m for _, m in wb.timeline(calls, args.rate, args.agents, args.queues)]
+    timed = wb.timeline(calls, args.rate, args.agents, args.queues)
     if not args.unfiltered:
         conf = wb.render_manager_conf(args, tmp).read_text(encoding="utf-8")
         runtime = manager_conf_filter(conf, "centralita")
-        events = [m for m in events if runtime.passes(m)]
-    data = b"".join(encode_packet(m.headers) for m in events)
+        timed = [(at, m) for at, m in timed if runtime.passes(m)]
+    if args.timestamps:  # as the wallboard bench's fake writes them: one stamp per 5 ms write
+        timed = [(at, stamped(m, WRITE_S * (at // WRITE_S))) for at, m in timed]
+    data = b"".join(encode_packet(m.headers) for _, m in timed)
     return [data[i : i + 65536] for i in range(0, len(data), 65536)]
+
+
+WRITE_S = 0.005  # the wallboard bench's fake writes what is due every 5 ms
+
+
+def stamped(msg: AmiMessage, at: float) -> AmiMessage:
+    """`msg` with `Timestamp:` after its Privilege line, as manager.conf's `timestampevents`
+    writes it (main/manager.c __manager_event_sessions_va; FakeAmiServer.push_encoded)."""
+    headers = list(msg.headers)
+    headers.insert(2, ("Timestamp", f"{1_800_000_000 + at:.6f}"))
+    return AmiMessage.build(headers)
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> tuple[int, float, int]:
@@ -131,6 +147,9 @@ def main() -> int:
     )
     parser.add_argument("--gc", choices=("on", "freeze", "off"), default="on")
     parser.add_argument("--unfiltered", action="store_true", help="without the eventfilter")
+    parser.add_argument(
+        "--timestamps", action="store_true", help="stamp the events as the wallboard bench does"
+    )
     parser.add_argument("--save-stream", help="only write the stream's bytes to this file")
     parser.add_argument("--stream", help="feed the bytes of this file (instead of --calls)")
     parser.add_argument("--profile", help="write a cProfile of the feeding to this file")

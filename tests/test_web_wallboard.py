@@ -4,7 +4,11 @@ as a recorded queue call plays, and the rebuild after the AMI link comes back.""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
+import os
+import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,12 +16,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yarl
 from test_web_support import TRACES, WebEnv, console_env, receive_json
 
 from ami.fake_queues import FakeEntry
 from ami.testing import load_trace, rewrite
 from centralita.keys import AMI_TAPS, WALLBOARD
 from centralita.store.queue_events import QueueCallUpdate
+from centralita.web import wallboard as web_wallboard
 from centralita.web.auth import WS_CLOSE_LOGGED_OUT
 
 QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
@@ -225,3 +231,57 @@ async def test_changes_come_in_frames_the_same_bytes_on_every_board(tmp_path: Pa
         assert (hub.sent - sent, hub.frames - frames) == (2 * (len(answered) + len(ended)), 4)
         await first.close()
         await second.close()
+
+
+async def stalled_browser(env: WebEnv, client: aiohttp.ClientSession) -> asyncio.StreamWriter:
+    """A wallboard socket opened by hand (the upgrade request, the 101 read) that then reads
+    nothing more, with a small receive buffer: a browser that stopped reading."""
+    url = yarl.URL(env.url)
+    host, port = url.host or "127.0.0.1", url.port or 80
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+    cookie = "; ".join(f"{c.key}={c.value}" for c in client.cookie_jar)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            "GET /wallboard/ws HTTP/1.1\r\n"
+            f"Host: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Cookie: {cookie}\r\n\r\n"
+        ).encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return writer
+
+
+async def test_a_stalled_supervisor_does_not_hold_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A browser that stops reading fills its socket's buffers; the frames after that wait
+    at most one deadline (broadcast's, shortened here) before it is dropped, and every
+    other board still gets every frame."""
+    monkeypatch.setattr(web_wallboard, "SEND_TIMEOUT_S", 0.2)
+    async with console_env(tmp_path) as env, env.session() as client:
+        await env.wait_ami()
+        await env.login(client, "1001")  # Amira: a supervisor in the demo
+        stalled = await stalled_browser(env, client)  # opened first: written to first
+        hub = env.app[WALLBOARD]
+        good = Board(await client.ws_connect("/wallboard/ws", max_msg_size=0))
+        assert (await good.next())["type"] == "wallboard.snapshot"
+        assert len(hub.sockets) == 2
+        text = "x" * (512 * 1024)
+        frames = 40  # 20 MiB: more than the kernel's buffers hold for the stalled socket
+
+        async def read_all() -> list[Any]:  # the good board reads as a browser does
+            return [await good.frame() for _ in range(frames)]
+
+        reading = asyncio.create_task(read_all())
+        for i in range(frames):
+            await hub.broadcast([json.dumps({"type": "test.padding", "i": i, "text": text})])
+        assert len(hub.sockets) == 1  # the stalled one was dropped, the other kept
+        received = await reading
+        assert [(m["i"], m["text"]) for (m,) in received] == [(i, text) for i in range(frames)]
+        await good.close()
+        stalled.close()

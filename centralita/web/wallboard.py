@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import WSMsgType, web
@@ -39,7 +40,8 @@ from centralita.web.permissions import SUPERVISORS, is_supervisor, require_super
 log = logging.getLogger("centralita.wallboard")
 
 HEARTBEAT_S = 25.0
-# A stuck socket must not hold the others back: one batch of writes to it is bounded.
+# A stuck socket must not hold the others back: the writes of one frame are bounded
+# (WallboardHub.broadcast).
 SEND_TIMEOUT_S = 2.0
 # Wall screens and supervisors' tabs: dozens, not thousands.
 MAX_SOCKETS = 200
@@ -118,28 +120,55 @@ class WallboardHub:
 
     async def broadcast(self, messages: list[str]) -> None:
         """Write `messages` (JSON texts) to every socket as one frame: their JSON array,
-        encoded once."""
+        encoded once.
+
+        A write that waits (a full buffer: aiohttp's send_frame drains past its limit) is
+        bounded by one deadline for the whole frame rather than one per socket, which cost
+        a timer per socket and tick: a socket still waiting when it passes is dropped, and
+        the sockets after it get a new deadline."""
         frame = ("[" + ",".join(messages) + "]").encode()
-        for ws in list(self.sockets):
-            await self.send(ws, frame, len(messages))
+        count = len(messages)
+        sockets = list(self.sockets)
+        i = 0
+        while i < len(sockets):
+            try:
+                async with asyncio.timeout(SEND_TIMEOUT_S):
+                    while i < len(sockets):
+                        await self.send(sockets[i], frame, count)
+                        i += 1
+            except TimeoutError:
+                await self.drop(sockets[i], stalled=True)
+                i += 1
 
     async def send(self, ws: web.WebSocketResponse, frame: bytes, count: int) -> None:
         """Write one text frame (UTF-8 bytes, holding `count` messages) to one socket; a
-        slow or broken one is dropped (the page reconnects and starts again from a
-        snapshot)."""
+        broken one is dropped (the page reconnects and starts again from a snapshot). A
+        slow one is `broadcast`'s to bound."""
         if ws.closed:
             self.remove(ws)
             return
         try:
-            async with asyncio.timeout(SEND_TIMEOUT_S):
-                await ws.send_frame(frame, WSMsgType.TEXT)
+            await ws.send_frame(frame, WSMsgType.TEXT)
             self.sent += count
             self.frames += 1
         except Exception:
-            log.info("wallboard socket dropped (slow or closed)")
-            self.remove(ws)
-            with contextlib.suppress(Exception):
-                await ws.close(code=1011, message=b"too slow")
+            await self.drop(ws)
+
+    async def drop(self, ws: web.WebSocketResponse, *, stalled: bool = False) -> None:
+        """Forget a slow or broken socket and close it. A stalled one (its buffers full) could
+        not take a close frame either (the close would wait like the send, and the
+        transport's close waits for its buffer to drain): its socket is shut down, which
+        ends its connection and its handler."""
+        log.info("wallboard socket dropped (slow or closed)")
+        self.remove(ws)
+        if stalled:
+            sock = ws.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            return
+        with contextlib.suppress(Exception):
+            await ws.close(code=1011, message=b"too slow")
 
     async def close_ended_sessions(self, app: web.Application) -> None:
         """Close the sockets of sessions that ended (logout, password change, removal) and
