@@ -256,18 +256,27 @@ async def impatient_flow(session: AgiSession, context: object) -> None:
         await session.command("NOOP")  # the stream is out of step now: refused
 
 
+async def _dialog(
+    port: int, script: str, steps: list[tuple[bytes, bytes]]
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Play Asterisk for `script`: each expected command line is answered with its reply."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"agi_network: yes\nagi_network_script: {script}\n\n".encode())
+    for expected, reply in steps:
+        assert await reader.readline() == expected
+        writer.write(reply)
+    return reader, writer
+
+
 async def test_replies_can_be_awaited_through_asyncio_helpers(
     server: AgiServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"agi_network: yes\nagi_network_script: impatient\n\n")
-    for expected, reply in (
+    steps = [
         (b"ANSWER\n", b"200 result=0\n"),
         (b"NOOP\n", b"200 result=0\n"),
         (b"SET VARIABLE CENTRALITA_ROUTE queue:00x\n", b"200 result=1\n"),
-    ):
-        assert await reader.readline() == expected
-        writer.write(reply)
+    ]
+    reader, writer = await _dialog(server.port, "impatient", steps)
     assert await reader.readline() == b"WAIT FOR DIGIT 1000\n"
     # No answer: wait_for gives up; the next command is refused and the server closes.
     assert await reader.read() == b""
@@ -289,17 +298,14 @@ async def converting_flow(session: AgiSession, context: object) -> None:
 async def test_a_method_gives_its_result_however_it_is_awaited(server: AgiServer) -> None:
     """The reply's awaitable converts it: awaited directly, through wait_for (which takes the
     future's result()) and through gather, each gives the method's result."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"agi_network: yes\nagi_network_script: converting\n\n")
-    for expected, reply in (
+    steps = [
         (b"STREAM FILE hello 12\n", b"200 result=49 endpos=8000\n"),
         (b"GET VARIABLE X\n", b"200 result=1 (a value)\n"),
         (b'STREAM FILE again ""\n', b"200 result=-1 endpos=0\n"),
         (b"GET VARIABLE Y\n", b"200 result=0\n"),
         (b'SET VARIABLE CENTRALITA_ROUTE "queue:1-8000-a value-True-None"\n', b"200 result=1\n"),
-    ):
-        assert await reader.readline() == expected
-        writer.write(reply)
+    ]
+    reader, writer = await _dialog(server.port, "converting", steps)
     assert await reader.read() == b""
     writer.close()
 
