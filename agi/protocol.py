@@ -221,12 +221,35 @@ def _request(
 
 # Header lines already split, as (name without `agi_`, value): most of a block is the same
 # call after call (network, script, language, context, version, a returning caller's number).
-# Bounded like the AMI parser's line cache: emptied when full, and short lines only; the
-# lines that are new on every call are not kept.
-_HEADER_LINES: dict[str, tuple[str, str]] = {}
+# Bounded like the AMI parser's line cache (ami/protocol.py `_LineCache`): emptied when full,
+# and short lines only; the lines that are new on every call are not kept.
 MAX_HEADER_LINES = 4096
 MAX_KEPT_HEADER_LINE = 160
 _PER_CALL_NAMES = frozenset({"uniqueid", "channel", "threadid"})
+
+
+class _NotPlain(Exception):
+    """A line that is not `agi_<name>: <value>`: the careful loop reads the block."""
+
+
+class _HeaderLines(dict[str, tuple[str, str]]):
+    """The kept lines; a line it does not hold is split by the C lookup's own call of
+    `__missing__`, so a block's lines are all found in one `map`."""
+
+    def __missing__(self, line: str) -> tuple[str, str]:
+        name, sep, value = line[4:].partition(": ")
+        if not sep or line[:4] != "agi_":
+            raise _NotPlain
+        pair = (name, value)
+        if len(line) <= MAX_KEPT_HEADER_LINE and name not in _PER_CALL_NAMES:
+            if len(self) >= MAX_HEADER_LINES:
+                self.clear()
+            self[line] = pair
+        return pair
+
+
+_HEADER_LINES = _HeaderLines()
+_header_line = _HEADER_LINES.__getitem__
 
 
 def _plain_request(text: str) -> AgiRequest | None:
@@ -237,24 +260,13 @@ def _plain_request(text: str) -> AgiRequest | None:
 
     What `build_request` gives for such a block, with the per-line work done by C loops
     (split, map, dict): the block is parsed once per call, and most of its lines were seen
-    before (`_HEADER_LINES`), so only the new ones are split, here.
+    before (`_HEADER_LINES`), so only the new ones are split.
     """
     lines = text.split("\n")
-    kept = _HEADER_LINES
-    pairs: list[tuple[str, str]] = list(map(kept.get, lines))  # type: ignore[arg-type]
-    missing = pairs.count(None)  # type: ignore[arg-type]
-    at = -1
-    for _ in range(missing):
-        at = pairs.index(None, at + 1)  # type: ignore[arg-type]
-        line = lines[at]
-        name, sep, value = line[4:].partition(": ")
-        if not sep or line[:4] != "agi_":
-            return None
-        pairs[at] = pair = (name, value)
-        if len(line) <= MAX_KEPT_HEADER_LINE and name not in _PER_CALL_NAMES:
-            if len(kept) >= MAX_HEADER_LINES:
-                kept.clear()
-            kept[line] = pair
+    try:
+        pairs = list(map(_header_line, lines))
+    except _NotPlain:
+        return None
     fields = dict(pairs)
     count = len(lines)
     if len(fields) != count:
