@@ -228,7 +228,7 @@ MAX_KEPT_HEADER_LINE = 160
 _PER_CALL_NAMES = frozenset({"uniqueid", "channel", "threadid"})
 
 
-class _NotPlain(Exception):
+class _NotPlain(AgiError):
     """A line that is not `agi_<name>: <value>`: the careful loop reads the block."""
 
 
