@@ -338,6 +338,8 @@ class AgentStates:
             while self._pending:
                 agent = next(iter(self._pending))
                 del self._pending[agent]
+                if not self.hub.count(agent):
+                    continue  # no console open: nothing to build (one that opens is sent the state)
                 try:
                     self.sent += await self.hub.send(agent, dict(self.state(agent)))
                 except Exception:  # one bad socket must not stop the pushes

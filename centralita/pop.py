@@ -236,7 +236,10 @@ class PopHub:
                 self.remove(agent, ws)
                 continue
             try:
-                await asyncio.wait_for(ws.send_str(text), SEND_TIMEOUT_S)
+                # A deadline on this task rather than wait_for, which (Python 3.11) runs the
+                # send as a task of its own: one per message, on every state change and pop.
+                async with asyncio.timeout(SEND_TIMEOUT_S):
+                    await ws.send_str(text)
                 sent += 1
             except (ConnectionError, TimeoutError, RuntimeError) as exc:
                 log.info("console socket of agent %s dropped: %s", agent, exc)
