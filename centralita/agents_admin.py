@@ -21,7 +21,7 @@ import secrets
 import stat
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -401,3 +401,49 @@ def _verify(new_text: str, expected: dict[str, Any], file: str) -> None:
             "edit it by hand",
         )
     check_config(new_text, file)
+
+
+@dataclass(frozen=True)
+class AwaitingRestart:
+    """What the config file holds that the running `centralita serve` does not use yet.
+
+    `serve` reads the file once, at start (docs/admin.md): a save applies to Asterisk on its
+    reload, but the console's logins, roles and lists, and the call flows' queue settings,
+    follow only after a restart. The admin pages show this instead of letting a new member
+    find out at the login form.
+    """
+
+    added: tuple[str, ...] = ()  # extensions in the file only: they cannot log in yet
+    changed: tuple[str, ...] = ()  # extensions whose name, role, queues, language... differ
+    removed: tuple[str, ...] = ()  # still listed by the running console (never logged in)
+    queues: tuple[str, ...] = ()  # queues added, removed or changed
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.queues)
+
+    def of(self, extension: str) -> str:
+        """`added`, `changed` or "" for one member of the file."""
+        if extension in self.added:
+            return "added"
+        return "changed" if extension in self.changed else ""
+
+
+def awaiting_restart(running: Settings, on_file: Settings) -> AwaitingRestart:
+    """Compare the settings `serve` started with and the file's, member by member and queue
+    by queue. A new SIP secret is not a difference here: only Asterisk reads it."""
+    before = {m.extension: replace(m, secret="") for m in running.site.members}
+    after = {m.extension: replace(m, secret="") for m in on_file.site.members}
+    old_queues = {q.name: q for q in running.site.queues}
+    new_queues = {q.name: q for q in on_file.site.queues}
+    return AwaitingRestart(
+        added=tuple(e for e in after if e not in before),
+        changed=tuple(e for e, m in after.items() if e in before and before[e] != m),
+        removed=tuple(e for e in before if e not in after),
+        queues=tuple(
+            sorted(
+                name
+                for name in old_queues.keys() | new_queues.keys()
+                if old_queues.get(name) != new_queues.get(name)
+            )
+        ),
+    )

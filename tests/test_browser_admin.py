@@ -70,6 +70,12 @@ async def test_add_a_manager(tmp_path: Path, browser: Browser) -> None:
         assert member is not None and member.role == "manager"
         await page.click("#back")
         await expect(page.locator("#member-1102")).to_contain_text("manager")
+        # The running server read the file at start: 1102 logs in after a restart, and
+        # the page says so (centralita.agents_admin.awaiting_restart).
+        await expect(page.locator("#awaiting-added")).to_contain_text("1102")
+        await expect(page.locator("#member-1102 [data-awaiting=added]")).to_be_visible()
+        await expect(page.locator("#member-1002 [data-awaiting]")).to_have_count(0)
+        await shot(page, "awaiting-restart")
 
 
 async def test_edit_an_agents_queues(tmp_path: Path, browser: Browser) -> None:
@@ -177,3 +183,8 @@ async def test_the_admin_pages_speak_the_admins_language(
         await page.click("#member-1002 a.edit")
         await expect(page.locator("#save")).not_to_have_text("Save")
         await shot(page, f"edit-form-{language}")
+        await page.fill("input[name=name]", "John S.")
+        await page.click("#save")
+        await page.click("#back")
+        await expect(page.locator("#awaiting-changed")).to_contain_text("1002")
+        await shot(page, f"awaiting-restart-{language}")

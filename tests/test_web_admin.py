@@ -7,9 +7,32 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import aiohttp
 from admin_support import ADMIN, admin_env, form_version, post_form, second_login
+from aiohttp.test_utils import TestServer
+from test_web_support import PASSWORD
 
+from centralita.app import create_app
 from centralita.settings import load_settings
+
+
+async def add_ana(
+    client: aiohttp.ClientSession, csrf: str, **fields: str | list[str]
+) -> tuple[int, str]:
+    """Add member 1102, Ana Gil, from the form (console password `ana-console-pw`)."""
+    version = await form_version(client, "/admin/members/new")
+    return await post_form(
+        client,
+        "/admin/members",
+        csrf,
+        version,
+        extension="1102",
+        name="Ana Gil",
+        language="en",
+        voicemail="on",
+        password="ana-console-pw",
+        **fields,
+    )
 
 
 async def test_only_admins_reach_admin_pages_and_posts(tmp_path: Path) -> None:
@@ -56,19 +79,7 @@ async def test_adding_then_removing_a_member_gives_the_file_back_byte_for_byte(
         original = config.read_bytes()
         async with env.session() as client:
             csrf = await env.login(client, ADMIN)
-            version = await form_version(client, "/admin/members/new")
-            status, html = await post_form(
-                client,
-                "/admin/members",
-                csrf,
-                version,
-                extension="1102",
-                name="Ana Gil",
-                role="manager",
-                language="en",
-                voicemail="on",
-                password="ana-console-pw",
-            )
+            status, html = await add_ana(client, csrf, role="manager")
             assert status == 200, html
             secret = re.search(r"SIP secret for 1102: <code>([^<]+)</code>", html)
             assert secret is not None
@@ -268,3 +279,78 @@ async def test_the_page_of_a_removed_member_is_not_found(tmp_path: Path) -> None
             await env.login(client, ADMIN)
             async with client.get("/admin/members/1999") as resp:
                 assert resp.status == 404
+
+
+async def test_what_waits_for_a_restart_is_shown_until_serve_restarts(tmp_path: Path) -> None:
+    """`serve` reads the config at start: /admin says which saves it does not use yet (a new
+    member cannot log in until then), and a server started on the saved file shows none."""
+    async with admin_env(tmp_path) as env:
+        config = env.settings.file
+        assert config is not None
+        async with env.session() as client:
+            csrf = await env.login(client, ADMIN)
+            async with client.get("/admin") as resp:
+                assert 'id="awaiting-restart"' not in await resp.text()
+            status, html = await add_ana(client, csrf, role="agent", queues=["support-en"])
+            assert status == 200, html
+            assert re.search(r'id="awaiting-added">[^<]*<span class="mono">1102</span>', html)
+            assert 'id="awaiting-changed"' not in html and 'id="awaiting-queues"' not in html
+            # 1002's name and language change, and a queue's strategy: all listed, on /admin too.
+            version = await form_version(client, "/admin/members/1002")
+            status, html = await post_form(
+                client,
+                "/admin/members/1002",
+                csrf,
+                version,
+                name="John S.",
+                role="agent",
+                queues=["support-en", "support-fr"],
+                language="fr",
+                voicemail="on",
+            )
+            assert status == 200, html
+            version = await form_version(client, "/admin")
+            status, html = await post_form(
+                client, "/admin/queues/support-en", csrf, version, strategy="ringall", timeout_s="9"
+            )
+            assert status == 200, html
+            async with client.get("/admin") as resp:
+                page = await resp.text()
+            listed = r'id="awaiting-{}">[^<]*<span class="mono">{}</span>'
+            assert re.search(listed.format("changed", "1002"), page)
+            assert re.search(listed.format("queues", "support-en"), page)
+            row = page.split('id="member-1102"', 1)[1].split("</tr>", 1)[0]
+            assert 'data-awaiting="added"' in row
+            row = page.split('id="member-1001"', 1)[1].split("</tr>", 1)[0]
+            assert "data-awaiting" not in row  # unchanged
+        async with env.session() as client:  # what the banner warns of
+            async with client.post(
+                "/login",
+                data={"extension": "1102", "password": "ana-console-pw"},
+                headers={"Accept": "application/json"},
+            ) as resp:
+                assert resp.status == 401, await resp.text()
+
+        # `serve` restarted on the saved file: the member logs in and nothing waits.
+        restarted = create_app(load_settings(config))
+        server = TestServer(restarted, host="127.0.0.1")
+        await server.start_server()
+        try:
+            async with aiohttp.ClientSession(
+                base_url=str(server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)
+            ) as client:
+                async with client.post(
+                    "/login",
+                    data={"extension": "1102", "password": "ana-console-pw"},
+                    headers={"Accept": "application/json"},
+                ) as resp:
+                    assert resp.status == 200, await resp.text()
+                async with client.post(
+                    "/login", data={"extension": ADMIN, "password": PASSWORD}
+                ) as resp:
+                    assert resp.status == 200, await resp.text()
+                async with client.get("/admin") as resp:
+                    assert resp.status == 200
+                    assert 'id="awaiting-restart"' not in await resp.text()
+        finally:
+            await server.close()

@@ -29,7 +29,12 @@ from typing import Any
 from aiohttp import web
 
 from centralita import agents_admin
-from centralita.agents_admin import MemberFields, config_hash
+from centralita.agents_admin import (
+    AwaitingRestart,
+    MemberFields,
+    awaiting_restart,
+    config_hash,
+)
 from centralita.cmd_render import (
     ami_secret_for,
     reload_asterisk_async,
@@ -126,6 +131,11 @@ def _current(request: web.Request) -> Current:
     return Current(path, text, settings)
 
 
+def _waiting(request: web.Request, current: Current) -> AwaitingRestart:
+    """What the file holds that this running server does not use yet (read at start)."""
+    return awaiting_restart(request.app[SETTINGS], current.settings)
+
+
 # ----------------------------------------------------------------------------- pages
 
 
@@ -138,6 +148,7 @@ async def admin_page(request: web.Request) -> web.Response:
         "admin.html",
         session,
         site=current.settings.site,
+        waiting=_waiting(request, current),
         version=current.version,
         strategies=QUEUE_STRATEGIES,
         page_error="",
@@ -424,7 +435,8 @@ async def audit_page(request: web.Request) -> web.Response:
 
 
 def _result(request: web.Request, session: Session, outcome: Outcome) -> web.Response:
-    return render_page(request, "admin_result.html", session, outcome=outcome)
+    waiting = _waiting(request, _current(request))
+    return render_page(request, "admin_result.html", session, outcome=outcome, waiting=waiting)
 
 
 async def add_member(request: web.Request) -> web.Response:
@@ -549,6 +561,7 @@ def _admin_with_error(
         "admin.html",
         session,
         site=current.settings.site,
+        waiting=_waiting(request, current),
         version=current.version,
         strategies=QUEUE_STRATEGIES,
         page_error=message if not errors else "",
