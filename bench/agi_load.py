@@ -18,7 +18,10 @@ Servers:
 - panoramisk: panoramisk.fast_agi.Application on asyncio.start_server;
 - floor: a bare asyncio.Protocol that writes the next command on each reply and parses nothing;
 - bare: the same as an asyncio.BufferedProtocol reading into one shared buffer, as
-  Centralita's server does: what any BufferedProtocol server costs on a loop.
+  Centralita's server does: what any BufferedProtocol server costs on a loop;
+- taskfloor: the bare protocol running each call as an `async def` flow in an asyncio Task
+  (resumed from the protocol, as agi/driver.py does), parsing nothing: what running a flow
+  coroutine per call costs before any parsing, session, bounds or metrics.
 
 Event loops: at 100 concurrent callers, Centralita and the bare BufferedProtocol also run on
 uvloop (`[server] event_loop = "uvloop"`), so each loop's figures read against the bare
@@ -41,6 +44,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Coroutine, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -194,6 +198,64 @@ async def serve_bare(port: int) -> None:
     await announce(server.sockets[0].getsockname()[1])
 
 
+class _FloorReply:
+    """The awaitable of one command's reply in TaskFloorProtocol: yields itself once."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[_FloorReply, None, None]:
+        yield self
+
+
+class TaskFloorProtocol(BareBufferedProtocol):
+    """The bare protocol with what any server pays that runs each call as a flow: an asyncio
+    Task per call, alive until the call ends, and an `async def` flow that awaits each of the
+    10 commands, resumed straight from `buffer_updated` (as agi/driver.py resumes ours). It
+    parses nothing and has no session, no encoding, no bounds and no metrics: the rest of a
+    server's cost per call is what it adds to this floor."""
+
+    reply = _FloorReply()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.flow: Coroutine[object, None, None] | None = None
+        self.ended: asyncio.Future[None] | None = None
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.in_headers:
+            if nbytes < 2 or BARE_BUFFER[nbytes - 2] != 10 or BARE_BUFFER[nbytes - 1] != 10:
+                return
+            self.in_headers = False
+            asyncio.get_running_loop().create_task(self.call())
+        elif BARE_BUFFER[nbytes - 1] == 10:  # b"\n"
+            self.resume()
+
+    async def call(self) -> None:
+        self.ended = asyncio.get_running_loop().create_future()
+        self.flow = self.commands()
+        self.resume()
+        await self.ended
+
+    async def commands(self) -> None:
+        for command in COMMANDS:
+            self.transport.write(command)
+            await self.reply
+
+    def resume(self) -> None:
+        assert self.flow is not None and self.ended is not None
+        try:
+            self.flow.send(None)
+        except StopIteration:
+            self.transport.close()
+            self.ended.set_result(None)
+
+
+async def serve_task_floor(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(TaskFloorProtocol, "127.0.0.1", port, backlog=4096)
+    await announce(server.sockets[0].getsockname()[1])
+
+
 async def announce(port: int) -> None:
     print(f"READY {port}", flush=True)
     await asyncio.Event().wait()
@@ -205,6 +267,7 @@ SERVERS = {
     "panoramisk": serve_panoramisk,
     "floor": serve_floor,
     "bare": serve_bare,
+    "taskfloor": serve_task_floor,
 }
 LOOPS = ("asyncio", "uvloop")
 
@@ -506,18 +569,28 @@ def print_loops(rows: list[Row], missing: str | None) -> None:
         "Event loops, 100 callers, the same 10-command flow: server CPU/call, and Centralita "
         "against the bare BufferedProtocol on the same loop (goal <= 1.30x)"
     )
-    print(f"{'loop':<8} {'centralita':>11} {'bare':>8} {'ratio':>6} {'user ratio':>11}")
+    print(
+        f"{'loop':<8} {'centralita':>11} {'bare':>8} {'ratio':>6} {'user ratio':>11} "
+        f"{'task floor':>11} {'floor ratio':>12}"
+    )
     for loop in LOOPS:
         suffix = "" if loop == "asyncio" else f"/{loop}"
         ours, bare = by.get(f"centralita{suffix}"), by.get(f"bare{suffix}")
-        if ours is None or bare is None:
+        floor = by.get(f"taskfloor{suffix}")
+        if ours is None or bare is None or floor is None:
             print(f"{loop:<8} not measured: {missing}")
             continue
         print(
             f"{loop:<8} {ours.cpu_per_call_us:>9.0f}us {bare.cpu_per_call_us:>6.0f}us "
             f"{ours.cpu_per_call_us / bare.cpu_per_call_us:>5.2f}x "
-            f"{ours.user_per_call_us / bare.user_per_call_us:>10.2f}x"
+            f"{ours.user_per_call_us / bare.user_per_call_us:>10.2f}x "
+            f"{floor.cpu_per_call_us:>9.0f}us "
+            f"{floor.cpu_per_call_us / bare.cpu_per_call_us:>11.2f}x"
         )
+    print(
+        "task floor: the bare protocol running each call as a flow coroutine in a Task, parsing "
+        "nothing; its ratio is what that alone costs of the 1.30x"
+    )
     print()
 
 
@@ -576,7 +649,11 @@ def main() -> None:
         missing = uvloop_missing()
         # The event loops side by side at 100 callers: each loop's Centralita against the bare
         # BufferedProtocol on the same loop, in the same rounds.
-        loop_servers = ("bare",) + ("centralita/uvloop", "bare/uvloop") * (missing is None)
+        loop_servers = ("bare", "taskfloor") + (
+            "centralita/uvloop",
+            "bare/uvloop",
+            "taskfloor/uvloop",
+        ) * (missing is None)
         if args.loops:
             if baseline is not None and missing is None:
                 loop_servers += ("baseline/uvloop",)
