@@ -3,19 +3,21 @@
     .venv/bin/python bench/wallboard_bench.py [--supervisors 20] [--agents 1000]
         [--queues 50] [--rate 200] [--seconds 10] [--profile FILE]
 
-The whole app (store, FastAGI, console, AMI listener, wallboard) runs in this process on
-loopback. The fake AMI (`ami.testing.FakeAmiServer`) runs in a child process and streams,
-over a real AMI socket, copies of asterisk-traces/ami-queue-sip-call.txt (a queue call
-ringing, answered and ended at one agent: QueueCallerJoin, AgentCalled, QueueCallerLeave,
-AgentConnect, AgentComplete among its 86 events), each call renamed (Uniqueids, channels,
-caller, agent, queue) and given the two `QueueMemberStatus` events app_queue sends as the
-agent's device goes in use and back (`update_status`), its events spread over 3 s, a new
-call every 1/rate s. The fake applies the runtime user's `eventfilter` lines read from the
-manager.conf that `centralita render` makes for the bench's config (ami.eventfilter), as
-Asterisk would, and stamps each event with the time it writes it (`Timestamp:`, as
-manager.conf's `timestampevents`). The supervisors' browsers (one /wallboard/ws each) run in
-another child process, parse each frame (a JSON array of the messages of one push, as the
-page does) and note when each message arrives.
+The whole app (store, FastAGI, console, AMI listener, wallboard) runs on loopback in a
+process of its own for each round, forked from this one before any app ran, so that the
+second round does not start warm from the first. The fake AMI (`ami.testing.FakeAmiServer`)
+runs in a child process and streams, over a real AMI socket, copies of
+asterisk-traces/ami-queue-sip-call.txt (a queue call ringing, answered and ended at one
+agent: QueueCallerJoin, AgentCalled, QueueCallerLeave, AgentConnect, AgentComplete among its
+86 events), each call renamed (Uniqueids, channels, caller, agent, queue) and given the two
+`QueueMemberStatus` events app_queue sends as the agent's device goes in use and back
+(`update_status`), its events spread over 3 s, a new call every 1/rate s. The fake applies
+the runtime user's `eventfilter` lines read from the manager.conf that `centralita render`
+makes for the bench's config (ami.eventfilter), as Asterisk would, and stamps each event
+with the time it writes it (`Timestamp:`, as manager.conf's `timestampevents`). The
+supervisors' browsers (one /wallboard/ws each) run in another child process, parse each
+frame (a JSON array of the messages of one push, as the page does) and note when each
+message arrives.
 
 Reported: the offered event rate (the schedule) against the rate the fake managed to write
 and the app to read (a run that fell behind says so, loudly, and the bench exits 1), and
@@ -486,6 +488,19 @@ async def live(args: argparse.Namespace, supervisors: int, tmp: Path) -> dict[st
     }
 
 
+def round_process(conn: Connection, args: argparse.Namespace, supervisors: int) -> None:
+    """One round (`live`) in a fresh process; its results go back through `conn`."""
+    profiler = cProfile.Profile() if args.profile and supervisors > 1 else None
+    with tempfile.TemporaryDirectory(prefix="wallboard-bench-") as tmp:
+        if profiler is not None:
+            profiler.enable()
+        run = asyncio.run(live(args, supervisors, Path(tmp)))
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+    conn.send(run)
+
+
 def fell_behind(run: dict[str, Any]) -> str | None:
     """Why a run did not keep the offered rate (None when it did)."""
     if run["sent_events"] < run["offered"] or run["read_events"] < run["sent_events"]:
@@ -553,14 +568,16 @@ def main() -> int:
 
     runs = []
     for supervisors in (1, args.supervisors):  # the baseline first, in the same run
-        profiler = cProfile.Profile() if args.profile and supervisors > 1 else None
-        with tempfile.TemporaryDirectory(prefix="wallboard-bench-") as tmp:
-            if profiler is not None:
-                profiler.enable()
-            runs.append(asyncio.run(live(args, supervisors, Path(tmp))))
-            if profiler is not None:
-                profiler.disable()
-                profiler.dump_stats(args.profile)
+        # Each round's app in a process of its own, forked from this one before any app ran:
+        # the second round starts as cold as the first (the AMI parser's line cache, the
+        # store's pages, the allocator), not warm from it.
+        parent, child = multiprocessing.Pipe()
+        round_proc = multiprocessing.Process(
+            target=round_process, args=(child, args, supervisors)
+        )  # not a daemon: the round starts the fake AMI and the browsers as its children
+        round_proc.start()
+        runs.append(parent.recv())
+        round_proc.join(60)
         done = runs[-1]
         print(
             f"  ({supervisors} supervisor(s): p99 {pct(done['samples'], 0.99):.1f} ms, "
