@@ -415,7 +415,7 @@ class AwaitingRestart:
 
     added: tuple[str, ...] = ()  # extensions in the file only: they cannot log in yet
     changed: tuple[str, ...] = ()  # extensions whose name, role, queues, language... differ
-    removed: tuple[str, ...] = ()  # still listed by the running console (never logged in)
+    removed: tuple[str, ...] = ()  # still in the running console's lists (cannot log in)
     queues: tuple[str, ...] = ()  # queues added, removed or changed
 
     def __bool__(self) -> bool:
