@@ -1,7 +1,7 @@
 """Wallboard benchmark: 20 supervisors' wallboards, 1,000 agents in 50 queues, 200 calls/s.
 
     .venv/bin/python bench/wallboard_bench.py [--supervisors 20] [--agents 1000]
-        [--queues 50] [--rate 200] [--seconds 10] [--profile FILE]
+        [--queues 50] [--rate 200] [--seconds 10] [--consoles 0] [--profile FILE]
 
 The whole app (store, FastAGI, console, AMI listener, wallboard) runs on loopback in a
 process of its own for each round, forked from this one before any app ran, so that the
@@ -18,6 +18,10 @@ with the time it writes it (`Timestamp:`, as manager.conf's `timestampevents`). 
 supervisors' browsers (one /wallboard/ws each) run in another child process, parse each
 frame (a JSON array of the messages of one push, as the page does) and note when each
 message arrives.
+
+--consoles N also opens the consoles (`/ws`) of the first N agents, in both rounds, as a
+floor whose agents all have their console open: each gets its state and its pops, counted
+and parsed as the page does (their client CPU is in the browsers' figure).
 
 Reported: the offered event rate (the schedule) against the rate the fake managed to write
 and the app to read (a run that fell behind says so, loudly, and the bench exits 1), and
@@ -65,7 +69,7 @@ from ami.testing import FakeAmiServer, load_trace  # noqa: E402
 from centralita.agentstate import MEMBER_EVENTS  # noqa: E402
 from centralita.app import create_app, freeze_startup_objects  # noqa: E402
 from centralita.cmd_render import render_files  # noqa: E402
-from centralita.keys import AMI, AUTH, WALLBOARD  # noqa: E402
+from centralita.keys import AMI, AUTH, HUB, WALLBOARD  # noqa: E402
 from centralita.settings import demo_text, parse_settings  # noqa: E402
 from centralita.wallboard import CALL_EVENTS, Wallboard  # noqa: E402
 from centralita.web.auth import COOKIE  # noqa: E402
@@ -233,13 +237,19 @@ async def _fake_ami(conn: Connection, args: argparse.Namespace, event_filter: Ev
 # ----------------------------------------------------------------------------- child: browsers
 
 
-def browsers_process(conn: Connection, web_port: int, cookies: list[str]) -> None:
-    asyncio.run(_browsers(conn, web_port, cookies))
+def browsers_process(
+    conn: Connection, web_port: int, cookies: list[str], console_cookies: list[str]
+) -> None:
+    asyncio.run(_browsers(conn, web_port, cookies, console_cookies))
 
 
-async def _browsers(conn: Connection, web_port: int, cookies: list[str]) -> None:
-    """The supervisors' wallboards: one WebSocket each, noting when each message arrived."""
+async def _browsers(
+    conn: Connection, web_port: int, cookies: list[str], console_cookies: list[str]
+) -> None:
+    """The supervisors' wallboards: one WebSocket each, noting when each message arrived;
+    and the agents' consoles (`/ws`), their messages counted."""
     arrivals: list[list[float]] = [[] for _ in cookies]
+    console_messages = [0]
     session = aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=60),
         cookie_jar=aiohttp.DummyCookieJar(),
@@ -253,6 +263,18 @@ async def _browsers(conn: Connection, web_port: int, cookies: list[str]) -> None
         )
         for cookie in cookies
     ]
+    consoles = [
+        await session.ws_connect(
+            f"http://127.0.0.1:{web_port}/ws", headers={"Cookie": f"{COOKIE}={cookie}"}
+        )
+        for cookie in console_cookies
+    ]
+
+    async def console_reader(ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                json.loads(msg.data)  # as the console page does
+                console_messages[0] += 1
 
     async def reader(ws: aiohttp.ClientWebSocketResponse, times: list[float]) -> None:
         # Each frame after the snapshot is a JSON array of messages, all arrived with it;
@@ -263,14 +285,15 @@ async def _browsers(conn: Connection, web_port: int, cookies: list[str]) -> None
                 times.extend([now] * len(json.loads(msg.data)))
 
     readers = [asyncio.create_task(reader(ws, t)) for ws, t in zip(sockets, arrivals, strict=True)]
+    readers += [asyncio.create_task(console_reader(ws)) for ws in consoles]
     conn.send("connected")
     expected = await asyncio.to_thread(conn.recv)  # how many messages the app wrote
     for _ in range(1000):
         if sum(map(len, arrivals)) >= expected:
             break
         await asyncio.sleep(0.01)
-    conn.send(arrivals)
-    for ws in sockets:
+    conn.send((arrivals, console_messages[0]))
+    for ws in sockets + consoles:
         await ws.close()
     for task in readers:
         task.cancel()
@@ -416,9 +439,13 @@ async def live(args: argparse.Namespace, supervisors: int, tmp: Path) -> dict[st
     auth = app[AUTH]
     extensions = [str(FIRST_SUPERVISOR + s) for s in range(supervisors)]
     cookies = [auth.issue(extension)[0] for extension in extensions]
+    agents = [str(FIRST_AGENT + a) for a in range(args.consoles)]
+    console_cookies = [auth.issue(agent)[0] for agent in agents]
     browsers_conn, browsers_child = multiprocessing.Pipe()
     browsers = multiprocessing.Process(
-        target=browsers_process, args=(browsers_child, web_port, cookies), daemon=True
+        target=browsers_process,
+        args=(browsers_child, web_port, cookies, console_cookies),
+        daemon=True,
     )
     browsers.start()
     assert await asyncio.to_thread(browsers_conn.recv) == "connected"
@@ -428,6 +455,12 @@ async def live(args: argparse.Namespace, supervisors: int, tmp: Path) -> dict[st
             break
         await asyncio.sleep(0.01)
     assert len(hub.sockets) == supervisors, len(hub.sockets)
+    pop_hub = app[HUB]
+    for _ in range(1000):
+        if all(pop_hub.count(agent) for agent in agents):
+            break
+        await asyncio.sleep(0.01)
+    assert all(pop_hub.count(agent) for agent in agents), "not every console connected"
     await freeze_startup_objects(app)  # as `centralita serve` does once started
     sent_before, frames_before = hub.sent, hub.frames
     events_before = listener.stats.events
@@ -457,7 +490,8 @@ async def live(args: argparse.Namespace, supervisors: int, tmp: Path) -> dict[st
     written = hub.sent - sent_before
     frames = hub.frames - frames_before
     browsers_conn.send(hub.sent)
-    arrivals = dict(zip(extensions, await asyncio.to_thread(browsers_conn.recv), strict=True))
+    arrived, console_messages = await asyncio.to_thread(browsers_conn.recv)
+    arrivals = dict(zip(extensions, arrived, strict=True))
     browsers.join(30)
     await runner.cleanup()
     parent.send("stop")
@@ -466,6 +500,8 @@ async def live(args: argparse.Namespace, supervisors: int, tmp: Path) -> dict[st
     samples, missing = timing.received(arrivals)
     return {
         "supervisors": supervisors,
+        "consoles": len(agents),
+        "console_messages": console_messages,
         "scheduled": scheduled,
         "offered": offered,
         "offered_per_s": offered / span if span else 0.0,
@@ -557,6 +593,12 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="new calls per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long calls start")
     parser.add_argument(
+        "--consoles",
+        type=int,
+        default=0,
+        help="agents' consoles (/ws) open too, in both rounds (at most --agents)",
+    )
+    parser.add_argument(
         "--profile",
         metavar="FILE",
         help="write a cProfile of the app process during the --supervisors run to FILE "
@@ -565,6 +607,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.agents < args.queues:
         parser.error("--agents must be at least --queues")
+    if not 0 <= args.consoles <= args.agents:
+        parser.error("--consoles must be between 0 and --agents")
 
     runs = []
     for supervisors in (1, args.supervisors):  # the baseline first, in the same run
@@ -609,6 +653,10 @@ def main() -> int:
         ),
         ("read events/s by the app", lambda r: f"{r['read_per_s']:.0f}"),
         ("AMI events read by the app", lambda r: f"{r['read_events']}"),
+        (
+            "agents' consoles open / messages received",
+            lambda r: f"{r['consoles']} / {r['console_messages']}",
+        ),
         ("wallboard messages written (all sockets)", lambda r: f"{r['written']}"),
         ("  in WebSocket frames (all sockets)", lambda r: f"{r['frames']}"),
         ("messages received by the browsers", lambda r: f"{r['received']} / {r['written']}"),
