@@ -417,9 +417,10 @@ class AwaitingRestart:
     changed: tuple[str, ...] = ()  # extensions whose name, role, queues, language... differ
     removed: tuple[str, ...] = ()  # still in the running console's lists (cannot log in)
     queues: tuple[str, ...] = ()  # queues added, removed or changed
+    roles: tuple[str, ...] = ()  # roles edited by hand (what their members' consoles may do)
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.removed or self.queues)
+        return bool(self.added or self.changed or self.removed or self.queues or self.roles)
 
     def of(self, extension: str) -> str:
         """`added`, `changed` or "" for one member of the file."""
@@ -435,6 +436,8 @@ def awaiting_restart(running: Settings, on_file: Settings) -> AwaitingRestart:
     after = {m.extension: replace(m, secret="") for m in on_file.site.members}
     old_queues = {q.name: q for q in running.site.queues}
     new_queues = {q.name: q for q in on_file.site.queues}
+    old_roles = {r.name: r for r in running.site.roles}
+    new_roles = {r.name: r for r in on_file.site.roles}
     return AwaitingRestart(
         added=tuple(e for e in after if e not in before),
         changed=tuple(e for e, m in after.items() if e in before and before[e] != m),
@@ -444,6 +447,13 @@ def awaiting_restart(running: Settings, on_file: Settings) -> AwaitingRestart:
                 name
                 for name in old_queues.keys() | new_queues.keys()
                 if old_queues.get(name) != new_queues.get(name)
+            )
+        ),
+        roles=tuple(
+            sorted(
+                name
+                for name in old_roles.keys() | new_roles.keys()
+                if old_roles.get(name) != new_roles.get(name)
             )
         ),
     )

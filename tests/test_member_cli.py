@@ -137,3 +137,31 @@ def test_the_web_and_the_cli_share_one_validation() -> None:
         )
     assert info.value.key == "queues"
     assert agents_admin.config_hash(text) != agents_admin.config_hash(text + " ")
+
+
+def test_awaiting_restart_lists_what_the_running_server_does_not_use_yet(config: Path) -> None:
+    """What /admin's box lists (agents_admin.awaiting_restart): members added, changed and
+    removed, queues and roles edited; a new SIP secret alone is Asterisk's and not listed."""
+    running = load_settings(config)
+    assert not agents_admin.awaiting_restart(running, load_settings(config))
+    text = config.read_text(encoding="utf-8")
+    text = agents_admin.add_member(
+        text,
+        "1102",
+        MemberFields(name="Ana Gil", role="agent", queues=["support-en"], secret="s-1102-sip"),
+    )
+    text = agents_admin.edit_member(text, "1003", MemberFields(name="Élodie M."))
+    text = agents_admin.edit_member(text, "1002", MemberFields(secret="a-new-sip-secret-1"))
+    text = agents_admin.remove_member(text, "1200")
+    text = agents_admin.edit_queue(text, "support-fr", strategy="ringall")
+    text = text.replace('console = "supervisor"', 'console = "admin"', 1)
+    config.write_text(text, encoding="utf-8")
+    waiting = agents_admin.awaiting_restart(running, load_settings(config))
+    assert waiting == agents_admin.AwaitingRestart(
+        added=("1102",),
+        changed=("1003",),
+        removed=("1200",),
+        queues=("support-fr",),
+        roles=("supervisor",),
+    )
+    assert (waiting.of("1102"), waiting.of("1003"), waiting.of("1002")) == ("added", "changed", "")
