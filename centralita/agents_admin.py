@@ -430,30 +430,23 @@ class AwaitingRestart:
 
 
 def awaiting_restart(running: Settings, on_file: Settings) -> AwaitingRestart:
-    """Compare the settings `serve` started with and the file's, member by member and queue
-    by queue. A new SIP secret is not a difference here: only Asterisk reads it."""
+    """Compare the settings `serve` started with and the file's, member by member, queue by
+    queue and role by role. A new SIP secret is not a difference here: only Asterisk reads it."""
     before = {m.extension: replace(m, secret="") for m in running.site.members}
     after = {m.extension: replace(m, secret="") for m in on_file.site.members}
-    old_queues = {q.name: q for q in running.site.queues}
-    new_queues = {q.name: q for q in on_file.site.queues}
-    old_roles = {r.name: r for r in running.site.roles}
-    new_roles = {r.name: r for r in on_file.site.roles}
     return AwaitingRestart(
         added=tuple(e for e in after if e not in before),
         changed=tuple(e for e, m in after.items() if e in before and before[e] != m),
         removed=tuple(e for e in before if e not in after),
-        queues=tuple(
-            sorted(
-                name
-                for name in old_queues.keys() | new_queues.keys()
-                if old_queues.get(name) != new_queues.get(name)
-            )
+        queues=_differing(
+            {q.name: q for q in running.site.queues}, {q.name: q for q in on_file.site.queues}
         ),
-        roles=tuple(
-            sorted(
-                name
-                for name in old_roles.keys() | new_roles.keys()
-                if old_roles.get(name) != new_roles.get(name)
-            )
+        roles=_differing(
+            {r.name: r for r in running.site.roles}, {r.name: r for r in on_file.site.roles}
         ),
     )
+
+
+def _differing(before: dict[str, object], after: dict[str, object]) -> tuple[str, ...]:
+    """The names added, removed or changed between two tables, sorted."""
+    return tuple(sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n)))
