@@ -620,7 +620,17 @@ def main() -> int:
             target=round_process, args=(child, args, supervisors)
         )  # not a daemon: the round starts the fake AMI and the browsers as its children
         round_proc.start()
-        runs.append(parent.recv())
+        child.close()  # the round's end only: if it dies, recv() ends (EOFError), not hangs
+        try:
+            runs.append(parent.recv())
+        except EOFError:
+            round_proc.join(10)
+            print(
+                f"!!! the {supervisors}-supervisor round failed (exit code "
+                f"{round_proc.exitcode}); its error is above",
+                file=sys.stderr,
+            )
+            return 1
         round_proc.join(60)
         done = runs[-1]
         print(
