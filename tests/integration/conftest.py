@@ -9,7 +9,7 @@ test uses its own caller numbers so that call records and pops never mix.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 
 import pytest
 
@@ -44,3 +44,16 @@ async def ami(site: Site) -> AsyncIterator[AmiWatch]:
 def number() -> str:
     """A caller number no other test of this run uses (the returning-caller lookup keys on it)."""
     return f"+3460{next(_numbers):07d}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed scenario's report ends with the state of its site's Asterisk and phones
+    (Site.state_report): a failure seen only in CI can then be read, not guessed."""
+    report = yield
+    site = getattr(item, "funcargs", {}).get("site")
+    if report.when == "call" and report.failed and isinstance(site, Site):
+        report.sections.append(("site state at the failure", site.state_report()))
+    return report

@@ -468,6 +468,36 @@ class Site:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def state_report(self) -> str:
+        """What Asterisk and the phones were doing: printed with a failed test, so that a
+        failure in CI (a queue member that stays ringing, a call that never connects) can be
+        read afterwards. The CLI's own views: channels, queues, and the SIP peers' call
+        counters (chan_sip's `sip show inuse`: a peer counted as ringing with no call is
+        one app_queue will not ring) or pjsip's contacts."""
+        commands = [
+            "core show channels concise",
+            "queue show",
+            "sip show inuse" if self.driver == "sip" else "pjsip show contacts",
+        ]
+        parts = []
+        for command in commands:
+            try:
+                out = self.asterisk.cli(command, timeout=10)
+            except (OSError, subprocess.SubprocessError) as exc:
+                out = f"(could not run: {exc})"
+            parts.append(f"--- asterisk -rx '{command}'\n{out.rstrip()}")
+        for extension in sorted(self.phones):
+            path = self.root / f"sipp-{extension}-errors.log"
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            # sipp writes its warnings without line breaks; each starts with a date.
+            entries = re.split(r"(?=\d{4}-\d{2}-\d{2}\t)", text)
+            shown = [e.strip()[:300] for e in entries[-8:] if e.strip()]
+            parts.append(f"--- phone {extension}: sipp's last warnings\n" + "\n".join(shown))
+        return "\n".join(parts)
+
     def stop(self) -> None:
         self.stop_centralita()
         for phone in self.phones.values():
