@@ -397,17 +397,29 @@ class Site:
 
     def wait_phones_reachable(self) -> None:
         """Until every phone is registered and qualified: before that, a queue skips the agent
-        as unavailable (a contact is qualified on registration)."""
+        as unavailable (a contact is qualified on registration).
+
+        A qualify that found the phone too slow (all three combinations boot at once on two
+        cores) is not tried again for qualify_frequency (60 s): a phone still not reachable
+        after a few seconds is qualified again at once, as an admin would from the CLI."""
         if self.driver == "pjsip":
             command, ok = "pjsip show contacts", re.compile(r"^\s*Contact:\s+(\d+)/\S+.*\bAvail\b")
+            qualify = "pjsip qualify {}"
         else:
             command, ok = "sip show peers", re.compile(r"^(\d+)(?:/\S+)?\s+127\.0\.0\.1\b.*\bOK\b")
+            qualify = "sip qualify peer {}"
         seen: set[str] = set()
-        for _ in range(600):  # readiness poll
+        started = time.monotonic()
+        asked_again = started
+        while time.monotonic() - started < 120:  # readiness poll
             text = self.asterisk.cli(command)
             seen = {m.group(1) for line in text.splitlines() if (m := ok.match(line))}
             if seen >= set(PHONE_AGENTS):
                 return
+            if time.monotonic() - asked_again > 5:
+                for extension in sorted(set(PHONE_AGENTS) - seen):
+                    self.asterisk.cli(qualify.format(extension))
+                asked_again = time.monotonic()
             time.sleep(0.1)
         raise RuntimeError(f"phones not reachable: only {sorted(seen)}:\n{text}")
 
