@@ -129,8 +129,10 @@ class Phone:
     port: int
     media_port: int
     pid: int | None = None
+    error_log: Path | None = None  # sipp's -error_file, once started
 
     def start(self, sip_port: int, log_dir: Path) -> None:
+        self.error_log = log_dir / f"sipp-{self.extension}-errors.log"
         out = subprocess.run(
             [
                 "sipp",
@@ -157,7 +159,7 @@ class Phone:
                 "-bg",
                 "-trace_err",
                 "-error_file",
-                str(log_dir / f"sipp-{self.extension}-errors.log"),
+                str(self.error_log),
             ],
             capture_output=True,
             text=True,
@@ -498,10 +500,11 @@ class Site:
             except (OSError, subprocess.SubprocessError) as exc:
                 out = f"(could not run: {exc})"
             parts.append(f"--- asterisk -rx '{command}'\n{out.rstrip()}")
-        for extension in sorted(self.phones):
-            path = self.root / f"sipp-{extension}-errors.log"
+        for extension, phone in sorted(self.phones.items()):
+            if phone.error_log is None:
+                continue
             try:
-                text = path.read_text(encoding="utf-8", errors="replace")
+                text = phone.error_log.read_text(encoding="utf-8", errors="replace")
             except OSError:
                 continue
             # sipp writes its warnings without line breaks; each starts with a date.
