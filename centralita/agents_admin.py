@@ -29,6 +29,7 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from centralita.cmd_render import check_render
+from centralita.live import live_part, waiting_for_restart
 from centralita.settings import Settings, parse_settings
 from dialplan.model import QUEUE_STRATEGIES
 from dialplan.render import LANGUAGE_RE, VOICEMAIL_MAIN, write_temp
@@ -404,23 +405,26 @@ def _verify(new_text: str, expected: dict[str, Any], file: str) -> None:
 
 
 @dataclass(frozen=True)
-class AwaitingRestart:
-    """What the config file holds that the running `centralita serve` does not use yet.
+class PendingChanges:
+    """What the config file holds that the running `centralita serve` does not use.
 
-    `serve` reads the file once, at start (docs/admin.md): a save applies to Asterisk on its
-    reload, but the console's logins, roles and lists, and the call flows' queue settings,
-    follow only after a restart. The admin pages show this instead of letting a new member
-    find out at the login form.
+    A save in /admin applies at once (centralita/live.py), so this is what a hand edit of the
+    file brought and no reload has applied yet (or a reload refused), and the restart-only
+    parts the file changed. The admin pages show it instead of letting a new member find out
+    at the login form.
     """
 
     added: tuple[str, ...] = ()  # extensions in the file only: they cannot log in yet
     changed: tuple[str, ...] = ()  # extensions whose name, role, queues, language... differ
     removed: tuple[str, ...] = ()  # still in the running console's lists (cannot log in)
     queues: tuple[str, ...] = ()  # queues added, removed or changed
-    roles: tuple[str, ...] = ()  # roles edited by hand (what their members' consoles may do)
+    roles: tuple[str, ...] = ()  # roles added, removed or changed
+    # Anything a reload would apply (the lists above, the IVR, languages, [console]...).
+    to_apply: bool = False
+    restart: tuple[str, ...] = ()  # restart-only parts that differ (live.RESTART_ONLY)
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.removed or self.queues or self.roles)
+        return self.to_apply or bool(self.restart)
 
     def of(self, extension: str) -> str:
         """`added`, `changed` or "" for one member of the file."""
@@ -429,12 +433,17 @@ class AwaitingRestart:
         return "changed" if extension in self.changed else ""
 
 
-def awaiting_restart(running: Settings, on_file: Settings) -> AwaitingRestart:
-    """Compare the settings `serve` started with and the file's, member by member, queue by
+def pending_changes(running: Settings, on_file: Settings) -> PendingChanges:
+    """Compare the settings `serve` runs with and the file's, member by member, queue by
     queue and role by role. A new SIP secret is not a difference here: only Asterisk reads it."""
     before = {m.extension: replace(m, secret="") for m in running.site.members}
     after = {m.extension: replace(m, secret="") for m in on_file.site.members}
-    return AwaitingRestart(
+    # What a reload would run with, less the SIP secrets (Asterisk's only).
+    applied = live_part(running, on_file)
+    to_apply = replace(
+        applied, site=replace(applied.site, members=tuple(after.values()))
+    ) != replace(running, site=replace(running.site, members=tuple(before.values())))
+    return PendingChanges(
         added=tuple(e for e in after if e not in before),
         changed=tuple(e for e, m in after.items() if e in before and before[e] != m),
         removed=tuple(e for e in before if e not in after),
@@ -444,6 +453,8 @@ def awaiting_restart(running: Settings, on_file: Settings) -> AwaitingRestart:
         roles=_differing(
             {r.name: r for r in running.site.roles}, {r.name: r for r in on_file.site.roles}
         ),
+        to_apply=to_apply,
+        restart=waiting_for_restart(running, on_file),
     )
 
 

@@ -13,6 +13,7 @@ import fcntl
 import gc
 import logging
 import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -36,32 +37,39 @@ from centralita.keys import (
     SETTINGS,
     STORE,
 )
+from centralita.live import LiveSettings
 from centralita.looplag import lag_ctx
 from centralita.metrics import PrometheusAgiMetrics
 from centralita.settings import Settings
 from centralita.store import open_store
 from centralita.web import setup_web
+from dialplan.validate import ConfigError
 
 log = logging.getLogger("centralita")
 
 
 async def crm_ctx(app: web.Application) -> AsyncIterator[None]:
     """One pooled CRM client for the app's lifetime."""
-    async with CrmClient(app[SETTINGS].site.crm) as crm:
+    async with CrmClient(app[SETTINGS].current.site.crm) as crm:
         app[CRM] = crm
         yield
 
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the store (`[store] url`: SQLite or PostgreSQL) for the app's lifetime."""
-    async with open_store(app[SETTINGS]) as store:
+    live = app[SETTINGS]
+    async with open_store(live.current) as store:
         # callbacks.csv and complaints.csv: caught up with the store now (SQLite), or by
         # the instance that holds the writer lease (PostgreSQL; centralita/csvfiles.py).
-        csv_files = CsvFiles(store, app[SETTINGS])
+        csv_files = CsvFiles(store, live.current)
         await csv_files.start()
         try:
             app[STORE] = store
-            app[FLOW_CONTEXT] = AppFlowContext(app[SETTINGS], store, app[CRM], csv_files)
+            flow_context = AppFlowContext(live.current, store, app[CRM], csv_files)
+            app[FLOW_CONTEXT] = flow_context
+            # The flows read the site from their context each time they need it: a reload
+            # reaches a call in a flow from its next read on.
+            live.on_reload("the call flows", flow_context.take_settings)
             yield
         finally:
             await csv_files.stop()
@@ -69,7 +77,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
     """Serve FastAGI while the app runs; on shutdown let calls in a flow finish."""
-    settings = app[SETTINGS]
+    settings = app[SETTINGS].current
     server_settings = settings.server
     load_flows()
     server = AgiServer(
@@ -92,6 +100,32 @@ async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
     app[AGI_SERVER] = server
     yield
     await server.stop()
+
+
+async def reload_signal_ctx(app: web.Application) -> AsyncIterator[None]:
+    """SIGHUP applies the config file again (`systemctl reload centralita`;
+    centralita/live.py says what it applies and what waits for a restart)."""
+    live = app[SETTINGS]
+
+    def on_hangup() -> None:
+        try:
+            done = live.reload_file()
+        except ConfigError as exc:
+            log.error("SIGHUP: the config file was not applied (the server runs on): %s", exc)
+            return
+        if not done.applied:
+            log.info("SIGHUP: the config file holds nothing new to apply")
+
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests)
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -131,7 +165,7 @@ YOUNG_GC_THRESHOLD = 20_000
 def create_app(settings: Settings) -> web.Application:
     """Build the app: store, FastAGI, the console, then the AMI feed that fills its pops."""
     app = web.Application()
-    app[SETTINGS] = settings
+    app[SETTINGS] = LiveSettings(settings)
     app[HEALTH_CHECKS] = []
     app[AMI_TAPS] = AmiTaps()
     # Started in this order, closed in reverse: the AMI feed stops first, then the console,
@@ -144,6 +178,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_web(app)  # console_ctx: the pop hub and bridge, the webhook sender
     app.cleanup_ctx.append(queuelog.queuelog_ctx)  # queue events for reports, before the feed
     app.cleanup_ctx.append(feed.ami_ctx)  # after console_ctx: it feeds the bridge and webhooks
+    app.cleanup_ctx.append(reload_signal_ctx)  # last: every part has registered for reloads
     app[HEALTH_CHECKS].append(feed.ami_health)
     return app
 

@@ -13,13 +13,7 @@ from centralita.agents_admin import save_config
 from centralita.app import run
 from centralita.cli import add_config_argument
 from centralita.logs import setup_logging
-from centralita.settings import (
-    Settings,
-    fresh_config_text,
-    is_loopback,
-    load_settings,
-    public_secrets,
-)
+from centralita.settings import fresh_config_text, load_settings, public_secrets_refusal
 from centralita.spool import spool_problem
 from dialplan.validate import ConfigError
 
@@ -31,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="run FastAGI, the AMI listener and the web console",
         description="Serve the call flows over FastAGI, follow Asterisk's AMI for screen pops "
         "and call records (retrying while it is away), and serve the agents' console, the "
-        "JSON API, /metrics and /healthz, until SIGINT or SIGTERM.",
+        "JSON API, /metrics and /healthz, until SIGINT or SIGTERM. SIGHUP applies the config "
+        "file again without a restart (members, queues, roles, the call flows).",
     )
     add_config_argument(serve)
     serve.set_defaults(func=cmd_serve)
@@ -68,24 +63,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"centralita: cannot serve: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def public_secrets_refusal(settings: Settings) -> str | None:
-    """Why `serve` must not start: the demo's public secrets on a non-loopback address."""
-    server = settings.server
-    exposed = [
-        f"server.{key} = {host!r}"
-        for key, host in (("web_host", server.web_host), ("agi_host", server.agi_host))
-        if not is_loopback(host)
-    ]
-    public = public_secrets(settings)
-    if not exposed or not public:
-        return None
-    return (
-        f"centralita: refusing to serve on {', '.join(exposed)}: {', '.join(public)} "
-        "still hold the demo's secrets, which are published with Centralita. Set your own "
-        "(`centralita init DIR` writes a config with random ones), or serve on 127.0.0.1."
-    )
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -53,6 +53,10 @@ class AppFlowContext:
         # Every Asterisk server's AMI link, once the feed runs (centralita/feed.py).
         self.asterisks: Asterisks | None = None
 
+    def take_settings(self, settings: Settings) -> None:
+        """Use `settings` from the next call on (a reload: centralita/live.py)."""
+        self.settings = settings
+
     @property
     def site(self) -> Site:
         return self.settings.site

@@ -11,7 +11,9 @@ server's link (`ami_health`).
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -36,8 +38,9 @@ from centralita.keys import (
     STORE,
     WEBHOOKS,
 )
-from centralita.settings import AsteriskSettings
+from centralita.settings import AsteriskSettings, Settings
 from centralita.store import StoreBackend, StoreInputError
+from dialplan.model import Site
 from dialplan.names import OUTBOUND_CONTEXT
 
 log = logging.getLogger("centralita.feed")
@@ -115,7 +118,7 @@ class CdrWriter(BatchWriter[CallRecord]):
 async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
     """Run one AMI listener per Asterisk server: changes -> pops and webhooks, Cdr -> call
     records, every server into the same bridge, sender, writer and taps."""
-    settings = app[SETTINGS]
+    settings = app[SETTINGS].current
     site = settings.site
     bridge = app[BRIDGE]
     sender = app[WEBHOOKS]
@@ -136,7 +139,7 @@ async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
         # Each server's tracker follows its own channels; the agents it tracks are the
         # ones whose phones may live there.
         tracker = TimedTracker(
-            [a.extension for a in site.agents if ast.hosts(a.extension)],
+            tracked_agents(site, ast),
             (prefix,),
             outbound_context=OUTBOUND_CONTEXT,
         )
@@ -178,16 +181,36 @@ async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
     flow_context = app.get(FLOW_CONTEXT)
     if flow_context is not None:
         flow_context.asterisks = asterisks  # survey call files: the carrying server's spool
+
+    def take_reload(new: Settings) -> None:
+        for link in links:
+            link.listener.tracker.set_agents(tracked_agents(new.site, link.settings))
+            # New members' queue states, and a removed queue's members gone: QueueStatus again.
+            task = asyncio.create_task(link.listener.relist(), name=f"ami-relist-{link.name}")
+            relists.add(task)
+            task.add_done_callback(relists.discard)
+
+    relists: set[asyncio.Task[None]] = set()
+    app[SETTINGS].on_reload("the AMI trackers", take_reload)
     for link in links:
         await link.listener.start()
     try:
         yield
     finally:
+        for task in list(relists):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for link in links:
             await link.listener.stop()
         if shared is not None:
             await shared.stop()
         await writer.stop()
+
+
+def tracked_agents(site: Site, server: AsteriskSettings) -> list[str]:
+    """The agents whose calls a server's tracker follows: those whose phones may live there."""
+    return [a.extension for a in site.agents if server.hosts(a.extension)]
 
 
 def ami_health(app: web.Application) -> dict[str, object]:

@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     from centralita.context import AppFlowContext
     from centralita.crm import CrmClient
     from centralita.feed import CdrWriter
+    from centralita.live import LiveSettings
     from centralita.pop import PopBridge, PopHub
     from centralita.queuelog import QueueEventWriter
-    from centralita.settings import Settings
     from centralita.store import StoreBackend
     from centralita.web.auth import Auth
     from centralita.web.wallboard import WallboardHub
@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 # What a feature adds to /healthz: a part of its JSON body (`{"ami": {...}}`).
 HealthCheck = Callable[[web.Application], dict[str, object]]
 
-# Made by `centralita.app`: the settings, then one per cleanup context.
-SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+# Made by `centralita.app`: the settings (`.current`: what a reload applied last, see
+# centralita/live.py), then one per cleanup context.
+SETTINGS: web.AppKey[LiveSettings] = web.AppKey("settings")
 STORE: web.AppKey[StoreBackend] = web.AppKey("store")
 CRM: web.AppKey[CrmClient] = web.AppKey("crm")
 FLOW_CONTEXT: web.AppKey[AppFlowContext] = web.AppKey("flow_context")

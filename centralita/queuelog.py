@@ -298,7 +298,8 @@ async def queuelog_ctx(app: web.Application) -> AsyncIterator[None]:
     """Keep the queue events for the app's lifetime; registered on the AMI taps before
     `feed.ami_ctx` starts the listener."""
     writer = QueueEventWriter(app[STORE])
-    queue_log = QueueLog(app[SETTINGS].site, writer.put)
+    queue_log = QueueLog(app[SETTINGS].current.site, writer.put)
+    app[SETTINGS].on_reload("the queue log", lambda settings: queue_log.configure(settings.site))
     app[QUEUE_LOG] = writer
     app[AMI_TAPS].add(
         on_event=queue_log.handle,

@@ -224,6 +224,24 @@ def public_secrets(settings: Settings) -> list[str]:
     return found
 
 
+def public_secrets_refusal(settings: Settings) -> str | None:
+    """Why `serve` must not start: the demo's public secrets on a non-loopback address."""
+    server = settings.server
+    exposed = [
+        f"server.{key} = {host!r}"
+        for key, host in (("web_host", server.web_host), ("agi_host", server.agi_host))
+        if not is_loopback(host)
+    ]
+    public = public_secrets(settings)
+    if not exposed or not public:
+        return None
+    return (
+        f"centralita: refusing to serve on {', '.join(exposed)}: {', '.join(public)} "
+        "still hold the demo's secrets, which are published with Centralita. Set your own "
+        "(`centralita init DIR` writes a config with random ones), or serve on 127.0.0.1."
+    )
+
+
 def is_loopback(host: str) -> bool:
     """True when `host` (an address or "localhost") is reachable from this machine only."""
     if host == "localhost":

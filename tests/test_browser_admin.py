@@ -11,6 +11,8 @@ from admin_support import ADMIN, admin_env
 from conftest import CHROMIUM
 from test_web_support import PASSWORD, WebEnv
 
+from centralita import agents_admin
+from centralita.agents_admin import MemberFields
 from centralita.settings import load_settings
 
 pytestmark = pytest.mark.browser
@@ -70,12 +72,26 @@ async def test_add_a_manager(tmp_path: Path, browser: Browser) -> None:
         assert member is not None and member.role == "manager"
         await page.click("#back")
         await expect(page.locator("#member-1102")).to_contain_text("manager")
-        # The running server read the file at start: 1102 logs in after a restart, and
-        # the page says so (centralita.agents_admin.awaiting_restart).
-        await expect(page.locator("#awaiting-added")).to_contain_text("1102")
-        await expect(page.locator("#member-1102 [data-awaiting=added]")).to_be_visible()
-        await expect(page.locator("#member-1002 [data-awaiting]")).to_have_count(0)
-        await shot(page, "awaiting-restart")
+        # The save applied to the running server at once: nothing is pending.
+        await expect(page.locator("#pending-changes")).to_have_count(0)
+        await expect(page.locator("#member-1102 [data-pending]")).to_have_count(0)
+        # A hand edit of the file is listed until applied (centralita.live).
+        config = env.settings.file
+        assert config is not None
+        fields = MemberFields(
+            name="Omar Haddad", role="agent", queues=["support-ar"], secret="s" * 12
+        )
+        text = agents_admin.add_member(config.read_text(encoding="utf-8"), "1103", fields)
+        config.write_text(text, encoding="utf-8")
+        await page.reload()
+        await expect(page.locator("#pending-added")).to_contain_text("1103")
+        await expect(page.locator("#member-1103 [data-pending=added]")).to_be_visible()
+        await expect(page.locator("#member-1102 [data-pending]")).to_have_count(0)
+        await shot(page, "pending-changes")
+        await page.click("#apply-file")
+        await expect(page.locator("#applied")).to_be_visible()
+        await expect(page.locator("#pending-changes")).to_have_count(0)
+        await shot(page, "applied")
 
 
 async def test_edit_an_agents_queues(tmp_path: Path, browser: Browser) -> None:
@@ -185,6 +201,16 @@ async def test_the_admin_pages_speak_the_admins_language(
         await shot(page, f"edit-form-{language}")
         await page.fill("input[name=name]", "John S.")
         await page.click("#save")
+        await expect(page.locator("#applied")).to_be_visible()
         await page.click("#back")
-        await expect(page.locator("#awaiting-changed")).to_contain_text("1002")
-        await shot(page, f"awaiting-restart-{language}")
+        await expect(page.locator("#member-1002")).to_contain_text("John S.")
+        # A hand edit waiting to be applied, and a restart-only change, in this language.
+        config = env.settings.file
+        assert config is not None
+        text = config.read_text(encoding="utf-8")
+        text = agents_admin.edit_member(text, "1003", MemberFields(name="Élodie M."))
+        config.write_text(text.replace("web_port = 8080", "web_port = 8081", 1), encoding="utf-8")
+        await page.reload()
+        await expect(page.locator("#pending-changed")).to_contain_text("1003")
+        await expect(page.locator("#awaiting-parts")).to_have_text("server")
+        await shot(page, f"pending-changes-{language}")

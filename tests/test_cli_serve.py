@@ -79,3 +79,61 @@ async def test_serve_answers_calls_while_ami_is_away(tmp_path: Path, event_loop:
     assert f"event loop: {event_loop}" in output
     # It serves, but says that survey calls cannot work from here.
     assert "WARNING" in output and f"{tmp_path / 'spool' / 'outgoing'} does not exist" in output
+
+
+async def test_sighup_applies_the_edited_file_and_a_broken_one_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """`systemctl reload centralita` (SIGHUP): the next call follows the edited file, with no
+    restart; a file that does not load is logged and the server runs on as it was."""
+    agi_port, web_port, ami_port = free_port(), free_port(), free_port()
+    config = tmp_path / "centralita.toml"
+    text = (
+        demo_text()
+        .replace("agi_port = 4573", f"agi_port = {agi_port}")
+        .replace("web_port = 8080", f"web_port = {web_port}")
+        .replace("ami_port = 5038", f"ami_port = {ami_port}")  # nothing listens there
+        .replace('spool_dir = "/var/spool/asterisk"', 'spool_dir = "spool"')
+    )
+    config.write_text(text, encoding="utf-8")
+    process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
+        [sys.executable, "-m", "centralita", "serve", "--config", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    french = Caller(script="language", keys=["3"])
+    try:
+        for _ in range(200):  # readiness poll, not a time limit
+            if await asyncio.to_thread(healthz, web_port) or process.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert (await place_call("127.0.0.1", agi_port, french)).route == "queue:support-fr"
+
+        # French callers now wait in the English queue.
+        french_queue = 'code = "fr"\nname = "Français"\nqueue = "support-fr"'
+        assert french_queue in text
+        config.write_text(
+            text.replace(french_queue, french_queue.replace("support-fr", "support-en")),
+            encoding="utf-8",
+        )
+        process.send_signal(signal.SIGHUP)
+        route = None
+        for _ in range(100):  # until the signal is handled, not a time limit
+            route = (await place_call("127.0.0.1", agi_port, french)).route
+            if route != "queue:support-fr":
+                break
+            await asyncio.sleep(0.05)
+        assert route == "queue:support-en"
+
+        config.write_text(text.replace("[ivr]", "[ivr", 1), encoding="utf-8")  # broken
+        process.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        assert process.poll() is None  # SIGHUP's default would have ended it
+        assert (await place_call("127.0.0.1", agi_port, french)).route == "queue:support-en"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0].decode()
+    assert process.returncode == 0, output
+    assert "reloaded" in output and "SIGHUP: the config file was not applied" in output

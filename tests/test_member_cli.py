@@ -11,6 +11,7 @@ import pytest
 from centralita import agents_admin
 from centralita.agents_admin import MemberFields
 from centralita.cli import main
+from centralita.live import live_part
 from centralita.settings import demo_text, load_settings
 from dialplan.validate import ConfigError
 
@@ -139,29 +140,40 @@ def test_the_web_and_the_cli_share_one_validation() -> None:
     assert agents_admin.config_hash(text) != agents_admin.config_hash(text + " ")
 
 
-def test_awaiting_restart_lists_what_the_running_server_does_not_use_yet(config: Path) -> None:
-    """What /admin's box lists (agents_admin.awaiting_restart): members added, changed and
-    removed, queues and roles edited; a new SIP secret alone is Asterisk's and not listed."""
+def test_pending_changes_list_what_the_running_server_does_not_use(config: Path) -> None:
+    """What /admin's boxes list (agents_admin.pending_changes): members added, changed and
+    removed, queues and roles edited (a reload applies them); a new SIP secret alone is
+    Asterisk's and not listed; restart-only parts are named apart."""
     running = load_settings(config)
-    assert not agents_admin.awaiting_restart(running, load_settings(config))
+    assert not agents_admin.pending_changes(running, load_settings(config))
     text = config.read_text(encoding="utf-8")
+    secret_only = agents_admin.edit_member(text, "1002", MemberFields(secret="a-new-sip-secret-1"))
+    config.write_text(secret_only, encoding="utf-8")
+    assert not agents_admin.pending_changes(running, load_settings(config))
     text = agents_admin.add_member(
-        text,
+        secret_only,
         "1102",
         MemberFields(name="Ana Gil", role="agent", queues=["support-en"], secret="s-1102-sip"),
     )
     text = agents_admin.edit_member(text, "1003", MemberFields(name="Élodie M."))
-    text = agents_admin.edit_member(text, "1002", MemberFields(secret="a-new-sip-secret-1"))
     text = agents_admin.remove_member(text, "1200")
     text = agents_admin.edit_queue(text, "support-fr", strategy="ringall")
     text = text.replace('console = "supervisor"', 'console = "admin"', 1)
     config.write_text(text, encoding="utf-8")
-    waiting = agents_admin.awaiting_restart(running, load_settings(config))
-    assert waiting == agents_admin.AwaitingRestart(
+    waiting = agents_admin.pending_changes(running, load_settings(config))
+    assert waiting == agents_admin.PendingChanges(
         added=("1102",),
         changed=("1003",),
         removed=("1200",),
         queues=("support-fr",),
         roles=("supervisor",),
+        to_apply=True,
     )
     assert (waiting.of("1102"), waiting.of("1003"), waiting.of("1002")) == ("added", "changed", "")
+    # Applied (a reload): nothing is pending. A port changed in [server] waits for a restart.
+    applied = live_part(running, load_settings(config))
+    assert not agents_admin.pending_changes(applied, load_settings(config))
+    config.write_text(text.replace("web_port = 8080", "web_port = 8081", 1), encoding="utf-8")
+    waiting = agents_admin.pending_changes(applied, load_settings(config))
+    assert waiting == agents_admin.PendingChanges(restart=("server",))
+    assert waiting and not waiting.to_apply

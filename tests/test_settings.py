@@ -12,13 +12,13 @@ import pytest
 from conftest import make_settings
 
 from centralita.cli import main
-from centralita.cmd_serve import public_secrets_refusal
 from centralita.settings import (
     AsteriskSettings,
     demo_text,
     load_settings,
     parse_settings,
     public_secrets,
+    public_secrets_refusal,
 )
 from dialplan.validate import ConfigError, Section
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import aiohttp
 from admin_support import ADMIN, admin_env, form_version, post_form, second_login
-from aiohttp.test_utils import TestServer
-from test_web_support import PASSWORD
+from test_web_support import PASSWORD, WebEnv
 
-from centralita.app import create_app
+from centralita import agents_admin
+from centralita.agents_admin import MemberFields
+from centralita.keys import AGENT_STATES
 from centralita.settings import load_settings
 
 
@@ -281,76 +282,100 @@ async def test_the_page_of_a_removed_member_is_not_found(tmp_path: Path) -> None
                 assert resp.status == 404
 
 
-async def test_what_waits_for_a_restart_is_shown_until_serve_restarts(tmp_path: Path) -> None:
-    """`serve` reads the config at start: /admin says which saves it does not use yet (a new
-    member cannot log in until then), and a server started on the saved file shows none."""
+async def can_log_in(env: WebEnv, extension: str, password: str) -> bool:
+    async with env.session() as client:
+        async with client.post(
+            "/login",
+            data={"extension": extension, "password": password},
+            headers={"Accept": "application/json"},
+        ) as resp:
+            return resp.status == 200
+
+
+async def test_a_save_applies_at_once_to_logins_roles_and_the_agents_queues(
+    tmp_path: Path,
+) -> None:
+    """No restart: a member added in /admin logs in at once, with the queues the form gave;
+    a role changed to the admin's opens /admin at once; a removed member cannot log in."""
+    async with admin_env(tmp_path) as env:
+        async with env.session() as client:
+            csrf = await env.login(client, ADMIN)
+            status, html = await add_ana(client, csrf, role="agent", queues=["support-en"])
+            assert status == 200, html
+            assert 'id="applied"' in html
+            assert 'id="pending-changes"' not in html and 'id="awaiting-restart"' not in html
+            assert await can_log_in(env, "1102", "ana-console-pw")
+            assert env.app[AGENT_STATES].allowed("1102")[:1] == ("support-en",)
+
+            await env.store.set_agent_password("1002", PASSWORD)
+            async with env.session() as agent:
+                await second_login(env, agent, "1002")
+                async with agent.get("/admin", allow_redirects=False) as resp:
+                    assert resp.status == 403
+                version = await form_version(client, "/admin/members/1002")
+                status, html = await post_form(
+                    client,
+                    "/admin/members/1002",
+                    csrf,
+                    version,
+                    name="John S.",
+                    role="manager",
+                    language="en",
+                    voicemail="on",
+                )
+                assert status == 200, html
+                async with agent.get("/admin", allow_redirects=False) as resp:
+                    assert resp.status == 200  # the same session, its new role's console
+
+            version = await form_version(client, "/admin")
+            status, html = await post_form(client, "/admin/members/1102/remove", csrf, version)
+            assert status == 200, html
+            assert not await can_log_in(env, "1102", "ana-console-pw")
+            assert env.app[AGENT_STATES].allowed("1102") == ()
+
+
+async def test_a_hand_edit_is_listed_until_applied_and_restart_only_parts_are_named(
+    tmp_path: Path,
+) -> None:
+    """A hand edit of the file is not used until a reload: /admin lists it with a button
+    that applies it (as SIGHUP does); a change that needs a restart is named apart."""
     async with admin_env(tmp_path) as env:
         config = env.settings.file
         assert config is not None
+        text = config.read_text(encoding="utf-8")
+        fields = MemberFields(name="Ana Gil", role="agent", queues=["support-en"], secret="s" * 12)
+        config.write_text(agents_admin.add_member(text, "1102", fields), encoding="utf-8")
+        await env.store.set_agent_password("1102", "ana-console-pw")
         async with env.session() as client:
             csrf = await env.login(client, ADMIN)
             async with client.get("/admin") as resp:
-                assert 'id="awaiting-restart"' not in await resp.text()
-            status, html = await add_ana(client, csrf, role="agent", queues=["support-en"])
-            assert status == 200, html
-            assert re.search(r'id="awaiting-added">[^<]*<span class="mono">1102</span>', html)
-            assert 'id="awaiting-changed"' not in html and 'id="awaiting-queues"' not in html
-            # 1002's name and language change, and a queue's strategy: all listed, on /admin too.
-            version = await form_version(client, "/admin/members/1002")
-            status, html = await post_form(
-                client,
-                "/admin/members/1002",
-                csrf,
-                version,
-                name="John S.",
-                role="agent",
-                queues=["support-en", "support-fr"],
-                language="fr",
-                voicemail="on",
-            )
-            assert status == 200, html
-            version = await form_version(client, "/admin")
-            status, html = await post_form(
-                client, "/admin/queues/support-en", csrf, version, strategy="ringall", timeout_s="9"
-            )
-            assert status == 200, html
-            async with client.get("/admin") as resp:
                 page = await resp.text()
-            listed = r'id="awaiting-{}">[^<]*<span class="mono">{}</span>'
-            assert re.search(listed.format("changed", "1002"), page)
-            assert re.search(listed.format("queues", "support-en"), page)
+            assert re.search(r'id="pending-added">[^<]*<span class="mono">1102</span>', page)
             row = page.split('id="member-1102"', 1)[1].split("</tr>", 1)[0]
-            assert 'data-awaiting="added"' in row
-            row = page.split('id="member-1001"', 1)[1].split("</tr>", 1)[0]
-            assert "data-awaiting" not in row  # unchanged
-        async with env.session() as client:  # what the banner warns of
-            async with client.post(
-                "/login",
-                data={"extension": "1102", "password": "ana-console-pw"},
-                headers={"Accept": "application/json"},
-            ) as resp:
-                assert resp.status == 401, await resp.text()
+            assert 'data-pending="added"' in row
+            assert 'id="awaiting-restart"' not in page
+            assert not await can_log_in(env, "1102", "ana-console-pw")
 
-        # `serve` restarted on the saved file: the member logs in and nothing waits.
-        restarted = create_app(load_settings(config))
-        server = TestServer(restarted, host="127.0.0.1")
-        await server.start_server()
-        try:
-            async with aiohttp.ClientSession(
-                base_url=str(server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)
-            ) as client:
-                async with client.post(
-                    "/login",
-                    data={"extension": "1102", "password": "ana-console-pw"},
-                    headers={"Accept": "application/json"},
-                ) as resp:
-                    assert resp.status == 200, await resp.text()
-                async with client.post(
-                    "/login", data={"extension": ADMIN, "password": PASSWORD}
-                ) as resp:
-                    assert resp.status == 200, await resp.text()
-                async with client.get("/admin") as resp:
-                    assert resp.status == 200
-                    assert 'id="awaiting-restart"' not in await resp.text()
-        finally:
-            await server.close()
+            async with client.post("/admin/apply", data={"csrf": csrf}) as resp:
+                assert resp.status == 200
+                page = await resp.text()
+            assert 'id="applied"' in page and "use the file now" in page
+            assert 'id="pending-changes"' not in page
+            assert await can_log_in(env, "1102", "ana-console-pw")
+            entry = (await env.store.list_audit())[0]
+            assert (entry.actor, entry.action) == (ADMIN, "apply config file")
+
+            port = env.settings.server.web_port
+            edited = config.read_text(encoding="utf-8")
+            config.write_text(
+                edited.replace(f"web_port = {port}", f"web_port = {port + 1}", 1),
+                encoding="utf-8",
+            )
+            async with client.post("/admin/apply", data={"csrf": csrf}) as resp:
+                page = await resp.text()
+            assert "Nothing to apply" in page
+            assert re.search(r'id="awaiting-parts">server<', page)
+        async with env.session() as client:  # an agent cannot apply the file
+            csrf = await env.login(client, "1002")
+            async with client.post("/admin/apply", data={"csrf": csrf}) as resp:
+                assert resp.status == 403

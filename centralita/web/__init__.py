@@ -30,6 +30,7 @@ from centralita.keys import (
     WEBHOOKS,
 )
 from centralita.pop import PopBridge, PopHub
+from centralita.settings import Settings
 from centralita.times import shown
 from centralita.web import (
     agent_api,
@@ -47,6 +48,7 @@ from centralita.web.admin import setup_admin
 from centralita.web.prometheus import metrics_handler
 from centralita.web.proxy import setup_proxy
 from centralita.webhooks import WebhookSender
+from dialplan.model import Site
 
 log = logging.getLogger("centralita.web")
 
@@ -99,21 +101,14 @@ async def security_headers(
 
 async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     """Sessions, the pop hub and bridge, and the webhook sender for the app's lifetime."""
-    settings = app[SETTINGS]
+    settings = app[SETTINGS].current
     store = app[STORE]
     key = await auth.load_key(settings.server.secret_key, settings.data_dir, store)
     app[AUTH] = auth.Auth(key, store)
     hub = PopHub()
     app[HUB] = hub
     site = settings.site
-    # Who reads every call's notes in a history: the members whose role's console is
-    # supervisor or admin (as `permissions.is_supervisor`).
-    readers = [
-        m.extension
-        for m in site.members
-        if site.console_permission(m.extension) in ("supervisor", "admin")
-    ]
-    history = History(store, {a.extension: a.name for a in site.agents}, readers)
+    history = History(store, *history_people(site))
     app[BRIDGE] = PopBridge(store, hub, site.crm, on_sent=metrics.pop_sent, history=history)
     states = AgentStates(site, hub, login_queues=settings.console.login_queues)
     app[AGENT_STATES] = states
@@ -126,12 +121,15 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
         resync=(("QueueStatus", states.rebuild),),
     )
     pusher = asyncio.create_task(states.run(), name="centralita-agent-states")
-    sender = WebhookSender(
-        store,
-        settings.webhooks,
-        internal_numbers=[a.extension for a in settings.site.agents],
-    )
+    sender = WebhookSender(store, settings.webhooks, internal_numbers=internal_numbers(site))
     app[WEBHOOKS] = sender
+
+    def take_reload(new: Settings) -> None:
+        history.configure(*history_people(new.site))
+        states.configure(new.site, login_queues=new.console.login_queues)
+        sender.set_internal_numbers(internal_numbers(new.site))
+
+    app[SETTINGS].on_reload("the console's agents and histories", take_reload)
     if settings.webhooks:
         sender.start()  # also delivers what a previous run left in the outbox
     watcher = asyncio.create_task(watch_sessions(app), name="centralita-session-watch")
@@ -143,6 +141,22 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await sender.stop()
+
+
+def history_people(site: Site) -> tuple[dict[str, str], list[str]]:
+    """The names a history shows for each agent, and who reads every call's notes in it: the
+    members whose role's console is supervisor or admin (as `permissions.is_supervisor`)."""
+    readers = [
+        m.extension
+        for m in site.members
+        if site.console_permission(m.extension) in ("supervisor", "admin")
+    ]
+    return {a.extension: a.name for a in site.agents}, readers
+
+
+def internal_numbers(site: Site) -> list[str]:
+    """The numbers a webhook event calls internal: the members' extensions."""
+    return [a.extension for a in site.agents]
 
 
 async def close_ended_sessions(app: web.Application) -> int:

@@ -30,10 +30,10 @@ from aiohttp import web
 
 from centralita import agents_admin
 from centralita.agents_admin import (
-    AwaitingRestart,
     MemberFields,
-    awaiting_restart,
+    PendingChanges,
     config_hash,
+    pending_changes,
 )
 from centralita.cmd_render import (
     ami_secret_for,
@@ -74,6 +74,7 @@ def setup_admin(app: web.Application) -> None:
     r.add_post("/admin/members/{extension:[0-9]{1,20}}/remove", remove_member)
     r.add_post("/admin/queues/{name}", edit_queue)
     r.add_get("/admin/audit", audit_page)
+    r.add_post("/admin/apply", apply_file)
 
 
 # ----------------------------------------------------------------------------- permission
@@ -93,12 +94,12 @@ async def require_admin_post(request: web.Request) -> tuple[Session, dict[str, o
 
 
 def _check_admin(request: web.Request, session: Session) -> None:
-    if request.app[SETTINGS].site.console_permission(session.extension) != "admin":
+    if request.app[SETTINGS].current.site.console_permission(session.extension) != "admin":
         raise web.HTTPForbidden(text="this page is for admins (a role whose console is admin)")
 
 
 def _config_path(request: web.Request) -> Path:
-    path = request.app[SETTINGS].file
+    path = request.app[SETTINGS].current.file
     if path is None:
         raise web.HTTPConflict(
             text="the built-in demo cannot be edited: serve a config file of your own "
@@ -131,9 +132,9 @@ def _current(request: web.Request) -> Current:
     return Current(path, text, settings)
 
 
-def _waiting(request: web.Request, current: Current) -> AwaitingRestart:
-    """What the file holds that this running server does not use yet (read at start)."""
-    return awaiting_restart(request.app[SETTINGS], current.settings)
+def _waiting(request: web.Request, current: Current) -> PendingChanges:
+    """What the file holds that this running server does not use (yet)."""
+    return pending_changes(request.app[SETTINGS].current, current.settings)
 
 
 # ----------------------------------------------------------------------------- pages
@@ -142,20 +143,7 @@ def _waiting(request: web.Request, current: Current) -> AwaitingRestart:
 async def admin_page(request: web.Request) -> web.Response:
     """`GET /admin`: the members and the queues."""
     session = await require_admin(request)
-    current = _current(request)
-    return render_page(
-        request,
-        "admin.html",
-        session,
-        site=current.settings.site,
-        waiting=_waiting(request, current),
-        version=current.version,
-        strategies=QUEUE_STRATEGIES,
-        page_error="",
-        queue_errors={},
-        queue_error_name="",
-        conf_dir=current.settings.asterisk.conf_dir,
-    )
+    return _admin(request, session, _current(request))
 
 
 @dataclass
@@ -279,6 +267,8 @@ class Outcome:
     reload_output: str = ""
     reload_ok: bool = True
     secret: str = ""  # a generated SIP secret, shown once
+    applied: bool = False  # the running server took the new file (centralita/live.py)
+    apply_error: str = ""  # why it did not (the file is saved all the same)
 
 
 async def _save(
@@ -326,6 +316,11 @@ async def _save(
             )
             outcome.reload_ok = outcome.reload_ok and code == 0
     outcome.reload_output = reload_out.getvalue() + reload_err.getvalue()
+    # After Asterisk's reload: the AMI lists a reload asks for again then hold the new members.
+    try:
+        outcome.applied = request.app[SETTINGS].apply(new_settings).applied
+    except ConfigError as exc:
+        outcome.apply_error = exc.reason
     return outcome
 
 
@@ -556,7 +551,32 @@ def _admin_with_error(
     queue: str,
     errors: Mapping[str, str] | None = None,
 ) -> web.Response:
-    response = render_page(
+    response = _admin(
+        request,
+        session,
+        current,
+        page_error=message if not errors else "",
+        queue_errors=dict(errors or {}),
+        queue_error_name=queue,
+    )
+    response.set_status(422)
+    return response
+
+
+def _admin(
+    request: web.Request, session: Session, current: Current, **shown: object
+) -> web.Response:
+    """The /admin page: members, queues, what the file holds that the server does not use;
+    `shown` overrides the page's messages (page_error, queue_errors, queue_error_name,
+    applied)."""
+    page: dict[str, object] = {
+        "page_error": "",
+        "queue_errors": {},
+        "queue_error_name": "",
+        "applied": None,
+    }
+    page.update(shown)
+    return render_page(
         request,
         "admin.html",
         session,
@@ -564,13 +584,31 @@ def _admin_with_error(
         waiting=_waiting(request, current),
         version=current.version,
         strategies=QUEUE_STRATEGIES,
-        page_error=message if not errors else "",
-        queue_errors=dict(errors or {}),
-        queue_error_name=queue,
         conf_dir=current.settings.asterisk.conf_dir,
+        **page,
     )
-    response.set_status(422)
-    return response
+
+
+async def apply_file(request: web.Request) -> web.Response:
+    """`POST /admin/apply`: the running server takes the config file now, as on SIGHUP (for
+    a hand edit: a save in /admin applies at once)."""
+    session, _ = await require_admin_post(request)
+    async with request.app[ADMIN_LOCK]:
+        current = _current(request)
+        try:
+            done = request.app[SETTINGS].apply(current.settings)
+        except ConfigError as exc:
+            response = _admin(request, session, current, page_error=f"{exc.key}: {exc.reason}")
+            response.set_status(422)
+            return response
+        if done.applied:
+            await request.app[STORE].add_audit(
+                actor=session.extension,
+                action="apply config file",
+                subject=current.path.name,
+                changes="",
+            )
+    return _admin(request, session, current, applied=done.applied)
 
 
 async def edit_queue(request: web.Request) -> web.Response:

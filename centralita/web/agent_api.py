@@ -51,13 +51,13 @@ def api_error(status: int, message: str, code: str, field: str | None = None) ->
 
 
 def _agent_language(request: web.Request, session: Session) -> str:
-    agent = request.app[SETTINGS].site.agent(session.extension)
+    agent = request.app[SETTINGS].current.site.agent(session.extension)
     return agent.language if agent is not None else "en"
 
 
 async def me_json(request: web.Request, session: Session) -> dict[str, Any]:
     """`GET /api/me`'s body (also the console page's bootstrap)."""
-    settings = request.app[SETTINGS]
+    settings = request.app[SETTINGS].current
     site = settings.site
     agent = site.agent(session.extension)
     language = agent.language if agent is not None else "en"
@@ -184,7 +184,7 @@ def read_pause(request: web.Request, body: dict[str, object]) -> tuple[bool, str
         reason = ""
     if not isinstance(reason, str):
         raise api_error(400, "reason must be text", "bad_reason", "reason")
-    reasons = request.app[SETTINGS].console.pause_reasons
+    reasons = request.app[SETTINGS].current.console.pause_reasons
     if paused and reason and reason not in reasons:
         raise api_error(
             400, f"unknown pause reason (one of {', '.join(reasons)})", "bad_reason", "reason"
@@ -261,7 +261,7 @@ async def set_member_queue(
 
     Returns once Asterisk took it; raises Refused (`subject` starts its text: "You are",
     "John Smith (1002) is") when Asterisk refused, 503 when AMI is away."""
-    settings = request.app[SETTINGS]
+    settings = request.app[SETTINGS].current
     device = request.app[AGENT_STATES].device(extension)
     if member:
         agent = settings.site.agent(extension)
@@ -294,7 +294,7 @@ async def api_queue(request: web.Request) -> web.Response:
     one queue as a dynamic member; the page waits for `agent.state`."""
     session, body = await require_post(request)
     name = request.match_info["queue"]
-    settings = request.app[SETTINGS]
+    settings = request.app[SETTINGS].current
     if settings.site.queue(name) is None:
         raise api_error(404, f"there is no queue {name!r}", "unknown_queue")
     member = body.get("member")
@@ -323,7 +323,7 @@ async def api_normalize(request: web.Request) -> web.Response:
     await require_api(request)
     try:
         number, display = phone.dial_number(
-            _number_param(request), request.app[SETTINGS].console.default_region
+            _number_param(request), request.app[SETTINGS].current.console.default_region
         )
     except phone.DialNumberError as exc:
         raise api_error(400, str(exc), "bad_number", "number") from None

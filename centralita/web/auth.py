@@ -236,7 +236,7 @@ async def current_session(request: web.Request) -> Session | None:
     session = request.app[AUTH].read(request.cookies.get(COOKIE))
     if session is None:
         return None
-    if request.app[SETTINGS].site.agent(session.extension) is None:
+    if request.app[SETTINGS].current.site.agent(session.extension) is None:
         return None
     if not await request.app[STORE].session_valid(session.extension, session.sid, session.version):
         return None
@@ -439,7 +439,7 @@ async def login(request: web.Request) -> web.Response:
         )
         limited.headers["Retry-After"] = str(int(wait) + 1)
         return limited
-    settings = request.app[SETTINGS]
+    settings = request.app[SETTINGS].current
     known = settings.site.agent(extension) is not None
     try:
         async with auth.hash_slot():

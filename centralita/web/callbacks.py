@@ -187,7 +187,7 @@ async def callbacks_page(request: web.Request) -> web.Response:
     by_callback: dict[int, list[CallbackAttempt]] = {}
     for attempt in attempts:
         by_callback.setdefault(attempt.callback_id, []).append(attempt)
-    agents = assignable(request.app[SETTINGS].site)
+    agents = assignable(request.app[SETTINGS].current.site)
     return render_page(
         request,
         "callbacks.html",
@@ -195,7 +195,7 @@ async def callbacks_page(request: web.Request) -> web.Response:
         callbacks=callbacks,
         attempts=by_callback,
         agents=agents,
-        agent_names={m.extension: m.name for m in request.app[SETTINGS].site.members},
+        agent_names={m.extension: m.name for m in request.app[SETTINGS].current.site.members},
         status=status or "",
         max_note=MAX_NOTES,
     )
@@ -227,7 +227,7 @@ async def api_assign(request: web.Request) -> web.Response:
         raise api_error(404, "there is no such callback", "unknown_callback")
     _pending(callback)
     agent = _text(body, "agent", 40)
-    if agent and agent not in dict(assignable(request.app[SETTINGS].site)):
+    if agent and agent not in dict(assignable(request.app[SETTINGS].current.site)):
         raise api_error(400, f"{agent!r} does not take queue calls", "bad_agent", "agent")
     updated = await store.assign_callback(callback.id, agent)
     if updated is None:

@@ -84,7 +84,7 @@ PAGE_PREFIXES = ("/api/", "/static/", "/ws", "/metrics", "/healthz")
 
 async def page_language(request: web.Request, session: Session) -> str:
     """The language of an agent's pages: their own choice, else their configured language."""
-    agent = request.app[SETTINGS].site.agent(session.extension)
+    agent = request.app[SETTINGS].current.site.agent(session.extension)
     default = agent.language if agent else i18n.SOURCE_LANGUAGE
     prefs = await load_preferences(request.app[STORE], session.extension, default_language=default)
     return i18n.supported(prefs["ui_language"]) or i18n.SOURCE_LANGUAGE
@@ -109,7 +109,7 @@ async def language_middleware(
 
 
 def render_page(request: web.Request, name: str, session: Session, **values: Any) -> web.Response:
-    settings = request.app[SETTINGS]
+    settings = request.app[SETTINGS].current
     agent = settings.site.agent(session.extension)
     default = agent.language if agent else i18n.SOURCE_LANGUAGE
     language = values.pop("language", None) or UI_LANGUAGE.get() or default
@@ -162,7 +162,7 @@ async def console_page(request: web.Request) -> web.Response:
     """`GET /`: the agent console (the pop, contacts, outcome form, click-to-dial), started
     from the body of `GET /api/me` (docs/console.md)."""
     session = await require_page(request)
-    settings = request.app[SETTINGS]
+    settings = request.app[SETTINGS].current
     config = await agent_api.me_json(request, session)
     return render_page(
         request,
@@ -280,7 +280,7 @@ async def api_outcome(request: web.Request) -> web.Response:
     unless mapped (docs/asterisk-protocol.md#cdr), so only the Uniqueid joins it to /calls.
     """
     session, body = await require_post(request)
-    settings = request.app[SETTINGS]
+    settings = request.app[SETTINGS].current
     call_id = _field(body, "call_id", required=True, limit=200)
     call_id = _field(body, "uniqueid", limit=200) or call_id
     outcome = _field(body, "outcome", required=True, limit=200)
@@ -363,7 +363,7 @@ async def click_to_dial(
     (`_bad`) for a number that is not digits, `+`, `*`, `#` (so no CR/LF ever reaches an AMI
     header), and DialRefused while the agent is on a call or AMI is away.
     """
-    settings = request.app[SETTINGS]
+    settings = request.app[SETTINGS].current
     try:
         # Pasted text is cleaned (spaces, dashes, brackets, a national prefix) but a stray
         # CR/LF or a letter is refused, not trimmed; then the AMI-side check.
@@ -543,8 +543,8 @@ async def calls_page(request: web.Request) -> web.Response:
         prev_url=f"/calls?{urlencode({**kept, 'page': page - 1})}" if page > 1 else None,
         next_url=f"/calls?{urlencode({**kept, 'page': page + 1})}" if page < pages else None,
         csv_url=f"/calls.csv?{urlencode(kept)}",
-        agents=request.app[SETTINGS].site.agents,
-        dispositions=request.app[SETTINGS].site.dispositions,
+        agents=request.app[SETTINGS].current.site.agents,
+        dispositions=request.app[SETTINGS].current.site.dispositions,
         recorded=await _recorded(request, session, calls),
     )
 
@@ -554,7 +554,7 @@ async def _recorded(request: web.Request, session: Session, calls: list[CallRow]
     files are checked in a thread: a page of stat() calls stays off the event loop)."""
     if not may_listen(request, session):
         return set()
-    folder = request.app[SETTINGS].site.recordings_dir
+    folder = request.app[SETTINGS].current.site.recordings_dir
 
     def existing() -> set[str]:
         return {c.uniqueid for c in calls if recording_path(folder, c.uniqueid) is not None}
@@ -599,7 +599,7 @@ def _peer_allowed(request: web.Request) -> bool:
         return False
     return any(
         address in ipaddress.ip_network(peer, strict=False)
-        for peer in request.app[SETTINGS].server.allowed_peers
+        for peer in request.app[SETTINGS].current.server.allowed_peers
     )
 
 
@@ -631,7 +631,7 @@ async def api_callmyway(request: web.Request) -> web.Response:
     if not _peer_allowed(request):
         return web.json_response({"error": "this address may not post events"}, status=403)
     raw = await request.read()  # (bounded by client_max_size) so the connection can be reused
-    secret = request.app[SETTINGS].server.events_secret
+    secret = request.app[SETTINGS].current.server.events_secret
     if not secret:
         return web.json_response(
             {"error": "events are off: set [server] events_secret to accept them"}, status=403
@@ -654,7 +654,7 @@ async def api_callmyway(request: web.Request) -> web.Response:
     except ValueError as exc:
         return web.json_response({"error": str(exc)}, status=400)
     agent = data["endpoint_id"]
-    if request.app[SETTINGS].site.agent(agent) is None:
+    if request.app[SETTINGS].current.site.agent(agent) is None:
         return web.json_response({"error": f"endpoint_id {agent!r} is not an agent"}, status=400)
     direction = "out" if data["type"] == "out" else "in"
     number = data["dnis"] if direction == "out" else data["ani"]

@@ -19,7 +19,7 @@ LISTENERS = frozenset({"quality", "supervisor", "admin"})
 
 def permission_of(request: web.Request, session: Session) -> str | None:
     """The session's member's console permission; None for a member no longer configured."""
-    return request.app[SETTINGS].site.console_permission(session.extension)
+    return request.app[SETTINGS].current.site.console_permission(session.extension)
 
 
 def is_supervisor(request: web.Request, session: Session) -> bool:

@@ -92,5 +92,5 @@ TRUSTED = web.AppKey("trusted_proxies", tuple)
 
 def setup_proxy(app: web.Application) -> None:
     """Install `behind_proxy` before every other middleware."""
-    app[TRUSTED] = networks(app[SETTINGS].server.trusted_proxies)
+    app[TRUSTED] = networks(app[SETTINGS].current.server.trusted_proxies)
     app.middlewares.insert(0, behind_proxy)

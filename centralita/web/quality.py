@@ -85,7 +85,7 @@ def _read_boxes(spools: list[Path], box: str) -> list[Message]:
 
 
 async def _box_messages(request: web.Request) -> list[Message]:
-    settings = request.app[SETTINGS]
+    settings = request.app[SETTINGS].current
     spools = [server.spool_dir for server in settings.asterisks]
     # A folder of small files: read in a thread, so the event loop never waits on the disk.
     return await asyncio.to_thread(_read_boxes, spools, settings.site.survey.voicemail_box)
@@ -107,7 +107,7 @@ async def complaints_page(request: web.Request) -> web.Response:
     name, the customer, a link to the call in /calls and the caller's message."""
     session = await require_page(request)
     require_quality(request, session)
-    settings = request.app[SETTINGS]
+    settings = request.app[SETTINGS].current
     threshold = settings.site.survey.threshold
     ratings = await request.app[STORE].list_ratings(below=threshold)
     matched = match_messages(ratings, await _box_messages(request))
@@ -166,7 +166,7 @@ async def voicemail_audio(request: web.Request) -> web.StreamResponse:
     message = match_messages([rating], await _box_messages(request)).get(rating.id)
     if message is None or message.audio is None:
         return error(request, 404, f"the caller of rating {rating.id} left no message")
-    settings = request.app[SETTINGS]
+    settings = request.app[SETTINGS].current
     path = next(
         (
             found
@@ -192,7 +192,7 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
     if not records:
         return error(request, 404, "there is no such call")
     uniqueid = records[0].uniqueid  # the name comes from the store's record
-    path = recording_path(request.app[SETTINGS].site.recordings_dir, uniqueid)
+    path = recording_path(request.app[SETTINGS].current.site.recordings_dir, uniqueid)
     if path is None:
         return error(request, 404, f"call {uniqueid} has no recording")
     await _audited(request, session, "playback.recording", f"call {uniqueid}", path.name)

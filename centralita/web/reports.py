@@ -111,7 +111,7 @@ def chart_data(report: Report) -> dict[str, Any]:
 async def reports_page(request: web.Request) -> web.Response:
     """`GET /reports`: the report page (supervisors)."""
     report, period, session = await _report(request)
-    site = request.app[SETTINGS].site
+    site = request.app[SETTINGS].current.site
     names = {a.extension: a.name for a in site.agents}
     queues = {q.name: q.service_level_s for q in site.queues}
     agent = site.agent(session.extension)
@@ -236,7 +236,7 @@ async def reports_csv(request: web.Request) -> web.Response:
     if table not in CSV_TABLES:
         raise web.HTTPNotFound(text="no such report table")
     report, period, _session = await _report(request)
-    names = {a.extension: a.name for a in request.app[SETTINGS].site.agents}
+    names = {a.extension: a.name for a in request.app[SETTINGS].current.site.agents}
     body = b"".join(
         csvlog.encode_row([str(c) for c in row]) for row in csv_rows(table, report, names)
     )

@@ -67,7 +67,7 @@ async def _supervisor_post(request: web.Request) -> tuple[Session, dict[str, obj
             "not_supervisor",
         )
     extension = request.match_info["extension"]
-    agent = request.app[SETTINGS].site.member(extension)
+    agent = request.app[SETTINGS].current.site.member(extension)
     if agent is None:
         raise api_error(404, f"there is no agent {extension!r}", "unknown_agent")
     return session, body, agent
@@ -91,7 +91,7 @@ async def _audit(
 def _queue_param(request: web.Request, name: object) -> str:
     if not isinstance(name, str) or not name:
         raise api_error(400, "queue must be a queue's name", "bad_field", "queue")
-    if request.app[SETTINGS].site.queue(name) is None:
+    if request.app[SETTINGS].current.site.queue(name) is None:
         raise api_error(404, f"there is no queue {name!r}", "unknown_queue")
     return name
 
@@ -121,7 +121,7 @@ async def api_queue(request: web.Request) -> web.Response:
     logged_in = body.get("logged_in")
     if not isinstance(logged_in, bool):
         raise api_error(400, "logged_in must be true or false", "bad_field", "logged_in")
-    role = request.app[SETTINGS].site.role(agent.role)
+    role = request.app[SETTINGS].current.site.role(agent.role)
     if logged_in and role is not None and not role.queue_calls:
         raise api_error(
             409, f"{agent.name}'s role {role.name!r} takes no queue calls", "no_queue_calls"
@@ -152,7 +152,7 @@ async def api_spy(request: web.Request) -> web.Response:
         raise api_error(400, f"mode must be one of {', '.join(SPY_MODES)}", "bad_field", "mode")
     if agent.extension == session.extension:
         raise api_error(400, "you cannot listen to your own calls", "own_call")
-    site = request.app[SETTINGS].site
+    site = request.app[SETTINGS].current.site
     if site.member(session.extension) is None:  # a supervisor the config no longer has
         raise api_error(409, "you have no phone in the configuration", "no_phone")
     phone = site.device(session.extension)

@@ -176,7 +176,7 @@ class WallboardHub:
         if not self.sockets:
             return
         ended = await app[STORE].ended_sessions(set(self.sockets.values()))
-        site = app[SETTINGS].site
+        site = app[SETTINGS].current.site
         for ws, (extension, sid, _) in list(self.sockets.items()):
             if sid in ended or site.console_permission(extension) not in SUPERVISORS:
                 self.remove(ws)
@@ -202,7 +202,7 @@ async def wallboard_ctx(app: web.Application) -> AsyncIterator[None]:
     """The model and its pusher for the app's lifetime. Appended after `console_ctx` (which
     registers the agent-state mirror) and before the AMI feed: the model reads each event
     and each QueueStatus after the mirror has applied it."""
-    model = Wallboard(app[SETTINGS].site, app[AGENT_STATES])
+    model = Wallboard(app[SETTINGS].current.site, app[AGENT_STATES])
     hub = WallboardHub(model, model.clock, app[STORE])
     app[WALLBOARD] = hub
     app[AMI_TAPS].add(
@@ -238,7 +238,7 @@ async def wallboard_page(request: web.Request) -> web.Response:
     agents' actions)."""
     session = await require_page(request)
     require_supervisor(request, session)
-    settings = request.app[SETTINGS]
+    settings = request.app[SETTINGS].current
     return render_page(
         request,
         "wallboard.html",
