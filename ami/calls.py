@@ -25,6 +25,10 @@ STATE_UP = 6
 # main/devicestate.c:164-174).
 BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
 
+# DialEnd statuses that end the dialled leg (docs/asterisk-protocol.md#ami-call-events);
+# CONTINUE/GOTO do not.
+DIAL_FAILED = frozenset({"BUSY", "NOANSWER", "CANCEL", "CONGESTION", "CHANUNAVAIL", "ABORT"})
+
 
 @dataclass(frozen=True, slots=True)
 class CallChange:
@@ -266,8 +270,14 @@ class AgentDevices:
     """Which agent a channel, a device or a queue member interface belongs to."""
 
     def __init__(self, agents: Collection[str], driver_prefixes: Collection[str]) -> None:
-        self.agents = frozenset(agents)
+        self.agents: frozenset[str] = frozenset()
         self._prefixes = frozenset(driver_prefixes)
+        self.set_agents(agents)
+
+    def set_agents(self, agents: Collection[str]) -> None:
+        """The extensions that are agents, replaced; the driver prefixes are kept. A channel
+        of an extension no longer listed stops counting as an agent's from the next lookup."""
+        self.agents = frozenset(agents)
 
     def agent_of_channel(self, name: str) -> str | None:
         """The agent extension of a device channel (`PJSIP/1001-00000001` -> "1001")."""

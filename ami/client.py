@@ -257,6 +257,18 @@ class AmiListener:
             raise AmiNotConnected(f"not connected to AMI: {self.last_error or 'connecting'}")
         return await self._list(name, headers, timeout_s or self.action_timeout_s, on_complete)
 
+    async def relist(self) -> None:
+        """Ask for the `resync` lists (QueueStatus ...), each applied by its hook where it
+        completes in the stream: at login, and again when what the hooks derive from the
+        config changed (CoreShowChannels is not asked again). Not logged in: nothing to do,
+        the next login asks. Raises as `list_action` if the link goes meanwhile."""
+        if not self._connected:
+            return
+        for action, apply in self.resync:
+            ack, _ = await self._list(action, (), self.action_timeout_s, apply)
+            if not ack.is_success:
+                log.warning("AMI %s refused: %s", action, ack.value("Message"))
+
     def expect_event(self, action_id: str, name: str) -> asyncio.Future[AmiMessage]:
         """A future for the event `name` carrying `action_id` (e.g. OriginateResponse).
 
@@ -403,10 +415,7 @@ class AmiListener:
             )
             if not chan_ack.is_success:
                 raise AmiError(f"CoreShowChannels refused: {chan_ack.value('Message')}")
-            for action, apply in self.resync:
-                ack, _ = await self._list(action, (), self.action_timeout_s, apply)
-                if not ack.is_success:
-                    log.warning("AMI %s refused: %s", action, ack.value("Message"))
+            await self.relist()
             self._ready.set()
             self._tell_link(True)
             ping_task = asyncio.create_task(self._pinger(), name="ami-ping")

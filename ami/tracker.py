@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Iterable
 from ami.calls import (
     ANSWERED,
     BUSY_DEVICE_STATES,
+    DIAL_FAILED,
     ENDED,
     RINGING,
     STATE_UP,
@@ -35,11 +36,6 @@ from ami.calls import (
 from ami.protocol import AmiMessage
 from dialplan import names
 from dialplan.names import CUSTOMER_ID_VAR, DIAL_VAR, OUTBOUND_CONTEXT, VARIABLE_PREFIX
-
-# DialEnd statuses that end the dialled leg (docs/asterisk-protocol.md#ami-call-events);
-# CONTINUE/GOTO do not.
-_DIAL_FAILED = frozenset({"BUSY", "NOANSWER", "CANCEL", "CONGESTION", "CHANUNAVAIL", "ABORT"})
-
 
 Handler = Callable[[AmiMessage], list[CallChange]]
 
@@ -100,6 +96,10 @@ class CallTracker:
     @property
     def agents(self) -> frozenset[str]:
         return self._agent_devices.agents
+
+    def set_agents(self, agents: Collection[str]) -> None:
+        """Track `agents` from now on; the driver prefixes and every call tracked are kept."""
+        self._agent_devices.set_agents(agents)
 
     def handle(self, msg: AmiMessage) -> list[CallChange]:
         """Apply one message; return the call changes it caused (often none)."""
@@ -589,7 +589,7 @@ class CallTracker:
             if leg is not None:
                 changes += self._answer_leg(leg.uniqueid)
             return changes
-        if status in _DIAL_FAILED and dest_uid:
+        if status in DIAL_FAILED and dest_uid:
             self._chan(msg, "Dest")
             return self._end_leg(dest_uid)
         return []

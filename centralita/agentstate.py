@@ -139,6 +139,30 @@ class AgentStates:
         self.hub = hub
         self.clock = clock
         self.connected = False
+        self._agents: set[str] = set()
+        self._interfaces: dict[str, str] = {}
+        self._devices: dict[str, str] = {}
+        self._wrapup: dict[str, int] = {}
+        self._allowed: dict[str, tuple[str, ...]] = {}
+        self._members: dict[str, dict[str, Member]] = {}
+        self._since: dict[str, float] = {}
+        self._started = clock()  # `since` of an agent whose state has not changed yet
+        self._shown: dict[str, tuple[bool, str]] = {}
+        self._pending: dict[str, None] = {}
+        self._wake = asyncio.Event()
+        self._link_pending: bool | None = None
+        self.sent = 0
+        self.configure(site, login_queues=login_queues)
+
+    def configure(self, site: Site, *, login_queues: Iterable[str] = ()) -> None:
+        """Take the agents, devices, wrap-up times and allowed queues from `site`.
+
+        Kept: the memberships, `since` and last shown pause of every agent still configured
+        (Asterisk still holds them; the next QueueStatus or event corrects any that moved).
+        Dropped: everything about an agent no longer configured, including a pending push.
+        A new agent starts with no memberships. Every configured agent is then queued for
+        `run()` to send its state again, since its allowed queues may have changed.
+        """
         self._agents = {a.extension for a in site.agents}
         # Interfaces as app_queue names them (case-insensitive: interface_exists uses
         # strcasecmp), from the same `device()` that renders queues.conf and QueueAdd.
@@ -151,14 +175,12 @@ class AgentStates:
         self._allowed = {
             a.extension: (*a.queues, *(q for q in extra if q not in a.queues)) for a in site.agents
         }
-        self._members: dict[str, dict[str, Member]] = {a: {} for a in self._agents}
-        self._since: dict[str, float] = {}
-        self._started = clock()  # `since` of an agent whose state has not changed yet
-        self._shown: dict[str, tuple[bool, str]] = {}
-        self._pending: dict[str, None] = {}
-        self._wake = asyncio.Event()
-        self._link_pending: bool | None = None
-        self.sent = 0
+        self._members = {a: self._members.get(a, {}) for a in self._agents}
+        self._since = {a: t for a, t in self._since.items() if a in self._agents}
+        self._shown = {a: s for a, s in self._shown.items() if a in self._agents}
+        self._pending = {a: None for a in self._pending if a in self._agents}
+        for agent in sorted(self._agents):
+            self._queue(agent)
 
     # -- reading AMI ------------------------------------------------------------------------
 
@@ -309,6 +331,10 @@ class AgentStates:
         if self._shown.get(agent) != shown or agent not in self._since:
             self._shown[agent] = shown
             self._since[agent] = self.clock()
+        self._queue(agent)
+
+    def _queue(self, agent: str) -> None:
+        """Have `run()` send the agent's `agent.state` (once, however many times queued)."""
         self._pending[agent] = None
         self._wake.set()
 

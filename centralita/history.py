@@ -62,8 +62,19 @@ class History:
         self, store: StoreBackend, agent_names: Mapping[str, str], supervisors: Collection[str]
     ) -> None:
         self.store = store
+        self.agent_names: dict[str, str] = {}
+        self.supervisors: frozenset[str] = frozenset()
+        self.configure(agent_names, supervisors)
+
+    def configure(self, agent_names: Mapping[str, str], readers: Collection[str]) -> None:
+        """Take the agents' names and who reads every call's notes (`readers`) anew.
+
+        Nothing else is kept here: every lookup reads the store, so the next one shows the
+        new names and hides or shows notes by the new readers. A removed agent's calls are
+        still listed, under its extension with no name.
+        """
         self.agent_names = dict(agent_names)
-        self.supervisors = frozenset(supervisors)
+        self.supervisors = frozenset(readers)
 
     async def lookup(
         self,

@@ -95,13 +95,27 @@ class QueueLog:
     ) -> None:
         self.emit = emit
         self.clock = clock
-        # Interfaces as app_queue names them (case-insensitive, as interface_exists).
-        self._agents = {site.device(a.extension).lower(): a.extension for a in site.agents}
-        self._service_levels = {q.name: q.service_level_s for q in site.queues}
+        self._agents: dict[str, str] = {}
+        self._service_levels: dict[str, int] = {}
         self._joined: collections.OrderedDict[tuple[str, str], float] = collections.OrderedDict()
         # Each agent's paused memberships (queue -> reason), and its open pause's reason.
         self._paused: dict[str, dict[str, str]] = {}
         self._open: dict[str, str] = {}
+        self.configure(site)
+
+    def configure(self, site: Site) -> None:
+        """Take the agents' interfaces and the queues' service levels from `site`.
+
+        Kept: the callers waiting, the paused memberships and the open pauses, so a call or
+        pause under way ends in the log as it began. Nothing is dropped here: a removed
+        agent's later events are logged under its interface (`agent_of`), and a pause it
+        left open (under its extension) is closed by the next `rebuild`, as is one a new
+        agent had under its interface; a removed queue's calls count against the default
+        service level.
+        """
+        # Interfaces as app_queue names them (case-insensitive, as interface_exists).
+        self._agents = {site.device(a.extension).lower(): a.extension for a in site.agents}
+        self._service_levels = {q.name: q.service_level_s for q in site.queues}
 
     def agent_of(self, interface: str) -> str:
         """The extension of a member interface (`PJSIP/1001`); the interface itself for a

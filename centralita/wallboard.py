@@ -177,18 +177,17 @@ class Wallboard:
         self.states = states
         self.clock = clock
         self.connected = False
-        self._queues = [q.name for q in site.queues]
-        self._service_level = {q.name: q.service_level_s for q in site.queues}
-        self._wrapup = {q.name: q.wrapup_s for q in site.queues}
-        # The members who take queue calls (their role's `queue_calls`), in config order.
-        takers = [a for a in site.agents if (r := site.role(a.role)) is None or r.queue_calls]
-        self._names = {a.extension: a.name for a in takers}
-        self._agents = [a.extension for a in takers]
+        # Derived from the site (`configure`).
+        self._queues: list[str] = []
+        self._service_level: dict[str, int] = {}
+        self._wrapup: dict[str, int] = {}
+        self._names: dict[str, str] = {}
+        self._agents: list[str] = []
         started = clock()
         self._day = self._today(started)
-        self._counts: dict[str, _Day] = {q: _Day() for q in self._queues}
+        self._counts: dict[str, _Day] = {}
         # Callers waiting: queue -> Uniqueid -> since when (epoch seconds).
-        self._callers: dict[str, dict[str, float]] = {q: {} for q in self._queues}
+        self._callers: dict[str, dict[str, float]] = {}
         # Agents' calls seen in the queue events: ringing (Uniqueid), on a call (Uniqueid ->
         # queue), and the end of the wrap-up after an AgentComplete.
         self._ringing: dict[str, set[str]] = {}
@@ -205,12 +204,62 @@ class Wallboard:
         # and those counts: kept as agents change rather than recounted from the members on
         # every refresh of a queue (a busy queue refreshes with every caller).
         self._shares: dict[str, dict[str, _Share]] = {}
-        self._tally: dict[str, _Tally] = {q: _Tally() for q in self._queues}
-        self._dirty_agents: dict[str, None] = dict.fromkeys(self._agents)
-        self._dirty_queues: dict[str, None] = dict.fromkeys(self._queues)
-        self._link_changed = False
+        self._tally: dict[str, _Tally] = {}
+        self._dirty_agents: dict[str, None] = {}
+        self._dirty_queues: dict[str, None] = {}
         self.wants_totals = True  # the day's counts are to be read from the store
         self.changed: Callable[[], object] = lambda: None
+        self.configure(site)
+        # Nothing was shown yet: a page that opens gets its snapshot from /wallboard/ws.
+        self._snapshot_due = False
+
+    def configure(self, site: Site) -> None:
+        """Take the queues, service levels, wrap-ups and queue-call takers from `site`.
+
+        Kept, for every queue and agent still configured: the day's counts, the callers
+        waiting, who rings and talks, the wrap-ups, what was shown and since when, and each
+        agent's share of the queue counts. Dropped: all of that for a queue or agent no
+        longer configured (a removed agent leaves the counts of the queues it was in). A new
+        queue starts empty, its day's counts read again from the store (`wants_totals`).
+        Call after `AgentStates.configure`: every row is recomputed from it, and the next
+        `refresh()` sends one `wallboard.snapshot`, which pages take as the whole board.
+        """
+        self._queues = [q.name for q in site.queues]
+        self._service_level = {q.name: q.service_level_s for q in site.queues}
+        self._wrapup = {q.name: q.wrapup_s for q in site.queues}
+        # The members who take queue calls (their role's `queue_calls`), in config order.
+        takers = [a for a in site.agents if (r := site.role(a.role)) is None or r.queue_calls]
+        self._names = {a.extension: a.name for a in takers}
+        self._agents = [a.extension for a in takers]
+        queues, agents = set(self._queues), set(self._agents)
+        self._counts = {q: self._counts.get(q) or _Day() for q in self._queues}
+        self._callers = {q: self._callers.get(q, {}) for q in self._queues}
+        self._tally = {q: self._tally.get(q) or _Tally() for q in self._queues}
+        self._queue_json = {q: j for q, j in self._queue_json.items() if q in queues}
+        for agent in set(self._shares) - agents:
+            for queue, share in self._shares.pop(agent).items():
+                if queue in self._tally:
+                    self._tally[queue].add(share, -1)
+        self._ringing = {a: r for a, r in self._ringing.items() if a in agents}
+        rung = {u: {a: None for a in ring if a in agents} for u, ring in self._rung.items()}
+        self._rung = {u: ring for u, ring in rung.items() if ring}
+        self._talking = {a: t for a, t in self._talking.items() if a in agents}
+        self._after_call = {a: t for a, t in self._after_call.items() if a in agents}
+        self._in_wrapup &= agents
+        self._agent_json = {a: j for a, j in self._agent_json.items() if a in agents}
+        self._since = {a: s for a, s in self._since.items() if a in agents}
+        for agent, shown in self._agent_json.items():
+            # A queue gone takes the agent's share with it; one added gets it now, even when
+            # the agent's row does not change.
+            self._shares[agent] = {
+                q: share for q, share in self._shares.get(agent, {}).items() if q in queues
+            }
+            self._index(agent, shown, shown)
+        self._dirty_agents = {a: None for a in self._dirty_agents if a in agents}
+        self._dirty_queues = {q: None for q in self._dirty_queues if q in queues}
+        self.wants_totals = True
+        self._snapshot_due = True
+        self._touch_all()
 
     # -- reading AMI ------------------------------------------------------------------------
 
@@ -343,7 +392,7 @@ class Wallboard:
         """The AMI link is up (after the rebuild) or down: the next `refresh()` sends every
         page a fresh snapshot, whose `asterisk` says which."""
         self.connected = connected
-        self._link_changed = True
+        self._snapshot_due = True
         self._touch_all()
 
     # -- what changed -----------------------------------------------------------------------
@@ -397,7 +446,7 @@ class Wallboard:
     def refresh(self) -> list[str]:
         """The `wallboard.agent` and `wallboard.queue` messages (JSON text) of every agent
         and queue whose shown state changed since the last call; after the AMI link went
-        up or down, one `wallboard.snapshot` instead."""
+        up or down or a `configure`, one `wallboard.snapshot` instead."""
         out: list[str] = []
         while self._dirty_agents:
             agent = next(iter(self._dirty_agents))
@@ -421,8 +470,8 @@ class Wallboard:
                 continue
             self._queue_json[queue] = fresh_queue
             out.append(json.dumps({"type": "wallboard.queue", "queue": fresh_queue}))
-        if self._link_changed:
-            self._link_changed = False
+        if self._snapshot_due:
+            self._snapshot_due = False
             return [json.dumps(self.snapshot())]
         return out
 

@@ -259,6 +259,14 @@ class WebhookSender:
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
+    def set_internal_numbers(self, numbers: Collection[str]) -> None:
+        """The numbers whose calls are `internal` (the members' extensions), replaced.
+
+        Kept: the calls under way and the outbox. A call's type is read when each of its
+        events is made, so a call under way takes the new numbers from its next event on.
+        """
+        self.events.internal_numbers = frozenset(numbers)
+
     def event_key(self, action: str, callid: str) -> str:
         """The identity of a call event: the call, the action and how many times the call
         had that action before (a call that rings, is left, and rings again starts twice).

@@ -22,6 +22,7 @@ from test_web_support import (
 from ami.cdr import CallRecord
 from ami.fake_queues import FakeMember
 from ami.testing import load_trace, rewrite
+from centralita.keys import BRIDGE
 
 QUEUE_TRACE = TRACES / "ami-queue-sip-call.txt"
 CALLER = "+34915550123"
@@ -523,6 +524,22 @@ async def test_history_notes_are_private_to_the_agent_who_took_the_call(tmp_path
         for params in ({"number": ""}, {"number": CALLER, "limit": "0"}, {"limit": "5"}):
             status, body = await get(agent, "/api/history", **params)
             assert status == 400 and body["field"] in ("number", "limit")
+
+
+async def test_history_configure_takes_new_names_and_readers(tmp_path: Path) -> None:
+    async with console_env(tmp_path) as env:
+        await seed_history(env)
+        history = env.app[BRIDGE].history
+        assert history is not None
+        calls, _ = await history.lookup(CALLER, "1002")
+        assert [c["notes"] for c in calls] == [None, None, "wants the blue one"]
+        # John (1002) is renamed and now reads every call's notes; Élodie (1003) is gone.
+        history.configure({"1001": "Amira Haddad", "1002": "John S."}, ["1001", "1002"])
+        calls, _ = await history.lookup(CALLER, "1002")
+        assert [c["agent_name"] for c in calls] == ["", "", "John S."]
+        assert [c["notes"] for c in calls] == ["", "router reset", "wants the blue one"]
+        calls, _ = await history.lookup(CALLER, "1001")
+        assert calls[1]["notes"] == "router reset"
 
 
 async def test_the_pop_carries_history_callback_and_language(tmp_path: Path) -> None:

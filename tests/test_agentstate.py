@@ -3,9 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+from dataclasses import replace
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from aiohttp import web
 from test_web_support import web_settings
 
 from ami.fake_queues import FakeQueues
@@ -210,3 +216,65 @@ def test_console_settings_defaults_and_checks(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as caught:
             parse(lines)
         assert caught.value.key == key, lines
+
+
+class Socket:
+    """A console socket that keeps what it is sent."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def send_str(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+
+async def test_configure_keeps_the_state_of_agents_still_configured(tmp_path: Path) -> None:
+    settings = web_settings(tmp_path, 5038)
+    hub = PopHub()
+    mirror = AgentStates(settings.site, hub, clock=lambda: 1_800_000_000.0)
+    mirror.handle(member_event("QueueMemberAdded", Paused="1", PausedReason="lunch"))
+    mirror.handle(member_event("QueueMemberAdded", Interface="PJSIP/1002", Paused="1"))
+    site = settings.site
+    newcomer = replace(site.agents[0], extension="1010", name="Nadia Ben", queues=("support-fr",))
+    amira = replace(site.agents[0], queues=("support-fr",))
+    members = (amira, *(m for m in site.members[1:] if m.extension != "1002"), newcomer)
+    sockets = {agent: Socket() for agent in ("1001", "1010")}
+    for agent, socket in sockets.items():
+        hub.add(agent, cast(web.WebSocketResponse, socket))
+
+    mirror.configure(replace(site, members=members), login_queues=())
+
+    state = mirror.state("1001")
+    assert (state["paused"], state["reason"]) == (True, "lunch")
+    # Its allowed queues are the new ones; the queue Asterisk still has it in shows too.
+    assert [(q["queue"], q["member"]) for q in state["queues"]] == [
+        ("support-fr", False),
+        ("support-en", True),
+    ]
+    assert mirror.agent_of("PJSIP/1002") is None
+    assert mirror.handle(member_event("QueueMemberPause", Interface="PJSIP/1002")) is None
+    assert mirror.agent_of("PJSIP/1010") == "1010"
+    assert mirror.device("1010") == "PJSIP/1010"
+    assert mirror.state("1010")["queues"] == [
+        {
+            "queue": "support-fr",
+            "member": False,
+            "dynamic": False,
+            "paused": False,
+            "reason": "",
+            "status": "out",
+        }
+    ]
+    # Every open console is sent its agent's state again, without any event from Asterisk.
+    runner = asyncio.create_task(mirror.run())
+    for _ in range(20):
+        if all(s.sent for s in sockets.values()):
+            break
+        await asyncio.sleep(0)
+    runner.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner
+    assert [m["queues"][0]["queue"] for m in sockets["1001"].sent] == ["support-fr"]
+    assert [m["extension"] for m in sockets["1010"].sent] == ["1010"]

@@ -545,3 +545,41 @@ def test_backoff_is_capped_exponential_with_jitter() -> None:
         delays = [lst.backoff_delay(failures) for _ in range(50)]
         assert all(nominal / 2 <= d <= nominal for d in delays)
         assert len(set(delays)) > 1  # jittered
+
+
+async def test_relist_asks_the_resync_lists_again(
+    fake: FakeAmiServer, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.queues.add_queue("support-en", [("PJSIP/1001", "Amira Haddad")])
+    lists: list[list[str]] = []
+
+    def queue_status(items: list[AmiMessage]) -> None:
+        lists.append([f"{i.name} {i.value('Queue')}" for i in items])
+
+    lst = make_listener(fake, recorder)
+    # A list this Asterisk refuses is logged, as at login, and the others still asked.
+    lst.resync = (("NoSuchList", lambda items: None), ("QueueStatus", queue_status))
+    await lst.start()
+    try:
+        await lst.wait_connected()
+        assert lists == [["QueueParams support-en", "QueueMember support-en"]]
+        fake.queues.add_queue("sales", [])
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="ami.client"):
+            await lst.relist()
+        assert lists[1] == [
+            "QueueParams support-en",
+            "QueueMember support-en",
+            "QueueParams sales",
+        ]
+        assert [r.getMessage().split(":")[0] for r in caplog.records] == ["AMI NoSuchList refused"]
+        assert [len(fake.actions_named(n)) for n in ("QueueStatus", "CoreShowChannels")] == [2, 1]
+        # The link goes on: events after the lists still reach the tracker.
+        await fake.replay_trace(load_trace(QUEUE_TRACE))
+        await wait_until(lambda: recorder.kinds() == ["ringing", "answered", "ended"])
+        assert fake.sessions == 1
+    finally:
+        await lst.stop()
+    # Not logged in: nothing is asked (the next login asks for every list).
+    await lst.relist()
+    assert len(lists) == 2

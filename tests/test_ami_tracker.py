@@ -696,3 +696,28 @@ def test_the_pop_table_counts_the_open_pops_of_each_call() -> None:
     assert [p.agent for p in table.values()] == ["1001"]
     table.clear()
     assert not table.has_call("2.1") and list(table.items()) == []
+
+
+def test_set_agents_keeps_the_calls_tracked_and_the_driver_prefixes() -> None:
+    messages = trace("ami-queue-sip-call.txt")
+    tracker = CallTracker(["1002"], ("SIP",))
+    assert replay(tracker, messages) == []  # 1001 is not an agent yet
+    tracker.set_agents(["1001"])
+    assert tracker.agents == {"1001"}
+    # A new call of 1001 pops, its SIP channel still read as an agent's.
+    assert replay(tracker, rewrite(messages, {"1795301086": "1795309999"})) == pop(
+        **{
+            **QUEUE_SIP,
+            "call_id": "1795309999.0",
+            "uniqueid": "1795309999.1",
+        }
+    )
+    # A call under way is kept: it goes on to its end after the agents change.
+    tracker = CallTracker(AGENTS, ("SIP",))
+    ringing = 1 + next(i for i, m in enumerate(messages) if m.name == "AgentCalled")
+    assert [c.kind for c in replay(tracker, messages[:ringing])] == ["ringing"]
+    tracker.set_agents(["1003"])
+    assert [s.kind for s in tracker.snapshot()] == ["ringing"]
+    assert replay(tracker, messages[ringing:]) == pop(**QUEUE_SIP)[1:]
+    assert tracker.agent_of_channel("SIP/1001-00000009") is None
+    assert tracker.agent_of_channel("SIP/1003-00000009") == "1003"

@@ -7,6 +7,7 @@ to left; the kiosk view. Screenshots go to `artifacts/wallboard-*.png`.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from test_browser_desk import axe_violations
 from test_web_support import WebEnv, console_env
 
 from ami.testing import load_trace, rewrite
+from centralita.keys import AGENT_STATES
+from centralita.web import wallboard as web_wallboard
 
 pytestmark = pytest.mark.browser
 
@@ -230,3 +233,36 @@ async def test_a_pause_clicked_on_the_wallboard_reaches_asterisk_as_queuepause(
         # His own queue (queues.conf) is not a button: only the configuration changes it.
         own = john.locator(".wb-chip[data-queue='support-en']")
         assert await own.evaluate("e => e.tagName") == "SPAN"
+
+
+async def test_an_open_wallboard_follows_a_new_config(tmp_path: Path, browser: Browser) -> None:
+    async with console_env(tmp_path, sip=True) as env:
+        await env.wait_ami()
+        page = await wallboard(browser, env)
+        await expect(page.locator(".wb-queue")).to_have_count(3)
+        site = env.settings.site
+        sales = replace(site.queues[0], name="sales", id=9)
+        nadia = replace(site.agents[2], extension="1010", name="Nadia Ben", queues=("sales",))
+        members = (nadia, *(m for m in site.members if m.extension != "1002"))
+        queues = (sales, *(q for q in site.queues if q.name != "support-ar"))
+        new_site = replace(site, queues=queues, members=members)
+        env.app[AGENT_STATES].configure(new_site)
+        web_wallboard.reconfigure(env.app, new_site)
+        # Rows gone and rows added, in the new config's order, without a reload.
+        tiles = page.locator(".wb-queue")
+        await expect(tiles).to_have_count(3)
+        assert await tiles.evaluate_all("ts => ts.map(t => t.dataset.queue)") == [
+            "sales",
+            "support-en",
+            "support-fr",
+        ]
+        rows = page.locator("#wb-agents tr")
+        await expect(rows).to_have_count(3)
+        assert await rows.evaluate_all("rs => rs.map(r => r.dataset.extension)") == [
+            "1010",
+            "1001",
+            "1003",
+        ]
+        await expect(page.locator("#wb-agents tr[data-extension='1010']")).to_contain_text(
+            "Nadia Ben"
+        )

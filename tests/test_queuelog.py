@@ -3,6 +3,7 @@ recorded on a real Asterisk and from hand-made sequences, into a real SQLite sto
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -282,3 +283,39 @@ async def test_the_app_keeps_the_queue_events_it_reads_from_ami(tmp_path: Path) 
         assert (row["outcome"], row["agent"], row["talk_s"]) == ("answered", "1001", 6)
         [totals] = await env.store.queue_totals_since(str(row["joined_at"]))
         assert (totals.queue, totals.offered, totals.answered) == ("support-sip", 1, 1)
+
+
+def test_configure_keeps_waiting_callers_and_open_pauses(tmp_path: Path) -> None:
+    clock = Clock()
+    emitted: list[QueueEvent] = []
+    site = web_settings(tmp_path, 5038).site
+    queue_log = QueueLog(site, emitted.append, clock=clock)
+    queue_log.handle(pause("support-en", True, "lunch"))
+    queue_log.handle(caller("QueueCallerJoin", "1800000000.1"))
+    # support-en answers within 5 s now; John (1002) leaves, Nadia (1010) joins.
+    en = next(q for q in site.queues if q.name == "support-en")
+    queues = tuple(replace(en, service_level_s=5) if q is en else q for q in site.queues)
+    nadia = replace(site.agents[1], extension="1010", name="Nadia Ben")
+    members = (*(m for m in site.members if m.extension != "1002"), nadia)
+    queue_log.configure(replace(site, queues=queues, members=members))
+    assert (queue_log.agent_of("PJSIP/1010"), queue_log.agent_of("PJSIP/1002")) == (
+        "1010",
+        "PJSIP/1002",
+    )
+    clock.now += 10
+    emitted.clear()
+    queue_log.handle(pause("support-en", False))
+    queue_log.handle(caller("AgentConnect", "1800000000.1", Interface="PJSIP/1010", HoldTime="10"))
+    assert emitted == [
+        PauseChange("1001", False, iso(T0 + 10)),  # the pause opened before is closed
+        QueueCallUpdate(
+            "1800000000.1",
+            "support-en",
+            "answered",
+            iso(T0),  # joined before, still known
+            5,
+            answered_at=iso(T0 + 10),
+            wait_s=10,
+            agent="1010",
+        ),
+    ]

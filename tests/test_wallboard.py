@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -459,3 +460,78 @@ def test_ringall_stops_ringing_every_agent_when_the_caller_leaves(tmp_path: Path
     ]
     assert [board.agent(a)["state"] for a in ("1001", "1002")] == ["free", "free"]
     assert board.queue("support-en")["ringing"] == 0
+
+
+def test_configure_keeps_what_is_still_configured(tmp_path: Path) -> None:
+    board = Board(tmp_path)
+    board.reconnect()
+    # Élodie (1003) is also in `sales`, a queue this config does not have yet, then pauses.
+    board.fake.add_queue("sales", [])
+    add = [("Action", "QueueAdd"), ("Queue", "sales"), ("Interface", "PJSIP/1003")]
+    board.feed(board.fake.act(AmiMessage.build(add))[1])
+    pause = [("Action", "QueuePause"), ("Interface", "PJSIP/1003"), ("Paused", "true"),
+             ("Reason", "lunch")]  # fmt: skip
+    board.feed(board.fake.act(AmiMessage.build(pause))[1])
+    board.feed(upto(trace(QUEUE_TRACE), "QueueCallerJoin")[0])
+    assert board.queue("support-en")["waiting"] == 1
+    assert board.queue("support-en")["logged_in"] == 3
+
+    # support-ar and John Smith (1002) leave the config; sales and Nadia (1010) join it.
+    site = make_settings(tmp_path).site
+    sales = replace(site.queues[0], name="sales", id=9)
+    nadia = replace(site.agents[2], extension="1010", name="Nadia Ben", queues=("sales",))
+    members = tuple(
+        replace(m, queues=tuple(q for q in m.queues if q != "support-ar"))
+        for m in site.members
+        if m.extension != "1002"
+    )
+    queues = (*(q for q in site.queues if q.name != "support-ar"), sales)
+    new_site = replace(site, queues=queues, members=(*members, nadia))
+    board.states.configure(new_site, login_queues=("support-en", "support-fr"))
+    board.model.configure(new_site)
+
+    messages = board.messages()
+    assert [m["type"] for m in messages] == ["wallboard.snapshot"]
+    snapshot = messages[0]
+    assert [q["name"] for q in snapshot["queues"]] == ["support-en", "support-fr", "sales"]
+    assert [a["extension"] for a in snapshot["agents"]] == ["1001", "1003", "1010"]
+    elodie = board.agent("1003")
+    assert (elodie["state"], elodie["reason"]) == ("paused", "lunch")
+    en = board.queue("support-en")
+    assert (en["waiting"], en["logged_in"]) == (1, 2)  # John's share left with him
+    # Élodie counts in sales now, though her row did not change.
+    assert (board.queue("sales")["paused"], board.queue("sales")["paused_reasons"]) == (
+        1,
+        {"lunch": 1},
+    )
+    for shown in snapshot["queues"]:
+        assert {k: shown[k] for k in recount(snapshot, shown["name"])} == recount(
+            snapshot, shown["name"]
+        )
+    assert board.agent("1010")["state"] == "logged_out"
+    assert board.model.wants_totals  # the new queue's day is read from the store
+    assert board.messages() == []
+    # Events of what is gone change nothing; the new queue takes callers.
+    gone = rewrite(trace(QUEUE_TRACE), {"support-en": "support-ar"})
+    assert board.feed(upto(gone, "QueueCallerJoin")[0]) == []
+    joined = upto(rewrite(trace(QUEUE_TRACE), {"support-en": "sales"}), "QueueCallerJoin")[0]
+    board.feed(joined)
+    assert board.queue("sales")["waiting"] == 1
+
+
+def test_a_queue_added_counts_the_agents_asterisk_has_in_it(tmp_path: Path) -> None:
+    board = Board(tmp_path)
+    board.reconnect()
+    board.fake.add_queue("sales", [])
+    add = [("Action", "QueueAdd"), ("Queue", "sales"), ("Interface", "PJSIP/1003")]
+    board.feed(board.fake.act(AmiMessage.build(add))[1])
+    row = board.agent("1003")
+    settings = make_settings(tmp_path)
+    site = settings.site
+    new_site = replace(site, queues=(*site.queues, replace(site.queues[0], name="sales", id=9)))
+    board.states.configure(new_site, login_queues=settings.console.login_queues)
+    board.model.configure(new_site)
+    board.messages()
+    assert board.agent("1003") == row  # her row shows the same
+    sales = board.queue("sales")
+    assert (sales["logged_in"], sales["free"]) == (1, 1)

@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from test_web_support import TRACES, WebEnv, console_env, receive_json
 
 from ami.fake_queues import FakeEntry
 from ami.testing import load_trace, rewrite
-from centralita.keys import AMI_TAPS, WALLBOARD
+from centralita.keys import AGENT_STATES, AMI_TAPS, WALLBOARD
 from centralita.store.queue_events import QueueCallUpdate
 from centralita.web import wallboard as web_wallboard
 from centralita.web.auth import WS_CLOSE_LOGGED_OUT
@@ -285,3 +286,23 @@ async def test_a_stalled_supervisor_does_not_hold_the_others(
         assert [(m["i"], m["text"]) for (m,) in received] == [(i, text) for i in range(frames)]
         await good.close()
         stalled.close()
+
+
+async def test_an_open_board_is_sent_the_new_config_as_a_snapshot(tmp_path: Path) -> None:
+    async with console_env(tmp_path, sip=True) as env, env.session() as client:
+        await env.wait_ami()
+        ws = await open_board(env, client)
+        assert (await ws.next())["type"] == "wallboard.snapshot"
+        site = env.settings.site
+        sales = replace(site.queues[0], name="sales", id=9)
+        nadia = replace(site.agents[2], extension="1010", name="Nadia Ben", queues=("sales",))
+        members = (*(m for m in site.members if m.extension != "1002"), nadia)
+        queues = (*(q for q in site.queues if q.name != "support-ar"), sales)
+        new_site = replace(site, queues=queues, members=members)
+        env.app[AGENT_STATES].configure(new_site)
+        web_wallboard.reconfigure(env.app, new_site)
+        snapshot = await ws.next()
+        assert snapshot["type"] == "wallboard.snapshot"
+        assert [q["name"] for q in snapshot["queues"]] == ["support-en", "support-fr", "sales"]
+        assert [a["extension"] for a in snapshot["agents"]] == ["1001", "1003", "1010"]
+        await ws.close()

@@ -256,6 +256,25 @@ async def test_an_event_key_is_queued_once_per_url(store_location: StoreLocation
         ]
 
 
+async def test_set_internal_numbers_changes_the_type_of_the_next_events(
+    store_location: StoreLocation,
+) -> None:
+    async with open_location(store_location) as store:
+        sender = WebhookSender(store, [Webhook("http://a.example/h", "acct-1")])
+        ringing, *rest = queue_changes()
+        await sender.on_change(ringing)
+        # The caller's number is now one of the site's own: the call's end says internal.
+        sender.set_internal_numbers(["+34915550123"])
+        for change in rest:
+            await sender.on_change(change)
+        due = await store.due_events(datetime.now(UTC) + timedelta(seconds=1))
+        assert [(e.payload["action"], e.payload["data"]["type"]) for e in due] == [
+            ("callStart", "in"),
+            ("callEnd", "internal"),
+        ]
+        await sender.stop()
+
+
 # An instance's sender in its own process: delivers the outbox of the store at STORE_URL to
 # HOOK_URL, with a short claim, until the outbox is empty.
 SENDER = """

@@ -36,6 +36,7 @@ from centralita.web.auth import (
 )
 from centralita.web.console import render_page
 from centralita.web.permissions import SUPERVISORS, is_supervisor, require_supervisor
+from dialplan.model import Site
 
 log = logging.getLogger("centralita.wallboard")
 
@@ -222,6 +223,17 @@ async def wallboard_ctx(app: web.Application) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def reconfigure(app: web.Application, site: Site) -> None:
+    """Show `site` on every open wallboard: the model re-derives its queues and agents
+    (`Wallboard.configure`, keeping the live state of those still configured), which wakes
+    the pusher; its next tick sends each page one `wallboard.snapshot`, from which the page
+    drops the rows no longer there and adds the new ones. Call after
+    `AgentStates.configure` (the rows are read from it); nothing to do without a wallboard."""
+    hub = app.get(WALLBOARD)
+    if hub is not None:
+        hub.model.configure(site)
 
 
 async def close_sockets(app: web.Application) -> None:

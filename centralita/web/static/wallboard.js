@@ -312,13 +312,29 @@ function setLink(state, text) {
   document.body.dataset.asterisk = String(asterisk);
 }
 
+// A snapshot is the whole board: a row it does not have is gone (the config changed, while
+// this page was open or before it reconnected), and its order is the config's.
+function keepOnly(entries, keys, nodeOf) {
+  const wanted = new Set(keys);
+  for (const [key, entry] of entries) {
+    if (!wanted.has(key)) {
+      nodeOf(entry).remove();
+      entries.delete(key);
+    }
+  }
+}
+
 function apply(msg) {
   if (msg.type === "wallboard.snapshot") {
     offsetMs = msg.now * 1000 - Date.now();
     asterisk = !!msg.asterisk;
     setLink(asterisk ? "live" : "away", asterisk ? _("Live") : _("Asterisk is away: figures may be stale"));
+    keepOnly(queues, msg.queues.map((q) => q.name), (entry) => entry.node);
+    keepOnly(agents, msg.agents.map((a) => a.extension), (entry) => entry.row);
     for (const q of msg.queues) renderQueue(q);
     for (const a of msg.agents) renderAgent(a);
+    $("wb-queues").append(...msg.queues.map((q) => queues.get(q.name).node));
+    $("wb-agents").append(...msg.agents.map((a) => agents.get(a.extension).row));
     agentCounts();
     document.body.dataset.ready = "true";
   } else if (msg.type === "wallboard.queue") {
