@@ -23,7 +23,7 @@ from aiohttp import web
 
 from ami.calls import CallChange
 from ami.cdr import CallRecord
-from ami.client import AmiListener
+from ami.client import AmiError, AmiListener
 from ami.protocol import AmiMessage
 from centralita.asterisks import AsteriskLink, Asterisks, KnownCalls, SharedTaps
 from centralita.batchwriter import BatchWriter
@@ -182,11 +182,17 @@ async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
     if flow_context is not None:
         flow_context.asterisks = asterisks  # survey call files: the carrying server's spool
 
+    async def relist(link: AsteriskLink) -> None:
+        try:
+            await link.listener.relist()
+        except AmiError as exc:  # the link dropped meanwhile: its next login asks anyway
+            log.info("AMI %s: lists not asked again after the reload: %s", link.name, exc)
+
     def take_reload(new: Settings) -> None:
         for link in links:
             link.listener.tracker.set_agents(tracked_agents(new.site, link.settings))
             # New members' queue states, and a removed queue's members gone: QueueStatus again.
-            task = asyncio.create_task(link.listener.relist(), name=f"ami-relist-{link.name}")
+            task = asyncio.create_task(relist(link), name=f"ami-relist-{link.name}")
             relists.add(task)
             task.add_done_callback(relists.discard)
 

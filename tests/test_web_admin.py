@@ -4,6 +4,7 @@ file's hash, and adding then removing a member gives the TOML file back byte for
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import aiohttp
 from admin_support import ADMIN, admin_env, form_version, post_form, second_login
 from test_web_support import PASSWORD, WebEnv
 
+from ami.fake_queues import FakeMember
 from centralita import agents_admin
 from centralita.agents_admin import MemberFields
 from centralita.keys import AGENT_STATES
@@ -298,6 +300,12 @@ async def test_a_save_applies_at_once_to_logins_roles_and_the_agents_queues(
     """No restart: a member added in /admin logs in at once, with the queues the form gave;
     a role changed to the admin's opens /admin at once; a removed member cannot log in."""
     async with admin_env(tmp_path) as env:
+        await env.wait_ami()
+        # Asterisk's reload of the rendered queues.conf makes 1102 a static member, with no
+        # event: only the QueueStatus a reload asks for again tells the console.
+        queue = env.ami.queues.queue("support-en")
+        assert queue is not None
+        queue.members["pjsip/1102"] = FakeMember("PJSIP/1102", "Ana Gil", "PJSIP/1102", False)
         async with env.session() as client:
             csrf = await env.login(client, ADMIN)
             status, html = await add_ana(client, csrf, role="agent", queues=["support-en"])
@@ -305,7 +313,20 @@ async def test_a_save_applies_at_once_to_logins_roles_and_the_agents_queues(
             assert 'id="applied"' in html
             assert 'id="pending-changes"' not in html and 'id="awaiting-restart"' not in html
             assert await can_log_in(env, "1102", "ana-console-pw")
-            assert env.app[AGENT_STATES].allowed("1102")[:1] == ("support-en",)
+            states = env.app[AGENT_STATES]
+            assert states.allowed("1102")[:1] == ("support-en",)
+            for _ in range(200):  # until the QueueStatus asked again is in, not a time limit
+                if states.state("1102")["queues"][0]["member"]:
+                    break
+                await asyncio.sleep(0.05)
+            assert states.state("1102")["queues"][0] == {
+                "queue": "support-en",
+                "member": True,
+                "dynamic": False,
+                "paused": False,
+                "reason": "",
+                "status": "idle",
+            }
 
             await env.store.set_agent_password("1002", PASSWORD)
             async with env.session() as agent:

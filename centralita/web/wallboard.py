@@ -206,6 +206,8 @@ async def wallboard_ctx(app: web.Application) -> AsyncIterator[None]:
     model = Wallboard(app[SETTINGS].current.site, app[AGENT_STATES])
     hub = WallboardHub(model, model.clock, app[STORE])
     app[WALLBOARD] = hub
+    # Registered after console_ctx's hook: the agents' states are re-derived first.
+    app[SETTINGS].on_reload("the wallboard", lambda settings: reconfigure(app, settings.site))
     app[AMI_TAPS].add(
         on_event=model.on_event,
         events=CALL_EVENTS | MEMBER_EVENTS,
