@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -163,10 +164,28 @@ class Console:
             await self._session.close()
 
     async def wait_for(self, kind: str, call_id: str, timeout: float = WAIT_S) -> dict[str, Any]:
+        """The first `kind` message of `call_id`."""
+        return await self._wait(
+            lambda m: m.get("type") == kind and m.get("call_id") == call_id,
+            f"{kind} for {call_id}",
+            timeout,
+        )
+
+    async def wait_state(
+        self, wanted: Callable[[dict[str, Any]], bool], timeout: float = WAIT_S
+    ) -> dict[str, Any]:
+        """The first `agent.state` message that `wanted` accepts."""
+        return await self._wait(
+            lambda m: m.get("type") == "agent.state" and wanted(m), "such agent.state", timeout
+        )
+
+    async def _wait(
+        self, accept: Callable[[dict[str, Any]], bool], what: str, timeout: float
+    ) -> dict[str, Any]:
         async def scan() -> dict[str, Any]:
             while True:
                 for message in self.messages:
-                    if message.get("type") == kind and message.get("call_id") == call_id:
+                    if accept(message):
                         return message
                 self._changed.clear()
                 await self._changed.wait()
@@ -175,7 +194,7 @@ class Console:
             return await asyncio.wait_for(scan(), timeout)
         except TimeoutError:
             raise AssertionError(
-                f"agent {self.extension}: no {kind} for {call_id}; got {self.messages}"
+                f"agent {self.extension}: no {what}; got {self.messages}"
             ) from None
 
     def for_call(self, call_id: str) -> list[dict[str, Any]]:

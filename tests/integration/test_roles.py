@@ -18,7 +18,7 @@ import pytest
 from ami.protocol import AmiMessage
 
 from .amiwatch import WAIT_S, AmiWatch, matches
-from .people import place_call
+from .people import Console, place_call
 from .site import ADMIN, CONSOLE_PASSWORD, Phone, Site, free_udp_port
 
 pytestmark = pytest.mark.asterisk
@@ -172,7 +172,10 @@ async def test_a_member_added_in_admin_registers_and_takes_a_queue_call(
             queues=["support-fr"],  # with 1004, who has no phone
             language="fr",
             voicemail="on",
+            password=CONSOLE_PASSWORD,
         )
+        # Applied to the running server at once (centralita/live.py): no restart.
+        assert 'id="applied"' in page and 'id="pending-changes"' not in page
         # The page is in the admin's language (French in the demo), so the secret is
         # found by the banner's id and the extension, not by its English words.
         found = re.search(rf'id="sip-secret">[^<]*\b{NEW_MEMBER}\b[^<]*<code>([^<]+)</code>', page)
@@ -182,17 +185,26 @@ async def test_a_member_added_in_admin_registers_and_takes_a_queue_call(
             phone.start(site.sip_port, site.root)
             await wait_registered(site, ami, NEW_MEMBER)
             assert await phone_context(site, ami, NEW_MEMBER) == "agents"
-            # A French caller: support-fr now has someone to answer.
-            call = await place_call(ami, number=number)
-            await call.listening("STREAM FILE")
-            await call.press("3")
-            connect = await ami.wait_for(
-                matches("AgentConnect", Channel=call.near), after=call.mark
-            )
-            assert connect.get("Queue") == "support-fr"
-            assert connect.value("DestChannel").startswith(site.device(NEW_MEMBER) + "-")
-            await call.hangup()
-            await call.ended()
+            # The new member logs in to the console with no restart of Centralita, in
+            # support-fr as Asterisk's QueueStatus (asked again after the reload) has it.
+            async with Console(site, NEW_MEMBER) as console:
+                state = await console.wait_state(
+                    lambda s: any(q["queue"] == "support-fr" and q["member"] for q in s["queues"])
+                )
+                assert state["extension"] == NEW_MEMBER
+                # A French caller: support-fr now has someone to answer, whose screen pops.
+                call = await place_call(ami, number=number)
+                await call.listening("STREAM FILE")
+                await call.press("3")
+                connect = await ami.wait_for(
+                    matches("AgentConnect", Channel=call.near), after=call.mark
+                )
+                assert connect.get("Queue") == "support-fr"
+                assert connect.value("DestChannel").startswith(site.device(NEW_MEMBER) + "-")
+                answered = await console.wait_for("call.answered", call.linkedid)
+                assert (answered["agent"], answered["queue"]) == (NEW_MEMBER, "support-fr")
+                await call.hangup()
+                await call.ended()
         finally:
             phone.stop()
             # Back to the site the other tests expect: support-fr without a phone.
