@@ -33,28 +33,40 @@ def healthz(port: int) -> dict[str, object] | None:
         return None
 
 
+def serve(config: Path) -> subprocess.Popen[bytes]:
+    """`centralita serve --config config` as a user starts it (output kept for the asserts)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "centralita", "serve", "--config", str(config)],
+        cwd=config.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def demo_on(agi_port: int, web_port: int, ami_port: int) -> str:
+    """The demo config on these ports, its AMI where nothing listens, its spool without
+    an outgoing/ folder."""
+    return (
+        demo_text()
+        .replace("agi_port = 4573", f"agi_port = {agi_port}")
+        .replace("web_port = 8080", f"web_port = {web_port}")
+        .replace("ami_port = 5038", f"ami_port = {ami_port}")
+        .replace('spool_dir = "/var/spool/asterisk"', 'spool_dir = "spool"')
+    )
+
+
 @pytest.mark.parametrize("event_loop", loops.EVENT_LOOPS)
 async def test_serve_answers_calls_while_ami_is_away(tmp_path: Path, event_loop: str) -> None:
     if not loops.available(event_loop):
         pytest.skip(f"{event_loop} cannot be installed here: {loops.UVLOOP_MISSING}")
     agi_port, web_port, ami_port = free_port(), free_port(), free_port()
     config = tmp_path / "centralita.toml"
+    text = demo_on(agi_port, web_port, ami_port)
     config.write_text(
-        demo_text()
-        .replace('event_loop = "asyncio"', f'event_loop = "{event_loop}"')
-        .replace("agi_port = 4573", f"agi_port = {agi_port}")
-        .replace("web_port = 8080", f"web_port = {web_port}")
-        .replace("ami_port = 5038", f"ami_port = {ami_port}")  # nothing listens there
-        .replace('spool_dir = "/var/spool/asterisk"', 'spool_dir = "spool"'),  # no outgoing/
-        encoding="utf-8",
+        text.replace('event_loop = "asyncio"', f'event_loop = "{event_loop}"'), encoding="utf-8"
     )
-    process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
-        [sys.executable, "-m", "centralita", "serve", "--config", str(config)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process = serve(config)
     try:
         health = None
         for _ in range(200):  # readiness poll, not a time limit
@@ -88,21 +100,9 @@ async def test_sighup_applies_the_edited_file_and_a_broken_one_changes_nothing(
     restart; a file that does not load is logged and the server runs on as it was."""
     agi_port, web_port, ami_port = free_port(), free_port(), free_port()
     config = tmp_path / "centralita.toml"
-    text = (
-        demo_text()
-        .replace("agi_port = 4573", f"agi_port = {agi_port}")
-        .replace("web_port = 8080", f"web_port = {web_port}")
-        .replace("ami_port = 5038", f"ami_port = {ami_port}")  # nothing listens there
-        .replace('spool_dir = "/var/spool/asterisk"', 'spool_dir = "spool"')
-    )
+    text = demo_on(agi_port, web_port, ami_port)
     config.write_text(text, encoding="utf-8")
-    process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
-        [sys.executable, "-m", "centralita", "serve", "--config", str(config)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process = serve(config)
     french = Caller(script="language", keys=["3"])
     try:
         for _ in range(200):  # readiness poll, not a time limit

@@ -21,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from integration.asterisk import ONLY_VAR, targets_from_env  # noqa: E402
+from integration.site import PORT_SLOT_VAR  # noqa: E402
 
 
 def main(extra: list[str]) -> int:
@@ -31,11 +32,12 @@ def main(extra: list[str]) -> int:
     runs = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="centralita-integration-") as scratch:
-        for target in targets:
+        for slot, target in enumerate(targets):
             log = Path(scratch) / f"{target.name}.log"
             process = subprocess.Popen(
                 [*command, "-p", "no:cacheprovider", f"--basetemp={scratch}/{target.name}"],
-                env={**os.environ, ONLY_VAR: target.name},
+                # Ports of its own: see site.py `_free_port`.
+                env={**os.environ, ONLY_VAR: target.name, PORT_SLOT_VAR: f"{slot}/{len(targets)}"},
                 stdout=log.open("wb"),
                 stderr=subprocess.STDOUT,
             )

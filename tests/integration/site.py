@@ -62,16 +62,38 @@ CRM_TRUE, CRM_FALSE, CRM_DESTINATION, CRM_SLOW = "111111", "222222", "333333", "
 CRM_SLOW_S = 8.0  # longer than [crm] timeout_s below
 
 
+# A port is free when picked and bound later by `serve`, Asterisk or sipp, so the kernel
+# may give it to another bind(0) meanwhile: once a site got FastAGI and the web on one port,
+# and in the same run another combination's FastAGI port was taken, and `serve` could not
+# start ("address already in use"). So no port is handed out twice by this process, and
+# parallel.py gives each combination's process a slot `i/n`: it takes only ports equal to
+# i modulo n, never those of another combination.
+PORT_SLOT_VAR = "CENTRALITA_PORT_SLOT"
+_HANDED_OUT: set[tuple[int, int]] = set()
+
+
+def _port_slot() -> tuple[int, int]:
+    slot, _, count = os.environ.get(PORT_SLOT_VAR, "0/1").partition("/")
+    return int(slot), max(int(count or 1), 1)
+
+
+def _free_port(kind: int) -> int:
+    slot, count = _port_slot()
+    while True:
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port % count == slot and (kind, port) not in _HANDED_OUT:
+            _HANDED_OUT.add((kind, port))
+            return port
+
+
 def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return _free_port(socket.SOCK_STREAM)
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return _free_port(socket.SOCK_DGRAM)
 
 
 # --------------------------------------------------------------------------- the CRM
