@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import fcntl
 import gc
 import logging
 import os
 import signal
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from aiohttp import web
 
@@ -28,6 +26,7 @@ from centralita.amitaps import AmiTaps
 from centralita.context import AppFlowContext
 from centralita.crm import CrmClient
 from centralita.csvfiles import CsvFiles
+from centralita.datadir import lock_data_dir
 from centralita.keys import (
     AGI_SERVER,
     AMI_TAPS,
@@ -202,37 +201,6 @@ def return_big_allocations() -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
-
-
-LOCK_FILE = "centralita.lock"
-
-
-class DataDirLocked(OSError):
-    """Another `centralita serve` holds the data folder."""
-
-
-def lock_data_dir(data_dir: Path) -> int:
-    """Hold an exclusive lock on `data_dir` for this process's life; returns its descriptor.
-
-    Two servers on one data folder would both drain the webhook outbox (72 of 160 events
-    were delivered twice) and both write the CSV logs (issue 10, finding 10). flock is
-    released by the kernel when the process ends, even by `kill -9`: no stale lock.
-    """
-    data_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
-    path = data_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
-        os.close(fd)
-        raise DataDirLocked(
-            f"{data_dir} is in use by another centralita serve (pid {holder}); "
-            "one server per data_dir"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
-    return fd
 
 
 def run(settings: Settings) -> None:

@@ -19,9 +19,9 @@ from test_cli_serve import free_port, healthz
 from test_web_support import console_env
 
 from centralita.agents_admin import save_config
-from centralita.app import lock_data_dir
 from centralita.cli import main
 from centralita.csvlog import callback_row, callbacks_log, read_rows
+from centralita.datadir import lock_data_dir
 from centralita.settings import Webhook, demo_text
 from centralita.store import Store, default_path
 from centralita.webhooks import WebhookSender

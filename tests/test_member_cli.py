@@ -3,6 +3,9 @@ agents_admin functions behind both it and /admin (one validation for the CLI and
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -177,3 +180,42 @@ def test_pending_changes_list_what_the_running_server_does_not_use(config: Path)
     waiting = agents_admin.pending_changes(applied, load_settings(config))
     assert waiting == agents_admin.PendingChanges(restart=("server",))
     assert waiting and not waiting.to_apply
+
+
+HOLDER = """
+import signal, sys, time
+from pathlib import Path
+from centralita.datadir import lock_data_dir
+
+data = Path(sys.argv[1])
+lock_data_dir(data)
+signal.signal(signal.SIGHUP, lambda *_: (data / "reloaded").write_text("yes"))
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_an_edit_tells_the_server_running_on_its_data_dir(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`member add` while `serve` runs: the server is sent SIGHUP (it applies the file at
+    once, centralita/live.py); with no server running, nothing is sent."""
+    data = config.parent / "data"
+    assert member(config, "add", "1102", "--name", "Ana Gil", "--queues", "support-en") == 0
+    assert "centralita serve" not in capsys.readouterr().out
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(data)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+        assert member(config, "edit", "1102", "--name", "Ana G.") == 0
+        out = capsys.readouterr().out
+        assert f"the running centralita serve (pid {holder.pid}) applies the change now" in out
+        for _ in range(200):  # until the signal is handled, not a time limit
+            if (data / "reloaded").exists():
+                break
+            time.sleep(0.05)
+        assert (data / "reloaded").read_text() == "yes"
+    finally:
+        holder.kill()
+        holder.communicate()
