@@ -114,6 +114,8 @@ async def reload_signal_ctx(app: web.Application) -> AsyncIterator[None]:
             return
         if not done.applied:
             log.info("SIGHUP: the config file holds nothing new to apply")
+        if done.waiting:
+            log.warning("SIGHUP: waiting for a restart: %s", ", ".join(done.waiting))
 
     loop = asyncio.get_running_loop()
     try:

@@ -90,12 +90,11 @@ class LiveSettings:
             except Exception:  # one part failing must not keep the others on the old file
                 log.exception("reload: %s could not take the new settings", name)
         log.info(
-            "reloaded %s: %d members, %d queues, %d roles%s",
+            "reloaded %s: %d members, %d queues, %d roles",
             new.file or "the built-in demo",
             len(new.site.members),
             len(new.site.queues),
             len(new.site.roles),
-            f"; waiting for a restart: {', '.join(waiting)}" if waiting else "",
         )
         return Reload(applied=True, waiting=waiting)
 
