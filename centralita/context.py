@@ -54,7 +54,8 @@ class AppFlowContext:
         self.asterisks: Asterisks | None = None
 
     def take_settings(self, settings: Settings) -> None:
-        """Use `settings` from the next call on (a reload: centralita/live.py)."""
+        """Use `settings` from now on (a reload: centralita/live.py); the flows read the site
+        from here each time they need it, so a call in a flow follows from its next read."""
         self.settings = settings
 
     @property
