@@ -266,3 +266,4 @@ async def test_an_open_wallboard_follows_a_new_config(tmp_path: Path, browser: B
         await expect(page.locator("#wb-agents tr[data-extension='1010']")).to_contain_text(
             "Nadia Ben"
         )
+        await shot(page, "wallboard-new-config")
