@@ -160,8 +160,9 @@ class AgentStates:
         Kept: the memberships, `since` and last shown pause of every agent still configured
         (Asterisk still holds them; the next QueueStatus or event corrects any that moved).
         Dropped: everything about an agent no longer configured, including a pending push.
-        A new agent starts with no memberships. Every configured agent is then queued for
-        `run()` to send its state again, since its allowed queues may have changed.
+        A new agent starts with no memberships, shown since the reload. Every configured agent
+        is then queued for `run()` to send its state again, since its allowed queues may have
+        changed.
         """
         self._agents = {a.extension for a in site.agents}
         # Interfaces as app_queue names them (case-insensitive: interface_exists uses
@@ -175,6 +176,10 @@ class AgentStates:
         self._allowed = {
             a.extension: (*a.queues, *(q for q in extra if q not in a.queues)) for a in site.agents
         }
+        if self._members:  # a reload: an agent it adds has been "logged out" since now
+            now = self.clock()
+            for agent in self._agents - self._members.keys():
+                self._since[agent] = now
         self._members = {a: self._members.get(a, {}) for a in self._agents}
         self._since = {a: t for a, t in self._since.items() if a in self._agents}
         self._shown = {a: s for a, s in self._shown.items() if a in self._agents}

@@ -205,6 +205,10 @@ class Wallboard:
         # every refresh of a queue (a busy queue refreshes with every caller).
         self._shares: dict[str, dict[str, _Share]] = {}
         self._tally: dict[str, _Tally] = {}
+        # The agents of the last `configure`, and when a reload added each one (its row's
+        # `since` until its state changes; the others' is the start).
+        self._names_before: set[str] = set()
+        self._added_at: dict[str, float] = {}
         self._dirty_agents: dict[str, None] = {}
         self._dirty_queues: dict[str, None] = {}
         self.wants_totals = True  # the day's counts are to be read from the store
@@ -248,6 +252,13 @@ class Wallboard:
         self._in_wrapup &= agents
         self._agent_json = {a: j for a, j in self._agent_json.items() if a in agents}
         self._since = {a: s for a, s in self._since.items() if a in agents}
+        if self._names_before:  # a reload: an agent it adds is shown since now, not the start
+            now = self.clock()
+            for agent in agents - self._names_before:
+                self._since.pop(agent, None)
+                self._added_at[agent] = now
+        self._added_at = {a: t for a, t in self._added_at.items() if a in agents}
+        self._names_before = agents
         for agent, shown in self._agent_json.items():
             # A queue gone takes the agent's share with it; one added gets it now, even when
             # the agent's row does not change.
@@ -512,7 +523,7 @@ class Wallboard:
         shown, reason = self._state_of(agent, state)
         since = self._since.get(agent)
         if since is None or since[:2] != (shown, reason):
-            at = self.clock() if since is not None else self._started
+            at = self.clock() if since is not None else self._added_at.get(agent, self._started)
             since = (shown, reason, at)
             self._since[agent] = since
         return {

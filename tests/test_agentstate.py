@@ -233,7 +233,8 @@ class Socket:
 async def test_configure_keeps_the_state_of_agents_still_configured(tmp_path: Path) -> None:
     settings = web_settings(tmp_path, 5038)
     hub = PopHub()
-    mirror = AgentStates(settings.site, hub, clock=lambda: 1_800_000_000.0)
+    now = [1_800_000_000.0]
+    mirror = AgentStates(settings.site, hub, clock=lambda: now[0])
     mirror.handle(member_event("QueueMemberAdded", Paused="1", PausedReason="lunch"))
     mirror.handle(member_event("QueueMemberAdded", Interface="PJSIP/1002", Paused="1"))
     site = settings.site
@@ -244,7 +245,11 @@ async def test_configure_keeps_the_state_of_agents_still_configured(tmp_path: Pa
     for agent, socket in sockets.items():
         hub.add(agent, cast(web.WebSocketResponse, socket))
 
+    now[0] += 600  # ten minutes after the start
     mirror.configure(replace(site, members=members), login_queues=())
+    # The newcomer has been logged out since the reload; Amira's pause keeps its start.
+    assert mirror.state("1010")["since"] == now[0]
+    assert mirror.state("1001")["since"] == now[0] - 600
 
     state = mirror.state("1001")
     assert (state["paused"], state["reason"]) == (True, "lunch")

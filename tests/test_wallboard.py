@@ -487,6 +487,8 @@ def test_configure_keeps_what_is_still_configured(tmp_path: Path) -> None:
     )
     queues = (*(q for q in site.queues if q.name != "support-ar"), sales)
     new_site = replace(site, queues=queues, members=(*members, nadia))
+    amira_since = board.agent("1001")["since"]
+    board.clock.now += 600  # ten minutes after the start
     board.states.configure(new_site, login_queues=("support-en", "support-fr"))
     board.model.configure(new_site)
 
@@ -509,6 +511,9 @@ def test_configure_keeps_what_is_still_configured(tmp_path: Path) -> None:
             snapshot, shown["name"]
         )
     assert board.agent("1010")["state"] == "logged_out"
+    # Nadia has been on the board since the reload, not since the server started.
+    assert board.agent("1010")["since"] == board.clock.now
+    assert board.agent("1001")["since"] == amira_since == board.clock.now - 600
     assert board.model.wants_totals  # the new queue's day is read from the store
     assert board.messages() == []
     # Events of what is gone change nothing; the new queue takes callers.
