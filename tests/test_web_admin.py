@@ -10,10 +10,11 @@ from pathlib import Path
 
 import aiohttp
 from admin_support import ADMIN, admin_env, form_version, post_form, second_login
-from test_web_support import PASSWORD, WebEnv
+from test_web_support import PASSWORD, WebEnv, console_env
 
 from ami.fake_queues import FakeMember
 from centralita import agents_admin
+from centralita.agentprefs import save_preferences
 from centralita.agents_admin import MemberFields
 from centralita.keys import AGENT_STATES
 from centralita.settings import load_settings
@@ -400,3 +401,26 @@ async def test_a_hand_edit_is_listed_until_applied_and_restart_only_parts_are_na
             csrf = await env.login(client, "1002")
             async with client.post("/admin/apply", data={"csrf": csrf}) as resp:
                 assert resp.status == 403
+
+
+async def test_a_save_the_running_server_refuses_is_kept_and_says_why(tmp_path: Path) -> None:
+    """The file holds the demo's published SIP secrets and the web listens beyond loopback:
+    `serve` would refuse to start on it, so a reload is refused too. The save is written
+    (Asterisk may take it), the page says the running server did not, and lists it."""
+    public = 'web_host = "0.0.0.0"'
+
+    def edit(text: str) -> str:
+        assert 'web_host = "127.0.0.1"' in text
+        return text.replace('web_host = "127.0.0.1"', public, 1)
+
+    async with console_env(tmp_path, edit=edit) as env:
+        await save_preferences(env.store, ADMIN, {"ui_language": "en"}, default_language="en")
+        async with env.session() as client:
+            csrf = await env.login(client, ADMIN)
+            status, html = await add_ana(client, csrf, role="agent", queues=["support-en"])
+        assert status == 200, html
+        assert 'id="applied"' not in html
+        assert re.search(r'id="apply-error"[^>]*>[^<]*demo&#39;s secrets', html), html
+        assert re.search(r'id="pending-added">[^<]*<span class="mono">1102</span>', html)
+        assert load_settings(env.settings.file).site.member("1102") is not None  # type: ignore[arg-type]
+        assert not await can_log_in(env, "1102", "ana-console-pw")
