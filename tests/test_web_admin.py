@@ -422,5 +422,5 @@ async def test_a_save_the_running_server_refuses_is_kept_and_says_why(tmp_path: 
         assert 'id="applied"' not in html
         assert re.search(r'id="apply-error"[^>]*>[^<]*demo&#39;s secrets', html), html
         assert re.search(r'id="pending-added">[^<]*<span class="mono">1102</span>', html)
-        assert load_settings(env.settings.file).site.member("1102") is not None  # type: ignore[arg-type]
+        assert load_settings(env.settings.file).site.member("1102") is not None
         assert not await can_log_in(env, "1102", "ana-console-pw")
