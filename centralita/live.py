@@ -17,11 +17,12 @@ the file says.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from centralita.settings import Settings, load_settings, public_secrets_refusal
+from centralita.settings import Settings, parse_settings, public_secrets_refusal
 from dialplan.validate import ConfigError
 
 log = logging.getLogger("centralita.live")
@@ -60,10 +61,16 @@ def live_part(running: Settings, on_file: Settings) -> Settings:
 
 
 class LiveSettings:
-    """The one holder of the running server's settings (`app[SETTINGS].current.current`)."""
+    """The one holder of the running server's settings (`app[SETTINGS].current`), and the
+    text of the file they were last read from (`text`: what /admin's audit log diffs an
+    applied hand edit against; None for the built-in demo or a file gone)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, text: str | None = None) -> None:
         self.current = settings
+        if text is None and settings.file is not None:
+            with contextlib.suppress(OSError):
+                text = settings.file.read_text(encoding="utf-8")
+        self.text = text
         self._hooks: list[tuple[str, Callable[[Settings], object]]] = []
 
     def on_reload(self, name: str, hook: Callable[[Settings], object]) -> None:
@@ -72,8 +79,9 @@ class LiveSettings:
         starts a task."""
         self._hooks.append((name, hook))
 
-    def apply(self, on_file: Settings) -> Reload:
-        """Run with the live parts of `on_file` (already validated) from now on."""
+    def apply(self, on_file: Settings, text: str | None = None) -> Reload:
+        """Run with the live parts of `on_file` (already validated, read from `text`) from
+        now on."""
         waiting = waiting_for_restart(self.current, on_file)
         new = live_part(self.current, on_file)
         refusal = public_secrets_refusal(new)
@@ -81,6 +89,8 @@ class LiveSettings:
             # As at start: a member with the demo's published SIP secret on a server that
             # listens beyond loopback is refused, and nothing of the file is applied.
             raise ConfigError(str(on_file.file or "<config>"), "(secrets)", refusal)
+        if text is not None:
+            self.text = text
         if new == self.current:
             return Reload(applied=False, waiting=waiting)
         self.current = new
@@ -105,4 +115,9 @@ class LiveSettings:
             raise ConfigError(
                 "<demo centralita.toml>", "(file)", "the built-in demo has no file to reload"
             )
-        return self.apply(load_settings(path))  # as `serve` reads it at start
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(str(path), "(file)", exc.strerror or str(exc)) from None
+        # As `serve` reads it at start (settings.load_settings), from the text read once.
+        return self.apply(parse_settings(text, str(path), path.resolve().parent, path), text)

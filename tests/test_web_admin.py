@@ -386,6 +386,8 @@ async def test_a_hand_edit_is_listed_until_applied_and_restart_only_parts_are_na
             assert await can_log_in(env, "1102", "ana-console-pw")
             entry = (await env.store.list_audit())[0]
             assert (entry.actor, entry.action) == (ADMIN, "apply config file")
+            assert '+extension = "1102"' in entry.changes  # what the hand edit brought
+            assert "+secret = ********" in entry.changes and "s" * 12 not in entry.changes
 
             port = env.settings.server.web_port
             edited = config.read_text(encoding="utf-8")

@@ -318,7 +318,7 @@ async def _save(
     outcome.reload_output = reload_out.getvalue() + reload_err.getvalue()
     # After Asterisk's reload: the AMI lists a reload asks for again then hold the new members.
     try:
-        outcome.applied = request.app[SETTINGS].apply(new_settings).applied
+        outcome.applied = request.app[SETTINGS].apply(new_settings, new_text).applied
     except ConfigError as exc:
         outcome.apply_error = exc.reason
     return outcome
@@ -595,8 +595,10 @@ async def apply_file(request: web.Request) -> web.Response:
     session, _ = await require_admin_post(request)
     async with request.app[ADMIN_LOCK]:
         current = _current(request)
+        live = request.app[SETTINGS]
+        before = live.text
         try:
-            done = request.app[SETTINGS].apply(current.settings)
+            done = live.apply(current.settings, current.text)
         except ConfigError as exc:
             response = _admin(request, session, current, page_error=f"{exc.key}: {exc.reason}")
             response.set_status(422)
@@ -606,7 +608,8 @@ async def apply_file(request: web.Request) -> web.Response:
                 actor=session.extension,
                 action="apply config file",
                 subject=current.path.name,
-                changes="",
+                # What the hand edit brought since the file the server last read.
+                changes="" if before is None else config_diff(before, current.text),
             )
     return _admin(request, session, current, applied=done.applied)
 
