@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 from admin_support import ADMIN, admin_env, form_version, post_form, second_login
-from test_web_support import PASSWORD, WebEnv, console_env
+from test_web_support import PASSWORD, WebEnv, console_env, receive_past_state
 
 from ami.fake_queues import FakeMember
 from centralita import agents_admin
@@ -18,6 +18,8 @@ from centralita.agentprefs import save_preferences
 from centralita.agents_admin import MemberFields
 from centralita.keys import AGENT_STATES
 from centralita.settings import load_settings
+from centralita.web import close_ended_sessions
+from centralita.web.auth import WS_CLOSE_LOGGED_OUT
 
 
 async def add_ana(
@@ -426,3 +428,28 @@ async def test_a_save_the_running_server_refuses_is_kept_and_says_why(tmp_path: 
         assert re.search(r'id="pending-added">[^<]*<span class="mono">1102</span>', html)
         assert load_settings(env.settings.file).site.member("1102") is not None
         assert not await can_log_in(env, "1102", "ana-console-pw")
+
+
+async def test_a_member_removed_by_hand_loses_the_open_console_once_applied(
+    tmp_path: Path,
+) -> None:
+    """A hand edit keeps the removed member's console password: once applied, the session
+    check closes its open socket all the same (the member is not in the config)."""
+    async with admin_env(tmp_path) as env:
+        config = env.settings.file
+        assert config is not None
+        async with env.session() as agent, env.session() as admin:
+            await env.login(agent, "1002")
+            csrf = await env.login(admin, ADMIN)
+            async with agent.ws_connect("/ws") as ws:
+                await env.wait_sockets("1002")
+                text = config.read_text(encoding="utf-8")
+                config.write_text(agents_admin.remove_member(text, "1002"), encoding="utf-8")
+                assert await close_ended_sessions(env.app) == 0  # not applied yet
+                async with admin.post("/admin/apply", data={"csrf": csrf}) as resp:
+                    assert 'id="applied"' in await resp.text()
+                await close_ended_sessions(env.app)  # as the check every 2 s does (or did)
+                msg = await receive_past_state(ws)
+                assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, WS_CLOSE_LOGGED_OUT)
+            async with agent.get("/api/calls") as resp:
+                assert resp.status == 401

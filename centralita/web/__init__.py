@@ -162,12 +162,15 @@ def internal_numbers(site: Site) -> list[str]:
 async def close_ended_sessions(app: web.Application) -> int:
     """Close the console sockets whose session ended since they opened: logged out, or a
     password change or `agent remove` (possibly by the CLI, another process) moved the
-    agent's session version on. Returns how many sessions were closed."""
+    agent's session version on, or a reload left the member out of the config (a hand edit
+    keeps the password). Returns how many sessions were closed."""
     hub = app[HUB]
     open_sessions = hub.sessions()
     if not open_sessions:
         return 0
-    ended = await app[STORE].ended_sessions(open_sessions)
+    ended = set(await app[STORE].ended_sessions(open_sessions))
+    site = app[SETTINGS].current.site
+    ended |= {sid for agent, sid, _ in open_sessions if site.member(agent) is None}
     for sid in ended:
         await hub.close_session(sid, code=auth.WS_CLOSE_LOGGED_OUT, message=b"session ended")
     return len(ended)
