@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from test_cli_serve import free_port, healthz
+from test_cli_serve import free_port, healthz, serve
 from test_web_support import console_env
 
 from centralita.agents_admin import save_config
@@ -100,29 +100,19 @@ def _serve_config(folder: Path, data_dir: Path) -> Path:
     return config
 
 
-def _serve(config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "centralita", "serve", "--config", str(config)],
-        cwd=config.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
 async def test_a_second_serve_on_the_same_data_folder_refuses_to_start(tmp_path: Path) -> None:
     data = tmp_path / "data"
     first_config = _serve_config(tmp_path / "one", data)
     second_config = _serve_config(tmp_path / "two", data)  # other ports, same data
     web_port = int(re.findall(r"web_port = (\d+)", first_config.read_text())[0])
-    first = _serve(first_config)
+    first = serve(first_config)
     try:
         for _ in range(200):  # readiness poll, not a time limit
             if await asyncio.to_thread(healthz, web_port) is not None or first.poll() is not None:
                 break
             await asyncio.sleep(0.1)
         assert first.poll() is None
-        second = _serve(second_config)
+        second = serve(second_config)
         output = (await asyncio.to_thread(second.communicate, None, 60))[0].decode()
         assert second.returncode == 1, output
         assert "is in use by another centralita serve" in output
