@@ -44,6 +44,7 @@ test: lint typecheck pytest
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/agi_load.py
+	$(BIN)/python bench/agi_inproc.py
 	@for b in bench/agi_instances.py bench/render_bench.py bench/lookup_bench.py bench/pop_bench.py bench/agent_state_bench.py bench/login_flood.py bench/wallboard_bench.py bench/store_bench.py bench/report_bench.py; do \
 		if [ -f $$b ]; then echo; $(BIN)/python $$b || exit 1; fi; done
 

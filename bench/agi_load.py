@@ -47,9 +47,12 @@ import time
 from collections.abc import Coroutine, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import psutil
+
+if TYPE_CHECKING:
+    from agi.server import AgiServer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -86,7 +89,9 @@ def raise_fd_limit() -> None:
 # -- the servers (each runs in its own process) ---------------------------------------------
 
 
-async def serve_centralita(port: int) -> None:
+def centralita_server(port: int) -> AgiServer:
+    """Centralita's FastAGI server with the bench's 10-command flow and the Prometheus hooks
+    the app gives it (not started)."""
     # Imported here, in the server's process: with --code, from the baseline's tree.
     from agi.router import FlowRegistry
     from agi.server import AgiServer, ServerLimits
@@ -108,12 +113,16 @@ async def serve_centralita(port: int) -> None:
         await session.verbose("bench")
         await session.set_variable("CENTRALITA_ROUTE", "queue:support-en")
 
-    server = AgiServer(
+    return AgiServer(
         registry,
         port=port,
         limits=ServerLimits(max_sessions=20000, header_timeout_s=60, reply_timeout_s=600),
         metrics=PrometheusAgiMetrics(registry),
     )
+
+
+async def serve_centralita(port: int) -> None:
+    server = centralita_server(port)
     await server.start()
     # As `centralita serve` does once started (centralita/app.py, freeze_startup_objects).
     gc.freeze()
