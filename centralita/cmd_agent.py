@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from typing import Any
 from centralita import agents_admin
 from centralita.cli import add_config_argument, help_of
 from centralita.cmd_render import render_to
-from centralita.datadir import running_server
+from centralita.cmd_serve import tell_running_server
 from centralita.settings import DEFAULT_CONFIG, Settings, load_settings
 from centralita.store import SqliteLocation, open_store
 from dialplan.validate import ConfigError
@@ -202,23 +200,6 @@ def _after_edit(path: Path, render_dir: str | None) -> int:
         code = render_to(settings, Path(render_dir))
     tell_running_server(settings)
     return code
-
-
-def tell_running_server(settings: Settings) -> None:
-    """Have the `centralita serve` running on this config's data_dir apply the file now
-    (SIGHUP: centralita/live.py), after Asterisk took it; say so, or how to do it."""
-    try:
-        pid = running_server(settings.data_dir)
-        if pid is None:
-            return  # nothing runs here: `serve` reads the file when it starts
-        os.kill(pid, signal.SIGHUP)
-    except OSError as exc:  # another user's server (serve runs as `centralita`)
-        print(
-            "a running centralita serve uses the change after `systemctl reload centralita` "
-            f"(SIGHUP; {exc.strerror})"
-        )
-        return
-    print(f"the running centralita serve (pid {pid}) applies the change now (SIGHUP)")
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,8 +14,14 @@ from agi import loops
 from centralita.agents_admin import save_config
 from centralita.app import run
 from centralita.cli import add_config_argument
+from centralita.datadir import running_server
 from centralita.logs import setup_logging
-from centralita.settings import fresh_config_text, load_settings, public_secrets_refusal
+from centralita.settings import (
+    Settings,
+    fresh_config_text,
+    load_settings,
+    public_secrets_refusal,
+)
 from centralita.spool import spool_problem
 from dialplan.validate import ConfigError
 
@@ -30,6 +38,17 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     add_config_argument(serve)
     serve.set_defaults(func=cmd_serve)
+
+    reload = subparsers.add_parser(
+        "reload",
+        help="have the running serve apply its config file now (SIGHUP)",
+        description="Check the config file as `serve` reads it, then send SIGHUP to the "
+        "`centralita serve` running on its data_dir: members, queues, roles and the call "
+        "flows apply at once, with no restart (docs/admin.md). Nothing is sent when the file "
+        "does not load.",
+    )
+    add_config_argument(reload)
+    reload.set_defaults(func=cmd_reload)
 
     init = subparsers.add_parser(
         "init",
@@ -63,6 +82,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"centralita: cannot serve: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)  # a file that does not load: exit 2, nothing sent
+    if settings.file is None:
+        print("centralita: the built-in demo has no file to reload", file=sys.stderr)
+        return 2
+    refusal = public_secrets_refusal(settings)
+    if refusal:  # the server would refuse it, as at start
+        print(refusal, file=sys.stderr)
+        return 2
+    if not tell_running_server(settings):
+        print(
+            f"centralita: no centralita serve runs on {settings.data_dir}; "
+            f"it reads {settings.file} when it starts",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def tell_running_server(settings: Settings) -> bool:
+    """Have the `centralita serve` running on this config's data_dir apply the file now
+    (SIGHUP: centralita/live.py) and say so, or say how; False when none runs there."""
+    try:
+        pid = running_server(settings.data_dir)
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGHUP)
+    except OSError as exc:  # another user's server (serve runs as `centralita`)
+        print(
+            "a running centralita serve uses the change after `systemctl reload centralita` "
+            f"(SIGHUP; {exc.strerror})"
+        )
+        return True
+    print(f"the running centralita serve (pid {pid}) applies the change now (SIGHUP)")
+    return True
 
 
 def cmd_init(args: argparse.Namespace) -> int:

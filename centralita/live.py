@@ -2,10 +2,11 @@
 restart.
 
 `centralita serve` reads its file at start. A reload reads it again: on SIGHUP
-(`systemctl reload centralita`, and `centralita member add|edit|remove`, which send it), after
-every save in /admin, and from /admin's "Apply the file now" button. It applies at once what can change under running calls, the site and
-`[console]`: members and their roles, queues, roles, the IVR, languages, time conditions,
-callback and survey settings, dispositions. Each part of the server that keeps maps made from
+(`systemctl reload centralita`; `centralita reload` and `centralita member add|edit|remove`
+send it too), after every save in /admin, and from /admin's "Apply the file now" button. It
+applies at once what can change under running calls, the site and `[console]`: members and
+their roles, queues, roles, the IVR, languages, time conditions, callback and survey
+settings, dispositions. Each part of the server that keeps maps made from
 the site registers a hook (`LiveSettings.on_reload`) that remakes them and keeps its live
 state (an agent's pause, a caller waiting, a call being tracked).
 

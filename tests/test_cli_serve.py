@@ -16,6 +16,7 @@ import pytest
 
 from agi import loops
 from agi.testing import Caller, place_call
+from centralita.cli import main
 from centralita.settings import demo_text
 
 
@@ -118,7 +119,7 @@ async def test_sighup_applies_the_edited_file_and_a_broken_one_changes_nothing(
             text.replace(french_queue, french_queue.replace("support-fr", "support-en")),
             encoding="utf-8",
         )
-        process.send_signal(signal.SIGHUP)
+        assert main(["reload", "--config", str(config)]) == 0  # checks it, then SIGHUP
         route = None
         for _ in range(100):  # until the signal is handled, not a time limit
             route = (await place_call("127.0.0.1", agi_port, french)).route
@@ -128,7 +129,8 @@ async def test_sighup_applies_the_edited_file_and_a_broken_one_changes_nothing(
         assert route == "queue:support-en"
 
         config.write_text(text.replace("[ivr]", "[ivr", 1), encoding="utf-8")  # broken
-        process.send_signal(signal.SIGHUP)
+        assert main(["reload", "--config", str(config)]) == 2  # refused, nothing sent
+        process.send_signal(signal.SIGHUP)  # sent by hand all the same
         await asyncio.sleep(0.5)
         assert process.poll() is None  # SIGHUP's default would have ended it
         assert (await place_call("127.0.0.1", agi_port, french)).route == "queue:support-en"
@@ -137,3 +139,6 @@ async def test_sighup_applies_the_edited_file_and_a_broken_one_changes_nothing(
         output = process.communicate(timeout=30)[0].decode()
     assert process.returncode == 0, output
     assert "reloaded" in output and "SIGHUP: the config file was not applied" in output
+    assert output.count("SIGHUP: the config file was not applied") == 1
+    config.write_text(text, encoding="utf-8")
+    assert main(["reload", "--config", str(config)]) == 1  # no server runs there now
