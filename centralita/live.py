@@ -4,15 +4,15 @@ restart.
 `centralita serve` reads its file at start. A reload reads it again: on SIGHUP
 (`systemctl reload centralita`; `centralita reload` and `centralita member add|edit|remove`
 send it too), after every save in /admin, and from /admin's "Apply the file now" button. It
-applies at once what can change under running calls, the site and `[console]`: members and
-their roles, queues, roles, the IVR, languages, time conditions, callback and survey
-settings, dispositions. Each part of the server that keeps maps made from
-the site registers a hook (`LiveSettings.on_reload`) that remakes them and keeps its live
-state (an agent's pause, a caller waiting, a call being tracked).
+applies at once what can change under running calls, the site, `[console]` and
+`[[webhooks]]`: members and their roles, queues, roles, the IVR, languages, time conditions,
+callback and survey settings, dispositions, the webhook URLs. Each part of the server that
+keeps maps made from the site registers a hook (`LiveSettings.on_reload`) that remakes them
+and keeps its live state (an agent's pause, a caller waiting, a call being tracked).
 
 What the server made its sockets, connections and store from waits for a restart, and the
-admin pages say so (`Reload.waiting`): `[server]`, `[[asterisk]]`, `[store]`, `[[webhooks]]`,
-`[crm]` and the SIP driver. Until then the running server keeps its values of those, whatever
+admin pages say so (`Reload.waiting`): `[server]`, `[[asterisk]]`, `[store]`, `[crm]` and
+the SIP driver. Until then the running server keeps its values of those, whatever
 the file says.
 """
 
@@ -29,7 +29,7 @@ from dialplan.validate import ConfigError
 log = logging.getLogger("centralita.live")
 
 # The parts of the config that only a restart applies, in the order the admin pages list them.
-RESTART_ONLY = ("server", "asterisk", "store", "webhooks", "crm", "sip_driver")
+RESTART_ONLY = ("server", "asterisk", "store", "crm", "sip_driver")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,6 @@ def waiting_for_restart(running: Settings, on_file: Settings) -> tuple[str, ...]
         "server": running.server != on_file.server,
         "asterisk": running.asterisks != on_file.asterisks,
         "store": running.store != on_file.store,
-        "webhooks": running.webhooks != on_file.webhooks,
         "crm": running.site.crm != on_file.site.crm,
         "sip_driver": running.site.sip_driver != on_file.site.sip_driver,
     }
@@ -55,10 +54,10 @@ def waiting_for_restart(running: Settings, on_file: Settings) -> tuple[str, ...]
 
 
 def live_part(running: Settings, on_file: Settings) -> Settings:
-    """The settings to run with after a reload: the file's site and console, with the running
-    server's values of everything restart-only."""
+    """The settings to run with after a reload: the file's site, console and webhooks, with
+    the running server's values of everything restart-only."""
     site = replace(on_file.site, crm=running.site.crm, sip_driver=running.site.sip_driver)
-    return replace(running, site=site, console=on_file.console)
+    return replace(running, site=site, console=on_file.console, webhooks=on_file.webhooks)
 
 
 class LiveSettings:

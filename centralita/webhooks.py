@@ -259,6 +259,15 @@ class WebhookSender:
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
+    def set_webhooks(self, webhooks: Collection[Webhook]) -> None:
+        """Queue the call events from now on for `webhooks` (a reload): a URL added gets the
+        events of the changes that follow, a URL removed gets no more. What the outbox holds
+        already goes out to the URL it was queued for. The first webhooks of a server that
+        started with none start the delivery loop."""
+        self.webhooks = tuple(webhooks)
+        if self.webhooks:
+            self.start()
+
     def set_internal_numbers(self, numbers: Collection[str]) -> None:
         """The numbers whose calls are `internal` (the members' extensions), replaced.
 

@@ -16,8 +16,8 @@ from ami.fake_queues import FakeMember
 from centralita import agents_admin
 from centralita.agentprefs import save_preferences
 from centralita.agents_admin import MemberFields
-from centralita.keys import AGENT_STATES
-from centralita.settings import load_settings
+from centralita.keys import AGENT_STATES, WEBHOOKS
+from centralita.settings import Webhook, load_settings
 from centralita.web import close_ended_sessions
 from centralita.web.auth import WS_CLOSE_LOGGED_OUT
 
@@ -368,7 +368,8 @@ async def test_a_hand_edit_is_listed_until_applied_and_restart_only_parts_are_na
         assert config is not None
         text = config.read_text(encoding="utf-8")
         fields = MemberFields(name="Ana Gil", role="agent", queues=["support-en"], secret="s" * 12)
-        config.write_text(agents_admin.add_member(text, "1102", fields), encoding="utf-8")
+        hook = '\n[[webhooks]]\nurl = "http://127.0.0.1:9/hook"\naccount_id = "acct-9"\n'
+        config.write_text(agents_admin.add_member(text, "1102", fields) + hook, encoding="utf-8")
         await env.store.set_agent_password("1102", "ana-console-pw")
         async with env.session() as client:
             csrf = await env.login(client, ADMIN)
@@ -386,6 +387,7 @@ async def test_a_hand_edit_is_listed_until_applied_and_restart_only_parts_are_na
             assert 'id="applied"' in page and "use the file now" in page
             assert 'id="pending-changes"' not in page
             assert await can_log_in(env, "1102", "ana-console-pw")
+            assert env.app[WEBHOOKS].webhooks == (Webhook("http://127.0.0.1:9/hook", "acct-9"),)
             entry = (await env.store.list_audit())[0]
             assert (entry.actor, entry.action) == (ADMIN, "apply config file")
             assert '+extension = "1102"' in entry.changes  # what the hand edit brought

@@ -275,6 +275,35 @@ async def test_set_internal_numbers_changes_the_type_of_the_next_events(
         await sender.stop()
 
 
+async def test_webhooks_set_by_a_reload_get_the_events_that_follow(
+    store_location: StoreLocation, receiver: Receiver
+) -> None:
+    """A server started with no webhook, then a reload adds one: the delivery loop starts,
+    and the URL gets the events of the changes from then on (none before). Removed again:
+    no more events are queued."""
+    async with open_location(store_location) as store:
+        sender = WebhookSender(store, [], poll_s=0.05)
+        ringing, *rest = queue_changes()
+        assert await sender.on_change(ringing) == 0  # no webhook: nothing queued
+        sender.set_webhooks([Webhook(receiver.url, "acct-1")])
+        try:
+            for change in rest:
+                await sender.on_change(change)
+            for _ in range(200):  # until delivered, not a time limit
+                if receiver.received and not await store.outbox_backlog():
+                    break
+                await asyncio.sleep(0.02)
+            # The call was first seen ringing while no webhook was set: its events start
+            # with the next change it makes.
+            assert [r["action"] for r in receiver.received] == ["callStart", "callEnd"]
+            assert await store.outbox_backlog() == 0
+            sender.set_webhooks([])
+            for change in queue_changes():
+                assert await sender.on_change(change) == 0
+        finally:
+            await sender.stop()
+
+
 # An instance's sender in its own process: delivers the outbox of the store at STORE_URL to
 # HOOK_URL, with a short claim, until the outbox is empty.
 SENDER = """

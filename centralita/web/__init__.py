@@ -128,6 +128,7 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
         history.configure(*history_people(new.site))
         states.configure(new.site, login_queues=new.console.login_queues)
         sender.set_internal_numbers(internal_numbers(new.site))
+        sender.set_webhooks(new.webhooks)
 
     app[SETTINGS].on_reload("the console's agents and histories", take_reload)
     if settings.webhooks:
