@@ -170,8 +170,9 @@ async def close_ended_sessions(app: web.Application) -> int:
     if not open_sessions:
         return 0
     ended = set(await app[STORE].ended_sessions(open_sessions))
-    site = app[SETTINGS].current.site
-    ended |= {sid for agent, sid, _ in open_sessions if site.member(agent) is None}
+    # One set per check, not a scan of the members per socket (every SESSION_CHECK_S).
+    members = {m.extension for m in app[SETTINGS].current.site.members}
+    ended |= {sid for agent, sid, _ in open_sessions if agent not in members}
     for sid in ended:
         await hub.close_session(sid, code=auth.WS_CLOSE_LOGGED_OUT, message=b"session ended")
     return len(ended)
