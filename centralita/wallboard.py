@@ -205,9 +205,8 @@ class Wallboard:
         # every refresh of a queue (a busy queue refreshes with every caller).
         self._shares: dict[str, dict[str, _Share]] = {}
         self._tally: dict[str, _Tally] = {}
-        # The agents of the last `configure`, and when a reload added each one (its row's
-        # `since` until its state changes; the others' is the start).
-        self._names_before: set[str] = set()
+        # When a reload added each agent (its row's `since` until its state changes; the
+        # others' is the start).
         self._added_at: dict[str, float] = {}
         self._dirty_agents: dict[str, None] = {}
         self._dirty_queues: dict[str, None] = {}
@@ -228,6 +227,7 @@ class Wallboard:
         Call after `AgentStates.configure`: every row is recomputed from it, and the next
         `refresh()` sends one `wallboard.snapshot`, which pages take as the whole board.
         """
+        before = set(self._agents)  # empty on the first configure, from __init__
         self._queues = [q.name for q in site.queues]
         self._service_level = {q.name: q.service_level_s for q in site.queues}
         self._wrapup = {q.name: q.wrapup_s for q in site.queues}
@@ -252,13 +252,9 @@ class Wallboard:
         self._in_wrapup &= agents
         self._agent_json = {a: j for a, j in self._agent_json.items() if a in agents}
         self._since = {a: s for a, s in self._since.items() if a in agents}
-        if self._names_before:  # a reload: an agent it adds is shown since now, not the start
-            now = self.clock()
-            for agent in agents - self._names_before:
-                self._since.pop(agent, None)
-                self._added_at[agent] = now
         self._added_at = {a: t for a, t in self._added_at.items() if a in agents}
-        self._names_before = agents
+        if before:  # a reload: an agent it adds is shown since now, not since the start
+            self._added_at.update(dict.fromkeys(agents - before, self.clock()))
         for agent, shown in self._agent_json.items():
             # A queue gone takes the agent's share with it; one added gets it now, even when
             # the agent's row does not change.

@@ -17,8 +17,7 @@ from test_browser_desk import axe_violations
 from test_web_support import WebEnv, console_env
 
 from ami.testing import load_trace, rewrite
-from centralita.keys import AGENT_STATES
-from centralita.web import wallboard as web_wallboard
+from centralita.keys import SETTINGS
 
 pytestmark = pytest.mark.browser
 
@@ -246,8 +245,8 @@ async def test_an_open_wallboard_follows_a_new_config(tmp_path: Path, browser: B
         members = (nadia, *(m for m in site.members if m.extension != "1002"))
         queues = (sales, *(q for q in site.queues if q.name != "support-ar"))
         new_site = replace(site, queues=queues, members=members)
-        env.app[AGENT_STATES].configure(new_site)
-        web_wallboard.reconfigure(env.app, new_site)
+        # A reload (centralita/live.py): every part takes the new site, in start-up order.
+        assert env.app[SETTINGS].apply(replace(env.settings, site=new_site)).applied
         # Rows gone and rows added, in the new config's order, without a reload.
         tiles = page.locator(".wb-queue")
         await expect(tiles).to_have_count(3)

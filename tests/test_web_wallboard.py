@@ -22,7 +22,7 @@ from test_web_support import TRACES, WebEnv, console_env, receive_json
 
 from ami.fake_queues import FakeEntry
 from ami.testing import load_trace, rewrite
-from centralita.keys import AGENT_STATES, AMI_TAPS, WALLBOARD
+from centralita.keys import AMI_TAPS, SETTINGS, WALLBOARD
 from centralita.store.queue_events import QueueCallUpdate
 from centralita.web import wallboard as web_wallboard
 from centralita.web.auth import WS_CLOSE_LOGGED_OUT
@@ -299,8 +299,8 @@ async def test_an_open_board_is_sent_the_new_config_as_a_snapshot(tmp_path: Path
         members = (*(m for m in site.members if m.extension != "1002"), nadia)
         queues = (*(q for q in site.queues if q.name != "support-ar"), sales)
         new_site = replace(site, queues=queues, members=members)
-        env.app[AGENT_STATES].configure(new_site)
-        web_wallboard.reconfigure(env.app, new_site)
+        # A reload (centralita/live.py): every part takes the new site, in start-up order.
+        assert env.app[SETTINGS].apply(replace(env.settings, site=new_site)).applied
         snapshot = await ws.next()
         assert snapshot["type"] == "wallboard.snapshot"
         assert [q["name"] for q in snapshot["queues"]] == ["support-en", "support-fr", "sales"]

@@ -36,7 +36,6 @@ from centralita.web.auth import (
 )
 from centralita.web.console import render_page
 from centralita.web.permissions import SUPERVISORS, is_supervisor, require_supervisor
-from dialplan.model import Site
 
 log = logging.getLogger("centralita.wallboard")
 
@@ -207,7 +206,9 @@ async def wallboard_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = WallboardHub(model, model.clock, app[STORE])
     app[WALLBOARD] = hub
     # Registered after console_ctx's hook: the agents' states are re-derived first.
-    app[SETTINGS].on_reload("the wallboard", lambda settings: reconfigure(app, settings.site))
+    # The next refresh sends each open page one `wallboard.snapshot`, from which the page
+    # drops the rows no longer there and adds the new ones (Wallboard.configure).
+    app[SETTINGS].on_reload("the wallboard", lambda settings: model.configure(settings.site))
     app[AMI_TAPS].add(
         on_event=model.on_event,
         events=CALL_EVENTS | MEMBER_EVENTS,
@@ -225,17 +226,6 @@ async def wallboard_ctx(app: web.Application) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-def reconfigure(app: web.Application, site: Site) -> None:
-    """Show `site` on every open wallboard: the model re-derives its queues and agents
-    (`Wallboard.configure`, keeping the live state of those still configured), which wakes
-    the pusher; its next tick sends each page one `wallboard.snapshot`, from which the page
-    drops the rows no longer there and adds the new ones. Call after
-    `AgentStates.configure` (the rows are read from it); nothing to do without a wallboard."""
-    hub = app.get(WALLBOARD)
-    if hub is not None:
-        hub.model.configure(site)
 
 
 async def close_sockets(app: web.Application) -> None:
