@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from centralita.settings import Settings, parse_settings, public_secrets_refusal
+from centralita.settings import Settings, public_secrets_refusal, read_config
 from dialplan.validate import ConfigError
 
 log = logging.getLogger("centralita.live")
@@ -115,9 +115,4 @@ class LiveSettings:
             raise ConfigError(
                 "<demo centralita.toml>", "(file)", "the built-in demo has no file to reload"
             )
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(str(path), "(file)", exc.strerror or str(exc)) from None
-        # As `serve` reads it at start (settings.load_settings), from the text read once.
-        return self.apply(parse_settings(text, str(path), path.resolve().parent, path), text)
+        return self.apply(*read_config(path))  # as `serve` reads it at start

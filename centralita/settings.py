@@ -516,9 +516,13 @@ def load_settings(path: Path | str | None = None) -> Settings:
         path = DEFAULT_CONFIG
     if path is None:
         return parse_settings(demo_text(), "<demo centralita.toml>", Path.cwd(), None)
-    path = Path(path)
+    return read_config(Path(path))[0]
+
+
+def read_config(path: Path) -> tuple[Settings, str]:
+    """The settings of the config file at `path`, and the text they were parsed from."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), "(file)", exc.strerror or str(exc)) from None
-    return parse_settings(text, str(path), path.resolve().parent, path.resolve())
+    return parse_settings(text, str(path), path.resolve().parent, path.resolve()), text
