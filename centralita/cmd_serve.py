@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agi import loops
 from centralita.agents_admin import save_config
@@ -93,32 +93,33 @@ def cmd_reload(args: argparse.Namespace) -> int:
     if refusal:  # the server would refuse it, as at start
         print(refusal, file=sys.stderr)
         return 2
-    if not tell_running_server(settings):
+    told = tell_running_server(settings)
+    if told == "none":
         print(
             f"centralita: no centralita serve runs on {settings.data_dir}; "
             f"it reads {settings.file} when it starts",
             file=sys.stderr,
         )
-        return 1
-    return 0
+    return 0 if told == "sent" else 1
 
 
-def tell_running_server(settings: Settings) -> bool:
+def tell_running_server(settings: Settings) -> Literal["sent", "none", "denied"]:
     """Have the `centralita serve` running on this config's data_dir apply the file now
-    (SIGHUP: centralita/live.py) and say so, or say how; False when none runs there."""
+    (SIGHUP: centralita/live.py) and say so, or say how when this user may not signal it."""
     try:
         pid = running_server(settings.data_dir)
         if pid is None:
-            return False
+            return "none"
         os.kill(pid, signal.SIGHUP)
     except OSError as exc:  # another user's server (serve runs as `centralita`)
         print(
             "a running centralita serve uses the change after `systemctl reload centralita` "
-            f"(SIGHUP; {exc.strerror})"
+            f"(SIGHUP; {exc.strerror})",
+            file=sys.stderr,
         )
-        return True
+        return "denied"
     print(f"the running centralita serve (pid {pid}) applies the change now (SIGHUP)")
-    return True
+    return "sent"
 
 
 def cmd_init(args: argparse.Namespace) -> int:

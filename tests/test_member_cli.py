@@ -183,12 +183,15 @@ def test_pending_changes_list_what_the_running_server_does_not_use(config: Path)
 
 
 HOLDER = """
-import signal, sys, time
+import os, signal, sys, time
 from pathlib import Path
 from centralita.datadir import lock_data_dir
 
 data = Path(sys.argv[1])
-lock_data_dir(data)
+fd = lock_data_dir(data)
+if len(sys.argv) > 2:  # another pid in the lock file: one this user cannot signal
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, sys.argv[2].encode() + b"\\n", 0)
 signal.signal(signal.SIGHUP, lambda *_: (data / "reloaded").write_text("yes"))
 print("ready", flush=True)
 time.sleep(60)
@@ -216,6 +219,17 @@ def test_an_edit_tells_the_server_running_on_its_data_dir(
                 break
             time.sleep(0.05)
         assert (data / "reloaded").read_text() == "yes"
+    finally:
+        holder.kill()
+        holder.communicate()
+    # A server this user may not signal: the change is saved, and the way to apply it said.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(data), "999999999"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+        assert main(["reload", "--config", str(config)]) == 1
+        assert "after `systemctl reload centralita`" in capsys.readouterr().err
     finally:
         holder.kill()
         holder.communicate()
