@@ -436,13 +436,9 @@ class PendingChanges:
 def pending_changes(running: Settings, on_file: Settings) -> PendingChanges:
     """Compare the settings `serve` runs with and the file's, member by member, queue by
     queue and role by role. A new SIP secret is not a difference here: only Asterisk reads it."""
-    before = {m.extension: replace(m, secret="") for m in running.site.members}
-    after = {m.extension: replace(m, secret="") for m in on_file.site.members}
-    # What a reload would run with, less the SIP secrets (Asterisk's only).
-    applied = live_part(running, on_file)
-    to_apply = replace(
-        applied, site=replace(applied.site, members=tuple(after.values()))
-    ) != replace(running, site=replace(running.site, members=tuple(before.values())))
+    running, on_file = _without_sip_secrets(running), _without_sip_secrets(on_file)
+    before = {m.extension: m for m in running.site.members}
+    after = {m.extension: m for m in on_file.site.members}
     return PendingChanges(
         added=tuple(e for e in after if e not in before),
         changed=tuple(e for e, m in after.items() if e in before and before[e] != m),
@@ -453,9 +449,14 @@ def pending_changes(running: Settings, on_file: Settings) -> PendingChanges:
         roles=_differing(
             {r.name: r for r in running.site.roles}, {r.name: r for r in on_file.site.roles}
         ),
-        to_apply=to_apply,
+        to_apply=live_part(running, on_file) != running,  # what a reload would change
         restart=waiting_for_restart(running, on_file),
     )
+
+
+def _without_sip_secrets(settings: Settings) -> Settings:
+    members = tuple(replace(m, secret="") for m in settings.site.members)
+    return replace(settings, site=replace(settings.site, members=members))
 
 
 def _differing(before: dict[str, object], after: dict[str, object]) -> tuple[str, ...]:
