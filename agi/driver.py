@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from asyncio.tasks import _enter_task, _leave_task
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
+from agi.cores import DriverCore, WaiterCore
 from agi.protocol import AgiError, Reply
 from agi.session import settle
 
@@ -47,22 +47,14 @@ class _Awaited:
         return self._state == 2
 
 
-class FlowDriver(_Awaited):
-    """Awaited by the flow's task in place of the flow's coroutine (`await FlowDriver(...)`)."""
+class FlowDriver(DriverCore, _Awaited):
+    """Awaited by the flow's task in place of the flow's coroutine (`await FlowDriver(...)`).
 
-    __slots__ = (
-        "_asyncio_future_blocking",
-        "_callback",
-        "_context",
-        "_coro",
-        "_loop",
-        "_outcome",
-        "_proxied",
-        "_state",
-        "_task",
-        "_throw",
-        "_waiter",
-    )
+    Its fields and `resume` are in the core (agi/cores.py): `resume` runs once per command.
+    """
+
+    # The core holds _context, _coro, _loop, _proxied, _state, _task and _waiter.
+    __slots__ = ("_asyncio_future_blocking", "_callback", "_outcome", "_throw")
 
     def __init__(
         self,
@@ -76,11 +68,11 @@ class FlowDriver(_Awaited):
         task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("a FlowDriver is made and awaited inside the flow's task")
-        self._task: asyncio.Task[Any] = task
+        self._task = task
         self._callback: Callable[[Any], object] | None = None
-        self._context: contextvars.Context | None = None
+        self._context = None
         self._outcome: BaseException | None = None  # how the flow ended while driven here
-        self._proxied: Any = None  # what else the flow awaits while the task waits on us
+        self._proxied = None  # what else the flow awaits while the task waits on us
         self._throw: BaseException | None = None  # to throw into the flow from the task
         self._state = 0  # 0 pending, 1 done, 2 cancelled
         self._asyncio_future_blocking = False
@@ -124,42 +116,28 @@ class FlowDriver(_Awaited):
             if outcome is not None:
                 raise outcome
 
-    # -- run outside any task: a reply, or what the flow awaited, is there ------------------
+    # -- run outside any task, from the core's `resume` ---------------------------------------
 
-    def resume(self, _done: object = None) -> None:
-        """Send into the flow (its reply, or what else it awaited, is ready)."""
-        if self._state:
-            return  # cancelled meanwhile: the task throws the cancellation into the flow
-        self._proxied = None
-        loop, task = self._loop, self._task
-        try:
-            _enter_task(loop, task)
-        except RuntimeError:  # called from inside some task: resume on the next turn
-            loop.call_soon(self.resume)
-            return
-        try:
-            yielded = self._context.run(self._coro.send, None)  # type: ignore[union-attr]
-        except BaseException as exc:  # the flow ended (StopIteration) or raised
-            _leave_task(loop, task)
-            self._outcome = exc
-            self._complete(1)
-            return
-        _leave_task(loop, task)
-        waiter = self._waiter
-        if yielded is waiter and not waiter._state:  # the next command: nearly always
-            waiter._asyncio_future_blocking = False
-            waiter._driver = self
-        elif yielded is None:  # a bare yield (asyncio.sleep(0)): the next turn
+    def _yielded(self, yielded: object) -> None:
+        """The flow awaits something other than its next reply."""
+        loop = self._loop
+        if yielded is None:  # a bare yield (asyncio.sleep(0)): the next turn
             loop.call_soon(self.resume)
         elif getattr(yielded, "_asyncio_future_blocking", None):
             # A future (a store query, an HTTP request...): resume when it is done, and
             # pass a cancellation of the task on to it, as a task does.
-            yielded._asyncio_future_blocking = False
-            self._proxied = yielded
-            yielded.add_done_callback(self.resume)
+            future: Any = yielded
+            future._asyncio_future_blocking = False
+            self._proxied = future
+            future.add_done_callback(self.resume)
         else:  # what a task refuses: the task's step throws the error into the flow
             self._throw = RuntimeError(f"Task got bad yield: {yielded!r}")
             self._complete(1)
+
+    def _ended(self, outcome: BaseException) -> None:
+        """The flow ended (`outcome` a StopIteration) or raised, while driven here."""
+        self._outcome = outcome
+        self._complete(1)
 
     def _complete(self, state: int) -> None:
         self._state = state
@@ -222,7 +200,7 @@ class FlowDriver(_Awaited):
         return True
 
 
-class ReplyWaiter(_Awaited):
+class ReplyWaiter(WaiterCore, _Awaited):
     """The awaitable reply to one command: a minimal future that wakes its task at once.
 
     Why not `loop.create_future()`: an asyncio Future schedules its task's wake-up with
@@ -240,28 +218,17 @@ class ReplyWaiter(_Awaited):
     its collections were the largest cost of a call under load.
     """
 
-    __slots__ = (
-        "_asyncio_future_blocking",
-        "_callback",
-        "_context",
-        "_convert",
-        "_driver",
-        "_exception",
-        "_extra",
-        "_line",
-        "_loop",
-        "_result",
-        "_state",
-    )
+    # Every field is in the core (agi/cores.py), with the await: once per command.
+    __slots__ = ()
 
     def __init__(self, loop: asyncio.AbstractEventLoop, line: bytes = b"") -> None:
         self._loop = loop
-        self._callback: Callable[[Any], object] | None = None
-        self._context: contextvars.Context | None = None
-        self._extra: list[tuple[Callable[[Any], object], contextvars.Context | None]] | None = None
+        self._callback = None
+        self._context = None
+        self._extra = None
         # The flow's driver while the flow awaits this reply directly (agi/driver.py): the
         # reply then resumes the flow through it, with no task step.
-        self._driver: FlowDriver | None = None
+        self._driver = None
         self.rearm(line)
 
     def rearm(self, line: bytes, convert: Callable[[Reply], Any] | None = None) -> None:
@@ -272,8 +239,8 @@ class ReplyWaiter(_Awaited):
         self._line = line
         self._convert = convert
         self._state = 0  # 0 pending, 1 done, 2 cancelled
-        self._result: Reply | None = None
-        self._exception: BaseException | None = None
+        self._result = None
+        self._exception = None
         self._asyncio_future_blocking = False
 
     def add_done_callback(
@@ -386,17 +353,3 @@ class ReplyWaiter(_Awaited):
                 context.run(callback, self)
         for other, other_context in extra or ():
             loop.call_soon(other, self, context=other_context)
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        if not self._state:
-            self._asyncio_future_blocking = True
-            yield self
-        result = self._result
-        if result is None:
-            return self.result()  # raises what the reply meant
-        convert = self._convert
-        if convert is None:
-            return result
-        return convert(result)
-
-    __iter__ = __await__

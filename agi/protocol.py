@@ -75,9 +75,6 @@ _NEXT_HEADER = {
     "agi_rdnis": "agi_context: ",
 }
 _STRANGER_FIELDS = frozenset(_NEXT_HEADER)
-# The same without the `agi_` prefixes: a stranger's name -> the name that must follow it.
-_NEXT_NAME = {key[4:]: value[4:-2] for key, value in _NEXT_HEADER.items()}
-_STRANGER_NAMES = frozenset(_NEXT_NAME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +91,9 @@ class AgiRequest:
     script: str
     query: tuple[tuple[str, str], ...]
     # Every line as received, in order, as (name without `agi_`, value): `headers` gives them
-    # whole. Kept as parsed (lists or tuples) and joined only when asked for, which nothing
-    # does on a call's path.
-    lines: Sequence[Sequence[str]] = field(compare=False, repr=False)
+    # whole. Kept as parsed and joined only when asked for, which nothing does on a call's
+    # path; None for a block in Asterisk's order, whose lines are the fields, then the args.
+    lines: Sequence[Sequence[str]] | None = field(compare=False, repr=False)
 
     network_script = _Header("network_script")  # raw, with any ?query (res_agi.c:2276-2279)
     request = _Header("request")
@@ -123,7 +120,11 @@ class AgiRequest:
     @property
     def headers(self) -> tuple[tuple[str, str], ...]:
         """Every header line as received, in order: (`agi_<name>`, value)."""
-        return tuple(("agi_" + name, value) for name, value in self.lines)
+        lines = self.lines
+        if lines is None:  # a block in Asterisk's order (`_asterisk_request`)
+            numbered = ((f"arg_{n}", value) for n, value in enumerate(self.args, 1))
+            lines = (*self.fields.items(), *numbered)
+        return tuple(("agi_" + name, value) for name, value in lines)
 
     @property
     def network(self) -> bool:
@@ -206,7 +207,7 @@ def build_request(headers: list[tuple[str, str]]) -> AgiRequest:
 
 
 def _request(
-    fields: dict[str, str], args: tuple[str, ...], lines: Sequence[Sequence[str]]
+    fields: dict[str, str], args: tuple[str, ...], lines: Sequence[Sequence[str]] | None
 ) -> AgiRequest:
     script, _, query_text = fields.get("network_script", "").partition("?")
     query: tuple[tuple[str, str], ...] = ()
@@ -219,73 +220,44 @@ def _request(
     return AgiRequest(fields, args, script.strip("/"), query, lines)
 
 
-# Header lines already split, as (name without `agi_`, value): most of a block is the same
-# call after call (network, script, language, context, version, a returning caller's number).
-# Bounded like the AMI parser's line cache (ami/protocol.py `_LineCache`): emptied when full,
-# and short lines only; the lines that are new on every call are not kept.
-MAX_HEADER_LINES = 4096
-MAX_KEPT_HEADER_LINE = 160
-_PER_CALL_NAMES = frozenset({"uniqueid", "channel", "threadid"})
+# The header block as Asterisk writes it for FastAGI: `agi_network` and `agi_network_script`
+# (res_agi.c launch_netscript), then setup_env's lines, always these and in this order, then
+# `agi_arg_1..N` (docs/asterisk-protocol.md#agi-headers; both versions' traces in
+# tests/fixtures/agi-fidelity). No value holds a line break, so a caller-supplied value
+# that spilled onto the next line breaks the order and is left to the careful loop.
+ASTERISK_HEADERS = (
+    "network", "network_script", "request", "channel", "language", "type", "uniqueid",
+    "version", "callerid", "calleridname", "callingpres", "callingani2", "callington",
+    "callingtns", "dnid", "rdnis", "context", "extension", "priority", "enhanced",
+    "accountcode", "threadid",
+)  # fmt: skip
+_ASTERISK_BLOCK = re.compile(
+    "\n".join(f"agi_{name}: (?P<{name}>[^\n]*)" for name in ASTERISK_HEADERS)
+    + "(?P<arg_lines>(?:\nagi_arg_[^\n]*)*)"
+)
+_ARG_LINE = re.compile("\nagi_arg_([1-9][0-9]*): ([^\n]*)")
 
 
-class _NotPlain(AgiError):
-    """A line that is not `agi_<name>: <value>`: the careful loop reads the block."""
+def _asterisk_request(text: str) -> AgiRequest | None:
+    """The request of a block in Asterisk's own order (`ASTERISK_HEADERS`, then the
+    arguments numbered 1..N), else None: the careful loop of `AgiConnection` reads it.
 
-
-class _HeaderLines(dict[str, tuple[str, str]]):
-    """The kept lines; a line it does not hold is split by the C lookup's own call of
-    `__missing__`, so a block's lines are all found in one `map`."""
-
-    def __missing__(self, line: str) -> tuple[str, str]:
-        name, sep, value = line[4:].partition(": ")
-        if not sep or line[:4] != "agi_":
-            raise _NotPlain
-        pair = (name, value)
-        if len(line) <= MAX_KEPT_HEADER_LINE and name not in _PER_CALL_NAMES:
-            if len(self) >= MAX_HEADER_LINES:
-                self.clear()
-            self[line] = pair
-        return pair
-
-
-_HEADER_LINES = _HeaderLines()
-_header_line = _HEADER_LINES.__getitem__
-
-
-def _plain_request(text: str) -> AgiRequest | None:
-    """The request of a plain block (every line `agi_<name>: <value>`, each name once, the
-    arguments numbered 1..N, and each caller-supplied value followed by the header Asterisk
-    writes after it, so none spilled onto the next line), else None: the careful loop of
-    `AgiConnection` decides.
-
-    What `build_request` gives for such a block, with the per-line work done by C loops
-    (split, map, dict): the block is parsed once per call, and most of its lines were seen
-    before (`_HEADER_LINES`), so only the new ones are split.
-    """
-    lines = text.split("\n")
-    try:
-        pairs = list(map(_header_line, lines))
-    except _NotPlain:
+    What `build_request` gives for such a block, read by one regular expression: C does the
+    per-line work, and the block is read once per call."""
+    match = _ASTERISK_BLOCK.fullmatch(text)
+    if match is None:
         return None
-    fields = dict(pairs)
-    count = len(lines)
-    if len(fields) != count:
-        return None  # a header twice
-    strangers = _STRANGER_NAMES.intersection(fields)
-    if strangers:
-        names = list(fields)
-        for name in strangers:
-            at = names.index(name) + 1
-            if at < count and names[at] != _NEXT_NAME[name]:
-                return None
+    fields = match.groupdict()
+    arg_lines = fields.pop("arg_lines")
     args: tuple[str, ...] = ()
-    if "agi_arg_" in text:
-        arg_count = text.count("\nagi_arg_") + text.startswith("agi_arg_")
-        found = [fields.pop(f"arg_{n}", None) for n in range(1, arg_count + 1)]
-        if None in found:
+    if arg_lines:
+        numbered = _ARG_LINE.findall(arg_lines)
+        if sum(len(n) + len(v) + 11 for n, v in numbered) != len(arg_lines):
+            return None  # an argument line that is not `agi_arg_N: value`
+        if [int(n) for n, _ in numbered] != list(range(1, len(numbered) + 1)):
             return None  # not numbered 1..N: the careful path says so
-        args = tuple(found)  # type: ignore[arg-type]
-    return _request(fields, args, pairs)
+        args = tuple(value for _, value in numbered)
+    return _request(fields, args, None)
 
 
 def parse_reply_line(line: str) -> Reply:
@@ -322,7 +294,7 @@ class AgiConnection:
     States: reading the header block, then reading replies. `receive_data(b"")` means EOF.
     """
 
-    __slots__ = ("_buffer", "_headers", "_in_headers", "_usage", "closed")
+    __slots__ = ("_buffer", "_headers", "_in_headers", "_usage", "between_replies", "closed")
 
     def __init__(self) -> None:
         self._buffer = b""
@@ -330,6 +302,10 @@ class AgiConnection:
         self._in_headers = True
         self._usage: list[str] | None = None  # inside a `520-` block
         self.closed = False
+        # True while a read may be taken whole as one reply: the headers are done, nothing
+        # is buffered, no `520-` block is open and the connection is not closed. Kept by
+        # `receive_data`, so the reply path (agi/cores.py, in C or Python) reads one field.
+        self.between_replies = False
 
     @property
     def in_headers(self) -> bool:
@@ -343,12 +319,20 @@ class AgiConnection:
         Asterisk writes each reply with one ast_agi_send (res_agi.c agi_handle_command), so
         nearly every read is this; it costs a table lookup, without the event list.
         """
-        if self._buffer or self._in_headers or self._usage is not None or self.closed:
+        if not self.between_replies:
             return None
         return _SIMPLE_REPLIES.get(data)
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes from the socket (b"" = EOF) and return the completed events."""
+        self.between_replies = False  # and so it stays if the peer broke the protocol
+        events = self._receive(data)
+        self.between_replies = (
+            not self._buffer and not self._in_headers and self._usage is None and not self.closed
+        )
+        return events
+
+    def _receive(self, data: bytes) -> list[Event]:
         if self.closed:
             if data:
                 raise AgiProtocolError("data after the connection closed")
@@ -409,7 +393,7 @@ class AgiConnection:
         if end:
             # Only `\n` ends a line (res_agi.c:4447-4451); a stray `\r` stays data.
             text = buffer[: end - 1].decode("utf-8", "surrogateescape")
-            request = _plain_request(text)
+            request = _asterisk_request(text)
             if request is not None:
                 self._in_headers = False
                 self._buffer = b""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from types import CoroutineType
 from typing import Any, cast
 
+from agi.cores import ProtocolCore
 from agi.driver import FlowDriver, ReplyWaiter
 from agi.protocol import AgiConnection, AgiError, AgiProtocolError, AgiRequest, Hangup, Reply
 from agi.router import FLOWS, FlowRegistry
@@ -67,39 +68,35 @@ class AgiMetrics:
             self.command_latency(value)
 
 
-class _AgiProtocol(asyncio.BufferedProtocol):
+class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
     """One FastAGI connection.
 
     A BufferedProtocol reading into one buffer shared by the whole server: a plain Protocol
     has asyncio `recv()` a fresh 256 KiB bytes object per read, which malloc serves with
     mmap/mremap/munmap, three system calls per read (seen with `strace -c`). The bytes are
     copied out in `buffer_updated` before any other connection reads, so sharing is safe.
+
+    The reply path (`get_buffer`, `buffer_updated`, `send`) and its fields are the core's
+    (agi/cores.py): C when built, else Python. Whatever is not a plain reply comes back here,
+    to `data_received`.
     """
 
-    __slots__ = (
-        "_closed",
-        "_conn",
-        "_pending",
-        "_server",
-        "_transport",
-        "counted",
-        "deadline",
-        "hung_up",
-        "loop",
-        "peer",
-        "request",
-        "sent_at",
-        "waiter",
-    )
+    # The core holds _closed, _conn, _latencies, _pending, _read_buffer, _reply_timeout,
+    # _write, deadline, hung_up, sent_at and waiter.
+    __slots__ = ("_server", "_transport", "counted", "loop", "peer", "request")
 
     def __init__(self, server: AgiServer) -> None:
         self._server = server
         self._conn = AgiConnection()
         self._transport: asyncio.Transport | None = None
+        self._write = None
         self._closed = False
+        self._read_buffer = server.read_buffer
+        self._latencies = server.latencies
+        self._reply_timeout = server.limits.reply_timeout_s
         self.loop = server.loop
         self.waiter = ReplyWaiter(self.loop)  # the one reply waiter of this session
-        self._pending: ReplyWaiter | None = None
+        self._pending = None
         self.hung_up = False
         self.request: AgiRequest | None = None
         self.deadline = 0.0
@@ -131,37 +128,12 @@ class _AgiProtocol(asyncio.BufferedProtocol):
             server.warn_refused(self.peer, f"{len(server.sessions)} sessions")
             transport.abort()
             return
+        self._write = transport.write
         self.deadline = server.now() + limits.header_timeout_s
         server.sessions.add(self)
         server.idle[self] = None
         server.count_peer(self.peer, 1)
         self.counted = True
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._server.read_buffer
-
-    def buffer_updated(self, nbytes: int) -> None:
-        server = self._server
-        data = server.read_buffer[:nbytes].tobytes()
-        pending = self._pending
-        if pending is not None:
-            # The read of nearly every command: its whole reply, a common `200 result=N`.
-            reply = self._conn.receive_reply(data)
-            if reply is not None:
-                self._pending = None
-                server.latencies.append(server.now() - self.sent_at)
-                driver = pending._driver
-                if driver is None or self.hung_up or reply.code != 200 or pending._state:
-                    pending.set_result(reply, self.hung_up)  # resumes the flow (ReplyWaiter)
-                    return
-                # pending.set_result(reply) for a 200 reply that the flow's driver awaits,
-                # inlined: once for every command. Nothing after the resume (see set_result).
-                pending._result = reply
-                pending._state = 1
-                pending._driver = None
-                driver.resume()
-                return
-        self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -179,8 +151,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
                     log.warning("%s: reply with no command waiting: %r", self._label(), event.text)
                     continue
                 self._pending = None
-                server = self._server
-                server.latencies.append(server.now() - self.sent_at)
+                self._latencies.append(self._server.now() - self.sent_at)
                 if event.code == 511:  # a dead channel (docs/asterisk-protocol.md#agi-hangup)
                     self.hung_up = True
                 # Resumes the flow right here (see ReplyWaiter).
@@ -208,6 +179,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
         # The transport refers to this protocol until its loop lets go: drop our side of the
         # cycle now, so that the call's objects are freed without the garbage collector.
         self._transport = None
+        self._write = None
         self._forget()
         self.hung_up = True
         pending = self._pending
@@ -215,35 +187,7 @@ class _AgiProtocol(asyncio.BufferedProtocol):
             self._pending = None
             pending.set_exception(CallerHangup("the connection closed"))
 
-    # -- what the session uses -------------------------------------------------------------
-
-    def send(self, data: bytes, convert: Callable[[Reply], Any] | None = None) -> ReplyWaiter:
-        """Write one command and return the awaitable of its reply (`convert`ed: see
-        `ReplyWaiter.rearm`)."""
-        if self._closed or self._transport is None:
-            raise CallerHangup("the connection is closed")
-        if self._pending is not None:
-            if self._pending.cancelled():
-                # A command was given up before its reply (wait_for timed out): the next
-                # reply would be the wrong one, so the session cannot go on.
-                raise ReplyTimeout("a command was abandoned before its reply")
-            # A second command would make the running one answer nothing at all
-            # (docs/asterisk-protocol.md#agi-command-lines).
-            raise RuntimeError("AGI commands must not be pipelined")
-        server = self._server
-        waiter = self.waiter
-        # waiter.rearm(data, convert), inlined: once for every command.
-        waiter._line = data
-        waiter._convert = convert
-        waiter._state = 0
-        waiter._result = waiter._exception = None
-        waiter._asyncio_future_blocking = False
-        self._pending = waiter
-        # One clock read gives both the reply deadline and the start of the round trip.
-        self.sent_at = now = server.now()
-        self.deadline = now + server.limits.reply_timeout_s
-        self._transport.write(data)
-        return waiter
+    # -- closing ----------------------------------------------------------------------------
 
     def close(self) -> None:
         if not self._closed and self._transport is not None:
@@ -403,7 +347,9 @@ class AgiServer:
         """Give the commands' round trips timed so far to the metrics (at the end of each
         call and at each sweep, so a scrape sees a call's commands once it has ended)."""
         if self.latencies:
-            latencies, self.latencies = self.latencies, []
+            # Copied and emptied in place: every connection appends to this very list.
+            latencies = self.latencies[:]
+            self.latencies.clear()
             self.metrics.command_latencies(latencies)
 
     def count_peer(self, peer: str, delta: int) -> None:

@@ -13,13 +13,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, Protocol
 
 from agi.protocol import AgiError, AgiRequest, Reply, encode_command
 
 log = logging.getLogger("centralita.agi")
-
-_T = TypeVar("_T")
 
 
 class CallLog(logging.LoggerAdapter[logging.Logger]):
@@ -32,10 +30,6 @@ class CallLog(logging.LoggerAdapter[logging.Logger]):
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
         kwargs.setdefault("extra", self.extra)
         return self._prefix + str(msg), kwargs
-
-
-# The line of ANSWER, which takes no argument: encoded once.
-_ANSWER = encode_command("ANSWER")
 
 
 class CallerHangup(AgiError):
@@ -64,6 +58,18 @@ class Transport(Protocol):
         """Write one command line; the awaitable gives its reply, checked by `settle`, and
         `convert`ed when a function is given (the awaitable then gives what it returns)."""
         ...
+
+    def command(
+        self, convert: Callable[[Reply], Any] | None, name: str, *args: str | int
+    ) -> Awaitable[Any]:
+        """`send` the line of `name` and `args`, encoded by `protocol.encode_command`
+        (CallerHangup once Asterisk has said HANGUP)."""
+        ...
+
+
+def _refuse(convert: object, name: str, *args: object) -> Awaitable[Any]:
+    """A finished session's `_command`: no command may follow."""
+    raise CallerHangup("the caller has hung up")
 
 
 def settle(line: bytes, reply: Reply, hung_up: bool) -> Reply:
@@ -144,7 +150,7 @@ def _succeeded(reply: Reply) -> bool:
 class AgiSession:
     """One call's FastAGI session, as a flow sees it."""
 
-    __slots__ = ("_finished", "_log", "_transport", "context", "request")
+    __slots__ = ("_command", "_finished", "_log", "_transport", "context", "request")
 
     def __init__(
         self, request: AgiRequest, transport: Transport, context: object | None = None
@@ -154,6 +160,14 @@ class AgiSession:
         self.context = context
         self._finished = False
         self._log: CallLog | None = None
+        # What every method sends through: `_command(convert, name, *args)` encodes and
+        # writes (the connection's core, agi/cores.py), until the session is finished.
+        self._command: Callable[..., Awaitable[Any]] = transport.command
+
+    def _finish(self) -> None:
+        """No command may follow (the flow hung up, or the caller did)."""
+        self._finished = True
+        self._command = _refuse
 
     @property
     def log(self) -> CallLog:
@@ -177,45 +191,32 @@ class AgiSession:
         `command` is one of our literals (`"STREAM FILE"`); every argument is encoded by
         `protocol.encode_command`, the one encoder for AGI.
         """
-        return self._send(encode_command(command, *args))
-
-    @overload
-    def _send(self, line: bytes) -> Awaitable[Reply]: ...
-
-    @overload
-    def _send(self, line: bytes, convert: Callable[[Reply], _T]) -> Awaitable[_T]: ...
-
-    def _send(self, line: bytes, convert: Callable[[Reply], Any] | None = None) -> Awaitable[Any]:
-        """Send one encoded line (the session's methods call it with their line directly);
-        the awaitable gives the reply, or what `convert` makes of it."""
-        if self._finished or self._transport.hung_up:
-            raise CallerHangup("the caller has hung up")
-        return self._transport.send(line, convert)
+        return self._command(None, command, *args)
 
     # -- channel -----------------------------------------------------------------------------
 
     def answer(self) -> Awaitable[None]:
         """Answer the channel (a no-op when it is already up)."""
-        return self._send(_ANSWER, _nothing)
+        return self._command(_nothing, "ANSWER")
 
     async def hangup(self, channel: str | None = None) -> None:
         """Hang up this channel (or another one by name)."""
         if channel is None:
             if not self.ended:
-                self._finished = True
+                self._finish()
                 # Asterisk answers `200 result=1` and then `HANGUP`
                 # (docs/asterisk-protocol.md#agi-hangup); either way we are done.
                 with contextlib.suppress(CallerHangup):
                     await self._transport.send(encode_command("HANGUP"))
         else:
-            await self._send(encode_command("HANGUP", channel))
+            await self._command(None, "HANGUP", channel)
 
     async def channel_status(self, channel: str | None = None) -> int:
         """The `ast_channel_state` number (6 = Up); -1 for an unknown channel."""
-        reply = await (
-            self._send(encode_command("CHANNEL STATUS", channel))
+        reply: Reply = await (
+            self._command(None, "CHANNEL STATUS", channel)
             if channel
-            else self._send(encode_command("CHANNEL STATUS"))
+            else self._command(None, "CHANNEL STATUS")
         )
         return reply.result_int
 
@@ -223,12 +224,12 @@ class AgiSession:
 
     def stream_file(self, filename: str, escape_digits: str = "") -> Awaitable[StreamResult]:
         """Play a prompt; a key in `escape_digits` interrupts it."""
-        return self._send(encode_command("STREAM FILE", filename, escape_digits), _stream_result)
+        return self._command(_stream_result, "STREAM FILE", filename, escape_digits)
 
     async def get_data(self, filename: str, timeout_ms: int, max_digits: int) -> DataResult:
         """Play a prompt and read up to `max_digits` keys; `#` ends the entry
         (docs/asterisk-protocol.md#get-data)."""
-        reply = await self._send(encode_command("GET DATA", filename, timeout_ms, max_digits))
+        reply: Reply = await self._command(None, "GET DATA", filename, timeout_ms, max_digits)
         if reply.result == "-1" and reply.data is None:
             # Hangup or a missing prompt (indistinguishable on the wire,
             # docs/asterisk-protocol.md#get-data). The next command tells: a hangup makes it fail; a
@@ -244,14 +245,14 @@ class AgiSession:
         args: tuple[str | int, ...] = (filename, escape_digits)
         if timeout_ms is not None:
             args += (timeout_ms,)
-        return self._send(encode_command("GET OPTION", *args), _stream_result)
+        return self._command(_stream_result, "GET OPTION", *args)
 
     async def wait_for_digit(self, timeout_ms: int) -> str | None:
         """Wait for one key; None on timeout. `-1` means the caller hung up."""
-        reply = await self._send(encode_command("WAIT FOR DIGIT", timeout_ms))
+        reply: Reply = await self._command(None, "WAIT FOR DIGIT", timeout_ms)
         code = reply.result_int
         if code < 0:
-            self._finished = True
+            self._finish()
             raise CallerHangup("caller hung up while waiting for a digit")
         return _digit_from_ascii(code)
 
@@ -260,47 +261,46 @@ class AgiSession:
         docs/asterisk-protocol.md#agi-commands)."""
         if not digits.isdigit():
             raise ValueError(f"SAY DIGITS takes digits only, not {digits!r}")
-        return self._send(encode_command("SAY DIGITS", digits, escape_digits), _key_pressed)
+        return self._command(_key_pressed, "SAY DIGITS", digits, escape_digits)
 
     def say_number(self, number: int, escape_digits: str = "") -> Awaitable[str | None]:
         """Say a number as a number ("forty-two") in the channel's language."""
-        line = encode_command("SAY NUMBER", str(int(number)), escape_digits)
-        return self._send(line, _key_pressed)
+        return self._command(_key_pressed, "SAY NUMBER", str(int(number)), escape_digits)
 
     # -- variables and dialplan --------------------------------------------------------------
 
     def get_variable(self, name: str) -> Awaitable[str | None]:
         """A channel variable or function (`CHANNEL(language)`); None when unset."""
-        return self._send(encode_command("GET VARIABLE", name), _value_if_set)
+        return self._command(_value_if_set, "GET VARIABLE", name)
 
     def get_full_variable(self, expression: str, channel: str | None = None) -> Awaitable[str]:
         """Evaluate a `${...}` expression (an unset variable gives "":
         docs/asterisk-protocol.md#agi-commands)."""
         args = (expression, channel) if channel else (expression,)
-        return self._send(encode_command("GET FULL VARIABLE", *args), _full_value)
+        return self._command(_full_value, "GET FULL VARIABLE", *args)
 
     def set_variable(self, name: str, value: str) -> Awaitable[None]:
         """Set a channel variable or write a function (`CHANNEL(language)`)."""
-        return self._send(encode_command("SET VARIABLE", name, value), _nothing)
+        return self._command(_nothing, "SET VARIABLE", name, value)
 
     def exec(self, application: str, data: str = "") -> Awaitable[int]:
         """Run a dialplan application; -2 when it does not exist."""
-        return self._send(encode_command("EXEC", application, data), _result_int)
+        return self._command(_result_int, "EXEC", application, data)
 
     def set_context(self, context: str) -> Awaitable[None]:
-        return self._send(encode_command("SET CONTEXT", context), _nothing)
+        return self._command(_nothing, "SET CONTEXT", context)
 
     def set_extension(self, extension: str) -> Awaitable[None]:
-        return self._send(encode_command("SET EXTENSION", extension), _nothing)
+        return self._command(_nothing, "SET EXTENSION", extension)
 
     def set_priority(self, priority: int | str) -> Awaitable[None]:
-        return self._send(encode_command("SET PRIORITY", str(priority)), _nothing)
+        return self._command(_nothing, "SET PRIORITY", str(priority))
 
     def database_get(self, family: str, key: str) -> Awaitable[str | None]:
-        return self._send(encode_command("DATABASE GET", family, key), _value_if_set)
+        return self._command(_value_if_set, "DATABASE GET", family, key)
 
     def database_put(self, family: str, key: str, value: str) -> Awaitable[bool]:
-        return self._send(encode_command("DATABASE PUT", family, key, value), _succeeded)
+        return self._command(_succeeded, "DATABASE PUT", family, key, value)
 
     def verbose(self, message: str, level: int = 1) -> Awaitable[None]:
-        return self._send(encode_command("VERBOSE", message, level), _nothing)
+        return self._command(_nothing, "VERBOSE", message, level)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from agi import protocol
 from agi.protocol import (
+    ASTERISK_HEADERS,
     MAX_HEADERS,
     MAX_LINE,
     AgiConnection,
@@ -267,8 +267,9 @@ _VALUES = st.text(alphabet="ab1 :\n_agi", max_size=12)
 
 
 def _careful(block: bytes) -> list[Event] | str:
-    """The events of the careful line-by-line loop (no plain-block shortcut), or the error."""
-    with mock.patch("agi.protocol._plain_request", return_value=None):
+    """The events of the careful line-by-line loop (no shortcut for Asterisk's order), or the
+    error."""
+    with mock.patch("agi.protocol._asterisk_request", return_value=None):
         return _events_or_error(block)
 
 
@@ -282,27 +283,54 @@ def _events_or_error(block: bytes) -> list[Event] | str:
 @given(st.lists(st.tuples(st.sampled_from(_NAMES), _VALUES), min_size=1, max_size=16))
 @example([("context", "x\nabcd: y")])  # a spilled line with no agi_ prefix
 @example([("calleridname", "x\nagi_foo: y"), ("callingpres", "0")])
-def test_a_block_reads_the_same_with_or_without_the_kept_lines(
+def test_any_block_reads_the_same_with_or_without_the_shortcut(
     lines: list[tuple[str, str]],
 ) -> None:
-    """The shortcut for plain blocks and its kept lines give what the careful loop gives, on
-    the first reading of a line and on the next ones, for any mix of names and values (new
-    lines spilled from a value, names twice, arguments out of order)."""
+    """For any mix of names and values (new lines spilled from a value, names twice,
+    arguments out of order), the reading is the careful loop's."""
     block = "".join(f"agi_{name}: {value}\n" for name, value in lines).encode() + b"\n"
-    protocol._HEADER_LINES.clear()
-    first = _events_or_error(block)
-    again = _events_or_error(block)
-    assert first == again == _careful(block)
+    assert _events_or_error(block) == _careful(block)
 
 
-def test_the_kept_header_lines_are_bounded_and_skip_what_is_new_on_every_call() -> None:
-    protocol._HEADER_LINES.clear()
-    for n in range(protocol.MAX_HEADER_LINES + 50):
-        block = HEADERS.replace("agi_language: en", f"agi_language: l{n}")
-        (request,) = AgiConnection().receive_data(block.encode())
-        assert isinstance(request, AgiRequest)
-        assert request.language == f"l{n}" and request.uniqueid == "1795301017.1"
-    assert 0 < len(protocol._HEADER_LINES) <= protocol.MAX_HEADER_LINES
-    kept_names = {name for name, _value in protocol._HEADER_LINES.values()}
-    assert kept_names.isdisjoint({"uniqueid", "channel", "threadid"})
-    assert "language" in kept_names
+_ASTERISK_VALUES = st.text(alphabet="ab1 :\n\r_agi", max_size=10)
+
+
+@given(
+    st.lists(_ASTERISK_VALUES, min_size=22, max_size=22),
+    st.lists(_ASTERISK_VALUES, max_size=4),
+    st.sampled_from(["", "drop", "swap", "arg-twice", "arg-0", "extra"]),
+)
+@example([""] * 22, ["first arg", "second"], "")
+@example(["x"] * 9 + ["Eve\nagi_callingpres: 0"] + ["y"] * 12, [], "")
+def test_a_block_in_asterisk_order_reads_as_the_careful_loop_reads_it(
+    values: list[str], args: list[str], change: str
+) -> None:
+    """The shortcut for Asterisk's own order gives what the careful loop gives, for any
+    values (line breaks spilled from a caller's name, `: ` inside values, empty ones), any
+    arguments, and blocks that leave the order (a header dropped or two swapped, arguments
+    misnumbered, a header Asterisk does not send)."""
+    lines = [f"agi_{name}: {value}" for name, value in zip(ASTERISK_HEADERS, values, strict=True)]
+    lines += [f"agi_arg_{n}: {value}" for n, value in enumerate(args, 1)]
+    if change == "drop":
+        del lines[5]
+    elif change == "swap":
+        lines[3], lines[4] = lines[4], lines[3]
+    elif change == "arg-twice":
+        lines.append("agi_arg_1: again")
+    elif change == "arg-0":
+        lines.append("agi_arg_0: zero")
+    elif change == "extra":
+        lines.insert(10, "agi_foo: bar")
+    block = ("\n".join(lines) + "\n\n").encode()
+    assert _events_or_error(block) == _careful(block)
+
+
+def test_a_block_in_asterisk_order_keeps_every_line_for_headers() -> None:
+    (request,) = AgiConnection().receive_data(HEADERS.encode())
+    assert isinstance(request, AgiRequest)
+    with mock.patch("agi.protocol._asterisk_request", return_value=None):
+        (careful,) = AgiConnection().receive_data(HEADERS.encode())
+    assert isinstance(careful, AgiRequest)
+    assert request.lines is None and careful.lines is not None  # the shortcut was taken
+    assert request.headers == careful.headers
+    assert request.headers[0] == ("agi_network", "yes") and request.args == careful.args

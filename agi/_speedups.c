@@ -1,0 +1,713 @@
+/* agi._speedups: the FastAGI command path in C, optional.
+ *
+ * Three base types, each the twin of a pure-Python class in agi/cores.py with the same
+ * attribute names (so the rest of each class, written once in Python, runs on either):
+ *
+ *   WaiterCore   the reply waiter's fields, and its await: yields itself until the reply is
+ *                there, then gives the reply (converted), with no generator per command;
+ *   DriverCore   the flow driver's fields, and `resume`: send into the flow's coroutine with
+ *                its task entered (agi/driver.py explains why the driver exists);
+ *   ProtocolCore the connection's fields, `get_buffer`, `buffer_updated` and `send`: the read
+ *                of a plain `200 result=N` reply resumes the flow without any Python frame.
+ *
+ * Nothing here parses what a peer sends: a read is either exactly one of the replies in
+ * agi.protocol's fixed table (a dict lookup of the whole read), or it goes to the Python
+ * parser (`data_received`). Every other case (a hangup, a cancelled or undriven waiter, a
+ * flow that awaits something else, the flow's end) is handed to the same Python methods the
+ * pure-Python cores call. Built by setup.py when a C compiler is there; without one, or with
+ * CENTRALITA_NO_SPEEDUPS=1, agi/cores.py runs instead (docs/cluster.md, "The C command path").
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include "structmember.h"
+#include <time.h>
+
+#define IS_SET(o) ((o) != NULL && (o) != Py_None)
+
+/* Set at import (module_exec): agi.protocol._SIMPLE_REPLIES, asyncio's task bookkeeping,
+ * the session's errors, and interned attribute names. */
+static PyObject *simple_replies, *enter_task, *leave_task, *caller_hangup, *reply_timeout;
+static PyObject *encoded_lines, *encode_command;
+static PyObject *str_between_replies, *str_data_received, *str_set_result, *str_result;
+static PyObject *str_yielded, *str_ended, *str_resume, *str_call_soon;
+
+static double
+monotonic(void)
+{
+    /* The clock of time.monotonic on Linux, the server's `now` (agi/server.py). */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* WaiterCore */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *loop, *callback, *context, *extra, *driver, *line, *convert, *result, *exception;
+    int state; /* 0 pending, 1 done, 2 cancelled */
+    char blocking; /* _asyncio_future_blocking */
+} WaiterCore;
+
+static PyTypeObject WaiterCore_Type;
+static PyTypeObject DriverCore_Type;
+#define WaiterCore_Check(o) PyObject_TypeCheck(o, &WaiterCore_Type)
+#define DriverCore_Check(o) PyObject_TypeCheck(o, &DriverCore_Type)
+
+static int
+waiter_traverse(WaiterCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->loop);
+    Py_VISIT(self->callback);
+    Py_VISIT(self->context);
+    Py_VISIT(self->extra);
+    Py_VISIT(self->driver);
+    Py_VISIT(self->line);
+    Py_VISIT(self->convert);
+    Py_VISIT(self->result);
+    Py_VISIT(self->exception);
+    return 0;
+}
+
+static int
+waiter_clear(WaiterCore *self)
+{
+    Py_CLEAR(self->loop);
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->extra);
+    Py_CLEAR(self->driver);
+    Py_CLEAR(self->line);
+    Py_CLEAR(self->convert);
+    Py_CLEAR(self->result);
+    Py_CLEAR(self->exception);
+    return 0;
+}
+
+static void
+waiter_dealloc(WaiterCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    waiter_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* What the await gives once the waiter is done: the reply, converted; else what `result()`
+ * raises (cancelled, the reply's exception). */
+static PySendResult
+waiter_finish(WaiterCore *self, PyObject **out)
+{
+    PyObject *reply = self->result;
+    if (IS_SET(reply)) {
+        if (IS_SET(self->convert)) {
+            *out = PyObject_CallOneArg(self->convert, reply);
+            return *out == NULL ? PYGEN_ERROR : PYGEN_RETURN;
+        }
+        *out = Py_NewRef(reply);
+        return PYGEN_RETURN;
+    }
+    *out = PyObject_CallMethodNoArgs((PyObject *)self, str_result);
+    return *out == NULL ? PYGEN_ERROR : PYGEN_RETURN;
+}
+
+static PySendResult
+waiter_am_send(WaiterCore *self, PyObject *arg, PyObject **out)
+{
+    if (self->state == 0) {
+        /* The await yields the waiter itself, as an asyncio Future does. */
+        self->blocking = 1;
+        *out = Py_NewRef(self);
+        return PYGEN_NEXT;
+    }
+    return waiter_finish(self, out);
+}
+
+static PyObject *
+waiter_iternext(WaiterCore *self)
+{
+    PyObject *out;
+    PySendResult status = waiter_am_send(self, Py_None, &out);
+    if (status == PYGEN_NEXT) {
+        return out;
+    }
+    if (status == PYGEN_RETURN) {
+        if (out != Py_None) {
+            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, out);
+            if (stop != NULL) {
+                PyErr_SetObject(PyExc_StopIteration, stop);
+                Py_DECREF(stop);
+            }
+        }
+        Py_DECREF(out);
+    }
+    return NULL;
+}
+
+static PyObject *
+waiter_await(PyObject *self)
+{
+    return Py_NewRef(self);
+}
+
+static PyAsyncMethods waiter_async = {
+    .am_await = waiter_await,
+    .am_send = (sendfunc)waiter_am_send,
+};
+
+static PyMemberDef waiter_members[] = {
+    {"_loop", T_OBJECT, offsetof(WaiterCore, loop), 0, NULL},
+    {"_callback", T_OBJECT, offsetof(WaiterCore, callback), 0, NULL},
+    {"_context", T_OBJECT, offsetof(WaiterCore, context), 0, NULL},
+    {"_extra", T_OBJECT, offsetof(WaiterCore, extra), 0, NULL},
+    {"_driver", T_OBJECT, offsetof(WaiterCore, driver), 0, NULL},
+    {"_line", T_OBJECT, offsetof(WaiterCore, line), 0, NULL},
+    {"_convert", T_OBJECT, offsetof(WaiterCore, convert), 0, NULL},
+    {"_result", T_OBJECT, offsetof(WaiterCore, result), 0, NULL},
+    {"_exception", T_OBJECT, offsetof(WaiterCore, exception), 0, NULL},
+    {"_state", T_INT, offsetof(WaiterCore, state), 0, NULL},
+    {"_asyncio_future_blocking", T_BOOL, offsetof(WaiterCore, blocking), 0, NULL},
+    {NULL},
+};
+
+static PyTypeObject WaiterCore_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "agi._speedups.WaiterCore",
+    .tp_basicsize = sizeof(WaiterCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The reply waiter's fields and its await (agi/cores.py WaiterCore).",
+    .tp_traverse = (traverseproc)waiter_traverse,
+    .tp_clear = (inquiry)waiter_clear,
+    .tp_dealloc = (destructor)waiter_dealloc,
+    .tp_as_async = &waiter_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)waiter_iternext,
+    .tp_members = waiter_members,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* DriverCore */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *coro, *waiter, *loop, *task, *context, *proxied;
+    int state;
+} DriverCore;
+
+static int
+driver_traverse(DriverCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->coro);
+    Py_VISIT(self->waiter);
+    Py_VISIT(self->loop);
+    Py_VISIT(self->task);
+    Py_VISIT(self->context);
+    Py_VISIT(self->proxied);
+    return 0;
+}
+
+static int
+driver_clear(DriverCore *self)
+{
+    Py_CLEAR(self->coro);
+    Py_CLEAR(self->waiter);
+    Py_CLEAR(self->loop);
+    Py_CLEAR(self->task);
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->proxied);
+    return 0;
+}
+
+static void
+driver_dealloc(DriverCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    driver_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+call_task_hook(PyObject *hook, DriverCore *self)
+{
+    PyObject *args[2] = {self->loop, self->task};
+    return PyObject_Vectorcall(hook, args, 2, NULL);
+}
+
+/* Send into the flow (its reply, or what else it awaited, is ready): FlowDriver.resume of
+ * agi/cores.py, the same steps. */
+static PyObject *
+driver_resume_impl(DriverCore *self)
+{
+    PyObject *entered, *left, *yielded = NULL, *type, *value, *traceback, *ended;
+    PySendResult status;
+    if (self->state) {
+        Py_RETURN_NONE; /* cancelled meanwhile: the task throws the cancellation in */
+    }
+    if (!IS_SET(self->loop) || !IS_SET(self->task) || !IS_SET(self->coro)
+        || self->context == NULL || !PyContext_CheckExact(self->context)) {
+        PyErr_SetString(PyExc_RuntimeError, "the flow driver is not awaited by its task");
+        return NULL;
+    }
+    Py_XSETREF(self->proxied, Py_NewRef(Py_None));
+    entered = call_task_hook(enter_task, self);
+    if (entered == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+            return NULL;
+        }
+        /* Called from inside some task: resume on the next turn. */
+        PyErr_Clear();
+        PyObject *resume = PyObject_GetAttr((PyObject *)self, str_resume);
+        if (resume == NULL) {
+            return NULL;
+        }
+        PyObject *handle = PyObject_CallMethodOneArg(self->loop, str_call_soon, resume);
+        Py_DECREF(resume);
+        if (handle == NULL) {
+            return NULL;
+        }
+        Py_DECREF(handle);
+        Py_RETURN_NONE;
+    }
+    Py_DECREF(entered);
+    PyObject *context = Py_NewRef(self->context);
+    PyObject *coro = Py_NewRef(self->coro);
+    if (PyContext_Enter(context) < 0) {
+        Py_DECREF(context);
+        Py_DECREF(coro);
+        return NULL;
+    }
+    status = PyIter_Send(coro, Py_None, &yielded);
+    Py_DECREF(coro);
+    PyErr_Fetch(&type, &value, &traceback); /* the flow's exception, if it raised */
+    PyContext_Exit(context);
+    Py_DECREF(context);
+    left = call_task_hook(leave_task, self);
+    if (left == NULL) {
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        Py_XDECREF(yielded);
+        return NULL;
+    }
+    Py_DECREF(left);
+    if (status == PYGEN_NEXT) {
+        PyObject *waiter = self->waiter;
+        if (yielded == waiter && WaiterCore_Check(waiter) && ((WaiterCore *)waiter)->state == 0) {
+            /* The next command: nearly always. Its reply resumes the flow here again. */
+            ((WaiterCore *)waiter)->blocking = 0;
+            Py_XSETREF(((WaiterCore *)waiter)->driver, Py_NewRef(self));
+            Py_DECREF(yielded);
+            Py_RETURN_NONE;
+        }
+        PyObject *result = PyObject_CallMethodOneArg((PyObject *)self, str_yielded, yielded);
+        Py_DECREF(yielded);
+        return result;
+    }
+    if (status == PYGEN_RETURN) {
+        /* The flow ended: its outcome is a StopIteration, as the Python core sees it. */
+        ended = PyObject_CallOneArg(PyExc_StopIteration, yielded);
+        Py_DECREF(yielded);
+        if (ended == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (value == NULL) {
+            PyErr_SetString(PyExc_SystemError, "the flow failed without an exception");
+            return NULL;
+        }
+        if (traceback != NULL) {
+            PyException_SetTraceback(value, traceback);
+        }
+        Py_XDECREF(type);
+        Py_XDECREF(traceback);
+        ended = value;
+    }
+    PyObject *result = PyObject_CallMethodOneArg((PyObject *)self, str_ended, ended);
+    Py_DECREF(ended);
+    return result;
+}
+
+static PyObject *
+driver_resume(DriverCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    /* resume(_done=None): also a done callback, given the future that completed. */
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "resume() takes at most one argument");
+        return NULL;
+    }
+    return driver_resume_impl(self);
+}
+
+static PyMethodDef driver_methods[] = {
+    {"resume", (PyCFunction)(void (*)(void))driver_resume, METH_FASTCALL,
+     "Send into the flow (its reply, or what else it awaited, is ready)."},
+    {NULL},
+};
+
+static PyMemberDef driver_members[] = {
+    {"_coro", T_OBJECT, offsetof(DriverCore, coro), 0, NULL},
+    {"_waiter", T_OBJECT, offsetof(DriverCore, waiter), 0, NULL},
+    {"_loop", T_OBJECT, offsetof(DriverCore, loop), 0, NULL},
+    {"_task", T_OBJECT, offsetof(DriverCore, task), 0, NULL},
+    {"_context", T_OBJECT, offsetof(DriverCore, context), 0, NULL},
+    {"_proxied", T_OBJECT, offsetof(DriverCore, proxied), 0, NULL},
+    {"_state", T_INT, offsetof(DriverCore, state), 0, NULL},
+    {NULL},
+};
+
+static PyTypeObject DriverCore_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "agi._speedups.DriverCore",
+    .tp_basicsize = sizeof(DriverCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The flow driver's fields and its resume (agi/cores.py DriverCore).",
+    .tp_traverse = (traverseproc)driver_traverse,
+    .tp_clear = (inquiry)driver_clear,
+    .tp_dealloc = (destructor)driver_dealloc,
+    .tp_methods = driver_methods,
+    .tp_members = driver_members,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* ProtocolCore */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *pending, *waiter, *conn, *write, *read_buffer, *latencies;
+    double sent_at, deadline, reply_timeout;
+    char hung_up, closed;
+} ProtocolCore;
+
+static int
+protocol_traverse(ProtocolCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->pending);
+    Py_VISIT(self->waiter);
+    Py_VISIT(self->conn);
+    Py_VISIT(self->write);
+    Py_VISIT(self->read_buffer);
+    Py_VISIT(self->latencies);
+    return 0;
+}
+
+static int
+protocol_clear(ProtocolCore *self)
+{
+    Py_CLEAR(self->pending);
+    Py_CLEAR(self->waiter);
+    Py_CLEAR(self->conn);
+    Py_CLEAR(self->write);
+    Py_CLEAR(self->read_buffer);
+    Py_CLEAR(self->latencies);
+    return 0;
+}
+
+static void
+protocol_dealloc(ProtocolCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    protocol_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+protocol_get_buffer(ProtocolCore *self, PyObject *sizehint)
+{
+    if (self->read_buffer == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the connection has no read buffer");
+        return NULL;
+    }
+    return Py_NewRef(self->read_buffer);
+}
+
+/* The read of nearly every command: exactly one plain reply, which resumes the flow here. */
+static PyObject *
+protocol_buffer_updated(ProtocolCore *self, PyObject *arg)
+{
+    Py_ssize_t nbytes = PyLong_AsSsize_t(arg);
+    if (nbytes == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (self->read_buffer == NULL || !PyMemoryView_Check(self->read_buffer)) {
+        PyErr_SetString(PyExc_TypeError, "the read buffer must be a memoryview");
+        return NULL;
+    }
+    Py_buffer *view = PyMemoryView_GET_BUFFER(self->read_buffer);
+    if (nbytes < 0 || nbytes > view->len) {
+        PyErr_Format(PyExc_ValueError, "%zd bytes read into a %zd-byte buffer", nbytes,
+                     view->len);
+        return NULL;
+    }
+    /* Copied out before any other connection reads into the shared buffer. */
+    PyObject *data = PyBytes_FromStringAndSize((const char *)view->buf, nbytes);
+    if (data == NULL) {
+        return NULL;
+    }
+    PyObject *pending = self->pending;
+    if (IS_SET(pending) && WaiterCore_Check(pending) && IS_SET(self->conn)) {
+        PyObject *between = PyObject_GetAttr(self->conn, str_between_replies);
+        if (between == NULL) {
+            Py_DECREF(data);
+            return NULL;
+        }
+        int plain = between == Py_True;
+        Py_DECREF(between);
+        PyObject *reply = plain ? PyDict_GetItemWithError(simple_replies, data) : NULL;
+        if (reply == NULL && PyErr_Occurred()) {
+            Py_DECREF(data);
+            return NULL;
+        }
+        if (reply != NULL) {
+            /* Every reply of the table is `200 result=N` (asserted by agi/cores.py). */
+            Py_DECREF(data);
+            Py_INCREF(reply);
+            WaiterCore *waiter = (WaiterCore *)Py_NewRef(pending);
+            Py_SETREF(self->pending, Py_NewRef(Py_None));
+            PyObject *took = PyFloat_FromDouble(monotonic() - self->sent_at);
+            if (took == NULL || PyList_Append(self->latencies, took) < 0) {
+                Py_XDECREF(took);
+                Py_DECREF(reply);
+                Py_DECREF(waiter);
+                return NULL;
+            }
+            Py_DECREF(took);
+            PyObject *driver = waiter->driver;
+            PyObject *result;
+            if (IS_SET(driver) && DriverCore_Check(driver) && !self->hung_up
+                && waiter->state == 0) {
+                /* ReplyWaiter.set_result for a 200 reply that the flow's driver awaits. */
+                Py_XSETREF(waiter->result, reply);
+                waiter->state = 1;
+                waiter->driver = Py_NewRef(Py_None); /* the reference moves to `driver` */
+                result = driver_resume_impl((DriverCore *)driver);
+                Py_DECREF(driver);
+            }
+            else {
+                PyObject *hung_up = self->hung_up ? Py_True : Py_False;
+                result = PyObject_CallMethodObjArgs((PyObject *)waiter, str_set_result, reply,
+                                                    hung_up, NULL);
+                Py_DECREF(reply);
+            }
+            Py_DECREF(waiter);
+            return result;
+        }
+    }
+    PyObject *result = PyObject_CallMethodOneArg((PyObject *)self, str_data_received, data);
+    Py_DECREF(data);
+    return result;
+}
+
+static PyObject *
+protocol_send(ProtocolCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    /* send(data, convert=None): write one command, return the awaitable of its reply. */
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "send() takes the line and an optional convert");
+        return NULL;
+    }
+    PyObject *line = args[0];
+    PyObject *convert = nargs == 2 ? args[1] : Py_None;
+    if (self->closed || !IS_SET(self->write)) {
+        PyErr_SetString(caller_hangup, "the connection is closed");
+        return NULL;
+    }
+    if (IS_SET(self->pending)) {
+        if (WaiterCore_Check(self->pending) && ((WaiterCore *)self->pending)->state == 2) {
+            /* A command was given up before its reply: the next reply would be the wrong
+             * one, so the session cannot go on. */
+            PyErr_SetString(reply_timeout, "a command was abandoned before its reply");
+            return NULL;
+        }
+        /* A second command would make the running one answer nothing at all
+         * (docs/asterisk-protocol.md#agi-command-lines). */
+        PyErr_SetString(PyExc_RuntimeError, "AGI commands must not be pipelined");
+        return NULL;
+    }
+    if (!IS_SET(self->waiter) || !WaiterCore_Check(self->waiter)) {
+        PyErr_SetString(PyExc_RuntimeError, "the connection has no reply waiter");
+        return NULL;
+    }
+    WaiterCore *waiter = (WaiterCore *)self->waiter;
+    Py_XSETREF(waiter->line, Py_NewRef(line));
+    Py_XSETREF(waiter->convert, Py_NewRef(convert));
+    waiter->state = 0;
+    Py_XSETREF(waiter->result, Py_NewRef(Py_None));
+    Py_XSETREF(waiter->exception, Py_NewRef(Py_None));
+    waiter->blocking = 0;
+    Py_XSETREF(self->pending, Py_NewRef((PyObject *)waiter));
+    /* One clock read gives both the reply deadline and the start of the round trip. */
+    double now = monotonic();
+    self->sent_at = now;
+    self->deadline = now + self->reply_timeout;
+    PyObject *written = PyObject_CallOneArg(self->write, line);
+    if (written == NULL) {
+        return NULL;
+    }
+    Py_DECREF(written);
+    return Py_NewRef((PyObject *)waiter);
+}
+
+/* command(convert, name, *args): encode (agi.protocol's cache of lines already encoded, else
+ * encode_command itself, the one encoder) and send. */
+static PyObject *
+protocol_command(ProtocolCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 2) {
+        PyErr_SetString(PyExc_TypeError, "command() takes convert, the command and its args");
+        return NULL;
+    }
+    if (self->hung_up) {
+        PyErr_SetString(caller_hangup, "the caller has hung up");
+        return NULL;
+    }
+    PyObject *arguments = PyTuple_New(nargs - 2);
+    if (arguments == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 2; i < nargs; i++) {
+        PyTuple_SET_ITEM(arguments, i - 2, Py_NewRef(args[i]));
+    }
+    /* The key of a line whose arguments are all strings (encode_command explains it). */
+    PyObject *key = PyTuple_Pack(2, args[1], arguments);
+    Py_DECREF(arguments);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *line = PyDict_GetItemWithError(encoded_lines, key);
+    Py_DECREF(key);
+    if (line != NULL) {
+        Py_INCREF(line);
+    }
+    else {
+        if (PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
+                return NULL;
+            }
+            PyErr_Clear(); /* an unhashable argument: encode_command refuses it */
+        }
+        line = PyObject_Vectorcall(encode_command, args + 1, nargs - 1, NULL);
+        if (line == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *send_args[2] = {line, args[0]};
+    PyObject *result = protocol_send(self, send_args, 2);
+    Py_DECREF(line);
+    return result;
+}
+
+static PyMethodDef protocol_methods[] = {
+    {"command", (PyCFunction)(void (*)(void))protocol_command, METH_FASTCALL,
+     "Encode one command and send it: command(convert, name, *args)."},
+    {"get_buffer", (PyCFunction)protocol_get_buffer, METH_O, "The shared read buffer."},
+    {"buffer_updated", (PyCFunction)protocol_buffer_updated, METH_O,
+     "`nbytes` were read into the buffer."},
+    {"send", (PyCFunction)(void (*)(void))protocol_send, METH_FASTCALL,
+     "Write one command and return the awaitable of its reply."},
+    {NULL},
+};
+
+static PyMemberDef protocol_members[] = {
+    {"_pending", T_OBJECT, offsetof(ProtocolCore, pending), 0, NULL},
+    {"waiter", T_OBJECT, offsetof(ProtocolCore, waiter), 0, NULL},
+    {"_conn", T_OBJECT, offsetof(ProtocolCore, conn), 0, NULL},
+    {"_write", T_OBJECT, offsetof(ProtocolCore, write), 0, NULL},
+    {"_read_buffer", T_OBJECT, offsetof(ProtocolCore, read_buffer), 0, NULL},
+    {"_latencies", T_OBJECT, offsetof(ProtocolCore, latencies), 0, NULL},
+    {"sent_at", T_DOUBLE, offsetof(ProtocolCore, sent_at), 0, NULL},
+    {"deadline", T_DOUBLE, offsetof(ProtocolCore, deadline), 0, NULL},
+    {"_reply_timeout", T_DOUBLE, offsetof(ProtocolCore, reply_timeout), 0, NULL},
+    {"hung_up", T_BOOL, offsetof(ProtocolCore, hung_up), 0, NULL},
+    {"_closed", T_BOOL, offsetof(ProtocolCore, closed), 0, NULL},
+    {NULL},
+};
+
+static PyTypeObject ProtocolCore_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "agi._speedups.ProtocolCore",
+    .tp_basicsize = sizeof(ProtocolCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The connection's fields and its reply path (agi/cores.py ProtocolCore).",
+    .tp_traverse = (traverseproc)protocol_traverse,
+    .tp_clear = (inquiry)protocol_clear,
+    .tp_dealloc = (destructor)protocol_dealloc,
+    .tp_methods = protocol_methods,
+    .tp_members = protocol_members,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* The module */
+
+static PyObject *
+import_name(const char *module, const char *name)
+{
+    PyObject *mod = PyImport_ImportModule(module);
+    if (mod == NULL) {
+        return NULL;
+    }
+    PyObject *value = PyObject_GetAttrString(mod, name);
+    Py_DECREF(mod);
+    return value;
+}
+
+static int
+intern(PyObject **slot, const char *text)
+{
+    *slot = PyUnicode_InternFromString(text);
+    return *slot == NULL ? -1 : 0;
+}
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "agi._speedups",
+    .m_doc = "The FastAGI command path in C (agi/cores.py holds its pure-Python twin).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    if (PyType_Ready(&WaiterCore_Type) < 0 || PyType_Ready(&DriverCore_Type) < 0
+        || PyType_Ready(&ProtocolCore_Type) < 0) {
+        return NULL;
+    }
+    if (intern(&str_between_replies, "between_replies") < 0
+        || intern(&str_data_received, "data_received") < 0
+        || intern(&str_set_result, "set_result") < 0 || intern(&str_result, "result") < 0
+        || intern(&str_yielded, "_yielded") < 0 || intern(&str_ended, "_ended") < 0
+        || intern(&str_resume, "resume") < 0 || intern(&str_call_soon, "call_soon") < 0) {
+        return NULL;
+    }
+    simple_replies = import_name("agi.protocol", "_SIMPLE_REPLIES");
+    encoded_lines = import_name("agi.protocol", "_ENCODED");
+    encode_command = import_name("agi.protocol", "encode_command");
+    enter_task = import_name("asyncio.tasks", "_enter_task");
+    leave_task = import_name("asyncio.tasks", "_leave_task");
+    caller_hangup = import_name("agi.session", "CallerHangup");
+    reply_timeout = import_name("agi.session", "ReplyTimeout");
+    if (simple_replies == NULL || encoded_lines == NULL || encode_command == NULL
+        || enter_task == NULL || leave_task == NULL
+        || caller_hangup == NULL || reply_timeout == NULL) {
+        return NULL;
+    }
+    if (!PyDict_CheckExact(simple_replies) || !PyDict_CheckExact(encoded_lines)) {
+        PyErr_SetString(PyExc_TypeError, "agi.protocol's tables must be dicts");
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "WaiterCore", (PyObject *)&WaiterCore_Type) < 0
+        || PyModule_AddObjectRef(module, "DriverCore", (PyObject *)&DriverCore_Type) < 0
+        || PyModule_AddObjectRef(module, "ProtocolCore", (PyObject *)&ProtocolCore_Type) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,247 @@
+"""The cores of the FastAGI command path: what runs once for every command, in one place.
+
+Three base classes hold the fields of the reply waiter, the flow driver and the connection,
+and the few methods a command goes through: the waiter's await, the driver's `resume`, and
+the connection's `get_buffer`, `buffer_updated` and `send`. The rest of each class is written
+once, in agi/driver.py and agi/server.py, on top of whichever core runs:
+
+- `agi._speedups` (agi/_speedups.c), the same three in C, built by setup.py when the machine
+  has a C compiler. Python's interpreter was most of a command's cost (`perf`: 43% in
+  `_PyEval_EvalFrameDefault`, spread over about ten short Python frames per command), and the C
+  cores leave the flow itself as the only Python a plain reply runs;
+- the pure-Python twins below, when the extension is not built or CENTRALITA_NO_SPEEDUPS=1.
+
+Both take the same paths and hand every uncommon case to the same Python methods
+(`data_received`, `ReplyWaiter.set_result` and `result`, `FlowDriver._yielded` and `_ended`),
+so the C cores parse nothing a peer sends: a read is resumed in C only when it is exactly one
+reply of `agi.protocol._SIMPLE_REPLIES`, found by a dict lookup of the whole read.
+`tests/agi_loops` runs on both (`make test` runs them again with CENTRALITA_NO_SPEEDUPS=1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import time
+from asyncio.tasks import _enter_task, _leave_task
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from agi.protocol import _ENCODED, _SIMPLE_REPLIES, AgiConnection, Reply, encode_command
+from agi.session import CallerHangup, ReplyTimeout
+
+# The C cores resume a flow from a table reply without looking at its code.
+assert all(reply.code == 200 for reply in _SIMPLE_REPLIES.values())
+
+
+class PyWaiterCore:
+    """The reply waiter's fields and its await (agi/driver.py ReplyWaiter)."""
+
+    __slots__ = (
+        "_asyncio_future_blocking",
+        "_callback",
+        "_context",
+        "_convert",
+        "_driver",
+        "_exception",
+        "_extra",
+        "_line",
+        "_loop",
+        "_result",
+        "_state",
+    )
+    _loop: asyncio.AbstractEventLoop
+    _callback: Callable[[Any], object] | None
+    _context: contextvars.Context | None
+    _extra: list[tuple[Callable[[Any], object], contextvars.Context | None]] | None
+    _driver: Any  # the FlowDriver resuming the flow from this reply, or None
+    _line: bytes
+    _convert: Callable[[Reply], Any] | None
+    _result: Reply | None
+    _exception: BaseException | None
+    _state: int  # 0 pending, 1 done, 2 cancelled
+    _asyncio_future_blocking: bool
+
+    def result(self) -> Any:
+        raise NotImplementedError  # ReplyWaiter's
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if not self._state:
+            self._asyncio_future_blocking = True
+            yield self
+        result = self._result
+        if result is None:
+            return self.result()  # raises what the reply meant
+        convert = self._convert
+        if convert is None:
+            return result
+        return convert(result)
+
+    __iter__ = __await__
+
+
+class PyDriverCore:
+    """The flow driver's fields and `resume` (agi/driver.py FlowDriver)."""
+
+    __slots__ = ("_context", "_coro", "_loop", "_proxied", "_state", "_task", "_waiter")
+    _coro: Any  # the flow's coroutine
+    _waiter: Any  # the session's ReplyWaiter
+    _loop: asyncio.AbstractEventLoop
+    _task: asyncio.Task[Any]
+    _context: contextvars.Context | None
+    _proxied: Any  # what else the flow awaits while the task waits on the driver
+    _state: int  # 0 pending, 1 done, 2 cancelled
+
+    def _yielded(self, yielded: object) -> None:
+        raise NotImplementedError  # FlowDriver's
+
+    def _ended(self, outcome: BaseException) -> None:
+        raise NotImplementedError  # FlowDriver's
+
+    def resume(self, _done: object = None) -> None:
+        """Send into the flow (its reply, or what else it awaited, is ready)."""
+        if self._state:
+            return  # cancelled meanwhile: the task throws the cancellation into the flow
+        self._proxied = None
+        loop, task = self._loop, self._task
+        try:
+            _enter_task(loop, task)
+        except RuntimeError:  # called from inside some task: resume on the next turn
+            loop.call_soon(self.resume)
+            return
+        try:
+            yielded = self._context.run(self._coro.send, None)  # type: ignore[union-attr]
+        except BaseException as exc:  # the flow ended (StopIteration) or raised
+            _leave_task(loop, task)
+            self._ended(exc)
+            return
+        _leave_task(loop, task)
+        waiter = self._waiter
+        if yielded is waiter and not waiter._state:  # the next command: nearly always
+            waiter._asyncio_future_blocking = False
+            waiter._driver = self
+        else:
+            self._yielded(yielded)
+
+
+class PyProtocolCore:
+    """The connection's fields and its reply path (agi/server.py _AgiProtocol)."""
+
+    __slots__ = (
+        "_closed",
+        "_conn",
+        "_latencies",
+        "_pending",
+        "_read_buffer",
+        "_reply_timeout",
+        "_write",
+        "deadline",
+        "hung_up",
+        "sent_at",
+        "waiter",
+    )
+    _pending: Any  # the ReplyWaiter of the command waiting for its reply, or None
+    waiter: Any  # the one reply waiter of this session
+    _conn: AgiConnection
+    _write: Callable[[bytes], object] | None  # the transport's write while connected
+    _read_buffer: memoryview  # shared by the whole server
+    _latencies: list[float]  # the server's: commands' round trips not yet counted
+    sent_at: float  # when the command waiting for its reply was written
+    deadline: float  # of the headers or the reply (0: none)
+    _reply_timeout: float
+    hung_up: bool
+    _closed: bool
+
+    def data_received(self, data: bytes) -> None:
+        raise NotImplementedError  # _AgiProtocol's
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = self._read_buffer[:nbytes].tobytes()
+        pending = self._pending
+        if pending is not None:
+            # The read of nearly every command: its whole reply, a common `200 result=N`.
+            reply = self._conn.receive_reply(data)
+            if reply is not None:
+                self._pending = None
+                self._latencies.append(time.monotonic() - self.sent_at)
+                driver = pending._driver
+                if driver is None or self.hung_up or pending._state:
+                    pending.set_result(reply, self.hung_up)  # resumes the flow (ReplyWaiter)
+                    return
+                # pending.set_result(reply) for a 200 reply that the flow's driver awaits,
+                # inlined: once for every command. Nothing after the resume (see set_result).
+                pending._result = reply
+                pending._state = 1
+                pending._driver = None
+                driver.resume()
+                return
+        self.data_received(data)
+
+    def command(self, convert: Callable[[Reply], Any] | None, name: str, *args: str | int) -> Any:
+        """Encode one command and send it: what every method of the session does."""
+        if self.hung_up:
+            raise CallerHangup("the caller has hung up")
+        try:
+            line = _ENCODED.get((name, args))  # encode_command's cache (see there)
+        except TypeError:  # an unhashable argument: encode_command refuses it
+            line = None
+        if line is None:
+            line = encode_command(name, *args)
+        return self.send(line, convert)
+
+    def send(self, data: bytes, convert: Callable[[Reply], Any] | None = None) -> Any:
+        """Write one command and return the awaitable of its reply (`convert`ed: see
+        `ReplyWaiter.rearm`)."""
+        write = self._write
+        if self._closed or write is None:
+            raise CallerHangup("the connection is closed")
+        pending = self._pending
+        if pending is not None:
+            if pending._state == 2:
+                # A command was given up before its reply (wait_for timed out): the next
+                # reply would be the wrong one, so the session cannot go on.
+                raise ReplyTimeout("a command was abandoned before its reply")
+            # A second command would make the running one answer nothing at all
+            # (docs/asterisk-protocol.md#agi-command-lines).
+            raise RuntimeError("AGI commands must not be pipelined")
+        waiter = self.waiter
+        # waiter.rearm(data, convert), inlined: once for every command.
+        waiter._line = data
+        waiter._convert = convert
+        waiter._state = 0
+        waiter._result = waiter._exception = None
+        waiter._asyncio_future_blocking = False
+        self._pending = waiter
+        # One clock read gives both the reply deadline and the start of the round trip.
+        self.sent_at = now = time.monotonic()
+        self.deadline = now + self._reply_timeout
+        write(data)
+        return waiter
+
+
+def _speedups_wanted() -> bool:
+    return os.environ.get("CENTRALITA_NO_SPEEDUPS", "") in ("", "0")
+
+
+if TYPE_CHECKING:
+    WaiterCore = PyWaiterCore
+    DriverCore = PyDriverCore
+    ProtocolCore = PyProtocolCore
+    SPEEDUPS = False
+else:
+    WaiterCore, DriverCore, ProtocolCore = PyWaiterCore, PyDriverCore, PyProtocolCore
+    SPEEDUPS = False  # True when the C cores run
+    if _speedups_wanted():
+        try:
+            from agi import _speedups
+        except ImportError:  # not built: no C compiler when installed
+            pass
+        else:
+            WaiterCore = _speedups.WaiterCore
+            DriverCore = _speedups.DriverCore
+            ProtocolCore = _speedups.ProtocolCore
+            SPEEDUPS = True
