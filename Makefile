@@ -10,7 +10,9 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: demo run test lint typecheck pytest bench bench-compare sounds clean
 
-$(STAMP): pyproject.toml
+# setup.py builds the C cores of the FastAGI command path (agi/_speedups.c) when a C compiler
+# is there; editing the C source rebuilds them.
+$(STAMP): pyproject.toml setup.py agi/_speedups.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -36,8 +38,13 @@ typecheck: $(STAMP)
 
 # The integration suite (tests/integration) runs on a real Asterisk when CENTRALITA_ASTERISK
 # names one or more installs (README "The integration suite"): one pytest per combination.
+# The FastAGI tests run a second time on the command path's pure-Python cores, which run
+# wherever no C compiler built agi/_speedups.c (agi/cores.py).
 pytest: $(STAMP)
 	$(BIN)/pytest -q -m "not asterisk"
+	CENTRALITA_NO_SPEEDUPS=1 $(BIN)/pytest -q -m "not asterisk" tests/agi_loops \
+		tests/test_agi_protocol.py tests/test_agi_metrics.py tests/test_agi_cores.py \
+		tests/test_flow_hangups.py tests/test_agi_simulator_fidelity.py
 	$(BIN)/python tests/integration/parallel.py
 
 test: lint typecheck pytest

@@ -373,11 +373,152 @@ static PyTypeObject DriverCore_Type = {
 };
 
 /* ---------------------------------------------------------------------------------------- */
+/* CommandTimes */
+
+#define MAX_BOUNDS 32
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t nbounds;
+    double bounds[MAX_BOUNDS];
+    long long counts[MAX_BOUNDS + 1]; /* the last: above every bound */
+    double sum;
+} CommandTimes;
+
+static PyTypeObject CommandTimes_Type;
+#define CommandTimes_Check(o) PyObject_TypeCheck(o, &CommandTimes_Type)
+
+static int
+times_init(CommandTimes *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *bounds;
+    if (!PyArg_ParseTuple(args, "O:CommandTimes", &bounds)) {
+        return -1;
+    }
+    PyObject *seq = PySequence_Fast(bounds, "CommandTimes takes a sequence of bounds");
+    if (seq == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > MAX_BOUNDS) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "at most %d bounds", MAX_BOUNDS);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double bound = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+        if (bound == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        if (i > 0 && !(bound > self->bounds[i - 1])) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError, "the bounds must be increasing");
+            return -1;
+        }
+        self->bounds[i] = bound;
+    }
+    Py_DECREF(seq);
+    self->nbounds = n;
+    memset(self->counts, 0, sizeof(self->counts));
+    self->sum = 0.0;
+    return 0;
+}
+
+static void
+times_add_one(CommandTimes *self, double seconds)
+{
+    /* Into the first bucket whose bound is >= it, as Prometheus' `le` (bisect_left). */
+    Py_ssize_t i = 0;
+    while (i < self->nbounds && self->bounds[i] < seconds) {
+        i++;
+    }
+    self->counts[i]++;
+    self->sum += seconds;
+}
+
+static PyObject *
+times_add(CommandTimes *self, PyObject *arg)
+{
+    double seconds = PyFloat_AsDouble(arg);
+    if (seconds == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    times_add_one(self, seconds);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+times_take(CommandTimes *self, PyObject *unused)
+{
+    PyObject *counts = PyList_New(self->nbounds + 1);
+    if (counts == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i <= self->nbounds; i++) {
+        PyObject *count = PyLong_FromLongLong(self->counts[i]);
+        if (count == NULL) {
+            Py_DECREF(counts);
+            return NULL;
+        }
+        PyList_SET_ITEM(counts, i, count);
+    }
+    PyObject *result = Py_BuildValue("(Nd)", counts, self->sum);
+    if (result != NULL) {
+        memset(self->counts, 0, sizeof(self->counts));
+        self->sum = 0.0;
+    }
+    return result;
+}
+
+static PyObject *
+times_get_bounds(CommandTimes *self, void *closure)
+{
+    PyObject *bounds = PyTuple_New(self->nbounds);
+    if (bounds == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < self->nbounds; i++) {
+        PyObject *bound = PyFloat_FromDouble(self->bounds[i]);
+        if (bound == NULL) {
+            Py_DECREF(bounds);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(bounds, i, bound);
+    }
+    return bounds;
+}
+
+static PyMethodDef times_methods[] = {
+    {"add", (PyCFunction)times_add, METH_O, "Count one round trip, in seconds."},
+    {"take", (PyCFunction)times_take, METH_NOARGS,
+     "The counts per bucket and the sum since the last take, and start again from zero."},
+    {NULL},
+};
+
+static PyGetSetDef times_getset[] = {
+    {"bounds", (getter)times_get_bounds, NULL, "The buckets' upper bounds.", NULL},
+    {NULL},
+};
+
+static PyTypeObject CommandTimes_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "agi._speedups.CommandTimes",
+    .tp_basicsize = sizeof(CommandTimes),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Commands' round trips counted into histogram buckets (agi/cores.py).",
+    .tp_init = (initproc)times_init,
+    .tp_methods = times_methods,
+    .tp_getset = times_getset,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---------------------------------------------------------------------------------------- */
 /* ProtocolCore */
 
 typedef struct {
     PyObject_HEAD
-    PyObject *pending, *waiter, *conn, *write, *read_buffer, *latencies;
+    PyObject *pending, *waiter, *conn, *write, *read_buffer, *times;
     double sent_at, deadline, reply_timeout;
     char hung_up, closed;
 } ProtocolCore;
@@ -390,7 +531,7 @@ protocol_traverse(ProtocolCore *self, visitproc visit, void *arg)
     Py_VISIT(self->conn);
     Py_VISIT(self->write);
     Py_VISIT(self->read_buffer);
-    Py_VISIT(self->latencies);
+    Py_VISIT(self->times);
     return 0;
 }
 
@@ -402,7 +543,7 @@ protocol_clear(ProtocolCore *self)
     Py_CLEAR(self->conn);
     Py_CLEAR(self->write);
     Py_CLEAR(self->read_buffer);
-    Py_CLEAR(self->latencies);
+    Py_CLEAR(self->times);
     return 0;
 }
 
@@ -422,6 +563,28 @@ protocol_get_buffer(ProtocolCore *self, PyObject *sizehint)
         return NULL;
     }
     return Py_NewRef(self->read_buffer);
+}
+
+/* Count one round trip into the connection's CommandTimes (the C type, or its Python twin). */
+static int
+times_count(PyObject *times, double seconds)
+{
+    if (times != NULL && CommandTimes_Check(times)) {
+        times_add_one((CommandTimes *)times, seconds);
+        return 0;
+    }
+    if (times == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the connection has no CommandTimes");
+        return -1;
+    }
+    PyObject *took = PyFloat_FromDouble(seconds);
+    if (took == NULL) {
+        return -1;
+    }
+    PyObject *done = PyObject_CallMethod(times, "add", "O", took);
+    Py_DECREF(took);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
 }
 
 /* The read of nearly every command: exactly one plain reply, which resumes the flow here. */
@@ -467,14 +630,11 @@ protocol_buffer_updated(ProtocolCore *self, PyObject *arg)
             Py_INCREF(reply);
             WaiterCore *waiter = (WaiterCore *)Py_NewRef(pending);
             Py_SETREF(self->pending, Py_NewRef(Py_None));
-            PyObject *took = PyFloat_FromDouble(monotonic() - self->sent_at);
-            if (took == NULL || PyList_Append(self->latencies, took) < 0) {
-                Py_XDECREF(took);
+            if (times_count(self->times, monotonic() - self->sent_at) < 0) {
                 Py_DECREF(reply);
                 Py_DECREF(waiter);
                 return NULL;
             }
-            Py_DECREF(took);
             PyObject *driver = waiter->driver;
             PyObject *result;
             if (IS_SET(driver) && DriverCore_Check(driver) && !self->hung_up
@@ -617,7 +777,7 @@ static PyMemberDef protocol_members[] = {
     {"_conn", T_OBJECT, offsetof(ProtocolCore, conn), 0, NULL},
     {"_write", T_OBJECT, offsetof(ProtocolCore, write), 0, NULL},
     {"_read_buffer", T_OBJECT, offsetof(ProtocolCore, read_buffer), 0, NULL},
-    {"_latencies", T_OBJECT, offsetof(ProtocolCore, latencies), 0, NULL},
+    {"_times", T_OBJECT, offsetof(ProtocolCore, times), 0, NULL},
     {"sent_at", T_DOUBLE, offsetof(ProtocolCore, sent_at), 0, NULL},
     {"deadline", T_DOUBLE, offsetof(ProtocolCore, deadline), 0, NULL},
     {"_reply_timeout", T_DOUBLE, offsetof(ProtocolCore, reply_timeout), 0, NULL},
@@ -662,18 +822,49 @@ intern(PyObject **slot, const char *text)
     return *slot == NULL ? -1 : 0;
 }
 
+/* adopt_waiter(cls): give a Python subclass of WaiterCore the core's `am_send`.
+ *
+ * A class made by a `class` statement gets its own async slots, copied from its base's, but
+ * CPython 3.11 does not copy `am_send` (typeobject.c inherit_slots copies am_await, am_aiter
+ * and am_anext): without it, every await of the subclass's instances resumes through
+ * `tp_iternext`, which returns the reply inside a StopIteration made for the purpose. */
+static PyObject *
+adopt_waiter(PyObject *module, PyObject *cls)
+{
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &WaiterCore_Type)
+        || !(((PyTypeObject *)cls)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        PyErr_SetString(PyExc_TypeError, "adopt_waiter() takes a Python subclass of WaiterCore");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)cls;
+    if (type->tp_as_async == NULL || type->tp_as_async->am_await != waiter_await) {
+        PyErr_SetString(PyExc_TypeError, "the subclass replaces the core's await");
+        return NULL;
+    }
+    type->tp_as_async->am_send = (sendfunc)waiter_am_send;
+    PyType_Modified(type);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef speedups_functions[] = {
+    {"adopt_waiter", adopt_waiter, METH_O,
+     "Give a Python subclass of WaiterCore the core's am_send (not inherited in 3.11)."},
+    {NULL},
+};
+
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "agi._speedups",
     .m_doc = "The FastAGI command path in C (agi/cores.py holds its pure-Python twin).",
     .m_size = -1,
+    .m_methods = speedups_functions,
 };
 
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     if (PyType_Ready(&WaiterCore_Type) < 0 || PyType_Ready(&DriverCore_Type) < 0
-        || PyType_Ready(&ProtocolCore_Type) < 0) {
+        || PyType_Ready(&ProtocolCore_Type) < 0 || PyType_Ready(&CommandTimes_Type) < 0) {
         return NULL;
     }
     if (intern(&str_between_replies, "between_replies") < 0
@@ -705,7 +896,8 @@ PyInit__speedups(void)
     }
     if (PyModule_AddObjectRef(module, "WaiterCore", (PyObject *)&WaiterCore_Type) < 0
         || PyModule_AddObjectRef(module, "DriverCore", (PyObject *)&DriverCore_Type) < 0
-        || PyModule_AddObjectRef(module, "ProtocolCore", (PyObject *)&ProtocolCore_Type) < 0) {
+        || PyModule_AddObjectRef(module, "ProtocolCore", (PyObject *)&ProtocolCore_Type) < 0
+        || PyModule_AddObjectRef(module, "CommandTimes", (PyObject *)&CommandTimes_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import importlib
 import os
 import time
 from asyncio.tasks import _enter_task, _leave_task
-from collections.abc import Callable, Generator
+from bisect import bisect_left
+from collections.abc import Callable, Generator, Sequence
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from agi.protocol import _ENCODED, _SIMPLE_REPLIES, AgiConnection, Reply, encode_command
@@ -33,6 +36,35 @@ from agi.session import CallerHangup, ReplyTimeout
 
 # The C cores resume a flow from a table reply without looking at its code.
 assert all(reply.code == 200 for reply in _SIMPLE_REPLIES.values())
+
+
+class PyCommandTimes:
+    """Commands' round trips, counted into histogram buckets as each reply arrives: the
+    server's (agi/server.py), read by the metrics with `take`. Not a list of the times: one
+    count per command is all a histogram keeps, and counting costs no object per command."""
+
+    __slots__ = ("_counts", "_sum", "bounds")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(map(float, bounds))
+        if len(self.bounds) > 32:
+            raise ValueError("at most 32 bounds")
+        if any(b <= a for a, b in pairwise(self.bounds)):
+            raise ValueError("the bounds must be increasing")
+        self._counts = [0] * (len(self.bounds) + 1)  # the last: above every bound
+        self._sum = 0.0
+
+    def add(self, seconds: float) -> None:
+        """Count one round trip, into the first bucket whose bound is >= it (`le`)."""
+        self._counts[bisect_left(self.bounds, seconds)] += 1
+        self._sum += seconds
+
+    def take(self) -> tuple[list[int], float]:
+        """The counts per bucket and the sum since the last take, and start again from zero."""
+        counts, total = self._counts, self._sum
+        self._counts = [0] * len(counts)
+        self._sum = 0.0
+        return counts, total
 
 
 class PyWaiterCore:
@@ -131,10 +163,10 @@ class PyProtocolCore:
     __slots__ = (
         "_closed",
         "_conn",
-        "_latencies",
         "_pending",
         "_read_buffer",
         "_reply_timeout",
+        "_times",
         "_write",
         "deadline",
         "hung_up",
@@ -146,7 +178,7 @@ class PyProtocolCore:
     _conn: AgiConnection
     _write: Callable[[bytes], object] | None  # the transport's write while connected
     _read_buffer: memoryview  # shared by the whole server
-    _latencies: list[float]  # the server's: commands' round trips not yet counted
+    _times: PyCommandTimes  # the server's: where each command's round trip is counted
     sent_at: float  # when the command waiting for its reply was written
     deadline: float  # of the headers or the reply (0: none)
     _reply_timeout: float
@@ -167,7 +199,7 @@ class PyProtocolCore:
             reply = self._conn.receive_reply(data)
             if reply is not None:
                 self._pending = None
-                self._latencies.append(time.monotonic() - self.sent_at)
+                self._times.add(time.monotonic() - self.sent_at)
                 driver = pending._driver
                 if driver is None or self.hung_up or pending._state:
                     pending.set_result(reply, self.hung_up)  # resumes the flow (ReplyWaiter)
@@ -223,25 +255,37 @@ class PyProtocolCore:
         return waiter
 
 
-def _speedups_wanted() -> bool:
-    return os.environ.get("CENTRALITA_NO_SPEEDUPS", "") in ("", "0")
+def adopt_waiter(cls: type[PyWaiterCore]) -> None:
+    """Called on the class that derives from WaiterCore (agi/driver.py ReplyWaiter): with the
+    C core, gives it the core's `am_send`, which CPython 3.11 does not pass on to a subclass
+    (agi/_speedups.c explains); nothing to do for the Python core."""
+    if SPEEDUPS:
+        _speedups.adopt_waiter(cls)
 
+
+def _load_speedups() -> Any:
+    """agi._speedups when it is built and wanted, else None."""
+    if os.environ.get("CENTRALITA_NO_SPEEDUPS", "") not in ("", "0"):
+        return None
+    try:
+        return importlib.import_module("agi._speedups")
+    except ImportError:  # not built: no C compiler when Centralita was installed
+        return None
+
+
+_speedups = _load_speedups()
+SPEEDUPS = _speedups is not None  # True when the C cores run
 
 if TYPE_CHECKING:
     WaiterCore = PyWaiterCore
     DriverCore = PyDriverCore
     ProtocolCore = PyProtocolCore
-    SPEEDUPS = False
+    CommandTimes = PyCommandTimes
+elif SPEEDUPS:
+    WaiterCore = _speedups.WaiterCore
+    DriverCore = _speedups.DriverCore
+    ProtocolCore = _speedups.ProtocolCore
+    CommandTimes = _speedups.CommandTimes
 else:
     WaiterCore, DriverCore, ProtocolCore = PyWaiterCore, PyDriverCore, PyProtocolCore
-    SPEEDUPS = False  # True when the C cores run
-    if _speedups_wanted():
-        try:
-            from agi import _speedups
-        except ImportError:  # not built: no C compiler when installed
-            pass
-        else:
-            WaiterCore = _speedups.WaiterCore
-            DriverCore = _speedups.DriverCore
-            ProtocolCore = _speedups.ProtocolCore
-            SPEEDUPS = True
+    CommandTimes = PyCommandTimes

@@ -23,7 +23,7 @@ import contextvars
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
-from agi.cores import DriverCore, WaiterCore
+from agi.cores import DriverCore, WaiterCore, adopt_waiter
 from agi.protocol import AgiError, Reply
 from agi.session import settle
 
@@ -353,3 +353,6 @@ class ReplyWaiter(WaiterCore, _Awaited):
                 context.run(callback, self)
         for other, other_context in extra or ():
             loop.call_soon(other, self, context=other_context)
+
+
+adopt_waiter(ReplyWaiter)

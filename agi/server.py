@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import CoroutineType
 from typing import Any, cast
 
-from agi.cores import ProtocolCore
+from agi.cores import CommandTimes, ProtocolCore
 from agi.driver import FlowDriver, ReplyWaiter
 from agi.protocol import AgiConnection, AgiError, AgiProtocolError, AgiRequest, Hangup, Reply
 from agi.router import FLOWS, FlowRegistry
@@ -52,20 +52,23 @@ class ServerLimits:
 class AgiMetrics:
     """Hooks for metrics; the default does nothing (the web app plugs in Prometheus)."""
 
+    # The upper bounds, in seconds, of the buckets each command's round trip is counted in,
+    # as its reply arrives (agi/cores.py CommandTimes).
+    command_buckets: tuple[float, ...] = (
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    )  # fmt: skip
+
     def session_started(self, script: str) -> None:
         """A flow started."""
 
     def session_ended(self, script: str, outcome: str, seconds: float) -> None:
         """A flow ended: outcome is ok, hangup, error, timeout, unknown-flow."""
 
-    def command_latency(self, seconds: float) -> None:
-        """One command's round trip: from writing it to reading its reply (every command)."""
-
-    def command_latencies(self, seconds: list[float]) -> None:
-        """Several commands' round trips at once: the server collects them in a list and
-        hands them over when a call ends and at each sweep, not one call per command."""
-        for value in seconds:
-            self.command_latency(value)
+    def command_times(self, counts: list[int], total: float) -> None:
+        """Commands' round trips since the last call: how many fell in each bucket of
+        `command_buckets` (a time on a bound counts in it; the last bucket is above every
+        bound), and their sum in seconds. Handed over at each sweep of the server, and
+        whenever the metrics are read (`AgiServer.flush_command_times`)."""
 
 
 class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
@@ -92,7 +95,7 @@ class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
         self._write = None
         self._closed = False
         self._read_buffer = server.read_buffer
-        self._latencies = server.latencies
+        self._times = server.command_times
         self._reply_timeout = server.limits.reply_timeout_s
         self.loop = server.loop
         self.waiter = ReplyWaiter(self.loop)  # the one reply waiter of this session
@@ -151,7 +154,7 @@ class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
                     log.warning("%s: reply with no command waiting: %r", self._label(), event.text)
                     continue
                 self._pending = None
-                self._latencies.append(self._server.now() - self.sent_at)
+                self._times.add(self._server.now() - self.sent_at)
                 if event.code == 511:  # a dead channel (docs/asterisk-protocol.md#agi-hangup)
                     self.hung_up = True
                 # Resumes the flow right here (see ReplyWaiter).
@@ -284,8 +287,8 @@ class AgiServer:
         self._refusals: dict[str, tuple[float, int]] = {}
         self.sessions: set[_AgiProtocol] = set()
         self.read_buffer = memoryview(bytearray(READ_BUFFER))
-        # Commands' round trips not yet given to the metrics (see flush_latencies).
-        self.latencies: list[float] = []
+        # Commands' round trips, counted as each reply arrives (see flush_command_times).
+        self.command_times = CommandTimes(self.metrics.command_buckets)
         self.tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -336,21 +339,20 @@ class AgiServer:
         )
         while True:
             await asyncio.sleep(tick)
-            self.flush_latencies()
+            self.flush_command_times()
             now = self.now()
             for session in list(self.sessions):
                 session.check_deadline(now)
 
     # -- per call --------------------------------------------------------------------------------
 
-    def flush_latencies(self) -> None:
-        """Give the commands' round trips timed so far to the metrics (at the end of each
-        call and at each sweep, so a scrape sees a call's commands once it has ended)."""
-        if self.latencies:
-            # Copied and emptied in place: every connection appends to this very list.
-            latencies = self.latencies[:]
-            self.latencies.clear()
-            self.metrics.command_latencies(latencies)
+    def flush_command_times(self) -> None:
+        """Give the commands' round trips counted so far to the metrics: at each sweep, and
+        when they are read (centralita/web/prometheus.py), so a scrape sees every command
+        whose reply has arrived."""
+        counts, total = self.command_times.take()
+        if any(counts):
+            self.metrics.command_times(counts, total)
 
     def count_peer(self, peer: str, delta: int) -> None:
         """Move a peer's session count (forgetting peers at zero)."""
@@ -456,7 +458,6 @@ class AgiServer:
             )
             await self._fallback(session, proto)
         finally:
-            self.flush_latencies()
             self.metrics.session_ended(request.script, outcome, self.now() - started)
             proto.close()
             self._forget_current_task()

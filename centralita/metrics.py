@@ -23,10 +23,11 @@ class LoopHistogram:
     """A Prometheus histogram for the event loop's hot paths: counted in plain lists, read by
     Prometheus at scrape time (a collector in the default registry).
 
-    Every AGI command is timed, so this runs about ten times per call. prometheus_client's
-    `Histogram.observe` takes a lock for the sum and one for the bucket: 4.8 us per call of
-    it (timeit, 12 buckets), against 0.7 us for this bisect and two additions. Observe from
-    the event loop's thread only (no lock: the scrape runs in the same loop).
+    Every AGI command is timed. prometheus_client's `Histogram.observe` takes a lock for the
+    sum and one for the bucket: 4.8 us per call of it (timeit, 12 buckets). The FastAGI server
+    counts its commands into these buckets itself as their replies arrive (agi/cores.py
+    CommandTimes) and adds the counts here at each sweep (`add_counts`). Use it from the event
+    loop's thread only (no lock: the scrape runs in the same loop).
     """
 
     def __init__(
@@ -48,12 +49,16 @@ class LoopHistogram:
         self.counts[bisect_left(self.bounds, amount)] += 1
         self.sum += amount
 
-    def observe_many(self, amounts: list[float]) -> None:
-        """`observe` each of `amounts` (the FastAGI server hands over a batch per call)."""
-        counts, bounds = self.counts, self.bounds
-        for amount in amounts:
-            counts[bisect_left(bounds, amount)] += 1
-        self.sum += sum(amounts)
+    def add_counts(self, counts: Sequence[int], total: float) -> None:
+        """Add observations counted elsewhere: how many fell in each bucket (the last above
+        every bound) and their sum (the FastAGI server counts its commands as their replies
+        arrive, agi/cores.py CommandTimes)."""
+        if len(counts) != len(self.counts):
+            raise ValueError(f"{len(counts)} counts for {len(self.counts)} buckets")
+        mine = self.counts
+        for at, count in enumerate(counts):
+            mine[at] += count
+        self.sum += total
 
     def collect(self) -> Iterator[Metric]:
         """The histogram as Prometheus reads it: cumulative buckets, sum and count."""
@@ -77,7 +82,7 @@ AGI_SESSIONS = Counter(
 AGI_COMMAND_SECONDS = LoopHistogram(
     "centralita_agi_command_seconds",
     "Round trip of one AGI command, from writing it to reading its reply",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    buckets=AgiMetrics.command_buckets,
 )
 AMI_CONNECTED = Gauge(
     "centralita_ami_connected", "1 while the AMI connection of every Asterisk server is up"
@@ -117,10 +122,8 @@ class PrometheusAgiMetrics(AgiMetrics):
         # checks the label tuple under a lock on every call. Bounded like the labels: scripts
         # that are not flows share the `unknown` child.
         self._sessions: dict[tuple[str, str], Any] = {}
-        # Called for every command (or batch): the histogram's own methods, without a call
-        # in between.
-        self.command_latency = AGI_COMMAND_SECONDS.observe  # type: ignore[method-assign,assignment]
-        self.command_latencies = AGI_COMMAND_SECONDS.observe_many  # type: ignore[method-assign,assignment]
+        # The server counts each command into the histogram's own buckets.
+        self.command_buckets = tuple(AGI_COMMAND_SECONDS.bounds)
 
     def session_ended(self, script: str, outcome: str, seconds: float) -> None:
         """A flow ended: count it by flow and outcome."""
@@ -135,13 +138,9 @@ class PrometheusAgiMetrics(AgiMetrics):
                 self._sessions[key] = child
         child.inc()
 
-    def command_latency(self, seconds: float) -> None:
-        """One command's round trip (the server times every command)."""
-        AGI_COMMAND_SECONDS.observe(seconds)
-
-    def command_latencies(self, seconds: list[float]) -> None:
-        """A batch of round trips (one call's commands)."""
-        AGI_COMMAND_SECONDS.observe_many(seconds)
+    def command_times(self, counts: list[int], total: float) -> None:
+        """Commands' round trips counted by the server since it last handed them over."""
+        AGI_COMMAND_SECONDS.add_counts(counts, total)
 
 
 def pop_sent(kind: str, seconds: float) -> None:

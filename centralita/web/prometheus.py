@@ -22,6 +22,7 @@ async def refresh_gauges(app: web.Application) -> None:
     server = app.get(AGI_SERVER)
     if server is not None:
         ACTIVE_CALLS.set(len(server.sessions))
+        server.flush_command_times()  # the round trips counted since the last sweep
     asterisks = app.get(ASTERISKS)
     # 1 while every server's link is up; each server's own in centralita_asterisk_connected.
     AMI_CONNECTED.set(1 if asterisks is not None and asterisks.all_connected else 0)

@@ -1,0 +1,136 @@
+"""agi/cores.py and agi/_speedups.c: the command path's cores, in C and in Python.
+
+The server's own tests (tests/agi_loops, the flows' tests) run on whichever core is loaded;
+`make test` runs them a second time with CENTRALITA_NO_SPEEDUPS=1. These check what the two
+must agree on directly, and that the C cores are the ones that run where they can be built.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, Histogram
+
+from agi import cores
+from agi.driver import ReplyWaiter
+from agi.protocol import Reply
+from agi.server import AgiMetrics
+from centralita.metrics import LoopHistogram
+
+ROOT = Path(__file__).resolve().parent.parent
+BOUNDS = (0.001, 0.01, 0.1, 1.0)
+
+
+def _c_module() -> Any:
+    if not cores.SPEEDUPS:
+        pytest.skip("agi._speedups is not loaded (not built, or CENTRALITA_NO_SPEEDUPS=1)")
+    return cores._speedups
+
+
+def _time_counters() -> list[Any]:
+    counters: list[Any] = [cores.PyCommandTimes]
+    if cores.SPEEDUPS:
+        counters.append(cores._speedups.CommandTimes)
+    return counters
+
+
+def test_the_c_cores_run_wherever_a_c_compiler_built_them() -> None:
+    """With a C compiler on the machine, `pip install -e .` (make) builds agi/_speedups.c, and
+    the server runs on it unless told not to; this fails if the build step went missing."""
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no C compiler ({compiler}): the pure-Python cores run, as documented")
+    code = "import agi.cores as c; print(c.SPEEDUPS, c.ProtocolCore.__module__)"
+    env = {k: v for k, v in os.environ.items() if k != "CENTRALITA_NO_SPEEDUPS"}
+    ran = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert ran.stdout.split() == ["True", "agi._speedups"], ran.stderr
+    env["CENTRALITA_NO_SPEEDUPS"] = "1"
+    ran = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert ran.stdout.split() == ["False", "agi.cores"], ran.stderr
+
+
+@pytest.mark.parametrize("counter", _time_counters())
+def test_command_times_count_as_prometheus_own_histogram(counter: Any) -> None:
+    # A time on a bound counts in that bucket (`le`); the last bucket is above every bound.
+    times = counter(BOUNDS)
+    registry = CollectorRegistry()
+    theirs = Histogram("h", "h", buckets=BOUNDS, registry=registry)
+    values = (0.0, 0.001, 0.0011, 0.01, 0.5, 1.0, 3.0, 3.0)
+    for value in values:
+        times.add(value)
+        theirs.observe(value)
+    counts, total = times.take()
+    cumulative = [sum(counts[: n + 1]) for n in range(len(counts))]
+    expected = [
+        s.value for m in registry.collect() for s in m.samples if s.name == "h_bucket"
+    ]
+    assert cumulative == expected == [2, 4, 4, 6, 8]
+    assert total == pytest.approx(sum(values))
+    assert tuple(times.bounds) == BOUNDS
+    assert times.take() == ([0] * 5, 0.0)  # taken: counting starts again from zero
+
+
+@pytest.mark.parametrize("counter", _time_counters())
+def test_command_times_refuse_bounds_out_of_order(counter: Any) -> None:
+    with pytest.raises(ValueError, match="increasing"):
+        counter((0.1, 0.01))
+    with pytest.raises(ValueError, match="at most 32"):
+        counter([float(n) for n in range(1, 34)])
+
+
+def test_the_loop_histogram_adds_the_servers_counts() -> None:
+    registry = CollectorRegistry()
+    histogram = LoopHistogram("h", "h", AgiMetrics.command_buckets, registry=registry)
+    times = cores.CommandTimes(AgiMetrics.command_buckets)
+    for value in (0.0005, 0.002, 0.002, 7.0):
+        times.add(value)
+    histogram.add_counts(*times.take())
+    samples = {
+        (s.name, s.labels.get("le", "")): s.value for m in registry.collect() for s in m.samples
+    }
+    assert samples[("h_bucket", "0.001")] == 1
+    assert samples[("h_bucket", "0.0025")] == 3
+    assert samples[("h_bucket", "5.0")] == 3 and samples[("h_bucket", "+Inf")] == 4
+    assert samples[("h_count", "")] == 4
+    with pytest.raises(ValueError, match="3 counts for 13 buckets"):
+        histogram.add_counts([1, 2, 3], 1.0)
+
+
+def test_the_reply_waiter_resumes_through_the_cores_send() -> None:
+    """CPython 3.11 does not pass `am_send` on to a subclass: `adopt_waiter` does, so an
+    await of the waiter gives its reply without a StopIteration made for it."""
+    speedups = _c_module()
+    waiter = ReplyWaiter(None, b"ANSWER\n")  # type: ignore[arg-type]
+    awaiting: Any = waiter.__await__()
+    assert awaiting is waiter and next(awaiting) is waiter  # pending: yields itself
+    reply = Reply(200, "0", text="200 result=0")
+    waiter._result, waiter._state = reply, 1
+    with pytest.raises(StopIteration) as stop:
+        next(awaiting)
+    assert stop.value.value is reply
+    with pytest.raises(TypeError, match="subclass of WaiterCore"):
+        speedups.adopt_waiter(int)
+
+
+def test_the_c_protocol_core_refuses_a_read_beyond_its_buffer() -> None:
+    speedups = _c_module()
+    core = speedups.ProtocolCore()
+    core._read_buffer = memoryview(bytearray(16))
+    with pytest.raises(ValueError, match="17 bytes read into a 16-byte buffer"):
+        core.buffer_updated(17)
+    with pytest.raises(ValueError, match="-1 bytes"):
+        core.buffer_updated(-1)
+    core._read_buffer = bytearray(16)  # not a memoryview
+    with pytest.raises(TypeError, match="memoryview"):
+        core.buffer_updated(1)
