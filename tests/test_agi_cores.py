@@ -72,9 +72,7 @@ def test_command_times_count_as_prometheus_own_histogram(counter: Any) -> None:
         theirs.observe(value)
     counts, total = times.take()
     cumulative = [sum(counts[: n + 1]) for n in range(len(counts))]
-    expected = [
-        s.value for m in registry.collect() for s in m.samples if s.name == "h_bucket"
-    ]
+    expected = [s.value for m in registry.collect() for s in m.samples if s.name == "h_bucket"]
     assert cumulative == expected == [2, 4, 4, 6, 8]
     assert total == pytest.approx(sum(values))
     assert tuple(times.bounds) == BOUNDS
@@ -107,20 +105,30 @@ def test_the_loop_histogram_adds_the_servers_counts() -> None:
         histogram.add_counts([1, 2, 3], 1.0)
 
 
-def test_the_reply_waiter_resumes_through_the_cores_send() -> None:
-    """CPython 3.11 does not pass `am_send` on to a subclass: `adopt_waiter` does, so an
-    await of the waiter gives its reply without a StopIteration made for it."""
-    speedups = _c_module()
+@pytest.mark.parametrize("convert", [None, lambda reply: reply.result_int])
+def test_an_awaited_waiter_yields_itself_then_gives_its_reply(convert: Any) -> None:
+    """On either core: what a flow's `await` sees, pending then done, converted or not."""
     waiter = ReplyWaiter(None, b"ANSWER\n")  # type: ignore[arg-type]
-    awaiting: Any = waiter.__await__()
-    assert awaiting is waiter and next(awaiting) is waiter  # pending: yields itself
-    reply = Reply(200, "0", text="200 result=0")
+    waiter.rearm(b"ANSWER\n", convert)
+
+    async def flow() -> object:
+        return await waiter
+
+    running = flow()
+    assert running.send(None) is waiter and waiter._asyncio_future_blocking
+    reply = Reply(200, "7", text="200 result=7")
     waiter._result, waiter._state = reply, 1
     with pytest.raises(StopIteration) as stop:
-        next(awaiting)
-    assert stop.value.value is reply
+        running.send(None)
+    assert stop.value.value == (reply if convert is None else 7)
+
+
+def test_only_a_python_subclass_of_the_waiter_core_is_adopted() -> None:
+    speedups = _c_module()
     with pytest.raises(TypeError, match="subclass of WaiterCore"):
         speedups.adopt_waiter(int)
+    with pytest.raises(TypeError, match="subclass of WaiterCore"):
+        speedups.adopt_waiter(speedups.WaiterCore)  # a static type, not a class statement's
 
 
 def test_the_c_protocol_core_refuses_a_read_beyond_its_buffer() -> None:
