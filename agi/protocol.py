@@ -323,6 +323,28 @@ class AgiConnection:
             return None
         return _SIMPLE_REPLIES.get(data)
 
+    def receive_headers(self, data: bytes) -> AgiRequest | None:
+        """The first read, in one step: `data` is exactly a whole header block in Asterisk's
+        own order (`ASTERISK_HEADERS`), nothing before it; its request, else None (nothing is
+        consumed: give `data` to `receive_data`).
+
+        Asterisk writes the block as soon as it connects, and it fits one read (about 500
+        bytes, docs/asterisk-protocol.md#agi-headers); what `receive_data` gives for it, with
+        no event list and no search for the block's end."""
+        if (
+            not self._in_headers
+            or self._buffer
+            or len(data) > MAX_LINE  # so that no line of it can be too long
+            or data[-2:] != b"\n\n"
+        ):
+            return None
+        # Only `\n` ends a line (res_agi.c:4447-4451); a stray `\r` stays data.
+        request = _asterisk_request(data[:-2].decode("utf-8", "surrogateescape"))
+        if request is not None:
+            self._in_headers = False
+            self.between_replies = True
+        return request
+
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes from the socket (b"" = EOF) and return the completed events."""
         self.between_replies = False  # and so it stays if the peer broke the protocol

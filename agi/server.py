@@ -135,10 +135,16 @@ class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
         self.deadline = server.now() + limits.header_timeout_s
         server.sessions.add(self)
         server.idle[self] = None
-        server.count_peer(self.peer, 1)
+        peers = server.peer_sessions
+        peers[self.peer] = peers.get(self.peer, 0) + 1  # server.count_peer(self.peer, 1)
         self.counted = True
 
     def data_received(self, data: bytes) -> None:
+        if self.request is None:
+            request = self._conn.receive_headers(data)  # the first read of nearly every call
+            if request is not None:
+                self._start(request)
+                return
         try:
             events = self._conn.receive_data(data)
         except AgiProtocolError as exc:
@@ -162,10 +168,15 @@ class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
             elif type(event) is Hangup:
                 self.hung_up = True
             elif type(event) is AgiRequest:
-                self.request = event
-                self._server.idle.pop(self, None)
-                self.deadline = 0.0
-                self._server.start_flow(self, event)
+                self._start(event)
+
+    def _start(self, request: AgiRequest) -> None:
+        """The header block is read: run the call's flow."""
+        self.request = request
+        server = self._server
+        server.idle.pop(self, None)
+        self.deadline = 0.0
+        server.start_flow(self, request)
 
     def eof_received(self) -> bool | None:
         try:

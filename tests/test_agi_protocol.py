@@ -322,7 +322,28 @@ def test_a_block_in_asterisk_order_reads_as_the_careful_loop_reads_it(
     elif change == "extra":
         lines.insert(10, "agi_foo: bar")
     block = ("\n".join(lines) + "\n\n").encode()
-    assert _events_or_error(block) == _careful(block)
+    careful = _careful(block)
+    assert _events_or_error(block) == careful
+    whole = AgiConnection().receive_headers(block)  # the server's first read
+    assert whole is None or [whole] == careful
+
+
+def test_the_first_read_is_the_header_block_in_one_step() -> None:
+    conn = AgiConnection()
+    request = conn.receive_headers(HEADERS.encode())
+    assert isinstance(request, AgiRequest) and request.args == ("vip-check", "", "a b")
+    assert [request] == AgiConnection().receive_data(HEADERS.encode())
+    assert conn.receive_reply(b"200 result=0\n") == Reply(200, "0", text="200 result=0")
+    assert conn.receive_headers(HEADERS.encode()) is None  # the headers are done
+    # Anything else is left whole to receive_data: a block cut in two reads, one with a
+    # reply behind it, one that is too long to take in one step.
+    split = AgiConnection()
+    assert split.receive_headers(HEADERS.encode()[:100]) is None
+    assert split.receive_data(HEADERS.encode()[:100]) == []
+    assert split.receive_headers(HEADERS.encode()[100:]) is None
+    assert AgiConnection().receive_headers(HEADERS.encode() + b"200 result=0\n") is None
+    padded = HEADERS.replace("agi_arg_3: a b", "agi_arg_3: " + "x" * MAX_LINE)
+    assert AgiConnection().receive_headers(padded.encode()) is None
 
 
 def test_a_block_in_asterisk_order_keeps_every_line_for_headers() -> None:
