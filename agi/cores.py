@@ -2,13 +2,15 @@
 
 Three base classes hold the fields of the reply waiter, the flow driver and the connection,
 and the few methods a command goes through: the waiter's await, the driver's `resume`, and
-the connection's `get_buffer`, `buffer_updated` and `send`. The rest of each class is written
-once, in agi/driver.py and agi/server.py, on top of whichever core runs:
+the connection's `get_buffer`, `buffer_updated`, `send` and `command` (what each session
+method calls: encode, then send). A fourth, `CommandTimes`, counts each command's round
+trip into the metrics' buckets. The rest of each class is written once, in agi/driver.py and
+agi/server.py, on top of whichever core runs:
 
-- `agi._speedups` (agi/_speedups.c), the same three in C, built by setup.py when the machine
+- `agi._speedups` (agi/_speedups.c), the same four in C, built by setup.py when the machine
   has a C compiler. Python's interpreter was most of a command's cost (`perf`: 43% in
   `_PyEval_EvalFrameDefault`, spread over about ten short Python frames per command), and the C
-  cores leave the flow itself as the only Python a plain reply runs;
+  cores leave the flow and the session method it calls as the only Python a command runs;
 - the pure-Python twins below, when the extension is not built or CENTRALITA_NO_SPEEDUPS=1.
 
 Both take the same paths and hand every uncommon case to the same Python methods

@@ -79,13 +79,13 @@ class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
     mmap/mremap/munmap, three system calls per read (seen with `strace -c`). The bytes are
     copied out in `buffer_updated` before any other connection reads, so sharing is safe.
 
-    The reply path (`get_buffer`, `buffer_updated`, `send`) and its fields are the core's
-    (agi/cores.py): C when built, else Python. Whatever is not a plain reply comes back here,
-    to `data_received`.
+    The command path (`get_buffer`, `buffer_updated`, `send`, `command`) and its fields are
+    the core's (agi/cores.py): C when built, else Python. Whatever is not a plain reply comes
+    back here, to `data_received`.
     """
 
-    # The core holds _closed, _conn, _latencies, _pending, _read_buffer, _reply_timeout,
-    # _write, deadline, hung_up, sent_at and waiter.
+    # The core holds _closed, _conn, _pending, _read_buffer, _reply_timeout, _times, _write,
+    # deadline, hung_up, sent_at and waiter.
     __slots__ = ("_server", "_transport", "counted", "loop", "peer", "request")
 
     def __init__(self, server: AgiServer) -> None:
@@ -136,7 +136,7 @@ class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
         server.sessions.add(self)
         server.idle[self] = None
         peers = server.peer_sessions
-        peers[self.peer] = peers.get(self.peer, 0) + 1  # server.count_peer(self.peer, 1)
+        peers[self.peer] = peers.get(self.peer, 0) + 1  # count_peer(+1), inlined: every call
         self.counted = True
 
     def data_received(self, data: bytes) -> None:
