@@ -280,9 +280,9 @@ driver_resume_impl(DriverCore *self)
     status = PyIter_Send(coro, Py_None, &yielded);
     Py_DECREF(coro);
     PyErr_Fetch(&type, &value, &traceback); /* the flow's exception, if it raised */
-    PyContext_Exit(context);
+    int exited = PyContext_Exit(context);
     Py_DECREF(context);
-    left = call_task_hook(leave_task, self);
+    left = exited < 0 ? NULL : call_task_hook(leave_task, self);
     if (left == NULL) {
         Py_XDECREF(type);
         Py_XDECREF(value);
