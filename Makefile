@@ -12,7 +12,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 # setup.py builds the C cores of the FastAGI command path (agi/_speedups.c) when a C compiler
 # is there; editing the C source rebuilds them.
-$(STAMP): pyproject.toml setup.py agi/_speedups.c
+$(STAMP): pyproject.toml setup.py agi/_speedups.c agi/_headerblock.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import importlib
-import os
 import time
 from asyncio.tasks import _enter_task, _leave_task
 from bisect import bisect_left
@@ -33,6 +31,7 @@ from collections.abc import Callable, Generator, Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
+from agi import speedups
 from agi.protocol import _ENCODED, _SIMPLE_REPLIES, AgiConnection, Reply, encode_command
 from agi.session import CallerHangup, ReplyTimeout
 
@@ -265,17 +264,7 @@ def adopt_waiter(cls: type[PyWaiterCore]) -> None:
         _speedups.adopt_waiter(cls)
 
 
-def _load_speedups() -> Any:
-    """agi._speedups when it is built and wanted, else None."""
-    if os.environ.get("CENTRALITA_NO_SPEEDUPS", "") not in ("", "0"):
-        return None
-    try:
-        return importlib.import_module("agi._speedups")
-    except ImportError:  # not built: no C compiler when Centralita was installed
-        return None
-
-
-_speedups = _load_speedups()
+_speedups: Any = speedups.load("_speedups")
 SPEEDUPS = _speedups is not None  # True when the C cores run
 
 if TYPE_CHECKING:

@@ -1,9 +1,10 @@
 """The FastAGI wire protocol, sans-IO: bytes in, events out; commands encoded in one place.
 
-This module does no I/O and imports no asyncio (the h11 style). `AgiConnection` is the
-server's half of one FastAGI session: feed it what Asterisk sent with `receive_data()`, and it
-returns the events it could complete. `encode_command()` is the only way a command line is
-built, so no value can smuggle a second command onto the wire.
+This module does no I/O and imports no asyncio (the h11 style), and nothing of the package but
+the optional C reader of the first read (agi/_headerblock.c, through agi/speedups.py).
+`AgiConnection` is the server's half of one FastAGI session: feed it what Asterisk sent with
+`receive_data()`, and it returns the events it could complete. `encode_command()` is the only
+way a command line is built, so no value can smuggle a second command onto the wire.
 
 The facts about Asterisk relied on are in docs/asterisk-protocol.md#fastagi (read in
 `res/res_agi.c` of Asterisk 20.20.1) and checked against the recorded traces.
@@ -12,9 +13,11 @@ The facts about Asterisk relied on are in docs/asterisk-protocol.md#fastagi (rea
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
+
+from agi import speedups
 
 # Caps on what one peer can make us buffer. Asterisk's own command buffer is AGI_BUF_LEN 8192
 # (res_agi.c:1551); a header block is ~25 lines of at most a few hundred bytes.
@@ -238,6 +241,13 @@ _ASTERISK_BLOCK = re.compile(
 _ARG_LINE = re.compile("\nagi_arg_([1-9][0-9]*): ([^\n]*)")
 
 
+# `split_block(data, ASTERISK_HEADERS)`: the fields and arguments of a whole first read in
+# Asterisk's order, else None; what `_asterisk_request` gives, without the regex engine.
+_headerblock = speedups.load("_headerblock")
+_SplitBlock = Callable[[bytes, tuple[str, ...]], tuple[dict[str, str], tuple[str, ...]] | None]
+_split_block: _SplitBlock | None = None if _headerblock is None else _headerblock.split_block
+
+
 def _asterisk_request(text: str) -> AgiRequest | None:
     """The request of a block in Asterisk's own order (`ASTERISK_HEADERS`, then the
     arguments numbered 1..N), else None: the careful loop of `AgiConnection` reads it.
@@ -338,8 +348,12 @@ class AgiConnection:
             or data[-2:] != b"\n\n"
         ):
             return None
-        # Only `\n` ends a line (res_agi.c:4447-4451); a stray `\r` stays data.
-        request = _asterisk_request(data[:-2].decode("utf-8", "surrogateescape"))
+        if _split_block is not None:  # agi/_headerblock.c: the same as the expression, in C
+            split = _split_block(data, ASTERISK_HEADERS)
+            request = None if split is None else _request(*split, None)
+        else:
+            # Only `\n` ends a line (res_agi.c:4447-4451); a stray `\r` stays data.
+            request = _asterisk_request(data[:-2].decode("utf-8", "surrogateescape"))
         if request is not None:
             self._in_headers = False
             self.between_replies = True

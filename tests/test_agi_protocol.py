@@ -328,6 +328,32 @@ def test_a_block_in_asterisk_order_reads_as_the_careful_loop_reads_it(
     assert whole is None or [whole] == careful
 
 
+_RAW_VALUES = st.binary(max_size=12).map(lambda raw: raw.replace(b"\n", b""))
+
+
+@given(
+    st.lists(_RAW_VALUES, min_size=22, max_size=22),
+    st.lists(_RAW_VALUES, max_size=3),
+    st.sampled_from([b"", b"agi_arg_1: x\n", b"agi_foo: y\n", b"\n"]),
+)
+@example([b"Jos\xc3\xa9"] + [b"\xff\xfe"] * 20 + [b"\xd8\xb9"], [b"a\r"], b"")
+def test_the_first_read_splits_any_bytes_as_the_careful_loop_does(
+    values: list[bytes], args: list[bytes], tail: bytes
+) -> None:
+    """Any bytes in the values (invalid UTF-8, non-ASCII names, `\r`), and extra lines after
+    the block's own: the one-step read gives the careful loop's request, or leaves it."""
+    lines = [
+        b"agi_" + n.encode() + b": " + v for n, v in zip(ASTERISK_HEADERS, values, strict=True)
+    ]
+    lines += [b"agi_arg_%d: %s" % (n, value) for n, value in enumerate(args, 1)]
+    block = b"\n".join(lines) + b"\n" + tail + b"\n"
+    careful = _careful(block)
+    whole = AgiConnection().receive_headers(block)
+    assert whole is None or [whole] == careful
+    if not tail:
+        assert [whole] == careful  # a block as Asterisk writes it is always taken whole
+
+
 def test_the_first_read_is_the_header_block_in_one_step() -> None:
     conn = AgiConnection()
     request = conn.receive_headers(HEADERS.encode())
