@@ -61,13 +61,16 @@ class FlowDriver(DriverCore, _Awaited):
         coro: Coroutine[Any, Any, Any],
         waiter: ReplyWaiter,
         loop: asyncio.AbstractEventLoop,
+        task: asyncio.Task[Any] | None = None,
     ) -> None:
+        """`task`: the flow's, the one that awaits the driver (the current task when None)."""
         self._coro = coro
         self._waiter = waiter
         self._loop = loop
-        task = asyncio.current_task(loop)
         if task is None:
-            raise RuntimeError("a FlowDriver is made and awaited inside the flow's task")
+            task = asyncio.current_task(loop)
+            if task is None:
+                raise RuntimeError("a FlowDriver is made and awaited inside the flow's task")
         self._task = task
         self._callback: Callable[[Any], object] | None = None
         self._context = None

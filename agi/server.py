@@ -430,6 +430,7 @@ class AgiServer:
         return task
 
     async def _run(self, proto: _AgiProtocol, request: AgiRequest) -> None:
+        task = asyncio.current_task()
         session = AgiSession(request, proto, self.context)
         flow = self.registry.get(request.script)
         started = self.now()
@@ -441,7 +442,7 @@ class AgiServer:
             )
             self.metrics.session_ended(request.script, "unknown-flow", 0.0)
             proto.close()
-            self._forget_current_task()
+            self.tasks.discard(task)
             return
         self.metrics.session_started(request.script)
         try:
@@ -449,7 +450,7 @@ class AgiServer:
             # The exact type first: an ABC's isinstance is a Python call (once for every call).
             if type(running) is CoroutineType or isinstance(running, Coroutine):
                 # Replies resume the flow without a task step each (agi/driver.py).
-                await FlowDriver(running, proto.waiter, self.loop)
+                await FlowDriver(running, proto.waiter, self.loop, task)
             else:
                 await running
         except CallerHangup:
@@ -471,11 +472,6 @@ class AgiServer:
         finally:
             self.metrics.session_ended(request.script, outcome, self.now() - started)
             proto.close()
-            self._forget_current_task()
-
-    def _forget_current_task(self) -> None:
-        task = asyncio.current_task()
-        if task is not None:
             self.tasks.discard(task)
 
     async def _fallback(self, session: AgiSession, proto: _AgiProtocol) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import aiohttp
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from test_web_support import console_env
 
 from agi.testing import Caller, place_call
 from centralita.keys import AGI_SERVER
-from centralita.metrics import LoopHistogram
+from centralita.metrics import LoopCounter, LoopHistogram
 
 COUNT = "centralita_agi_command_seconds_count"
 SUM = "centralita_agi_command_seconds_sum"
@@ -71,4 +71,25 @@ def test_loop_histogram_reads_like_prometheus_own() -> None:
     expected = samples(theirs_registry)
     assert expected[("h_bucket", "0.001")] == 2  # 0.0 and 0.001 itself
     assert expected[("h_count", "")] == 8
+    assert samples(ours_registry) == expected
+
+
+def test_loop_counter_reads_like_prometheus_own() -> None:
+    ours_registry, theirs_registry = CollectorRegistry(), CollectorRegistry()
+    ours = LoopCounter("c_total", "c", ["flow", "outcome"], registry=ours_registry)
+    theirs = Counter("c_total", "c", ["flow", "outcome"], registry=theirs_registry)
+    for labels in [("language", "ok"), ("language", "ok"), ("unknown", "unknown-flow")]:
+        ours.inc(labels)
+        theirs.labels(*labels).inc()
+
+    def samples(registry: CollectorRegistry) -> dict[tuple[str, object], float]:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for metric in registry.collect()
+            for s in metric.samples
+            if not s.name.endswith("_created")
+        }
+
+    expected = samples(theirs_registry)
+    assert expected[("c_total", (("flow", "language"), ("outcome", "ok")))] == 2
     assert samples(ours_registry) == expected
