@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import sys
 import time
 from collections.abc import Callable
@@ -43,6 +42,8 @@ from agi_load import (  # noqa: E402
     TaskFloorProtocol,
     centralita_server,
 )
+
+from centralita.app import tune_collector  # noqa: E402
 
 REPLY = b"200 result=0\n"
 COMMANDS = 10
@@ -139,8 +140,7 @@ async def one_round(make: Callable[[], asyncio.BufferedProtocol], count: int) ->
 
 async def measure(kinds: tuple[str, ...], calls: int, rounds: int) -> dict[str, float]:
     makers = {kind: protocol_factory(kind) for kind in kinds}
-    gc.collect()
-    gc.freeze()  # as `centralita serve` does once started
+    tune_collector()  # as `centralita serve` does once started
     for make in makers.values():
         await one_round(make, min(calls, 2000))  # warm up
     best = dict.fromkeys(kinds, float("inf"))

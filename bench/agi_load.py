@@ -124,8 +124,13 @@ def centralita_server(port: int) -> AgiServer:
 async def serve_centralita(port: int) -> None:
     server = centralita_server(port)
     await server.start()
-    # As `centralita serve` does once started (centralita/app.py, freeze_startup_objects).
-    gc.freeze()
+    # What `centralita serve` does to the garbage collector once started.
+    try:
+        from centralita.app import tune_collector
+    except ImportError:  # a baseline commit (--baseline) from before it: what serve did then
+        gc.freeze()
+    else:
+        tune_collector()
     await announce(server.port)
 
 

@@ -143,11 +143,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def freeze_startup_objects(app: web.Application) -> None:
-    """Move everything allocated at startup out of the garbage collector's way.
+    """Move everything allocated at startup out of the garbage collector's way."""
+    tune_collector()
+
+
+def tune_collector() -> None:
+    """What `serve` does to the garbage collector once started (bench/agi_load.py's server
+    does the same, so that it measures the server as it runs).
 
     Imports, templates and settings live as long as the process; with `gc.freeze()` the full
     collections no longer walk them, which shortened pauses of the event loop (pops, FastAGI
-    replies) in bench/pop_bench.py.
+    replies) in bench/pop_bench.py. Young collections start after YOUNG_GC_THRESHOLD new
+    objects instead of 700.
     """
     gc.collect()
     gc.freeze()
