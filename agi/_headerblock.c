@@ -59,7 +59,9 @@ split_block(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     const char *stop = data + size - 1; /* the empty line's `\n` */
     const char *at = data;
     char prefix[160];
-    PyObject *fields = PyDict_New();
+    /* Sized for every name at once: grown one insert at a time, a dict of 22 was rebuilt three
+     * times, most of this function's cost (callgrind). */
+    PyObject *fields = _PyDict_NewPresized(PyTuple_GET_SIZE(names));
     PyObject *values = PyList_New(0);
     if (fields == NULL || values == NULL) {
         goto error;
