@@ -117,7 +117,12 @@ class FlowDriver(DriverCore, _Awaited):
             if isinstance(outcome, StopIteration):
                 return outcome.value
             if outcome is not None:
-                raise outcome
+                try:
+                    raise outcome
+                finally:
+                    # The traceback holds this frame: without the local, the exception and
+                    # the frame make no reference cycle (a hangup's objects are freed at once).
+                    del outcome
 
     # -- run outside any task, from the core's `resume` ---------------------------------------
 
@@ -246,6 +251,12 @@ class ReplyWaiter(WaiterCore, _Awaited):
         self._exception = None
         self._asyncio_future_blocking = False
 
+    def release(self) -> None:
+        """The call is over: drop the last reply or exception. An exception raised to the
+        flow holds, in its traceback, frames that refer to this waiter; kept here, it would
+        make a reference cycle that only the garbage collector frees."""
+        self._result = self._exception = None
+
     def add_done_callback(
         self, callback: Callable[[Any], object], *, context: contextvars.Context | None = None
     ) -> None:
@@ -298,7 +309,9 @@ class ReplyWaiter(WaiterCore, _Awaited):
             try:
                 self._result = settle(self._line, reply, hung_up)
             except AgiError as exc:
-                self._exception = exc
+                # Without the traceback of this frame, which refers to this waiter: the flow's
+                # await raises it afresh, and the waiter and its exception make no cycle.
+                self._exception = exc.with_traceback(None)
         self._state = 1
         driver = self._driver
         if driver is not None:  # nearly every command: the flow resumes right here

@@ -472,6 +472,7 @@ class AgiServer:
         finally:
             self.metrics.session_ended(request.script, outcome, self.now() - started)
             proto.close()
+            proto.waiter.release()
             self.tasks.discard(task)
 
     async def _fallback(self, session: AgiSession, proto: _AgiProtocol) -> None:

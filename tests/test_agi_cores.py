@@ -7,6 +7,9 @@ must agree on directly, and that the C cores are the ones that run where they ca
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import logging
 import os
 import shutil
 import subprocess
@@ -21,7 +24,9 @@ from prometheus_client import CollectorRegistry, Histogram
 from agi import cores
 from agi.driver import ReplyWaiter
 from agi.protocol import Reply
-from agi.server import AgiMetrics
+from agi.router import FlowRegistry
+from agi.server import AgiMetrics, AgiServer, ServerLimits, _AgiProtocol
+from agi.session import AgiSession
 from centralita.metrics import LoopHistogram
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,3 +147,126 @@ def test_the_c_protocol_core_refuses_a_read_beyond_its_buffer() -> None:
     core._read_buffer = bytearray(16)  # not a memoryview
     with pytest.raises(TypeError, match="memoryview"):
         core.buffer_updated(1)
+
+
+# -- a call leaves nothing behind, on either core -------------------------------------------
+
+_HEADER_BLOCK = (
+    "agi_network: yes\nagi_network_script: {script}\nagi_request: agi://127.0.0.1/{script}\n"
+    "agi_channel: PJSIP/1001-{n:08x}\nagi_language: en\nagi_type: PJSIP\n"
+    "agi_uniqueid: 1795301017.{n}\nagi_version: 20.20.1\nagi_callerid: 5551234567\n"
+    "agi_calleridname: Alice\nagi_callingpres: 0\nagi_callingani2: 0\nagi_callington: 0\n"
+    "agi_callingtns: 0\nagi_dnid: unknown\nagi_rdnis: unknown\nagi_context: incoming\n"
+    "agi_extension: s\nagi_priority: 2\nagi_enhanced: 0.0\nagi_accountcode: \n"
+    "agi_threadid: 1\n\n"
+)
+OK = b"200 result=0\n"
+
+
+class _CountingTransport:
+    """Counts what the server writes; the transport of an in-process call."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+
+def _leak_registry() -> FlowRegistry:
+    registry = FlowRegistry()
+
+    @registry.flow("steps")
+    async def steps(session: AgiSession, context: object) -> None:
+        await session.answer()
+        data = await session.get_data("centralita/enter-phone-number", 5000, 4)
+        await session.stream_file("centralita/welcome", "12")
+        await session.set_variable("CENTRALITA_ROUTE", f"queue:q{data.digits}")
+
+    @registry.flow("broken")
+    async def broken(session: AgiSession, context: object) -> None:
+        await session.answer()
+        raise RuntimeError("a bug in a flow")  # the server sets the fallback route
+
+    return registry
+
+
+# (script, the replies Asterisk sends): a whole flow, a hangup (511) in the middle, a flow
+# that raises, a HANGUP line before a reply, and a script that is no flow.
+_CALLS = [
+    ("steps", [OK, b"200 result=12\n", OK, OK]),
+    ("steps", [OK, b"511 Command Not Permitted on a dead channel or intercept routine\n"]),
+    ("broken", [OK, OK]),
+    ("steps", [OK, b"HANGUP\n200 result=1\n"]),
+    ("nothing-here", []),
+]
+
+
+def _read(protocol: _AgiProtocol, data: bytes) -> None:
+    """One socket read of `data`, as the event loop makes it: from a plain callback, outside
+    any task (a reply wakes its flow's task right there)."""
+    protocol._read_buffer[: len(data)] = data
+    protocol.buffer_updated(len(data))
+
+
+async def _serve_calls(server: AgiServer, count: int) -> int:
+    """`count` calls through the server's protocol, in-process; how many ended closed."""
+    loop = asyncio.get_running_loop()
+    closed = 0
+    for n in range(count):
+        script, replies = _CALLS[n % len(_CALLS)]
+        protocol = _AgiProtocol(server)
+        transport = _CountingTransport()
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        for data in (_HEADER_BLOCK.format(script=script, n=n).encode(), *replies):
+            loop.call_soon(_read, protocol, data)
+            for _ in range(4):  # the read, then the flow's task starts, runs and ends
+                await asyncio.sleep(0)
+        loop.call_soon(protocol.connection_lost, None)
+        await asyncio.sleep(0)
+        closed += transport.closed
+    return closed
+
+
+async def test_a_call_leaves_no_object_and_no_cycle_behind() -> None:
+    """Every object of a call is freed by reference counting when it ends, on whichever core
+    runs: a reference the C forgot to drop, or a cycle, would grow with the calls."""
+    server = AgiServer(
+        _leak_registry(),
+        limits=ServerLimits(header_timeout_s=60, reply_timeout_s=600),
+        fallback_route="queue:support-en",
+    )
+    server.loop = asyncio.get_running_loop()
+    # Quiet: a log record of a failed flow keeps its traceback, wherever the test run keeps
+    # records.
+    calls_log = logging.getLogger("centralita.agi")
+    calls_log.disabled = True
+    try:
+        await _serve_calls(server, 250)  # warm: caches, interned strings
+        gc.collect()
+        gc.disable()
+        blocks = sys.getallocatedblocks()
+        closed = await _serve_calls(server, 2500)
+        grown = sys.getallocatedblocks() - blocks
+        cyclic = gc.collect()
+    finally:
+        gc.enable()
+        calls_log.disabled = False
+    assert closed == 2500  # every call was served to its end and closed
+    # One object kept per call would be 2,500 blocks or more; the caches that grow with
+    # time (the loop's, the encoder's) take a few hundred.
+    assert grown < 1000, f"{grown} memory blocks more after 2,500 calls"
+    assert cyclic < 50, f"{cyclic} objects in reference cycles after 2,500 calls"
+    assert not server.sessions and not server.tasks
