@@ -204,3 +204,29 @@ async def place_calls(
             return await place_call(host, port, caller)
 
     return list(await asyncio.gather(*(one(c) for c in callers)))
+
+
+class CountingTransport:
+    """A transport for driving the server's protocol in-process: what it writes is counted
+    and dropped, closing is noted, and the peer is loopback (bench/agi_inproc.py,
+    tests/test_agi_cores.py)."""
+
+    __slots__ = ("closed", "writes")
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 40000) if name == "peername" else default

@@ -43,34 +43,11 @@ from agi_load import (  # noqa: E402
     centralita_server,
 )
 
+from agi.testing import CountingTransport  # noqa: E402
 from centralita.app import tune_collector  # noqa: E402
 
 REPLY = b"200 result=0\n"
 COMMANDS = 10
-
-
-class CountingTransport:
-    """What a protocol writes to, counted and dropped; closing is noted."""
-
-    __slots__ = ("closed", "writes")
-
-    def __init__(self) -> None:
-        self.writes = 0
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.writes += 1
-
-    def close(self) -> None:
-        self.closed = True
-
-    abort = close
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return ("127.0.0.1", 40000) if name == "peername" else default
 
 
 def protocol_factory(kind: str) -> Callable[[], asyncio.BufferedProtocol]:

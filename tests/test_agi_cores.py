@@ -27,6 +27,7 @@ from agi.protocol import Reply
 from agi.router import FlowRegistry
 from agi.server import AgiMetrics, AgiServer, ServerLimits, _AgiProtocol
 from agi.session import AgiSession
+from agi.testing import CountingTransport
 from centralita.metrics import LoopHistogram
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,28 +164,6 @@ _HEADER_BLOCK = (
 OK = b"200 result=0\n"
 
 
-class _CountingTransport:
-    """Counts what the server writes; the transport of an in-process call."""
-
-    def __init__(self) -> None:
-        self.writes = 0
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.writes += 1
-
-    def close(self) -> None:
-        self.closed = True
-
-    abort = close
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-
 def _leak_registry() -> FlowRegistry:
     registry = FlowRegistry()
 
@@ -228,7 +207,7 @@ async def _serve_calls(server: AgiServer, count: int) -> int:
     for n in range(count):
         script, replies = _CALLS[n % len(_CALLS)]
         protocol = _AgiProtocol(server)
-        transport = _CountingTransport()
+        transport = CountingTransport()
         protocol.connection_made(transport)  # type: ignore[arg-type]
         for data in (_HEADER_BLOCK.format(script=script, n=n).encode(), *replies):
             loop.call_soon(_read, protocol, data)
