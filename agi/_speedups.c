@@ -737,6 +737,40 @@ protocol_send(ProtocolCore *self, PyObject *const *args, Py_ssize_t nargs)
     return Py_NewRef((PyObject *)waiter);
 }
 
+/* The cached line of a command whose arguments are exact strings and integers, at least one
+ * an integer (`GET DATA prompt 5000 10`): encode_command keeps those under the key
+ * (command, *args, *their types), since 1, True and 1.0 are equal keys that encode
+ * differently. Built here only for exact str and int, so a bool or a float never meets an
+ * int's line: those go to encode_command. Borrowed, or NULL (an error set or not). */
+static PyObject *
+typed_line(PyObject *const *words, Py_ssize_t nwords)
+{
+    Py_ssize_t nargs = nwords - 1, ints = 0;
+    for (Py_ssize_t i = 1; i < nwords; i++) {
+        if (PyLong_CheckExact(words[i])) {
+            ints++;
+        }
+        else if (!PyUnicode_CheckExact(words[i])) {
+            return NULL;
+        }
+    }
+    if (ints == 0) {
+        return NULL; /* all strings: the plain key was the one */
+    }
+    PyObject *key = PyTuple_New(1 + 2 * nargs);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyTuple_SET_ITEM(key, 0, Py_NewRef(words[0]));
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        PyTuple_SET_ITEM(key, 1 + i, Py_NewRef(words[1 + i]));
+        PyTuple_SET_ITEM(key, 1 + nargs + i, Py_NewRef((PyObject *)Py_TYPE(words[1 + i])));
+    }
+    PyObject *line = PyDict_GetItemWithError(encoded_lines, key);
+    Py_DECREF(key);
+    return line;
+}
+
 /* command(convert, name, *args): encode (agi.protocol's cache of lines already encoded, else
  * encode_command itself, the one encoder) and send. */
 static PyObject *
@@ -765,6 +799,9 @@ protocol_command(ProtocolCore *self, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *line = PyDict_GetItemWithError(encoded_lines, key);
     Py_DECREF(key);
+    if (line == NULL && !PyErr_Occurred()) {
+        line = typed_line(args + 1, nargs - 1);
+    }
     if (line != NULL) {
         Py_INCREF(line);
     }

@@ -86,7 +86,7 @@ class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
 
     # The core holds _closed, _conn, _pending, _read_buffer, _reply_timeout, _times, _write,
     # deadline, hung_up, sent_at and waiter.
-    __slots__ = ("_server", "_transport", "counted", "loop", "peer", "request")
+    __slots__ = ("_server", "_transport", "counted", "loop", "peer", "request", "task")
 
     def __init__(self, server: AgiServer) -> None:
         self._server = server
@@ -102,6 +102,7 @@ class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
         self._pending = None
         self.hung_up = False
         self.request: AgiRequest | None = None
+        self.task: asyncio.Task[None] | None = None  # the call's, once its headers are read
         self.deadline = 0.0
         self.sent_at = 0.0  # when the command waiting for its reply was written
         self.peer = "?"
@@ -425,12 +426,17 @@ class AgiServer:
         return allowed
 
     def start_flow(self, proto: _AgiProtocol, request: AgiRequest) -> asyncio.Task[None]:
-        task = self.loop.create_task(self._run(proto, request))
+        # The Task made here, named after the call: uvloop's create_task formats a default
+        # name ("Task-N") before setting the one given, once for every call.
+        proto.task = task = asyncio.Task(
+            self._run(proto, request), loop=self.loop, name="agi " + request.uniqueid
+        )
         self.tasks.add(task)
         return task
 
     async def _run(self, proto: _AgiProtocol, request: AgiRequest) -> None:
-        task = asyncio.current_task()
+        task = proto.task  # this one's (asyncio.current_task(), without its Python call)
+        assert task is not None
         session = AgiSession(request, proto, self.context)
         flow = self.registry.get(request.script)
         started = self.now()

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from agi import cores
 from agi.driver import ReplyWaiter
-from agi.protocol import Reply
+from agi.protocol import Reply, encode_command
 from agi.router import FlowRegistry
 from agi.server import AgiMetrics, AgiServer, ServerLimits, _AgiProtocol
 from agi.session import AgiSession
@@ -148,6 +148,54 @@ def test_the_c_protocol_core_refuses_a_read_beyond_its_buffer() -> None:
     core._read_buffer = bytearray(16)  # not a memoryview
     with pytest.raises(TypeError, match="memoryview"):
         core.buffer_updated(1)
+
+
+def _protocol_cores() -> list[Any]:
+    found: list[Any] = [cores.PyProtocolCore]
+    if cores.SPEEDUPS:
+        found.append(cores._speedups.ProtocolCore)
+    return found
+
+
+class _Lines:
+    """What a core's `send` was given, in place of a transport."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def __call__(self, line: bytes) -> None:
+        self.sent.append(line)
+
+
+@pytest.mark.parametrize("core_type", _protocol_cores())
+def test_a_command_sends_the_encoders_line_whatever_its_argument_types(core_type: Any) -> None:
+    """`command` looks in the encoder's kept lines before calling it (in C, under the typed
+    key too, for integer arguments): the line sent is always the encoder's, and 1, True,
+    1.0 and "1" never share one, the second time either (a kept line is found then)."""
+
+    class Core(core_type):  # type: ignore[misc,valid-type]
+        pass
+
+    loop = asyncio.new_event_loop()
+    try:
+        core = Core()
+        core.waiter = ReplyWaiter(loop)
+        core._write = lines = _Lines()
+        core._closed = core.hung_up = False
+        core._reply_timeout = 60.0
+        for _ in range(2):
+            for args in (("x", 1, 10), ("x", "1", "10"), ("x", True, 10), (1, "")):
+                core._pending = None
+                core.command(None, "GET DATA", *args)
+                assert lines.sent[-1] == encode_command("GET DATA", *args)
+            core._pending = None
+            with pytest.raises(TypeError):
+                core.command(None, "GET DATA", "x", 1.0, 10)
+        assert lines.sent[:4] == [
+            b"GET DATA x 1 10\n", b"GET DATA x 1 10\n", b"GET DATA x True 10\n", b'GET DATA 1 ""\n'
+        ]
+    finally:
+        loop.close()
 
 
 # -- a call leaves nothing behind, on either core -------------------------------------------
