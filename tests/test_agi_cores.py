@@ -192,7 +192,10 @@ def test_a_command_sends_the_encoders_line_whatever_its_argument_types(core_type
             with pytest.raises(TypeError):
                 core.command(None, "GET DATA", "x", 1.0, 10)
         assert lines.sent[:4] == [
-            b"GET DATA x 1 10\n", b"GET DATA x 1 10\n", b"GET DATA x True 10\n", b'GET DATA 1 ""\n'
+            b"GET DATA x 1 10\n",
+            b"GET DATA x 1 10\n",
+            b"GET DATA x True 10\n",
+            b'GET DATA 1 ""\n',
         ]
     finally:
         loop.close()
