@@ -354,6 +354,32 @@ def test_the_first_read_splits_any_bytes_as_the_careful_loop_does(
         assert [whole] == careful  # a block as Asterisk writes it is always taken whole
 
 
+def test_each_call_reads_its_own_header_values_after_another_calls() -> None:
+    """The C splitter reuses a header's last value when the bytes are the same (most repeat
+    from call to call): a value of the same length, or non-ASCII bytes, is read afresh."""
+    block = (
+        "agi_network: yes\nagi_network_script: {script}\nagi_request: agi://h/{script}\n"
+        "agi_channel: {channel}\nagi_language: en\nagi_type: PJSIP\nagi_uniqueid: 1.1\n"
+        "agi_version: 20\nagi_callerid: {callerid}\nagi_calleridname: x\n"
+        "agi_callingpres: 0\nagi_callingani2: 0\nagi_callington: 0\nagi_callingtns: 0\n"
+        "agi_dnid: unknown\nagi_rdnis: unknown\nagi_context: c\nagi_extension: s\n"
+        "agi_priority: 1\nagi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 1\n\n"
+    )
+    calls = [
+        ("ivr", "PJSIP/1001-01", "5551234567"),
+        ("ivr", "PJSIP/1001-02", "5551234567"),
+        ("cb", "PJSIP/1001-02", "Jos\u00e9 12345"),
+        ("cb", "PJSIP/1001-02", "Jos\u00e9 12346"),
+        ("ivr", "PJSIP/1001-01", "5551234567"),
+    ]
+    for script, channel, callerid in calls * 2:
+        data = block.format(script=script, channel=channel, callerid=callerid).encode()
+        request = AgiConnection().receive_headers(data)
+        assert request is not None
+        assert (request.script, request.channel, request.callerid) == (script, channel, callerid)
+        assert [request] == _careful(data)
+
+
 def test_the_first_read_is_the_header_block_in_one_step() -> None:
     conn = AgiConnection()
     request = conn.receive_headers(HEADERS.encode())
