@@ -6,7 +6,10 @@
  *   WaiterCore   the reply waiter's fields, and its await: yields itself until the reply is
  *                there, then gives the reply (converted), with no generator per command;
  *   DriverCore   the flow driver's fields, and `resume`: send into the flow's coroutine with
- *                its task entered (agi/driver.py explains why the driver exists);
+ *                its task entered (agi/driver.py explains why the driver exists); and what
+ *                the task runs once per call: the driver's construction, its await (no
+ *                generator), `add_done_callback`, `result` and `get_loop`, and the wake-up
+ *                of the task at the flow's end;
  *   ProtocolCore the connection's fields, `get_buffer`, `buffer_updated` and `send`: the read
  *                of a plain `200 result=N` reply resumes the flow without any Python frame.
  *
@@ -30,7 +33,9 @@ static PyObject *simple_replies, *enter_task, *leave_task, *caller_hangup, *repl
 static PyObject *encoded_lines, *encode_command;
 static PyObject *gives_nothing; /* agi.session._nothing: the conversion of a reply that gives None */
 static PyObject *str_between_replies, *str_data_received, *str_set_result, *str_result;
-static PyObject *str_yielded, *str_ended, *str_resume, *str_call_soon;
+static PyObject *str_yielded, *str_resume, *str_call_soon, *str_throw, *str_close, *str_context;
+static PyObject *kwnames_context; /* ("context",) */
+static PyObject *current_task, *cancelled_error, *invalid_state_error;
 
 static double
 monotonic(void)
@@ -39,6 +44,20 @@ monotonic(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* End an iterator's step with `value` (a new reference, taken): StopIteration(value). */
+static void
+raise_stop_iteration(PyObject *value)
+{
+    if (value != Py_None) {
+        PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, value);
+        if (stop != NULL) {
+            PyErr_SetObject(PyExc_StopIteration, stop);
+            Py_DECREF(stop);
+        }
+    }
+    Py_DECREF(value);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -137,14 +156,7 @@ waiter_iternext(WaiterCore *self)
         return out;
     }
     if (status == PYGEN_RETURN) {
-        if (out != Py_None) {
-            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, out);
-            if (stop != NULL) {
-                PyErr_SetObject(PyExc_StopIteration, stop);
-                Py_DECREF(stop);
-            }
-        }
-        Py_DECREF(out);
+        raise_stop_iteration(out);
     }
     return NULL;
 }
@@ -194,10 +206,20 @@ static PyTypeObject WaiterCore_Type = {
 /* ---------------------------------------------------------------------------------------- */
 /* DriverCore */
 
+/* Where the driver's await is (agi/cores.py PyDriverCore.__await__, the same steps). */
+enum {
+    AWAIT_RUNNING = 0, /* not suspended: the next send starts or goes on with the flow */
+    AWAIT_PARKED,      /* yielded itself: replies resume the flow, the task waits for its end */
+    AWAIT_PROXYING,    /* yielded what else the flow awaits: the task waits on that */
+    AWAIT_DONE,        /* returned or raised */
+};
+
 typedef struct {
     PyObject_HEAD
-    PyObject *coro, *waiter, *loop, *task, *context, *proxied;
-    int state;
+    PyObject *coro, *waiter, *loop, *task, *context, *proxied, *callback, *outcome, *throw_;
+    int state;    /* 0 pending, 1 done, 2 cancelled */
+    int awaiting; /* AWAIT_* */
+    char blocking; /* _asyncio_future_blocking */
 } DriverCore;
 
 static int
@@ -209,6 +231,9 @@ driver_traverse(DriverCore *self, visitproc visit, void *arg)
     Py_VISIT(self->task);
     Py_VISIT(self->context);
     Py_VISIT(self->proxied);
+    Py_VISIT(self->callback);
+    Py_VISIT(self->outcome);
+    Py_VISIT(self->throw_);
     return 0;
 }
 
@@ -221,6 +246,9 @@ driver_clear(DriverCore *self)
     Py_CLEAR(self->task);
     Py_CLEAR(self->context);
     Py_CLEAR(self->proxied);
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->outcome);
+    Py_CLEAR(self->throw_);
     return 0;
 }
 
@@ -230,6 +258,381 @@ driver_dealloc(DriverCore *self)
     PyObject_GC_UnTrack(self);
     driver_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* FlowDriver(coro, waiter, loop, task=None): `task` is the flow's, the one that awaits the
+ * driver (the current task when None). */
+static int
+driver_init(DriverCore *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"coro", "waiter", "loop", "task", NULL};
+    PyObject *coro, *waiter, *loop, *task = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|O:FlowDriver", keywords, &coro, &waiter,
+                                     &loop, &task)) {
+        return -1;
+    }
+    if (task == Py_None) {
+        task = PyObject_CallOneArg(current_task, loop);
+        if (task == NULL) {
+            return -1;
+        }
+        if (task == Py_None) {
+            Py_DECREF(task);
+            PyErr_SetString(PyExc_RuntimeError,
+                            "a FlowDriver is made and awaited inside the flow's task");
+            return -1;
+        }
+    }
+    else {
+        Py_INCREF(task);
+    }
+    Py_XSETREF(self->task, task);
+    Py_XSETREF(self->coro, Py_NewRef(coro));
+    Py_XSETREF(self->waiter, Py_NewRef(waiter));
+    Py_XSETREF(self->loop, Py_NewRef(loop));
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->outcome);
+    Py_CLEAR(self->proxied);
+    Py_CLEAR(self->throw_);
+    self->state = 0;
+    self->awaiting = AWAIT_RUNNING;
+    self->blocking = 0;
+    return 0;
+}
+
+/* The driver is done (state 1) or cancelled (2): wake the task that waits on it. */
+static int
+driver_complete_impl(DriverCore *self, int state)
+{
+    self->state = state;
+    PyObject *callback = self->callback, *context = self->context;
+    if (callback == NULL || callback == Py_None) {
+        return 0;
+    }
+    self->callback = NULL; /* its reference is ours now, and the context's */
+    self->context = NULL;
+    PyObject *result;
+    if (context == Py_None) {
+        Py_CLEAR(context);
+    }
+    if (state == 2) {
+        /* A cancel comes from inside some task: wake it on the next turn. */
+        PyObject *call_args[4] = {self->loop, callback, (PyObject *)self, context};
+        result = PyObject_VectorcallMethod(str_call_soon, call_args, 3,
+                                           context == NULL ? NULL : kwnames_context);
+    }
+    else if (context == NULL) {
+        result = PyObject_CallOneArg(callback, (PyObject *)self);
+    }
+    else if (PyContext_Enter(context) < 0) {
+        result = NULL;
+    }
+    else {
+        /* context.run(callback, self), without the method call. */
+        result = PyObject_CallOneArg(callback, (PyObject *)self);
+        if (PyContext_Exit(context) < 0) {
+            Py_CLEAR(result);
+        }
+    }
+    Py_DECREF(callback);
+    Py_XDECREF(context);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* The flow ended (`outcome` a StopIteration) or raised, while driven here. */
+static int
+driver_ended(DriverCore *self, PyObject *outcome)
+{
+    Py_XSETREF(self->outcome, outcome); /* the reference is given */
+    return driver_complete_impl(self, 1);
+}
+
+/* The driver's await, one step: send into the flow (or throw `thrown` into it) until it
+ * awaits something. Its next reply: park (yield the driver itself; the replies resume the
+ * flow from now on). Anything else: the task waits on it. The flow's end: return. */
+static PySendResult
+driver_step(DriverCore *self, PyObject *thrown, PyObject **out)
+{
+    PyObject *coro = self->coro, *yielded = NULL;
+    if (!IS_SET(coro)) {
+        PyErr_SetString(PyExc_RuntimeError, "the flow driver has no flow");
+        return PYGEN_ERROR;
+    }
+    Py_INCREF(coro);
+    PySendResult status;
+    if (thrown == NULL) {
+        status = PyIter_Send(coro, Py_None, &yielded);
+    }
+    else {
+        /* coro.throw(thrown): a coroutine has no C call for it. */
+        yielded = PyObject_CallMethodOneArg(coro, str_throw, thrown);
+        status = PYGEN_NEXT;
+        if (yielded == NULL) {
+            status = PYGEN_ERROR;
+            if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
+                PyObject *type, *value, *traceback;
+                PyErr_Fetch(&type, &value, &traceback);
+                PyErr_NormalizeException(&type, &value, &traceback);
+                yielded = value == NULL ? NULL : PyObject_GetAttrString(value, "value");
+                Py_XDECREF(type);
+                Py_XDECREF(value);
+                Py_XDECREF(traceback);
+                status = yielded == NULL ? PYGEN_ERROR : PYGEN_RETURN;
+            }
+        }
+    }
+    Py_DECREF(coro);
+    if (status != PYGEN_NEXT) {
+        self->awaiting = AWAIT_DONE;
+        *out = yielded;
+        return status;
+    }
+    PyObject *waiter = self->waiter;
+    if (yielded != waiter || !WaiterCore_Check(waiter) || ((WaiterCore *)waiter)->state != 0) {
+        /* Anything but a pending reply: the task waits on it as usual. */
+        self->awaiting = AWAIT_PROXYING;
+        *out = yielded;
+        return PYGEN_NEXT;
+    }
+    Py_DECREF(yielded);
+    /* The flow waits for a reply: from now on, replies resume it directly. */
+    ((WaiterCore *)waiter)->blocking = 0;
+    Py_XSETREF(((WaiterCore *)waiter)->driver, Py_NewRef((PyObject *)self));
+    self->state = 0;
+    self->blocking = 1;
+    self->awaiting = AWAIT_PARKED;
+    *out = Py_NewRef((PyObject *)self);
+    return PYGEN_NEXT;
+}
+
+/* The task sends into the await (`arg`, always None from a task). */
+static PySendResult
+driver_am_send(DriverCore *self, PyObject *arg, PyObject **out)
+{
+    int awaiting = self->awaiting;
+    self->awaiting = AWAIT_RUNNING;
+    if (awaiting == AWAIT_DONE) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited flow driver");
+        return PYGEN_ERROR;
+    }
+    if (awaiting == AWAIT_PARKED) {
+        /* The task was woken: the flow ended or raised here, or an error must go into it. */
+        PyObject *thrown = self->throw_;
+        if (IS_SET(thrown)) {
+            self->throw_ = NULL;
+            PySendResult status = driver_step(self, thrown, out);
+            Py_DECREF(thrown);
+            return status;
+        }
+        PyObject *outcome = self->outcome;
+        self->outcome = NULL;
+        if (IS_SET(outcome)) {
+            self->awaiting = AWAIT_DONE;
+            if (PyObject_TypeCheck(outcome, (PyTypeObject *)PyExc_StopIteration)) {
+                *out = Py_NewRef(((PyStopIterationObject *)outcome)->value);
+                Py_DECREF(outcome);
+                return PYGEN_RETURN;
+            }
+            /* Raised afresh from here; the outcome is dropped, so the exception and this
+             * driver make no reference cycle (a hangup's objects are freed at once). */
+            PyErr_SetObject((PyObject *)Py_TYPE(outcome), outcome);
+            Py_DECREF(outcome);
+            return PYGEN_ERROR;
+        }
+        Py_XDECREF(outcome);
+    }
+    return driver_step(self, NULL, out);
+}
+
+static PyObject *
+driver_iternext(DriverCore *self)
+{
+    PyObject *out = NULL;
+    PySendResult status = driver_am_send(self, Py_None, &out);
+    if (status == PYGEN_NEXT) {
+        return out;
+    }
+    if (status == PYGEN_RETURN) {
+        raise_stop_iteration(out);
+    }
+    return NULL;
+}
+
+/* send(value): what a generator-based caller uses (the task itself uses am_send). */
+static PyObject *
+driver_send(DriverCore *self, PyObject *arg)
+{
+    return driver_iternext(self);
+}
+
+/* throw(exc): the task throws into its await (a cancellation, or what the awaited raised):
+ * into the flow, where it waits. */
+static PyObject *
+driver_throw(DriverCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "throw() takes 1 to 3 arguments");
+        return NULL;
+    }
+    PyObject *type = args[0], *value = nargs > 1 ? args[1] : NULL;
+    PyObject *traceback = nargs > 2 ? args[2] : NULL;
+    PyObject *thrown;
+    if (PyExceptionInstance_Check(type)) {
+        thrown = Py_NewRef(type);
+    }
+    else if (PyExceptionClass_Check(type)) {
+        thrown = IS_SET(value) && PyExceptionInstance_Check(value)
+                     ? Py_NewRef(value)
+                     : (IS_SET(value) ? PyObject_CallOneArg(type, value)
+                                      : PyObject_CallNoArgs(type));
+        if (thrown == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+        return NULL;
+    }
+    if (IS_SET(traceback) && PyException_SetTraceback(thrown, traceback) < 0) {
+        Py_DECREF(thrown);
+        return NULL;
+    }
+    int awaiting = self->awaiting;
+    if (awaiting != AWAIT_PARKED && awaiting != AWAIT_PROXYING) {
+        /* Not suspended in the flow: raised right here, as a generator does. */
+        PyErr_SetObject((PyObject *)Py_TYPE(thrown), thrown);
+        Py_DECREF(thrown);
+        return NULL;
+    }
+    self->awaiting = AWAIT_RUNNING;
+    PyObject *out = NULL;
+    PySendResult status = driver_step(self, thrown, &out);
+    Py_DECREF(thrown);
+    if (status == PYGEN_NEXT) {
+        return out;
+    }
+    if (status == PYGEN_RETURN) {
+        raise_stop_iteration(out);
+    }
+    return NULL;
+}
+
+/* close(): the await is closed (its task's coroutine was): so is the flow. */
+static PyObject *
+driver_close(DriverCore *self, PyObject *unused)
+{
+    self->awaiting = AWAIT_DONE;
+    if (!IS_SET(self->coro)) {
+        Py_RETURN_NONE;
+    }
+    return PyObject_CallMethodNoArgs(self->coro, str_close);
+}
+
+static PyObject *
+driver_await(PyObject *self)
+{
+    return Py_NewRef(self);
+}
+
+static PyAsyncMethods driver_async = {
+    .am_await = driver_await,
+    .am_send = (sendfunc)driver_am_send,
+};
+
+/* add_done_callback(callback, *, context=None): the task waiting on the driver. */
+static PyObject *
+driver_add_done_callback(DriverCore *self, PyObject *const *args, Py_ssize_t nargs,
+                         PyObject *kwnames)
+{
+    PyObject *context = Py_None;
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs != 1 || nkw > 1
+        || (nkw == 1
+            && PyUnicode_Compare(PyTuple_GET_ITEM(kwnames, 0), str_context) != 0)) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError,
+                            "add_done_callback(callback, *, context=None)");
+        }
+        return NULL;
+    }
+    if (nkw == 1) {
+        context = args[1];
+    }
+    PyObject *callback = args[0];
+    if (self->state) {
+        PyObject *call_args[4] = {self->loop, callback, (PyObject *)self, context};
+        PyObject *handle = PyObject_VectorcallMethod(str_call_soon, call_args, 3,
+                                                     kwnames_context);
+        if (handle == NULL) {
+            return NULL;
+        }
+        Py_DECREF(handle);
+        Py_RETURN_NONE;
+    }
+    if (context == Py_None) {
+        context = PyContext_CopyCurrent();
+        if (context == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        Py_INCREF(context);
+    }
+    Py_XSETREF(self->callback, Py_NewRef(callback));
+    Py_XSETREF(self->context, context);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+driver_result(DriverCore *self, PyObject *unused)
+{
+    if (self->state == 2) {
+        PyErr_SetNone(cancelled_error);
+        return NULL;
+    }
+    if (self->state == 0) {
+        PyErr_SetString(invalid_state_error, "the flow is still running");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Asked by the task of anything it awaits (asyncio's get_future_loop), once per call. */
+static PyObject *
+driver_get_loop(DriverCore *self, PyObject *unused)
+{
+    if (self->loop == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the flow driver has no loop");
+        return NULL;
+    }
+    return Py_NewRef(self->loop);
+}
+
+static PyObject *
+driver_complete(DriverCore *self, PyObject *state)
+{
+    int value = PyLong_AsLong(state);
+    if (value == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (driver_complete_impl(self, value) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+driver_ended_method(DriverCore *self, PyObject *outcome)
+{
+    if (driver_ended(self, Py_NewRef(outcome)) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -330,9 +733,10 @@ driver_resume_impl(DriverCore *self)
         Py_XDECREF(traceback);
         ended = value;
     }
-    PyObject *result = PyObject_CallMethodOneArg((PyObject *)self, str_ended, ended);
-    Py_DECREF(ended);
-    return result;
+    if (driver_ended(self, ended) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -349,6 +753,17 @@ driver_resume(DriverCore *self, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef driver_methods[] = {
     {"resume", (PyCFunction)(void (*)(void))driver_resume, METH_FASTCALL,
      "Send into the flow (its reply, or what else it awaited, is ready)."},
+    {"add_done_callback", (PyCFunction)(void (*)(void))driver_add_done_callback,
+     METH_FASTCALL | METH_KEYWORDS, "The task waiting on the driver: wake it at the flow's end."},
+    {"result", (PyCFunction)driver_result, METH_NOARGS, "None once done; raises if cancelled."},
+    {"get_loop", (PyCFunction)driver_get_loop, METH_NOARGS, "The driver's event loop."},
+    {"_complete", (PyCFunction)driver_complete, METH_O, "Done (1) or cancelled (2): wake the task."},
+    {"_ended", (PyCFunction)driver_ended_method, METH_O,
+     "The flow ended (a StopIteration) or raised, while driven here."},
+    {"send", (PyCFunction)driver_send, METH_O, "One step of the await."},
+    {"throw", (PyCFunction)(void (*)(void))driver_throw, METH_FASTCALL,
+     "Throw into the flow, where it waits."},
+    {"close", (PyCFunction)driver_close, METH_NOARGS, "Close the await, and the flow."},
     {NULL},
 };
 
@@ -359,7 +774,11 @@ static PyMemberDef driver_members[] = {
     {"_task", T_OBJECT, offsetof(DriverCore, task), 0, NULL},
     {"_context", T_OBJECT, offsetof(DriverCore, context), 0, NULL},
     {"_proxied", T_OBJECT, offsetof(DriverCore, proxied), 0, NULL},
+    {"_callback", T_OBJECT, offsetof(DriverCore, callback), 0, NULL},
+    {"_outcome", T_OBJECT, offsetof(DriverCore, outcome), 0, NULL},
+    {"_throw", T_OBJECT, offsetof(DriverCore, throw_), 0, NULL},
     {"_state", T_INT, offsetof(DriverCore, state), 0, NULL},
+    {"_asyncio_future_blocking", T_BOOL, offsetof(DriverCore, blocking), 0, NULL},
     {NULL},
 };
 
@@ -368,12 +787,17 @@ static PyTypeObject DriverCore_Type = {
     .tp_name = "agi._speedups.DriverCore",
     .tp_basicsize = sizeof(DriverCore),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "The flow driver's fields and its resume (agi/cores.py DriverCore).",
+    .tp_doc = "The flow driver: its fields, its await, its future protocol and its resume "
+              "(agi/cores.py DriverCore).",
     .tp_traverse = (traverseproc)driver_traverse,
     .tp_clear = (inquiry)driver_clear,
     .tp_dealloc = (destructor)driver_dealloc,
+    .tp_as_async = &driver_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)driver_iternext,
     .tp_methods = driver_methods,
     .tp_members = driver_members,
+    .tp_init = (initproc)driver_init,
     .tp_new = PyType_GenericNew,
 };
 
@@ -885,33 +1309,50 @@ intern(PyObject **slot, const char *text)
     return *slot == NULL ? -1 : 0;
 }
 
-/* adopt_waiter(cls): give a Python subclass of WaiterCore the core's `am_send`.
+/* adopt_waiter(cls), adopt_driver(cls): give a Python subclass of WaiterCore or DriverCore the
+ * core's `am_send`.
  *
  * A class made by a `class` statement gets its own async slots, copied from its base's, but
  * CPython 3.11 does not copy `am_send` (typeobject.c inherit_slots copies am_await, am_aiter
  * and am_anext): without it, every await of the subclass's instances resumes through
- * `tp_iternext`, which returns the reply inside a StopIteration made for the purpose. */
+ * `tp_iternext`, which returns the result inside a StopIteration made for the purpose. */
 static PyObject *
-adopt_waiter(PyObject *module, PyObject *cls)
+adopt(PyObject *cls, PyTypeObject *core, unaryfunc await, sendfunc send, const char *refusal)
 {
-    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &WaiterCore_Type)
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, core)
         || !(((PyTypeObject *)cls)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
-        PyErr_SetString(PyExc_TypeError, "adopt_waiter() takes a Python subclass of WaiterCore");
+        PyErr_SetString(PyExc_TypeError, refusal);
         return NULL;
     }
     PyTypeObject *type = (PyTypeObject *)cls;
-    if (type->tp_as_async == NULL || type->tp_as_async->am_await != waiter_await) {
+    if (type->tp_as_async == NULL || type->tp_as_async->am_await != await) {
         PyErr_SetString(PyExc_TypeError, "the subclass replaces the core's await");
         return NULL;
     }
-    type->tp_as_async->am_send = (sendfunc)waiter_am_send;
+    type->tp_as_async->am_send = send;
     PyType_Modified(type);
     Py_RETURN_NONE;
+}
+
+static PyObject *
+adopt_waiter(PyObject *module, PyObject *cls)
+{
+    return adopt(cls, &WaiterCore_Type, waiter_await, (sendfunc)waiter_am_send,
+                 "adopt_waiter() takes a Python subclass of WaiterCore");
+}
+
+static PyObject *
+adopt_driver(PyObject *module, PyObject *cls)
+{
+    return adopt(cls, &DriverCore_Type, driver_await, (sendfunc)driver_am_send,
+                 "adopt_driver() takes a Python subclass of DriverCore");
 }
 
 static PyMethodDef speedups_functions[] = {
     {"adopt_waiter", adopt_waiter, METH_O,
      "Give a Python subclass of WaiterCore the core's am_send (not inherited in 3.11)."},
+    {"adopt_driver", adopt_driver, METH_O,
+     "Give a Python subclass of DriverCore the core's am_send (not inherited in 3.11)."},
     {NULL},
 };
 
@@ -933,8 +1374,13 @@ PyInit__speedups(void)
     if (intern(&str_between_replies, "between_replies") < 0
         || intern(&str_data_received, "data_received") < 0
         || intern(&str_set_result, "set_result") < 0 || intern(&str_result, "result") < 0
-        || intern(&str_yielded, "_yielded") < 0 || intern(&str_ended, "_ended") < 0
-        || intern(&str_resume, "resume") < 0 || intern(&str_call_soon, "call_soon") < 0) {
+        || intern(&str_yielded, "_yielded") < 0 || intern(&str_resume, "resume") < 0
+        || intern(&str_call_soon, "call_soon") < 0 || intern(&str_throw, "throw") < 0
+        || intern(&str_close, "close") < 0 || intern(&str_context, "context") < 0) {
+        return NULL;
+    }
+    kwnames_context = PyTuple_Pack(1, str_context);
+    if (kwnames_context == NULL) {
         return NULL;
     }
     simple_replies = import_name("agi.protocol", "_SIMPLE_REPLIES");
@@ -945,9 +1391,13 @@ PyInit__speedups(void)
     caller_hangup = import_name("agi.session", "CallerHangup");
     reply_timeout = import_name("agi.session", "ReplyTimeout");
     gives_nothing = import_name("agi.session", "_nothing");
+    current_task = import_name("asyncio", "current_task");
+    cancelled_error = import_name("asyncio", "CancelledError");
+    invalid_state_error = import_name("asyncio", "InvalidStateError");
     if (simple_replies == NULL || encoded_lines == NULL || encode_command == NULL
         || enter_task == NULL || leave_task == NULL
-        || caller_hangup == NULL || reply_timeout == NULL || gives_nothing == NULL) {
+        || caller_hangup == NULL || reply_timeout == NULL || gives_nothing == NULL
+        || current_task == NULL || cancelled_error == NULL || invalid_state_error == NULL) {
         return NULL;
     }
     if (!PyDict_CheckExact(simple_replies) || !PyDict_CheckExact(encoded_lines)) {

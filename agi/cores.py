@@ -3,7 +3,10 @@
 Three base classes hold the fields of the reply waiter, the flow driver and the connection,
 and the few methods a command goes through: the waiter's await, the driver's `resume`, and
 the connection's `get_buffer`, `buffer_updated`, `send` and `command` (what each session
-method calls: encode, then send). A fourth, `CommandTimes`, counts each command's round
+method calls: encode, then send). The driver's core also holds what its task runs once per
+call: its construction, its await, and the future protocol the task uses on it
+(`add_done_callback`, `result`, `get_loop` in C), up to waking the task at the flow's end
+(`_ended`, `_complete`). A fourth, `CommandTimes`, counts each command's round
 trip into the metrics' buckets. The rest of each class is written once, in agi/driver.py and
 agi/server.py, on top of whichever core runs:
 
@@ -14,7 +17,7 @@ agi/server.py, on top of whichever core runs:
 - the pure-Python twins below, when the extension is not built or CENTRALITA_NO_SPEEDUPS=1.
 
 Both take the same paths and hand every uncommon case to the same Python methods
-(`data_received`, `ReplyWaiter.set_result` and `result`, `FlowDriver._yielded` and `_ended`),
+(`data_received`, `ReplyWaiter.set_result` and `result`, `FlowDriver._yielded` and `cancel`),
 so the C cores parse nothing a peer sends: a read is resumed in C only when it is exactly one
 reply of `agi.protocol._SIMPLE_REPLIES`, found by a dict lookup of the whole read.
 `tests/agi_loops` runs on both (`make test` runs them again with CENTRALITA_NO_SPEEDUPS=1).
@@ -27,7 +30,7 @@ import contextvars
 import time
 from asyncio.tasks import _enter_task, _leave_task
 from bisect import bisect_left
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -115,22 +118,144 @@ class PyWaiterCore:
 
 
 class PyDriverCore:
-    """The flow driver's fields and `resume` (agi/driver.py FlowDriver)."""
+    """The flow driver's fields, its await, its future protocol (for the task that awaits it)
+    and `resume` (agi/driver.py FlowDriver, which explains the driver)."""
 
-    __slots__ = ("_context", "_coro", "_loop", "_proxied", "_state", "_task", "_waiter")
+    __slots__ = (
+        "_asyncio_future_blocking",
+        "_callback",
+        "_context",
+        "_coro",
+        "_loop",
+        "_outcome",
+        "_proxied",
+        "_state",
+        "_task",
+        "_throw",
+        "_waiter",
+    )
     _coro: Any  # the flow's coroutine
     _waiter: Any  # the session's ReplyWaiter
     _loop: asyncio.AbstractEventLoop
     _task: asyncio.Task[Any]
+    _callback: Callable[[Any], object] | None  # the task's wake-up, while it waits on us
     _context: contextvars.Context | None
+    _outcome: BaseException | None  # how the flow ended while driven here
     _proxied: Any  # what else the flow awaits while the task waits on the driver
+    _throw: BaseException | None  # to throw into the flow from the task
     _state: int  # 0 pending, 1 done, 2 cancelled
+    _asyncio_future_blocking: bool
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        waiter: Any,
+        loop: asyncio.AbstractEventLoop,
+        task: asyncio.Task[Any] | None = None,
+    ) -> None:
+        """`task`: the flow's, the one that awaits the driver (the current task when None)."""
+        self._coro = coro
+        self._waiter = waiter
+        self._loop = loop
+        if task is None:
+            task = asyncio.current_task(loop)
+            if task is None:
+                raise RuntimeError("a FlowDriver is made and awaited inside the flow's task")
+        self._task = task
+        self._callback = None
+        self._context = None
+        self._outcome = None
+        self._proxied = None
+        self._throw = None
+        self._state = 0
+        self._asyncio_future_blocking = False
 
     def _yielded(self, yielded: object) -> None:
         raise NotImplementedError  # FlowDriver's
 
+    # -- run by the task ---------------------------------------------------------------------
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        coro, waiter = self._coro, self._waiter
+        thrown: BaseException | None = None
+        while True:
+            try:
+                if thrown is None:
+                    yielded = coro.send(None)
+                else:
+                    yielded, thrown = coro.throw(thrown), None
+            except StopIteration as stop:
+                return stop.value
+            if yielded is not waiter or waiter._state:
+                # Anything but a pending reply: the task waits on it as usual.
+                try:
+                    yield yielded
+                except BaseException as exc:  # the task throws what the awaited gave
+                    thrown = exc
+                continue
+            # The flow waits for a reply: from now on, replies resume it directly.
+            waiter._asyncio_future_blocking = False
+            waiter._driver = self
+            self._state = 0
+            self._asyncio_future_blocking = True
+            try:
+                yield self
+            except BaseException as exc:  # cancelled (see cancel): into the flow
+                thrown = exc
+                continue
+            if self._throw is not None:
+                thrown, self._throw = self._throw, None
+                continue
+            outcome, self._outcome = self._outcome, None
+            if isinstance(outcome, StopIteration):
+                return outcome.value
+            if outcome is not None:
+                try:
+                    raise outcome
+                finally:
+                    # The traceback holds this frame: without the local, the exception and
+                    # the frame make no reference cycle (a hangup's objects are freed at once).
+                    del outcome
+
+    # -- the future protocol, for the task waiting on the driver ----------------------------
+
+    def add_done_callback(
+        self, callback: Callable[[Any], object], *, context: contextvars.Context | None = None
+    ) -> None:
+        if self._state:
+            self._loop.call_soon(callback, self, context=context)
+            return
+        self._callback = callback
+        if context is None:
+            context = contextvars.copy_context()
+        self._context = context
+
+    def result(self) -> None:
+        if self._state == 2:
+            raise asyncio.CancelledError
+        if not self._state:
+            raise asyncio.InvalidStateError("the flow is still running")
+
+    def _complete(self, state: int) -> None:
+        """Done (1) or cancelled (2): wake the task waiting on the driver."""
+        self._state = state
+        callback, context = self._callback, self._context
+        self._callback = self._context = None
+        if callback is None:
+            return
+        if state == 2:  # a cancel comes from inside some task: wake it on the next turn
+            self._loop.call_soon(callback, self, context=context)
+        elif context is None:
+            callback(self)
+        else:
+            context.run(callback, self)
+
+    # -- run outside any task ----------------------------------------------------------------
+
     def _ended(self, outcome: BaseException) -> None:
-        raise NotImplementedError  # FlowDriver's
+        """The flow ended (`outcome` a StopIteration) or raised, while driven here."""
+        self._outcome = outcome
+        self._complete(1)
 
     def resume(self, _done: object = None) -> None:
         """Send into the flow (its reply, or what else it awaited, is ready)."""
@@ -254,6 +379,13 @@ class PyProtocolCore:
         self.deadline = now + self._reply_timeout
         write(data)
         return waiter
+
+
+def adopt_driver(cls: type[PyDriverCore]) -> None:
+    """As `adopt_waiter`, for the class that derives from DriverCore (agi/driver.py
+    FlowDriver)."""
+    if SPEEDUPS:
+        _speedups.adopt_driver(cls)
 
 
 def adopt_waiter(cls: type[PyWaiterCore]) -> None:

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable
 from typing import Any
 
-from agi.cores import DriverCore, WaiterCore, adopt_waiter
+from agi.cores import DriverCore, WaiterCore, adopt_driver, adopt_waiter
 from agi.protocol import AgiError, Reply
 from agi.session import settle
 
@@ -50,81 +50,12 @@ class _Awaited:
 class FlowDriver(DriverCore, _Awaited):
     """Awaited by the flow's task in place of the flow's coroutine (`await FlowDriver(...)`).
 
-    Its fields and `resume` are in the core (agi/cores.py): `resume` runs once per command.
+    Its fields, its await, `add_done_callback`, `result` and `resume` are the core's
+    (agi/cores.py), C when built: each runs once per call, `resume` once per command. What is
+    left here is what the flow's other awaits and a cancellation need.
     """
 
-    # The core holds _context, _coro, _loop, _proxied, _state, _task and _waiter.
-    __slots__ = ("_asyncio_future_blocking", "_callback", "_outcome", "_throw")
-
-    def __init__(
-        self,
-        coro: Coroutine[Any, Any, Any],
-        waiter: ReplyWaiter,
-        loop: asyncio.AbstractEventLoop,
-        task: asyncio.Task[Any] | None = None,
-    ) -> None:
-        """`task`: the flow's, the one that awaits the driver (the current task when None)."""
-        self._coro = coro
-        self._waiter = waiter
-        self._loop = loop
-        if task is None:
-            task = asyncio.current_task(loop)
-            if task is None:
-                raise RuntimeError("a FlowDriver is made and awaited inside the flow's task")
-        self._task = task
-        self._callback: Callable[[Any], object] | None = None
-        self._context = None
-        self._outcome: BaseException | None = None  # how the flow ended while driven here
-        self._proxied = None  # what else the flow awaits while the task waits on us
-        self._throw: BaseException | None = None  # to throw into the flow from the task
-        self._state = 0  # 0 pending, 1 done, 2 cancelled
-        self._asyncio_future_blocking = False
-
-    # -- run by the task ---------------------------------------------------------------------
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        coro, waiter = self._coro, self._waiter
-        thrown: BaseException | None = None
-        while True:
-            try:
-                if thrown is None:
-                    yielded = coro.send(None)
-                else:
-                    yielded, thrown = coro.throw(thrown), None
-            except StopIteration as stop:
-                return stop.value
-            if yielded is not waiter or waiter._state:
-                # Anything but a pending reply: the task waits on it as usual.
-                try:
-                    yield yielded
-                except BaseException as exc:  # the task throws what the awaited gave
-                    thrown = exc
-                continue
-            # The flow waits for a reply: from now on, replies resume it directly.
-            waiter._asyncio_future_blocking = False
-            waiter._driver = self
-            self._state = 0
-            self._asyncio_future_blocking = True
-            try:
-                yield self
-            except BaseException as exc:  # cancelled (see cancel): into the flow
-                thrown = exc
-                continue
-            if self._throw is not None:
-                thrown, self._throw = self._throw, None
-                continue
-            outcome, self._outcome = self._outcome, None
-            if isinstance(outcome, StopIteration):
-                return outcome.value
-            if outcome is not None:
-                try:
-                    raise outcome
-                finally:
-                    # The traceback holds this frame: without the local, the exception and
-                    # the frame make no reference cycle (a hangup's objects are freed at once).
-                    del outcome
-
-    # -- run outside any task, from the core's `resume` ---------------------------------------
+    __slots__ = ()
 
     def _yielded(self, yielded: object) -> None:
         """The flow awaits something other than its next reply."""
@@ -142,48 +73,13 @@ class FlowDriver(DriverCore, _Awaited):
             self._throw = RuntimeError(f"Task got bad yield: {yielded!r}")
             self._complete(1)
 
-    def _ended(self, outcome: BaseException) -> None:
-        """The flow ended (`outcome` a StopIteration) or raised, while driven here."""
-        self._outcome = outcome
-        self._complete(1)
-
-    def _complete(self, state: int) -> None:
-        self._state = state
-        callback, context = self._callback, self._context
-        self._callback = None
-        if callback is None:
-            return
-        if state == 2:  # a cancel comes from inside some task: wake it on the next turn
-            self._loop.call_soon(callback, self, context=context)
-        elif context is None:
-            callback(self)
-        else:
-            context.run(callback, self)
-
-    # -- the future protocol, for the task waiting on the driver ----------------------------
-
-    def add_done_callback(
-        self, callback: Callable[[Any], object], *, context: contextvars.Context | None = None
-    ) -> None:
-        if self._state:
-            self._loop.call_soon(callback, self, context=context)
-            return
-        self._callback = callback
-        if context is None:
-            context = contextvars.copy_context()
-        self._context = context
+    # -- the rest of the future protocol, for the task waiting on the driver -----------------
 
     def remove_done_callback(self, callback: Callable[[Any], object]) -> int:
         if self._callback is not None and self._callback == callback:
             self._callback = None
             return 1
         return 0
-
-    def result(self) -> None:
-        if self._state == 2:
-            raise asyncio.CancelledError
-        if not self._state:
-            raise asyncio.InvalidStateError("the flow is still running")
 
     def exception(self) -> BaseException | None:
         if self._state == 2:
@@ -372,3 +268,4 @@ class ReplyWaiter(WaiterCore, _Awaited):
 
 
 adopt_waiter(ReplyWaiter)
+adopt_driver(FlowDriver)

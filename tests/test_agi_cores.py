@@ -129,12 +129,16 @@ def test_an_awaited_waiter_yields_itself_then_gives_its_reply(convert: Any) -> N
     assert stop.value.value == (reply if convert is None else 7)
 
 
-def test_only_a_python_subclass_of_the_waiter_core_is_adopted() -> None:
+def test_only_a_python_subclass_of_a_core_is_adopted() -> None:
     speedups = _c_module()
     with pytest.raises(TypeError, match="subclass of WaiterCore"):
         speedups.adopt_waiter(int)
     with pytest.raises(TypeError, match="subclass of WaiterCore"):
         speedups.adopt_waiter(speedups.WaiterCore)  # a static type, not a class statement's
+    with pytest.raises(TypeError, match="subclass of DriverCore"):
+        speedups.adopt_driver(ReplyWaiter)
+    with pytest.raises(TypeError, match="subclass of DriverCore"):
+        speedups.adopt_driver(speedups.DriverCore)
 
 
 def test_the_c_protocol_core_refuses_a_read_beyond_its_buffer() -> None:
@@ -173,7 +177,7 @@ def test_a_command_sends_the_encoders_line_whatever_its_argument_types(core_type
     key too, for integer arguments): the line sent is always the encoder's, and 1, True,
     1.0 and "1" never share one, the second time either (a kept line is found then)."""
 
-    class Core(core_type):  # type: ignore[misc,valid-type]
+    class Core(core_type):  # type: ignore[misc]
         pass
 
     loop = asyncio.new_event_loop()

@@ -87,11 +87,26 @@ async def broken_flow(session: AgiSession, context: object) -> None:
     raise RuntimeError("a bug in a flow")
 
 
+@registry.flow("awaits-first")
+async def awaits_first_flow(session: AgiSession, context: object) -> None:
+    """Awaits a future before its first command: the task itself waits on it, through the
+    driver's await, until the flow reaches a reply."""
+    await asyncio.sleep(0)
+    ASKED["awaits-first"].set()
+    try:
+        word = await RELEASE["awaits-first"]
+    except asyncio.CancelledError:
+        TASKS["awaits-first"] = asyncio.current_task()
+        raise
+    await session.set_variable("CENTRALITA_ROUTE", f"queue:{word}")
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[AgiServer]:
     TASKS.clear()
-    RELEASE["mixed"] = asyncio.get_running_loop().create_future()
-    ASKED["mixed"] = asyncio.Event()
+    for name in ("mixed", "awaits-first"):
+        RELEASE[name] = asyncio.get_running_loop().create_future()
+        ASKED[name] = asyncio.Event()
     srv = AgiServer(
         registry,
         port=0,
@@ -151,3 +166,26 @@ async def test_a_flow_failing_on_a_reply_gets_the_fallback_from_its_task(
     # The fallback's SET VARIABLE was awaited by the task itself, after the flow raised
     # inside a reply's resume: the task ended cleanly, not with the waiter's state error.
     assert task.exception() is None
+
+
+async def test_a_flow_awaiting_before_its_first_command_goes_on_to_its_commands(
+    server: AgiServer,
+) -> None:
+    call = place_call("127.0.0.1", server.port, Caller(script="awaits-first"))
+    result, _ = await asyncio.gather(call, _release_when_asked("awaits-first", "early"))
+    assert result.route == "queue:early"
+    assert server.tasks == set()
+
+
+async def test_cancelling_the_task_reaches_a_flow_awaiting_before_its_first_command(
+    server: AgiServer,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"agi_network: yes\nagi_network_script: awaits-first\n\n")
+    await ASKED["awaits-first"].wait()
+    (task,) = server.tasks
+    await server.stop()  # the grace runs out: the task throws the cancellation in
+    assert await reader.read() == b""  # no command was sent
+    writer.close()
+    assert TASKS["awaits-first"] is task
+    assert task.cancelled()
