@@ -167,6 +167,32 @@ waiter_await(PyObject *self)
     return Py_NewRef(self);
 }
 
+/* ReplyWaiter(loop, line=b""): the session's one waiter, made once per call. */
+static int
+waiter_init(WaiterCore *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"loop", "line", NULL};
+    PyObject *loop, *line = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:ReplyWaiter", keywords, &loop, &line)) {
+        return -1;
+    }
+    Py_XSETREF(self->loop, Py_NewRef(loop));
+    Py_XSETREF(self->line, line == NULL ? PyBytes_FromStringAndSize("", 0) : Py_NewRef(line));
+    if (self->line == NULL) {
+        return -1;
+    }
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->extra);
+    Py_CLEAR(self->driver); /* the flow's driver, while it awaits this reply directly */
+    Py_CLEAR(self->convert);
+    Py_CLEAR(self->result);
+    Py_CLEAR(self->exception);
+    self->state = 0;
+    self->blocking = 0;
+    return 0;
+}
+
 static PyAsyncMethods waiter_async = {
     .am_await = waiter_await,
     .am_send = (sendfunc)waiter_am_send,
@@ -200,6 +226,7 @@ static PyTypeObject WaiterCore_Type = {
     .tp_iter = PyObject_SelfIter,
     .tp_iternext = (iternextfunc)waiter_iternext,
     .tp_members = waiter_members,
+    .tp_init = (initproc)waiter_init,
     .tp_new = PyType_GenericNew,
 };
 

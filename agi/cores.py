@@ -72,7 +72,8 @@ class PyCommandTimes:
 
 
 class PyWaiterCore:
-    """The reply waiter's fields and its await (agi/driver.py ReplyWaiter)."""
+    """The reply waiter's fields, its construction and its await (agi/driver.py
+    ReplyWaiter)."""
 
     __slots__ = (
         "_asyncio_future_blocking",
@@ -98,6 +99,21 @@ class PyWaiterCore:
     _exception: BaseException | None
     _state: int  # 0 pending, 1 done, 2 cancelled
     _asyncio_future_blocking: bool
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, line: bytes = b"") -> None:
+        self._loop = loop
+        self._line = line
+        self._callback = None
+        self._context = None
+        self._extra = None
+        # The flow's driver while the flow awaits this reply directly (agi/driver.py): the
+        # reply then resumes the flow through it, with no task step.
+        self._driver = None
+        self._convert = None
+        self._state = 0
+        self._result = None
+        self._exception = None
+        self._asyncio_future_blocking = False
 
     def result(self) -> Any:
         raise NotImplementedError  # ReplyWaiter's

@@ -122,18 +122,9 @@ class ReplyWaiter(WaiterCore, _Awaited):
     its collections were the largest cost of a call under load.
     """
 
-    # Every field is in the core (agi/cores.py), with the await: once per command.
+    # Every field is in the core (agi/cores.py), with the construction (once per call) and
+    # the await (once per command).
     __slots__ = ()
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, line: bytes = b"") -> None:
-        self._loop = loop
-        self._callback = None
-        self._context = None
-        self._extra = None
-        # The flow's driver while the flow awaits this reply directly (agi/driver.py): the
-        # reply then resumes the flow through it, with no task step.
-        self._driver = None
-        self.rearm(line)
 
     def rearm(self, line: bytes, convert: Callable[[Reply], Any] | None = None) -> None:
         """Wait for the reply to `line` (one waiter per session serves every command: only the

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from types import CoroutineType
-from typing import Any, cast
+from typing import Any
 
 from agi.cores import CommandTimes, ProtocolCore
 from agi.driver import FlowDriver, ReplyWaiter
@@ -110,14 +111,15 @@ class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # A stream transport, though not always an `asyncio.Transport` instance: uvloop's
         # TCPTransport implements the same methods without deriving from it (agi/loops.py).
-        self._transport = transport = cast(asyncio.Transport, transport)
+        self._transport = transport
         server = self._server
         peername = transport.get_extra_info("peername")
-        self.peer = str(peername[0]) if peername else "?"
-        if not server.peer_allowed(self.peer):
+        self.peer = peer = str(peername[0]) if peername else "?"
+        allowed = server.peer_verdicts.get(peer)  # peer_allowed's cache, looked at first
+        if not (server.peer_allowed(peer) if allowed is None else allowed):
             server.warn_refused(self.peer, "not in allowed_peers")
             transport.abort()
             return
@@ -144,7 +146,7 @@ class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
         if self.request is None:
             request = self._conn.receive_headers(data)  # the first read of nearly every call
             if request is not None:
-                self._start(request)
+                self._server.start_flow(self, request)
                 return
         try:
             events = self._conn.receive_data(data)
@@ -169,15 +171,7 @@ class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
             elif type(event) is Hangup:
                 self.hung_up = True
             elif type(event) is AgiRequest:
-                self._start(event)
-
-    def _start(self, request: AgiRequest) -> None:
-        """The header block is read: run the call's flow."""
-        self.request = request
-        server = self._server
-        server.idle.pop(self, None)
-        self.deadline = 0.0
-        server.start_flow(self, request)
+                self._server.start_flow(self, event)
 
     def eof_received(self) -> bool | None:
         try:
@@ -190,12 +184,13 @@ class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
         return None  # let the transport close itself
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
+        if not self._closed:  # closed by the peer, or aborted (close and abort forget)
+            self._closed = True
+            self._forget()
         # The transport refers to this protocol until its loop lets go: drop our side of the
         # cycle now, so that the call's objects are freed without the garbage collector.
         self._transport = None
         self._write = None
-        self._forget()
         self.hung_up = True
         pending = self._pending
         if pending is not None and not pending.done():
@@ -290,7 +285,8 @@ class AgiServer:
         self.fallback_route = fallback_route
         self.metrics = metrics or AgiMetrics()
         self._networks = [ipaddress.ip_network(p, strict=False) for p in allowed_peers]
-        self._allowed_cache: dict[str, bool] = {}
+        # Address -> allowed, for each address seen (peer_allowed's cache, bounded).
+        self.peer_verdicts: dict[str, bool] = {}
         # Sessions per peer address; connections still waiting for their headers, oldest
         # first.
         self.peer_sessions: dict[str, int] = {}
@@ -315,7 +311,11 @@ class AgiServer:
         """Start listening (port 0 picks a free port: see `self.port` afterwards)."""
         self.loop = asyncio.get_running_loop()
         self._server = await self.loop.create_server(
-            lambda: _AgiProtocol(self), self.host, self.port, backlog=4096, reuse_address=True
+            functools.partial(_AgiProtocol, self),  # no lambda frame per connection
+            self.host,
+            self.port,
+            backlog=4096,
+            reuse_address=True,
         )
         sockets = self._server.sockets
         if sockets:
@@ -411,7 +411,7 @@ class AgiServer:
         log.log(level, "FastAGI connection from %s closed: %s%s", peer, reason, more)
 
     def peer_allowed(self, address: str) -> bool:
-        allowed = self._allowed_cache.get(address)
+        allowed = self.peer_verdicts.get(address)
         if allowed is None:
             try:
                 ip = ipaddress.ip_address(address.split("%", 1)[0])
@@ -421,15 +421,21 @@ class AgiServer:
                 if ip.version == 6 and ip.ipv4_mapped is not None:
                     ip = ip.ipv4_mapped
                 allowed = any(ip in network for network in self._networks)
-            if len(self._allowed_cache) < 4096:
-                self._allowed_cache[address] = allowed
+            if len(self.peer_verdicts) < 4096:
+                self.peer_verdicts[address] = allowed
         return allowed
 
     def start_flow(self, proto: _AgiProtocol, request: AgiRequest) -> asyncio.Task[None]:
+        """The header block of `proto` is read: run the call's flow."""
+        proto.request = request
+        self.idle.pop(proto, None)
+        proto.deadline = 0.0
         # The Task made here, named after the call: uvloop's create_task formats a default
         # name ("Task-N") before setting the one given, once for every call.
         proto.task = task = asyncio.Task(
-            self._run(proto, request), loop=self.loop, name="agi " + request.uniqueid
+            self._run(proto, request),
+            loop=self.loop,
+            name="agi " + request.fields.get("uniqueid", ""),
         )
         self.tasks.add(task)
         return task

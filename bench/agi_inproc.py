@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -56,7 +57,7 @@ def protocol_factory(kind: str) -> Callable[[], asyncio.BufferedProtocol]:
 
         server = centralita_server(0)
         server.loop = asyncio.get_running_loop()
-        return lambda: _AgiProtocol(server)
+        return functools.partial(_AgiProtocol, server)  # as AgiServer.start makes them
     return TaskFloorProtocol if kind == "taskfloor" else BareBufferedProtocol
 
 
