@@ -59,9 +59,6 @@ class AgiMetrics:
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
     )  # fmt: skip
 
-    def session_started(self, script: str) -> None:
-        """A flow started."""
-
     def session_ended(self, script: str, outcome: str, seconds: float) -> None:
         """A flow ended: outcome is ok, hangup, error, timeout, unknown-flow."""
 
@@ -124,11 +121,14 @@ class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
             transport.abort()
             return
         limits = server.limits
-        per_peer = limits.max_sessions_per_peer or limits.max_sessions
-        if server.peer_sessions.get(self.peer, 0) >= per_peer and not server.evict_idle(self.peer):
-            server.warn_refused(self.peer, f"{per_peer} sessions from this peer")
-            transport.abort()
-            return
+        # Sessions are counted per peer only under a per-peer cap: without one, the total
+        # cap alone decides (a peer holding max_sessions holds every session).
+        per_peer = limits.max_sessions_per_peer
+        if per_peer is not None:
+            if server.peer_sessions.get(peer, 0) >= per_peer and not server.evict_idle(peer):
+                server.warn_refused(peer, f"{per_peer} sessions from this peer")
+                transport.abort()
+                return
         if len(server.sessions) >= limits.max_sessions and not server.evict_idle():
             # Closing at once lets Asterisk's dialplan take its fallback (AGISTATUS).
             server.warn_refused(self.peer, f"{len(server.sessions)} sessions")
@@ -138,9 +138,9 @@ class _AgiProtocol(ProtocolCore, asyncio.BufferedProtocol):
         self.deadline = server.now() + limits.header_timeout_s
         server.sessions.add(self)
         server.idle[self] = None
-        peers = server.peer_sessions
-        peers[self.peer] = peers.get(self.peer, 0) + 1  # count_peer(+1), inlined: every call
-        self.counted = True
+        if per_peer is not None:
+            server.count_peer(peer, 1)
+            self.counted = True
 
     def data_received(self, data: bytes) -> None:
         if self.request is None:
@@ -287,8 +287,8 @@ class AgiServer:
         self._networks = [ipaddress.ip_network(p, strict=False) for p in allowed_peers]
         # Address -> allowed, for each address seen (peer_allowed's cache, bounded).
         self.peer_verdicts: dict[str, bool] = {}
-        # Sessions per peer address; connections still waiting for their headers, oldest
-        # first.
+        # Sessions per peer address (kept under a per-peer cap only); connections still
+        # waiting for their headers, oldest first.
         self.peer_sessions: dict[str, int] = {}
         self.idle: dict[_AgiProtocol, None] = {}
         # Peer -> (when its last refusal was logged, refusals not logged since).
@@ -456,7 +456,6 @@ class AgiServer:
             proto.close()
             self.tasks.discard(task)
             return
-        self.metrics.session_started(request.script)
         try:
             running = flow(session, self.context)
             # The exact type first: an ABC's isinstance is a Python call (once for every call).
