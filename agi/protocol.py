@@ -246,6 +246,10 @@ _ARG_LINE = re.compile("\nagi_arg_([1-9][0-9]*): ([^\n]*)")
 _headerblock = speedups.load("_headerblock")
 _SplitBlock = Callable[[bytes, tuple[str, ...]], tuple[dict[str, str], tuple[str, ...]] | None]
 _split_block: _SplitBlock | None = None if _headerblock is None else _headerblock.split_block
+# `request_of(AgiRequest, fields, args)`: what `_request` makes of them when the script has no
+# `?query` (else None), with the request's slots set in C instead of its __init__.
+_RequestOf = Callable[[type, dict[str, str], tuple[str, ...]], "AgiRequest | None"]
+_request_of: _RequestOf | None = None if _headerblock is None else _headerblock.request_of
 
 
 def _asterisk_request(text: str) -> AgiRequest | None:
@@ -350,7 +354,11 @@ class AgiConnection:
             return None
         if _split_block is not None:  # agi/_headerblock.c: the same as the expression, in C
             split = _split_block(data, ASTERISK_HEADERS)
-            request = None if split is None else _request(*split, None)
+            request = None
+            if split is not None:
+                request = _request_of(AgiRequest, *split)  # type: ignore[misc]
+                if request is None:  # a script with a ?query
+                    request = _request(*split, None)
         else:
             # Only `\n` ends a line (res_agi.c:4447-4451); a stray `\r` stays data.
             request = _asterisk_request(data[:-2].decode("utf-8", "surrogateescape"))

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from agi import protocol
 from agi.protocol import (
     ASTERISK_HEADERS,
     MAX_HEADERS,
@@ -20,6 +21,7 @@ from agi.protocol import (
     Event,
     Hangup,
     Reply,
+    _request,
     encode_command,
     parse_reply_line,
     quote_arg,
@@ -407,3 +409,19 @@ def test_a_block_in_asterisk_order_keeps_every_line_for_headers() -> None:
     assert request.lines is None and careful.lines is not None  # the shortcut was taken
     assert request.headers == careful.headers
     assert request.headers[0] == ("agi_network", "yes") and request.args == careful.args
+
+
+def test_the_c_request_maker_takes_only_the_request_class() -> None:
+    """agi/_headerblock.c sets the request's slots itself: it refuses a class without them,
+    and leaves a script with a query to `_request`."""
+    module = protocol._headerblock
+    if module is None:
+        pytest.skip("agi._headerblock is not loaded (not built, or CENTRALITA_NO_SPEEDUPS=1)")
+    with pytest.raises(TypeError, match="no slot fields"):
+        module.request_of(Reply, {}, ())
+    with pytest.raises(TypeError, match="request_of"):
+        module.request_of(AgiRequest, [], ())
+    assert module.request_of(AgiRequest, {"network_script": "ivr?lang=es"}, ()) is None
+    made = module.request_of(AgiRequest, {"network_script": "//ivr/"}, ("a",))
+    assert made == _request({"network_script": "//ivr/"}, ("a",), None)
+    assert module.request_of(AgiRequest, {}, ()) == _request({}, (), None)
