@@ -10,6 +10,7 @@ which the server handles quietly.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -126,6 +127,18 @@ def _key_pressed(reply: Reply) -> str | None:
     return _digit_from_ascii(reply.result_int)
 
 
+def _entered_digits(request: AgiRequest, filename: str, reply: Reply) -> DataResult:
+    """GET DATA's result (`AgiSession.get_data`, with the call's request and the prompt)."""
+    if reply.result == "-1" and reply.data is None:
+        # Hangup or a missing prompt (indistinguishable on the wire,
+        # docs/asterisk-protocol.md#get-data). The next command tells: a hangup makes it fail; a
+        # missing prompt is a timeout for us.
+        warning = "GET DATA %s returned -1 (missing prompt or hangup)"
+        CallLog(log, request).warning(warning, filename)
+        return DataResult("", timed_out=True)
+    return DataResult(reply.result, timed_out=reply.data == "timeout")
+
+
 def _nothing(reply: Reply) -> None:
     return None
 
@@ -226,17 +239,13 @@ class AgiSession:
         """Play a prompt; a key in `escape_digits` interrupts it."""
         return self._command(_stream_result, "STREAM FILE", filename, escape_digits)
 
-    async def get_data(self, filename: str, timeout_ms: int, max_digits: int) -> DataResult:
+    def get_data(self, filename: str, timeout_ms: int, max_digits: int) -> Awaitable[DataResult]:
         """Play a prompt and read up to `max_digits` keys; `#` ends the entry
         (docs/asterisk-protocol.md#get-data)."""
-        reply: Reply = await self._command(None, "GET DATA", filename, timeout_ms, max_digits)
-        if reply.result == "-1" and reply.data is None:
-            # Hangup or a missing prompt (indistinguishable on the wire,
-            # docs/asterisk-protocol.md#get-data). The next command tells: a hangup makes it fail; a
-            # missing prompt is a timeout for us.
-            self.log.warning("GET DATA %s returned -1 (missing prompt or hangup)", filename)
-            return DataResult("", timed_out=True)
-        return DataResult(reply.result, timed_out=reply.data == "timeout")
+        # The request, not the session, goes with the conversion: the reply waiter keeps its
+        # conversion, and the session refers to the connection, which refers to the waiter.
+        convert = functools.partial(_entered_digits, self.request, filename)
+        return self._command(convert, "GET DATA", filename, timeout_ms, max_digits)
 
     def get_option(
         self, filename: str, escape_digits: str, timeout_ms: int | None = None

@@ -103,6 +103,29 @@ async def test_a_failing_flow_sends_the_call_to_the_fallback(
     assert "a bug in a flow" in caplog.text
 
 
+async def test_get_data_answered_minus_one_is_a_timeout_and_a_warning(
+    server: AgiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A missing prompt and a hangup both answer GET DATA with `200 result=-1`
+    (docs/asterisk-protocol.md#get-data): the flow sees no digits, timed out, and the call's
+    log names the prompt."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"agi_network: yes\nagi_network_script: echo\nagi_uniqueid: 1795.7\n\n")
+    for expected in (b"ANSWER\n", b'STREAM FILE centralita/welcome ""\n'):
+        assert await reader.readline() == expected
+        writer.write(b"200 result=0\n")
+    assert await reader.readline() == b"GET DATA centralita/enter-phone-number 5000 6\n"
+    writer.write(b"200 result=-1\n")
+    assert await reader.readline() == b"SET VARIABLE CENTRALITA_ROUTE queue:qnone\n"
+    writer.write(b"200 result=1\n")
+    assert await reader.read() == b""
+    writer.close()
+    (warning,) = [r for r in caplog.records if "returned -1" in r.getMessage()]
+    assert warning.getMessage() == (
+        "[1795.7 ] GET DATA centralita/enter-phone-number returned -1 (missing prompt or hangup)"
+    )
+
+
 @pytest.mark.parametrize("index", range(5))
 async def test_hangup_at_every_command(
     server: AgiServer, index: int, caplog: pytest.LogCaptureFixture
