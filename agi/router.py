@@ -25,6 +25,9 @@ class FlowRegistry:
 
     def __init__(self) -> None:
         self._flows: dict[str, FlowFunc] = {}
+        # The flow named `name`, or None: the dict's own get, with no Python frame (the
+        # server looks a flow up once for every call).
+        self.get: Callable[[str], FlowFunc | None] = self._flows.get
 
     def register(self, name: str, func: FlowFunc) -> None:
         """Register `func` under `name`; a name already taken raises DuplicateFlowError."""
@@ -44,9 +47,6 @@ class FlowRegistry:
             return func
 
         return decorate
-
-    def get(self, name: str) -> FlowFunc | None:
-        return self._flows.get(name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._flows
