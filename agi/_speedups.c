@@ -60,6 +60,20 @@ raise_stop_iteration(PyObject *value)
     Py_DECREF(value);
 }
 
+/* What `tp_iternext` (or a `send`/`throw` method) returns for one step of an await: the
+ * yielded object, or NULL with StopIteration(value) or the step's error set. */
+static PyObject *
+step_result(PySendResult status, PyObject *out)
+{
+    if (status == PYGEN_NEXT) {
+        return out;
+    }
+    if (status == PYGEN_RETURN) {
+        raise_stop_iteration(out);
+    }
+    return NULL;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* WaiterCore */
 
@@ -150,15 +164,9 @@ waiter_am_send(WaiterCore *self, PyObject *arg, PyObject **out)
 static PyObject *
 waiter_iternext(WaiterCore *self)
 {
-    PyObject *out;
+    PyObject *out = NULL;
     PySendResult status = waiter_am_send(self, Py_None, &out);
-    if (status == PYGEN_NEXT) {
-        return out;
-    }
-    if (status == PYGEN_RETURN) {
-        raise_stop_iteration(out);
-    }
-    return NULL;
+    return step_result(status, out);
 }
 
 static PyObject *
@@ -481,13 +489,7 @@ driver_iternext(DriverCore *self)
 {
     PyObject *out = NULL;
     PySendResult status = driver_am_send(self, Py_None, &out);
-    if (status == PYGEN_NEXT) {
-        return out;
-    }
-    if (status == PYGEN_RETURN) {
-        raise_stop_iteration(out);
-    }
-    return NULL;
+    return step_result(status, out);
 }
 
 /* send(value): what a generator-based caller uses (the task itself uses am_send). */
@@ -540,13 +542,7 @@ driver_throw(DriverCore *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *out = NULL;
     PySendResult status = driver_step(self, thrown, &out);
     Py_DECREF(thrown);
-    if (status == PYGEN_NEXT) {
-        return out;
-    }
-    if (status == PYGEN_RETURN) {
-        raise_stop_iteration(out);
-    }
-    return NULL;
+    return step_result(status, out);
 }
 
 /* close(): the await is closed (its task's coroutine was): so is the flow. */

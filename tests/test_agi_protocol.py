@@ -425,3 +425,28 @@ def test_the_c_request_maker_takes_only_the_request_class() -> None:
     made = module.request_of(AgiRequest, {"network_script": "//ivr/"}, ("a",))
     assert made == _request({"network_script": "//ivr/"}, ("a",), None)
     assert module.request_of(AgiRequest, {}, ()) == _request({}, (), None)
+
+
+def test_a_change_to_a_requests_fields_does_not_reach_the_next_call() -> None:
+    """The C splitter keeps the last block's fields to copy from: what a flow does to its own
+    request's fields stays in that request."""
+    first = AgiConnection().receive_headers(HEADERS.encode())
+    assert first is not None
+    first.fields["channel"] = "changed by a flow"
+    del first.fields["language"]
+    second = AgiConnection().receive_headers(HEADERS.encode())
+    assert second is not None and second == _careful(HEADERS.encode())[0]
+    assert second.fields is not first.fields
+
+
+def test_the_c_splitter_refuses_header_names_it_cannot_keep() -> None:
+    module = protocol._headerblock
+    if module is None:
+        pytest.skip("agi._headerblock is not loaded (not built, or CENTRALITA_NO_SPEEDUPS=1)")
+    with pytest.raises(ValueError, match="distinct"):
+        module.split_block(b"agi_a: 1\nagi_a: 2\n\n", ("a", "a"))
+    with pytest.raises(TypeError, match="strings"):
+        module.split_block(b"agi_a: 1\n\n", ("a", 1))
+    # Then the real names again: nothing of the refused calls is left.
+    request = AgiConnection().receive_headers(HEADERS.encode())
+    assert request is not None and [request] == _careful(HEADERS.encode())
