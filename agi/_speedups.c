@@ -1111,6 +1111,10 @@ connection_between_replies(PyObject *conn)
     return Py_TYPE(between_descriptor)->tp_descr_get(between_descriptor, conn, (PyObject *)type);
 }
 
+/* The last read found in agi.protocol's table of plain replies, and its reply: shared by all
+ * connections, since the table is (a read is compared whole, byte for byte). */
+static PyObject *last_read, *last_reply;
+
 /* The read of nearly every command: exactly one plain reply, which resumes the flow here. */
 static PyObject *
 protocol_buffer_updated(ProtocolCore *self, PyObject *arg)
@@ -1129,28 +1133,41 @@ protocol_buffer_updated(ProtocolCore *self, PyObject *arg)
                      view->len);
         return NULL;
     }
-    /* Copied out before any other connection reads into the shared buffer. */
-    PyObject *data = PyBytes_FromStringAndSize((const char *)view->buf, nbytes);
-    if (data == NULL) {
-        return NULL;
-    }
+    const char *read = (const char *)view->buf;
+    PyObject *data = NULL; /* the read, copied out of the shared buffer when needed */
     PyObject *pending = self->pending;
     if (IS_SET(pending) && WaiterCore_Check(pending) && IS_SET(self->conn)) {
         PyObject *between = connection_between_replies(self->conn);
         if (between == NULL) {
-            Py_DECREF(data);
             return NULL;
         }
         int plain = between == Py_True;
         Py_DECREF(between);
-        PyObject *reply = plain ? PyDict_GetItemWithError(simple_replies, data) : NULL;
-        if (reply == NULL && PyErr_Occurred()) {
-            Py_DECREF(data);
-            return NULL;
+        PyObject *reply = NULL;
+        if (plain && last_read != NULL && PyBytes_GET_SIZE(last_read) == nbytes
+            && memcmp(PyBytes_AS_STRING(last_read), read, nbytes) == 0) {
+            /* The same bytes as the last table reply read (most commands answer `200
+             * result=0`): that same reply, with no copy of the read and no hash of it. */
+            reply = last_reply;
+        }
+        else if (plain) {
+            data = PyBytes_FromStringAndSize(read, nbytes);
+            if (data == NULL) {
+                return NULL;
+            }
+            reply = PyDict_GetItemWithError(simple_replies, data);
+            if (reply == NULL && PyErr_Occurred()) {
+                Py_DECREF(data);
+                return NULL;
+            }
+            if (reply != NULL) {
+                Py_XSETREF(last_read, Py_NewRef(data));
+                Py_XSETREF(last_reply, Py_NewRef(reply));
+            }
         }
         if (reply != NULL) {
             /* Every reply of the table is `200 result=N` (asserted by agi/cores.py). */
-            Py_DECREF(data);
+            Py_XDECREF(data);
             Py_INCREF(reply);
             WaiterCore *waiter = (WaiterCore *)Py_NewRef(pending);
             Py_SETREF(self->pending, Py_NewRef(Py_None));
@@ -1178,6 +1195,13 @@ protocol_buffer_updated(ProtocolCore *self, PyObject *arg)
             }
             Py_DECREF(waiter);
             return result;
+        }
+    }
+    if (data == NULL) {
+        /* Copied out before any other connection reads into the shared buffer. */
+        data = PyBytes_FromStringAndSize(read, nbytes);
+        if (data == NULL) {
+            return NULL;
         }
     }
     PyObject *result = PyObject_CallMethodOneArg((PyObject *)self, str_data_received, data);
