@@ -6,7 +6,9 @@
  * `agi_arg_1: <value>` .. `agi_arg_N: <value>`, then the empty line that ends the block. Every
  * value is everything up to the line's `\n`, decoded as UTF-8 with surrogateescape. For
  * anything else it returns None, and agi.protocol's careful loop reads the block, so this
- * function never has to decide what a malformed block means.
+ * function never has to decide what a malformed block means. `request_of(cls, fields, args)`
+ * then makes the request of those fields, as agi.protocol._request does, when its script
+ * carries no `?query`.
  *
  * It is `agi.protocol._asterisk_request`'s regular expression, without the regex engine and
  * the match object: the same bytes give the same fields (tests/test_agi_protocol.py checks
