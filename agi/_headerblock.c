@@ -34,7 +34,8 @@ decode_value(const char *start, const char *end)
  * of 22 on a busy line). Each call's fields are a copy of the kept ones, in which only the
  * headers whose bytes differ were decoded and set: a new string and a dict insert each were
  * most of this function's cost (callgrind: about 240 instructions per insert). Never handed
- * out, so no caller's change to its request can reach the next call.
+ * out, so no caller's change to its request can reach the next call; and never changed while
+ * Python code can run (see keep_value), so calls on several threads do not mix.
  *
  * `kept_values[i]` is the kept value of `names[i]` when it is ASCII, whose bytes are its
  * text (equal bytes, equal value, whatever surrogateescape would make of others); else NULL,
@@ -79,22 +80,29 @@ keep_names(PyObject *names)
     return 0;
 }
 
-/* The kept field `names[index]` gets the value in [start, end), decoded unless its bytes are
- * the kept value's. */
+/* The field `names[index]` gets the value in [start, end), in this call's `fields` (a copy of
+ * the kept ones) and in the kept ones: decoded and set unless its bytes are the kept value's.
+ * Nothing here can run Python code (a str is not tracked by the garbage collector, and an
+ * existing key's value is replaced without growing the dict), so no other thread's call can
+ * change the kept fields between this call's copy and its last header. */
 static int
-keep_value(Py_ssize_t index, PyObject *name, const char *start, const char *end)
+keep_value(PyObject *fields, Py_ssize_t index, PyObject *name, const char *start,
+           const char *end)
 {
     Py_ssize_t length = end - start;
     PyObject *kept = index < KEPT_VALUES ? kept_values[index] : NULL;
     if (kept != NULL && PyUnicode_GET_LENGTH(kept) == length
         && memcmp(PyUnicode_1BYTE_DATA(kept), start, length) == 0) {
-        return 0; /* the same value: kept_fields has it */
+        return 0; /* the same value: the copy has it */
     }
     PyObject *value = decode_value(start, end);
     if (value == NULL) {
         return -1;
     }
-    int stored = PyDict_SetItem(kept_fields, name, value);
+    int stored = PyDict_SetItem(fields, name, value);
+    if (stored == 0) {
+        stored = PyDict_SetItem(kept_fields, name, value);
+    }
     if (index < KEPT_VALUES) {
         Py_XSETREF(kept_values[index], PyUnicode_IS_ASCII(value) ? Py_NewRef(value) : NULL);
     }
@@ -141,24 +149,33 @@ split_block(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     const char *stop = data + size - 1; /* the empty line's `\n` */
     const char *at = data, *value, *value_end;
     char prefix[160];
+    /* Copied first: making a dict may run the garbage collector, and with it Python code. */
+    PyObject *fields = PyDict_Copy(kept_fields);
+    if (fields == NULL) {
+        return NULL;
+    }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
         PyObject *name = PyTuple_GET_ITEM(names, i);
         Py_ssize_t name_len;
         const char *name_text = PyUnicode_AsUTF8AndSize(name, &name_len);
         if (name_text == NULL) {
+            Py_DECREF(fields);
             return NULL;
         }
         if (name_len > (Py_ssize_t)sizeof(prefix) - 7) {
             PyErr_SetString(PyExc_ValueError, "a header name is too long");
+            Py_DECREF(fields);
             return NULL;
         }
         memcpy(prefix, "agi_", 4);
         memcpy(prefix + 4, name_text, name_len);
         memcpy(prefix + 4 + name_len, ": ", 2);
         if (!line_value(&at, stop, prefix, name_len + 6, &value, &value_end)) {
+            Py_DECREF(fields);
             Py_RETURN_NONE; /* not Asterisk's own block */
         }
-        if (keep_value(i, name, value, value_end) < 0) {
+        if (keep_value(fields, i, name, value, value_end) < 0) {
+            Py_DECREF(fields);
             return NULL;
         }
     }
@@ -168,9 +185,11 @@ split_block(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         int prefix_len = snprintf(prefix, sizeof(prefix), "agi_arg_%zd: ", n);
         if (!line_value(&at, stop, prefix, prefix_len, &value, &value_end)) {
             Py_XDECREF(values);
+            Py_DECREF(fields);
             Py_RETURN_NONE;
         }
         if (values == NULL && (values = PyList_New(0)) == NULL) {
+            Py_DECREF(fields);
             return NULL;
         }
         PyObject *argument = decode_value(value, value_end);
@@ -178,14 +197,14 @@ split_block(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_XDECREF(argument);
         if (appended < 0) {
             Py_DECREF(values);
+            Py_DECREF(fields);
             return NULL;
         }
     }
     PyObject *arguments = values == NULL ? PyTuple_New(0) : PyList_AsTuple(values);
     Py_XDECREF(values);
-    PyObject *fields = arguments == NULL ? NULL : PyDict_Copy(kept_fields);
-    if (fields == NULL) {
-        Py_XDECREF(arguments);
+    if (arguments == NULL) {
+        Py_DECREF(fields);
         return NULL;
     }
     return Py_BuildValue("(NN)", fields, arguments);
